@@ -1,0 +1,3 @@
+fn main() {
+    println!("npukit: not yet implemented");
+}

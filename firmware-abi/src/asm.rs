@@ -1,0 +1,1 @@
+//! Text assembly format for command streams (assembler and disassembler).

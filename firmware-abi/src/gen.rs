@@ -1,0 +1,1 @@
+//! Generators: the C header and the ABI reference in docs/abi.md.
