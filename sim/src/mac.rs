@@ -1,0 +1,75 @@
+//! The MAC array: `rows` x `cols` int8 x int8 -> int32 processing elements,
+//! weight-stationary. A MATMUL is one fold: K <= rows weight rows are shifted in,
+//! M activation rows stream through with a skew of one cycle per row and column,
+//! and partial sums flow down into the accumulator memory.
+//!
+//! Timing (docs/timing.md, rule C1): a MATMUL issued in cycle `t` completes in
+//! cycle `t + 2R + C + M - 2` on an R x C array — R cycles to shift in the weights
+//! (always the full array depth), R-1 + C-1 cycles of skew, M cycles of streaming.
+//! The data result is computed in bulk at completion.
+
+use npukit_abi::desc::Matmul;
+
+use crate::spad::LocalMem;
+
+/// Cycles from issue to completion of a MATMUL streaming `m` rows.
+pub fn matmul_latency(rows: u32, cols: u32, m: u32) -> u64 {
+    2 * rows as u64 + cols as u64 + m as u64 - 2
+}
+
+/// Useful multiply-accumulates of a MATMUL.
+pub fn matmul_macs(op: &Matmul) -> u64 {
+    op.m as u64 * op.k as u64 * op.n as u64
+}
+
+/// `OUT[M x N] (+)= A[M x K] * W[K x N]`, int8 inputs, int32 wrapping accumulation.
+pub fn matmul(mem: &mut LocalMem, op: &Matmul) {
+    let (m, k, n) = (op.m as usize, op.k as usize, op.n as usize);
+    let mut row = vec![0i32; n];
+    for i in 0..m {
+        row.iter_mut().for_each(|r| *r = 0);
+        let a = &mem.spad[op.a as usize + i * k..op.a as usize + (i + 1) * k];
+        for (kk, &av) in a.iter().enumerate() {
+            let av = av as i8 as i32;
+            if av == 0 {
+                continue;
+            }
+            let w = &mem.spad[op.w as usize + kk * n..op.w as usize + (kk + 1) * n];
+            for (r, &wv) in row.iter_mut().zip(w) {
+                *r = r.wrapping_add(av * wv as i8 as i32);
+            }
+        }
+        let out = op.out as usize + i * n * 4;
+        for (j, &v) in row.iter().enumerate() {
+            let addr = out + 4 * j;
+            let v = if op.accumulate { mem.acc_get(addr).wrapping_add(v) } else { v };
+            mem.acc_set(addr, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_formula() {
+        // 16x16 array streaming 16 rows: 16 + 15 + 15 + 16.
+        assert_eq!(matmul_latency(16, 16, 16), 62);
+        assert_eq!(matmul_latency(4, 8, 1), 2 * 4 + 8 + 1 - 2);
+    }
+
+    #[test]
+    fn small_product() {
+        let mut mem = LocalMem::new(64, 64);
+        // A = [[1, -2], [3, 4]] ; W = [[5, 6, 7], [-128, 1, 0]]
+        mem.spad[0..4].copy_from_slice(&[1, (-2i8) as u8, 3, 4]);
+        mem.spad[16..22].copy_from_slice(&[5, 6, 7, 128, 1, 0]);
+        let op = Matmul { a: 0, w: 16, out: 0, m: 2, k: 2, n: 3, accumulate: false };
+        matmul(&mut mem, &op);
+        let got: Vec<i32> = (0..6).map(|i| mem.acc_get(4 * i)).collect();
+        assert_eq!(got, vec![5 + 256, 6 - 2, 7, 15 - 512, 18 + 4, 21]);
+        matmul(&mut mem, &Matmul { accumulate: true, ..op });
+        assert_eq!(mem.acc_get(0), 2 * (5 + 256));
+    }
+}

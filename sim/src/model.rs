@@ -1,0 +1,1056 @@
+//! `ModelDevice`: the cycle-accurate model, the executable form of docs/timing.md.
+//!
+//! ```text
+//!   MMIO ──> registers ──> command processor ──fetch──┐
+//!                          │ dispatch (in order)       │
+//!            ┌─────────────┼──────────────┐            │
+//!            v             v              v            │
+//!        load queue   compute queue   store queue      │
+//!            │             │              │            │
+//!          LOAD ──tok──> COMPUTE ──tok──> STORE        │
+//!            │   <──tok──  (MAC, ACT) <──tok──│         │
+//!            │        spad / acc memories     │        │
+//!            └──────────> memory port <───────┴────────┘
+//!                 (fixed priority cmd > store > load, DRAM timing)
+//! ```
+//!
+//! Every cycle is evaluated in two phases: all decisions (requests, grant, issues,
+//! completions, dispatch, faults) are made from the state at the start of the
+//! cycle; then they are applied together. So nothing one block does in cycle `t`
+//! is seen by another before `t + 1`. Cycles in which nothing can happen are
+//! skipped in one step, with the same counters as stepping them one by one.
+
+use std::collections::VecDeque;
+
+use npukit_abi::desc::{deps, Op};
+use npukit_abi::{caps, regs, Descriptor, ErrorCode, Limits, Opcode, Unit, DESC_BYTES};
+
+use crate::act;
+use crate::cmdproc::{CmdProc, FenceOp, FencePhase, FetchEntry, Fault};
+use crate::config::NpuConfig;
+use crate::device::{Device, RunExit};
+use crate::dma::{DmaJob, DmaUnit};
+use crate::dram::DramTiming;
+use crate::event::{Engine, Event, EventSink, MemKind, NullSink, TokenQueue};
+use crate::mac;
+use crate::mem::DeviceMemory;
+use crate::spad::LocalMem;
+use crate::xlat::{Xlat, XlatRegs};
+
+/// Largest value of a dependency-token counter.
+pub const TOKEN_MAX: u32 = 255;
+const MAX_BEAT: usize = 64;
+
+/// Performance counters (`PERF_*` registers), with units in their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub cycles: u64,
+    pub load_busy: u64,
+    pub load_token_stall: u64,
+    pub load_mem_stall: u64,
+    pub compute_busy: u64,
+    pub compute_token_stall: u64,
+    pub store_busy: u64,
+    pub store_token_stall: u64,
+    pub store_mem_stall: u64,
+    pub macs: u64,
+    pub dma_rd_bytes: u64,
+    pub dma_wr_bytes: u64,
+    pub desc_done: u64,
+    pub mem_beats: u64,
+}
+
+impl Counters {
+    /// The counter behind a `PERF_*` register offset (low word).
+    pub fn by_offset(&self, off: u32) -> Option<u64> {
+        Some(match off {
+            regs::PERF_CYCLES => self.cycles,
+            regs::PERF_LOAD_BUSY => self.load_busy,
+            regs::PERF_LOAD_TOKEN_STALL => self.load_token_stall,
+            regs::PERF_LOAD_MEM_STALL => self.load_mem_stall,
+            regs::PERF_COMPUTE_BUSY => self.compute_busy,
+            regs::PERF_COMPUTE_TOKEN_STALL => self.compute_token_stall,
+            regs::PERF_STORE_BUSY => self.store_busy,
+            regs::PERF_STORE_TOKEN_STALL => self.store_token_stall,
+            regs::PERF_STORE_MEM_STALL => self.store_mem_stall,
+            regs::PERF_MACS => self.macs,
+            regs::PERF_DMA_RD_BYTES => self.dma_rd_bytes,
+            regs::PERF_DMA_WR_BYTES => self.dma_wr_bytes,
+            regs::PERF_DESC_DONE => self.desc_done,
+            regs::PERF_MEM_BEATS => self.mem_beats,
+            _ => return None,
+        })
+    }
+
+    /// Every counter with its register name, for reports.
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        regs::PERF_COUNTERS
+            .iter()
+            .filter_map(|&o| Some((regs::by_offset(o)?.name, self.by_offset(o)?)))
+            .collect()
+    }
+}
+
+/// The software-visible registers that are plain storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Regs {
+    control: u32,
+    irq_status: u32,
+    irq_mask: u32,
+    ring_base: u64,
+    ring_size: u32,
+    tail: u32,
+    xlat: XlatRegs,
+    watchdog: u32,
+    fence_seq: u32,
+    error: Option<Fault>,
+}
+
+/// A compute-unit descriptor in execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ComputeJob {
+    index: u32,
+    desc: Descriptor,
+    done_at: u64,
+}
+
+/// What a memory-port request carries until its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payload {
+    Fetch { data: [u8; DESC_BYTES] },
+    Pte { vpn: u64, pte: u64 },
+    Load { local: u32, acc: bool, len: u32, data: [u8; MAX_BEAT] },
+    WriteAck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InFlight {
+    who: Engine,
+    kind: MemKind,
+    addr: u64,
+    payload: Payload,
+}
+
+/// A request offered on the memory port in one cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Req {
+    /// The next fetch beat of the command processor.
+    Fetch { addr: u64, new_entry: bool },
+    /// A translation-table read for `who`.
+    Pte { who: Engine, addr: u64, vpn: u64 },
+    /// A LOAD or STORE beat at physical address `pa`.
+    Data { who: Engine, pa: u64, len: u32, local: u32 },
+    /// The FENCE writeback at physical address `pa`.
+    FenceWrite { pa: u64 },
+}
+
+impl Req {
+    fn who(&self) -> Engine {
+        match *self {
+            Req::Fetch { .. } | Req::FenceWrite { .. } => Engine::Cmd,
+            Req::Pte { who, .. } | Req::Data { who, .. } => who,
+        }
+    }
+}
+
+/// The cycle-accurate NPU model.
+#[derive(Debug, Clone)]
+pub struct ModelDevice<S: EventSink = NullSink> {
+    cfg: NpuConfig,
+    limits: Limits,
+    beat: u64,
+    sink: S,
+    now: u64,
+    reset_cycle: u64,
+    regs: Regs,
+    cp: CmdProc,
+    queues: [VecDeque<(u32, Descriptor)>; 3],
+    load: DmaUnit,
+    store: DmaUnit,
+    compute: Option<ComputeJob>,
+    tokens: [u32; 4],
+    dram: DramTiming<InFlight>,
+    local: LocalMem,
+    counters: Counters,
+    last_progress: u64,
+    skip: bool,
+}
+
+impl ModelDevice<NullSink> {
+    /// A model with no event sink. `cfg` must be valid.
+    pub fn new(cfg: &NpuConfig) -> Self {
+        Self::with_sink(cfg, NullSink)
+    }
+}
+
+fn unit_index(u: Unit) -> usize {
+    u as usize
+}
+
+/// The token counters a descriptor on `unit` waits on.
+fn waits(unit: Unit, d: u8) -> impl Iterator<Item = TokenQueue> {
+    let (prev, next) = match unit {
+        Unit::Load => (None, Some(TokenQueue::ComputeToLoad)),
+        Unit::Compute => (Some(TokenQueue::LoadToCompute), Some(TokenQueue::StoreToCompute)),
+        Unit::Store => (Some(TokenQueue::ComputeToStore), None),
+    };
+    let p = if d & deps::WAIT_PREV != 0 { prev } else { None };
+    let n = if d & deps::WAIT_NEXT != 0 { next } else { None };
+    p.into_iter().chain(n)
+}
+
+/// The token counters a descriptor on `unit` signals on completion.
+fn signals(unit: Unit, d: u8) -> impl Iterator<Item = TokenQueue> {
+    let (prev, next) = match unit {
+        Unit::Load => (None, Some(TokenQueue::LoadToCompute)),
+        Unit::Compute => (Some(TokenQueue::ComputeToLoad), Some(TokenQueue::ComputeToStore)),
+        Unit::Store => (Some(TokenQueue::StoreToCompute), None),
+    };
+    let p = if d & deps::SIGNAL_PREV != 0 { prev } else { None };
+    let n = if d & deps::SIGNAL_NEXT != 0 { next } else { None };
+    p.into_iter().chain(n)
+}
+
+/// Everything decided for one cycle, before it is applied.
+#[derive(Debug, Default)]
+struct Plan {
+    grant: Option<Req>,
+    /// Units that asked for the port and were not granted.
+    denied: [bool; 3],
+    complete: [bool; 3],
+    issue: [bool; 3],
+    token_stall: [bool; 3],
+    dispatch: bool,
+    fence_drained: bool,
+}
+
+impl<S: EventSink> ModelDevice<S> {
+    /// A model that reports every event to `sink`. `cfg` must be valid.
+    pub fn with_sink(cfg: &NpuConfig, sink: S) -> Self {
+        let limits = cfg.limits();
+        ModelDevice {
+            limits,
+            beat: cfg.dma.beat_bytes as u64,
+            sink,
+            now: 0,
+            reset_cycle: 0,
+            regs: Regs::default(),
+            cp: CmdProc::default(),
+            queues: Default::default(),
+            load: DmaUnit::default(),
+            store: DmaUnit::default(),
+            compute: None,
+            tokens: [0; 4],
+            dram: DramTiming::new(&cfg.dram, cfg.dma.beat_bytes),
+            local: LocalMem::new(cfg.memory.spad_bytes, cfg.memory.acc_bytes),
+            counters: Counters::default(),
+            last_progress: 0,
+            skip: true,
+            cfg: cfg.clone(),
+        }
+    }
+
+    pub fn config(&self) -> &NpuConfig {
+        &self.cfg
+    }
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+    pub fn into_sink(self) -> S {
+        self.sink
+    }
+    /// The performance counters.
+    pub fn counters(&self) -> Counters {
+        Counters { cycles: self.now - self.reset_cycle, ..self.counters }
+    }
+    /// The scratchpad and accumulator contents.
+    pub fn local(&self) -> &LocalMem {
+        &self.local
+    }
+    /// The latched error, if the device halted.
+    pub fn error(&self) -> Option<Fault> {
+        self.regs.error
+    }
+    /// Turns cycle skipping off (every cycle stepped); for testing the skip.
+    pub fn set_skip(&mut self, on: bool) {
+        self.skip = on;
+    }
+    /// The token counters, in [`TokenQueue::ALL`] order.
+    pub fn tokens(&self) -> [u32; 4] {
+        self.tokens
+    }
+
+    fn emit(&mut self, cycle: u64, f: impl FnOnce() -> Event) {
+        if S::ENABLED {
+            self.sink.event(cycle, f());
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.regs.control & regs::CONTROL_RUN != 0 && self.regs.error.is_none()
+    }
+
+    fn dma(&self, u: Unit) -> &DmaUnit {
+        if u == Unit::Load {
+            &self.load
+        } else {
+            &self.store
+        }
+    }
+
+    fn dma_mut(&mut self, u: Unit) -> &mut DmaUnit {
+        if u == Unit::Load {
+            &mut self.load
+        } else {
+            &mut self.store
+        }
+    }
+
+    fn unit_active(&self, u: Unit) -> bool {
+        match u {
+            Unit::Compute => self.compute.is_some(),
+            _ => self.dma(u).job.is_some(),
+        }
+    }
+
+    /// Whether work is pending or executing (`STATUS.BUSY`).
+    fn busy(&self) -> bool {
+        if self.regs.error.is_some() {
+            return false;
+        }
+        (self.running() && self.cp.fetch_ptr != self.regs.tail)
+            || !self.cp.fifo.is_empty()
+            || self.cp.fence.is_some()
+            || self.queues.iter().any(|q| !q.is_empty())
+            || Unit::ALL.iter().any(|&u| self.unit_active(u))
+            || self.dram.outstanding() > 0
+    }
+
+    fn irq_line(&self) -> bool {
+        self.regs.irq_status & self.regs.irq_mask != 0
+    }
+
+    fn raise_irq(&mut self, cycle: u64, bits: u32) {
+        self.regs.irq_status |= bits;
+        let status = self.regs.irq_status;
+        self.emit(cycle, || Event::Irq { status });
+    }
+
+    fn halt(&mut self, cycle: u64, f: Fault) {
+        self.regs.error = Some(f);
+        self.dram.clear();
+        self.emit(cycle, || Event::Error { code: f.code, index: f.index, addr: f.addr });
+        self.raise_irq(cycle, regs::IRQ_ERROR);
+    }
+
+    fn reset(&mut self) {
+        self.regs = Regs::default();
+        self.cp = CmdProc::default();
+        self.queues = Default::default();
+        self.load = DmaUnit::default();
+        self.store = DmaUnit::default();
+        self.compute = None;
+        self.tokens = [0; 4];
+        self.dram.clear();
+        self.local = LocalMem::new(self.cfg.memory.spad_bytes, self.cfg.memory.acc_bytes);
+        self.counters = Counters::default();
+        self.reset_cycle = self.now;
+        self.last_progress = self.now;
+    }
+
+    fn flush_tlbs(&mut self) {
+        self.cp.tlb = Default::default();
+        self.load.tlb = Default::default();
+        self.store.tlb = Default::default();
+    }
+
+    // ---- per-cycle decisions (from the state at the start of the cycle) ----
+
+    fn tokens_ready(&self, unit: Unit, d: u8) -> bool {
+        waits(unit, d).all(|q| self.tokens[q as usize] > 0)
+    }
+
+    /// Whether `unit` frees up in this cycle (its job completes now).
+    fn completes_now(&self, unit: Unit) -> bool {
+        match unit {
+            Unit::Compute => self.compute.is_some_and(|j| j.done_at == self.now),
+            _ => self.dma(unit).job.as_ref().is_some_and(|j| j.issued_all && j.outstanding == 0),
+        }
+    }
+
+    /// Whether `unit` can take its queue head this cycle (after a completion now).
+    fn can_issue(&self, unit: Unit) -> bool {
+        let free = !self.unit_active(unit) || self.completes_now(unit);
+        free && self.queues[unit_index(unit)].front().is_some_and(|(_, d)| self.tokens_ready(unit, d.deps))
+    }
+
+    fn drained(&self) -> bool {
+        self.queues.iter().all(|q| q.is_empty()) && Unit::ALL.iter().all(|&u| !self.unit_active(u))
+    }
+
+    /// The command processor's request this cycle.
+    fn cp_request(&self, mem_size: u64) -> Result<Option<Req>, Fault> {
+        if let Some(f) = &self.cp.fence {
+            if f.phase != FencePhase::Write {
+                return Ok(None);
+            }
+            let va = f.writeback.unwrap_or(0);
+            return match self.cp.tlb.translate(&self.regs.xlat, va, true) {
+                Xlat::Phys(pa) if pa + 4 > mem_size => {
+                    Err(Fault { code: ErrorCode::AddrRange, index: f.index, addr: pa })
+                }
+                Xlat::Phys(pa) => Ok(Some(Req::FenceWrite { pa })),
+                Xlat::ReadPte { pte_addr, vpn } => {
+                    self.pte_request(Engine::Cmd, pte_addr, vpn, f.index, mem_size)
+                }
+                Xlat::Wait => Ok(None),
+                Xlat::Fault(code, addr) => Err(Fault { code, index: f.index, addr }),
+            };
+        }
+        if !self.running() {
+            return Ok(None);
+        }
+        let chunk = FetchEntry::chunk(self.beat);
+        if let Some(last) = self.cp.fifo.back() {
+            if last.beats_issued < last.beats_total {
+                let addr = last.addr + last.beats_issued as u64 * chunk;
+                return Ok(Some(Req::Fetch { addr, new_entry: false }));
+            }
+        }
+        if self.cp.fetch_ptr == self.regs.tail || self.cp.fifo.len() >= self.cfg.cmdproc.fetch_depth as usize {
+            return Ok(None);
+        }
+        let addr = self.regs.ring_base + self.cp.fetch_ptr as u64 * DESC_BYTES as u64;
+        if addr + DESC_BYTES as u64 > mem_size {
+            return Err(Fault { code: ErrorCode::AddrRange, index: self.cp.fetch_ptr, addr });
+        }
+        Ok(Some(Req::Fetch { addr, new_entry: true }))
+    }
+
+    fn pte_request(&self, who: Engine, addr: u64, vpn: u64, index: u32, mem_size: u64) -> Result<Option<Req>, Fault> {
+        if addr + 8 > mem_size {
+            return Err(Fault { code: ErrorCode::AddrRange, index, addr });
+        }
+        Ok(Some(Req::Pte { who, addr, vpn }))
+    }
+
+    /// A DMA unit's request this cycle.
+    fn dma_request(&self, unit: Unit, mem_size: u64) -> Result<Option<Req>, Fault> {
+        let u = self.dma(unit);
+        let Some(job) = &u.job else { return Ok(None) };
+        if job.issued_all || self.completes_now(unit) {
+            return Ok(None);
+        }
+        let who = Engine::from(unit);
+        let b = job.next_beat(self.beat);
+        match u.tlb.translate(&self.regs.xlat, b.va, unit == Unit::Store) {
+            Xlat::Phys(pa) => {
+                let beat_pa = pa & !(self.beat - 1);
+                if beat_pa + self.beat > mem_size {
+                    return Err(Fault { code: ErrorCode::AddrRange, index: job.index, addr: pa });
+                }
+                Ok(Some(Req::Data { who, pa, len: b.len, local: b.local }))
+            }
+            Xlat::ReadPte { pte_addr, vpn } => self.pte_request(who, pte_addr, vpn, job.index, mem_size),
+            Xlat::Wait => Ok(None),
+            Xlat::Fault(code, addr) => Err(Fault { code, index: job.index, addr }),
+        }
+    }
+
+    /// A decode fault at the head of the fetch buffer, or whether it dispatches now.
+    fn dispatch_decision(&self) -> Result<bool, Fault> {
+        if self.cp.fence.is_some() {
+            return Ok(false);
+        }
+        let Some(e) = self.cp.fifo.front() else { return Ok(false) };
+        match &e.decoded {
+            None => Ok(false),
+            Some(Err(f)) => Err(*f),
+            Some(Ok(d)) => Ok(match d.opcode().unit() {
+                None => true,
+                Some(u) => self.queues[unit_index(u)].len() < self.cfg.cmdproc.queue_depth as usize,
+            }),
+        }
+    }
+
+    /// Every unit with work waits for a token no one can send, and the command
+    /// processor cannot dispatch anything that would send one.
+    fn deadlocked(&self, dispatch: bool) -> Option<Fault> {
+        if dispatch || self.dram.outstanding() > 0 || Unit::ALL.iter().any(|&u| self.unit_active(u)) {
+            return None;
+        }
+        let cp_blocked = match (&self.cp.fence, self.cp.fifo.front()) {
+            (Some(f), _) => f.phase == FencePhase::Drain,
+            (None, Some(e)) => matches!(e.decoded, Some(Ok(_))),
+            (None, None) => false,
+        };
+        if !cp_blocked {
+            return None;
+        }
+        let mut first = None;
+        for u in Unit::ALL {
+            if let Some((index, d)) = self.queues[unit_index(u)].front() {
+                if self.tokens_ready(u, d.deps) {
+                    return None;
+                }
+                first = first.or(Some(*index));
+            }
+        }
+        first.map(|index| Fault { code: ErrorCode::Deadlock, index, addr: 0 })
+    }
+
+    fn watchdog_deadline(&self) -> Option<u64> {
+        (self.regs.watchdog != 0 && self.busy()).then(|| self.last_progress + self.regs.watchdog as u64)
+    }
+
+    fn plan(&self, mem_size: u64) -> Result<Plan, Fault> {
+        let mut p = Plan::default();
+        // Faults, in priority order: command processor, store, load, deadlock, watchdog.
+        let cp_req = self.cp_request(mem_size)?;
+        p.dispatch = self.dispatch_decision()?;
+        let store_req = self.dma_request(Unit::Store, mem_size)?;
+        let load_req = self.dma_request(Unit::Load, mem_size)?;
+        if let Some(f) = self.deadlocked(p.dispatch) {
+            return Err(f);
+        }
+        if self.watchdog_deadline().is_some_and(|d| self.now >= d) {
+            let index = self.cp.head;
+            return Err(Fault { code: ErrorCode::Watchdog, index, addr: 0 });
+        }
+        let accept = self.dram.can_accept(self.now);
+        for r in [cp_req, store_req, load_req].into_iter().flatten() {
+            if p.grant.is_none() && accept {
+                p.grant = Some(r);
+            } else if let Some(u) = match r.who() {
+                Engine::Load => Some(Unit::Load),
+                Engine::Store => Some(Unit::Store),
+                _ => None,
+            } {
+                p.denied[unit_index(u)] = true;
+            }
+        }
+        for u in Unit::ALL {
+            let i = unit_index(u);
+            p.complete[i] = self.completes_now(u);
+            p.issue[i] = self.can_issue(u);
+            let free = !self.unit_active(u) || p.complete[i];
+            p.token_stall[i] = free && !p.issue[i] && !self.queues[i].is_empty();
+        }
+        p.fence_drained = self.cp.fence.is_some_and(|f| f.phase == FencePhase::Drain) && self.drained();
+        // Token overflow: a push onto a full counter.
+        for u in Unit::ALL {
+            if !p.complete[unit_index(u)] {
+                continue;
+            }
+            let (index, d) = self.job_of(u);
+            for q in signals(u, d) {
+                let pops = u8::from(self.pops_now(&p, q));
+                if self.tokens[q as usize] - pops as u32 >= TOKEN_MAX {
+                    return Err(Fault { code: ErrorCode::TokenOverflow, index, addr: 0 });
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// (index, dependency flags) of the job a unit is executing.
+    fn job_of(&self, u: Unit) -> (u32, u8) {
+        match u {
+            Unit::Compute => self.compute.map_or((0, 0), |j| (j.index, j.desc.deps)),
+            _ => self.dma(u).job.as_ref().map_or((0, 0), |j| (j.index, j.deps)),
+        }
+    }
+
+    /// Whether the plan takes a token from `q` this cycle.
+    fn pops_now(&self, p: &Plan, q: TokenQueue) -> bool {
+        Unit::ALL.iter().any(|&u| {
+            p.issue[unit_index(u)]
+                && self.queues[unit_index(u)].front().is_some_and(|(_, d)| waits(u, d.deps).any(|w| w == q))
+        })
+    }
+
+    // ---- applying a cycle ----
+
+    fn tick(&mut self, mem: &mut dyn DeviceMemory) {
+        let t = self.now;
+        let resp = self.dram.deliver(t);
+        let plan = match self.plan(mem.size()) {
+            Ok(p) => p,
+            Err(f) => {
+                self.halt(t, f);
+                self.now += 1;
+                return;
+            }
+        };
+        if let Some(r) = plan.grant {
+            self.apply_grant(t, r, mem);
+        }
+        if let Some(r) = resp {
+            self.apply_response(t, r);
+        }
+        let mut pushes: Vec<TokenQueue> = Vec::new();
+        for u in Unit::ALL {
+            if plan.complete[unit_index(u)] {
+                self.complete_unit(t, u, &mut pushes);
+            }
+        }
+        for u in Unit::ALL {
+            if plan.issue[unit_index(u)] {
+                self.issue_unit(t, u);
+            }
+        }
+        for q in pushes {
+            self.tokens[q as usize] += 1;
+            self.emit(t, || Event::TokenPush { queue: q });
+        }
+        if plan.dispatch {
+            self.dispatch(t);
+        }
+        if plan.fence_drained {
+            self.fence_drained(t);
+        }
+        // Counters: the unit state after this cycle's issue and completion.
+        let c = &mut self.counters;
+        let busy = [self.load.job.is_some(), self.compute.is_some(), self.store.job.is_some()];
+        c.load_busy += busy[0] as u64;
+        c.compute_busy += busy[1] as u64;
+        c.store_busy += busy[2] as u64;
+        c.load_token_stall += plan.token_stall[0] as u64;
+        c.compute_token_stall += plan.token_stall[1] as u64;
+        c.store_token_stall += plan.token_stall[2] as u64;
+        c.load_mem_stall += plan.denied[0] as u64;
+        c.store_mem_stall += plan.denied[2] as u64;
+        self.now += 1;
+    }
+
+    fn apply_grant(&mut self, t: u64, r: Req, mem: &mut dyn DeviceMemory) {
+        let beat = self.beat;
+        self.counters.mem_beats += 1;
+        let (who, kind, addr, payload) = match r {
+            Req::Fetch { addr, new_entry } => {
+                let chunk = FetchEntry::chunk(beat);
+                if new_entry {
+                    let index = self.cp.fetch_ptr;
+                    self.cp.fifo.push_back(FetchEntry {
+                        index,
+                        addr,
+                        beats_total: (DESC_BYTES as u64 / chunk) as u8,
+                        beats_issued: 0,
+                        beats_arrived: 0,
+                        bytes: [0; DESC_BYTES],
+                        decoded: None,
+                    });
+                    self.cp.fetch_ptr = (self.cp.fetch_ptr + 1) % self.regs.ring_size.max(1);
+                }
+                if let Some(e) = self.cp.fifo.back_mut() {
+                    e.beats_issued += 1;
+                }
+                let mut data = [0u8; DESC_BYTES];
+                mem.read(addr, &mut data[..chunk as usize]);
+                (Engine::Cmd, MemKind::Fetch, addr & !(beat - 1), Payload::Fetch { data })
+            }
+            Req::Pte { who, addr, vpn } => {
+                let mut b = [0u8; 8];
+                mem.read(addr, &mut b);
+                self.tlb_mut(who).pending = true;
+                (who, MemKind::Pte, addr & !(beat - 1), Payload::Pte { vpn, pte: u64::from_le_bytes(b) })
+            }
+            Req::Data { who, pa, len, local } => {
+                let unit = if who == Engine::Load { Unit::Load } else { Unit::Store };
+                let b = self.dma(unit).job.as_ref().map(|j| j.next_beat(beat));
+                let acc = self.dma(unit).job.as_ref().is_some_and(|j| j.d.acc);
+                if let (Some(b), Some(job)) = (b, self.dma_mut(unit).job.as_mut()) {
+                    job.advance(&b);
+                }
+                let (l, n) = (local as usize, len as usize);
+                if unit == Unit::Load {
+                    self.counters.dma_rd_bytes += len as u64;
+                    let mut data = [0u8; MAX_BEAT];
+                    mem.read(pa, &mut data[..n]);
+                    (who, MemKind::Read, pa & !(beat - 1), Payload::Load { local, acc, len, data })
+                } else {
+                    self.counters.dma_wr_bytes += len as u64;
+                    mem.write(pa, &self.local.side(acc)[l..l + n]);
+                    (who, MemKind::Write, pa & !(beat - 1), Payload::WriteAck)
+                }
+            }
+            Req::FenceWrite { pa } => {
+                if let Some(f) = self.cp.fence.as_mut() {
+                    f.phase = FencePhase::Ack;
+                    mem.write(pa, &f.seq.to_le_bytes());
+                }
+                (Engine::Cmd, MemKind::FenceWrite, pa & !(beat - 1), Payload::WriteAck)
+            }
+        };
+        self.dram.accept(t, InFlight { who, kind, addr, payload });
+        self.emit(t, || Event::MemReq { who, kind, addr });
+    }
+
+    fn tlb_mut(&mut self, who: Engine) -> &mut crate::xlat::Tlb {
+        match who {
+            Engine::Load => &mut self.load.tlb,
+            Engine::Store => &mut self.store.tlb,
+            _ => &mut self.cp.tlb,
+        }
+    }
+
+    fn apply_response(&mut self, t: u64, r: InFlight) {
+        let InFlight { who, kind, addr, payload } = r;
+        self.emit(t, || Event::MemResp { who, kind, addr });
+        match payload {
+            Payload::Fetch { data } => {
+                let chunk = FetchEntry::chunk(self.beat) as usize;
+                let limits = self.limits;
+                if let Some(e) = self.cp.fifo.iter_mut().find(|e| e.beats_arrived < e.beats_issued) {
+                    e.arrive(&data, chunk, &limits);
+                }
+            }
+            Payload::Pte { vpn, pte } => {
+                let tlb = self.tlb_mut(who);
+                tlb.pending = false;
+                tlb.entry = Some((vpn, pte));
+            }
+            Payload::Load { local, acc, len, data } => {
+                let (l, n) = (local as usize, len as usize);
+                self.local.side_mut(acc)[l..l + n].copy_from_slice(&data[..n]);
+                if let Some(j) = self.load.job.as_mut() {
+                    j.outstanding -= 1;
+                }
+            }
+            Payload::WriteAck => match who {
+                Engine::Cmd => self.fence_complete(t),
+                _ => {
+                    if let Some(j) = self.store.job.as_mut() {
+                        j.outstanding -= 1;
+                    }
+                }
+            },
+        }
+    }
+
+    fn complete_unit(&mut self, t: u64, u: Unit, pushes: &mut Vec<TokenQueue>) {
+        let (index, d, opcode) = match u {
+            Unit::Compute => {
+                let Some(job) = self.compute.take() else { return };
+                self.execute_compute(&job.desc);
+                (job.index, job.desc.deps, job.desc.opcode())
+            }
+            _ => {
+                let Some(job) = self.dma_mut(u).job.take() else { return };
+                let op = if u == Unit::Load { Opcode::Load } else { Opcode::Store };
+                (job.index, job.deps, op)
+            }
+        };
+        pushes.extend(signals(u, d));
+        self.counters.desc_done += 1;
+        self.last_progress = t;
+        self.emit(t, || Event::Complete { unit: u.into(), index, opcode });
+    }
+
+    fn execute_compute(&mut self, d: &Descriptor) {
+        match &d.op {
+            Op::Matmul(m) => {
+                mac::matmul(&mut self.local, m);
+                self.counters.macs += mac::matmul_macs(m);
+            }
+            Op::Act(a) => act::act(&mut self.local, a),
+            Op::Add(a) => act::add(&mut self.local, a),
+            Op::Max(m) => act::max(&mut self.local, m),
+            _ => {}
+        }
+    }
+
+    /// Latency of a compute descriptor (docs/timing.md, rules C1-C3).
+    pub fn compute_latency(&self, d: &Descriptor) -> u64 {
+        let (rows, cols) = (self.cfg.array.rows, self.cfg.array.cols);
+        match &d.op {
+            Op::Matmul(m) => mac::matmul_latency(rows, cols, m.m as u32),
+            Op::Act(a) => act::act_latency(cols, a),
+            Op::Add(a) => act::elementwise_latency(cols, a.len),
+            Op::Max(m) => act::elementwise_latency(cols, m.len),
+            _ => 1,
+        }
+    }
+
+    fn issue_unit(&mut self, t: u64, u: Unit) {
+        let Some((index, d)) = self.queues[unit_index(u)].pop_front() else { return };
+        for q in waits(u, d.deps) {
+            self.tokens[q as usize] -= 1;
+            self.emit(t, || Event::TokenPop { queue: q });
+        }
+        match (u, d.op) {
+            (Unit::Compute, _) => {
+                let done_at = t + self.compute_latency(&d);
+                self.compute = Some(ComputeJob { index, desc: d, done_at });
+            }
+            (_, Op::Load(dma) | Op::Store(dma)) => {
+                self.dma_mut(u).job = Some(DmaJob::new(index, d.deps, dma));
+            }
+            _ => {}
+        }
+        let opcode = d.opcode();
+        self.emit(t, || Event::Issue { unit: u.into(), index, opcode });
+    }
+
+    fn dispatch(&mut self, t: u64) {
+        let Some(e) = self.cp.fifo.pop_front() else { return };
+        let Some(Ok(d)) = e.decoded else { return };
+        let index = e.index;
+        let unit = d.opcode().unit().map_or(Engine::Cmd, Engine::from);
+        self.emit(t, || Event::Dispatch { unit, index, desc: d });
+        match d.op {
+            Op::Nop => {
+                self.advance_head();
+                self.counters.desc_done += 1;
+                self.last_progress = t;
+                self.emit(t, || Event::Complete { unit: Engine::Cmd, index, opcode: Opcode::Nop });
+            }
+            Op::Fence(f) => {
+                self.cp.fence = Some(FenceOp {
+                    index,
+                    seq: f.seq,
+                    writeback: f.writeback,
+                    irq: f.irq,
+                    phase: FencePhase::Drain,
+                });
+            }
+            _ => {
+                if let Some(u) = d.opcode().unit() {
+                    self.queues[unit_index(u)].push_back((index, d));
+                }
+                self.advance_head();
+            }
+        }
+    }
+
+    fn advance_head(&mut self) {
+        self.cp.head = (self.cp.head + 1) % self.regs.ring_size.max(1);
+    }
+
+    fn fence_drained(&mut self, t: u64) {
+        let Some(f) = self.cp.fence.as_mut() else { return };
+        if f.writeback.is_some() {
+            f.phase = FencePhase::Write;
+        } else {
+            self.fence_complete(t);
+        }
+    }
+
+    fn fence_complete(&mut self, t: u64) {
+        let Some(f) = self.cp.fence.take() else { return };
+        self.regs.fence_seq = f.seq;
+        self.advance_head();
+        self.counters.desc_done += 1;
+        self.last_progress = t;
+        self.emit(t, || Event::Complete { unit: Engine::Cmd, index: f.index, opcode: Opcode::Fence });
+        self.emit(t, || Event::Fence { index: f.index, seq: f.seq });
+        if f.irq {
+            self.raise_irq(t, regs::IRQ_FENCE);
+        }
+    }
+
+    // ---- skipping quiet cycles ----
+
+    /// The first cycle from now on in which anything can happen.
+    fn next_activity(&self, mem_size: u64) -> u64 {
+        let t = self.now;
+        if self.regs.error.is_some() {
+            return u64::MAX;
+        }
+        let quiet = self.cp_request(mem_size).is_ok_and(|r| r.is_none())
+            && self.dispatch_decision() == Ok(false)
+            && Unit::ALL.iter().all(|&u| {
+                !self.completes_now(u)
+                    && !self.can_issue(u)
+                    && (u == Unit::Compute || self.dma_request(u, mem_size).is_ok_and(|r| r.is_none()))
+            })
+            && !(self.cp.fence.is_some_and(|f| f.phase == FencePhase::Drain) && self.drained())
+            && self.deadlocked(false).is_none();
+        if !quiet {
+            return t;
+        }
+        let mut next = u64::MAX;
+        if let Some(d) = self.dram.next_due() {
+            next = next.min(d);
+        }
+        if let Some(j) = self.compute {
+            next = next.min(j.done_at);
+        }
+        if let Some(d) = self.watchdog_deadline() {
+            next = next.min(d);
+        }
+        next.max(t)
+    }
+
+    /// Advances the clock to `to` through quiet cycles, counting them as stepping would.
+    fn skip_to(&mut self, to: u64) {
+        let n = to - self.now;
+        let c = &mut self.counters;
+        c.load_busy += n * self.load.job.is_some() as u64;
+        c.compute_busy += n * self.compute.is_some() as u64;
+        c.store_busy += n * self.store.job.is_some() as u64;
+        c.load_token_stall += n * (self.load.job.is_none() && !self.queues[0].is_empty()) as u64;
+        c.compute_token_stall += n * (self.compute.is_none() && !self.queues[1].is_empty()) as u64;
+        c.store_token_stall += n * (self.store.job.is_none() && !self.queues[2].is_empty()) as u64;
+        self.now = to;
+    }
+
+    // ---- registers ----
+
+    fn ring_fault(&self) -> Option<Fault> {
+        let size = self.regs.ring_size;
+        let ok = size.is_power_of_two()
+            && size >= 2
+            && size <= self.cfg.cmdproc.max_ring
+            && self.regs.ring_base % DESC_BYTES as u64 == 0
+            && self.regs.tail < size;
+        (!ok).then_some(Fault { code: ErrorCode::BadRing, index: self.regs.tail, addr: self.regs.ring_base })
+    }
+
+    fn status(&self) -> u32 {
+        (if self.busy() { regs::STATUS_BUSY } else { 0 })
+            | if self.regs.error.is_some() { regs::STATUS_HALTED } else { 0 }
+    }
+
+    fn caps(&self) -> u32 {
+        caps::TRANSLATION | caps::FENCE_WRITEBACK | caps::WATCHDOG | caps::ELEMENTWISE | caps::WEIGHT_STATIONARY
+    }
+}
+
+fn set_lo(v: &mut u64, lo: u32) {
+    *v = (*v & !0xFFFF_FFFF) | lo as u64;
+}
+fn set_hi(v: &mut u64, hi: u32) {
+    *v = (*v & 0xFFFF_FFFF) | (hi as u64) << 32;
+}
+
+impl<S: EventSink> Device for ModelDevice<S> {
+    fn mmio_read(&mut self, offset: u32) -> u32 {
+        let r = &self.regs;
+        let err = r.error.unwrap_or(Fault { code: ErrorCode::None, index: 0, addr: 0 });
+        match offset {
+            regs::ID => npukit_abi::DEVICE_ID,
+            regs::VERSION => npukit_abi::abi_version(),
+            regs::CAPS => self.caps(),
+            regs::ARRAY_SHAPE => self.cfg.array.rows | self.cfg.array.cols << 16,
+            regs::SPAD_BYTES => self.cfg.memory.spad_bytes,
+            regs::ACC_BYTES => self.cfg.memory.acc_bytes,
+            regs::BEAT_BYTES => self.cfg.dma.beat_bytes,
+            regs::CLOCK_MHZ => self.cfg.clock.freq_mhz,
+            regs::CONTROL => r.control,
+            regs::STATUS => self.status(),
+            regs::IRQ_STATUS => r.irq_status,
+            regs::IRQ_MASK => r.irq_mask,
+            regs::RING_BASE_LO => r.ring_base as u32,
+            regs::RING_BASE_HI => (r.ring_base >> 32) as u32,
+            regs::RING_SIZE => r.ring_size,
+            regs::RING_HEAD => self.cp.head,
+            regs::RING_TAIL => r.tail,
+            regs::FENCE_SEQ => r.fence_seq,
+            regs::ERR_CODE => err.code as u32,
+            regs::ERR_DESC => err.index,
+            regs::ERR_ADDR_LO => err.addr as u32,
+            regs::ERR_ADDR_HI => (err.addr >> 32) as u32,
+            regs::XLAT_BASE_LO => r.xlat.base as u32,
+            regs::XLAT_BASE_HI => (r.xlat.base >> 32) as u32,
+            regs::XLAT_PAGES => r.xlat.pages,
+            regs::WATCHDOG => r.watchdog,
+            regs::MAX_RING => self.cfg.cmdproc.max_ring,
+            regs::QUEUE_DEPTH => self.cfg.cmdproc.queue_depth,
+            _ => {
+                let c = self.counters();
+                if let Some(v) = c.by_offset(offset) {
+                    v as u32
+                } else if let Some(v) = c.by_offset(offset.wrapping_sub(4)) {
+                    (v >> 32) as u32
+                } else {
+                    0
+                }
+            }
+        }
+    }
+
+    fn mmio_write(&mut self, offset: u32, value: u32) {
+        let t = self.now;
+        let running = self.regs.control & regs::CONTROL_RUN != 0;
+        match offset {
+            regs::CONTROL => {
+                if value & regs::CONTROL_RESET != 0 {
+                    self.reset();
+                    return;
+                }
+                let was_running = running;
+                self.regs.control = value & (regs::CONTROL_RUN | regs::CONTROL_XLAT_EN);
+                self.regs.xlat.enabled = value & regs::CONTROL_XLAT_EN != 0;
+                self.flush_tlbs();
+                if !was_running && value & regs::CONTROL_RUN != 0 && self.regs.error.is_none() {
+                    self.last_progress = t;
+                    if let Some(f) = self.ring_fault() {
+                        self.halt(t, f);
+                    }
+                }
+            }
+            regs::IRQ_STATUS => self.regs.irq_status &= !value,
+            regs::IRQ_MASK => self.regs.irq_mask = value & (regs::IRQ_FENCE | regs::IRQ_ERROR),
+            regs::RING_BASE_LO if !running => set_lo(&mut self.regs.ring_base, value),
+            regs::RING_BASE_HI if !running => set_hi(&mut self.regs.ring_base, value),
+            regs::RING_SIZE if !running => self.regs.ring_size = value,
+            regs::RING_TAIL => {
+                self.regs.tail = value;
+                self.last_progress = t;
+                if value >= self.regs.ring_size && self.regs.error.is_none() {
+                    let f = Fault { code: ErrorCode::BadRing, index: value, addr: self.regs.ring_base };
+                    self.halt(t, f);
+                }
+            }
+            regs::XLAT_BASE_LO => {
+                set_lo(&mut self.regs.xlat.base, value);
+                self.flush_tlbs();
+            }
+            regs::XLAT_BASE_HI => {
+                set_hi(&mut self.regs.xlat.base, value);
+                self.flush_tlbs();
+            }
+            regs::XLAT_PAGES => {
+                self.regs.xlat.pages = value;
+                self.flush_tlbs();
+            }
+            regs::WATCHDOG => {
+                self.regs.watchdog = value;
+                self.last_progress = t;
+            }
+            _ => {}
+        }
+    }
+
+    fn run_until(&mut self, mem: &mut dyn DeviceMemory, cycle: u64, stop_on_irq: bool) -> RunExit {
+        let size = mem.size();
+        loop {
+            if stop_on_irq && self.irq_line() {
+                return RunExit::Irq;
+            }
+            if self.now >= cycle {
+                return RunExit::Cycle;
+            }
+            if self.skip {
+                let next = self.next_activity(size).min(cycle);
+                if next > self.now {
+                    self.skip_to(next);
+                    continue;
+                }
+            }
+            self.tick(mem);
+        }
+    }
+
+    fn irq_pending(&self) -> bool {
+        self.irq_line()
+    }
+
+    fn cycle(&self) -> u64 {
+        self.now
+    }
+}

@@ -1,0 +1,127 @@
+//! Running a whole program the way a minimal driver would: write the descriptors
+//! as a ring into device memory, program the ring registers, set RUN, and wait
+//! for interrupts until the ring is consumed.
+
+use npukit_abi::{regs, Descriptor, ErrorCode, DESC_BYTES};
+
+use crate::device::{Device, RunExit};
+use crate::mem::DeviceMemory;
+use crate::model::Counters;
+
+/// Why a program did not run to completion.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    #[error("device halted with {code} at descriptor {index}, address {addr:#x}")]
+    Device { code: ErrorCode, index: u32, addr: u64 },
+    #[error("no completion after {cycles} cycles (ring head {head}, tail {tail})")]
+    Timeout { cycles: u64, head: u32, tail: u32 },
+    #[error("program of {len} descriptors needs a ring of {needed} entries; the device allows {max}")]
+    RingTooLarge { len: usize, needed: u32, max: u32 },
+    #[error("ring of {bytes} bytes at {base:#x} does not fit in device memory ({size} bytes)")]
+    RingOutOfMemory { base: u64, bytes: u64, size: u64 },
+    #[error("the program is empty")]
+    Empty,
+}
+
+/// A finished run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Cycles from setting RUN to the last interrupt.
+    pub cycles: u64,
+    pub counters: Counters,
+}
+
+/// Reads all performance counters through MMIO.
+pub fn read_counters(dev: &mut dyn Device) -> Counters {
+    let mut rd = |off: u32| dev.mmio_read(off) as u64 | (dev.mmio_read(off + 4) as u64) << 32;
+    Counters {
+        cycles: rd(regs::PERF_CYCLES),
+        load_busy: rd(regs::PERF_LOAD_BUSY),
+        load_token_stall: rd(regs::PERF_LOAD_TOKEN_STALL),
+        load_mem_stall: rd(regs::PERF_LOAD_MEM_STALL),
+        compute_busy: rd(regs::PERF_COMPUTE_BUSY),
+        compute_token_stall: rd(regs::PERF_COMPUTE_TOKEN_STALL),
+        store_busy: rd(regs::PERF_STORE_BUSY),
+        store_token_stall: rd(regs::PERF_STORE_TOKEN_STALL),
+        store_mem_stall: rd(regs::PERF_STORE_MEM_STALL),
+        macs: rd(regs::PERF_MACS),
+        dma_rd_bytes: rd(regs::PERF_DMA_RD_BYTES),
+        dma_wr_bytes: rd(regs::PERF_DMA_WR_BYTES),
+        desc_done: rd(regs::PERF_DESC_DONE),
+        mem_beats: rd(regs::PERF_MEM_BEATS),
+    }
+}
+
+/// Writes `descs` as a ring at physical `ring_base` and starts the device on it:
+/// ring size is the smallest power of two above the program length, interrupts
+/// are unmasked, translation stays off.
+pub fn start(
+    dev: &mut dyn Device,
+    mem: &mut dyn DeviceMemory,
+    ring_base: u64,
+    descs: &[Descriptor],
+) -> Result<(), RunError> {
+    if descs.is_empty() {
+        return Err(RunError::Empty);
+    }
+    let max = dev.mmio_read(regs::MAX_RING);
+    let needed = (descs.len() as u32 + 1).next_power_of_two().max(2);
+    if needed > max || descs.len() >= u32::MAX as usize {
+        return Err(RunError::RingTooLarge { len: descs.len(), needed, max });
+    }
+    let bytes = needed as u64 * DESC_BYTES as u64;
+    if ring_base.checked_add(bytes).is_none_or(|end| end > mem.size()) {
+        return Err(RunError::RingOutOfMemory { base: ring_base, bytes, size: mem.size() });
+    }
+    for (i, d) in descs.iter().enumerate() {
+        mem.write(ring_base + (i * DESC_BYTES) as u64, &d.encode());
+    }
+    dev.mmio_write(regs::RING_BASE_LO, ring_base as u32);
+    dev.mmio_write(regs::RING_BASE_HI, (ring_base >> 32) as u32);
+    dev.mmio_write(regs::RING_SIZE, needed);
+    dev.mmio_write(regs::IRQ_MASK, regs::IRQ_FENCE | regs::IRQ_ERROR);
+    dev.mmio_write(regs::RING_TAIL, descs.len() as u32);
+    let ctl = dev.mmio_read(regs::CONTROL);
+    dev.mmio_write(regs::CONTROL, ctl | regs::CONTROL_RUN);
+    Ok(())
+}
+
+/// Runs until the device has consumed the ring and gone idle, an error halts
+/// it, or `max_cycles` pass. Interrupts are acknowledged as they come.
+pub fn wait_idle(dev: &mut dyn Device, mem: &mut dyn DeviceMemory, max_cycles: u64) -> Result<u64, RunError> {
+    let start = dev.cycle();
+    let limit = start.saturating_add(max_cycles);
+    loop {
+        let exit = dev.run_until(mem, limit, true);
+        let status = dev.mmio_read(regs::IRQ_STATUS);
+        if status & regs::IRQ_ERROR != 0 || dev.mmio_read(regs::STATUS) & regs::STATUS_HALTED != 0 {
+            let code = ErrorCode::from_u32(dev.mmio_read(regs::ERR_CODE)).unwrap_or(ErrorCode::None);
+            let index = dev.mmio_read(regs::ERR_DESC);
+            let addr = dev.mmio_read(regs::ERR_ADDR_LO) as u64 | (dev.mmio_read(regs::ERR_ADDR_HI) as u64) << 32;
+            return Err(RunError::Device { code, index, addr });
+        }
+        dev.mmio_write(regs::IRQ_STATUS, status);
+        let head = dev.mmio_read(regs::RING_HEAD);
+        let tail = dev.mmio_read(regs::RING_TAIL);
+        if head == tail && dev.mmio_read(regs::STATUS) & regs::STATUS_BUSY == 0 {
+            return Ok(dev.cycle() - start);
+        }
+        if exit == RunExit::Cycle {
+            return Err(RunError::Timeout { cycles: dev.cycle() - start, head, tail });
+        }
+    }
+}
+
+/// [`start`] then [`wait_idle`]: the program should end with a FENCE with IRQ, or
+/// the run only ends at `max_cycles`.
+pub fn run_program(
+    dev: &mut dyn Device,
+    mem: &mut dyn DeviceMemory,
+    ring_base: u64,
+    descs: &[Descriptor],
+    max_cycles: u64,
+) -> Result<Outcome, RunError> {
+    start(dev, mem, ring_base, descs)?;
+    let cycles = wait_idle(dev, mem, max_cycles)?;
+    Ok(Outcome { cycles, counters: read_counters(dev) })
+}
