@@ -414,6 +414,56 @@ impl Layout {
     }
 }
 
+/// The fields of [`LAYOUTS`] that hold two's-complement signed values; every
+/// other field is unsigned. Kept next to `LAYOUTS` because its tuples carry no
+/// signedness; the C header gives these fields signed types.
+pub const SIGNED_FIELDS: &[(Opcode, &str)] = &[
+    (Opcode::Act, "multiplier"),
+    (Opcode::Act, "zero_point"),
+    (Opcode::Add, "a_zp"),
+    (Opcode::Add, "b_zp"),
+    (Opcode::Add, "a_mult"),
+    (Opcode::Add, "b_mult"),
+];
+
+impl Layout {
+    /// Whether `field` of this opcode is signed (see [`SIGNED_FIELDS`]).
+    pub fn is_signed(&self, field: &str) -> bool {
+        SIGNED_FIELDS.iter().any(|&(op, f)| op == self.opcode && f == field)
+    }
+}
+
+/// A descriptor as the device reads it: eight 32-bit words in host order, to be
+/// stored little-endian. Same layout as `struct npu_desc_raw` in the C header.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct RawDescriptor {
+    pub words: [u32; 8],
+}
+
+const _: () = assert!(core::mem::size_of::<RawDescriptor>() == DESC_BYTES);
+const _: () = assert!(core::mem::align_of::<RawDescriptor>() == 4);
+
+impl From<[u8; DESC_BYTES]> for RawDescriptor {
+    fn from(b: [u8; DESC_BYTES]) -> Self {
+        let mut words = [0u32; 8];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = word(&b, i);
+        }
+        RawDescriptor { words }
+    }
+}
+
+impl From<RawDescriptor> for [u8; DESC_BYTES] {
+    fn from(r: RawDescriptor) -> Self {
+        let mut b = [0u8; DESC_BYTES];
+        for (i, &w) in r.words.iter().enumerate() {
+            put(&mut b, i, w);
+        }
+        b
+    }
+}
+
 #[inline]
 fn word(b: &[u8; DESC_BYTES], i: usize) -> u32 {
     u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
@@ -804,5 +854,32 @@ mod tests {
         assert_eq!(e.field, "local_stride");
         let msg = alloc::format!("{e}");
         assert!(msg.contains("LOAD") && msg.contains("local_stride"), "{msg}");
+    }
+
+    #[test]
+    fn signed_fields_exist_once() {
+        for (i, &(op, name)) in SIGNED_FIELDS.iter().enumerate() {
+            let defined = Layout::of(op).fields.iter().any(|f| f.0 == name);
+            assert!(defined, "{op} {name}");
+            assert!(!SIGNED_FIELDS[..i].contains(&(op, name)), "{op} {name}");
+        }
+        assert!(Layout::of(Opcode::Act).is_signed("zero_point"));
+        assert!(!Layout::of(Opcode::Act).is_signed("shift"));
+        assert!(!Layout::of(Opcode::Max).is_signed("a_zp"));
+    }
+
+    #[test]
+    fn raw_descriptor_round_trip() {
+        let d = Descriptor::new(Op::Fence(Fence {
+            seq: 0x0102_0304,
+            writeback: Some(0x1122_3344_5566_7788),
+            irq: true,
+        }));
+        let bytes = d.encode();
+        let raw = RawDescriptor::from(bytes);
+        let of = (flags::IRQ | flags::WRITEBACK) as u32;
+        assert_eq!(raw.words[0], Opcode::Fence as u32 | of << flags::SHIFT);
+        assert_eq!(raw.words[1..4], [0x0102_0304, 0x5566_7788, 0x1122_3344]);
+        assert_eq!(<[u8; DESC_BYTES]>::from(raw), bytes);
     }
 }
