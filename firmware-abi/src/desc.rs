@@ -44,10 +44,26 @@ pub mod deps {
     /// Bit position of the flags in word 0.
     pub const SHIFT: u32 = 8;
     pub const ALL: &[(&str, u8, &str)] = &[
-        ("WAIT_PREV", WAIT_PREV, "wait for a token from the previous unit"),
-        ("WAIT_NEXT", WAIT_NEXT, "wait for a token from the next unit"),
-        ("SIGNAL_PREV", SIGNAL_PREV, "send a token to the previous unit on completion"),
-        ("SIGNAL_NEXT", SIGNAL_NEXT, "send a token to the next unit on completion"),
+        (
+            "WAIT_PREV",
+            WAIT_PREV,
+            "wait for a token from the previous unit",
+        ),
+        (
+            "WAIT_NEXT",
+            WAIT_NEXT,
+            "wait for a token from the next unit",
+        ),
+        (
+            "SIGNAL_PREV",
+            SIGNAL_PREV,
+            "send a token to the previous unit on completion",
+        ),
+        (
+            "SIGNAL_NEXT",
+            SIGNAL_NEXT,
+            "send a token to the next unit on completion",
+        ),
     ];
 }
 
@@ -147,7 +163,9 @@ impl Unit {
     pub const fn allowed_deps(self) -> u8 {
         match self {
             Unit::Load => deps::WAIT_NEXT | deps::SIGNAL_NEXT,
-            Unit::Compute => deps::WAIT_PREV | deps::WAIT_NEXT | deps::SIGNAL_PREV | deps::SIGNAL_NEXT,
+            Unit::Compute => {
+                deps::WAIT_PREV | deps::WAIT_NEXT | deps::SIGNAL_PREV | deps::SIGNAL_NEXT
+            }
             Unit::Store => deps::WAIT_PREV | deps::SIGNAL_PREV,
         }
     }
@@ -305,18 +323,58 @@ pub struct Layout {
 }
 
 const DMA_FIELDS: &[(&str, u8, u8, u8, &str)] = &[
-    ("local", 1, 0, 32, "local byte address (scratchpad, or accumulator with ACC)"),
-    ("dram_lo", 2, 0, 32, "device address of the first row, bits 31:0"),
-    ("dram_hi", 3, 0, 32, "device address of the first row, bits 63:32"),
+    (
+        "local",
+        1,
+        0,
+        32,
+        "local byte address (scratchpad, or accumulator with ACC)",
+    ),
+    (
+        "dram_lo",
+        2,
+        0,
+        32,
+        "device address of the first row, bits 31:0",
+    ),
+    (
+        "dram_hi",
+        3,
+        0,
+        32,
+        "device address of the first row, bits 63:32",
+    ),
     ("rows", 4, 0, 16, "number of rows, >= 1"),
-    ("row_bytes", 4, 16, 16, "bytes per row, >= 1 (multiple of 4 with ACC)"),
-    ("dram_stride", 5, 0, 32, "bytes between row starts in device memory"),
-    ("local_stride", 6, 0, 32, "bytes between row starts in local memory, >= row_bytes if rows > 1"),
+    (
+        "row_bytes",
+        4,
+        16,
+        16,
+        "bytes per row, >= 1 (multiple of 4 with ACC)",
+    ),
+    (
+        "dram_stride",
+        5,
+        0,
+        32,
+        "bytes between row starts in device memory",
+    ),
+    (
+        "local_stride",
+        6,
+        0,
+        32,
+        "bytes between row starts in local memory, >= row_bytes if rows > 1",
+    ),
 ];
 
 /// The per-opcode layouts of words 1-7.
 pub const LAYOUTS: &[Layout] = &[
-    Layout { opcode: Opcode::Nop, op_flags: &[], fields: &[] },
+    Layout {
+        opcode: Opcode::Nop,
+        op_flags: &[],
+        fields: &[],
+    },
     Layout {
         opcode: Opcode::Load,
         op_flags: &[("ACC", flags::ACC, "local side is the accumulator memory")],
@@ -329,11 +387,21 @@ pub const LAYOUTS: &[Layout] = &[
     },
     Layout {
         opcode: Opcode::Matmul,
-        op_flags: &[("ACCUMULATE", flags::ACCUMULATE, "add into OUT instead of overwriting")],
+        op_flags: &[(
+            "ACCUMULATE",
+            flags::ACCUMULATE,
+            "add into OUT instead of overwriting",
+        )],
         fields: &[
             ("a", 1, 0, 32, "scratchpad address of A, M x K int8 packed"),
             ("w", 2, 0, 32, "scratchpad address of W, K x N int8 packed"),
-            ("out", 3, 0, 32, "accumulator byte address of OUT, M x N int32 packed"),
+            (
+                "out",
+                3,
+                0,
+                32,
+                "accumulator byte address of OUT, M x N int32 packed",
+            ),
             ("m", 4, 0, 16, "rows of A streamed, >= 1"),
             ("k", 4, 16, 16, "reduction depth, 1..=array rows"),
             ("n", 5, 0, 16, "output columns, 1..=array cols"),
@@ -346,9 +414,27 @@ pub const LAYOUTS: &[Layout] = &[
             ("BIAS", flags::BIAS, "add the per-column bias vector"),
         ],
         fields: &[
-            ("src", 1, 0, 32, "accumulator byte address of the rows x cols int32 input"),
-            ("dst", 2, 0, 32, "scratchpad address of the rows x cols int8 output"),
-            ("bias", 3, 0, 32, "accumulator byte address of cols int32 biases (0 without BIAS)"),
+            (
+                "src",
+                1,
+                0,
+                32,
+                "accumulator byte address of the rows x cols int32 input",
+            ),
+            (
+                "dst",
+                2,
+                0,
+                32,
+                "scratchpad address of the rows x cols int8 output",
+            ),
+            (
+                "bias",
+                3,
+                0,
+                32,
+                "accumulator byte address of cols int32 biases (0 without BIAS)",
+            ),
             ("rows", 4, 0, 16, "rows, >= 1"),
             ("cols", 4, 16, 16, "columns, >= 1"),
             ("multiplier", 5, 0, 32, "signed fixed-point multiplier"),
@@ -358,11 +444,21 @@ pub const LAYOUTS: &[Layout] = &[
     },
     Layout {
         opcode: Opcode::Add,
-        op_flags: &[("ACCUMULATE", flags::ACCUMULATE, "add into DST instead of overwriting")],
+        op_flags: &[(
+            "ACCUMULATE",
+            flags::ACCUMULATE,
+            "add into DST instead of overwriting",
+        )],
         fields: &[
             ("a", 1, 0, 32, "scratchpad address of A (int8)"),
             ("b", 2, 0, 32, "scratchpad address of B (int8)"),
-            ("dst", 3, 0, 32, "accumulator byte address of the int32 result"),
+            (
+                "dst",
+                3,
+                0,
+                32,
+                "accumulator byte address of the int32 result",
+            ),
             ("len", 4, 0, 32, "number of elements, >= 1"),
             ("a_zp", 5, 0, 8, "signed zero point of A"),
             ("b_zp", 5, 8, 8, "signed zero point of B"),
@@ -384,12 +480,28 @@ pub const LAYOUTS: &[Layout] = &[
         opcode: Opcode::Fence,
         op_flags: &[
             ("IRQ", flags::IRQ, "raise the FENCE interrupt"),
-            ("WRITEBACK", flags::WRITEBACK, "write the sequence number to memory"),
+            (
+                "WRITEBACK",
+                flags::WRITEBACK,
+                "write the sequence number to memory",
+            ),
         ],
         fields: &[
             ("seq", 1, 0, 32, "sequence number published on completion"),
-            ("addr_lo", 2, 0, 32, "device address for the writeback, bits 31:0 (4-byte aligned)"),
-            ("addr_hi", 3, 0, 32, "device address for the writeback, bits 63:32"),
+            (
+                "addr_lo",
+                2,
+                0,
+                32,
+                "device address for the writeback, bits 31:0 (4-byte aligned)",
+            ),
+            (
+                "addr_hi",
+                3,
+                0,
+                32,
+                "device address for the writeback, bits 63:32",
+            ),
         ],
     },
 ];
@@ -405,7 +517,13 @@ impl Layout {
         self.fields
             .iter()
             .filter(|f| f.1 == w)
-            .map(|f| if f.3 == 32 { u32::MAX } else { ((1u32 << f.3) - 1) << f.2 })
+            .map(|f| {
+                if f.3 == 32 {
+                    u32::MAX
+                } else {
+                    ((1u32 << f.3) - 1) << f.2
+                }
+            })
             .fold(0, |a, b| a | b)
     }
 
@@ -429,7 +547,9 @@ pub const SIGNED_FIELDS: &[(Opcode, &str)] = &[
 impl Layout {
     /// Whether `field` of this opcode is signed (see [`SIGNED_FIELDS`]).
     pub fn is_signed(&self, field: &str) -> bool {
-        SIGNED_FIELDS.iter().any(|&(op, f)| op == self.opcode && f == field)
+        SIGNED_FIELDS
+            .iter()
+            .any(|&(op, f)| op == self.opcode && f == field)
     }
 }
 
@@ -502,15 +622,38 @@ impl Descriptor {
     /// The opcode flags (word 0 bits 15:12) this descriptor encodes.
     pub fn op_flags(&self) -> u8 {
         match &self.op {
-            Op::Load(d) | Op::Store(d) => if d.acc { flags::ACC } else { 0 },
-            Op::Matmul(m) => if m.accumulate { flags::ACCUMULATE } else { 0 },
-            Op::Act(a) => {
-                (if a.relu { flags::RELU } else { 0 }) | if a.bias.is_some() { flags::BIAS } else { 0 }
+            Op::Load(d) | Op::Store(d) => {
+                if d.acc {
+                    flags::ACC
+                } else {
+                    0
+                }
             }
-            Op::Add(a) => if a.accumulate { flags::ACCUMULATE } else { 0 },
+            Op::Matmul(m) => {
+                if m.accumulate {
+                    flags::ACCUMULATE
+                } else {
+                    0
+                }
+            }
+            Op::Act(a) => {
+                (if a.relu { flags::RELU } else { 0 })
+                    | if a.bias.is_some() { flags::BIAS } else { 0 }
+            }
+            Op::Add(a) => {
+                if a.accumulate {
+                    flags::ACCUMULATE
+                } else {
+                    0
+                }
+            }
             Op::Fence(f) => {
                 (if f.irq { flags::IRQ } else { 0 })
-                    | if f.writeback.is_some() { flags::WRITEBACK } else { 0 }
+                    | if f.writeback.is_some() {
+                        flags::WRITEBACK
+                    } else {
+                        0
+                    }
             }
             Op::Nop | Op::Max(_) => 0,
         }
@@ -554,7 +697,11 @@ impl Descriptor {
                 put(&mut b, 3, a.dst);
                 put(&mut b, 4, a.len);
                 put(&mut b, 5, a.a_zp as u8 as u32 | (a.b_zp as u8 as u32) << 8);
-                put(&mut b, 6, a.a_mult as u16 as u32 | (a.b_mult as u16 as u32) << 16);
+                put(
+                    &mut b,
+                    6,
+                    a.a_mult as u16 as u32 | (a.b_mult as u16 as u32) << 16,
+                );
             }
             Op::Max(m) => {
                 put(&mut b, 1, m.a);
@@ -588,13 +735,23 @@ impl Descriptor {
             .ok_or_else(|| err(ErrorCode::BadOpcode, "?", "opcode", (w0 & 0xFF) as u64))?;
         let name = opcode.mnemonic();
         if w0 >> 16 != 0 {
-            return Err(err(ErrorCode::Reserved, name, "word0[31:16]", (w0 >> 16) as u64));
+            return Err(err(
+                ErrorCode::Reserved,
+                name,
+                "word0[31:16]",
+                (w0 >> 16) as u64,
+            ));
         }
         let layout = Layout::of(opcode);
         for w in 1..8u8 {
             let extra = word(b, w as usize) & !layout.used_mask(w);
             if extra != 0 {
-                return Err(err(ErrorCode::Reserved, name, RESERVED_WORD[w as usize], extra as u64));
+                return Err(err(
+                    ErrorCode::Reserved,
+                    name,
+                    RESERVED_WORD[w as usize],
+                    extra as u64,
+                ));
             }
         }
         let dep = ((w0 >> deps::SHIFT) & 0xF) as u8;
@@ -620,7 +777,11 @@ impl Descriptor {
                     local_stride: word(b, 6),
                     acc: of & flags::ACC != 0,
                 };
-                if opcode == Opcode::Load { Op::Load(d) } else { Op::Store(d) }
+                if opcode == Opcode::Load {
+                    Op::Load(d)
+                } else {
+                    Op::Store(d)
+                }
             }
             Opcode::Matmul => Op::Matmul(Matmul {
                 a: word(b, 1),
@@ -659,14 +820,23 @@ impl Descriptor {
                 b_mult: (word(b, 6) >> 16) as u16 as i16,
                 accumulate: of & flags::ACCUMULATE != 0,
             }),
-            Opcode::Max => Op::Max(Max { a: word(b, 1), b: word(b, 2), dst: word(b, 3), len: word(b, 4) }),
+            Opcode::Max => Op::Max(Max {
+                a: word(b, 1),
+                b: word(b, 2),
+                dst: word(b, 3),
+                len: word(b, 4),
+            }),
             Opcode::Fence => {
                 let wb = of & flags::WRITEBACK != 0;
                 let addr = word(b, 2) as u64 | (word(b, 3) as u64) << 32;
                 if !wb && addr != 0 {
                     return Err(err(ErrorCode::Reserved, name, "addr", addr));
                 }
-                Op::Fence(Fence { seq: word(b, 1), writeback: wb.then_some(addr), irq: of & flags::IRQ != 0 })
+                Op::Fence(Fence {
+                    seq: word(b, 1),
+                    writeback: wb.then_some(addr),
+                    irq: of & flags::IRQ != 0,
+                })
             }
         };
         Ok(Descriptor { deps: dep, op })
@@ -687,14 +857,25 @@ impl Descriptor {
             fault_addr: None,
         };
         let nonzero = |f: &'static str, v: u64| {
-            if v == 0 { Err(field(ErrorCode::BadField, f, 0, None)) } else { Ok(()) }
+            if v == 0 {
+                Err(field(ErrorCode::BadField, f, 0, None))
+            } else {
+                Ok(())
+            }
         };
         let at_most = |f: &'static str, v: u64, max: u64| {
-            if v > max { Err(field(ErrorCode::BadField, f, v, Some(max))) } else { Ok(()) }
+            if v > max {
+                Err(field(ErrorCode::BadField, f, v, Some(max)))
+            } else {
+                Ok(())
+            }
         };
         let aligned4 = |f: &'static str, v: u64| {
-            if v % 4 != 0 {
-                Err(DecodeError { fault_addr: Some(v), ..field(ErrorCode::Misaligned, f, v, None) })
+            if !v.is_multiple_of(4) {
+                Err(DecodeError {
+                    fault_addr: Some(v),
+                    ..field(ErrorCode::Misaligned, f, v, None)
+                })
             } else {
                 Ok(())
             }
@@ -704,8 +885,15 @@ impl Descriptor {
             let end = start + len;
             let size = if is_acc { acc } else { spad };
             if end > size {
-                let code = if is_acc { ErrorCode::AccRange } else { ErrorCode::SpadRange };
-                Err(DecodeError { fault_addr: Some(end), ..field(code, f, start, Some(size)) })
+                let code = if is_acc {
+                    ErrorCode::AccRange
+                } else {
+                    ErrorCode::SpadRange
+                };
+                Err(DecodeError {
+                    fault_addr: Some(end),
+                    ..field(code, f, start, Some(size))
+                })
             } else {
                 Ok(())
             }
@@ -716,7 +904,12 @@ impl Descriptor {
                 nonzero("rows", d.rows as u64)?;
                 nonzero("row_bytes", d.row_bytes as u64)?;
                 if d.rows > 1 && d.local_stride < d.row_bytes as u32 {
-                    return Err(field(ErrorCode::BadField, "local_stride", d.local_stride as u64, None));
+                    return Err(field(
+                        ErrorCode::BadField,
+                        "local_stride",
+                        d.local_stride as u64,
+                        None,
+                    ));
                 }
                 if d.acc {
                     aligned4("local", d.local as u64)?;
@@ -782,17 +975,31 @@ impl Descriptor {
     }
 }
 
-const RESERVED_WORD: [&str; 8] =
-    ["word0", "word1", "word2", "word3", "word4", "word5", "word6", "word7"];
+const RESERVED_WORD: [&str; 8] = [
+    "word0", "word1", "word2", "word3", "word4", "word5", "word6", "word7",
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LIM: Limits = Limits { rows: 16, cols: 8, spad_bytes: 4096, acc_bytes: 4096 };
+    const LIM: Limits = Limits {
+        rows: 16,
+        cols: 8,
+        spad_bytes: 4096,
+        acc_bytes: 4096,
+    };
 
     fn mm() -> Matmul {
-        Matmul { a: 0, w: 1024, out: 0, m: 4, k: 16, n: 8, accumulate: true }
+        Matmul {
+            a: 0,
+            w: 1024,
+            out: 0,
+            m: 4,
+            k: 16,
+            n: 8,
+            accumulate: true,
+        }
     }
 
     #[test]
@@ -822,38 +1029,73 @@ mod tests {
         assert_eq!(e.field, "word5");
         let mut b = Descriptor::new(Op::Nop).encode();
         b[2] = 1;
-        assert_eq!(Descriptor::decode(&b).unwrap_err().code, ErrorCode::Reserved);
+        assert_eq!(
+            Descriptor::decode(&b).unwrap_err().code,
+            ErrorCode::Reserved
+        );
     }
 
     #[test]
     fn bad_opcode_and_flags() {
         let mut b = [0u8; 32];
         b[0] = 0x42;
-        assert_eq!(Descriptor::decode(&b).unwrap_err().code, ErrorCode::BadOpcode);
+        assert_eq!(
+            Descriptor::decode(&b).unwrap_err().code,
+            ErrorCode::BadOpcode
+        );
         // LOAD has no previous unit.
         let d = Descriptor::new(Op::Load(Dma::default())).with_deps(deps::WAIT_PREV);
-        assert_eq!(Descriptor::decode(&d.encode()).unwrap_err().code, ErrorCode::BadFlags);
+        assert_eq!(
+            Descriptor::decode(&d.encode()).unwrap_err().code,
+            ErrorCode::BadFlags
+        );
         // MAX defines no opcode flags.
         let mut b = Descriptor::new(Op::Max(Max::default())).encode();
         b[1] |= 0x10;
-        assert_eq!(Descriptor::decode(&b).unwrap_err().code, ErrorCode::BadFlags);
+        assert_eq!(
+            Descriptor::decode(&b).unwrap_err().code,
+            ErrorCode::BadFlags
+        );
     }
 
     #[test]
     fn validate_ranges() {
         let ok = Descriptor::new(Op::Matmul(mm()));
         assert_eq!(ok.validate(&LIM), Ok(()));
-        let e = Descriptor::new(Op::Matmul(Matmul { k: 17, ..mm() })).validate(&LIM).unwrap_err();
-        assert_eq!((e.code, e.field, e.limit), (ErrorCode::BadField, "k", Some(16)));
-        let e = Descriptor::new(Op::Matmul(Matmul { a: 4090, ..mm() })).validate(&LIM).unwrap_err();
-        assert_eq!((e.code, e.fault_addr), (ErrorCode::SpadRange, Some(4090 + 64)));
-        let e = Descriptor::new(Op::Matmul(Matmul { out: 2, ..mm() })).validate(&LIM).unwrap_err();
+        let e = Descriptor::new(Op::Matmul(Matmul { k: 17, ..mm() }))
+            .validate(&LIM)
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.field, e.limit),
+            (ErrorCode::BadField, "k", Some(16))
+        );
+        let e = Descriptor::new(Op::Matmul(Matmul { a: 4090, ..mm() }))
+            .validate(&LIM)
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.fault_addr),
+            (ErrorCode::SpadRange, Some(4090 + 64))
+        );
+        let e = Descriptor::new(Op::Matmul(Matmul { out: 2, ..mm() }))
+            .validate(&LIM)
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::Misaligned);
-        let dma = Dma { local: 0, dram: 0, rows: 2, row_bytes: 16, dram_stride: 16, local_stride: 8, acc: false };
+        let dma = Dma {
+            local: 0,
+            dram: 0,
+            rows: 2,
+            row_bytes: 16,
+            dram_stride: 16,
+            local_stride: 8,
+            acc: false,
+        };
         let e = Descriptor::new(Op::Load(dma)).validate(&LIM).unwrap_err();
         assert_eq!(e.field, "local_stride");
         let msg = alloc::format!("{e}");
-        assert!(msg.contains("LOAD") && msg.contains("local_stride"), "{msg}");
+        assert!(
+            msg.contains("LOAD") && msg.contains("local_stride"),
+            "{msg}"
+        );
     }
 
     #[test]

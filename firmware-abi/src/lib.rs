@@ -54,10 +54,22 @@ pub mod caps {
     /// All capability bits with their names, for generators.
     pub const ALL: &[(&str, u32, &str)] = &[
         ("TRANSLATION", TRANSLATION, "per-job address translation"),
-        ("FENCE_WRITEBACK", FENCE_WRITEBACK, "FENCE can write its sequence number to memory"),
-        ("WATCHDOG", WATCHDOG, "hardware watchdog (WATCHDOG register)"),
+        (
+            "FENCE_WRITEBACK",
+            FENCE_WRITEBACK,
+            "FENCE can write its sequence number to memory",
+        ),
+        (
+            "WATCHDOG",
+            WATCHDOG,
+            "hardware watchdog (WATCHDOG register)",
+        ),
         ("ELEMENTWISE", ELEMENTWISE, "element-wise ADD and MAX"),
-        ("WEIGHT_STATIONARY", WEIGHT_STATIONARY, "weight-stationary MAC array"),
+        (
+            "WEIGHT_STATIONARY",
+            WEIGHT_STATIONARY,
+            "weight-stationary MAC array",
+        ),
     ];
 }
 

@@ -150,10 +150,34 @@ pub const IRQ_ERROR: u32 = 1 << 1;
 
 /// Every named bit field, for generators.
 pub const FIELDS: &[Field] = &[
-    Field { register: "ARRAY_SHAPE", name: "ROWS", shift: 0, width: 16, doc: "MAC array rows" },
-    Field { register: "ARRAY_SHAPE", name: "COLS", shift: 16, width: 16, doc: "MAC array columns" },
-    Field { register: "CONTROL", name: "RUN", shift: 0, width: 1, doc: "fetch and execute descriptors" },
-    Field { register: "CONTROL", name: "RESET", shift: 1, width: 1, doc: "write 1 to reset the device" },
+    Field {
+        register: "ARRAY_SHAPE",
+        name: "ROWS",
+        shift: 0,
+        width: 16,
+        doc: "MAC array rows",
+    },
+    Field {
+        register: "ARRAY_SHAPE",
+        name: "COLS",
+        shift: 16,
+        width: 16,
+        doc: "MAC array columns",
+    },
+    Field {
+        register: "CONTROL",
+        name: "RUN",
+        shift: 0,
+        width: 1,
+        doc: "fetch and execute descriptors",
+    },
+    Field {
+        register: "CONTROL",
+        name: "RESET",
+        shift: 1,
+        width: 1,
+        doc: "write 1 to reset the device",
+    },
     Field {
         register: "CONTROL",
         name: "XLAT_EN",
@@ -161,10 +185,34 @@ pub const FIELDS: &[Field] = &[
         width: 1,
         doc: "translate descriptor addresses through the translation table",
     },
-    Field { register: "STATUS", name: "BUSY", shift: 0, width: 1, doc: "work pending or executing" },
-    Field { register: "STATUS", name: "HALTED", shift: 1, width: 1, doc: "halted on an error" },
-    Field { register: "IRQ", name: "FENCE", shift: 0, width: 1, doc: "a FENCE with the IRQ flag completed" },
-    Field { register: "IRQ", name: "ERROR", shift: 1, width: 1, doc: "the device halted on an error" },
+    Field {
+        register: "STATUS",
+        name: "BUSY",
+        shift: 0,
+        width: 1,
+        doc: "work pending or executing",
+    },
+    Field {
+        register: "STATUS",
+        name: "HALTED",
+        shift: 1,
+        width: 1,
+        doc: "halted on an error",
+    },
+    Field {
+        register: "IRQ",
+        name: "FENCE",
+        shift: 0,
+        width: 1,
+        doc: "a FENCE with the IRQ flag completed",
+    },
+    Field {
+        register: "IRQ",
+        name: "ERROR",
+        shift: 1,
+        width: 1,
+        doc: "the device halted on an error",
+    },
 ];
 
 /// Looks up a register by offset.

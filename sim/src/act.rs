@@ -30,10 +30,21 @@ pub fn elementwise_latency(lanes: u32, len: u32) -> u64 {
 }
 
 /// One requantised value (see the module docs).
-pub fn requantize(acc: i32, bias: i32, multiplier: i32, shift: u8, zero_point: i8, relu: bool) -> i8 {
+pub fn requantize(
+    acc: i32,
+    bias: i32,
+    multiplier: i32,
+    shift: u8,
+    zero_point: i8,
+    relu: bool,
+) -> i8 {
     let x = (acc as i64 + bias as i64).clamp(i32::MIN as i64, i32::MAX as i64);
     let p = x * multiplier as i64;
-    let r = if shift == 0 { p } else { (p + (1i64 << (shift - 1))) >> shift };
+    let r = if shift == 0 {
+        p
+    } else {
+        (p + (1i64 << (shift - 1))) >> shift
+    };
     let lo = if relu { zero_point as i64 } else { -128 };
     (r.saturating_add(zero_point as i64)).clamp(lo, 127) as i8
 }
@@ -55,14 +66,20 @@ pub fn add(mem: &mut LocalMem, op: &Add) {
         let a = (mem.spad_i8(op.a as usize + i) as i32 - op.a_zp as i32) * op.a_mult as i32;
         let b = (mem.spad_i8(op.b as usize + i) as i32 - op.b_zp as i32) * op.b_mult as i32;
         let addr = op.dst as usize + 4 * i;
-        let v = if op.accumulate { mem.acc_get(addr).wrapping_add(a + b) } else { a + b };
+        let v = if op.accumulate {
+            mem.acc_get(addr).wrapping_add(a + b)
+        } else {
+            a + b
+        };
         mem.acc_set(addr, v);
     }
 }
 
 pub fn max(mem: &mut LocalMem, op: &Max) {
     for i in 0..op.len as usize {
-        let v = mem.spad_i8(op.a as usize + i).max(mem.spad_i8(op.b as usize + i));
+        let v = mem
+            .spad_i8(op.a as usize + i)
+            .max(mem.spad_i8(op.b as usize + i));
         mem.spad[op.dst as usize + i] = v as u8;
     }
 }
@@ -86,7 +103,11 @@ mod tests {
 
     #[test]
     fn latencies() {
-        let op = Act { rows: 3, cols: 17, ..Default::default() };
+        let op = Act {
+            rows: 3,
+            cols: 17,
+            ..Default::default()
+        };
         assert_eq!(act_latency(16, &op), 3 * 2 + 2);
         assert_eq!(elementwise_latency(16, 32), 4);
         assert_eq!(elementwise_latency(16, 33), 5);

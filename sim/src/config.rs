@@ -10,7 +10,11 @@ pub use crate::dram::DramParams;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("config field `{field}` = {value}: {problem}")]
-    Field { field: &'static str, value: String, problem: String },
+    Field {
+        field: &'static str,
+        value: String,
+        problem: String,
+    },
     #[error("config: {0}")]
     Parse(String),
     #[error("config file {path}: {message}")]
@@ -18,7 +22,11 @@ pub enum ConfigError {
 }
 
 fn bad(field: &'static str, value: impl ToString, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Field { field, value: value.to_string(), problem: problem.into() }
+    ConfigError::Field {
+        field,
+        value: value.to_string(),
+        problem: problem.into(),
+    }
 }
 
 /// The MAC array.
@@ -50,7 +58,10 @@ pub struct LocalMemParams {
 
 impl Default for LocalMemParams {
     fn default() -> Self {
-        LocalMemParams { spad_bytes: 256 << 10, acc_bytes: 64 << 10 }
+        LocalMemParams {
+            spad_bytes: 256 << 10,
+            acc_bytes: 64 << 10,
+        }
     }
 }
 
@@ -82,7 +93,11 @@ pub struct CmdParams {
 
 impl Default for CmdParams {
     fn default() -> Self {
-        CmdParams { fetch_depth: 4, queue_depth: 8, max_ring: 4096 }
+        CmdParams {
+            fetch_depth: 4,
+            queue_depth: 8,
+            max_ring: 4096,
+        }
     }
 }
 
@@ -127,9 +142,10 @@ impl NpuConfig {
             message: e.to_string(),
         })?;
         Self::from_toml(&text).map_err(|e| match e {
-            ConfigError::Parse(m) => {
-                ConfigError::Io { path: path.display().to_string(), message: m }
-            }
+            ConfigError::Parse(m) => ConfigError::Io {
+                path: path.display().to_string(),
+                message: m,
+            },
             other => other,
         })
     }
@@ -153,19 +169,29 @@ impl NpuConfig {
             return Err(bad(
                 "memory.spad_bytes",
                 m.spad_bytes,
-                format!("scratchpad smaller than one {}x{} weight tile ({tile} bytes)", a.rows, a.cols),
+                format!(
+                    "scratchpad smaller than one {}x{} weight tile ({tile} bytes)",
+                    a.rows, a.cols
+                ),
             ));
         }
-        if m.acc_bytes < a.cols * 4 || m.acc_bytes % 4 != 0 {
+        if m.acc_bytes < a.cols * 4 || !m.acc_bytes.is_multiple_of(4) {
             return Err(bad(
                 "memory.acc_bytes",
                 m.acc_bytes,
-                format!("must be a multiple of 4 holding at least one row of {} int32", a.cols),
+                format!(
+                    "must be a multiple of 4 holding at least one row of {} int32",
+                    a.cols
+                ),
             ));
         }
         let b = self.dma.beat_bytes;
         if !b.is_power_of_two() || !(8..=64).contains(&b) {
-            return Err(bad("dma.beat_bytes", b, "must be a power of two from 8 to 64"));
+            return Err(bad(
+                "dma.beat_bytes",
+                b,
+                "must be a power of two from 8 to 64",
+            ));
         }
         self.dram.validate()?;
         let c = &self.cmdproc;
@@ -173,10 +199,18 @@ impl NpuConfig {
             return Err(bad("cmdproc.fetch_depth", c.fetch_depth, "must be 1 to 64"));
         }
         if c.queue_depth == 0 || c.queue_depth > 256 {
-            return Err(bad("cmdproc.queue_depth", c.queue_depth, "must be 1 to 256"));
+            return Err(bad(
+                "cmdproc.queue_depth",
+                c.queue_depth,
+                "must be 1 to 256",
+            ));
         }
         if !c.max_ring.is_power_of_two() || c.max_ring < 2 || c.max_ring > 1 << 20 {
-            return Err(bad("cmdproc.max_ring", c.max_ring, "must be a power of two from 2 to 1048576"));
+            return Err(bad(
+                "cmdproc.max_ring",
+                c.max_ring,
+                "must be a power of two from 2 to 1048576",
+            ));
         }
         if self.clock.freq_mhz == 0 {
             return Err(bad("clock.freq_mhz", 0, "must be at least 1"));

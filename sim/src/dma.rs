@@ -45,7 +45,15 @@ pub struct DmaJob {
 
 impl DmaJob {
     pub fn new(index: u32, deps: u8, d: Dma) -> Self {
-        DmaJob { index, deps, d, row: 0, pos: d.dram, issued_all: false, outstanding: 0 }
+        DmaJob {
+            index,
+            deps,
+            d,
+            row: 0,
+            pos: d.dram,
+            issued_all: false,
+            outstanding: 0,
+        }
     }
 
     fn row_start(&self, row: u16) -> u64 {
@@ -103,7 +111,15 @@ mod tests {
 
     #[test]
     fn beats_split_rows_at_beat_boundaries() {
-        let d = Dma { local: 100, dram: 30, rows: 2, row_bytes: 40, dram_stride: 64, local_stride: 40, acc: false };
+        let d = Dma {
+            local: 100,
+            dram: 30,
+            rows: 2,
+            row_bytes: 40,
+            dram_stride: 64,
+            local_stride: 40,
+            acc: false,
+        };
         let mut j = DmaJob::new(0, 0, d);
         let mut got = vec![];
         while !j.issued_all {
@@ -114,7 +130,14 @@ mod tests {
         // row 0: 30..70 -> [30,32) [32,64) [64,70); row 1: 94..134 -> [94,96) [96,128) [128,134)
         assert_eq!(
             got,
-            vec![(30, 2, 100), (32, 32, 102), (64, 6, 134), (94, 2, 140), (96, 32, 142), (128, 6, 174)]
+            vec![
+                (30, 2, 100),
+                (32, 32, 102),
+                (64, 6, 134),
+                (94, 2, 140),
+                (96, 32, 142),
+                (128, 6, 174)
+            ]
         );
         assert_eq!(DmaJob::beats(&d, 32), 6);
         assert_eq!(j.outstanding, 6);

@@ -39,7 +39,12 @@ pub struct DramParams {
 
 impl Default for DramParams {
     fn default() -> Self {
-        DramParams { latency: 64, bytes_per_cycle: 16, max_outstanding: 16, size_bytes: 256 << 20 }
+        DramParams {
+            latency: 64,
+            bytes_per_cycle: 16,
+            max_outstanding: 16,
+            size_bytes: 256 << 20,
+        }
     }
 }
 
@@ -51,15 +56,27 @@ impl DramParams {
             problem: problem.into(),
         };
         if self.latency == 0 || self.latency > 1_000_000 {
-            return Err(bad("dram.latency", self.latency as u64, "must be 1 to 1000000 cycles"));
+            return Err(bad(
+                "dram.latency",
+                self.latency as u64,
+                "must be 1 to 1000000 cycles",
+            ));
         }
         if self.bytes_per_cycle == 0 || self.bytes_per_cycle > 4096 {
-            return Err(bad("dram.bytes_per_cycle", self.bytes_per_cycle as u64, "must be 1 to 4096"));
+            return Err(bad(
+                "dram.bytes_per_cycle",
+                self.bytes_per_cycle as u64,
+                "must be 1 to 4096",
+            ));
         }
         if self.max_outstanding == 0 || self.max_outstanding > 1024 {
-            return Err(bad("dram.max_outstanding", self.max_outstanding as u64, "must be 1 to 1024"));
+            return Err(bad(
+                "dram.max_outstanding",
+                self.max_outstanding as u64,
+                "must be 1 to 1024",
+            ));
         }
-        if self.size_bytes == 0 || self.size_bytes % 4096 != 0 || self.size_bytes > 1 << 40 {
+        if self.size_bytes == 0 || !self.size_bytes.is_multiple_of(4096) || self.size_bytes > 1 << 40 {
             return Err(bad(
                 "dram.size_bytes",
                 self.size_bytes,
@@ -156,7 +173,12 @@ mod tests {
     use super::*;
 
     fn timing(latency: u32, bpc: u32, max: u32) -> DramTiming<u64> {
-        let p = DramParams { latency, bytes_per_cycle: bpc, max_outstanding: max, size_bytes: 4096 };
+        let p = DramParams {
+            latency,
+            bytes_per_cycle: bpc,
+            max_outstanding: max,
+            size_bytes: 4096,
+        };
         DramTiming::new(&p, 32)
     }
 

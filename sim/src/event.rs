@@ -88,16 +88,36 @@ impl TokenQueue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A request accepted on the memory port (physical, beat-aligned address).
-    MemReq { who: Engine, kind: MemKind, addr: u64 },
+    MemReq {
+        who: Engine,
+        kind: MemKind,
+        addr: u64,
+    },
     /// Its response (read data or write acknowledge) delivered.
-    MemResp { who: Engine, kind: MemKind, addr: u64 },
+    MemResp {
+        who: Engine,
+        kind: MemKind,
+        addr: u64,
+    },
     /// The command processor decoded descriptor `index` and queued it for `unit`
     /// (or, for NOP and FENCE, started it itself).
-    Dispatch { unit: Engine, index: u32, desc: Descriptor },
+    Dispatch {
+        unit: Engine,
+        index: u32,
+        desc: Descriptor,
+    },
     /// A unit started descriptor `index` (its wait tokens were taken).
-    Issue { unit: Engine, index: u32, opcode: Opcode },
+    Issue {
+        unit: Engine,
+        index: u32,
+        opcode: Opcode,
+    },
     /// A unit finished descriptor `index`.
-    Complete { unit: Engine, index: u32, opcode: Opcode },
+    Complete {
+        unit: Engine,
+        index: u32,
+        opcode: Opcode,
+    },
     /// A token was added to a counter (visible from the next cycle).
     TokenPush { queue: TokenQueue },
     /// A token was taken from a counter.
@@ -107,7 +127,11 @@ pub enum Event {
     /// Interrupt causes were raised; `status` is IRQ_STATUS afterwards.
     Irq { status: u32 },
     /// The device halted.
-    Error { code: ErrorCode, index: u32, addr: u64 },
+    Error {
+        code: ErrorCode,
+        index: u32,
+        addr: u64,
+    },
 }
 
 /// Receives events. Implement it to observe the device.

@@ -42,7 +42,11 @@ pub fn matmul(mem: &mut LocalMem, op: &Matmul) {
         let out = op.out as usize + i * n * 4;
         for (j, &v) in row.iter().enumerate() {
             let addr = out + 4 * j;
-            let v = if op.accumulate { mem.acc_get(addr).wrapping_add(v) } else { v };
+            let v = if op.accumulate {
+                mem.acc_get(addr).wrapping_add(v)
+            } else {
+                v
+            };
             mem.acc_set(addr, v);
         }
     }
@@ -65,11 +69,25 @@ mod tests {
         // A = [[1, -2], [3, 4]] ; W = [[5, 6, 7], [-128, 1, 0]]
         mem.spad[0..4].copy_from_slice(&[1, (-2i8) as u8, 3, 4]);
         mem.spad[16..22].copy_from_slice(&[5, 6, 7, 128, 1, 0]);
-        let op = Matmul { a: 0, w: 16, out: 0, m: 2, k: 2, n: 3, accumulate: false };
+        let op = Matmul {
+            a: 0,
+            w: 16,
+            out: 0,
+            m: 2,
+            k: 2,
+            n: 3,
+            accumulate: false,
+        };
         matmul(&mut mem, &op);
         let got: Vec<i32> = (0..6).map(|i| mem.acc_get(4 * i)).collect();
         assert_eq!(got, vec![5 + 256, 6 - 2, 7, 15 - 512, 18 + 4, 21]);
-        matmul(&mut mem, &Matmul { accumulate: true, ..op });
+        matmul(
+            &mut mem,
+            &Matmul {
+                accumulate: true,
+                ..op
+            },
+        );
         assert_eq!(mem.acc_get(0), 2 * (5 + 256));
     }
 }

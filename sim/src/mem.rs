@@ -22,7 +22,9 @@ pub struct VecMemory {
 impl VecMemory {
     /// `size` zeroed bytes.
     pub fn new(size: usize) -> Self {
-        VecMemory { bytes: vec![0; size] }
+        VecMemory {
+            bytes: vec![0; size],
+        }
     }
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
@@ -33,7 +35,9 @@ impl VecMemory {
     /// Copies `data` in at `addr`; `None` if it does not fit.
     pub fn store(&mut self, addr: u64, data: &[u8]) -> Option<()> {
         let a = usize::try_from(addr).ok()?;
-        self.bytes.get_mut(a..a.checked_add(data.len())?)?.copy_from_slice(data);
+        self.bytes
+            .get_mut(a..a.checked_add(data.len())?)?
+            .copy_from_slice(data);
         Some(())
     }
     /// `len` bytes at `addr`; `None` if out of range.

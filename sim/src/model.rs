@@ -26,7 +26,7 @@ use npukit_abi::desc::{deps, Op};
 use npukit_abi::{caps, regs, Descriptor, ErrorCode, Limits, Opcode, Unit, DESC_BYTES};
 
 use crate::act;
-use crate::cmdproc::{CmdProc, FenceOp, FencePhase, FetchEntry, Fault};
+use crate::cmdproc::{CmdProc, Fault, FenceOp, FencePhase, FetchEntry};
 use crate::config::NpuConfig;
 use crate::device::{Device, RunExit};
 use crate::dma::{DmaJob, DmaUnit};
@@ -117,9 +117,19 @@ struct ComputeJob {
 /// What a memory-port request carries until its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Payload {
-    Fetch { data: [u8; DESC_BYTES] },
-    Pte { vpn: u64, pte: u64 },
-    Load { local: u32, acc: bool, len: u32, data: [u8; MAX_BEAT] },
+    Fetch {
+        data: [u8; DESC_BYTES],
+    },
+    Pte {
+        vpn: u64,
+        pte: u64,
+    },
+    Load {
+        local: u32,
+        acc: bool,
+        len: u32,
+        data: [u8; MAX_BEAT],
+    },
     WriteAck,
 }
 
@@ -139,7 +149,12 @@ enum Req {
     /// A translation-table read for `who`.
     Pte { who: Engine, addr: u64, vpn: u64 },
     /// A LOAD or STORE beat at physical address `pa`.
-    Data { who: Engine, pa: u64, len: u32, local: u32 },
+    Data {
+        who: Engine,
+        pa: u64,
+        len: u32,
+        local: u32,
+    },
     /// The FENCE writeback at physical address `pa`.
     FenceWrite { pa: u64 },
 }
@@ -191,7 +206,10 @@ fn unit_index(u: Unit) -> usize {
 fn waits(unit: Unit, d: u8) -> impl Iterator<Item = TokenQueue> {
     let (prev, next) = match unit {
         Unit::Load => (None, Some(TokenQueue::ComputeToLoad)),
-        Unit::Compute => (Some(TokenQueue::LoadToCompute), Some(TokenQueue::StoreToCompute)),
+        Unit::Compute => (
+            Some(TokenQueue::LoadToCompute),
+            Some(TokenQueue::StoreToCompute),
+        ),
         Unit::Store => (Some(TokenQueue::ComputeToStore), None),
     };
     let p = if d & deps::WAIT_PREV != 0 { prev } else { None };
@@ -203,11 +221,22 @@ fn waits(unit: Unit, d: u8) -> impl Iterator<Item = TokenQueue> {
 fn signals(unit: Unit, d: u8) -> impl Iterator<Item = TokenQueue> {
     let (prev, next) = match unit {
         Unit::Load => (None, Some(TokenQueue::LoadToCompute)),
-        Unit::Compute => (Some(TokenQueue::ComputeToLoad), Some(TokenQueue::ComputeToStore)),
+        Unit::Compute => (
+            Some(TokenQueue::ComputeToLoad),
+            Some(TokenQueue::ComputeToStore),
+        ),
         Unit::Store => (Some(TokenQueue::StoreToCompute), None),
     };
-    let p = if d & deps::SIGNAL_PREV != 0 { prev } else { None };
-    let n = if d & deps::SIGNAL_NEXT != 0 { next } else { None };
+    let p = if d & deps::SIGNAL_PREV != 0 {
+        prev
+    } else {
+        None
+    };
+    let n = if d & deps::SIGNAL_NEXT != 0 {
+        next
+    } else {
+        None
+    };
     p.into_iter().chain(n)
 }
 
@@ -264,7 +293,10 @@ impl<S: EventSink> ModelDevice<S> {
     }
     /// The performance counters.
     pub fn counters(&self) -> Counters {
-        Counters { cycles: self.now - self.reset_cycle, ..self.counters }
+        Counters {
+            cycles: self.now - self.reset_cycle,
+            ..self.counters
+        }
     }
     /// The scratchpad and accumulator contents.
     pub fn local(&self) -> &LocalMem {
@@ -342,7 +374,11 @@ impl<S: EventSink> ModelDevice<S> {
     fn halt(&mut self, cycle: u64, f: Fault) {
         self.regs.error = Some(f);
         self.dram.clear();
-        self.emit(cycle, || Event::Error { code: f.code, index: f.index, addr: f.addr });
+        self.emit(cycle, || Event::Error {
+            code: f.code,
+            index: f.index,
+            addr: f.addr,
+        });
         self.raise_irq(cycle, regs::IRQ_ERROR);
     }
 
@@ -377,14 +413,20 @@ impl<S: EventSink> ModelDevice<S> {
     fn completes_now(&self, unit: Unit) -> bool {
         match unit {
             Unit::Compute => self.compute.is_some_and(|j| j.done_at == self.now),
-            _ => self.dma(unit).job.as_ref().is_some_and(|j| j.issued_all && j.outstanding == 0),
+            _ => self
+                .dma(unit)
+                .job
+                .as_ref()
+                .is_some_and(|j| j.issued_all && j.outstanding == 0),
         }
     }
 
     /// Whether `unit` can take its queue head this cycle (after a completion now).
     fn can_issue(&self, unit: Unit) -> bool {
         let free = !self.unit_active(unit) || self.completes_now(unit);
-        free && self.queues[unit_index(unit)].front().is_some_and(|(_, d)| self.tokens_ready(unit, d.deps))
+        free && self.queues[unit_index(unit)]
+            .front()
+            .is_some_and(|(_, d)| self.tokens_ready(unit, d.deps))
     }
 
     fn drained(&self) -> bool {
@@ -399,15 +441,21 @@ impl<S: EventSink> ModelDevice<S> {
             }
             let va = f.writeback.unwrap_or(0);
             return match self.cp.tlb.translate(&self.regs.xlat, va, true) {
-                Xlat::Phys(pa) if pa + 4 > mem_size => {
-                    Err(Fault { code: ErrorCode::AddrRange, index: f.index, addr: pa })
-                }
+                Xlat::Phys(pa) if pa + 4 > mem_size => Err(Fault {
+                    code: ErrorCode::AddrRange,
+                    index: f.index,
+                    addr: pa,
+                }),
                 Xlat::Phys(pa) => Ok(Some(Req::FenceWrite { pa })),
                 Xlat::ReadPte { pte_addr, vpn } => {
                     self.pte_request(Engine::Cmd, pte_addr, vpn, f.index, mem_size)
                 }
                 Xlat::Wait => Ok(None),
-                Xlat::Fault(code, addr) => Err(Fault { code, index: f.index, addr }),
+                Xlat::Fault(code, addr) => Err(Fault {
+                    code,
+                    index: f.index,
+                    addr,
+                }),
             };
         }
         if !self.running() {
@@ -417,22 +465,45 @@ impl<S: EventSink> ModelDevice<S> {
         if let Some(last) = self.cp.fifo.back() {
             if last.beats_issued < last.beats_total {
                 let addr = last.addr + last.beats_issued as u64 * chunk;
-                return Ok(Some(Req::Fetch { addr, new_entry: false }));
+                return Ok(Some(Req::Fetch {
+                    addr,
+                    new_entry: false,
+                }));
             }
         }
-        if self.cp.fetch_ptr == self.regs.tail || self.cp.fifo.len() >= self.cfg.cmdproc.fetch_depth as usize {
+        if self.cp.fetch_ptr == self.regs.tail
+            || self.cp.fifo.len() >= self.cfg.cmdproc.fetch_depth as usize
+        {
             return Ok(None);
         }
         let addr = self.regs.ring_base + self.cp.fetch_ptr as u64 * DESC_BYTES as u64;
         if addr + DESC_BYTES as u64 > mem_size {
-            return Err(Fault { code: ErrorCode::AddrRange, index: self.cp.fetch_ptr, addr });
+            return Err(Fault {
+                code: ErrorCode::AddrRange,
+                index: self.cp.fetch_ptr,
+                addr,
+            });
         }
-        Ok(Some(Req::Fetch { addr, new_entry: true }))
+        Ok(Some(Req::Fetch {
+            addr,
+            new_entry: true,
+        }))
     }
 
-    fn pte_request(&self, who: Engine, addr: u64, vpn: u64, index: u32, mem_size: u64) -> Result<Option<Req>, Fault> {
+    fn pte_request(
+        &self,
+        who: Engine,
+        addr: u64,
+        vpn: u64,
+        index: u32,
+        mem_size: u64,
+    ) -> Result<Option<Req>, Fault> {
         if addr + 8 > mem_size {
-            return Err(Fault { code: ErrorCode::AddrRange, index, addr });
+            return Err(Fault {
+                code: ErrorCode::AddrRange,
+                index,
+                addr,
+            });
         }
         Ok(Some(Req::Pte { who, addr, vpn }))
     }
@@ -450,13 +521,28 @@ impl<S: EventSink> ModelDevice<S> {
             Xlat::Phys(pa) => {
                 let beat_pa = pa & !(self.beat - 1);
                 if beat_pa + self.beat > mem_size {
-                    return Err(Fault { code: ErrorCode::AddrRange, index: job.index, addr: pa });
+                    return Err(Fault {
+                        code: ErrorCode::AddrRange,
+                        index: job.index,
+                        addr: pa,
+                    });
                 }
-                Ok(Some(Req::Data { who, pa, len: b.len, local: b.local }))
+                Ok(Some(Req::Data {
+                    who,
+                    pa,
+                    len: b.len,
+                    local: b.local,
+                }))
             }
-            Xlat::ReadPte { pte_addr, vpn } => self.pte_request(who, pte_addr, vpn, job.index, mem_size),
+            Xlat::ReadPte { pte_addr, vpn } => {
+                self.pte_request(who, pte_addr, vpn, job.index, mem_size)
+            }
             Xlat::Wait => Ok(None),
-            Xlat::Fault(code, addr) => Err(Fault { code, index: job.index, addr }),
+            Xlat::Fault(code, addr) => Err(Fault {
+                code,
+                index: job.index,
+                addr,
+            }),
         }
     }
 
@@ -465,7 +551,9 @@ impl<S: EventSink> ModelDevice<S> {
         if self.cp.fence.is_some() {
             return Ok(false);
         }
-        let Some(e) = self.cp.fifo.front() else { return Ok(false) };
+        let Some(e) = self.cp.fifo.front() else {
+            return Ok(false);
+        };
         match &e.decoded {
             None => Ok(false),
             Some(Err(f)) => Err(*f),
@@ -479,7 +567,8 @@ impl<S: EventSink> ModelDevice<S> {
     /// Every unit with work waits for a token no one can send, and the command
     /// processor cannot dispatch anything that would send one.
     fn deadlocked(&self, dispatch: bool) -> Option<Fault> {
-        if dispatch || self.dram.outstanding() > 0 || Unit::ALL.iter().any(|&u| self.unit_active(u)) {
+        if dispatch || self.dram.outstanding() > 0 || Unit::ALL.iter().any(|&u| self.unit_active(u))
+        {
             return None;
         }
         let cp_blocked = match (&self.cp.fence, self.cp.fifo.front()) {
@@ -499,11 +588,16 @@ impl<S: EventSink> ModelDevice<S> {
                 first = first.or(Some(*index));
             }
         }
-        first.map(|index| Fault { code: ErrorCode::Deadlock, index, addr: 0 })
+        first.map(|index| Fault {
+            code: ErrorCode::Deadlock,
+            index,
+            addr: 0,
+        })
     }
 
     fn watchdog_deadline(&self) -> Option<u64> {
-        (self.regs.watchdog != 0 && self.busy()).then(|| self.last_progress + self.regs.watchdog as u64)
+        (self.regs.watchdog != 0 && self.busy())
+            .then(|| self.last_progress + self.regs.watchdog as u64)
     }
 
     fn plan(&self, mem_size: u64) -> Result<Plan, Fault> {
@@ -518,7 +612,11 @@ impl<S: EventSink> ModelDevice<S> {
         }
         if self.watchdog_deadline().is_some_and(|d| self.now >= d) {
             let index = self.cp.head;
-            return Err(Fault { code: ErrorCode::Watchdog, index, addr: 0 });
+            return Err(Fault {
+                code: ErrorCode::Watchdog,
+                index,
+                addr: 0,
+            });
         }
         let accept = self.dram.can_accept(self.now);
         for r in [cp_req, store_req, load_req].into_iter().flatten() {
@@ -539,7 +637,8 @@ impl<S: EventSink> ModelDevice<S> {
             let free = !self.unit_active(u) || p.complete[i];
             p.token_stall[i] = free && !p.issue[i] && !self.queues[i].is_empty();
         }
-        p.fence_drained = self.cp.fence.is_some_and(|f| f.phase == FencePhase::Drain) && self.drained();
+        p.fence_drained =
+            self.cp.fence.is_some_and(|f| f.phase == FencePhase::Drain) && self.drained();
         // Token overflow: a push onto a full counter.
         for u in Unit::ALL {
             if !p.complete[unit_index(u)] {
@@ -549,7 +648,11 @@ impl<S: EventSink> ModelDevice<S> {
             for q in signals(u, d) {
                 let pops = u8::from(self.pops_now(&p, q));
                 if self.tokens[q as usize] - pops as u32 >= TOKEN_MAX {
-                    return Err(Fault { code: ErrorCode::TokenOverflow, index, addr: 0 });
+                    return Err(Fault {
+                        code: ErrorCode::TokenOverflow,
+                        index,
+                        addr: 0,
+                    });
                 }
             }
         }
@@ -560,7 +663,11 @@ impl<S: EventSink> ModelDevice<S> {
     fn job_of(&self, u: Unit) -> (u32, u8) {
         match u {
             Unit::Compute => self.compute.map_or((0, 0), |j| (j.index, j.desc.deps)),
-            _ => self.dma(u).job.as_ref().map_or((0, 0), |j| (j.index, j.deps)),
+            _ => self
+                .dma(u)
+                .job
+                .as_ref()
+                .map_or((0, 0), |j| (j.index, j.deps)),
         }
     }
 
@@ -568,7 +675,9 @@ impl<S: EventSink> ModelDevice<S> {
     fn pops_now(&self, p: &Plan, q: TokenQueue) -> bool {
         Unit::ALL.iter().any(|&u| {
             p.issue[unit_index(u)]
-                && self.queues[unit_index(u)].front().is_some_and(|(_, d)| waits(u, d.deps).any(|w| w == q))
+                && self.queues[unit_index(u)]
+                    .front()
+                    .is_some_and(|(_, d)| waits(u, d.deps).any(|w| w == q))
         })
     }
 
@@ -614,7 +723,11 @@ impl<S: EventSink> ModelDevice<S> {
         }
         // Counters: the unit state after this cycle's issue and completion.
         let c = &mut self.counters;
-        let busy = [self.load.job.is_some(), self.compute.is_some(), self.store.job.is_some()];
+        let busy = [
+            self.load.job.is_some(),
+            self.compute.is_some(),
+            self.store.job.is_some(),
+        ];
         c.load_busy += busy[0] as u64;
         c.compute_busy += busy[1] as u64;
         c.store_busy += busy[2] as u64;
@@ -650,16 +763,38 @@ impl<S: EventSink> ModelDevice<S> {
                 }
                 let mut data = [0u8; DESC_BYTES];
                 mem.read(addr, &mut data[..chunk as usize]);
-                (Engine::Cmd, MemKind::Fetch, addr & !(beat - 1), Payload::Fetch { data })
+                (
+                    Engine::Cmd,
+                    MemKind::Fetch,
+                    addr & !(beat - 1),
+                    Payload::Fetch { data },
+                )
             }
             Req::Pte { who, addr, vpn } => {
                 let mut b = [0u8; 8];
                 mem.read(addr, &mut b);
                 self.tlb_mut(who).pending = true;
-                (who, MemKind::Pte, addr & !(beat - 1), Payload::Pte { vpn, pte: u64::from_le_bytes(b) })
+                (
+                    who,
+                    MemKind::Pte,
+                    addr & !(beat - 1),
+                    Payload::Pte {
+                        vpn,
+                        pte: u64::from_le_bytes(b),
+                    },
+                )
             }
-            Req::Data { who, pa, len, local } => {
-                let unit = if who == Engine::Load { Unit::Load } else { Unit::Store };
+            Req::Data {
+                who,
+                pa,
+                len,
+                local,
+            } => {
+                let unit = if who == Engine::Load {
+                    Unit::Load
+                } else {
+                    Unit::Store
+                };
                 let b = self.dma(unit).job.as_ref().map(|j| j.next_beat(beat));
                 let acc = self.dma(unit).job.as_ref().is_some_and(|j| j.d.acc);
                 if let (Some(b), Some(job)) = (b, self.dma_mut(unit).job.as_mut()) {
@@ -670,7 +805,17 @@ impl<S: EventSink> ModelDevice<S> {
                     self.counters.dma_rd_bytes += len as u64;
                     let mut data = [0u8; MAX_BEAT];
                     mem.read(pa, &mut data[..n]);
-                    (who, MemKind::Read, pa & !(beat - 1), Payload::Load { local, acc, len, data })
+                    (
+                        who,
+                        MemKind::Read,
+                        pa & !(beat - 1),
+                        Payload::Load {
+                            local,
+                            acc,
+                            len,
+                            data,
+                        },
+                    )
                 } else {
                     self.counters.dma_wr_bytes += len as u64;
                     mem.write(pa, &self.local.side(acc)[l..l + n]);
@@ -682,10 +827,23 @@ impl<S: EventSink> ModelDevice<S> {
                     f.phase = FencePhase::Ack;
                     mem.write(pa, &f.seq.to_le_bytes());
                 }
-                (Engine::Cmd, MemKind::FenceWrite, pa & !(beat - 1), Payload::WriteAck)
+                (
+                    Engine::Cmd,
+                    MemKind::FenceWrite,
+                    pa & !(beat - 1),
+                    Payload::WriteAck,
+                )
             }
         };
-        self.dram.accept(t, InFlight { who, kind, addr, payload });
+        self.dram.accept(
+            t,
+            InFlight {
+                who,
+                kind,
+                addr,
+                payload,
+            },
+        );
         self.emit(t, || Event::MemReq { who, kind, addr });
     }
 
@@ -698,13 +856,23 @@ impl<S: EventSink> ModelDevice<S> {
     }
 
     fn apply_response(&mut self, t: u64, r: InFlight) {
-        let InFlight { who, kind, addr, payload } = r;
+        let InFlight {
+            who,
+            kind,
+            addr,
+            payload,
+        } = r;
         self.emit(t, || Event::MemResp { who, kind, addr });
         match payload {
             Payload::Fetch { data } => {
                 let chunk = FetchEntry::chunk(self.beat) as usize;
                 let limits = self.limits;
-                if let Some(e) = self.cp.fifo.iter_mut().find(|e| e.beats_arrived < e.beats_issued) {
+                if let Some(e) = self
+                    .cp
+                    .fifo
+                    .iter_mut()
+                    .find(|e| e.beats_arrived < e.beats_issued)
+                {
                     e.arrive(&data, chunk, &limits);
                 }
             }
@@ -713,7 +881,12 @@ impl<S: EventSink> ModelDevice<S> {
                 tlb.pending = false;
                 tlb.entry = Some((vpn, pte));
             }
-            Payload::Load { local, acc, len, data } => {
+            Payload::Load {
+                local,
+                acc,
+                len,
+                data,
+            } => {
                 let (l, n) = (local as usize, len as usize);
                 self.local.side_mut(acc)[l..l + n].copy_from_slice(&data[..n]);
                 if let Some(j) = self.load.job.as_mut() {
@@ -734,20 +907,32 @@ impl<S: EventSink> ModelDevice<S> {
     fn complete_unit(&mut self, t: u64, u: Unit, pushes: &mut Vec<TokenQueue>) {
         let (index, d, opcode) = match u {
             Unit::Compute => {
-                let Some(job) = self.compute.take() else { return };
+                let Some(job) = self.compute.take() else {
+                    return;
+                };
                 self.execute_compute(&job.desc);
                 (job.index, job.desc.deps, job.desc.opcode())
             }
             _ => {
-                let Some(job) = self.dma_mut(u).job.take() else { return };
-                let op = if u == Unit::Load { Opcode::Load } else { Opcode::Store };
+                let Some(job) = self.dma_mut(u).job.take() else {
+                    return;
+                };
+                let op = if u == Unit::Load {
+                    Opcode::Load
+                } else {
+                    Opcode::Store
+                };
                 (job.index, job.deps, op)
             }
         };
         pushes.extend(signals(u, d));
         self.counters.desc_done += 1;
         self.last_progress = t;
-        self.emit(t, || Event::Complete { unit: u.into(), index, opcode });
+        self.emit(t, || Event::Complete {
+            unit: u.into(),
+            index,
+            opcode,
+        });
     }
 
     fn execute_compute(&mut self, d: &Descriptor) {
@@ -776,7 +961,9 @@ impl<S: EventSink> ModelDevice<S> {
     }
 
     fn issue_unit(&mut self, t: u64, u: Unit) {
-        let Some((index, d)) = self.queues[unit_index(u)].pop_front() else { return };
+        let Some((index, d)) = self.queues[unit_index(u)].pop_front() else {
+            return;
+        };
         for q in waits(u, d.deps) {
             self.tokens[q as usize] -= 1;
             self.emit(t, || Event::TokenPop { queue: q });
@@ -784,7 +971,11 @@ impl<S: EventSink> ModelDevice<S> {
         match (u, d.op) {
             (Unit::Compute, _) => {
                 let done_at = t + self.compute_latency(&d);
-                self.compute = Some(ComputeJob { index, desc: d, done_at });
+                self.compute = Some(ComputeJob {
+                    index,
+                    desc: d,
+                    done_at,
+                });
             }
             (_, Op::Load(dma) | Op::Store(dma)) => {
                 self.dma_mut(u).job = Some(DmaJob::new(index, d.deps, dma));
@@ -792,21 +983,35 @@ impl<S: EventSink> ModelDevice<S> {
             _ => {}
         }
         let opcode = d.opcode();
-        self.emit(t, || Event::Issue { unit: u.into(), index, opcode });
+        self.emit(t, || Event::Issue {
+            unit: u.into(),
+            index,
+            opcode,
+        });
     }
 
     fn dispatch(&mut self, t: u64) {
-        let Some(e) = self.cp.fifo.pop_front() else { return };
+        let Some(e) = self.cp.fifo.pop_front() else {
+            return;
+        };
         let Some(Ok(d)) = e.decoded else { return };
         let index = e.index;
         let unit = d.opcode().unit().map_or(Engine::Cmd, Engine::from);
-        self.emit(t, || Event::Dispatch { unit, index, desc: d });
+        self.emit(t, || Event::Dispatch {
+            unit,
+            index,
+            desc: d,
+        });
         match d.op {
             Op::Nop => {
                 self.advance_head();
                 self.counters.desc_done += 1;
                 self.last_progress = t;
-                self.emit(t, || Event::Complete { unit: Engine::Cmd, index, opcode: Opcode::Nop });
+                self.emit(t, || Event::Complete {
+                    unit: Engine::Cmd,
+                    index,
+                    opcode: Opcode::Nop,
+                });
             }
             Op::Fence(f) => {
                 self.cp.fence = Some(FenceOp {
@@ -831,7 +1036,9 @@ impl<S: EventSink> ModelDevice<S> {
     }
 
     fn fence_drained(&mut self, t: u64) {
-        let Some(f) = self.cp.fence.as_mut() else { return };
+        let Some(f) = self.cp.fence.as_mut() else {
+            return;
+        };
         if f.writeback.is_some() {
             f.phase = FencePhase::Write;
         } else {
@@ -840,13 +1047,22 @@ impl<S: EventSink> ModelDevice<S> {
     }
 
     fn fence_complete(&mut self, t: u64) {
-        let Some(f) = self.cp.fence.take() else { return };
+        let Some(f) = self.cp.fence.take() else {
+            return;
+        };
         self.regs.fence_seq = f.seq;
         self.advance_head();
         self.counters.desc_done += 1;
         self.last_progress = t;
-        self.emit(t, || Event::Complete { unit: Engine::Cmd, index: f.index, opcode: Opcode::Fence });
-        self.emit(t, || Event::Fence { index: f.index, seq: f.seq });
+        self.emit(t, || Event::Complete {
+            unit: Engine::Cmd,
+            index: f.index,
+            opcode: Opcode::Fence,
+        });
+        self.emit(t, || Event::Fence {
+            index: f.index,
+            seq: f.seq,
+        });
         if f.irq {
             self.raise_irq(t, regs::IRQ_FENCE);
         }
@@ -865,7 +1081,8 @@ impl<S: EventSink> ModelDevice<S> {
             && Unit::ALL.iter().all(|&u| {
                 !self.completes_now(u)
                     && !self.can_issue(u)
-                    && (u == Unit::Compute || self.dma_request(u, mem_size).is_ok_and(|r| r.is_none()))
+                    && (u == Unit::Compute
+                        || self.dma_request(u, mem_size).is_ok_and(|r| r.is_none()))
             })
             && !(self.cp.fence.is_some_and(|f| f.phase == FencePhase::Drain) && self.drained())
             && self.deadlocked(false).is_none();
@@ -905,18 +1122,30 @@ impl<S: EventSink> ModelDevice<S> {
         let ok = size.is_power_of_two()
             && size >= 2
             && size <= self.cfg.cmdproc.max_ring
-            && self.regs.ring_base % DESC_BYTES as u64 == 0
+            && self.regs.ring_base.is_multiple_of(DESC_BYTES as u64)
             && self.regs.tail < size;
-        (!ok).then_some(Fault { code: ErrorCode::BadRing, index: self.regs.tail, addr: self.regs.ring_base })
+        (!ok).then_some(Fault {
+            code: ErrorCode::BadRing,
+            index: self.regs.tail,
+            addr: self.regs.ring_base,
+        })
     }
 
     fn status(&self) -> u32 {
         (if self.busy() { regs::STATUS_BUSY } else { 0 })
-            | if self.regs.error.is_some() { regs::STATUS_HALTED } else { 0 }
+            | if self.regs.error.is_some() {
+                regs::STATUS_HALTED
+            } else {
+                0
+            }
     }
 
     fn caps(&self) -> u32 {
-        caps::TRANSLATION | caps::FENCE_WRITEBACK | caps::WATCHDOG | caps::ELEMENTWISE | caps::WEIGHT_STATIONARY
+        caps::TRANSLATION
+            | caps::FENCE_WRITEBACK
+            | caps::WATCHDOG
+            | caps::ELEMENTWISE
+            | caps::WEIGHT_STATIONARY
     }
 }
 
@@ -930,7 +1159,11 @@ fn set_hi(v: &mut u64, hi: u32) {
 impl<S: EventSink> Device for ModelDevice<S> {
     fn mmio_read(&mut self, offset: u32) -> u32 {
         let r = &self.regs;
-        let err = r.error.unwrap_or(Fault { code: ErrorCode::None, index: 0, addr: 0 });
+        let err = r.error.unwrap_or(Fault {
+            code: ErrorCode::None,
+            index: 0,
+            addr: 0,
+        });
         match offset {
             regs::ID => npukit_abi::DEVICE_ID,
             regs::VERSION => npukit_abi::abi_version(),
@@ -1002,7 +1235,11 @@ impl<S: EventSink> Device for ModelDevice<S> {
                 self.regs.tail = value;
                 self.last_progress = t;
                 if value >= self.regs.ring_size && self.regs.error.is_none() {
-                    let f = Fault { code: ErrorCode::BadRing, index: value, addr: self.regs.ring_base };
+                    let f = Fault {
+                        code: ErrorCode::BadRing,
+                        index: value,
+                        addr: self.regs.ring_base,
+                    };
                     self.halt(t, f);
                 }
             }

@@ -12,10 +12,16 @@ use crate::model::Counters;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
     #[error("device halted with {code} at descriptor {index}, address {addr:#x}")]
-    Device { code: ErrorCode, index: u32, addr: u64 },
+    Device {
+        code: ErrorCode,
+        index: u32,
+        addr: u64,
+    },
     #[error("no completion after {cycles} cycles (ring head {head}, tail {tail})")]
     Timeout { cycles: u64, head: u32, tail: u32 },
-    #[error("program of {len} descriptors needs a ring of {needed} entries; the device allows {max}")]
+    #[error(
+        "program of {len} descriptors needs a ring of {needed} entries; the device allows {max}"
+    )]
     RingTooLarge { len: usize, needed: u32, max: u32 },
     #[error("ring of {bytes} bytes at {base:#x} does not fit in device memory ({size} bytes)")]
     RingOutOfMemory { base: u64, bytes: u64, size: u64 },
@@ -67,11 +73,22 @@ pub fn start(
     let max = dev.mmio_read(regs::MAX_RING);
     let needed = (descs.len() as u32 + 1).next_power_of_two().max(2);
     if needed > max || descs.len() >= u32::MAX as usize {
-        return Err(RunError::RingTooLarge { len: descs.len(), needed, max });
+        return Err(RunError::RingTooLarge {
+            len: descs.len(),
+            needed,
+            max,
+        });
     }
     let bytes = needed as u64 * DESC_BYTES as u64;
-    if ring_base.checked_add(bytes).is_none_or(|end| end > mem.size()) {
-        return Err(RunError::RingOutOfMemory { base: ring_base, bytes, size: mem.size() });
+    if ring_base
+        .checked_add(bytes)
+        .is_none_or(|end| end > mem.size())
+    {
+        return Err(RunError::RingOutOfMemory {
+            base: ring_base,
+            bytes,
+            size: mem.size(),
+        });
     }
     for (i, d) in descs.iter().enumerate() {
         mem.write(ring_base + (i * DESC_BYTES) as u64, &d.encode());
@@ -88,16 +105,22 @@ pub fn start(
 
 /// Runs until the device has consumed the ring and gone idle, an error halts
 /// it, or `max_cycles` pass. Interrupts are acknowledged as they come.
-pub fn wait_idle(dev: &mut dyn Device, mem: &mut dyn DeviceMemory, max_cycles: u64) -> Result<u64, RunError> {
+pub fn wait_idle(
+    dev: &mut dyn Device,
+    mem: &mut dyn DeviceMemory,
+    max_cycles: u64,
+) -> Result<u64, RunError> {
     let start = dev.cycle();
     let limit = start.saturating_add(max_cycles);
     loop {
         let exit = dev.run_until(mem, limit, true);
         let status = dev.mmio_read(regs::IRQ_STATUS);
         if status & regs::IRQ_ERROR != 0 || dev.mmio_read(regs::STATUS) & regs::STATUS_HALTED != 0 {
-            let code = ErrorCode::from_u32(dev.mmio_read(regs::ERR_CODE)).unwrap_or(ErrorCode::None);
+            let code =
+                ErrorCode::from_u32(dev.mmio_read(regs::ERR_CODE)).unwrap_or(ErrorCode::None);
             let index = dev.mmio_read(regs::ERR_DESC);
-            let addr = dev.mmio_read(regs::ERR_ADDR_LO) as u64 | (dev.mmio_read(regs::ERR_ADDR_HI) as u64) << 32;
+            let addr = dev.mmio_read(regs::ERR_ADDR_LO) as u64
+                | (dev.mmio_read(regs::ERR_ADDR_HI) as u64) << 32;
             return Err(RunError::Device { code, index, addr });
         }
         dev.mmio_write(regs::IRQ_STATUS, status);
@@ -107,7 +130,11 @@ pub fn wait_idle(dev: &mut dyn Device, mem: &mut dyn DeviceMemory, max_cycles: u
             return Ok(dev.cycle() - start);
         }
         if exit == RunExit::Cycle {
-            return Err(RunError::Timeout { cycles: dev.cycle() - start, head, tail });
+            return Err(RunError::Timeout {
+                cycles: dev.cycle() - start,
+                head,
+                tail,
+            });
         }
     }
 }
@@ -123,5 +150,8 @@ pub fn run_program(
 ) -> Result<Outcome, RunError> {
     start(dev, mem, ring_base, descs)?;
     let cycles = wait_idle(dev, mem, max_cycles)?;
-    Ok(Outcome { cycles, counters: read_counters(dev) })
+    Ok(Outcome {
+        cycles,
+        counters: read_counters(dev),
+    })
 }

@@ -17,7 +17,10 @@ pub struct LocalMem {
 
 impl LocalMem {
     pub fn new(spad_bytes: u32, acc_bytes: u32) -> Self {
-        LocalMem { spad: vec![0; spad_bytes as usize], acc: vec![0; acc_bytes as usize] }
+        LocalMem {
+            spad: vec![0; spad_bytes as usize],
+            acc: vec![0; acc_bytes as usize],
+        }
     }
 
     /// The memory a DMA descriptor addresses.
@@ -40,7 +43,12 @@ impl LocalMem {
     /// The int32 at accumulator byte address `addr` (4-aligned, in range).
     #[inline]
     pub fn acc_get(&self, addr: usize) -> i32 {
-        i32::from_le_bytes([self.acc[addr], self.acc[addr + 1], self.acc[addr + 2], self.acc[addr + 3]])
+        i32::from_le_bytes([
+            self.acc[addr],
+            self.acc[addr + 1],
+            self.acc[addr + 2],
+            self.acc[addr + 3],
+        ])
     }
 
     #[inline]

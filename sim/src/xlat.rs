@@ -60,7 +60,10 @@ impl Tlb {
                 }
             }
             _ if self.pending => Xlat::Wait,
-            _ => Xlat::ReadPte { pte_addr: regs.base.wrapping_add(vpn * PTE_BYTES), vpn },
+            _ => Xlat::ReadPte {
+                pte_addr: regs.base.wrapping_add(vpn * PTE_BYTES),
+                vpn,
+            },
         }
     }
 }
@@ -72,18 +75,43 @@ mod tests {
 
     #[test]
     fn translate_paths() {
-        let regs = XlatRegs { enabled: true, base: 0x1000, pages: 4 };
+        let regs = XlatRegs {
+            enabled: true,
+            base: 0x1000,
+            pages: 4,
+        };
         let mut t = Tlb::default();
-        assert_eq!(t.translate(&regs, 0x2345, false), Xlat::ReadPte { pte_addr: 0x1010, vpn: 2 });
-        assert_eq!(t.translate(&regs, 0x4000, false), Xlat::Fault(ErrorCode::XlatFault, 0x4000));
+        assert_eq!(
+            t.translate(&regs, 0x2345, false),
+            Xlat::ReadPte {
+                pte_addr: 0x1010,
+                vpn: 2
+            }
+        );
+        assert_eq!(
+            t.translate(&regs, 0x4000, false),
+            Xlat::Fault(ErrorCode::XlatFault, 0x4000)
+        );
         t.pending = true;
         assert_eq!(t.translate(&regs, 0x2345, false), Xlat::Wait);
-        t = Tlb { entry: Some((2, pte(0x9000, false))), pending: false };
+        t = Tlb {
+            entry: Some((2, pte(0x9000, false))),
+            pending: false,
+        };
         assert_eq!(t.translate(&regs, 0x2345, false), Xlat::Phys(0x9345));
-        assert_eq!(t.translate(&regs, 0x2345, true), Xlat::Fault(ErrorCode::XlatWrite, 0x2345));
+        assert_eq!(
+            t.translate(&regs, 0x2345, true),
+            Xlat::Fault(ErrorCode::XlatWrite, 0x2345)
+        );
         t.entry = Some((2, 0x9000));
-        assert_eq!(t.translate(&regs, 0x2345, false), Xlat::Fault(ErrorCode::XlatFault, 0x2345));
-        let off = XlatRegs { enabled: false, ..regs };
+        assert_eq!(
+            t.translate(&regs, 0x2345, false),
+            Xlat::Fault(ErrorCode::XlatFault, 0x2345)
+        );
+        let off = XlatRegs {
+            enabled: false,
+            ..regs
+        };
         assert_eq!(t.translate(&off, 0x2345, true), Xlat::Phys(0x2345));
     }
 }
