@@ -1,3 +1,110 @@
-fn main() {
-    println!("npukit: not yet implemented");
+//! The `npukit` command.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use npukit_abi::asm;
+use npukit_abi::program::Program;
+use npukit_sim::NpuConfig;
+
+#[derive(Parser, Debug)]
+#[command(name = "npukit", version, about = "NPU co-design kit: a cycle-accurate model, its ABI and tools")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Show a hardware configuration with derived figures.
+    Info {
+        /// Hardware configuration (TOML); built-in defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the resolved configuration as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Assemble a text command stream into a binary ring image (32 bytes per descriptor).
+    Asm {
+        input: PathBuf,
+        /// Output file; defaults to INPUT with the extension `.bin`.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Also validate every descriptor against this configuration's limits.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Disassemble a binary ring image to the text format (stdout).
+    Disasm { input: PathBuf },
+}
+
+fn load_config(path: Option<&Path>) -> Result<NpuConfig> {
+    match path {
+        Some(p) => Ok(NpuConfig::load(p)?),
+        None => Ok(NpuConfig::default()),
+    }
+}
+
+fn info(cfg: &NpuConfig, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(cfg)?);
+        return Ok(());
+    }
+    let mhz = cfg.clock.freq_mhz as f64;
+    let peak = cfg.peak_macs_per_cycle();
+    let kib = |b: u64| b as f64 / 1024.0;
+    println!("npukit NPU configuration");
+    println!("  MAC array        {} x {} ({} PEs, weight-stationary)", cfg.array.rows, cfg.array.cols, peak);
+    println!("  clock            {} MHz", cfg.clock.freq_mhz);
+    println!("  peak             {} MAC/cycle = {:.1} GMAC/s = {:.1} TOPS (int8, 2 ops/MAC)", peak, peak as f64 * mhz / 1e3, 2.0 * peak as f64 * mhz / 1e6);
+    println!("  scratchpad       {:.0} KiB (int8)", kib(cfg.memory.spad_bytes as u64));
+    println!("  accumulators     {:.0} KiB ({} int32)", kib(cfg.memory.acc_bytes as u64), cfg.memory.acc_bytes / 4);
+    println!("  memory port      {} B/beat, {} B/cycle = {:.1} GB/s, latency {} cycles, {} outstanding", cfg.dma.beat_bytes, cfg.dram.bytes_per_cycle, cfg.dram.bytes_per_cycle as f64 * mhz / 1e3, cfg.dram.latency, cfg.dram.max_outstanding);
+    println!("  device memory    {:.0} MiB", cfg.dram.size_bytes as f64 / (1 << 20) as f64);
+    println!("  command proc.    fetch {} ahead, unit queues {} deep, ring up to {} descriptors", cfg.cmdproc.fetch_depth, cfg.cmdproc.queue_depth, cfg.cmdproc.max_ring);
+    let ridge = peak as f64 / cfg.dram.bytes_per_cycle as f64;
+    println!("  roofline ridge   {ridge:.1} MAC/byte (below it a layer is memory-bound)");
+    println!("  fold latency     {} cycles for a {}-row MATMUL (2R + C + M - 2)", npukit_sim::mac::matmul_latency(cfg.array.rows, cfg.array.cols, cfg.array.rows), cfg.array.rows);
+    Ok(())
+}
+
+fn assemble(input: &Path, output: Option<&Path>, config: Option<&Path>) -> Result<()> {
+    let src = std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let prog = asm::assemble(&src).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    if let Some(c) = config {
+        let cfg = load_config(Some(c))?;
+        if let Err((i, e)) = prog.validate(&cfg.limits()) {
+            bail!("{}: descriptor {i}: {e}", input.display());
+        }
+    }
+    let out = output.map(Path::to_path_buf).unwrap_or_else(|| input.with_extension("bin"));
+    std::fs::write(&out, prog.encode()).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("{}: {} descriptors -> {}", input.display(), prog.len(), out.display());
+    Ok(())
+}
+
+fn disassemble(input: &Path) -> Result<()> {
+    let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let prog = Program::decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    print!("{}", asm::disassemble(&prog));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match &cli.cmd {
+        Cmd::Info { config, json } => load_config(config.as_deref()).and_then(|c| info(&c, *json)),
+        Cmd::Asm { input, output, config } => assemble(input, output.as_deref(), config.as_deref()),
+        Cmd::Disasm { input } => disassemble(input),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("npukit: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

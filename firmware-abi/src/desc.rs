@@ -292,7 +292,10 @@ pub struct DecodeError {
 
 impl core::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{}: {} = {:#x}", self.opcode, self.field, self.value)?;
+        write!(f, "{}: {} = {}", self.opcode, self.field, self.value)?;
+        if self.value > 9 {
+            write!(f, " ({:#x})", self.value)?;
+        }
         let what = match self.code {
             ErrorCode::BadOpcode => "is not an opcode",
             ErrorCode::Reserved => "has reserved bits set",
@@ -305,7 +308,7 @@ impl core::fmt::Display for DecodeError {
         };
         write!(f, " {what}")?;
         if let Some(l) = self.limit {
-            write!(f, " (limit {l:#x})")?;
+            write!(f, " (limit {l})")?;
         }
         write!(f, " [{}]", self.code)
     }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole npukit test suite: formatting, lints, and every test of every crate.
+# Installs the system packages the tests need when they are missing (needs root),
+# and says what it installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
+command -v c++ >/dev/null 2>&1 || need_pkgs+=(g++)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    echo "npukit test: installing missing system packages: ${need_pkgs[*]}"
+    apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}"
+fi
+
+echo "npukit test: cargo fmt --check"
+cargo fmt --all --check
+echo "npukit test: cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "npukit test: cargo test --workspace"
+cargo test --workspace
