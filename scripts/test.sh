@@ -17,5 +17,7 @@ echo "npukit test: cargo fmt --check"
 cargo fmt --all --check
 echo "npukit test: cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "npukit test: firmware ABI builds without std"
+cargo build --quiet -p npukit-abi --no-default-features
 echo "npukit test: cargo test --workspace"
 cargo test --workspace
