@@ -1,0 +1,342 @@
+//! Tiling: how one layer `Y[M x N] = X[M x K] W[K x N]` is cut to fit the
+//! array, the scratchpad and the accumulator memory.
+//!
+//! * **K** is cut into chunks of `kc = min(K, rows)` (one fold's depth); folds
+//!   of one output tile accumulate in the accumulator (MATMUL ACCUMULATE).
+//! * **N** is cut into chunks of `nc = min(N, cols)` (one fold's width).
+//! * **M** is cut into tiles of `mt` rows, the rows one MATMUL streams; the
+//!   `mt x nc` int32 output tile must fit the accumulator memory.
+//! * A **step** is one weight LOAD: `g` consecutive k-chunks of one n-chunk
+//!   (stored contiguously in device memory, pre-tiled), and the `g` MATMULs
+//!   that use them. The input rows are either *resident* (all of `mt x K`
+//!   loaded once per M tile, as one packed `mt x kc` panel per k-chunk, and
+//!   reused for every n-chunk) or *streamed* (the `g` panels of each step loaded
+//!   with the step).
+//! * Buffers are double-buffered when they fit (input panels, weights, int8
+//!   output staging, int32 output tiles, bias vectors), so the loads of step
+//!   `i + 1` overlap the MATMULs of step `i`.
+//!
+//! [`plan`] tries every combination of `mt` (halving from the largest that fits),
+//! resident or streamed, `g`, and single or double buffering, scores each with a
+//! closed-form estimate of its cycles ([`estimate`]), and keeps the best.
+
+use npukit_sim::NpuConfig;
+
+/// Bytes reserved at the bottom of the scratchpad for relay scratch.
+pub const SCRATCH_BYTES: u32 = 4;
+
+/// The shape of a layer as the tiler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerDims {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    /// Output is requantised to int8 (ACT + int8 staging); otherwise int32
+    /// stored from the accumulator.
+    pub int8_out: bool,
+    /// ACT adds a per-column bias vector (held in the accumulator memory).
+    pub act_bias: bool,
+    /// int32 output with a bias: the output tile is preloaded with the bias rows.
+    pub preload: bool,
+}
+
+/// A layer's tiling and local-memory footprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tiling {
+    /// Rows per MATMUL (M tile).
+    pub m_tile: usize,
+    /// Depth per fold (K chunk), `<=` array rows.
+    pub k_chunk: usize,
+    /// Width per fold (N chunk), `<=` array cols.
+    pub n_chunk: usize,
+    /// K chunks per weight LOAD (per step).
+    pub k_group: usize,
+    /// Input rows of an M tile loaded once and reused for every N chunk.
+    pub x_resident: bool,
+    pub x_bufs: usize,
+    pub w_bufs: usize,
+    /// int8 output staging buffers (0 for int32 output).
+    pub o_bufs: usize,
+    /// int32 output tiles in the accumulator memory.
+    pub acc_bufs: usize,
+    /// Bias vectors in the accumulator memory (0 without ACT bias).
+    pub bias_slots: usize,
+    /// Scratchpad bytes used.
+    pub spad_bytes: usize,
+    /// Accumulator bytes used.
+    pub acc_bytes: usize,
+    /// The estimate that chose it (cycles).
+    pub est_cycles: u64,
+}
+
+impl Tiling {
+    pub fn k_chunks(&self, k: usize) -> usize {
+        k.div_ceil(self.k_chunk)
+    }
+
+    /// Bytes of one input buffer.
+    pub fn x_buf_bytes(&self, k: usize) -> usize {
+        if self.x_resident {
+            self.m_tile * k
+        } else {
+            self.m_tile * self.k_group * self.k_chunk
+        }
+    }
+
+    pub fn w_buf_bytes(&self) -> usize {
+        self.k_group * self.k_chunk * self.n_chunk
+    }
+
+    pub fn o_buf_bytes(&self) -> usize {
+        self.m_tile * self.n_chunk
+    }
+
+    pub fn acc_tile_bytes(&self) -> usize {
+        self.m_tile * self.n_chunk * 4
+    }
+}
+
+impl std::fmt::Display for Tiling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "m_tile {} k_chunk {} n_chunk {} k_group {} x {} bufs x{} w{} o{} acc{}; spad {} B, acc {} B",
+            self.m_tile,
+            self.k_chunk,
+            self.n_chunk,
+            self.k_group,
+            if self.x_resident { "resident" } else { "streamed" },
+            self.x_bufs,
+            self.w_bufs,
+            self.o_bufs,
+            self.acc_bufs,
+            self.spad_bytes,
+            self.acc_bytes
+        )
+    }
+}
+
+/// Cost parameters derived from the configuration.
+struct Costs {
+    rows: f64,
+    cols: f64,
+    beat: usize,
+    /// Cycles per beat when streaming (bandwidth, outstanding limit, 1/cycle).
+    per_beat: f64,
+    /// Fixed cycles of one DMA descriptor (latency + completion).
+    fixed: f64,
+}
+
+impl Costs {
+    fn new(cfg: &NpuConfig) -> Self {
+        let b = cfg.dma.beat_bytes as f64;
+        let d = &cfg.dram;
+        let per_beat = (b / d.bytes_per_cycle as f64)
+            .max(d.latency as f64 / d.max_outstanding as f64)
+            .max(1.0);
+        Costs {
+            rows: cfg.array.rows as f64,
+            cols: cfg.array.cols as f64,
+            beat: cfg.dma.beat_bytes as usize,
+            per_beat,
+            fixed: d.latency as f64 + 1.0,
+        }
+    }
+
+    /// One DMA descriptor of `rows` rows of `row_bytes` (rows assumed to start
+    /// 16-byte aligned).
+    fn dma(&self, rows: usize, row_bytes: usize) -> f64 {
+        let beats = rows * row_bytes.div_ceil(self.beat).max(1);
+        beats as f64 * self.per_beat + self.fixed
+    }
+
+    fn matmul(&self, m: usize) -> f64 {
+        2.0 * self.rows + self.cols + m as f64 - 2.0
+    }
+}
+
+/// Closed-form estimate of a layer's cycles under a tiling (for choosing
+/// between tilings, not a prediction of the model).
+pub fn estimate(d: &LayerDims, t: &Tiling, cfg: &NpuConfig) -> u64 {
+    let c = Costs::new(cfg);
+    let (kc, nc, mt, g) = (t.k_chunk, t.n_chunk, t.m_tile, t.k_group);
+    let nk = d.k.div_ceil(kc);
+    let nn = d.n.div_ceil(nc);
+    let nq = nk.div_ceil(g);
+    let tiles = d.m.div_ceil(mt);
+    let steps = (tiles * nn * nq) as f64;
+    // Compute: every fold streams mt rows, plus one ACT per output tile.
+    let mut compute = (tiles * nn * nk) as f64 * c.matmul(mt);
+    if d.int8_out {
+        compute += (tiles * nn) as f64 * (mt as f64 + 2.0);
+    }
+    // Loads.
+    let w_load = c.dma(1, g * kc * nc);
+    let x_panels = if t.x_resident {
+        (tiles * nk) as f64
+    } else {
+        (tiles * nn * nk) as f64
+    };
+    let mut load = steps * w_load + x_panels * c.dma(mt, kc);
+    let mut descs = steps + x_panels + (tiles * nn * (nk + 1)) as f64;
+    if d.act_bias {
+        load += (tiles * nn) as f64 * c.dma(1, nc * 4);
+        descs += (tiles * nn) as f64;
+    }
+    if d.preload {
+        load += (tiles * nn) as f64 * c.dma(mt, nc * 4);
+        descs += (tiles * nn) as f64;
+    }
+    // Stores share the port; the descriptor fetches too.
+    let out_row = if d.int8_out { nc } else { nc * 4 };
+    let store = (tiles * nn) as f64 * c.dma(mt, out_row);
+    let port = load + store - (tiles * nn) as f64 * c.fixed + descs * c.per_beat;
+    let first = w_load + g as f64 * c.dma(mt, kc);
+    let last = c.dma(mt, out_row);
+    let total = if t.w_bufs >= 2 && (t.x_bufs >= 2 || t.x_resident) {
+        compute.max(port) + first + last
+    } else {
+        compute + load + store
+    };
+    total as u64
+}
+
+/// Chooses the tiling of a layer for `cfg`; the error says why even the
+/// smallest tile does not fit.
+pub fn plan(d: &LayerDims, cfg: &NpuConfig) -> Result<Tiling, String> {
+    let rows = cfg.array.rows as usize;
+    let cols = cfg.array.cols as usize;
+    let spad = (cfg.memory.spad_bytes - SCRATCH_BYTES) as usize;
+    let acc = cfg.memory.acc_bytes as usize;
+    let kc = d.k.min(rows);
+    let nc = d.n.min(cols);
+    let nk = d.k.div_ceil(kc);
+    let acc_opts: &[(usize, usize)] = match (d.int8_out, d.act_bias) {
+        (true, true) => &[(1, 2), (1, 1)],
+        (true, false) => &[(1, 0)],
+        (false, _) => &[(2, 0), (1, 0)],
+    };
+    let mut gs: Vec<usize> = (0..).map(|i| 1usize << i).take_while(|&g| g < nk).collect();
+    gs.push(nk);
+    gs.reverse();
+    let mut best: Option<Tiling> = None;
+    for &(acc_bufs, bias_slots) in acc_opts {
+        let bias_bytes = bias_slots * nc * 4;
+        if bias_bytes + nc * 4 * acc_bufs > acc {
+            continue;
+        }
+        let mt_max = ((acc - bias_bytes) / (acc_bufs * nc * 4))
+            .min(d.m)
+            .min(u16::MAX as usize);
+        let mut mts = Vec::new();
+        let mut mt = mt_max;
+        while mt > 0 {
+            let bal = d.m.div_ceil(d.m.div_ceil(mt));
+            if !mts.contains(&bal) {
+                mts.push(bal);
+            }
+            mt /= 2;
+        }
+        for &mt in &mts {
+            let tiles = d.m.div_ceil(mt);
+            for resident in [true, false] {
+                for &g in &gs {
+                    let bufs: &[(usize, usize, usize)] = if resident {
+                        &[(2, 2, 2), (1, 2, 2), (1, 2, 1), (1, 1, 1)]
+                    } else {
+                        &[(2, 2, 2), (2, 2, 1), (1, 1, 1)]
+                    };
+                    for &(xb, wb, ob) in bufs {
+                        let xb = if resident && tiles == 1 { 1 } else { xb };
+                        let ob = if d.int8_out { ob } else { 0 };
+                        let mut t = Tiling {
+                            m_tile: mt,
+                            k_chunk: kc,
+                            n_chunk: nc,
+                            k_group: g,
+                            x_resident: resident,
+                            x_bufs: xb,
+                            w_bufs: wb,
+                            o_bufs: ob,
+                            acc_bufs,
+                            bias_slots,
+                            spad_bytes: 0,
+                            acc_bytes: acc_bufs * mt * nc * 4 + bias_bytes,
+                            est_cycles: 0,
+                        };
+                        t.spad_bytes =
+                            xb * t.x_buf_bytes(d.k) + wb * t.w_buf_bytes() + ob * t.o_buf_bytes();
+                        if t.spad_bytes > spad || t.acc_bytes > acc {
+                            continue;
+                        }
+                        t.est_cycles = estimate(d, &t, cfg);
+                        if best.is_none_or(|b| t.est_cycles < b.est_cycles) {
+                            best = Some(t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    best.ok_or_else(|| {
+        let (acc_bufs, bias_slots) = acc_opts[acc_opts.len() - 1];
+        let need_spad = kc + kc * nc + if d.int8_out { nc } else { 0 };
+        let need_acc = (acc_bufs + bias_slots) * nc * 4;
+        format!(
+            "even the smallest tile (1 row, one {kc}x{nc} weight tile) needs {need_spad} bytes of \
+             scratchpad and {need_acc} bytes of accumulator; the configuration has {spad} \
+             scratchpad bytes available ({} minus {SCRATCH_BYTES} reserved) and {acc}",
+            cfg.memory.spad_bytes
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims(m: usize, k: usize, n: usize) -> LayerDims {
+        LayerDims {
+            m,
+            k,
+            n,
+            int8_out: true,
+            act_bias: true,
+            preload: false,
+        }
+    }
+
+    #[test]
+    fn default_config_keeps_the_batch_in_one_tile() {
+        let cfg = NpuConfig::default();
+        let t = plan(&dims(64, 784, 256), &cfg).unwrap();
+        assert_eq!((t.m_tile, t.k_chunk, t.n_chunk), (64, 16, 16));
+        assert!(t.x_resident);
+        assert!(t.w_bufs == 2);
+        assert!(t.spad_bytes <= cfg.memory.spad_bytes as usize);
+    }
+
+    #[test]
+    fn small_memories_force_small_tiles() {
+        let mut cfg = NpuConfig::default();
+        cfg.array.rows = 4;
+        cfg.array.cols = 8;
+        cfg.memory.spad_bytes = 256;
+        cfg.memory.acc_bytes = 256;
+        let d = dims(100, 300, 70);
+        let t = plan(&d, &cfg).unwrap();
+        assert!(t.spad_bytes + SCRATCH_BYTES as usize <= 256, "{t}");
+        assert!(t.acc_bytes <= 256, "{t}");
+        assert_eq!((t.k_chunk, t.n_chunk), (4, 8));
+        assert!(t.m_tile < 100);
+    }
+
+    #[test]
+    fn too_small_is_an_error() {
+        let mut cfg = NpuConfig::default();
+        cfg.memory.spad_bytes = 256;
+        let e = plan(&dims(4, 64, 64), &cfg).unwrap_err();
+        assert!(e.contains("smallest tile"), "{e}");
+        assert!(e.contains("288 bytes of scratchpad"), "{e}");
+    }
+}

@@ -1,0 +1,111 @@
+//! Shared helpers: compile, run on the model, compare with the reference.
+#![allow(dead_code)]
+
+use npukit_compiler::{compile, load_image, read_output, reference, Compiled, Workload};
+use npukit_sim::run::{run_program, Outcome};
+use npukit_sim::{ModelDevice, NpuConfig, VecMemory};
+
+/// A config with the given array and local memories, other fields default.
+pub fn cfg(rows: u32, cols: u32, spad: u32, acc: u32) -> NpuConfig {
+    let mut c = NpuConfig::default();
+    c.array.rows = rows;
+    c.array.cols = cols;
+    c.memory.spad_bytes = spad;
+    c.memory.acc_bytes = acc;
+    c.validate().unwrap();
+    c
+}
+
+/// Compiles `w` for `cfg`, runs it on the model and checks every output
+/// against the reference, bit for bit.
+pub fn run_and_check(w: &Workload, cfg: &NpuConfig) -> (Compiled, Outcome) {
+    let c = compile(w, cfg).unwrap_or_else(|e| panic!("{}: {e}", w.name));
+    let mut mem = VecMemory::new(c.mem_bytes as usize);
+    load_image(&c, &mut mem).unwrap();
+    let mut dev = ModelDevice::new(cfg);
+    let out = run_program(
+        &mut dev,
+        &mut mem,
+        c.ring_base,
+        c.program.descs(),
+        200_000_000,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", w.name));
+    let want = reference(w).unwrap();
+    assert_eq!(want.len(), c.outputs.len());
+    for (name, t) in want {
+        let got = read_output(&c, &mem, &name).unwrap();
+        assert_eq!(got.shape, t.shape, "{}: {name}", w.name);
+        if let Some((i, g, r)) = got.first_difference(&t) {
+            panic!(
+                "{}: output {name} differs at element {i} (row {}, col {}): npu {g}, reference {r}",
+                w.name,
+                i / t.shape[1],
+                i % t.shape[1]
+            );
+        }
+        assert_eq!(got, t);
+    }
+    assert_eq!(out.counters.macs, c.macs(), "{}", w.name);
+    (c, out)
+}
+
+/// An MLP workload in JSON: `dims = [in, h1, ..., out]`, seeded random data.
+pub fn mlp_json(
+    name: &str,
+    batch: usize,
+    dims: &[usize],
+    relu: bool,
+    in_zp: i32,
+    seed: u64,
+) -> String {
+    let mut layers = Vec::new();
+    for (i, w) in dims.windows(2).enumerate() {
+        let last = i + 2 == dims.len();
+        let s = seed * 100 + i as u64 * 10;
+        // Output scale so outputs spread over the int8 range: acc std is about
+        // sqrt(k) * 74 * 74 * 0.02 * 0.005.
+        let out_scale = (w[0] as f64).sqrt() * 74.0 * 74.0 * 0.02 * 0.005 / 40.0;
+        layers.push(format!(
+            r#"{{"op": "dense", "name": "fc{i}", "out_features": {},
+               "weights": {{"random": {{"seed": {s}}}}}, "weight_quant": {{"scale": 0.005}},
+               "bias": {{"random": {{"seed": {}, "range": [-30000, 30000]}}}},
+               "output": {{"scale": {out_scale}, "zero_point": {}}}, "relu": {}}}"#,
+            w[1],
+            s + 1,
+            if relu && !last { -100 } else { 3 },
+            relu && !last
+        ));
+    }
+    format!(
+        r#"{{"name": "{name}", "batch": {batch},
+           "input": {{"name": "x", "features": {}, "quant": {{"scale": 0.02, "zero_point": {in_zp}}},
+                      "data": {{"random": {{"seed": {seed}}}}}}},
+           "layers": [{}], "output": "y"}}"#,
+        dims[0],
+        layers.join(",")
+    )
+}
+
+/// A GEMM workload: A[m x k] x B[k x n], int32 output (or int8 with `out_scale`).
+pub fn gemm_json(
+    name: &str,
+    m: usize,
+    k: usize,
+    n: usize,
+    out_scale: Option<f64>,
+    seed: u64,
+) -> String {
+    let output = match out_scale {
+        Some(s) => format!(r#", "output": {{"scale": {s}, "zero_point": -7}}"#),
+        None => String::new(),
+    };
+    format!(
+        r#"{{"name": "{name}", "batch": {m},
+           "input": {{"name": "a", "features": {k}, "data": {{"random": {{"seed": {seed}}}}}}},
+           "layers": [{{"op": "matmul", "name": "mm", "out_features": {n},
+                        "weights": {{"random": {{"seed": {}}}}}{output}}}],
+           "output": "c"}}"#,
+        seed + 1
+    )
+}
