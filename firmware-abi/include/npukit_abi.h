@@ -82,11 +82,11 @@
 #define NPU_REG_IRQ_STATUS                       0x028
 /* [RW] Interrupt enable per cause (NPU_IRQ_*); the line is IRQ_STATUS & IRQ_MASK != 0. */
 #define NPU_REG_IRQ_MASK                         0x02C
-/* [RW] Command ring physical base address, bits 31:0 (32-byte aligned). */
+/* [RW] Command ring physical base address, bits 31:0 (32-byte aligned). Ignored while RUN is set; writing it sets RING_HEAD and RING_TAIL to 0. */
 #define NPU_REG_RING_BASE_LO                     0x030
-/* [RW] Command ring physical base address, bits 63:32. */
+/* [RW] Command ring physical base address, bits 63:32. Ignored while RUN is set; writing it sets RING_HEAD and RING_TAIL to 0. */
 #define NPU_REG_RING_BASE_HI                     0x034
-/* [RW] Command ring size in descriptors: a power of two, 2 to MAX_RING. */
+/* [RW] Command ring size in descriptors: a power of two, 2 to MAX_RING. Ignored while RUN is set; writing it sets RING_HEAD and RING_TAIL to 0. */
 #define NPU_REG_RING_SIZE                        0x038
 /* [RO] Index of the next descriptor the device will dispatch. */
 #define NPU_REG_RING_HEAD                        0x03C
@@ -226,7 +226,7 @@
 #define NPU_ERR_XLAT_FAULT                       9
 /* A write through a read-only translation. ERR_ADDR: the device address. */
 #define NPU_ERR_XLAT_WRITE                       10
-/* RING_SIZE is not a power of two in 2..=MAX_RING, or RING_BASE is not 32-byte aligned, when RUN was set. ERR_ADDR: RING_BASE. */
+/* When RUN is set: RING_SIZE is not a power of two in 2..=MAX_RING, RING_BASE is not 32-byte aligned, or RING_TAIL >= RING_SIZE; or RING_TAIL >= RING_SIZE is written while RUN is set. ERR_DESC: RING_TAIL. ERR_ADDR: RING_BASE. */
 #define NPU_ERR_BAD_RING                         11
 /* A dependency-token counter would pass 255. ERR_ADDR: 0. */
 #define NPU_ERR_TOKEN_OVERFLOW                   12
@@ -259,11 +259,11 @@
 #define NPU_OP_LOAD                              1
 /* 2-D strided copy from the scratchpad or accumulator to device memory. [store] */
 #define NPU_OP_STORE                             2
-/* One weight-stationary fold: OUT[M x N] (+)= A[M x K] * W[K x N], int8 x int8 -> int32. [compute] */
+/* One weight-stationary fold: OUT[M x N] (+)= A[M x K] * W[K x N], int8 x int8 -> int32, wrapping. [compute] */
 #define NPU_OP_MATMUL                            3
 /* Requantise int32 accumulators to int8: bias, fixed-point multiply, rounding shift, zero point, optional ReLU. [compute] */
 #define NPU_OP_ACT                               4
-/* Element-wise OUT = (A - za) * ma + (B - zb) * mb, int8 inputs, int32 result in the accumulator. [compute] */
+/* Element-wise OUT (+)= (A - za) * ma + (B - zb) * mb, int8 inputs, int32 result in the accumulator (accumulation wraps). [compute] */
 #define NPU_OP_ADD                               5
 /* Element-wise int8 maximum of two scratchpad vectors. [compute] */
 #define NPU_OP_MAX                               6
@@ -365,7 +365,7 @@ NPU_STATIC_ASSERT(offsetof(struct npu_desc_store, dram_stride) == 20, "npu_desc_
 NPU_STATIC_ASSERT(offsetof(struct npu_desc_store, local_stride) == 24, "npu_desc_store.local_stride");
 NPU_STATIC_ASSERT(offsetof(struct npu_desc_store, reserved0) == 28, "npu_desc_store.reserved0");
 
-/* MATMUL: One weight-stationary fold: OUT[M x N] (+)= A[M x K] * W[K x N], int8 x int8 -> int32. */
+/* MATMUL: One weight-stationary fold: OUT[M x N] (+)= A[M x K] * W[K x N], int8 x int8 -> int32, wrapping. */
 struct npu_desc_matmul {
 	NPU_U32 word0;     /* word 0: NPU_DESC_WORD0(NPU_OP_MATMUL, deps, flags) */
 	NPU_U32 a;         /* word 1 [31:0]: scratchpad address of A, M x K int8 packed */
@@ -415,7 +415,7 @@ NPU_STATIC_ASSERT(offsetof(struct npu_desc_act, zero_point) == 25, "npu_desc_act
 NPU_STATIC_ASSERT(offsetof(struct npu_desc_act, reserved0) == 26, "npu_desc_act.reserved0");
 NPU_STATIC_ASSERT(offsetof(struct npu_desc_act, reserved1) == 28, "npu_desc_act.reserved1");
 
-/* ADD: Element-wise OUT = (A - za) * ma + (B - zb) * mb, int8 inputs, int32 result in the accumulator. */
+/* ADD: Element-wise OUT (+)= (A - za) * ma + (B - zb) * mb, int8 inputs, int32 result in the accumulator (accumulation wraps). */
 struct npu_desc_add {
 	NPU_U32 word0;     /* word 0: NPU_DESC_WORD0(NPU_OP_ADD, deps, flags) */
 	NPU_U32 a;         /* word 1 [31:0]: scratchpad address of A (int8) */

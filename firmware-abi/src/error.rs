@@ -45,7 +45,7 @@ error_codes! {
     AddrRange = 8, "ADDR_RANGE", "A physical address beyond device memory. ERR_ADDR: the physical address.";
     XlatFault = 9, "XLAT_FAULT", "A device address with no valid translation (beyond XLAT_PAGES or entry not valid). ERR_ADDR: the device address.";
     XlatWrite = 10, "XLAT_WRITE", "A write through a read-only translation. ERR_ADDR: the device address.";
-    BadRing = 11, "BAD_RING", "RING_SIZE is not a power of two in 2..=MAX_RING, or RING_BASE is not 32-byte aligned, when RUN was set. ERR_ADDR: RING_BASE.";
+    BadRing = 11, "BAD_RING", "When RUN is set: RING_SIZE is not a power of two in 2..=MAX_RING, RING_BASE is not 32-byte aligned, or RING_TAIL >= RING_SIZE; or RING_TAIL >= RING_SIZE is written while RUN is set. ERR_DESC: RING_TAIL. ERR_ADDR: RING_BASE.";
     TokenOverflow = 12, "TOKEN_OVERFLOW", "A dependency-token counter would pass 255. ERR_ADDR: 0.";
     Deadlock = 13, "DEADLOCK", "Every unit with work waits for a token that no unit can send. ERR_ADDR: 0.";
     Watchdog = 14, "WATCHDOG", "No descriptor completed for WATCHDOG cycles while work was pending. ERR_ADDR: 0.";

@@ -59,9 +59,9 @@ registers! {
     STATUS = 0x024, Ro, "Status bits (NPU_STATUS_*).";
     IRQ_STATUS = 0x028, W1c, "Pending interrupt causes (NPU_IRQ_*); write 1 to clear.";
     IRQ_MASK = 0x02C, Rw, "Interrupt enable per cause (NPU_IRQ_*); the line is IRQ_STATUS & IRQ_MASK != 0.";
-    RING_BASE_LO = 0x030, Rw, "Command ring physical base address, bits 31:0 (32-byte aligned).";
-    RING_BASE_HI = 0x034, Rw, "Command ring physical base address, bits 63:32.";
-    RING_SIZE = 0x038, Rw, "Command ring size in descriptors: a power of two, 2 to MAX_RING.";
+    RING_BASE_LO = 0x030, Rw, "Command ring physical base address, bits 31:0 (32-byte aligned). Ignored while RUN is set; writing it sets RING_HEAD and RING_TAIL to 0.";
+    RING_BASE_HI = 0x034, Rw, "Command ring physical base address, bits 63:32. Ignored while RUN is set; writing it sets RING_HEAD and RING_TAIL to 0.";
+    RING_SIZE = 0x038, Rw, "Command ring size in descriptors: a power of two, 2 to MAX_RING. Ignored while RUN is set; writing it sets RING_HEAD and RING_TAIL to 0.";
     RING_HEAD = 0x03C, Ro, "Index of the next descriptor the device will dispatch.";
     RING_TAIL = 0x040, Rw, "Index one past the last valid descriptor; writing it rings the doorbell.";
     FENCE_SEQ = 0x044, Ro, "Sequence number of the last completed FENCE.";
@@ -132,7 +132,9 @@ impl Field {
 /// `CONTROL.RUN`: fetch and execute descriptors while set. Clearing it stops
 /// fetching; descriptors already dispatched finish.
 pub const CONTROL_RUN: u32 = 1 << 0;
-/// `CONTROL.RESET`: write 1 to reset the device (self-clearing).
+/// `CONTROL.RESET`: write 1 to reset the device (self-clearing): every register
+/// to its reset value, queues, tokens and counters emptied, the scratchpad and
+/// accumulator memories zeroed, memory requests in flight dropped.
 pub const CONTROL_RESET: u32 = 1 << 1;
 /// `CONTROL.XLAT_EN`: descriptor addresses are device-virtual and go through the
 /// translation table; otherwise they are physical.

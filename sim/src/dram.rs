@@ -76,7 +76,10 @@ impl DramParams {
                 "must be 1 to 1024",
             ));
         }
-        if self.size_bytes == 0 || !self.size_bytes.is_multiple_of(4096) || self.size_bytes > 1 << 40 {
+        if self.size_bytes == 0
+            || !self.size_bytes.is_multiple_of(4096)
+            || self.size_bytes > 1 << 40
+        {
             return Err(bad(
                 "dram.size_bytes",
                 self.size_bytes,

@@ -397,6 +397,15 @@ impl<S: EventSink> ModelDevice<S> {
         self.last_progress = self.now;
     }
 
+    /// Programming the ring (base or size, while stopped) starts it afresh.
+    /// Descriptors already fetched but not dispatched are dropped with it.
+    fn reset_ring_pointers(&mut self) {
+        self.cp.head = 0;
+        self.cp.fetch_ptr = 0;
+        self.cp.fifo.clear();
+        self.regs.tail = 0;
+    }
+
     fn flush_tlbs(&mut self) {
         self.cp.tlb = Default::default();
         self.load.tlb = Default::default();
@@ -435,10 +444,14 @@ impl<S: EventSink> ModelDevice<S> {
 
     /// The command processor's request this cycle.
     fn cp_request(&self, mem_size: u64) -> Result<Option<Req>, Fault> {
-        if let Some(f) = &self.cp.fence {
-            if f.phase != FencePhase::Write {
-                return Ok(None);
-            }
+        // A FENCE in its write phase takes the command processor's port slot;
+        // while it drains or waits for its acknowledge, fetching goes on.
+        if let Some(f) = self
+            .cp
+            .fence
+            .as_ref()
+            .filter(|f| f.phase == FencePhase::Write)
+        {
             let va = f.writeback.unwrap_or(0);
             return match self.cp.tlb.translate(&self.regs.xlat, va, true) {
                 Xlat::Phys(pa) if pa + 4 > mem_size => Err(Fault {
@@ -519,8 +532,7 @@ impl<S: EventSink> ModelDevice<S> {
         let b = job.next_beat(self.beat);
         match u.tlb.translate(&self.regs.xlat, b.va, unit == Unit::Store) {
             Xlat::Phys(pa) => {
-                let beat_pa = pa & !(self.beat - 1);
-                if beat_pa + self.beat > mem_size {
+                if pa + b.len as u64 > mem_size {
                     return Err(Fault {
                         code: ErrorCode::AddrRange,
                         index: job.index,
@@ -685,6 +697,11 @@ impl<S: EventSink> ModelDevice<S> {
 
     fn tick(&mut self, mem: &mut dyn DeviceMemory) {
         let t = self.now;
+        if self.regs.error.is_some() {
+            // Halted: frozen until reset; time passes, nothing counts.
+            self.now += 1;
+            return;
+        }
         let resp = self.dram.deliver(t);
         let plan = match self.plan(mem.size()) {
             Ok(p) => p,
@@ -1104,7 +1121,11 @@ impl<S: EventSink> ModelDevice<S> {
 
     /// Advances the clock to `to` through quiet cycles, counting them as stepping would.
     fn skip_to(&mut self, to: u64) {
-        let n = to - self.now;
+        let n = if self.regs.error.is_some() {
+            0
+        } else {
+            to - self.now
+        };
         let c = &mut self.counters;
         c.load_busy += n * self.load.job.is_some() as u64;
         c.compute_busy += n * self.compute.is_some() as u64;
@@ -1228,13 +1249,22 @@ impl<S: EventSink> Device for ModelDevice<S> {
             }
             regs::IRQ_STATUS => self.regs.irq_status &= !value,
             regs::IRQ_MASK => self.regs.irq_mask = value & (regs::IRQ_FENCE | regs::IRQ_ERROR),
-            regs::RING_BASE_LO if !running => set_lo(&mut self.regs.ring_base, value),
-            regs::RING_BASE_HI if !running => set_hi(&mut self.regs.ring_base, value),
-            regs::RING_SIZE if !running => self.regs.ring_size = value,
+            regs::RING_BASE_LO if !running => {
+                set_lo(&mut self.regs.ring_base, value);
+                self.reset_ring_pointers();
+            }
+            regs::RING_BASE_HI if !running => {
+                set_hi(&mut self.regs.ring_base, value);
+                self.reset_ring_pointers();
+            }
+            regs::RING_SIZE if !running => {
+                self.regs.ring_size = value;
+                self.reset_ring_pointers();
+            }
             regs::RING_TAIL => {
                 self.regs.tail = value;
                 self.last_progress = t;
-                if value >= self.regs.ring_size && self.regs.error.is_none() {
+                if running && value >= self.regs.ring_size && self.regs.error.is_none() {
                     let f = Fault {
                         code: ErrorCode::BadRing,
                         index: value,

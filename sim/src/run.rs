@@ -27,6 +27,8 @@ pub enum RunError {
     RingOutOfMemory { base: u64, bytes: u64, size: u64 },
     #[error("the program is empty")]
     Empty,
+    #[error("the device is busy with earlier work")]
+    Busy,
 }
 
 /// A finished run.
@@ -60,7 +62,8 @@ pub fn read_counters(dev: &mut dyn Device) -> Counters {
 
 /// Writes `descs` as a ring at physical `ring_base` and starts the device on it:
 /// ring size is the smallest power of two above the program length, interrupts
-/// are unmasked, translation stays off.
+/// are unmasked, the other `CONTROL` bits (translation) are kept. A device that
+/// finished earlier work is stopped first and its ring reprogrammed from index 0.
 pub fn start(
     dev: &mut dyn Device,
     mem: &mut dyn DeviceMemory,
@@ -90,15 +93,19 @@ pub fn start(
             size: mem.size(),
         });
     }
+    if dev.mmio_read(regs::STATUS) & regs::STATUS_BUSY != 0 {
+        return Err(RunError::Busy);
+    }
     for (i, d) in descs.iter().enumerate() {
         mem.write(ring_base + (i * DESC_BYTES) as u64, &d.encode());
     }
+    let ctl = dev.mmio_read(regs::CONTROL) & !regs::CONTROL_RUN;
+    dev.mmio_write(regs::CONTROL, ctl);
     dev.mmio_write(regs::RING_BASE_LO, ring_base as u32);
     dev.mmio_write(regs::RING_BASE_HI, (ring_base >> 32) as u32);
     dev.mmio_write(regs::RING_SIZE, needed);
     dev.mmio_write(regs::IRQ_MASK, regs::IRQ_FENCE | regs::IRQ_ERROR);
     dev.mmio_write(regs::RING_TAIL, descs.len() as u32);
-    let ctl = dev.mmio_read(regs::CONTROL);
     dev.mmio_write(regs::CONTROL, ctl | regs::CONTROL_RUN);
     Ok(())
 }

@@ -1536,9 +1536,6 @@ fn performance_counters_are_exact() {
 }
 
 #[test]
-#[ignore = "model bug: the DMA range check tests the whole beat-aligned beat against \
-            DeviceMemory::size, so in-range bytes near the end of a memory whose size is not a \
-            multiple of the beat fault with ADDR_RANGE"]
 fn dma_at_the_end_of_memory_whose_size_is_not_a_multiple_of_the_beat() {
     // Device memory is `0..size` (DeviceMemory::size); every byte touched here
     // is inside it, so nothing may fault.
