@@ -1,5 +1,7 @@
 //! The `npukit` command.
 
+mod run;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,7 +12,11 @@ use npukit_abi::program::Program;
 use npukit_sim::NpuConfig;
 
 #[derive(Parser, Debug)]
-#[command(name = "npukit", version, about = "NPU co-design kit: a cycle-accurate model, its ABI and tools")]
+#[command(
+    name = "npukit",
+    version,
+    about = "NPU co-design kit: a cycle-accurate model, its ABI and tools"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -18,6 +24,24 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Compile a workload, simulate it on the model, check it bit-exact against
+    /// the CPU reference, and write stats, traces and a summary.
+    Run {
+        /// Workload (JSON); the built-in example network when omitted.
+        workload: Option<PathBuf>,
+        /// Hardware configuration (TOML); built-in defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Output folder for stats.json, trace.json, trace.vcd, summary.txt, config.toml.
+        #[arg(long, default_value = "npukit-out")]
+        out: PathBuf,
+        /// Give up after this many simulated cycles.
+        #[arg(long, default_value_t = 10_000_000_000)]
+        max_cycles: u64,
+        /// Skip writing trace.json and trace.vcd.
+        #[arg(long)]
+        no_trace: bool,
+    },
     /// Show a hardware configuration with derived figures.
     Info {
         /// Hardware configuration (TOML); built-in defaults when omitted.
@@ -57,22 +81,55 @@ fn info(cfg: &NpuConfig, json: bool) -> Result<()> {
     let peak = cfg.peak_macs_per_cycle();
     let kib = |b: u64| b as f64 / 1024.0;
     println!("npukit NPU configuration");
-    println!("  MAC array        {} x {} ({} PEs, weight-stationary)", cfg.array.rows, cfg.array.cols, peak);
+    println!(
+        "  MAC array        {} x {} ({} PEs, weight-stationary)",
+        cfg.array.rows, cfg.array.cols, peak
+    );
     println!("  clock            {} MHz", cfg.clock.freq_mhz);
-    println!("  peak             {} MAC/cycle = {:.1} GMAC/s = {:.1} TOPS (int8, 2 ops/MAC)", peak, peak as f64 * mhz / 1e3, 2.0 * peak as f64 * mhz / 1e6);
-    println!("  scratchpad       {:.0} KiB (int8)", kib(cfg.memory.spad_bytes as u64));
-    println!("  accumulators     {:.0} KiB ({} int32)", kib(cfg.memory.acc_bytes as u64), cfg.memory.acc_bytes / 4);
-    println!("  memory port      {} B/beat, {} B/cycle = {:.1} GB/s, latency {} cycles, {} outstanding", cfg.dma.beat_bytes, cfg.dram.bytes_per_cycle, cfg.dram.bytes_per_cycle as f64 * mhz / 1e3, cfg.dram.latency, cfg.dram.max_outstanding);
-    println!("  device memory    {:.0} MiB", cfg.dram.size_bytes as f64 / (1 << 20) as f64);
-    println!("  command proc.    fetch {} ahead, unit queues {} deep, ring up to {} descriptors", cfg.cmdproc.fetch_depth, cfg.cmdproc.queue_depth, cfg.cmdproc.max_ring);
+    println!(
+        "  peak             {} MAC/cycle = {:.1} GMAC/s = {:.1} TOPS (int8, 2 ops/MAC)",
+        peak,
+        peak as f64 * mhz / 1e3,
+        2.0 * peak as f64 * mhz / 1e6
+    );
+    println!(
+        "  scratchpad       {:.0} KiB (int8)",
+        kib(cfg.memory.spad_bytes as u64)
+    );
+    println!(
+        "  accumulators     {:.0} KiB ({} int32)",
+        kib(cfg.memory.acc_bytes as u64),
+        cfg.memory.acc_bytes / 4
+    );
+    println!(
+        "  memory port      {} B/beat, {} B/cycle = {:.1} GB/s, latency {} cycles, {} outstanding",
+        cfg.dma.beat_bytes,
+        cfg.dram.bytes_per_cycle,
+        cfg.dram.bytes_per_cycle as f64 * mhz / 1e3,
+        cfg.dram.latency,
+        cfg.dram.max_outstanding
+    );
+    println!(
+        "  device memory    {:.0} MiB",
+        cfg.dram.size_bytes as f64 / (1 << 20) as f64
+    );
+    println!(
+        "  command proc.    fetch {} ahead, unit queues {} deep, ring up to {} descriptors",
+        cfg.cmdproc.fetch_depth, cfg.cmdproc.queue_depth, cfg.cmdproc.max_ring
+    );
     let ridge = peak as f64 / cfg.dram.bytes_per_cycle as f64;
     println!("  roofline ridge   {ridge:.1} MAC/byte (below it a layer is memory-bound)");
-    println!("  fold latency     {} cycles for a {}-row MATMUL (2R + C + M - 2)", npukit_sim::mac::matmul_latency(cfg.array.rows, cfg.array.cols, cfg.array.rows), cfg.array.rows);
+    println!(
+        "  fold latency     {} cycles for a {}-row MATMUL (2R + C + M - 2)",
+        npukit_sim::mac::matmul_latency(cfg.array.rows, cfg.array.cols, cfg.array.rows),
+        cfg.array.rows
+    );
     Ok(())
 }
 
 fn assemble(input: &Path, output: Option<&Path>, config: Option<&Path>) -> Result<()> {
-    let src = std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let src =
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
     let prog = asm::assemble(&src).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
     if let Some(c) = config {
         let cfg = load_config(Some(c))?;
@@ -80,9 +137,16 @@ fn assemble(input: &Path, output: Option<&Path>, config: Option<&Path>) -> Resul
             bail!("{}: descriptor {i}: {e}", input.display());
         }
     }
-    let out = output.map(Path::to_path_buf).unwrap_or_else(|| input.with_extension("bin"));
+    let out = output
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| input.with_extension("bin"));
     std::fs::write(&out, prog.encode()).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("{}: {} descriptors -> {}", input.display(), prog.len(), out.display());
+    eprintln!(
+        "{}: {} descriptors -> {}",
+        input.display(),
+        prog.len(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -96,8 +160,30 @@ fn disassemble(input: &Path) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
+        Cmd::Run {
+            workload,
+            config,
+            out,
+            max_cycles,
+            no_trace,
+        } => load_config(config.as_deref()).and_then(|cfg| {
+            run::run(run::RunArgs {
+                workload: workload.clone(),
+                config_name: config
+                    .as_ref()
+                    .map_or("built-in defaults".to_string(), |p| p.display().to_string()),
+                config: cfg,
+                out: out.clone(),
+                max_cycles: *max_cycles,
+                trace: !no_trace,
+            })
+        }),
         Cmd::Info { config, json } => load_config(config.as_deref()).and_then(|c| info(&c, *json)),
-        Cmd::Asm { input, output, config } => assemble(input, output.as_deref(), config.as_deref()),
+        Cmd::Asm {
+            input,
+            output,
+            config,
+        } => assemble(input, output.as_deref(), config.as_deref()),
         Cmd::Disasm { input } => disassemble(input),
     };
     match r {
