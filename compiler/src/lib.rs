@@ -44,11 +44,13 @@ pub mod tiling;
 pub mod workload;
 
 pub use codegen::{
-    compile, load_image, read_output, Compiled, LayerSchedule, TensorPlacement, RING_BASE,
+    compile, compile_with, load_image, read_output, write_tensor, CompileOptions, Compiled,
+    LayerSchedule, TensorPlacement, RING_BASE,
 };
 pub use graph::Graph;
 pub use sched::token_balance;
 pub use tensor::{DType, Tensor, TensorData};
+pub use tiling::{Strategy, Tiling};
 pub use workload::{parse_workload, Workload};
 
 /// Everything that can go wrong between a workload file and a program.

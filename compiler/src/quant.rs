@@ -261,12 +261,12 @@ mod tests {
                 shift: 30
             })
         );
-        // 0.75 * 2^-8: q = 0.75, e = -7 -> 0.75 * 2^31 = 1610612736, shift 38
+        // 0.75 * 2^-8: q = 0.75, e = -8 -> 0.75 * 2^31 = 1610612736, shift 31 + 8
         assert_eq!(
             quantize_multiplier(0.75 / 256.0),
             Ok(FixedMultiplier {
                 multiplier: 1_610_612_736,
-                shift: 38
+                shift: 39
             })
         );
         // q rounding up to 2^31 renormalises.

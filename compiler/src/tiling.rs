@@ -8,16 +8,23 @@
 //!   `mt x nc` int32 output tile must fit the accumulator memory.
 //! * A **step** is one weight LOAD: `g` consecutive k-chunks of one n-chunk
 //!   (stored contiguously in device memory, pre-tiled), and the `g` MATMULs
-//!   that use them. The input rows are either *resident* (all of `mt x K`
-//!   loaded once per M tile, as one packed `mt x kc` panel per k-chunk, and
-//!   reused for every n-chunk) or *streamed* (the `g` panels of each step loaded
-//!   with the step).
+//!   that use them. The input rows are held as one packed `mt x kc` panel per
+//!   k-chunk, either *resident* (all of `mt x K`, loaded with the steps of the
+//!   first n-chunk and reused for every other n-chunk) or *streamed* (the `g`
+//!   panels of each step loaded with the step).
+//! * **Loop order** within an M tile: *n-outer* finishes one output tile (all
+//!   its K groups) before the next, so one or two accumulator tiles suffice;
+//!   *k-outer* keeps every output tile of the M tile in the accumulator and
+//!   runs all N chunks for each K group, so the input streams through once,
+//!   interleaved with the weights, instead of being front-loaded.
 //! * Buffers are double-buffered when they fit (input panels, weights, int8
 //!   output staging, int32 output tiles, bias vectors), so the loads of step
-//!   `i + 1` overlap the MATMULs of step `i`.
+//!   `i + 1` overlap the MATMULs of step `i`; weights (and streamed inputs)
+//!   can be triple-buffered, so loads run two steps ahead and ride out the
+//!   port time of an output tile's STORE.
 //!
-//! [`plan`] tries every combination of `mt` (halving from the largest that fits),
-//! resident or streamed, `g`, and single or double buffering, scores each with a
+//! [`plan`] tries every combination of loop order, `mt` (halving from the
+//! largest that fits), resident or streamed input, `g`, and buffer counts, scores each with a
 //! closed-form estimate of its cycles ([`estimate`]), and keeps the best.
 
 use npukit_sim::NpuConfig;
@@ -51,7 +58,12 @@ pub struct Tiling {
     pub n_chunk: usize,
     /// K chunks per weight LOAD (per step).
     pub k_group: usize,
-    /// Input rows of an M tile loaded once and reused for every N chunk.
+    /// Loop order within an M tile: K groups outside N chunks. Every output
+    /// tile of the M tile stays in the accumulator (`acc_bufs` = N chunks) while
+    /// the input panels stream through once.
+    pub k_outer: bool,
+    /// (N chunks outside) input rows of an M tile loaded once and reused for
+    /// every N chunk.
     pub x_resident: bool,
     pub x_bufs: usize,
     pub w_bufs: usize,
@@ -100,12 +112,18 @@ impl std::fmt::Display for Tiling {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "m_tile {} k_chunk {} n_chunk {} k_group {} x {} bufs x{} w{} o{} acc{}; spad {} B, acc {} B",
+            "m_tile {} k_chunk {} n_chunk {} k_group {} {} bufs x{} w{} o{} acc{}; spad {} B, acc {} B",
             self.m_tile,
             self.k_chunk,
             self.n_chunk,
             self.k_group,
-            if self.x_resident { "resident" } else { "streamed" },
+            if self.k_outer {
+                "k-outer"
+            } else if self.x_resident {
+                "n-outer x-resident"
+            } else {
+                "n-outer x-streamed"
+            },
             self.x_bufs,
             self.w_bufs,
             self.o_bufs,
@@ -170,15 +188,17 @@ pub fn estimate(d: &LayerDims, t: &Tiling, cfg: &NpuConfig) -> u64 {
     if d.int8_out {
         compute += (tiles * nn) as f64 * (mt as f64 + 2.0);
     }
-    // Loads.
+    // Loads: one weight group per step; the input panels of a group are one
+    // LOAD (panel-major activations), once per M tile if resident.
     let w_load = c.dma(1, g * kc * nc);
-    let x_panels = if t.x_resident {
-        (tiles * nk) as f64
+    let x_steps = if t.x_resident || t.k_outer {
+        (tiles * nq) as f64
     } else {
-        (tiles * nn * nk) as f64
+        steps
     };
-    let mut load = steps * w_load + x_panels * c.dma(mt, kc);
-    let mut descs = steps + x_panels + (tiles * nn * (nk + 1)) as f64;
+    let x_load = c.dma(1, g * mt * kc);
+    let mut load = steps * w_load + x_steps * x_load;
+    let mut descs = steps + x_steps + (tiles * nn * (nk + 1)) as f64;
     if d.act_bias {
         load += (tiles * nn) as f64 * c.dma(1, nc * 4);
         descs += (tiles * nn) as f64;
@@ -189,21 +209,66 @@ pub fn estimate(d: &LayerDims, t: &Tiling, cfg: &NpuConfig) -> u64 {
     }
     // Stores share the port; the descriptor fetches too.
     let out_row = if d.int8_out { nc } else { nc * 4 };
-    let store = (tiles * nn) as f64 * c.dma(mt, out_row);
+    let store_tile = c.dma(mt, out_row);
+    let store = (tiles * nn) as f64 * store_tile;
     let port = load + store - (tiles * nn) as f64 * c.fixed + descs * c.per_beat;
-    let first = w_load + g as f64 * c.dma(mt, kc);
-    let last = c.dma(mt, out_row);
+    let first = w_load + x_load;
+    // With b weight buffers the loads run up to b - 1 steps ahead; a burst of
+    // stores (which have priority on the port) longer than that lead stalls the
+    // loads and then the array: once per output tile in n-outer order, once per
+    // M tile (all its output tiles) in k-outer order.
+    let c_step = compute / steps;
+    let lead = (t.w_bufs as f64 - 1.0) * c_step;
+    let (bursts, burst, last) = if t.k_outer {
+        (tiles, nn as f64 * store_tile, nn as f64 * store_tile)
+    } else {
+        (tiles * nn, store_tile, store_tile)
+    };
+    // (The last burst is `last`.)
+    let mut stall = (bursts - 1) as f64 * (burst + w_load - lead).max(0.0);
+    if t.x_resident && !t.k_outer {
+        // The first N chunk of an M tile needs all its input rows.
+        let port0 =
+            (mt * d.k + d.k * nc).div_ceil(c.beat) as f64 * c.per_beat + 2.0 * nq as f64 * c.fixed;
+        let compute0 = nk as f64 * c.matmul(mt);
+        stall += tiles as f64 * (port0 - compute0).max(0.0);
+    }
     let total = if t.w_bufs >= 2 && (t.x_bufs >= 2 || t.x_resident) {
-        compute.max(port) + first + last
+        compute.max(port) + first + last + stall
     } else {
         compute + load + store
     };
     total as u64
 }
 
+/// Which loop structures [`plan`] may choose from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// The best estimate among all of them.
+    #[default]
+    Auto,
+    /// N chunks outside K groups, input rows resident per M tile.
+    NOuterResident,
+    /// N chunks outside K groups, input panels streamed with every step.
+    NOuterStreamed,
+    /// K groups outside N chunks, all output tiles in the accumulator.
+    KOuter,
+}
+
+impl Strategy {
+    fn allows(self, k_outer: bool, resident: bool) -> bool {
+        match self {
+            Strategy::Auto => true,
+            Strategy::NOuterResident => !k_outer && resident,
+            Strategy::NOuterStreamed => !k_outer && !resident,
+            Strategy::KOuter => k_outer,
+        }
+    }
+}
+
 /// Chooses the tiling of a layer for `cfg`; the error says why even the
 /// smallest tile does not fit.
-pub fn plan(d: &LayerDims, cfg: &NpuConfig) -> Result<Tiling, String> {
+pub fn plan(d: &LayerDims, cfg: &NpuConfig, strategy: Strategy) -> Result<Tiling, String> {
     let rows = cfg.array.rows as usize;
     let cols = cfg.array.cols as usize;
     let spad = (cfg.memory.spad_bytes - SCRATCH_BYTES) as usize;
@@ -211,67 +276,80 @@ pub fn plan(d: &LayerDims, cfg: &NpuConfig) -> Result<Tiling, String> {
     let kc = d.k.min(rows);
     let nc = d.n.min(cols);
     let nk = d.k.div_ceil(kc);
-    let acc_opts: &[(usize, usize)] = match (d.int8_out, d.act_bias) {
-        (true, true) => &[(1, 2), (1, 1)],
-        (true, false) => &[(1, 0)],
-        (false, _) => &[(2, 0), (1, 0)],
-    };
+    let nn = d.n.div_ceil(nc);
     let mut gs: Vec<usize> = (0..).map(|i| 1usize << i).take_while(|&g| g < nk).collect();
     gs.push(nk);
     gs.reverse();
+    let bias_opts: &[usize] = if d.act_bias { &[2, 1] } else { &[0] };
     let mut best: Option<Tiling> = None;
-    for &(acc_bufs, bias_slots) in acc_opts {
-        let bias_bytes = bias_slots * nc * 4;
-        if bias_bytes + nc * 4 * acc_bufs > acc {
-            continue;
-        }
-        let mt_max = ((acc - bias_bytes) / (acc_bufs * nc * 4))
-            .min(d.m)
-            .min(u16::MAX as usize);
-        let mut mts = Vec::new();
-        let mut mt = mt_max;
-        while mt > 0 {
-            let bal = d.m.div_ceil(d.m.div_ceil(mt));
-            if !mts.contains(&bal) {
-                mts.push(bal);
+    for k_outer in [false, true] {
+        let acc_opts: &[usize] = match (k_outer, d.int8_out) {
+            (true, _) => &[nn],
+            (false, true) => &[1],
+            (false, false) => &[2, 1],
+        };
+        for (&acc_bufs, &bias_slots) in acc_opts
+            .iter()
+            .flat_map(|a| bias_opts.iter().map(move |b| (a, b)))
+        {
+            let bias_bytes = bias_slots * nc * 4;
+            if bias_bytes + nc * 4 * acc_bufs > acc {
+                continue;
             }
-            mt /= 2;
-        }
-        for &mt in &mts {
-            let tiles = d.m.div_ceil(mt);
-            for resident in [true, false] {
-                for &g in &gs {
-                    let bufs: &[(usize, usize, usize)] = if resident {
-                        &[(2, 2, 2), (1, 2, 2), (1, 2, 1), (1, 1, 1)]
-                    } else {
-                        &[(2, 2, 2), (2, 2, 1), (1, 1, 1)]
-                    };
-                    for &(xb, wb, ob) in bufs {
-                        let xb = if resident && tiles == 1 { 1 } else { xb };
-                        let ob = if d.int8_out { ob } else { 0 };
-                        let mut t = Tiling {
-                            m_tile: mt,
-                            k_chunk: kc,
-                            n_chunk: nc,
-                            k_group: g,
-                            x_resident: resident,
-                            x_bufs: xb,
-                            w_bufs: wb,
-                            o_bufs: ob,
-                            acc_bufs,
-                            bias_slots,
-                            spad_bytes: 0,
-                            acc_bytes: acc_bufs * mt * nc * 4 + bias_bytes,
-                            est_cycles: 0,
+            let mt_max = ((acc - bias_bytes) / (acc_bufs * nc * 4))
+                .min(d.m)
+                .min(u16::MAX as usize);
+            let mut mts = Vec::new();
+            let mut mt = mt_max;
+            while mt > 0 {
+                let bal = d.m.div_ceil(d.m.div_ceil(mt));
+                if !mts.contains(&bal) {
+                    mts.push(bal);
+                }
+                mt /= 2;
+            }
+            for &mt in &mts {
+                let tiles = d.m.div_ceil(mt);
+                let residents: &[bool] = if k_outer { &[false] } else { &[true, false] };
+                for &resident in residents {
+                    if !strategy.allows(k_outer, resident) {
+                        continue;
+                    }
+                    for &g in &gs {
+                        let bufs: &[(usize, usize, usize)] = if resident {
+                            &[(2, 3, 2), (2, 2, 2), (1, 2, 2), (1, 2, 1), (1, 1, 1)]
+                        } else {
+                            &[(3, 3, 2), (2, 2, 2), (2, 2, 1), (1, 1, 1)]
                         };
-                        t.spad_bytes =
-                            xb * t.x_buf_bytes(d.k) + wb * t.w_buf_bytes() + ob * t.o_buf_bytes();
-                        if t.spad_bytes > spad || t.acc_bytes > acc {
-                            continue;
-                        }
-                        t.est_cycles = estimate(d, &t, cfg);
-                        if best.is_none_or(|b| t.est_cycles < b.est_cycles) {
-                            best = Some(t);
+                        for &(xb, wb, ob) in bufs {
+                            let xb = if resident && tiles == 1 { 1 } else { xb };
+                            let ob = if d.int8_out { ob } else { 0 };
+                            let mut t = Tiling {
+                                m_tile: mt,
+                                k_chunk: kc,
+                                n_chunk: nc,
+                                k_group: g,
+                                k_outer,
+                                x_resident: resident,
+                                x_bufs: xb,
+                                w_bufs: wb,
+                                o_bufs: ob,
+                                acc_bufs,
+                                bias_slots,
+                                spad_bytes: 0,
+                                acc_bytes: acc_bufs * mt * nc * 4 + bias_bytes,
+                                est_cycles: 0,
+                            };
+                            t.spad_bytes = xb * t.x_buf_bytes(d.k)
+                                + wb * t.w_buf_bytes()
+                                + ob * t.o_buf_bytes();
+                            if t.spad_bytes > spad || t.acc_bytes > acc {
+                                continue;
+                            }
+                            t.est_cycles = estimate(d, &t, cfg);
+                            if best.is_none_or(|b| t.est_cycles < b.est_cycles) {
+                                best = Some(t);
+                            }
                         }
                     }
                 }
@@ -279,11 +357,15 @@ pub fn plan(d: &LayerDims, cfg: &NpuConfig) -> Result<Tiling, String> {
         }
     }
     best.ok_or_else(|| {
-        let (acc_bufs, bias_slots) = acc_opts[acc_opts.len() - 1];
         let need_spad = kc + kc * nc + if d.int8_out { nc } else { 0 };
-        let need_acc = (acc_bufs + bias_slots) * nc * 4;
+        let need_acc = (1 + usize::from(d.act_bias)) * nc * 4;
+        let what = if strategy == Strategy::Auto {
+            String::new()
+        } else {
+            format!(" with strategy {strategy:?}")
+        };
         format!(
-            "even the smallest tile (1 row, one {kc}x{nc} weight tile) needs {need_spad} bytes of \
+            "even the smallest tile{what} (1 row, one {kc}x{nc} weight tile) needs {need_spad} bytes of \
              scratchpad and {need_acc} bytes of accumulator; the configuration has {spad} \
              scratchpad bytes available ({} minus {SCRATCH_BYTES} reserved) and {acc}",
             cfg.memory.spad_bytes
@@ -309,10 +391,10 @@ mod tests {
     #[test]
     fn default_config_keeps_the_batch_in_one_tile() {
         let cfg = NpuConfig::default();
-        let t = plan(&dims(64, 784, 256), &cfg).unwrap();
+        let t = plan(&dims(64, 784, 256), &cfg, Strategy::Auto).unwrap();
         assert_eq!((t.m_tile, t.k_chunk, t.n_chunk), (64, 16, 16));
         assert!(t.x_resident);
-        assert!(t.w_bufs == 2);
+        assert!(t.w_bufs >= 2);
         assert!(t.spad_bytes <= cfg.memory.spad_bytes as usize);
     }
 
@@ -324,7 +406,7 @@ mod tests {
         cfg.memory.spad_bytes = 256;
         cfg.memory.acc_bytes = 256;
         let d = dims(100, 300, 70);
-        let t = plan(&d, &cfg).unwrap();
+        let t = plan(&d, &cfg, Strategy::Auto).unwrap();
         assert!(t.spad_bytes + SCRATCH_BYTES as usize <= 256, "{t}");
         assert!(t.acc_bytes <= 256, "{t}");
         assert_eq!((t.k_chunk, t.n_chunk), (4, 8));
@@ -335,7 +417,7 @@ mod tests {
     fn too_small_is_an_error() {
         let mut cfg = NpuConfig::default();
         cfg.memory.spad_bytes = 256;
-        let e = plan(&dims(4, 64, 64), &cfg).unwrap_err();
+        let e = plan(&dims(4, 64, 64), &cfg, Strategy::Auto).unwrap_err();
         assert!(e.contains("smallest tile"), "{e}");
         assert!(e.contains("288 bytes of scratchpad"), "{e}");
     }

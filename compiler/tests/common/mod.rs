@@ -1,7 +1,10 @@
 //! Shared helpers: compile, run on the model, compare with the reference.
 #![allow(dead_code)]
 
-use npukit_compiler::{compile, load_image, read_output, reference, Compiled, Workload};
+use npukit_compiler::{
+    compile_with, load_image, read_output, reference, CompileError, CompileOptions, Compiled,
+    Strategy, Workload,
+};
 use npukit_sim::run::{run_program, Outcome};
 use npukit_sim::{ModelDevice, NpuConfig, VecMemory};
 
@@ -19,7 +22,44 @@ pub fn cfg(rows: u32, cols: u32, spad: u32, acc: u32) -> NpuConfig {
 /// Compiles `w` for `cfg`, runs it on the model and checks every output
 /// against the reference, bit for bit.
 pub fn run_and_check(w: &Workload, cfg: &NpuConfig) -> (Compiled, Outcome) {
-    let c = compile(w, cfg).unwrap_or_else(|e| panic!("{}: {e}", w.name));
+    run_and_check_with(w, cfg, &CompileOptions::default())
+}
+
+/// Every loop strategy (those that fit) and no software pipelining, each
+/// checked bit-exact; returns how many variants ran.
+pub fn check_all_strategies(w: &Workload, cfg: &NpuConfig) -> usize {
+    let mut ran = 0;
+    for strategy in [
+        Strategy::Auto,
+        Strategy::NOuterResident,
+        Strategy::NOuterStreamed,
+        Strategy::KOuter,
+    ] {
+        for lookahead in [2, 0] {
+            let opts = CompileOptions {
+                strategy,
+                lookahead,
+            };
+            match compile_with(w, cfg, &opts) {
+                Err(CompileError::Tiling { .. }) if strategy != Strategy::Auto => continue,
+                Err(e) => panic!("{} {opts:?}: {e}", w.name),
+                Ok(_) => {}
+            }
+            run_and_check_with(w, cfg, &opts);
+            ran += 1;
+        }
+    }
+    ran
+}
+
+/// As [`run_and_check`] with explicit compile options.
+pub fn run_and_check_with(
+    w: &Workload,
+    cfg: &NpuConfig,
+    opts: &CompileOptions,
+) -> (Compiled, Outcome) {
+    let c = compile_with(w, cfg, opts).unwrap_or_else(|e| panic!("{} {opts:?}: {e}", w.name));
+    assert_eq!(npukit_compiler::token_balance(c.program.descs()), [0; 4]);
     let mut mem = VecMemory::new(c.mem_bytes as usize);
     load_image(&c, &mut mem).unwrap();
     let mut dev = ModelDevice::new(cfg);
@@ -38,7 +78,7 @@ pub fn run_and_check(w: &Workload, cfg: &NpuConfig) -> (Compiled, Outcome) {
         assert_eq!(got.shape, t.shape, "{}: {name}", w.name);
         if let Some((i, g, r)) = got.first_difference(&t) {
             panic!(
-                "{}: output {name} differs at element {i} (row {}, col {}): npu {g}, reference {r}",
+                "{} {opts:?}: output {name} differs at element {i} (row {}, col {}): npu {g}, reference {r}",
                 w.name,
                 i / t.shape[1],
                 i % t.shape[1]
