@@ -15,7 +15,10 @@ fn shipped_configs_are_valid() {
         }
     }
     assert!(n >= 5, "expected the shipped configs in {}", dir.display());
-    assert_eq!(NpuConfig::load(&dir.join("default.toml")).unwrap(), NpuConfig::default());
+    assert_eq!(
+        NpuConfig::load(&dir.join("default.toml")).unwrap(),
+        NpuConfig::default()
+    );
 }
 
 #[test]
@@ -29,7 +32,9 @@ fn load_reports_the_file_and_field() {
     std::fs::write(&p, "[array\n").unwrap();
     let e = NpuConfig::load(&p).unwrap_err().to_string();
     assert!(e.contains("bad.toml"), "{e}");
-    let e = NpuConfig::load(&dir.join("missing.toml")).unwrap_err().to_string();
+    let e = NpuConfig::load(&dir.join("missing.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("missing.toml"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
