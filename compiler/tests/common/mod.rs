@@ -71,6 +71,12 @@ pub fn run_and_check_with(
         200_000_000,
     )
     .unwrap_or_else(|e| panic!("{}: {e}", w.name));
+    assert_eq!(
+        dev.tokens(),
+        [0; 4],
+        "{} {opts:?}: tokens left over",
+        w.name
+    );
     let want = reference(w).unwrap();
     assert_eq!(want.len(), c.outputs.len());
     for (name, t) in want {
