@@ -799,6 +799,19 @@ pub fn compile_with(
         layer_steps(li, l, t, &lm, &mut steps);
     }
 
+    // Every operation becomes at least one descriptor: give up early on a
+    // program the ring cannot hold.
+    let ops: usize = steps
+        .iter()
+        .map(|st| st.loads.len() + st.computes.len() + st.stores.len())
+        .sum();
+    if (ops as u64 + 2).next_power_of_two() > cfg.cmdproc.max_ring as u64 {
+        return Err(CompileError::RingTooSmall {
+            descriptors: ops + 1,
+            max_ring: cfg.cmdproc.max_ring,
+        });
+    }
+
     // Scheduling, software-pipelined: before the compute of step s, emit the
     // loads of the steps up to s + lookahead, unless one touches what an
     // earlier step not yet emitted uses (buffers still in use, or device
