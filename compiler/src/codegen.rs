@@ -21,7 +21,7 @@
 //! staging and STORE, or STORE the int32 tile. The loads of steps `i + 1` and `i + 2` are placed before the compute
 //! of step `i` (software pipelining) unless they touch what a step in between
 //! uses; the scheduler
-//! ([`crate::sched`]) derives every token from the byte ranges each
+//! (`sched.rs`) derives every token from the byte ranges each
 //! descriptor touches. Consecutive layers place their local buffers at opposite
 //! ends of the scratchpad and accumulator, so one layer's weights can be
 //! prefetched while the previous layer finishes. The program ends with a FENCE

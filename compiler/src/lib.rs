@@ -12,9 +12,9 @@
 //! * [`graph`]: the graph IR on petgraph and the shape-check pass.
 //! * [`quant`]: float scales to fixed-point multiplier/shift, bias folding.
 //! * [`tiling`]: tile sizes for the array, scratchpad and accumulator.
-//! * [`codegen`]: DRAM layout, steps, descriptors; [`sched`](crate) derives the
+//! * [`codegen`]: DRAM layout, steps, descriptors; `sched.rs` derives the
 //!   dependency tokens.
-//! * [`reference`]: the CPU reference executor.
+//! * [`reference`](mod@reference): the CPU reference executor.
 //!
 //! ```
 //! use npukit_compiler::{builtin_example, compile, load_image, read_output, reference};

@@ -94,9 +94,8 @@ fn second_tile_loads_while_the_first_matmul_runs() {
             Some(npukit_abi::Unit::Compute) => 1,
             _ => continue,
         };
-        for t in issue[i].unwrap() as usize..done[i].unwrap() as usize {
-            busy[u][t] = true;
-        }
+        let span = issue[i].unwrap() as usize..done[i].unwrap() as usize;
+        busy[u][span].iter_mut().for_each(|b| *b = true);
     }
     let both = (0..end).filter(|&t| busy[0][t] && busy[1][t]).count();
     let compute = busy[1].iter().filter(|&&b| b).count();

@@ -16,7 +16,7 @@ fn path(name: &str) -> PathBuf {
 }
 
 fn check(name: &str) {
-    let w = load_workload(&path(name)).unwrap();
+    let w = load_workload(&path(name)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(w.name, name);
     let cfg = NpuConfig::default();
     let (c, out) = run_and_check(&w, &cfg);

@@ -1,5 +1,5 @@
 //! Shared helpers: compile, run on the model, compare with the reference.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use npukit_compiler::{
     compile_with, load_image, read_output, reference, CompileError, CompileOptions, Compiled,
