@@ -194,9 +194,10 @@ fn summary(
     }
     let _ = writeln!(
         s,
-        "  program          {} descriptors, {} layers",
+        "  program          {} descriptors, {} layer{}",
         c.program.len(),
-        c.layers.len()
+        c.layers.len(),
+        if c.layers.len() == 1 { "" } else { "s" }
     );
     let _ = writeln!(
         s,
