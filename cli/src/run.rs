@@ -356,3 +356,33 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference check fails, naming the output and the element, when one
+    /// byte of the NPU's output differs.
+    #[test]
+    fn check_catches_a_single_wrong_element() {
+        let cfg = NpuConfig::default();
+        let w = npukit_compiler::builtin_example();
+        let c = npukit_compiler::compile(&w, &cfg).unwrap();
+        let reference = npukit_compiler::reference(&w).unwrap();
+        let mut mem = VecMemory::new(c.mem_bytes as usize);
+        npukit_compiler::load_image(&c, &mut mem).unwrap();
+        let mut dev = ModelDevice::new(&cfg);
+        simulate(&mut dev, &mut mem, &c, 10_000_000).unwrap();
+        assert_eq!(check(&c, &mem, &reference).unwrap().len(), reference.len());
+
+        let out = &c.outputs[0];
+        let addr = out.offset(1, 2);
+        let b = mem.load(addr, 1).unwrap()[0];
+        mem.store(addr, &[b.wrapping_add(1)]).unwrap();
+        let e = check(&c, &mem, &reference).unwrap_err().to_string();
+        assert!(
+            e.contains(&out.name) && e.contains("[1, 2]") && e.contains("1 of"),
+            "{e}"
+        );
+    }
+}
