@@ -61,25 +61,32 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// The counter behind a `PERF_*` register offset (low word).
-    pub fn by_offset(&self, off: u32) -> Option<u64> {
+    /// The counter behind a `PERF_*` register offset (low word): the one
+    /// mapping between registers and fields.
+    pub fn field_mut(&mut self, off: u32) -> Option<&mut u64> {
         Some(match off {
-            regs::PERF_CYCLES => self.cycles,
-            regs::PERF_LOAD_BUSY => self.load_busy,
-            regs::PERF_LOAD_TOKEN_STALL => self.load_token_stall,
-            regs::PERF_LOAD_MEM_STALL => self.load_mem_stall,
-            regs::PERF_COMPUTE_BUSY => self.compute_busy,
-            regs::PERF_COMPUTE_TOKEN_STALL => self.compute_token_stall,
-            regs::PERF_STORE_BUSY => self.store_busy,
-            regs::PERF_STORE_TOKEN_STALL => self.store_token_stall,
-            regs::PERF_STORE_MEM_STALL => self.store_mem_stall,
-            regs::PERF_MACS => self.macs,
-            regs::PERF_DMA_RD_BYTES => self.dma_rd_bytes,
-            regs::PERF_DMA_WR_BYTES => self.dma_wr_bytes,
-            regs::PERF_DESC_DONE => self.desc_done,
-            regs::PERF_MEM_BEATS => self.mem_beats,
+            regs::PERF_CYCLES => &mut self.cycles,
+            regs::PERF_LOAD_BUSY => &mut self.load_busy,
+            regs::PERF_LOAD_TOKEN_STALL => &mut self.load_token_stall,
+            regs::PERF_LOAD_MEM_STALL => &mut self.load_mem_stall,
+            regs::PERF_COMPUTE_BUSY => &mut self.compute_busy,
+            regs::PERF_COMPUTE_TOKEN_STALL => &mut self.compute_token_stall,
+            regs::PERF_STORE_BUSY => &mut self.store_busy,
+            regs::PERF_STORE_TOKEN_STALL => &mut self.store_token_stall,
+            regs::PERF_STORE_MEM_STALL => &mut self.store_mem_stall,
+            regs::PERF_MACS => &mut self.macs,
+            regs::PERF_DMA_RD_BYTES => &mut self.dma_rd_bytes,
+            regs::PERF_DMA_WR_BYTES => &mut self.dma_wr_bytes,
+            regs::PERF_DESC_DONE => &mut self.desc_done,
+            regs::PERF_MEM_BEATS => &mut self.mem_beats,
             _ => return None,
         })
+    }
+
+    /// The value of the counter behind a `PERF_*` register offset (low word).
+    pub fn by_offset(&self, off: u32) -> Option<u64> {
+        let mut c = *self;
+        c.field_mut(off).map(|v| *v)
     }
 
     /// Every counter with its register name, for reports.

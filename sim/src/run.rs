@@ -41,23 +41,14 @@ pub struct Outcome {
 
 /// Reads all performance counters through MMIO.
 pub fn read_counters(dev: &mut dyn Device) -> Counters {
-    let mut rd = |off: u32| dev.mmio_read(off) as u64 | (dev.mmio_read(off + 4) as u64) << 32;
-    Counters {
-        cycles: rd(regs::PERF_CYCLES),
-        load_busy: rd(regs::PERF_LOAD_BUSY),
-        load_token_stall: rd(regs::PERF_LOAD_TOKEN_STALL),
-        load_mem_stall: rd(regs::PERF_LOAD_MEM_STALL),
-        compute_busy: rd(regs::PERF_COMPUTE_BUSY),
-        compute_token_stall: rd(regs::PERF_COMPUTE_TOKEN_STALL),
-        store_busy: rd(regs::PERF_STORE_BUSY),
-        store_token_stall: rd(regs::PERF_STORE_TOKEN_STALL),
-        store_mem_stall: rd(regs::PERF_STORE_MEM_STALL),
-        macs: rd(regs::PERF_MACS),
-        dma_rd_bytes: rd(regs::PERF_DMA_RD_BYTES),
-        dma_wr_bytes: rd(regs::PERF_DMA_WR_BYTES),
-        desc_done: rd(regs::PERF_DESC_DONE),
-        mem_beats: rd(regs::PERF_MEM_BEATS),
+    let mut c = Counters::default();
+    for &off in regs::PERF_COUNTERS {
+        let v = dev.mmio_read(off) as u64 | (dev.mmio_read(off + 4) as u64) << 32;
+        if let Some(f) = c.field_mut(off) {
+            *f = v;
+        }
     }
+    c
 }
 
 /// Writes `descs` as a ring at physical `ring_base` and starts the device on it:
