@@ -1,2 +1,16 @@
-//! Not yet implemented: this crate is filled by a later issue (see the README's
-//! roadmap). It holds no code until then, so that nothing here pretends to work.
+//! npukit hardware in rust-hdl: the NPU's blocks and the Verilog generator.
+//!
+//! * [`top`]: `NpuTop`, the whole device with the harness port contract of
+//!   `docs/rtl.md` (register file, command processor, unit queues, tokens,
+//!   issue, port arbiter, faults, counters, IRQ, event ports).
+//! * [`dma`]: `DmaUnit`, one LOAD or STORE engine.
+//! * [`xlat`]: `Tlb`, a one-entry translation cache.
+//! * [`compute`]: `Compute`, the MAC array, activation unit and local memories.
+//! * [`gen`]: the variants (one Verilog file per configuration) and the
+//!   generator behind `npukit-hwgen`.
+
+pub mod compute;
+pub mod dma;
+pub mod gen;
+pub mod top;
+pub mod xlat;
