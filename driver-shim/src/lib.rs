@@ -1,2 +1,4 @@
-//! Not yet implemented: this crate is filled by a later issue (see the README's
-//! roadmap). It holds no code until then, so that nothing here pretends to work.
+//! npukit driver shim: the part a kernel driver plays, over any [`npukit_sim::Device`].
+//!
+//! * [`uapi`]: the accel ioctl ABI (`include/npukit_accel.h` in Rust).
+pub mod uapi;
