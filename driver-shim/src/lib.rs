@@ -1,4 +1,28 @@
 //! npukit driver shim: the part a kernel driver plays, over any [`npukit_sim::Device`].
 //!
 //! * [`uapi`]: the accel ioctl ABI (`include/npukit_accel.h` in Rust).
+//! * [`driver`]: the reference kernel-driver logic (contexts, BOs, translation
+//!   tables, the command ring, fences and interrupts, the job queue, the watchdog).
+//! * [`api`]: the Rust API, [`Shim`] (a device) and [`File`] (an open file).
+//! * [`fault`]: deterministic fault injection, scripted per job.
+//! * [`backend`]: model / rtl / lockstep selection.
+//! * [`trace`]: driver events on the hardware's timeline.
+//! * `preload` (in the cdylib): the LD_PRELOAD entry points.
+//!
+//! `docs/driver.md` is the user's guide.
+
+pub mod api;
+pub mod backend;
+pub mod driver;
+pub mod errno;
+pub mod fault;
+pub mod mem;
+pub mod trace;
 pub mod uapi;
+pub mod user;
+
+pub use api::{File, Shim};
+pub use backend::Backend;
+pub use driver::{JobResult, Options, ShimError};
+pub use errno::{Errno, IoctlResult};
+pub use fault::{Fault, Injection};
