@@ -1,0 +1,73 @@
+//! Hang: a job scripted to hang is aborted by the watchdog, its WAIT reports
+//! aborted, the device is reset, and the jobs of other contexts submitted
+//! before and after it complete correctly: nothing lost.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+
+use npukit_shim::uapi::{err, param, status};
+use npukit_shim::{Fault, Injection};
+
+#[test]
+fn hung_job_is_aborted_and_others_complete() {
+    let s = shim_with(|o| o.watchdog_cycles = 50_000);
+    let a = s.open().unwrap();
+    let b = s.open().unwrap();
+    let c = s.open().unwrap();
+    let ga = Gemm::new(&a, 8, 16, 16, 1);
+    let gb = Gemm::new(&b, 8, 16, 16, 2);
+    let gc = Gemm::new(&c, 8, 16, 16, 3);
+    assert_eq!(b.param(param::WATCHDOG_CYCLES).unwrap(), 50_000);
+    // Jobs: 1 = a (before), 2 = b (hangs 20 cycles in), 3 = c and 4 = a (after).
+    s.inject(Injection {
+        job: 2,
+        fault: Fault::Hang { after: 20 },
+    });
+    let before = ga.submit(&a);
+    let hung = gb.submit(&b);
+    let after_c = gc.submit(&c);
+    let after_a = ga.submit(&a);
+
+    let w = b.wait_job(hung, 30 * SEC).unwrap();
+    assert_eq!(w.status, status::ABORTED);
+    assert_eq!(w.error_code, err::HANG);
+    let mut js = npukit_shim::uapi::JobStats {
+        seq: hung,
+        ..Default::default()
+    };
+    b.job_stats(&mut js).unwrap();
+    assert!(
+        js.cycles >= 50_000,
+        "aborted after the watchdog period: {js:?}"
+    );
+
+    assert_eq!(a.wait_job(before, 30 * SEC).unwrap().status, status::OK);
+    assert_eq!(c.wait_job(after_c, 30 * SEC).unwrap().status, status::OK);
+    assert_eq!(a.wait_job(after_a, 30 * SEC).unwrap().status, status::OK);
+    assert_eq!(ga.result(&a), ga.expect);
+    assert_eq!(gc.result(&c), gc.expect);
+    // The hung job's context works again once the device is reset.
+    gb.run_and_check(&b);
+}
+
+#[test]
+fn hang_from_the_first_cycle_and_a_short_wait_times_out_first() {
+    let s = shim_with(|o| o.watchdog_cycles = 1 << 31);
+    let f = s.open().unwrap();
+    let g = Gemm::new(&f, 8, 16, 16, 4);
+    s.inject(Injection {
+        job: 1,
+        fault: Fault::Hang { after: 0 },
+    });
+    let seq = g.submit(&f);
+    // A wait whose deadline passes before the watchdog fires: ETIMEDOUT, and
+    // the job is still pending.
+    assert_eq!(
+        f.wait_job(seq, 0).err(),
+        Some(npukit_shim::Errno::ETIMEDOUT)
+    );
+    let w = f.wait_job(seq, 60 * SEC).unwrap();
+    assert_eq!((w.status, w.error_code), (status::ABORTED, err::HANG));
+    g.run_and_check(&f);
+}
