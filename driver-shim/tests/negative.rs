@@ -233,7 +233,7 @@ fn out_of_range_mmap_is_einval() {
     assert_eq!(f.mmap(b.mmap_offset + 1, 4096).err(), Some(Errno::EINVAL));
     assert_eq!(f.mmap(b.mmap_offset, 0).err(), Some(Errno::EINVAL));
     assert_eq!(f.mmap(0, 4096).err(), Some(Errno::EINVAL));
-    assert_eq!(f.mmap(u64::MAX & !4095, 4096).err(), Some(Errno::EINVAL));
+    assert_eq!(f.mmap(!4095, 4096).err(), Some(Errno::EINVAL));
     // Writing through a mapping lands in the BO.
     let p = f.mmap(b.mmap_offset, 4096).unwrap();
     unsafe { p.add(5).write(0xAB) };
