@@ -7,7 +7,8 @@
 //! * [`fault`]: deterministic fault injection, scripted per job.
 //! * [`backend`]: model / rtl / lockstep selection.
 //! * [`trace`]: driver events on the hardware's timeline.
-//! * `preload` (in the cdylib): the LD_PRELOAD entry points.
+//! * [`preload`]: the LD_PRELOAD entry points (the C half is `csrc/preload.c`,
+//!   linked into the cdylib `libnpukit_shim.so` only).
 //!
 //! `docs/driver.md` is the user's guide.
 
@@ -17,6 +18,7 @@ pub mod driver;
 pub mod errno;
 pub mod fault;
 pub mod mem;
+pub mod preload;
 pub mod trace;
 pub mod uapi;
 pub mod user;

@@ -1,0 +1,166 @@
+//! The LD_PRELOAD entry points. `csrc/preload.c` interposes `open`, `openat`
+//! (and their 64-bit and fortified variants), `ioctl`, `mmap`, `munmap` and
+//! `close`; for `/dev/accel/accel0` and the descriptors it returned, the C code
+//! calls these functions, everything else goes to libc through
+//! `dlsym(RTLD_NEXT)`.
+//!
+//! One [`Shim`] per process, created from the environment at the first open
+//! ([`crate::Options::from_env`]). Each open is a [`File`]; the descriptor
+//! number is a real descriptor (of `/dev/null`) reserved by the C side, so it
+//! never collides with the program's own files.
+//!
+//! The checks the C side makes on every call (is this descriptor ours, is this
+//! range device memory) read atomics only: they may run inside the allocator
+//! while a lock here is held.
+
+use std::collections::BTreeMap;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::{File, Shim};
+
+const FD_BITS: usize = 4096;
+static OWNED: [AtomicU64; FD_BITS / 64] = [const { AtomicU64::new(0) }; FD_BITS / 64];
+static MEM_BASE: AtomicUsize = AtomicUsize::new(0);
+static MEM_LEN: AtomicUsize = AtomicUsize::new(0);
+static SHIM: OnceLock<Result<Shim, String>> = OnceLock::new();
+static FILES: Mutex<BTreeMap<c_int, Arc<File>>> = Mutex::new(BTreeMap::new());
+
+fn mark(fd: c_int, on: bool) {
+    if let Ok(i) = usize::try_from(fd) {
+        if i < FD_BITS {
+            let bit = 1u64 << (i % 64);
+            if on {
+                OWNED[i / 64].fetch_or(bit, Ordering::SeqCst);
+            } else {
+                OWNED[i / 64].fetch_and(!bit, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+fn shim() -> Result<&'static Shim, c_int> {
+    let r = SHIM.get_or_init(|| match Shim::from_env() {
+        Ok(s) => {
+            let (base, len) = s.memory_range();
+            MEM_BASE.store(base, Ordering::SeqCst);
+            MEM_LEN.store(usize::try_from(len).unwrap_or(0), Ordering::SeqCst);
+            Ok(s)
+        }
+        Err(e) => {
+            let msg = format!("npukit-shim: cannot open /dev/accel/accel0: {e}");
+            eprintln!("{msg}");
+            Err(msg)
+        }
+    });
+    r.as_ref().map_err(|_| libc::ENODEV)
+}
+
+fn file(fd: c_int) -> Option<Arc<File>> {
+    FILES.lock().ok()?.get(&fd).cloned()
+}
+
+/// Is `fd` a descriptor this library returned for the device?
+#[no_mangle]
+pub extern "C" fn npukit_preload_is_ours(fd: c_int) -> c_int {
+    match usize::try_from(fd) {
+        Ok(i) if i < FD_BITS => {
+            c_int::from(OWNED[i / 64].load(Ordering::SeqCst) >> (i % 64) & 1 == 1)
+        }
+        Ok(_) => c_int::from(file(fd).is_some()),
+        Err(_) => 0,
+    }
+}
+
+/// Makes the reserved descriptor `fd` an open file of the device; 0 or -errno.
+#[no_mangle]
+pub extern "C" fn npukit_preload_register(fd: c_int, _flags: c_int) -> c_int {
+    let s = match shim() {
+        Ok(s) => s,
+        Err(e) => return -e,
+    };
+    match s.open() {
+        Ok(f) => {
+            if let Ok(mut m) = FILES.lock() {
+                m.insert(fd, Arc::new(f));
+                mark(fd, true);
+                0
+            } else {
+                -libc::EIO
+            }
+        }
+        Err(e) => -e.0,
+    }
+}
+
+/// The ioctl; 0 or -errno.
+///
+/// # Safety
+/// `arg` is the caller's pointer; it is only accessed through checked copies.
+#[no_mangle]
+pub unsafe extern "C" fn npukit_preload_ioctl(
+    fd: c_int,
+    req: libc::c_ulong,
+    arg: *mut c_void,
+) -> c_int {
+    let Some(f) = file(fd) else {
+        return -libc::EBADF;
+    };
+    let Ok(req) = u32::try_from(req) else {
+        return -libc::ENOTTY;
+    };
+    match f.ioctl(req, arg as u64) {
+        Ok(()) => 0,
+        Err(e) => -e.0,
+    }
+}
+
+/// mmap of a BO; 0 or -errno, the address in `*out`.
+///
+/// # Safety
+/// `out` must be a valid pointer to write.
+#[no_mangle]
+pub unsafe extern "C" fn npukit_preload_mmap(
+    fd: c_int,
+    addr: *mut c_void,
+    len: usize,
+    flags: c_int,
+    offset: i64,
+    out: *mut *mut c_void,
+) -> c_int {
+    let Some(f) = file(fd) else {
+        return -libc::EBADF;
+    };
+    if flags & libc::MAP_FIXED != 0 && !addr.is_null() {
+        return -libc::EINVAL;
+    }
+    let Ok(offset) = u64::try_from(offset) else {
+        return -libc::EINVAL;
+    };
+    match f.mmap(offset, len as u64) {
+        Ok(p) => {
+            // SAFETY: the caller passes a valid out pointer.
+            unsafe { *out = p.cast() };
+            0
+        }
+        Err(e) => -e.0,
+    }
+}
+
+/// Does `addr..addr+len` lie in device memory (an mmap of a BO)?
+#[no_mangle]
+pub extern "C" fn npukit_preload_owns_range(addr: *mut c_void, len: usize) -> c_int {
+    let base = MEM_BASE.load(Ordering::SeqCst);
+    let size = MEM_LEN.load(Ordering::SeqCst);
+    let a = addr as usize;
+    c_int::from(size != 0 && a >= base && a.checked_add(len).is_some_and(|e| e <= base + size))
+}
+
+/// Closes the device file behind `fd` (the C side then closes the descriptor).
+#[no_mangle]
+pub extern "C" fn npukit_preload_close(fd: c_int) {
+    mark(fd, false);
+    let f = FILES.lock().ok().and_then(|mut m| m.remove(&fd));
+    drop(f);
+}
