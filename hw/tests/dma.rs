@@ -228,13 +228,25 @@ type Flight = (Bits<56>, MemKind, u64, Bits<512>);
 
 /// The block's run on the same memories, playing the top level.
 #[allow(clippy::unwrap_used)]
-fn run_block(c: &Case, mut mem: VecMemory, mut local: LocalMem) -> (Vec<Obs>, VecMemory, LocalMem) {
+fn run_block(c: &Case, mem: VecMemory, local: LocalMem) -> (Vec<Obs>, VecMemory, LocalMem) {
+    let mut uut = DmaUnit::new(c.store, c.beat).unwrap();
+    uut.connect_all();
+    run_block_on(&mut uut, c, mem, local)
+}
+
+/// [`run_block`] on an existing block (idle; its translation cache is not
+/// touched).
+#[allow(clippy::unwrap_used)]
+fn run_block_on(
+    uut: &mut DmaUnit,
+    c: &Case,
+    mut mem: VecMemory,
+    mut local: LocalMem,
+) -> (Vec<Obs>, VecMemory, LocalMem) {
     let cfg = config(c);
     let b = c.beat as usize;
     let mut dram: DramTiming<Flight> = DramTiming::new(&cfg.dram, c.beat);
-    let mut uut = DmaUnit::new(c.store, c.beat).unwrap();
-    uut.connect_all();
-    settle(&mut uut);
+    settle(uut);
     if let Some(x) = &c.xlat {
         uut.xlat_en.next = true;
         uut.xlat_base.next = x.base.into();
@@ -251,21 +263,21 @@ fn run_block(c: &Case, mut mem: VecMemory, mut local: LocalMem) -> (Vec<Obs>, Ve
     uut.issue.next = true;
     uut.desc.next = desc_bits(&d);
     uut.issue_index.next = (INDEX as u64).into();
-    settle(&mut uut);
+    settle(uut);
     assert!(!uut.busy.val() && !uut.req_valid.val() && !uut.fault.val());
-    edge(&mut uut);
+    edge(uut);
     uut.issue.next = false;
     let mut obs = vec![];
     for t in 1..20_000u64 {
         let resp = dram.deliver(t);
         uut.grant.next = false;
         uut.resp_valid.next = false;
-        settle(&mut uut);
+        settle(uut);
         assert!(uut.busy.val(), "cycle {t}: the job vanished");
         let acc = uut.lm_rd_acc.val();
         let addr = uut.lm_rd_addr.val().to_u64();
         uut.lm_rd_data.next = to_bits512(&local_bytes(local.side(acc), addr, b));
-        settle(&mut uut);
+        settle(uut);
         assert!(
             !(uut.fault.val() && uut.req_valid.val()),
             "cycle {t}: a request offered in a fault cycle"
@@ -323,14 +335,14 @@ fn run_block(c: &Case, mut mem: VecMemory, mut local: LocalMem) -> (Vec<Obs>, Ve
             uut.resp_data.next = data;
             obs.push(Obs::Resp(t, kind, addr));
         }
-        settle(&mut uut);
+        settle(uut);
         if uut.lm_wr.val() {
             let n = uut.lm_wr_len.val().to_u64() as usize;
             let at = uut.lm_wr_addr.val().to_u64() as usize;
             let bytes = from_bits512(uut.lm_wr_data.val());
             local.side_mut(uut.lm_wr_acc.val())[at..at + n].copy_from_slice(&bytes[..n]);
         }
-        edge(&mut uut);
+        edge(uut);
         if done {
             assert!(!uut.busy.val(), "busy after completion");
             break;
@@ -556,6 +568,73 @@ fn random_cases_match_model() {
     }
 }
 
+/// A device reset in the middle of a job (responses in flight, translation
+/// cached) leaves the unit idle with an empty cache: the next job behaves as
+/// on a new device.
+#[test]
+#[allow(clippy::unwrap_used)]
+fn clear_drops_the_job_and_the_cache() {
+    let c = Case {
+        store: false,
+        beat: 16,
+        latency: 6,
+        rate: 16,
+        max_out: 16,
+        mem_size: 0x10000,
+        dma: Dma {
+            local: 0,
+            dram: 0x10,
+            rows: 1,
+            row_bytes: 200,
+            dram_stride: 0,
+            local_stride: 0,
+            acc: false,
+        },
+        xlat: Some(Xlat {
+            base: 0x9000,
+            pages: 2,
+            entries: vec![xlat::pte(0x3000, true), xlat::pte(0x5000, true)],
+        }),
+        seed: 3,
+    };
+    let (want, mem0, local0, _, _) = run_model(&c);
+    let mut uut = DmaUnit::new(false, 16).unwrap();
+    uut.connect_all();
+    // A first run, cut short by a reset once the entry is cached and beats
+    // are in flight.
+    let (first, _, _) = run_block_on(&mut uut, &c, mem0.clone(), local0.clone());
+    assert_eq!(first, want);
+    uut.enable.next = true;
+    uut.issue.next = true;
+    uut.desc.next = desc_bits(&Descriptor::new(Op::Load(c.dma)));
+    settle(&mut uut);
+    edge(&mut uut);
+    uut.issue.next = false;
+    for _ in 0..3 {
+        settle(&mut uut);
+        assert!(
+            uut.req_valid.val() && !uut.req_pte.val(),
+            "cached: no PTE read"
+        );
+        uut.grant.next = true;
+        settle(&mut uut);
+        edge(&mut uut);
+        uut.grant.next = false;
+    }
+    uut.enable.next = false;
+    uut.clear.next = true;
+    settle(&mut uut);
+    edge(&mut uut);
+    uut.clear.next = false;
+    uut.enable.next = true;
+    settle(&mut uut);
+    assert!(!uut.busy.val() && !uut.done.val() && !uut.req_valid.val() && !uut.fault.val());
+    // The same job again: from a PTE read, exactly as the model's fresh run.
+    let (again, _, _) = run_block_on(&mut uut, &c, mem0, local0);
+    assert_eq!(again, want);
+    assert!(matches!(again.first(), Some(Obs::Req(1, MemKind::Pte, _))));
+}
+
 #[test]
 fn bad_beat_width_is_refused() {
     for b in [0, 4, 24, 128] {
@@ -604,5 +683,387 @@ fn verilog_lints_clean() {
             "verilator lint failed (store {store}, B {beat}):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+// ---- Programs: both units, several descriptors, the command processor's
+// ---- traffic replayed from the model.
+
+/// An observation of a program run, in absolute model cycles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PObs {
+    Req(u64, Engine, MemKind, u64),
+    Resp(u64, Engine, MemKind, u64),
+    Done(u64, Engine, u32),
+    Fault(u64, ErrorCode, u32, u64),
+}
+
+impl PObs {
+    /// Order within a cycle does not matter: sort by a canonical key.
+    fn key(&self) -> (u64, u8, u8, u8, u64) {
+        match *self {
+            PObs::Req(t, w, k, a) => (t, 0, w as u8, k as u8, a),
+            PObs::Resp(t, w, k, a) => (t, 1, w as u8, k as u8, a),
+            PObs::Done(t, w, i) => (t, 2, w as u8, 0, i as u64),
+            PObs::Fault(t, c, i, a) => (t, 3, c as u8, i as u8, a),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Prog {
+    base: Case,
+    /// (is_store, transfer) in ring order.
+    descs: Vec<(bool, Dma)>,
+    /// MMIO writes between cycles: (cycles after the start, register, value).
+    /// Each empties the translation caches; XLAT_PAGES and CONTROL.XLAT_EN
+    /// may also change the translation of the job in progress.
+    writes: Vec<(u64, u32, u32)>,
+}
+
+fn prog_desc(store: bool, d: Dma) -> Descriptor {
+    if store {
+        Descriptor::new(Op::Store(d))
+    } else {
+        Descriptor::new(Op::Load(d))
+    }
+}
+
+/// The model's run of a program: its events from the start, the start cycle,
+/// memories before and after.
+#[allow(clippy::unwrap_used, clippy::type_complexity)]
+fn run_model_prog(
+    p: &Prog,
+) -> (
+    Vec<(u64, Event)>,
+    u64,
+    u64,
+    VecMemory,
+    LocalMem,
+    VecMemory,
+    LocalMem,
+) {
+    let c = &p.base;
+    let cfg = config(c);
+    cfg.validate().unwrap();
+    let mut dev = ModelDevice::with_sink(&cfg, Vec::new());
+    let mut mem = memory(c);
+    let fill = [
+        load(0, 0x1000, SPAD as u16, false),
+        load(0, 0x6000, ACC as u16, true),
+    ];
+    run::start(&mut dev, &mut mem, RING, &fill).unwrap();
+    run::wait_idle(&mut dev, &mut mem, 100_000).unwrap();
+    if let Some(x) = &c.xlat {
+        dev.mmio_write(regs::XLAT_BASE_LO, x.base as u32);
+        dev.mmio_write(regs::XLAT_BASE_HI, (x.base >> 32) as u32);
+        dev.mmio_write(regs::XLAT_PAGES, x.pages);
+        dev.mmio_write(regs::CONTROL, regs::CONTROL_XLAT_EN);
+    }
+    let descs: Vec<Descriptor> = p.descs.iter().map(|&(s, d)| prog_desc(s, d)).collect();
+    run::start(&mut dev, &mut mem, RING, &descs).unwrap();
+    let mem0 = mem.clone();
+    let local0 = dev.local().clone();
+    let first = dev.sink().len();
+    let start = dev.cycle();
+    for &(at, reg, value) in &p.writes {
+        if dev.run_until(&mut mem, start + at, true) == npukit_sim::RunExit::Cycle {
+            dev.mmio_write(reg, value);
+        }
+    }
+    let until = start + 30_000;
+    dev.run_until(&mut mem, until, true);
+    let events = dev.sink()[first..].to_vec();
+    let end = events.last().map_or(start, |e| e.0) + 2;
+    let local = dev.local().clone();
+    (events, start, end, mem0, local0, mem, local)
+}
+
+fn model_obs(events: &[(u64, Event)]) -> Vec<PObs> {
+    let dma = |w: &Engine| matches!(w, Engine::Load | Engine::Store);
+    let mut obs: Vec<PObs> = events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            Event::MemReq { who, kind, addr } if dma(who) => {
+                Some(PObs::Req(*t, *who, *kind, *addr))
+            }
+            Event::MemResp { who, kind, addr } if dma(who) => {
+                Some(PObs::Resp(*t, *who, *kind, *addr))
+            }
+            Event::Complete { unit, index, .. } if dma(unit) => Some(PObs::Done(*t, *unit, *index)),
+            Event::Error { code, index, addr } => Some(PObs::Fault(*t, *code, *index, *addr)),
+            _ => None,
+        })
+        .collect();
+    obs.sort_by_key(PObs::key);
+    obs
+}
+
+/// In flight on the program harness's port: (requester, tag, kind, address, data).
+type PFlight = (Engine, Bits<56>, MemKind, u64, Bits<512>);
+
+/// Both units on the same memories, with the command processor's requests
+/// and the issue cycles replayed from the model's events; the port model
+/// grants command processor > store > load (M1).
+#[allow(clippy::unwrap_used)]
+fn run_block_prog(
+    p: &Prog,
+    events: &[(u64, Event)],
+    start: u64,
+    end: u64,
+    mut mem: VecMemory,
+    mut local: LocalMem,
+) -> (Vec<PObs>, VecMemory, LocalMem) {
+    let c = &p.base;
+    let cfg = config(c);
+    let b = c.beat as usize;
+    let mut dram: DramTiming<PFlight> = DramTiming::new(&cfg.dram, c.beat);
+    // units[0]: load, units[1]: store.
+    let mut units = [
+        DmaUnit::new(false, c.beat).unwrap(),
+        DmaUnit::new(true, c.beat).unwrap(),
+    ];
+    let who = [Engine::Load, Engine::Store];
+    for u in units.iter_mut() {
+        u.connect_all();
+        if let Some(x) = &c.xlat {
+            u.xlat_en.next = true;
+            u.xlat_base.next = x.base.into();
+            u.xlat_pages.next = (x.pages as u64).into();
+        }
+        u.mem_size.next = c.mem_size.into();
+        u.enable.next = true;
+        settle(u);
+    }
+    let mut obs = vec![];
+    for t in start..end {
+        // MMIO writes before this cycle: an edge without `enable`.
+        for &(_, reg, value) in p.writes.iter().filter(|w| start + w.0 == t) {
+            for u in units.iter_mut() {
+                match reg {
+                    regs::XLAT_PAGES => u.xlat_pages.next = (value as u64).into(),
+                    regs::CONTROL => u.xlat_en.next = value & regs::CONTROL_XLAT_EN != 0,
+                    _ => {}
+                }
+                u.enable.next = false;
+                u.tlb_flush.next = true;
+                u.grant.next = false;
+                u.resp_valid.next = false;
+                u.issue.next = false;
+                settle(u);
+                edge(u);
+                u.enable.next = true;
+                u.tlb_flush.next = false;
+            }
+        }
+        let resp = dram.deliver(t);
+        for u in units.iter_mut() {
+            u.grant.next = false;
+            u.resp_valid.next = false;
+            u.issue.next = false;
+            settle(u);
+        }
+        let st = &mut units[1];
+        let (acc, addr) = (st.lm_rd_acc.val(), st.lm_rd_addr.val().to_u64());
+        st.lm_rd_data.next = to_bits512(&local_bytes(local.side(acc), addr, b));
+        settle(st);
+        // Faults: store before load (G3).
+        if let Some(u) = [&units[1], &units[0]].into_iter().find(|u| u.fault.val()) {
+            let code = ErrorCode::from_u32(u.fault_code.val().to_u32()).unwrap();
+            obs.push(PObs::Fault(
+                t,
+                code,
+                u.index.val().to_u32(),
+                u.fault_addr.val().to_u64(),
+            ));
+            break;
+        }
+        for (i, u) in units.iter().enumerate() {
+            if u.done.val() {
+                assert!(!u.req_valid.val(), "cycle {t}: request while completing");
+                obs.push(PObs::Done(t, who[i], u.index.val().to_u32()));
+            }
+        }
+        let cmd = events.iter().any(|(et, e)| {
+            *et == t
+                && matches!(
+                    e,
+                    Event::MemReq {
+                        who: Engine::Cmd,
+                        ..
+                    }
+                )
+        });
+        if cmd {
+            assert!(dram.can_accept(t), "cycle {t}: the port model diverged");
+            dram.accept(
+                t,
+                (Engine::Cmd, 0_u64.into(), MemKind::Fetch, 0, 0_u64.into()),
+            );
+        } else if dram.can_accept(t) {
+            if let Some(i) = [1, 0].into_iter().find(|&i| units[i].req_valid.val()) {
+                let u = &mut units[i];
+                u.grant.next = true;
+                let addr = u.req_addr.val().to_u64();
+                let tag = u.req_tag.val();
+                let (kind, data) = if u.req_pte.val() {
+                    (MemKind::Pte, to_bits512(mem.load(addr, b).unwrap()))
+                } else if i == 1 {
+                    let wdata = from_bits512(u.req_wdata.val());
+                    let mask = u.req_wmask.val().to_u64();
+                    for (j, byte) in wdata.iter().enumerate().take(b) {
+                        if mask >> j & 1 == 1 {
+                            mem.write(addr + j as u64, &[*byte]);
+                        }
+                    }
+                    (MemKind::Write, 0_u64.into())
+                } else {
+                    (MemKind::Read, to_bits512(mem.load(addr, b).unwrap()))
+                };
+                dram.accept(t, (who[i], tag, kind, addr, data));
+                obs.push(PObs::Req(t, who[i], kind, addr));
+            }
+        }
+        if let Some((w, tag, kind, addr, data)) = resp {
+            if let Some(i) = who.iter().position(|&x| x == w) {
+                let u = &mut units[i];
+                u.resp_valid.next = true;
+                u.resp_tag.next = tag;
+                u.resp_data.next = data;
+                obs.push(PObs::Resp(t, w, kind, addr));
+            }
+        }
+        for (et, e) in events.iter().filter(|(et, _)| *et == t) {
+            if let Event::Issue { unit, index, .. } = e {
+                if let Some(i) = who.iter().position(|x| x == unit) {
+                    let u = &mut units[i];
+                    assert!(
+                        !u.busy.val() || u.done.val(),
+                        "cycle {et}: issue to a busy unit"
+                    );
+                    let (s, d) = p.descs[*index as usize];
+                    u.issue.next = true;
+                    u.desc.next = desc_bits(&prog_desc(s, d));
+                    u.issue_index.next = (*index as u64).into();
+                }
+            }
+        }
+        for u in units.iter_mut() {
+            settle(u);
+        }
+        let ld = &units[0];
+        if ld.lm_wr.val() {
+            let n = ld.lm_wr_len.val().to_u64() as usize;
+            let at = ld.lm_wr_addr.val().to_u64() as usize;
+            let bytes = from_bits512(ld.lm_wr_data.val());
+            local.side_mut(ld.lm_wr_acc.val())[at..at + n].copy_from_slice(&bytes[..n]);
+        }
+        for u in units.iter_mut() {
+            edge(u);
+        }
+    }
+    obs.sort_by_key(PObs::key);
+    (obs, mem, local)
+}
+
+fn check_prog(p: &Prog) -> Vec<PObs> {
+    let (events, start, end, mem0, local0, mem1, local1) = run_model_prog(p);
+    let want = model_obs(&events);
+    let (got, mem2, local2) = run_block_prog(p, &events, start, end, mem0, local0);
+    if got != want {
+        let n = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        panic!(
+            "first difference at observation {n}: block {:?}, model {:?}\nprogram {p:#x?}",
+            got.get(n),
+            want.get(n)
+        );
+    }
+    assert!(
+        mem2.bytes() == mem1.bytes(),
+        "device memory differs: {p:#x?}"
+    );
+    assert!(local2 == local1, "local memory differs: {p:#x?}");
+    got
+}
+
+fn random_prog(rng: &mut Rng, seed: u64) -> Prog {
+    let base = random_case(rng, seed);
+    let n = 2 + rng.below(5) as usize;
+    // Transfers near the first one, so that translations are reused across
+    // descriptors; each with its own shape.
+    let descs = (0..n)
+        .map(|_| {
+            let mut c = random_case(rng, seed);
+            c.dma.dram = if rng.chance(60) {
+                base.dma.dram + rng.below(512)
+            } else {
+                c.dma.dram
+            };
+            (c.store, c.dma)
+        })
+        .collect();
+    let xlat = base.xlat.clone().filter(|_| rng.chance(70));
+    let mut writes = vec![];
+    if let Some(x) = &xlat {
+        let mut at = 0;
+        while rng.chance(60) {
+            at += 1 + rng.below(60);
+            let w = match rng.below(3) {
+                0 => (regs::XLAT_PAGES, x.pages),
+                1 => (regs::XLAT_PAGES, rng.below(x.pages as u64 + 2) as u32),
+                _ => {
+                    let on = rng.chance(70);
+                    let bits = regs::CONTROL_RUN | if on { regs::CONTROL_XLAT_EN } else { 0 };
+                    (regs::CONTROL, bits)
+                }
+            };
+            writes.push((at, w.0, w.1));
+        }
+    }
+    Prog {
+        base: Case { xlat, ..base },
+        descs,
+        writes,
+    }
+}
+
+#[test]
+fn random_programs_match_model() {
+    let mut rng = Rng(0x005E_ED0F_D1A6_0001);
+    let progs = std::env::var("NPUKIT_HW_DMA_PROGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(80u64);
+    let (mut done, mut reqs, mut faults, mut back_to_back) = (0, 0, 0, 0);
+    let mut writes = 0;
+    for i in 0..progs {
+        let p = random_prog(&mut rng, i);
+        writes += p.writes.len();
+        let obs = check_prog(&p);
+        for (j, o) in obs.iter().enumerate() {
+            match o {
+                PObs::Done(t, w, _) => {
+                    done += 1;
+                    // The unit's next request in the cycle after its
+                    // completion: the next descriptor issued while completing.
+                    back_to_back += usize::from(
+                        obs[j..]
+                            .iter()
+                            .any(|x| matches!(x, PObs::Req(u, v, ..) if *u == t + 1 && v == w)),
+                    );
+                }
+                PObs::Req(..) => reqs += 1,
+                PObs::Fault(..) => faults += 1,
+                PObs::Resp(..) => {}
+            }
+        }
+    }
+    eprintln!(
+        "{progs} programs: {done} completed, {reqs} requests, {faults} faults, \
+         {back_to_back} issued in a completion cycle, {writes} MMIO writes"
+    );
+    if progs >= 80 {
+        assert!(done >= progs && reqs >= 10 * progs && faults >= 5 && back_to_back >= 5);
+        assert!(writes as u64 >= progs / 4);
     }
 }
