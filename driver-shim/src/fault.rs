@@ -210,7 +210,8 @@ impl Device for FaultDevice {
                 if r <= now {
                     self.reset_at = None;
                     self.inner.mmio_write(regs::CONTROL, regs::CONTROL_RESET);
-                    continue;
+                    // Return at once, as a reset would interrupt the host.
+                    return RunExit::Cycle;
                 }
                 target = target.min(r);
             }

@@ -143,3 +143,43 @@ fn a_different_array_shape_from_npukit_config() {
     );
     assert!(stdout.contains("8x32 array"), "{stdout}");
 }
+
+#[test]
+fn faults_scripted_by_environment_variable_and_file() {
+    let exe = build_example("jobs");
+    let want = "job 1: ok error 0 addr 0\n\
+                job 2: aborted error 0x100 addr 0\n\
+                job 3: ok error 0 addr 0\n\
+                job 4: aborted error 0x101 addr 0\n\
+                job 5: ok error 0 addr 0\n";
+    let out = run_preloaded(
+        &exe,
+        &[
+            ("NPUKIT_FAULTS", "2:hang 4:reset+30"),
+            ("NPUKIT_WATCHDOG_CYCLES", "20000"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults.txt");
+    std::fs::write(&file, "# hang the second job\n2:hang\n4:reset+30\n").unwrap();
+    let at = format!("@{}", file.display());
+    let out = run_preloaded(
+        &exe,
+        &[
+            ("NPUKIT_FAULTS", at.as_str()),
+            ("NPUKIT_WATCHDOG_CYCLES", "20000"),
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+
+    let out = run_preloaded(&exe, &[("NPUKIT_FAULTS", "2:melt")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"2:melt\": unknown fault kind"), "{err}");
+}
