@@ -27,9 +27,13 @@
 
 use rust_hdl::prelude::*;
 
+use crate::compute::{Compute, ComputeParams};
 use crate::gen::Params;
+use crate::xlat::Tlb;
 
 mod body;
+mod decode;
+mod units;
 
 /// The NPU top level. Field names are the Verilog port names.
 #[derive(Debug, LogicBlock)]
@@ -76,14 +80,25 @@ pub struct NpuTop {
     pub ev_err_code: Signal<Out, Bits<8>>,
     pub ev_err_desc: Signal<Out, Bits<32>>,
     pub ev_err_addr: Signal<Out, Bits<64>>,
+    /// The command processor's translation cache (FENCE writeback).
+    pub cptlb: Tlb,
+    /// The compute unit and the local memories.
+    pub compute: Compute,
     /// The configuration the Verilog is generated for (not hardware).
     pub params: Params,
 }
 
 impl NpuTop {
     /// The top level for one variant.
-    pub fn new(params: Params) -> Self {
-        NpuTop {
+    pub fn new(params: Params) -> Result<Self, crate::compute::ComputeError> {
+        let compute = Compute::new(ComputeParams {
+            rows: params.rows,
+            cols: params.cols,
+            spad_bytes: params.spad_bytes,
+            acc_bytes: params.acc_bytes,
+            beat_bytes: params.beat_bytes,
+        })?;
+        Ok(NpuTop {
             clock: Default::default(),
             advance: Default::default(),
             mmio_we: Default::default(),
@@ -126,8 +141,10 @@ impl NpuTop {
             ev_err_code: Default::default(),
             ev_err_desc: Default::default(),
             ev_err_addr: Default::default(),
+            cptlb: Tlb::default(),
+            compute,
             params,
-        }
+        })
     }
 }
 
@@ -167,6 +184,31 @@ impl Logic for NpuTop {
         self.ev_err_code.connect();
         self.ev_err_desc.connect();
         self.ev_err_addr.connect();
+        // The children's inputs are driven by the Verilog body.
+        self.cptlb.clock.connect();
+        self.cptlb.enable.connect();
+        self.cptlb.flush.connect();
+        self.cptlb.xlat_en.connect();
+        self.cptlb.xlat_base.connect();
+        self.cptlb.xlat_pages.connect();
+        self.cptlb.va.connect();
+        self.cptlb.write.connect();
+        self.cptlb.pte_granted.connect();
+        self.cptlb.pte_valid.connect();
+        self.cptlb.pte_vpn.connect();
+        self.cptlb.pte_entry.connect();
+        self.compute.clock.connect();
+        self.compute.enable.connect();
+        self.compute.clear.connect();
+        self.compute.issue.connect();
+        self.compute.desc.connect();
+        self.compute.dma_wr.connect();
+        self.compute.dma_wr_acc.connect();
+        self.compute.dma_wr_addr.connect();
+        self.compute.dma_wr_len.connect();
+        self.compute.dma_wr_data.connect();
+        self.compute.dma_rd_acc.connect();
+        self.compute.dma_rd_addr.connect();
     }
 
     fn hdl(&self) -> Verilog {

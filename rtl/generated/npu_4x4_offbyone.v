@@ -50,17 +50,4094 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     output reg  [31:0] ev_err_desc;
     output reg  [63:0] ev_err_addr;
     
+    // Stub signals
+    reg  cptlb$clock;
+    reg  cptlb$enable;
+    reg  cptlb$flush;
+    reg  cptlb$xlat_en;
+    reg  [63:0] cptlb$xlat_base;
+    reg  [31:0] cptlb$xlat_pages;
+    reg  [63:0] cptlb$va;
+    reg  cptlb$write;
+    reg  cptlb$pte_granted;
+    reg  cptlb$pte_valid;
+    reg  [31:0] cptlb$pte_vpn;
+    reg  [63:0] cptlb$pte_entry;
+    wire  cptlb$phys_valid;
+    wire  [63:0] cptlb$phys;
+    wire  cptlb$read_valid;
+    wire  [63:0] cptlb$read_addr;
+    wire  [31:0] cptlb$read_vpn;
+    wire  cptlb$waiting;
+    wire  cptlb$fault;
+    wire  [7:0] cptlb$fault_code;
+    wire  [63:0] cptlb$fault_addr;
+    reg  compute$clock;
+    reg  compute$enable;
+    reg  compute$clear;
+    reg  compute$issue;
+    reg  [255:0] compute$desc;
+    wire  compute$busy;
+    wire  compute$done;
+    reg  compute$dma_wr;
+    reg  compute$dma_wr_acc;
+    reg  [31:0] compute$dma_wr_addr;
+    reg  [7:0] compute$dma_wr_len;
+    reg  [511:0] compute$dma_wr_data;
+    reg  compute$dma_rd_acc;
+    reg  [31:0] compute$dma_rd_addr;
+    wire  [511:0] compute$dma_rd_data;
+    
+    // Sub module instances
+    top$cptlb cptlb(
+        .clock(cptlb$clock),
+        .enable(cptlb$enable),
+        .flush(cptlb$flush),
+        .xlat_en(cptlb$xlat_en),
+        .xlat_base(cptlb$xlat_base),
+        .xlat_pages(cptlb$xlat_pages),
+        .va(cptlb$va),
+        .write(cptlb$write),
+        .pte_granted(cptlb$pte_granted),
+        .pte_valid(cptlb$pte_valid),
+        .pte_vpn(cptlb$pte_vpn),
+        .pte_entry(cptlb$pte_entry),
+        .phys_valid(cptlb$phys_valid),
+        .phys(cptlb$phys),
+        .read_valid(cptlb$read_valid),
+        .read_addr(cptlb$read_addr),
+        .read_vpn(cptlb$read_vpn),
+        .waiting(cptlb$waiting),
+        .fault(cptlb$fault),
+        .fault_code(cptlb$fault_code),
+        .fault_addr(cptlb$fault_addr)
+    );
+    top$compute compute(
+        .clock(compute$clock),
+        .enable(compute$enable),
+        .clear(compute$clear),
+        .issue(compute$issue),
+        .desc(compute$desc),
+        .busy(compute$busy),
+        .done(compute$done),
+        .dma_wr(compute$dma_wr),
+        .dma_wr_acc(compute$dma_wr_acc),
+        .dma_wr_addr(compute$dma_wr_addr),
+        .dma_wr_len(compute$dma_wr_len),
+        .dma_wr_data(compute$dma_wr_data),
+        .dma_rd_acc(compute$dma_rd_acc),
+        .dma_rd_addr(compute$dma_rd_addr),
+        .dma_rd_data(compute$dma_rd_data)
+    );
+    
     // Update code (custom)
     
-    always @(*) begin
-       mmio_rdata = 32'h0;
-       req_valid = 1'b0; req_write = 1'b0; req_addr = 64'h0; req_wdata = 512'h0;
-       req_wmask = 64'h0; req_who = 2'h0; req_kind = 3'h0; req_tag = 64'h0; irq = 1'b0;
-       ev_resp = 1'b0; ev_dispatch = 1'b0; ev_dispatch_unit = 2'h0; ev_dispatch_index = 32'h0;
-       ev_dispatch_desc = 256'h0; ev_issue = 3'h0; ev_issue_index = 96'h0; ev_issue_opcode = 24'h0;
-       ev_done = 4'h0; ev_done_index = 128'h0; ev_done_opcode = 32'h0; ev_tok_push = 4'h0;
-       ev_tok_pop = 4'h0; ev_fence = 1'b0; ev_fence_index = 32'h0; ev_fence_seq = 32'h0;
-       ev_irq = 1'b0; ev_irq_status = 32'h0; ev_error = 1'b0; ev_err_code = 8'h0;
-       ev_err_desc = 32'h0; ev_err_addr = 64'h0;
+    // ======== state (all zero at power-up, as a fresh ModelDevice) ========
+    localparam NB = 1;          // fetch beats per descriptor
+    localparam FD = 4;          // fetch buffer entries
+    localparam QD = 8;          // unit queue depth
+    // fault and event codes
+    localparam [2:0] K_FETCH = 3'd0, K_PTE = 3'd1, K_READ = 3'd2, K_WRITE = 3'd3, K_FENCEW = 3'd4;
+    localparam [1:0] F_DRAIN = 2'd0, F_WRITE = 2'd1, F_ACK = 2'd2;
+    
+    reg [63:0] r_now;              // cycles since power-up (cycle edges)
+    reg [63:0] r_reset_cycle;      // r_now at the last CONTROL.RESET
+    reg [63:0] r_last_progress;    // E2: last completion / TAIL or WATCHDOG write / RUN 0->1
+    reg [31:0] r_control;
+    reg [1:0] r_irq_status, r_irq_mask;
+    reg [63:0] r_ring_base, r_xlat_base;
+    reg [31:0] r_ring_size, r_tail, r_xlat_pages, r_watchdog, r_fence_seq;
+    reg r_err;
+    reg [7:0] r_err_code;
+    reg [31:0] r_err_desc;
+    reg [63:0] r_err_addr;
+    reg [63:0] r_cnt [1:13];       // PERF_* counters but PERF_CYCLES, in register order
+    reg [31:0] r_inflight;         // memory requests accepted and not yet answered
+    // a BAD_RING halt raised by an MMIO write, reported at the next cycle edge
+    reg r_mev;
+    reg [7:0] r_mev_code;
+    reg [31:0] r_mev_desc;
+    reg [63:0] r_mev_addr;
+    reg [1:0] r_mev_irq;
+    // command processor
+    reg [31:0] r_head, r_fetch_ptr;
+    reg [31:0] f_index [0:FD-1];
+    reg [63:0] f_addr [0:FD-1];
+    reg [255:0] f_bytes [0:FD-1];
+    reg [3:0] f_issued [0:FD-1];
+    reg [3:0] f_arrived [0:FD-1];
+    reg [FD-1:0] r_ripe;           // entry complete since the start of a previous cycle
+    reg [2-1:0] r_f_rd, r_f_wr;
+    reg [2:0] r_f_count;
+    reg r_fence;
+    reg [1:0] r_fence_phase;
+    reg [31:0] r_fence_index, r_fence_seqv;
+    reg [63:0] r_fence_addr;
+    reg r_fence_wb, r_fence_irq;
+    // unit queues (load 0, compute 1, store 2), slot u*QD+i
+    reg [31:0] q_index [0:24-1];
+    reg [255:0] q_desc [0:24-1];
+    reg [3-1:0] r_q_rd [0:2];
+    reg [3-1:0] r_q_wr [0:2];
+    reg [3:0] r_q_count [0:2];
+    // token counters (TokenQueue order: L->C, C->L, C->S, S->C)
+    reg [8:0] r_tok [0:3];
+    // the descriptor each unit executes
+    reg [2:0] r_active;
+    reg [31:0] r_job_index [0:2];
+    reg [3:0] r_job_deps [0:2];
+    reg [7:0] r_job_op [0:2];
+    reg [63:0] r_job_macs;
+    
+    integer ii, iq, ip, ia, ic;
+    initial begin
+       r_now = 64'd0; r_reset_cycle = 64'd0; r_last_progress = 64'd0;
+       r_control = 32'd0; r_irq_status = 2'd0; r_irq_mask = 2'd0;
+       r_ring_base = 64'd0; r_xlat_base = 64'd0; r_ring_size = 32'd0; r_tail = 32'd0;
+       r_xlat_pages = 32'd0; r_watchdog = 32'd0; r_fence_seq = 32'd0;
+       r_err = 1'b0; r_err_code = 8'd0; r_err_desc = 32'd0; r_err_addr = 64'd0;
+       for (ii = 1; ii <= 13; ii = ii + 1) r_cnt[ii] = 64'd0;
+       r_inflight = 32'd0;
+       r_mev = 1'b0; r_mev_code = 8'd0; r_mev_desc = 32'd0; r_mev_addr = 64'd0; r_mev_irq = 2'd0;
+       r_head = 32'd0; r_fetch_ptr = 32'd0;
+       for (ii = 0; ii < FD; ii = ii + 1) begin
+          f_index[ii] = 32'd0; f_addr[ii] = 64'd0; f_bytes[ii] = 256'd0; f_issued[ii] = 4'd0; f_arrived[ii] = 4'd0;
+       end
+       r_ripe = 0; r_f_rd = 0; r_f_wr = 0; r_f_count = 0;
+       r_fence = 1'b0; r_fence_phase = F_DRAIN; r_fence_index = 32'd0; r_fence_seqv = 32'd0;
+       r_fence_addr = 64'd0; r_fence_wb = 1'b0; r_fence_irq = 1'b0;
+       for (ii = 0; ii < 3 * QD; ii = ii + 1) begin q_index[ii] = 32'd0; q_desc[ii] = 256'd0; end
+       for (ii = 0; ii < 3; ii = ii + 1) begin
+          r_q_rd[ii] = 0; r_q_wr[ii] = 0; r_q_count[ii] = 0;
+          r_job_index[ii] = 32'd0; r_job_deps[ii] = 4'd0; r_job_op[ii] = 8'd0;
+       end
+       for (ii = 0; ii < 4; ii = ii + 1) r_tok[ii] = 9'd0;
+       r_active = 3'd0; r_job_macs = 64'd0;
     end
+    
+    wire w_run = r_control[0];
+    wire w_running = w_run && !r_err;
+    wire w_xlat_en = r_control[2];
+    wire [63:0] w_cycles = r_now - r_reset_cycle;
+    
+    // ---- fetch buffer views ----
+    wire [2-1:0] w_f_back = (r_f_wr == 0) ? FD - 1 : r_f_wr - 1;
+    wire w_head_full = r_f_count != 0 && f_arrived[r_f_rd] == NB;
+    wire w_head_ripe = !1'b1 || r_ripe[r_f_rd];
+    wire w_queues_empty = r_q_count[0] == 0 && r_q_count[1] == 0 && r_q_count[2] == 0;
+    
+    // STATUS.BUSY (from the state at the end of the last cycle)
+    wire w_busy = !r_err && ((w_running && r_fetch_ptr != r_tail) || r_f_count != 0 || r_fence
+       || !w_queues_empty || r_active != 3'd0 || r_inflight != 32'd0);
+    
+    // ---- MMIO read (combinational, G2) ----
+    reg [63:0] rd_cnt;
+    always @(*) begin
+       rd_cnt = 64'd0;
+       if (mmio_addr >= 12'h100 && mmio_addr < 12'h170) begin
+          if (mmio_addr[11:3] == 9'h20) rd_cnt = w_cycles;
+          else rd_cnt = r_cnt[mmio_addr[6:3]];
+       end
+       case (mmio_addr)
+          12'h000: mmio_rdata = 32'h4E50554B;
+          12'h004: mmio_rdata = 32'h00010000;
+          12'h008: mmio_rdata = 32'h1F;
+          12'h00C: mmio_rdata = {16'd4, 16'd4};
+          12'h010: mmio_rdata = 32'd16384;
+          12'h014: mmio_rdata = 32'd4096;
+          12'h018: mmio_rdata = 32'd32;
+          12'h020: mmio_rdata = r_control;
+          12'h024: mmio_rdata = {30'd0, r_err, w_busy};
+          12'h028: mmio_rdata = {30'd0, r_irq_status};
+          12'h02C: mmio_rdata = {30'd0, r_irq_mask};
+          12'h030: mmio_rdata = r_ring_base[31:0];
+          12'h034: mmio_rdata = r_ring_base[63:32];
+          12'h038: mmio_rdata = r_ring_size;
+          12'h03C: mmio_rdata = r_head;
+          12'h040: mmio_rdata = r_tail;
+          12'h044: mmio_rdata = r_fence_seq;
+          12'h048: mmio_rdata = r_err ? {24'd0, r_err_code} : 32'd0;
+          12'h04C: mmio_rdata = r_err ? r_err_desc : 32'd0;
+          12'h050: mmio_rdata = r_err ? r_err_addr[31:0] : 32'd0;
+          12'h054: mmio_rdata = r_err ? r_err_addr[63:32] : 32'd0;
+          12'h058: mmio_rdata = r_xlat_base[31:0];
+          12'h05C: mmio_rdata = r_xlat_base[63:32];
+          12'h060: mmio_rdata = r_xlat_pages;
+          12'h064: mmio_rdata = r_watchdog;
+          12'h068: mmio_rdata = 32'd4096;
+          12'h06C: mmio_rdata = 32'd8;
+          default: mmio_rdata = (mmio_addr >= 12'h100 && mmio_addr < 12'h170 && mmio_addr[1:0] == 2'd0)
+                                ? (mmio_addr[2] ? rd_cnt[63:32] : rd_cnt[31:0]) : 32'd0;
+       endcase
+       irq = (r_irq_status & r_irq_mask) != 2'd0;
+    end
+    
+    // ---- descriptor decode and validation (firmware-abi desc.rs decode + validate) ----
+    reg [255:0] dec_bytes;
+    reg [63:0] dec_paddr;
+    reg dec_bad;
+    reg [7:0] dec_code;
+    reg [63:0] dec_addr;
+    reg [1:0] dec_unit;
+    reg [31:0] dw0, dw1, dw2, dw3, dw4, dw5, dw6, dw7;
+    reg [7:0] d_op;
+    reg [3:0] d_dep, d_of;
+    reg [63:0] d_rows, d_rowb, d_lstride, d_dstride, d_dram, d_ext, d_end, d_m, d_k, d_n, d_len;
+    reg [64:0] d_dend;
+    always @(*) begin
+       dw0 = dec_bytes[31:0];    dw1 = dec_bytes[63:32];   dw2 = dec_bytes[95:64];   dw3 = dec_bytes[127:96];
+       dw4 = dec_bytes[159:128]; dw5 = dec_bytes[191:160]; dw6 = dec_bytes[223:192]; dw7 = dec_bytes[255:224];
+       d_op = dw0[7:0];
+       d_dep = dw0[11:8];
+       d_of = dw0[15:12];
+       dec_bad = 1'b0;
+       dec_code = 8'd0;
+       dec_addr = 64'd0;
+       case (d_op)
+          8'd1: dec_unit = 2'd1;
+          8'd2: dec_unit = 2'd3;
+          8'd3, 8'd4, 8'd5, 8'd6: dec_unit = 2'd2;
+          default: dec_unit = 2'd0;
+       endcase
+       // DMA fields (LOAD, STORE)
+       d_rows = {48'd0, dw4[15:0]};
+       d_rowb = {48'd0, dw4[31:16]};
+       d_dstride = {32'd0, dw5};
+       d_lstride = {32'd0, dw6};
+       d_dram = {dw3, dw2};
+       // MATMUL fields
+       d_m = {48'd0, dw4[15:0]};
+       d_k = {48'd0, dw4[31:16]};
+       d_n = {48'd0, dw5[15:0]};
+       // ADD, MAX
+       d_len = {32'd0, dw4};
+       d_ext = 64'd0;
+       d_end = 64'd0;
+       d_dend = 65'd0;
+       if (!dec_bad && (d_op > 8'd7)) begin dec_bad = 1'b1; dec_code = 8'd1; dec_addr = dec_paddr; end
+       if (!dec_bad && (dw0[31:16] != 16'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((d_op == 8'd0 && dw1 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((d_op == 8'd0 && dw2 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((d_op == 8'd0 && dw3 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((d_op == 8'd0 && dw4 != 32'd0) || (d_op == 8'd7 && dw4 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((d_op == 8'd0 && dw5 != 32'd0) || (d_op == 8'd3 && dw5[31:16] != 16'd0) || (d_op == 8'd5 && dw5[31:16] != 16'd0) || (d_op == 8'd6 && dw5 != 32'd0) || (d_op == 8'd7 && dw5 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((d_op == 8'd0 && dw6 != 32'd0) || (d_op == 8'd3 && dw6 != 32'd0) || (d_op == 8'd4 && dw6[31:16] != 16'd0) || (d_op == 8'd6 && dw6 != 32'd0) || (d_op == 8'd7 && dw6 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((d_op == 8'd0 && dw7 != 32'd0) || (d_op == 8'd1 && dw7 != 32'd0) || (d_op == 8'd2 && dw7 != 32'd0) || (d_op == 8'd3 && dw7 != 32'd0) || (d_op == 8'd4 && dw7 != 32'd0) || (d_op == 8'd5 && dw7 != 32'd0) || (d_op == 8'd6 && dw7 != 32'd0) || (d_op == 8'd7 && dw7 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((dec_unit == 2'd0 && d_dep != 4'd0) || (dec_unit == 2'd1 && (d_dep & 4'b0101) != 4'd0) || (dec_unit == 2'd3 && (d_dep & 4'b1010) != 4'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
+       if (!dec_bad && (((d_op == 8'd0 || d_op == 8'd6) && d_of != 4'd0) || ((d_op == 8'd1 || d_op == 8'd2 || d_op == 8'd3 || d_op == 8'd5) && d_of[3:1] != 3'd0) || ((d_op == 8'd4 || d_op == 8'd7) && d_of[3:2] != 2'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd4 && !d_of[1] && dw3 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd7 && !d_of[1] && {dw3, dw2} != 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (d_op == 8'd1 || d_op == 8'd2) begin
+       if (!dec_bad && (d_rows == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_rowb == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_rows > 64'd1 && d_lstride < d_rowb)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_of[0] && dw1[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw1}; end
+       if (!dec_bad && (d_of[0] && d_rowb[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = d_rowb; end
+       if (!dec_bad && (d_of[0] && d_rows > 64'd1 && d_lstride[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = d_lstride; end
+          d_ext = (d_rows - 64'd1) * d_lstride + d_rowb;
+          d_end = {32'd0, dw1} + d_ext;
+       if (!dec_bad && (!d_of[0] && d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
+       if (!dec_bad && (d_of[0] && d_end > 64'd4096)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
+          d_dend = {1'b0, d_dram} + {1'b0, (d_rows - 64'd1) * d_dstride + d_rowb};
+       if (!dec_bad && (d_dend[64])) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       end
+       if (d_op == 8'd3) begin
+       if (!dec_bad && (d_m == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_k == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_n == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_k > 64'd4)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_n > 64'd4)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+          d_end = {32'd0, dw1} + d_m * d_k;
+       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
+          d_end = {32'd0, dw2} + d_k * d_n;
+       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
+       if (!dec_bad && (dw3[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw3}; end
+          d_end = {32'd0, dw3} + d_m * d_n * 64'd4;
+       if (!dec_bad && (d_end > 64'd4096)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
+       end
+       if (d_op == 8'd4) begin
+       if (!dec_bad && (d_m == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_k == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       if (!dec_bad && (dw6[7:0] > 8'd62)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+       if (!dec_bad && (dw1[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw1}; end
+          d_end = {32'd0, dw1} + d_m * d_k * 64'd4;
+       if (!dec_bad && (d_end > 64'd4096)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
+          d_end = {32'd0, dw2} + d_m * d_k;
+       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
+       if (!dec_bad && (d_of[1] && dw3[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw3}; end
+          if (d_of[1]) begin
+          d_end = {32'd0, dw3} + d_k * 64'd4;
+       if (!dec_bad && (d_end > 64'd4096)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
+          end
+       end
+       if (d_op == 8'd5) begin
+       if (!dec_bad && (d_len == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+          d_end = {32'd0, dw1} + d_len;
+       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
+          d_end = {32'd0, dw2} + d_len;
+       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
+       if (!dec_bad && (dw3[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw3}; end
+          d_end = {32'd0, dw3} + d_len * 64'd4;
+       if (!dec_bad && (d_end > 64'd4096)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
+       end
+       if (d_op == 8'd6) begin
+       if (!dec_bad && (d_len == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
+          d_end = {32'd0, dw1} + d_len;
+       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
+          d_end = {32'd0, dw2} + d_len;
+       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
+          d_end = {32'd0, dw3} + d_len;
+       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
+       end
+       if (!dec_bad && (d_op == 8'd7 && d_of[1] && dw2[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {dw3, dw2}; end
+    end
+    
+    // ======== the plan of this cycle (G1) ========
+    wire w_act = advance && !r_err;               // the device acts at this edge (before faults)
+    wire [1:0] w_resp_who = resp_tag[1:0];
+    wire [2:0] w_resp_kind = resp_tag[4:2];
+    wire [5:0] w_resp_off = resp_tag[13:8];        // byte offset of the data in the beat
+    wire [31:0] w_resp_vpn = resp_tag[45:14];      // PTE reads: the page number
+    
+    // ---- command processor request (fence writeback and its PTE read, then fetch) ----
+    reg cp_req, cp_fault, cp_decided, cp_new;
+    reg [2:0] cp_kind;
+    reg [63:0] cp_addr, cp_own;
+    reg [7:0] cp_code;
+    reg [31:0] cp_fidx;
+    reg [63:0] cp_faddr;
+    always @(*) begin
+       cp_req = 1'b0; cp_fault = 1'b0; cp_decided = 1'b0; cp_new = 1'b0;
+       cp_kind = K_FETCH; cp_addr = 64'd0; cp_own = 64'd0;
+       cp_code = 8'd0; cp_fidx = 32'd0; cp_faddr = 64'd0;
+       if (r_fence && r_fence_phase == F_WRITE) begin
+          if (cptlb$phys_valid) begin
+             cp_decided = 1'b1;
+             if (cptlb$phys + 64'd4 > mem_size) begin
+                cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fence_index; cp_faddr = cptlb$phys;
+             end else begin
+                cp_req = 1'b1; cp_kind = K_FENCEW; cp_addr = cptlb$phys;
+             end
+          end else if (cptlb$read_valid) begin
+             cp_decided = 1'b1;
+             if (cptlb$read_addr + 64'd8 > mem_size) begin
+                cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fence_index; cp_faddr = cptlb$read_addr;
+             end else begin
+                cp_req = 1'b1; cp_kind = K_PTE; cp_addr = cptlb$read_addr;
+                cp_own = {18'd0, cptlb$read_vpn, cptlb$read_addr[5:0] & 6'd31};
+             end
+          end else if (cptlb$fault) begin
+             cp_decided = 1'b1;
+             cp_fault = 1'b1; cp_code = cptlb$fault_code; cp_fidx = r_fence_index; cp_faddr = cptlb$fault_addr;
+          end
+       end
+       if (!cp_decided && w_running) begin
+          if (r_f_count != 0 && f_issued[w_f_back] != NB) begin
+             cp_req = 1'b1; cp_addr = f_addr[w_f_back] + {60'd0, f_issued[w_f_back]} * 64'd32;
+          end else if (r_fetch_ptr != r_tail && r_f_count < FD) begin
+             cp_addr = r_ring_base + {32'd0, r_fetch_ptr} * 64'd32;
+             if (cp_addr + 64'd32 > mem_size) begin
+                cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fetch_ptr; cp_faddr = cp_addr;
+             end else begin
+                cp_req = 1'b1; cp_new = 1'b1;
+             end
+          end
+          if (cp_req) cp_own = {58'd0, cp_addr[5:0] & 6'd31};
+       end
+    end
+    
+    // ---- dispatch decision (F2) ----
+    reg disp, disp_fault;
+    reg [3:0] disp_qcount;
+    always @(*) begin
+       dec_bytes = f_bytes[r_f_rd];
+       dec_paddr = f_addr[r_f_rd];
+       disp = 1'b0; disp_fault = 1'b0;
+       disp_qcount = 0;
+       if (dec_unit != 2'd0) disp_qcount = r_q_count[dec_unit - 2'd1];
+       if (!r_fence && w_head_full && w_head_ripe) begin
+          if (dec_bad) disp_fault = 1'b1;
+          else if (dec_unit == 2'd0) disp = 1'b1;
+          else disp = disp_qcount < QD;
+       end
+    end
+    
+    // ---- queue heads and tokens (U1) ----
+    reg [31:0] qh_index [0:2];
+    reg [255:0] qh_desc [0:2];
+    reg [2:0] qh_valid, qh_ready;
+    reg [3:0] pop_q;               // a token is taken from counter q (if its consumer issues)
+    always @(*) begin
+       for (iq = 0; iq < 3; iq = iq + 1) begin
+          qh_index[iq] = q_index[iq * QD + r_q_rd[iq]];
+          qh_desc[iq] = q_desc[iq * QD + r_q_rd[iq]];
+          qh_valid[iq] = r_q_count[iq] != 0;
+       end
+       // waits: load WAIT_NEXT on C->L; compute WAIT_PREV on L->C, WAIT_NEXT on S->C; store WAIT_PREV on C->S
+       qh_ready[0] = !qh_desc[0][9] || r_tok[1] != 9'd0;
+       qh_ready[1] = (!qh_desc[1][8] || r_tok[0] != 9'd0) && (!qh_desc[1][9] || r_tok[3] != 9'd0);
+       qh_ready[2] = !qh_desc[2][8] || r_tok[2] != 9'd0;
+    end
+    
+    // ---- the command processor's translation cache (FENCE writeback) ----
+    always @(*) begin
+       cptlb$clock = clock;
+       cptlb$enable = w_go;
+       cptlb$flush = w_flush;
+       cptlb$xlat_en = w_xlat_en;
+       cptlb$xlat_base = r_xlat_base;
+       cptlb$xlat_pages = r_xlat_pages;
+       cptlb$va = r_fence_addr;
+       cptlb$write = 1'b1;
+       cptlb$pte_granted = w_grant && g_cp && cp_kind == K_PTE;
+       cptlb$pte_valid = w_resp_cp_pte;
+       cptlb$pte_vpn = w_resp_vpn;
+       cptlb$pte_entry = resp_data[{w_resp_off, 3'd0} +: 64];
+    end
+    
+    // ---- the compute unit ----
+    wire cmp_done = compute$done;
+    always @(*) begin
+       compute$clock = clock;
+       compute$enable = w_go;
+       compute$clear = w_clear;
+       compute$issue = w_issue[1];
+       compute$desc = qh_desc[1];
+    end
+    
+    // ---- DMA units (not yet integrated: idle) ----
+    wire load_req = 1'b0, store_req = 1'b0;
+    wire [2:0] load_kind = 3'd0, store_kind = 3'd0;
+    wire [63:0] load_addr = 64'd0, store_addr = 64'd0, load_own = 64'd0, store_own = 64'd0;
+    wire [7:0] load_len = 8'd0, store_len = 8'd0;
+    wire [511:0] store_wdata = 512'd0;
+    wire [63:0] store_wmask = 64'd0;
+    wire load_fault = 1'b0, store_fault = 1'b0;
+    wire [7:0] load_fcode = 8'd0, store_fcode = 8'd0;
+    wire [63:0] load_faddr = 64'd0, store_faddr = 64'd0;
+    wire load_done = 1'b0, store_done = 1'b0;
+    always @(*) begin
+       compute$dma_wr = 1'b0;
+       compute$dma_wr_acc = 1'b0;
+       compute$dma_wr_addr = 32'd0;
+       compute$dma_wr_len = 8'd0;
+       compute$dma_wr_data = 512'd0;
+       compute$dma_rd_acc = 1'b0;
+       compute$dma_rd_addr = 32'd0;
+    end
+    wire unused_dma_rd = ^compute$dma_rd_data;
+    
+    // ---- faults of this cycle, in G3 order ----
+    reg dl, wd, ovf;
+    reg [31:0] dl_idx, ovf_idx;
+    reg cp_blocked;
+    reg [2:0] complete, issue, tstall, denied;
+    reg [3:0] push_q;
+    reg f_any;
+    reg [7:0] f_code;
+    reg [31:0] f_idx;
+    reg [63:0] f_addr_v;
+    reg w_plan_busy;
+    reg fence_drained;
+    always @(*) begin
+       complete = {store_done, cmp_done, load_done};
+       for (ip = 0; ip < 3; ip = ip + 1) begin
+          issue[ip] = (!r_active[ip] || complete[ip]) && qh_valid[ip] && qh_ready[ip];
+          tstall[ip] = (!r_active[ip] || complete[ip]) && !issue[ip] && qh_valid[ip];
+       end
+       pop_q[0] = issue[1] && qh_desc[1][8];
+       pop_q[1] = issue[0] && qh_desc[0][9];
+       pop_q[2] = issue[2] && qh_desc[2][8];
+       pop_q[3] = issue[1] && qh_desc[1][9];
+       // signals: load SIGNAL_NEXT -> L->C; compute SIGNAL_PREV -> C->L, SIGNAL_NEXT -> C->S; store SIGNAL_PREV -> S->C
+       push_q[0] = complete[0] && r_job_deps[0][3];
+       push_q[1] = complete[1] && r_job_deps[1][2];
+       push_q[2] = complete[1] && r_job_deps[1][3];
+       push_q[3] = complete[2] && r_job_deps[2][2];
+       // E1 deadlock
+       dl = 1'b0; dl_idx = 32'd0;
+       cp_blocked = r_fence ? (r_fence_phase == F_DRAIN) : (w_head_full && !dec_bad);
+       if (!disp && !resp_valid && r_inflight == 32'd0 && r_active == 3'd0 && cp_blocked) begin
+          dl = qh_valid != 3'd0 && (qh_valid & qh_ready) == 3'd0;
+          dl_idx = qh_valid[0] ? qh_index[0] : qh_valid[1] ? qh_index[1] : qh_index[2];
+       end
+       // E2 watchdog (busy after this cycle's response is delivered)
+       w_plan_busy = (w_running && r_fetch_ptr != r_tail) || r_f_count != 0 || r_fence
+          || !w_queues_empty || r_active != 3'd0 || (r_inflight - {31'd0, resp_valid}) != 32'd0;
+       wd = r_watchdog != 32'd0 && w_plan_busy && r_now >= r_last_progress + {32'd0, r_watchdog};
+       // U2 token overflow: a push onto a counter that stays at 255 after this cycle's pop
+       ovf = 1'b0; ovf_idx = 32'd0;
+       for (ip = 3; ip >= 0; ip = ip - 1) begin
+          if (push_q[ip] && r_tok[ip] - {8'd0, pop_q[ip]} >= 9'd255) begin
+             ovf = 1'b1;
+             ovf_idx = (ip == 0) ? r_job_index[0] : (ip == 3) ? r_job_index[2] : r_job_index[1];
+          end
+       end
+       f_any = 1'b1; f_code = 8'd0; f_idx = 32'd0; f_addr_v = 64'd0;
+       if (cp_fault) begin f_code = cp_code; f_idx = cp_fidx; f_addr_v = cp_faddr; end
+       else if (disp_fault) begin f_code = dec_code; f_idx = f_index[r_f_rd]; f_addr_v = dec_addr; end
+       else if (store_fault) begin f_code = store_fcode; f_idx = r_job_index[2]; f_addr_v = store_faddr; end
+       else if (load_fault) begin f_code = load_fcode; f_idx = r_job_index[0]; f_addr_v = load_faddr; end
+       else if (dl) begin f_code = 8'd13; f_idx = dl_idx; end
+       else if (wd) begin f_code = 8'd14; f_idx = r_head; end
+       else if (ovf) begin f_code = 8'd12; f_idx = ovf_idx; end
+       else f_any = 1'b0;
+       fence_drained = r_fence && r_fence_phase == F_DRAIN && w_queues_empty && r_active == 3'd0;
+    end
+    
+    wire w_go = w_act && !f_any;                  // the cycle happens (G3)
+    
+    // ---- the port (M1): command processor > store > load ----
+    reg g_cp, g_store, g_load;
+    always @(*) begin
+       g_cp = 1'b0; g_store = 1'b0; g_load = 1'b0;
+       denied = 3'd0;
+       if (cp_req) g_cp = port_ready;
+       else if (store_req) g_store = port_ready;
+       else if (load_req) g_load = port_ready;
+       denied[2] = store_req && !g_store;
+       denied[0] = load_req && !g_load;
+       req_valid = w_go && (cp_req || store_req || load_req);
+       req_write = 1'b0; req_addr = 64'd0; req_wdata = 512'd0; req_wmask = 64'd0;
+       req_who = 2'd0; req_kind = 3'd0; req_tag = 64'd0;
+       if (cp_req) begin
+          req_who = 2'd0; req_kind = cp_kind; req_addr = cp_addr; req_tag[63:8] = cp_own[55:0];
+          if (cp_kind == K_FENCEW) begin
+             req_write = 1'b1;
+             req_wdata = {480'd0, r_fence_seqv} << {cp_addr[5:0] & 6'd31, 3'd0};
+             req_wmask = 64'hF << (cp_addr[5:0] & 6'd31);
+          end
+       end else if (store_req) begin
+          req_who = 2'd2; req_kind = store_kind; req_addr = store_addr; req_tag[63:8] = store_own[55:0];
+          req_write = store_kind == K_WRITE; req_wdata = store_wdata; req_wmask = store_wmask;
+       end else if (load_req) begin
+          req_who = 2'd1; req_kind = load_kind; req_addr = load_addr; req_tag[63:8] = load_own[55:0];
+       end
+       req_addr = req_addr & ~64'd31;
+       req_tag[1:0] = req_who;
+       req_tag[4:2] = req_kind;
+       if (!req_valid) begin
+          req_write = 1'b0; req_addr = 64'd0; req_wdata = 512'd0; req_wmask = 64'd0;
+          req_who = 2'd0; req_kind = 3'd0; req_tag = 64'd0;
+       end
+    end
+    wire w_grant = req_valid && port_ready;
+    wire w_take = w_go && resp_valid;             // the response is consumed
+    // the response's destination
+    wire w_resp_fetch = w_take && w_resp_who == 2'd0 && w_resp_kind == K_FETCH;
+    wire w_resp_cp_pte = w_take && w_resp_who == 2'd0 && w_resp_kind == K_PTE;
+    wire w_resp_fence = w_take && w_resp_who == 2'd0 && w_resp_kind == K_FENCEW;
+    
+    // ---- fetch arrival: the oldest entry still waiting for a beat ----
+    reg arr_found;
+    reg [2-1:0] arr_slot, arr_j;
+    reg [255:0] arr_bytes;
+    always @(*) begin
+       arr_found = 1'b0; arr_slot = 0; arr_j = 0;
+       for (ia = 0; ia < FD; ia = ia + 1) begin
+          arr_j = (r_f_rd + ia >= FD) ? r_f_rd + ia - FD : r_f_rd + ia;
+          if (!arr_found && ia < r_f_count && f_arrived[arr_j] < f_issued[arr_j]) begin
+             arr_found = 1'b1; arr_slot = arr_j;
+          end
+       end
+       arr_bytes = f_bytes[arr_slot];
+       arr_bytes[f_arrived[arr_slot] * 256 +: 256] = resp_data[{w_resp_off, 3'd0} +: 256];
+    end
+    
+    // ---- fence completion in this cycle ----
+    wire w_fence_done = w_go && ((fence_drained && !r_fence_wb) || w_resp_fence);
+    wire w_nop = w_go && disp && dec_unit == 2'd0 && dw0[7:0] == 8'd0;
+    wire w_disp_fence = w_go && disp && dec_unit == 2'd0 && dw0[7:0] == 8'd7;
+    wire w_disp_unit = w_go && disp && dec_unit != 2'd0;
+    wire [2:0] w_done = w_go ? complete : 3'd0;
+    wire [2:0] w_issue = w_go ? issue : 3'd0;
+    reg [2:0] n_done;
+    always @(*) n_done = {2'd0, w_done[0]} + {2'd0, w_done[1]} + {2'd0, w_done[2]} + {2'd0, w_nop} + {2'd0, w_fence_done};
+    
+    function [31:0] ring_next(input [31:0] x, input [31:0] size);
+       ring_next = (x + 32'd1 >= size) ? 32'd0 : x + 32'd1;
+    endfunction
+    
+    // ======== the clock edge ========
+    always @(posedge clock) begin
+       if (advance) begin
+          r_now <= r_now + 64'd1;
+          r_mev <= 1'b0;
+          if (w_act && f_any) begin
+             // G3: halt, latch, raise IRQ_ERROR; nothing else happens
+             r_err <= 1'b1; r_err_code <= f_code; r_err_desc <= f_idx; r_err_addr <= f_addr_v;
+             r_irq_status <= r_irq_status | 2'b10;
+             r_inflight <= 32'd0;
+          end else if (w_go) begin
+             r_inflight <= r_inflight + {31'd0, w_grant} - {31'd0, resp_valid};
+             // -- grant --
+             if (w_grant) begin
+                r_cnt[13] <= r_cnt[13] + 64'd1;
+                if (g_cp && cp_kind == K_FETCH) begin
+                   if (cp_new) begin
+                      f_index[r_f_wr] <= r_fetch_ptr;
+                      f_addr[r_f_wr] <= cp_addr;
+                      f_issued[r_f_wr] <= 4'd1;
+                      f_arrived[r_f_wr] <= 4'd0;
+                      r_f_wr <= (r_f_wr == FD - 1) ? 0 : r_f_wr + 1;
+                      r_fetch_ptr <= ring_next(r_fetch_ptr, r_ring_size);
+                   end else begin
+                      f_issued[w_f_back] <= f_issued[w_f_back] + 4'd1;
+                   end
+                end
+                if (g_cp && cp_kind == K_FENCEW) r_fence_phase <= F_ACK;
+                if (g_load && load_kind == K_READ) r_cnt[10] <= r_cnt[10] + {56'd0, load_len};
+                if (g_store && store_kind == K_WRITE) r_cnt[11] <= r_cnt[11] + {56'd0, store_len};
+             end
+             // -- response --
+             if (w_resp_fetch && arr_found) begin
+                f_bytes[arr_slot] <= arr_bytes;
+                f_arrived[arr_slot] <= f_arrived[arr_slot] + 4'd1;
+             end
+             // -- fetch buffer count, ripeness (dispatch pops the head) --
+             r_f_count <= r_f_count + {2'd0, g_cp && cp_kind == K_FETCH && cp_new} - {2'd0, disp};
+             for (ic = 0; ic < FD; ic = ic + 1)
+                r_ripe[ic] <= f_arrived[ic] == NB;
+             if (disp) r_f_rd <= (r_f_rd == FD - 1) ? 0 : r_f_rd + 1;
+             // -- units: completion, issue, tokens --
+             for (ic = 0; ic < 3; ic = ic + 1) begin
+                if (issue[ic]) begin
+                   r_active[ic] <= 1'b1;
+                   r_job_index[ic] <= qh_index[ic];
+                   r_job_deps[ic] <= qh_desc[ic][11:8];
+                   r_job_op[ic] <= qh_desc[ic][7:0];
+                   r_q_rd[ic] <= (r_q_rd[ic] == QD - 1) ? 0 : r_q_rd[ic] + 1;
+                end else if (complete[ic]) begin
+                   r_active[ic] <= 1'b0;
+                end
+             end
+             if (issue[1]) r_job_macs <= {48'd0, qh_desc[1][143:128]} * {48'd0, qh_desc[1][159:144]} * {48'd0, qh_desc[1][175:160]};
+             if (complete[1] && r_job_op[1] == 8'd3) r_cnt[9] <= r_cnt[9] + r_job_macs;
+             for (ic = 0; ic < 4; ic = ic + 1)
+                r_tok[ic] <= r_tok[ic] - {8'd0, pop_q[ic]} + {8'd0, push_q[ic]};
+             if (n_done != 3'd0) begin
+                r_cnt[12] <= r_cnt[12] + {61'd0, n_done};
+                r_last_progress <= r_now;
+             end
+             // -- dispatch (F2-F4) --
+             for (ic = 0; ic < 3; ic = ic + 1) begin
+                r_q_count[ic] <= r_q_count[ic] - {3'd0, issue[ic]}
+                   + {3'd0, w_disp_unit && dec_unit == ic + 1};
+             end
+             if (w_disp_unit) begin
+                q_index[(dec_unit - 1) * QD + r_q_wr[dec_unit - 1]] <= f_index[r_f_rd];
+                q_desc[(dec_unit - 1) * QD + r_q_wr[dec_unit - 1]] <= dec_bytes;
+                r_q_wr[dec_unit - 1] <= (r_q_wr[dec_unit - 1] == QD - 1) ? 0 : r_q_wr[dec_unit - 1] + 1;
+             end
+             if (w_disp_unit || w_nop || w_fence_done) r_head <= ring_next(r_head, r_ring_size);
+             if (w_disp_fence) begin
+                r_fence <= 1'b1; r_fence_phase <= F_DRAIN;
+                r_fence_index <= f_index[r_f_rd];
+                r_fence_seqv <= dw1;
+                r_fence_addr <= {dw3, dw2};
+                r_fence_wb <= dw0[13];
+                r_fence_irq <= dw0[12];
+             end
+             if (fence_drained && r_fence_wb) r_fence_phase <= F_WRITE;
+             if (w_fence_done) begin
+                r_fence <= 1'b0;
+                r_fence_seq <= r_fence_seqv;
+                if (r_fence_irq) r_irq_status <= r_irq_status | 2'b01;
+             end
+             // -- counters (P1): unit state after this cycle --
+             r_cnt[1] <= r_cnt[1] + {63'd0, issue[0] || (r_active[0] && !complete[0])};
+             r_cnt[4] <= r_cnt[4] + {63'd0, issue[1] || (r_active[1] && !complete[1])};
+             r_cnt[6] <= r_cnt[6] + {63'd0, issue[2] || (r_active[2] && !complete[2])};
+             r_cnt[2] <= r_cnt[2] + {63'd0, tstall[0]};
+             r_cnt[5] <= r_cnt[5] + {63'd0, tstall[1]};
+             r_cnt[7] <= r_cnt[7] + {63'd0, tstall[2]};
+             r_cnt[3] <= r_cnt[3] + {63'd0, denied[0]};
+             r_cnt[8] <= r_cnt[8] + {63'd0, denied[2]};
+          end
+       end else if (mmio_we) begin
+          case (mmio_addr)
+             12'h020: begin
+                if (mmio_wdata[1]) begin
+                   // CONTROL.RESET: everything but time itself starts afresh
+                   r_reset_cycle <= r_now; r_last_progress <= r_now;
+                   r_control <= 32'd0; r_irq_status <= 2'd0; r_irq_mask <= 2'd0;
+                   r_ring_base <= 64'd0; r_xlat_base <= 64'd0; r_ring_size <= 32'd0; r_tail <= 32'd0;
+                   r_xlat_pages <= 32'd0; r_watchdog <= 32'd0; r_fence_seq <= 32'd0;
+                   r_err <= 1'b0; r_err_code <= 8'd0; r_err_desc <= 32'd0; r_err_addr <= 64'd0;
+                   for (ic = 1; ic <= 13; ic = ic + 1) r_cnt[ic] <= 64'd0;
+                   r_inflight <= 32'd0;
+                   r_head <= 32'd0; r_fetch_ptr <= 32'd0;
+                   r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
+                   r_fence <= 1'b0; r_fence_phase <= F_DRAIN;
+                   for (ic = 0; ic < 3; ic = ic + 1) begin r_q_rd[ic] <= 0; r_q_wr[ic] <= 0; r_q_count[ic] <= 0; end
+                   for (ic = 0; ic < 4; ic = ic + 1) r_tok[ic] <= 9'd0;
+                   r_active <= 3'd0;
+                end else begin
+                   r_control <= mmio_wdata & 32'h5;
+                   if (!w_run && mmio_wdata[0] && !r_err) begin
+                      r_last_progress <= r_now;
+                      if (!w_ring_ok) begin
+                         r_err <= 1'b1; r_err_code <= 8'd11; r_err_desc <= r_tail; r_err_addr <= r_ring_base;
+                         r_irq_status <= r_irq_status | 2'b10; r_inflight <= 32'd0;
+                         r_mev <= 1'b1; r_mev_code <= 8'd11; r_mev_desc <= r_tail; r_mev_addr <= r_ring_base;
+                         r_mev_irq <= r_irq_status | 2'b10;
+                      end
+                   end
+                end
+             end
+             12'h028: r_irq_status <= r_irq_status & ~mmio_wdata[1:0];
+             12'h02C: r_irq_mask <= mmio_wdata[1:0];
+             12'h030, 12'h034, 12'h038: if (!w_run) begin
+                if (mmio_addr == 12'h030) r_ring_base[31:0] <= mmio_wdata;
+                if (mmio_addr == 12'h034) r_ring_base[63:32] <= mmio_wdata;
+                if (mmio_addr == 12'h038) r_ring_size <= mmio_wdata;
+                r_head <= 32'd0; r_fetch_ptr <= 32'd0; r_tail <= 32'd0;
+                r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
+             end
+             12'h040: begin
+                r_tail <= mmio_wdata;
+                r_last_progress <= r_now;
+                if (w_run && mmio_wdata >= r_ring_size && !r_err) begin
+                   r_err <= 1'b1; r_err_code <= 8'd11; r_err_desc <= mmio_wdata; r_err_addr <= r_ring_base;
+                   r_irq_status <= r_irq_status | 2'b10; r_inflight <= 32'd0;
+                   r_mev <= 1'b1; r_mev_code <= 8'd11; r_mev_desc <= mmio_wdata; r_mev_addr <= r_ring_base;
+                   r_mev_irq <= r_irq_status | 2'b10;
+                end
+             end
+             12'h058: r_xlat_base[31:0] <= mmio_wdata;
+             12'h05C: r_xlat_base[63:32] <= mmio_wdata;
+             12'h060: r_xlat_pages <= mmio_wdata;
+             12'h064: begin r_watchdog <= mmio_wdata; r_last_progress <= r_now; end
+             default: ;
+          endcase
+       end
+    end
+    
+    // BAD_RING at RUN 0->1: RING_SIZE a power of two in 2..=MAX_RING, RING_BASE 32-byte aligned, TAIL < SIZE
+    wire w_ring_ok = r_ring_size >= 32'd2 && r_ring_size <= 32'd4096
+       && (r_ring_size & (r_ring_size - 32'd1)) == 32'd0 && r_ring_base[4:0] == 5'd0 && r_tail < r_ring_size;
+    // the translation caches are emptied by reset and by writes to CONTROL and XLAT_*
+    wire w_flush = !advance && mmio_we && (mmio_addr == 12'h020 || mmio_addr == 12'h058
+       || mmio_addr == 12'h05C || mmio_addr == 12'h060);
+    wire w_clear = !advance && mmio_we && mmio_addr == 12'h020 && mmio_wdata[1];
+    
+    // ======== event ports ========
+    always @(*) begin
+       ev_resp = w_take;
+       ev_dispatch = w_go && disp;
+       ev_dispatch_unit = dec_unit;
+       ev_dispatch_index = f_index[r_f_rd];
+       ev_dispatch_desc = dec_bytes;
+       ev_issue = w_issue;
+       ev_issue_index = {qh_index[2], qh_index[1], qh_index[0]};
+       ev_issue_opcode = {qh_desc[2][7:0], qh_desc[1][7:0], qh_desc[0][7:0]};
+       ev_done = {w_nop || w_fence_done, w_done[2], w_done[1], w_done[0]};
+       ev_done_index = {w_nop ? f_index[r_f_rd] : r_fence_index, r_job_index[2], r_job_index[1], r_job_index[0]};
+       ev_done_opcode = {w_nop ? 8'd0 : 8'd7, r_job_op[2], r_job_op[1], r_job_op[0]};
+       ev_tok_push = w_go ? push_q : 4'd0;
+       ev_tok_pop = w_go ? pop_q : 4'd0;
+       ev_fence = w_fence_done;
+       ev_fence_index = r_fence_index;
+       ev_fence_seq = r_fence_seqv;
+       ev_irq = (w_fence_done && r_fence_irq) || (w_act && f_any);
+       ev_irq_status = {30'd0, r_irq_status | {w_act && f_any, w_fence_done && r_fence_irq}};
+       ev_error = w_act && f_any;
+       ev_err_code = f_code;
+       ev_err_desc = f_idx;
+       ev_err_addr = f_addr_v;
+       if (advance && r_mev) begin
+          ev_irq = 1'b1; ev_irq_status = {30'd0, r_mev_irq};
+          ev_error = 1'b1; ev_err_code = r_mev_code; ev_err_desc = r_mev_desc; ev_err_addr = r_mev_addr;
+       end
+    end
+    
+    wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy, d_dend[63:0],
+       cp_own[63:56], load_own[63:56], store_own[63:56], denied[1]};
 endmodule // top
+
+
+module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma_wr_addr,dma_wr_len,dma_wr_data,dma_rd_acc,dma_rd_addr,dma_rd_data);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  issue;
+    input wire  [255:0] desc;
+    output reg  busy;
+    output reg  done;
+    input wire  dma_wr;
+    input wire  dma_wr_acc;
+    input wire  [31:0] dma_wr_addr;
+    input wire  [7:0] dma_wr_len;
+    input wire  [511:0] dma_wr_data;
+    input wire  dma_rd_acc;
+    input wire  [31:0] dma_rd_addr;
+    output reg  [511:0] dma_rd_data;
+    
+    // Stub signals
+    reg  pe$0$clock;
+    reg  pe$0$en;
+    reg  pe$0$w_shift;
+    reg  [7:0] pe$0$w_in;
+    reg  [7:0] pe$0$a_in;
+    reg  [31:0] pe$0$psum_in;
+    wire  [7:0] pe$0$w_out;
+    wire  [7:0] pe$0$a_out;
+    wire  [31:0] pe$0$psum_out;
+    wire  [31:0] pe$0$sum;
+    reg  pe$1$clock;
+    reg  pe$1$en;
+    reg  pe$1$w_shift;
+    reg  [7:0] pe$1$w_in;
+    reg  [7:0] pe$1$a_in;
+    reg  [31:0] pe$1$psum_in;
+    wire  [7:0] pe$1$w_out;
+    wire  [7:0] pe$1$a_out;
+    wire  [31:0] pe$1$psum_out;
+    wire  [31:0] pe$1$sum;
+    reg  pe$2$clock;
+    reg  pe$2$en;
+    reg  pe$2$w_shift;
+    reg  [7:0] pe$2$w_in;
+    reg  [7:0] pe$2$a_in;
+    reg  [31:0] pe$2$psum_in;
+    wire  [7:0] pe$2$w_out;
+    wire  [7:0] pe$2$a_out;
+    wire  [31:0] pe$2$psum_out;
+    wire  [31:0] pe$2$sum;
+    reg  pe$3$clock;
+    reg  pe$3$en;
+    reg  pe$3$w_shift;
+    reg  [7:0] pe$3$w_in;
+    reg  [7:0] pe$3$a_in;
+    reg  [31:0] pe$3$psum_in;
+    wire  [7:0] pe$3$w_out;
+    wire  [7:0] pe$3$a_out;
+    wire  [31:0] pe$3$psum_out;
+    wire  [31:0] pe$3$sum;
+    reg  pe$4$clock;
+    reg  pe$4$en;
+    reg  pe$4$w_shift;
+    reg  [7:0] pe$4$w_in;
+    reg  [7:0] pe$4$a_in;
+    reg  [31:0] pe$4$psum_in;
+    wire  [7:0] pe$4$w_out;
+    wire  [7:0] pe$4$a_out;
+    wire  [31:0] pe$4$psum_out;
+    wire  [31:0] pe$4$sum;
+    reg  pe$5$clock;
+    reg  pe$5$en;
+    reg  pe$5$w_shift;
+    reg  [7:0] pe$5$w_in;
+    reg  [7:0] pe$5$a_in;
+    reg  [31:0] pe$5$psum_in;
+    wire  [7:0] pe$5$w_out;
+    wire  [7:0] pe$5$a_out;
+    wire  [31:0] pe$5$psum_out;
+    wire  [31:0] pe$5$sum;
+    reg  pe$6$clock;
+    reg  pe$6$en;
+    reg  pe$6$w_shift;
+    reg  [7:0] pe$6$w_in;
+    reg  [7:0] pe$6$a_in;
+    reg  [31:0] pe$6$psum_in;
+    wire  [7:0] pe$6$w_out;
+    wire  [7:0] pe$6$a_out;
+    wire  [31:0] pe$6$psum_out;
+    wire  [31:0] pe$6$sum;
+    reg  pe$7$clock;
+    reg  pe$7$en;
+    reg  pe$7$w_shift;
+    reg  [7:0] pe$7$w_in;
+    reg  [7:0] pe$7$a_in;
+    reg  [31:0] pe$7$psum_in;
+    wire  [7:0] pe$7$w_out;
+    wire  [7:0] pe$7$a_out;
+    wire  [31:0] pe$7$psum_out;
+    wire  [31:0] pe$7$sum;
+    reg  pe$8$clock;
+    reg  pe$8$en;
+    reg  pe$8$w_shift;
+    reg  [7:0] pe$8$w_in;
+    reg  [7:0] pe$8$a_in;
+    reg  [31:0] pe$8$psum_in;
+    wire  [7:0] pe$8$w_out;
+    wire  [7:0] pe$8$a_out;
+    wire  [31:0] pe$8$psum_out;
+    wire  [31:0] pe$8$sum;
+    reg  pe$9$clock;
+    reg  pe$9$en;
+    reg  pe$9$w_shift;
+    reg  [7:0] pe$9$w_in;
+    reg  [7:0] pe$9$a_in;
+    reg  [31:0] pe$9$psum_in;
+    wire  [7:0] pe$9$w_out;
+    wire  [7:0] pe$9$a_out;
+    wire  [31:0] pe$9$psum_out;
+    wire  [31:0] pe$9$sum;
+    reg  pe$10$clock;
+    reg  pe$10$en;
+    reg  pe$10$w_shift;
+    reg  [7:0] pe$10$w_in;
+    reg  [7:0] pe$10$a_in;
+    reg  [31:0] pe$10$psum_in;
+    wire  [7:0] pe$10$w_out;
+    wire  [7:0] pe$10$a_out;
+    wire  [31:0] pe$10$psum_out;
+    wire  [31:0] pe$10$sum;
+    reg  pe$11$clock;
+    reg  pe$11$en;
+    reg  pe$11$w_shift;
+    reg  [7:0] pe$11$w_in;
+    reg  [7:0] pe$11$a_in;
+    reg  [31:0] pe$11$psum_in;
+    wire  [7:0] pe$11$w_out;
+    wire  [7:0] pe$11$a_out;
+    wire  [31:0] pe$11$psum_out;
+    wire  [31:0] pe$11$sum;
+    reg  pe$12$clock;
+    reg  pe$12$en;
+    reg  pe$12$w_shift;
+    reg  [7:0] pe$12$w_in;
+    reg  [7:0] pe$12$a_in;
+    reg  [31:0] pe$12$psum_in;
+    wire  [7:0] pe$12$w_out;
+    wire  [7:0] pe$12$a_out;
+    wire  [31:0] pe$12$psum_out;
+    wire  [31:0] pe$12$sum;
+    reg  pe$13$clock;
+    reg  pe$13$en;
+    reg  pe$13$w_shift;
+    reg  [7:0] pe$13$w_in;
+    reg  [7:0] pe$13$a_in;
+    reg  [31:0] pe$13$psum_in;
+    wire  [7:0] pe$13$w_out;
+    wire  [7:0] pe$13$a_out;
+    wire  [31:0] pe$13$psum_out;
+    wire  [31:0] pe$13$sum;
+    reg  pe$14$clock;
+    reg  pe$14$en;
+    reg  pe$14$w_shift;
+    reg  [7:0] pe$14$w_in;
+    reg  [7:0] pe$14$a_in;
+    reg  [31:0] pe$14$psum_in;
+    wire  [7:0] pe$14$w_out;
+    wire  [7:0] pe$14$a_out;
+    wire  [31:0] pe$14$psum_out;
+    wire  [31:0] pe$14$sum;
+    reg  pe$15$clock;
+    reg  pe$15$en;
+    reg  pe$15$w_shift;
+    reg  [7:0] pe$15$w_in;
+    reg  [7:0] pe$15$a_in;
+    reg  [31:0] pe$15$psum_in;
+    wire  [7:0] pe$15$w_out;
+    wire  [7:0] pe$15$a_out;
+    wire  [31:0] pe$15$psum_out;
+    wire  [31:0] pe$15$sum;
+    reg  [31:0] mul$0$a;
+    reg  [31:0] mul$0$b;
+    wire  [63:0] mul$0$p;
+    reg  [31:0] mul$1$a;
+    reg  [31:0] mul$1$b;
+    wire  [63:0] mul$1$p;
+    reg  [31:0] mul$2$a;
+    reg  [31:0] mul$2$b;
+    wire  [63:0] mul$2$p;
+    reg  [31:0] mul$3$a;
+    reg  [31:0] mul$3$b;
+    wire  [63:0] mul$3$p;
+    
+    // Sub module instances
+    top$compute$pe$0 pe$0(
+        .clock(pe$0$clock),
+        .en(pe$0$en),
+        .w_shift(pe$0$w_shift),
+        .w_in(pe$0$w_in),
+        .a_in(pe$0$a_in),
+        .psum_in(pe$0$psum_in),
+        .w_out(pe$0$w_out),
+        .a_out(pe$0$a_out),
+        .psum_out(pe$0$psum_out),
+        .sum(pe$0$sum)
+    );
+    top$compute$pe$1 pe$1(
+        .clock(pe$1$clock),
+        .en(pe$1$en),
+        .w_shift(pe$1$w_shift),
+        .w_in(pe$1$w_in),
+        .a_in(pe$1$a_in),
+        .psum_in(pe$1$psum_in),
+        .w_out(pe$1$w_out),
+        .a_out(pe$1$a_out),
+        .psum_out(pe$1$psum_out),
+        .sum(pe$1$sum)
+    );
+    top$compute$pe$2 pe$2(
+        .clock(pe$2$clock),
+        .en(pe$2$en),
+        .w_shift(pe$2$w_shift),
+        .w_in(pe$2$w_in),
+        .a_in(pe$2$a_in),
+        .psum_in(pe$2$psum_in),
+        .w_out(pe$2$w_out),
+        .a_out(pe$2$a_out),
+        .psum_out(pe$2$psum_out),
+        .sum(pe$2$sum)
+    );
+    top$compute$pe$3 pe$3(
+        .clock(pe$3$clock),
+        .en(pe$3$en),
+        .w_shift(pe$3$w_shift),
+        .w_in(pe$3$w_in),
+        .a_in(pe$3$a_in),
+        .psum_in(pe$3$psum_in),
+        .w_out(pe$3$w_out),
+        .a_out(pe$3$a_out),
+        .psum_out(pe$3$psum_out),
+        .sum(pe$3$sum)
+    );
+    top$compute$pe$4 pe$4(
+        .clock(pe$4$clock),
+        .en(pe$4$en),
+        .w_shift(pe$4$w_shift),
+        .w_in(pe$4$w_in),
+        .a_in(pe$4$a_in),
+        .psum_in(pe$4$psum_in),
+        .w_out(pe$4$w_out),
+        .a_out(pe$4$a_out),
+        .psum_out(pe$4$psum_out),
+        .sum(pe$4$sum)
+    );
+    top$compute$pe$5 pe$5(
+        .clock(pe$5$clock),
+        .en(pe$5$en),
+        .w_shift(pe$5$w_shift),
+        .w_in(pe$5$w_in),
+        .a_in(pe$5$a_in),
+        .psum_in(pe$5$psum_in),
+        .w_out(pe$5$w_out),
+        .a_out(pe$5$a_out),
+        .psum_out(pe$5$psum_out),
+        .sum(pe$5$sum)
+    );
+    top$compute$pe$6 pe$6(
+        .clock(pe$6$clock),
+        .en(pe$6$en),
+        .w_shift(pe$6$w_shift),
+        .w_in(pe$6$w_in),
+        .a_in(pe$6$a_in),
+        .psum_in(pe$6$psum_in),
+        .w_out(pe$6$w_out),
+        .a_out(pe$6$a_out),
+        .psum_out(pe$6$psum_out),
+        .sum(pe$6$sum)
+    );
+    top$compute$pe$7 pe$7(
+        .clock(pe$7$clock),
+        .en(pe$7$en),
+        .w_shift(pe$7$w_shift),
+        .w_in(pe$7$w_in),
+        .a_in(pe$7$a_in),
+        .psum_in(pe$7$psum_in),
+        .w_out(pe$7$w_out),
+        .a_out(pe$7$a_out),
+        .psum_out(pe$7$psum_out),
+        .sum(pe$7$sum)
+    );
+    top$compute$pe$8 pe$8(
+        .clock(pe$8$clock),
+        .en(pe$8$en),
+        .w_shift(pe$8$w_shift),
+        .w_in(pe$8$w_in),
+        .a_in(pe$8$a_in),
+        .psum_in(pe$8$psum_in),
+        .w_out(pe$8$w_out),
+        .a_out(pe$8$a_out),
+        .psum_out(pe$8$psum_out),
+        .sum(pe$8$sum)
+    );
+    top$compute$pe$9 pe$9(
+        .clock(pe$9$clock),
+        .en(pe$9$en),
+        .w_shift(pe$9$w_shift),
+        .w_in(pe$9$w_in),
+        .a_in(pe$9$a_in),
+        .psum_in(pe$9$psum_in),
+        .w_out(pe$9$w_out),
+        .a_out(pe$9$a_out),
+        .psum_out(pe$9$psum_out),
+        .sum(pe$9$sum)
+    );
+    top$compute$pe$10 pe$10(
+        .clock(pe$10$clock),
+        .en(pe$10$en),
+        .w_shift(pe$10$w_shift),
+        .w_in(pe$10$w_in),
+        .a_in(pe$10$a_in),
+        .psum_in(pe$10$psum_in),
+        .w_out(pe$10$w_out),
+        .a_out(pe$10$a_out),
+        .psum_out(pe$10$psum_out),
+        .sum(pe$10$sum)
+    );
+    top$compute$pe$11 pe$11(
+        .clock(pe$11$clock),
+        .en(pe$11$en),
+        .w_shift(pe$11$w_shift),
+        .w_in(pe$11$w_in),
+        .a_in(pe$11$a_in),
+        .psum_in(pe$11$psum_in),
+        .w_out(pe$11$w_out),
+        .a_out(pe$11$a_out),
+        .psum_out(pe$11$psum_out),
+        .sum(pe$11$sum)
+    );
+    top$compute$pe$12 pe$12(
+        .clock(pe$12$clock),
+        .en(pe$12$en),
+        .w_shift(pe$12$w_shift),
+        .w_in(pe$12$w_in),
+        .a_in(pe$12$a_in),
+        .psum_in(pe$12$psum_in),
+        .w_out(pe$12$w_out),
+        .a_out(pe$12$a_out),
+        .psum_out(pe$12$psum_out),
+        .sum(pe$12$sum)
+    );
+    top$compute$pe$13 pe$13(
+        .clock(pe$13$clock),
+        .en(pe$13$en),
+        .w_shift(pe$13$w_shift),
+        .w_in(pe$13$w_in),
+        .a_in(pe$13$a_in),
+        .psum_in(pe$13$psum_in),
+        .w_out(pe$13$w_out),
+        .a_out(pe$13$a_out),
+        .psum_out(pe$13$psum_out),
+        .sum(pe$13$sum)
+    );
+    top$compute$pe$14 pe$14(
+        .clock(pe$14$clock),
+        .en(pe$14$en),
+        .w_shift(pe$14$w_shift),
+        .w_in(pe$14$w_in),
+        .a_in(pe$14$a_in),
+        .psum_in(pe$14$psum_in),
+        .w_out(pe$14$w_out),
+        .a_out(pe$14$a_out),
+        .psum_out(pe$14$psum_out),
+        .sum(pe$14$sum)
+    );
+    top$compute$pe$15 pe$15(
+        .clock(pe$15$clock),
+        .en(pe$15$en),
+        .w_shift(pe$15$w_shift),
+        .w_in(pe$15$w_in),
+        .a_in(pe$15$a_in),
+        .psum_in(pe$15$psum_in),
+        .w_out(pe$15$w_out),
+        .a_out(pe$15$a_out),
+        .psum_out(pe$15$psum_out),
+        .sum(pe$15$sum)
+    );
+    top$compute$mul$0 mul$0(
+        .a(mul$0$a),
+        .b(mul$0$b),
+        .p(mul$0$p)
+    );
+    top$compute$mul$1 mul$1(
+        .a(mul$1$a),
+        .b(mul$1$b),
+        .p(mul$1$p)
+    );
+    top$compute$mul$2 mul$2(
+        .a(mul$2$a),
+        .b(mul$2$b),
+        .p(mul$2$p)
+    );
+    top$compute$mul$3 mul$3(
+        .a(mul$3$a),
+        .b(mul$3$b),
+        .p(mul$3$p)
+    );
+    
+    // Update code (custom)
+    // Registers (State in compute.rs).
+    reg busy_q;
+    reg [255:0] d_q;
+    reg [31:0] cnt_q;
+    reg [31:0] lat_q;
+    reg [31:0] sa_q;
+    reg [31:0] sb_q;
+    reg [31:0] sg_q;
+    reg [31:0] wa1_q;
+    reg [31:0] wn1_q;
+    reg [31:0] wa2_q;
+    reg [31:0] wn2_q;
+    reg v1_q;
+    reg v2_q;
+    reg [31:0] x1_q_0;
+    reg [7:0] y1_q_0;
+    reg [63:0] p2_q_0;
+    reg [31:0] x1_q_1;
+    reg [7:0] y1_q_1;
+    reg [63:0] p2_q_1;
+    reg [31:0] x1_q_2;
+    reg [7:0] y1_q_2;
+    reg [63:0] p2_q_2;
+    reg [31:0] x1_q_3;
+    reg [7:0] y1_q_3;
+    reg [63:0] p2_q_3;
+    reg [7:0] sk_0_0;
+    reg [7:0] sk_1_0;
+    reg [7:0] sk_1_1;
+    reg [7:0] sk_2_0;
+    reg [7:0] sk_2_1;
+    reg [7:0] sk_2_2;
+    reg [7:0] sk_3_0;
+    reg [7:0] sk_3_1;
+    reg [7:0] sk_3_2;
+    reg [7:0] sk_3_3;
+    reg [31:0] ds_0_0;
+    reg [31:0] ds_0_1;
+    reg [31:0] ds_0_2;
+    reg [31:0] ds_1_0;
+    reg [31:0] ds_1_1;
+    reg [31:0] ds_2_0;
+    reg [7:0] spad [0:16383];
+    reg [7:0] accm [0:4095];
+    integer i;
+    initial begin
+      busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
+      cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
+      wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
+      x1_q_0 = 32'd0; y1_q_0 = 8'd0; p2_q_0 = 64'd0;
+      x1_q_1 = 32'd0; y1_q_1 = 8'd0; p2_q_1 = 64'd0;
+      x1_q_2 = 32'd0; y1_q_2 = 8'd0; p2_q_2 = 64'd0;
+      x1_q_3 = 32'd0; y1_q_3 = 8'd0; p2_q_3 = 64'd0;
+      sk_0_0 = 8'd0;
+      sk_1_0 = 8'd0;
+      sk_1_1 = 8'd0;
+      sk_2_0 = 8'd0;
+      sk_2_1 = 8'd0;
+      sk_2_2 = 8'd0;
+      sk_3_0 = 8'd0;
+      sk_3_1 = 8'd0;
+      sk_3_2 = 8'd0;
+      sk_3_3 = 8'd0;
+      ds_0_0 = 32'd0;
+      ds_0_1 = 32'd0;
+      ds_0_2 = 32'd0;
+      ds_1_0 = 32'd0;
+      ds_1_1 = 32'd0;
+      ds_2_0 = 32'd0;
+      for (i = 0; i < 16384; i = i + 1) spad[i] = 8'd0;
+      for (i = 0; i < 4096; i = i + 1) accm[i] = 8'd0;
+    end
+    // Descriptor fields.
+    wire [7:0] op_w = d_q[7:0];
+    wire f0_w = d_q[12];
+    wire f1_w = d_q[13];
+    wire [31:0] w1_w = d_q[63:32];
+    wire [31:0] w2_w = d_q[95:64];
+    wire [31:0] w3_w = d_q[127:96];
+    wire [31:0] w4_w = d_q[159:128];
+    wire [31:0] w5_w = d_q[191:160];
+    wire [31:0] w6_w = d_q[223:192];
+    wire done_w = busy_q && (cnt_q == lat_q);
+    // MATMUL.
+    wire mm_w = busy_q && (op_w == 8'd3);
+    wire [31:0] mk_w = {16'd0, w4_w[31:16]};
+    wire [31:0] mn_w = {16'd0, w5_w[15:0]};
+    wire [31:0] mm_m_w = {16'd0, w4_w[15:0]};
+    wire wshift_w = mm_w && (cnt_q >= 32'd1) && (cnt_q <= 32'd4);
+    wire [31:0] wrow_w = 32'd4 - cnt_q;
+    wire stream_w = mm_w && (cnt_q >= 32'd4) && (cnt_q < (32'd4 + mm_m_w));
+    wire mmwr_w = mm_w && (cnt_q >= 32'd11);
+    wire [31:0] wpa_0 = w2_w + wrow_w * mn_w + 32'd0;
+    wire [7:0] wp_0 = ((wrow_w < mk_w) && (32'd0 < mn_w)) ? (((wpa_0) < 32'd16384) ? spad[wpa_0] : 8'd0) : 8'd0;
+    wire [31:0] bot_0 = pe$12$sum;
+    wire [31:0] dout_0 = ds_0_2;
+    wire [31:0] moa_0 = sb_q + 32'd0;
+    wire [31:0] mov_0 = f0_w ? (dout_0 + {((((moa_0) + 32'd3) < 32'd4096) ? accm[(moa_0) + 32'd3] : 8'd0), ((((moa_0) + 32'd2) < 32'd4096) ? accm[(moa_0) + 32'd2] : 8'd0), ((((moa_0) + 32'd1) < 32'd4096) ? accm[(moa_0) + 32'd1] : 8'd0), ((((moa_0) + 32'd0) < 32'd4096) ? accm[(moa_0) + 32'd0] : 8'd0)}) : dout_0;
+    wire [31:0] wpa_1 = w2_w + wrow_w * mn_w + 32'd1;
+    wire [7:0] wp_1 = ((wrow_w < mk_w) && (32'd1 < mn_w)) ? (((wpa_1) < 32'd16384) ? spad[wpa_1] : 8'd0) : 8'd0;
+    wire [31:0] bot_1 = pe$13$sum;
+    wire [31:0] dout_1 = ds_1_1;
+    wire [31:0] moa_1 = sb_q + 32'd4;
+    wire [31:0] mov_1 = f0_w ? (dout_1 + {((((moa_1) + 32'd3) < 32'd4096) ? accm[(moa_1) + 32'd3] : 8'd0), ((((moa_1) + 32'd2) < 32'd4096) ? accm[(moa_1) + 32'd2] : 8'd0), ((((moa_1) + 32'd1) < 32'd4096) ? accm[(moa_1) + 32'd1] : 8'd0), ((((moa_1) + 32'd0) < 32'd4096) ? accm[(moa_1) + 32'd0] : 8'd0)}) : dout_1;
+    wire [31:0] wpa_2 = w2_w + wrow_w * mn_w + 32'd2;
+    wire [7:0] wp_2 = ((wrow_w < mk_w) && (32'd2 < mn_w)) ? (((wpa_2) < 32'd16384) ? spad[wpa_2] : 8'd0) : 8'd0;
+    wire [31:0] bot_2 = pe$14$sum;
+    wire [31:0] dout_2 = ds_2_0;
+    wire [31:0] moa_2 = sb_q + 32'd8;
+    wire [31:0] mov_2 = f0_w ? (dout_2 + {((((moa_2) + 32'd3) < 32'd4096) ? accm[(moa_2) + 32'd3] : 8'd0), ((((moa_2) + 32'd2) < 32'd4096) ? accm[(moa_2) + 32'd2] : 8'd0), ((((moa_2) + 32'd1) < 32'd4096) ? accm[(moa_2) + 32'd1] : 8'd0), ((((moa_2) + 32'd0) < 32'd4096) ? accm[(moa_2) + 32'd0] : 8'd0)}) : dout_2;
+    wire [31:0] wpa_3 = w2_w + wrow_w * mn_w + 32'd3;
+    wire [7:0] wp_3 = ((wrow_w < mk_w) && (32'd3 < mn_w)) ? (((wpa_3) < 32'd16384) ? spad[wpa_3] : 8'd0) : 8'd0;
+    wire [31:0] bot_3 = pe$15$sum;
+    wire [31:0] dout_3 = bot_3;
+    wire [31:0] moa_3 = sb_q + 32'd12;
+    wire [31:0] mov_3 = f0_w ? (dout_3 + {((((moa_3) + 32'd3) < 32'd4096) ? accm[(moa_3) + 32'd3] : 8'd0), ((((moa_3) + 32'd2) < 32'd4096) ? accm[(moa_3) + 32'd2] : 8'd0), ((((moa_3) + 32'd1) < 32'd4096) ? accm[(moa_3) + 32'd1] : 8'd0), ((((moa_3) + 32'd0) < 32'd4096) ? accm[(moa_3) + 32'd0] : 8'd0)}) : dout_3;
+    // ACT / ADD / MAX pipeline.
+    wire rd_w = busy_q && ((op_w == 8'd4) || (op_w == 8'd5) || (op_w == 8'd6)) && ((cnt_q + 32'd2) <= lat_q);
+    wire [31:0] acols_w = {16'd0, w4_w[31:16]};
+    wire [31:0] aleft_w = acols_w - sg_q;
+    wire [31:0] eleft_w = w4_w - sa_q;
+    wire [7:0] ash_w = w6_w[7:0];
+    wire [7:0] azp_w = w6_w[15:8];
+    wire signed [63:0] arnd_w = ((ash_w == 8'd0) || (ash_w > 8'd64)) ? 64'sd0 : (64'sd1 <<< (ash_w - 8'd1));
+    wire signed [63:0] azp64_w = $signed({{56{azp_w[7]}}, azp_w});
+    wire signed [63:0] alo_w = f0_w ? azp64_w : -64'sd128;
+    wire [31:0] ae_0 = sg_q + 32'd0;
+    wire aok_0 = ae_0 < acols_w;
+    wire [31:0] asrc_0 = w1_w + 32'd4 * (sb_q + ae_0);
+    wire [31:0] abia_0 = w3_w + 32'd4 * ae_0;
+    wire [31:0] aacc_0 = aok_0 ? {((((asrc_0) + 32'd3) < 32'd4096) ? accm[(asrc_0) + 32'd3] : 8'd0), ((((asrc_0) + 32'd2) < 32'd4096) ? accm[(asrc_0) + 32'd2] : 8'd0), ((((asrc_0) + 32'd1) < 32'd4096) ? accm[(asrc_0) + 32'd1] : 8'd0), ((((asrc_0) + 32'd0) < 32'd4096) ? accm[(asrc_0) + 32'd0] : 8'd0)} : 32'd0;
+    wire [31:0] abv_0 = (aok_0 && f1_w) ? {((((abia_0) + 32'd3) < 32'd4096) ? accm[(abia_0) + 32'd3] : 8'd0), ((((abia_0) + 32'd2) < 32'd4096) ? accm[(abia_0) + 32'd2] : 8'd0), ((((abia_0) + 32'd1) < 32'd4096) ? accm[(abia_0) + 32'd1] : 8'd0), ((((abia_0) + 32'd0) < 32'd4096) ? accm[(abia_0) + 32'd0] : 8'd0)} : 32'd0;
+    wire [32:0] asum_0 = {aacc_0[31], aacc_0} + {abv_0[31], abv_0};
+    wire [31:0] ax_0 = (asum_0[32] != asum_0[31]) ? (asum_0[32] ? 32'h80000000 : 32'h7fffffff) : asum_0[31:0];
+    wire [31:0] ee_0 = sa_q + 32'd0;
+    wire eok_0 = ee_0 < w4_w;
+    wire [7:0] ea_0 = eok_0 ? (((w1_w + ee_0) < 32'd16384) ? spad[w1_w + ee_0] : 8'd0) : 8'd0;
+    wire [7:0] eb_0 = eok_0 ? (((w2_w + ee_0) < 32'd16384) ? spad[w2_w + ee_0] : 8'd0) : 8'd0;
+    wire signed [31:0] sda_0 = ($signed({{24{x1_q_0[7]}}, x1_q_0[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
+    wire signed [31:0] sdb_0 = ($signed({{24{y1_q_0[7]}}, y1_q_0}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
+    wire [31:0] sadd_0 = sda_0 + sdb_0;
+    wire [7:0] smax_0 = ($signed(x1_q_0[7:0]) > $signed(y1_q_0)) ? x1_q_0[7:0] : y1_q_0;
+    wire [63:0] s2_0 = (op_w == 8'd5) ? {{32{sadd_0[31]}}, sadd_0} : ((op_w == 8'd6) ? {56'd0, smax_0} : mul$0$p);
+    wire signed [63:0] asum2_0 = $signed(p2_q_0) + arnd_w;
+    wire signed [63:0] ar_0 = asum2_0 >>> ash_w;
+    wire signed [63:0] ay_0 = ar_0 + azp64_w;
+    wire [7:0] aq_0 = (ay_0 < alo_w) ? alo_w[7:0] : ((ay_0 > 64'sd127) ? 8'd127 : ay_0[7:0]);
+    wire [31:0] wsb_0 = wa2_q + 32'd0;
+    wire [31:0] wav_0 = wa2_q + 32'd0;
+    wire [31:0] wv_0 = f0_w ? (p2_q_0[31:0] + {((((wav_0) + 32'd3) < 32'd4096) ? accm[(wav_0) + 32'd3] : 8'd0), ((((wav_0) + 32'd2) < 32'd4096) ? accm[(wav_0) + 32'd2] : 8'd0), ((((wav_0) + 32'd1) < 32'd4096) ? accm[(wav_0) + 32'd1] : 8'd0), ((((wav_0) + 32'd0) < 32'd4096) ? accm[(wav_0) + 32'd0] : 8'd0)}) : p2_q_0[31:0];
+    wire [31:0] ae_1 = sg_q + 32'd1;
+    wire aok_1 = ae_1 < acols_w;
+    wire [31:0] asrc_1 = w1_w + 32'd4 * (sb_q + ae_1);
+    wire [31:0] abia_1 = w3_w + 32'd4 * ae_1;
+    wire [31:0] aacc_1 = aok_1 ? {((((asrc_1) + 32'd3) < 32'd4096) ? accm[(asrc_1) + 32'd3] : 8'd0), ((((asrc_1) + 32'd2) < 32'd4096) ? accm[(asrc_1) + 32'd2] : 8'd0), ((((asrc_1) + 32'd1) < 32'd4096) ? accm[(asrc_1) + 32'd1] : 8'd0), ((((asrc_1) + 32'd0) < 32'd4096) ? accm[(asrc_1) + 32'd0] : 8'd0)} : 32'd0;
+    wire [31:0] abv_1 = (aok_1 && f1_w) ? {((((abia_1) + 32'd3) < 32'd4096) ? accm[(abia_1) + 32'd3] : 8'd0), ((((abia_1) + 32'd2) < 32'd4096) ? accm[(abia_1) + 32'd2] : 8'd0), ((((abia_1) + 32'd1) < 32'd4096) ? accm[(abia_1) + 32'd1] : 8'd0), ((((abia_1) + 32'd0) < 32'd4096) ? accm[(abia_1) + 32'd0] : 8'd0)} : 32'd0;
+    wire [32:0] asum_1 = {aacc_1[31], aacc_1} + {abv_1[31], abv_1};
+    wire [31:0] ax_1 = (asum_1[32] != asum_1[31]) ? (asum_1[32] ? 32'h80000000 : 32'h7fffffff) : asum_1[31:0];
+    wire [31:0] ee_1 = sa_q + 32'd1;
+    wire eok_1 = ee_1 < w4_w;
+    wire [7:0] ea_1 = eok_1 ? (((w1_w + ee_1) < 32'd16384) ? spad[w1_w + ee_1] : 8'd0) : 8'd0;
+    wire [7:0] eb_1 = eok_1 ? (((w2_w + ee_1) < 32'd16384) ? spad[w2_w + ee_1] : 8'd0) : 8'd0;
+    wire signed [31:0] sda_1 = ($signed({{24{x1_q_1[7]}}, x1_q_1[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
+    wire signed [31:0] sdb_1 = ($signed({{24{y1_q_1[7]}}, y1_q_1}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
+    wire [31:0] sadd_1 = sda_1 + sdb_1;
+    wire [7:0] smax_1 = ($signed(x1_q_1[7:0]) > $signed(y1_q_1)) ? x1_q_1[7:0] : y1_q_1;
+    wire [63:0] s2_1 = (op_w == 8'd5) ? {{32{sadd_1[31]}}, sadd_1} : ((op_w == 8'd6) ? {56'd0, smax_1} : mul$1$p);
+    wire signed [63:0] asum2_1 = $signed(p2_q_1) + arnd_w;
+    wire signed [63:0] ar_1 = asum2_1 >>> ash_w;
+    wire signed [63:0] ay_1 = ar_1 + azp64_w;
+    wire [7:0] aq_1 = (ay_1 < alo_w) ? alo_w[7:0] : ((ay_1 > 64'sd127) ? 8'd127 : ay_1[7:0]);
+    wire [31:0] wsb_1 = wa2_q + 32'd1;
+    wire [31:0] wav_1 = wa2_q + 32'd4;
+    wire [31:0] wv_1 = f0_w ? (p2_q_1[31:0] + {((((wav_1) + 32'd3) < 32'd4096) ? accm[(wav_1) + 32'd3] : 8'd0), ((((wav_1) + 32'd2) < 32'd4096) ? accm[(wav_1) + 32'd2] : 8'd0), ((((wav_1) + 32'd1) < 32'd4096) ? accm[(wav_1) + 32'd1] : 8'd0), ((((wav_1) + 32'd0) < 32'd4096) ? accm[(wav_1) + 32'd0] : 8'd0)}) : p2_q_1[31:0];
+    wire [31:0] ae_2 = sg_q + 32'd2;
+    wire aok_2 = ae_2 < acols_w;
+    wire [31:0] asrc_2 = w1_w + 32'd4 * (sb_q + ae_2);
+    wire [31:0] abia_2 = w3_w + 32'd4 * ae_2;
+    wire [31:0] aacc_2 = aok_2 ? {((((asrc_2) + 32'd3) < 32'd4096) ? accm[(asrc_2) + 32'd3] : 8'd0), ((((asrc_2) + 32'd2) < 32'd4096) ? accm[(asrc_2) + 32'd2] : 8'd0), ((((asrc_2) + 32'd1) < 32'd4096) ? accm[(asrc_2) + 32'd1] : 8'd0), ((((asrc_2) + 32'd0) < 32'd4096) ? accm[(asrc_2) + 32'd0] : 8'd0)} : 32'd0;
+    wire [31:0] abv_2 = (aok_2 && f1_w) ? {((((abia_2) + 32'd3) < 32'd4096) ? accm[(abia_2) + 32'd3] : 8'd0), ((((abia_2) + 32'd2) < 32'd4096) ? accm[(abia_2) + 32'd2] : 8'd0), ((((abia_2) + 32'd1) < 32'd4096) ? accm[(abia_2) + 32'd1] : 8'd0), ((((abia_2) + 32'd0) < 32'd4096) ? accm[(abia_2) + 32'd0] : 8'd0)} : 32'd0;
+    wire [32:0] asum_2 = {aacc_2[31], aacc_2} + {abv_2[31], abv_2};
+    wire [31:0] ax_2 = (asum_2[32] != asum_2[31]) ? (asum_2[32] ? 32'h80000000 : 32'h7fffffff) : asum_2[31:0];
+    wire [31:0] ee_2 = sa_q + 32'd2;
+    wire eok_2 = ee_2 < w4_w;
+    wire [7:0] ea_2 = eok_2 ? (((w1_w + ee_2) < 32'd16384) ? spad[w1_w + ee_2] : 8'd0) : 8'd0;
+    wire [7:0] eb_2 = eok_2 ? (((w2_w + ee_2) < 32'd16384) ? spad[w2_w + ee_2] : 8'd0) : 8'd0;
+    wire signed [31:0] sda_2 = ($signed({{24{x1_q_2[7]}}, x1_q_2[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
+    wire signed [31:0] sdb_2 = ($signed({{24{y1_q_2[7]}}, y1_q_2}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
+    wire [31:0] sadd_2 = sda_2 + sdb_2;
+    wire [7:0] smax_2 = ($signed(x1_q_2[7:0]) > $signed(y1_q_2)) ? x1_q_2[7:0] : y1_q_2;
+    wire [63:0] s2_2 = (op_w == 8'd5) ? {{32{sadd_2[31]}}, sadd_2} : ((op_w == 8'd6) ? {56'd0, smax_2} : mul$2$p);
+    wire signed [63:0] asum2_2 = $signed(p2_q_2) + arnd_w;
+    wire signed [63:0] ar_2 = asum2_2 >>> ash_w;
+    wire signed [63:0] ay_2 = ar_2 + azp64_w;
+    wire [7:0] aq_2 = (ay_2 < alo_w) ? alo_w[7:0] : ((ay_2 > 64'sd127) ? 8'd127 : ay_2[7:0]);
+    wire [31:0] wsb_2 = wa2_q + 32'd2;
+    wire [31:0] wav_2 = wa2_q + 32'd8;
+    wire [31:0] wv_2 = f0_w ? (p2_q_2[31:0] + {((((wav_2) + 32'd3) < 32'd4096) ? accm[(wav_2) + 32'd3] : 8'd0), ((((wav_2) + 32'd2) < 32'd4096) ? accm[(wav_2) + 32'd2] : 8'd0), ((((wav_2) + 32'd1) < 32'd4096) ? accm[(wav_2) + 32'd1] : 8'd0), ((((wav_2) + 32'd0) < 32'd4096) ? accm[(wav_2) + 32'd0] : 8'd0)}) : p2_q_2[31:0];
+    wire [31:0] ae_3 = sg_q + 32'd3;
+    wire aok_3 = ae_3 < acols_w;
+    wire [31:0] asrc_3 = w1_w + 32'd4 * (sb_q + ae_3);
+    wire [31:0] abia_3 = w3_w + 32'd4 * ae_3;
+    wire [31:0] aacc_3 = aok_3 ? {((((asrc_3) + 32'd3) < 32'd4096) ? accm[(asrc_3) + 32'd3] : 8'd0), ((((asrc_3) + 32'd2) < 32'd4096) ? accm[(asrc_3) + 32'd2] : 8'd0), ((((asrc_3) + 32'd1) < 32'd4096) ? accm[(asrc_3) + 32'd1] : 8'd0), ((((asrc_3) + 32'd0) < 32'd4096) ? accm[(asrc_3) + 32'd0] : 8'd0)} : 32'd0;
+    wire [31:0] abv_3 = (aok_3 && f1_w) ? {((((abia_3) + 32'd3) < 32'd4096) ? accm[(abia_3) + 32'd3] : 8'd0), ((((abia_3) + 32'd2) < 32'd4096) ? accm[(abia_3) + 32'd2] : 8'd0), ((((abia_3) + 32'd1) < 32'd4096) ? accm[(abia_3) + 32'd1] : 8'd0), ((((abia_3) + 32'd0) < 32'd4096) ? accm[(abia_3) + 32'd0] : 8'd0)} : 32'd0;
+    wire [32:0] asum_3 = {aacc_3[31], aacc_3} + {abv_3[31], abv_3};
+    wire [31:0] ax_3 = (asum_3[32] != asum_3[31]) ? (asum_3[32] ? 32'h80000000 : 32'h7fffffff) : asum_3[31:0];
+    wire [31:0] ee_3 = sa_q + 32'd3;
+    wire eok_3 = ee_3 < w4_w;
+    wire [7:0] ea_3 = eok_3 ? (((w1_w + ee_3) < 32'd16384) ? spad[w1_w + ee_3] : 8'd0) : 8'd0;
+    wire [7:0] eb_3 = eok_3 ? (((w2_w + ee_3) < 32'd16384) ? spad[w2_w + ee_3] : 8'd0) : 8'd0;
+    wire signed [31:0] sda_3 = ($signed({{24{x1_q_3[7]}}, x1_q_3[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
+    wire signed [31:0] sdb_3 = ($signed({{24{y1_q_3[7]}}, y1_q_3}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
+    wire [31:0] sadd_3 = sda_3 + sdb_3;
+    wire [7:0] smax_3 = ($signed(x1_q_3[7:0]) > $signed(y1_q_3)) ? x1_q_3[7:0] : y1_q_3;
+    wire [63:0] s2_3 = (op_w == 8'd5) ? {{32{sadd_3[31]}}, sadd_3} : ((op_w == 8'd6) ? {56'd0, smax_3} : mul$3$p);
+    wire signed [63:0] asum2_3 = $signed(p2_q_3) + arnd_w;
+    wire signed [63:0] ar_3 = asum2_3 >>> ash_w;
+    wire signed [63:0] ay_3 = ar_3 + azp64_w;
+    wire [7:0] aq_3 = (ay_3 < alo_w) ? alo_w[7:0] : ((ay_3 > 64'sd127) ? 8'd127 : ay_3[7:0]);
+    wire [31:0] wsb_3 = wa2_q + 32'd3;
+    wire [31:0] wav_3 = wa2_q + 32'd12;
+    wire [31:0] wv_3 = f0_w ? (p2_q_3[31:0] + {((((wav_3) + 32'd3) < 32'd4096) ? accm[(wav_3) + 32'd3] : 8'd0), ((((wav_3) + 32'd2) < 32'd4096) ? accm[(wav_3) + 32'd2] : 8'd0), ((((wav_3) + 32'd1) < 32'd4096) ? accm[(wav_3) + 32'd1] : 8'd0), ((((wav_3) + 32'd0) < 32'd4096) ? accm[(wav_3) + 32'd0] : 8'd0)}) : p2_q_3[31:0];
+    // Latency of the descriptor being issued (rules C1-C3).
+    wire [63:0] ilo_w = {48'd0, desc[143:128]};
+    wire [63:0] ihi_w = {48'd0, desc[159:144]};
+    wire [63:0] ilen_w = {32'd0, desc[159:128]};
+    wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd10 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd3) / 64'd4) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd3) / 64'd4 + 64'd2) : 64'd1));
+    wire unused_ok = ^{d_q[11:8], d_q[31:14], d_q[255:224], ilat_w[63:32], pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$3$a_out, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$11$a_out, pe$12$psum_out, pe$12$w_out, pe$13$psum_out, pe$13$w_out, pe$14$psum_out, pe$14$w_out, pe$15$psum_out, pe$15$w_out, pe$15$a_out};
+    // Array and multipliers.
+    always @(*) begin
+      pe$0$clock = clock;
+      pe$0$en = enable;
+      pe$0$w_shift = wshift_w;
+      pe$0$w_in = wp_0;
+      pe$0$a_in = sk_0_0;
+      pe$0$psum_in = 32'd0;
+      pe$1$clock = clock;
+      pe$1$en = enable;
+      pe$1$w_shift = wshift_w;
+      pe$1$w_in = wp_1;
+      pe$1$a_in = pe$0$a_out;
+      pe$1$psum_in = 32'd0;
+      pe$2$clock = clock;
+      pe$2$en = enable;
+      pe$2$w_shift = wshift_w;
+      pe$2$w_in = wp_2;
+      pe$2$a_in = pe$1$a_out;
+      pe$2$psum_in = 32'd0;
+      pe$3$clock = clock;
+      pe$3$en = enable;
+      pe$3$w_shift = wshift_w;
+      pe$3$w_in = wp_3;
+      pe$3$a_in = pe$2$a_out;
+      pe$3$psum_in = 32'd0;
+      pe$4$clock = clock;
+      pe$4$en = enable;
+      pe$4$w_shift = wshift_w;
+      pe$4$w_in = pe$0$w_out;
+      pe$4$a_in = sk_1_1;
+      pe$4$psum_in = pe$0$psum_out;
+      pe$5$clock = clock;
+      pe$5$en = enable;
+      pe$5$w_shift = wshift_w;
+      pe$5$w_in = pe$1$w_out;
+      pe$5$a_in = pe$4$a_out;
+      pe$5$psum_in = pe$1$psum_out;
+      pe$6$clock = clock;
+      pe$6$en = enable;
+      pe$6$w_shift = wshift_w;
+      pe$6$w_in = pe$2$w_out;
+      pe$6$a_in = pe$5$a_out;
+      pe$6$psum_in = pe$2$psum_out;
+      pe$7$clock = clock;
+      pe$7$en = enable;
+      pe$7$w_shift = wshift_w;
+      pe$7$w_in = pe$3$w_out;
+      pe$7$a_in = pe$6$a_out;
+      pe$7$psum_in = pe$3$psum_out;
+      pe$8$clock = clock;
+      pe$8$en = enable;
+      pe$8$w_shift = wshift_w;
+      pe$8$w_in = pe$4$w_out;
+      pe$8$a_in = sk_2_2;
+      pe$8$psum_in = pe$4$psum_out;
+      pe$9$clock = clock;
+      pe$9$en = enable;
+      pe$9$w_shift = wshift_w;
+      pe$9$w_in = pe$5$w_out;
+      pe$9$a_in = pe$8$a_out;
+      pe$9$psum_in = pe$5$psum_out;
+      pe$10$clock = clock;
+      pe$10$en = enable;
+      pe$10$w_shift = wshift_w;
+      pe$10$w_in = pe$6$w_out;
+      pe$10$a_in = pe$9$a_out;
+      pe$10$psum_in = pe$6$psum_out;
+      pe$11$clock = clock;
+      pe$11$en = enable;
+      pe$11$w_shift = wshift_w;
+      pe$11$w_in = pe$7$w_out;
+      pe$11$a_in = pe$10$a_out;
+      pe$11$psum_in = pe$7$psum_out;
+      pe$12$clock = clock;
+      pe$12$en = enable;
+      pe$12$w_shift = wshift_w;
+      pe$12$w_in = pe$8$w_out;
+      pe$12$a_in = sk_3_3;
+      pe$12$psum_in = pe$8$psum_out;
+      pe$13$clock = clock;
+      pe$13$en = enable;
+      pe$13$w_shift = wshift_w;
+      pe$13$w_in = pe$9$w_out;
+      pe$13$a_in = pe$12$a_out;
+      pe$13$psum_in = pe$9$psum_out;
+      pe$14$clock = clock;
+      pe$14$en = enable;
+      pe$14$w_shift = wshift_w;
+      pe$14$w_in = pe$10$w_out;
+      pe$14$a_in = pe$13$a_out;
+      pe$14$psum_in = pe$10$psum_out;
+      pe$15$clock = clock;
+      pe$15$en = enable;
+      pe$15$w_shift = wshift_w;
+      pe$15$w_in = pe$11$w_out;
+      pe$15$a_in = pe$14$a_out;
+      pe$15$psum_in = pe$11$psum_out;
+      mul$0$a = x1_q_0;
+      mul$0$b = w5_w;
+      mul$1$a = x1_q_1;
+      mul$1$b = w5_w;
+      mul$2$a = x1_q_2;
+      mul$2$b = w5_w;
+      mul$3$a = x1_q_3;
+      mul$3$b = w5_w;
+    end
+    // Outputs.
+    always @(*) begin
+      busy = busy_q;
+      done = done_w;
+      dma_rd_data = 512'd0;
+      dma_rd_data[7:0] = dma_rd_acc ? (((dma_rd_addr + 32'd0) < 32'd4096) ? accm[dma_rd_addr + 32'd0] : 8'd0) : (((dma_rd_addr + 32'd0) < 32'd16384) ? spad[dma_rd_addr + 32'd0] : 8'd0);
+      dma_rd_data[15:8] = dma_rd_acc ? (((dma_rd_addr + 32'd1) < 32'd4096) ? accm[dma_rd_addr + 32'd1] : 8'd0) : (((dma_rd_addr + 32'd1) < 32'd16384) ? spad[dma_rd_addr + 32'd1] : 8'd0);
+      dma_rd_data[23:16] = dma_rd_acc ? (((dma_rd_addr + 32'd2) < 32'd4096) ? accm[dma_rd_addr + 32'd2] : 8'd0) : (((dma_rd_addr + 32'd2) < 32'd16384) ? spad[dma_rd_addr + 32'd2] : 8'd0);
+      dma_rd_data[31:24] = dma_rd_acc ? (((dma_rd_addr + 32'd3) < 32'd4096) ? accm[dma_rd_addr + 32'd3] : 8'd0) : (((dma_rd_addr + 32'd3) < 32'd16384) ? spad[dma_rd_addr + 32'd3] : 8'd0);
+      dma_rd_data[39:32] = dma_rd_acc ? (((dma_rd_addr + 32'd4) < 32'd4096) ? accm[dma_rd_addr + 32'd4] : 8'd0) : (((dma_rd_addr + 32'd4) < 32'd16384) ? spad[dma_rd_addr + 32'd4] : 8'd0);
+      dma_rd_data[47:40] = dma_rd_acc ? (((dma_rd_addr + 32'd5) < 32'd4096) ? accm[dma_rd_addr + 32'd5] : 8'd0) : (((dma_rd_addr + 32'd5) < 32'd16384) ? spad[dma_rd_addr + 32'd5] : 8'd0);
+      dma_rd_data[55:48] = dma_rd_acc ? (((dma_rd_addr + 32'd6) < 32'd4096) ? accm[dma_rd_addr + 32'd6] : 8'd0) : (((dma_rd_addr + 32'd6) < 32'd16384) ? spad[dma_rd_addr + 32'd6] : 8'd0);
+      dma_rd_data[63:56] = dma_rd_acc ? (((dma_rd_addr + 32'd7) < 32'd4096) ? accm[dma_rd_addr + 32'd7] : 8'd0) : (((dma_rd_addr + 32'd7) < 32'd16384) ? spad[dma_rd_addr + 32'd7] : 8'd0);
+      dma_rd_data[71:64] = dma_rd_acc ? (((dma_rd_addr + 32'd8) < 32'd4096) ? accm[dma_rd_addr + 32'd8] : 8'd0) : (((dma_rd_addr + 32'd8) < 32'd16384) ? spad[dma_rd_addr + 32'd8] : 8'd0);
+      dma_rd_data[79:72] = dma_rd_acc ? (((dma_rd_addr + 32'd9) < 32'd4096) ? accm[dma_rd_addr + 32'd9] : 8'd0) : (((dma_rd_addr + 32'd9) < 32'd16384) ? spad[dma_rd_addr + 32'd9] : 8'd0);
+      dma_rd_data[87:80] = dma_rd_acc ? (((dma_rd_addr + 32'd10) < 32'd4096) ? accm[dma_rd_addr + 32'd10] : 8'd0) : (((dma_rd_addr + 32'd10) < 32'd16384) ? spad[dma_rd_addr + 32'd10] : 8'd0);
+      dma_rd_data[95:88] = dma_rd_acc ? (((dma_rd_addr + 32'd11) < 32'd4096) ? accm[dma_rd_addr + 32'd11] : 8'd0) : (((dma_rd_addr + 32'd11) < 32'd16384) ? spad[dma_rd_addr + 32'd11] : 8'd0);
+      dma_rd_data[103:96] = dma_rd_acc ? (((dma_rd_addr + 32'd12) < 32'd4096) ? accm[dma_rd_addr + 32'd12] : 8'd0) : (((dma_rd_addr + 32'd12) < 32'd16384) ? spad[dma_rd_addr + 32'd12] : 8'd0);
+      dma_rd_data[111:104] = dma_rd_acc ? (((dma_rd_addr + 32'd13) < 32'd4096) ? accm[dma_rd_addr + 32'd13] : 8'd0) : (((dma_rd_addr + 32'd13) < 32'd16384) ? spad[dma_rd_addr + 32'd13] : 8'd0);
+      dma_rd_data[119:112] = dma_rd_acc ? (((dma_rd_addr + 32'd14) < 32'd4096) ? accm[dma_rd_addr + 32'd14] : 8'd0) : (((dma_rd_addr + 32'd14) < 32'd16384) ? spad[dma_rd_addr + 32'd14] : 8'd0);
+      dma_rd_data[127:120] = dma_rd_acc ? (((dma_rd_addr + 32'd15) < 32'd4096) ? accm[dma_rd_addr + 32'd15] : 8'd0) : (((dma_rd_addr + 32'd15) < 32'd16384) ? spad[dma_rd_addr + 32'd15] : 8'd0);
+      dma_rd_data[135:128] = dma_rd_acc ? (((dma_rd_addr + 32'd16) < 32'd4096) ? accm[dma_rd_addr + 32'd16] : 8'd0) : (((dma_rd_addr + 32'd16) < 32'd16384) ? spad[dma_rd_addr + 32'd16] : 8'd0);
+      dma_rd_data[143:136] = dma_rd_acc ? (((dma_rd_addr + 32'd17) < 32'd4096) ? accm[dma_rd_addr + 32'd17] : 8'd0) : (((dma_rd_addr + 32'd17) < 32'd16384) ? spad[dma_rd_addr + 32'd17] : 8'd0);
+      dma_rd_data[151:144] = dma_rd_acc ? (((dma_rd_addr + 32'd18) < 32'd4096) ? accm[dma_rd_addr + 32'd18] : 8'd0) : (((dma_rd_addr + 32'd18) < 32'd16384) ? spad[dma_rd_addr + 32'd18] : 8'd0);
+      dma_rd_data[159:152] = dma_rd_acc ? (((dma_rd_addr + 32'd19) < 32'd4096) ? accm[dma_rd_addr + 32'd19] : 8'd0) : (((dma_rd_addr + 32'd19) < 32'd16384) ? spad[dma_rd_addr + 32'd19] : 8'd0);
+      dma_rd_data[167:160] = dma_rd_acc ? (((dma_rd_addr + 32'd20) < 32'd4096) ? accm[dma_rd_addr + 32'd20] : 8'd0) : (((dma_rd_addr + 32'd20) < 32'd16384) ? spad[dma_rd_addr + 32'd20] : 8'd0);
+      dma_rd_data[175:168] = dma_rd_acc ? (((dma_rd_addr + 32'd21) < 32'd4096) ? accm[dma_rd_addr + 32'd21] : 8'd0) : (((dma_rd_addr + 32'd21) < 32'd16384) ? spad[dma_rd_addr + 32'd21] : 8'd0);
+      dma_rd_data[183:176] = dma_rd_acc ? (((dma_rd_addr + 32'd22) < 32'd4096) ? accm[dma_rd_addr + 32'd22] : 8'd0) : (((dma_rd_addr + 32'd22) < 32'd16384) ? spad[dma_rd_addr + 32'd22] : 8'd0);
+      dma_rd_data[191:184] = dma_rd_acc ? (((dma_rd_addr + 32'd23) < 32'd4096) ? accm[dma_rd_addr + 32'd23] : 8'd0) : (((dma_rd_addr + 32'd23) < 32'd16384) ? spad[dma_rd_addr + 32'd23] : 8'd0);
+      dma_rd_data[199:192] = dma_rd_acc ? (((dma_rd_addr + 32'd24) < 32'd4096) ? accm[dma_rd_addr + 32'd24] : 8'd0) : (((dma_rd_addr + 32'd24) < 32'd16384) ? spad[dma_rd_addr + 32'd24] : 8'd0);
+      dma_rd_data[207:200] = dma_rd_acc ? (((dma_rd_addr + 32'd25) < 32'd4096) ? accm[dma_rd_addr + 32'd25] : 8'd0) : (((dma_rd_addr + 32'd25) < 32'd16384) ? spad[dma_rd_addr + 32'd25] : 8'd0);
+      dma_rd_data[215:208] = dma_rd_acc ? (((dma_rd_addr + 32'd26) < 32'd4096) ? accm[dma_rd_addr + 32'd26] : 8'd0) : (((dma_rd_addr + 32'd26) < 32'd16384) ? spad[dma_rd_addr + 32'd26] : 8'd0);
+      dma_rd_data[223:216] = dma_rd_acc ? (((dma_rd_addr + 32'd27) < 32'd4096) ? accm[dma_rd_addr + 32'd27] : 8'd0) : (((dma_rd_addr + 32'd27) < 32'd16384) ? spad[dma_rd_addr + 32'd27] : 8'd0);
+      dma_rd_data[231:224] = dma_rd_acc ? (((dma_rd_addr + 32'd28) < 32'd4096) ? accm[dma_rd_addr + 32'd28] : 8'd0) : (((dma_rd_addr + 32'd28) < 32'd16384) ? spad[dma_rd_addr + 32'd28] : 8'd0);
+      dma_rd_data[239:232] = dma_rd_acc ? (((dma_rd_addr + 32'd29) < 32'd4096) ? accm[dma_rd_addr + 32'd29] : 8'd0) : (((dma_rd_addr + 32'd29) < 32'd16384) ? spad[dma_rd_addr + 32'd29] : 8'd0);
+      dma_rd_data[247:240] = dma_rd_acc ? (((dma_rd_addr + 32'd30) < 32'd4096) ? accm[dma_rd_addr + 32'd30] : 8'd0) : (((dma_rd_addr + 32'd30) < 32'd16384) ? spad[dma_rd_addr + 32'd30] : 8'd0);
+      dma_rd_data[255:248] = dma_rd_acc ? (((dma_rd_addr + 32'd31) < 32'd4096) ? accm[dma_rd_addr + 32'd31] : 8'd0) : (((dma_rd_addr + 32'd31) < 32'd16384) ? spad[dma_rd_addr + 32'd31] : 8'd0);
+    end
+    // State changes.
+    always @(posedge clock) begin
+      if (clear) begin
+        busy_q <= 1'b0;
+        v1_q <= 1'b0;
+        v2_q <= 1'b0;
+        spad <= '{default: 8'd0};
+        accm <= '{default: 8'd0};
+      end else if (enable) begin
+        sk_0_0 <= (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd16384) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
+        sk_1_1 <= sk_1_0;
+        sk_1_0 <= (stream_w && (32'd1 < mk_w)) ? (((sa_q + 32'd1) < 32'd16384) ? spad[sa_q + 32'd1] : 8'd0) : 8'd0;
+        sk_2_2 <= sk_2_1;
+        sk_2_1 <= sk_2_0;
+        sk_2_0 <= (stream_w && (32'd2 < mk_w)) ? (((sa_q + 32'd2) < 32'd16384) ? spad[sa_q + 32'd2] : 8'd0) : 8'd0;
+        sk_3_3 <= sk_3_2;
+        sk_3_2 <= sk_3_1;
+        sk_3_1 <= sk_3_0;
+        sk_3_0 <= (stream_w && (32'd3 < mk_w)) ? (((sa_q + 32'd3) < 32'd16384) ? spad[sa_q + 32'd3] : 8'd0) : 8'd0;
+        if (stream_w) sa_q <= sa_q + mk_w;
+        ds_0_2 <= ds_0_1;
+        ds_0_1 <= ds_0_0;
+        ds_0_0 <= bot_0;
+        ds_1_1 <= ds_1_0;
+        ds_1_0 <= bot_1;
+        ds_2_0 <= bot_2;
+        if (mmwr_w) begin
+          if (32'd0 < mn_w) begin
+            if (((moa_0) + 32'd0) < 32'd4096) accm[(moa_0) + 32'd0] <= mov_0[7:0];
+            if (((moa_0) + 32'd1) < 32'd4096) accm[(moa_0) + 32'd1] <= mov_0[15:8];
+            if (((moa_0) + 32'd2) < 32'd4096) accm[(moa_0) + 32'd2] <= mov_0[23:16];
+            if (((moa_0) + 32'd3) < 32'd4096) accm[(moa_0) + 32'd3] <= mov_0[31:24];
+          end
+          if (32'd1 < mn_w) begin
+            if (((moa_1) + 32'd0) < 32'd4096) accm[(moa_1) + 32'd0] <= mov_1[7:0];
+            if (((moa_1) + 32'd1) < 32'd4096) accm[(moa_1) + 32'd1] <= mov_1[15:8];
+            if (((moa_1) + 32'd2) < 32'd4096) accm[(moa_1) + 32'd2] <= mov_1[23:16];
+            if (((moa_1) + 32'd3) < 32'd4096) accm[(moa_1) + 32'd3] <= mov_1[31:24];
+          end
+          if (32'd2 < mn_w) begin
+            if (((moa_2) + 32'd0) < 32'd4096) accm[(moa_2) + 32'd0] <= mov_2[7:0];
+            if (((moa_2) + 32'd1) < 32'd4096) accm[(moa_2) + 32'd1] <= mov_2[15:8];
+            if (((moa_2) + 32'd2) < 32'd4096) accm[(moa_2) + 32'd2] <= mov_2[23:16];
+            if (((moa_2) + 32'd3) < 32'd4096) accm[(moa_2) + 32'd3] <= mov_2[31:24];
+          end
+          if (32'd3 < mn_w) begin
+            if (((moa_3) + 32'd0) < 32'd4096) accm[(moa_3) + 32'd0] <= mov_3[7:0];
+            if (((moa_3) + 32'd1) < 32'd4096) accm[(moa_3) + 32'd1] <= mov_3[15:8];
+            if (((moa_3) + 32'd2) < 32'd4096) accm[(moa_3) + 32'd2] <= mov_3[23:16];
+            if (((moa_3) + 32'd3) < 32'd4096) accm[(moa_3) + 32'd3] <= mov_3[31:24];
+          end
+          sb_q <= sb_q + 32'd4 * mn_w;
+        end
+        v1_q <= rd_w;
+        if (rd_w) begin
+          if (op_w == 8'd4) begin
+            x1_q_0 <= ax_0;
+            x1_q_1 <= ax_1;
+            x1_q_2 <= ax_2;
+            x1_q_3 <= ax_3;
+            wa1_q <= w2_w + sb_q + sg_q;
+            wn1_q <= (aleft_w < 32'd4) ? aleft_w : 32'd4;
+            if ((sg_q + 32'd4) < acols_w) sg_q <= sg_q + 32'd4;
+            else begin
+              sg_q <= 32'd0;
+              sb_q <= sb_q + acols_w;
+            end
+          end else begin
+            x1_q_0 <= {24'd0, ea_0};
+            y1_q_0 <= eb_0;
+            x1_q_1 <= {24'd0, ea_1};
+            y1_q_1 <= eb_1;
+            x1_q_2 <= {24'd0, ea_2};
+            y1_q_2 <= eb_2;
+            x1_q_3 <= {24'd0, ea_3};
+            y1_q_3 <= eb_3;
+            wa1_q <= (op_w == 8'd5) ? (w3_w + 32'd4 * sa_q) : (w3_w + sa_q);
+            wn1_q <= (eleft_w < 32'd4) ? eleft_w : 32'd4;
+            sa_q <= sa_q + 32'd4;
+          end
+        end
+        v2_q <= v1_q;
+        wa2_q <= wa1_q;
+        wn2_q <= wn1_q;
+        p2_q_0 <= s2_0;
+        p2_q_1 <= s2_1;
+        p2_q_2 <= s2_2;
+        p2_q_3 <= s2_3;
+        if (v2_q) begin
+          if (32'd0 < wn2_q) begin
+            if (op_w == 8'd4) begin if ((wsb_0) < 32'd16384) spad[wsb_0] <= aq_0; end
+            if (op_w == 8'd5) begin
+              if (((wav_0) + 32'd0) < 32'd4096) accm[(wav_0) + 32'd0] <= wv_0[7:0];
+              if (((wav_0) + 32'd1) < 32'd4096) accm[(wav_0) + 32'd1] <= wv_0[15:8];
+              if (((wav_0) + 32'd2) < 32'd4096) accm[(wav_0) + 32'd2] <= wv_0[23:16];
+              if (((wav_0) + 32'd3) < 32'd4096) accm[(wav_0) + 32'd3] <= wv_0[31:24];
+            end
+            if (op_w == 8'd6) begin if ((wsb_0) < 32'd16384) spad[wsb_0] <= p2_q_0[7:0]; end
+          end
+          if (32'd1 < wn2_q) begin
+            if (op_w == 8'd4) begin if ((wsb_1) < 32'd16384) spad[wsb_1] <= aq_1; end
+            if (op_w == 8'd5) begin
+              if (((wav_1) + 32'd0) < 32'd4096) accm[(wav_1) + 32'd0] <= wv_1[7:0];
+              if (((wav_1) + 32'd1) < 32'd4096) accm[(wav_1) + 32'd1] <= wv_1[15:8];
+              if (((wav_1) + 32'd2) < 32'd4096) accm[(wav_1) + 32'd2] <= wv_1[23:16];
+              if (((wav_1) + 32'd3) < 32'd4096) accm[(wav_1) + 32'd3] <= wv_1[31:24];
+            end
+            if (op_w == 8'd6) begin if ((wsb_1) < 32'd16384) spad[wsb_1] <= p2_q_1[7:0]; end
+          end
+          if (32'd2 < wn2_q) begin
+            if (op_w == 8'd4) begin if ((wsb_2) < 32'd16384) spad[wsb_2] <= aq_2; end
+            if (op_w == 8'd5) begin
+              if (((wav_2) + 32'd0) < 32'd4096) accm[(wav_2) + 32'd0] <= wv_2[7:0];
+              if (((wav_2) + 32'd1) < 32'd4096) accm[(wav_2) + 32'd1] <= wv_2[15:8];
+              if (((wav_2) + 32'd2) < 32'd4096) accm[(wav_2) + 32'd2] <= wv_2[23:16];
+              if (((wav_2) + 32'd3) < 32'd4096) accm[(wav_2) + 32'd3] <= wv_2[31:24];
+            end
+            if (op_w == 8'd6) begin if ((wsb_2) < 32'd16384) spad[wsb_2] <= p2_q_2[7:0]; end
+          end
+          if (32'd3 < wn2_q) begin
+            if (op_w == 8'd4) begin if ((wsb_3) < 32'd16384) spad[wsb_3] <= aq_3; end
+            if (op_w == 8'd5) begin
+              if (((wav_3) + 32'd0) < 32'd4096) accm[(wav_3) + 32'd0] <= wv_3[7:0];
+              if (((wav_3) + 32'd1) < 32'd4096) accm[(wav_3) + 32'd1] <= wv_3[15:8];
+              if (((wav_3) + 32'd2) < 32'd4096) accm[(wav_3) + 32'd2] <= wv_3[23:16];
+              if (((wav_3) + 32'd3) < 32'd4096) accm[(wav_3) + 32'd3] <= wv_3[31:24];
+            end
+            if (op_w == 8'd6) begin if ((wsb_3) < 32'd16384) spad[wsb_3] <= p2_q_3[7:0]; end
+          end
+        end
+        if (busy_q && !done_w) cnt_q <= cnt_q + 32'd1;
+        if (done_w) busy_q <= 1'b0;
+        if (issue && (!busy_q || done_w)) begin
+          busy_q <= 1'b1;
+          d_q <= desc;
+          cnt_q <= 32'd1;
+          lat_q <= ilat_w[31:0];
+          sa_q <= (desc[7:0] == 8'd3) ? desc[63:32] : 32'd0;
+          sb_q <= (desc[7:0] == 8'd3) ? desc[127:96] : 32'd0;
+          sg_q <= 32'd0;
+        end
+        if (dma_wr) begin
+          if (8'd0 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd0) < 32'd4096) accm[dma_wr_addr + 32'd0] <= dma_wr_data[7:0]; end else begin if ((dma_wr_addr + 32'd0) < 32'd16384) spad[dma_wr_addr + 32'd0] <= dma_wr_data[7:0]; end end
+          if (8'd1 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd1) < 32'd4096) accm[dma_wr_addr + 32'd1] <= dma_wr_data[15:8]; end else begin if ((dma_wr_addr + 32'd1) < 32'd16384) spad[dma_wr_addr + 32'd1] <= dma_wr_data[15:8]; end end
+          if (8'd2 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd2) < 32'd4096) accm[dma_wr_addr + 32'd2] <= dma_wr_data[23:16]; end else begin if ((dma_wr_addr + 32'd2) < 32'd16384) spad[dma_wr_addr + 32'd2] <= dma_wr_data[23:16]; end end
+          if (8'd3 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd3) < 32'd4096) accm[dma_wr_addr + 32'd3] <= dma_wr_data[31:24]; end else begin if ((dma_wr_addr + 32'd3) < 32'd16384) spad[dma_wr_addr + 32'd3] <= dma_wr_data[31:24]; end end
+          if (8'd4 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd4) < 32'd4096) accm[dma_wr_addr + 32'd4] <= dma_wr_data[39:32]; end else begin if ((dma_wr_addr + 32'd4) < 32'd16384) spad[dma_wr_addr + 32'd4] <= dma_wr_data[39:32]; end end
+          if (8'd5 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd5) < 32'd4096) accm[dma_wr_addr + 32'd5] <= dma_wr_data[47:40]; end else begin if ((dma_wr_addr + 32'd5) < 32'd16384) spad[dma_wr_addr + 32'd5] <= dma_wr_data[47:40]; end end
+          if (8'd6 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd6) < 32'd4096) accm[dma_wr_addr + 32'd6] <= dma_wr_data[55:48]; end else begin if ((dma_wr_addr + 32'd6) < 32'd16384) spad[dma_wr_addr + 32'd6] <= dma_wr_data[55:48]; end end
+          if (8'd7 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd7) < 32'd4096) accm[dma_wr_addr + 32'd7] <= dma_wr_data[63:56]; end else begin if ((dma_wr_addr + 32'd7) < 32'd16384) spad[dma_wr_addr + 32'd7] <= dma_wr_data[63:56]; end end
+          if (8'd8 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd8) < 32'd4096) accm[dma_wr_addr + 32'd8] <= dma_wr_data[71:64]; end else begin if ((dma_wr_addr + 32'd8) < 32'd16384) spad[dma_wr_addr + 32'd8] <= dma_wr_data[71:64]; end end
+          if (8'd9 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd9) < 32'd4096) accm[dma_wr_addr + 32'd9] <= dma_wr_data[79:72]; end else begin if ((dma_wr_addr + 32'd9) < 32'd16384) spad[dma_wr_addr + 32'd9] <= dma_wr_data[79:72]; end end
+          if (8'd10 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd10) < 32'd4096) accm[dma_wr_addr + 32'd10] <= dma_wr_data[87:80]; end else begin if ((dma_wr_addr + 32'd10) < 32'd16384) spad[dma_wr_addr + 32'd10] <= dma_wr_data[87:80]; end end
+          if (8'd11 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd11) < 32'd4096) accm[dma_wr_addr + 32'd11] <= dma_wr_data[95:88]; end else begin if ((dma_wr_addr + 32'd11) < 32'd16384) spad[dma_wr_addr + 32'd11] <= dma_wr_data[95:88]; end end
+          if (8'd12 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd12) < 32'd4096) accm[dma_wr_addr + 32'd12] <= dma_wr_data[103:96]; end else begin if ((dma_wr_addr + 32'd12) < 32'd16384) spad[dma_wr_addr + 32'd12] <= dma_wr_data[103:96]; end end
+          if (8'd13 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd13) < 32'd4096) accm[dma_wr_addr + 32'd13] <= dma_wr_data[111:104]; end else begin if ((dma_wr_addr + 32'd13) < 32'd16384) spad[dma_wr_addr + 32'd13] <= dma_wr_data[111:104]; end end
+          if (8'd14 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd14) < 32'd4096) accm[dma_wr_addr + 32'd14] <= dma_wr_data[119:112]; end else begin if ((dma_wr_addr + 32'd14) < 32'd16384) spad[dma_wr_addr + 32'd14] <= dma_wr_data[119:112]; end end
+          if (8'd15 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd15) < 32'd4096) accm[dma_wr_addr + 32'd15] <= dma_wr_data[127:120]; end else begin if ((dma_wr_addr + 32'd15) < 32'd16384) spad[dma_wr_addr + 32'd15] <= dma_wr_data[127:120]; end end
+          if (8'd16 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd16) < 32'd4096) accm[dma_wr_addr + 32'd16] <= dma_wr_data[135:128]; end else begin if ((dma_wr_addr + 32'd16) < 32'd16384) spad[dma_wr_addr + 32'd16] <= dma_wr_data[135:128]; end end
+          if (8'd17 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd17) < 32'd4096) accm[dma_wr_addr + 32'd17] <= dma_wr_data[143:136]; end else begin if ((dma_wr_addr + 32'd17) < 32'd16384) spad[dma_wr_addr + 32'd17] <= dma_wr_data[143:136]; end end
+          if (8'd18 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd18) < 32'd4096) accm[dma_wr_addr + 32'd18] <= dma_wr_data[151:144]; end else begin if ((dma_wr_addr + 32'd18) < 32'd16384) spad[dma_wr_addr + 32'd18] <= dma_wr_data[151:144]; end end
+          if (8'd19 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd19) < 32'd4096) accm[dma_wr_addr + 32'd19] <= dma_wr_data[159:152]; end else begin if ((dma_wr_addr + 32'd19) < 32'd16384) spad[dma_wr_addr + 32'd19] <= dma_wr_data[159:152]; end end
+          if (8'd20 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd20) < 32'd4096) accm[dma_wr_addr + 32'd20] <= dma_wr_data[167:160]; end else begin if ((dma_wr_addr + 32'd20) < 32'd16384) spad[dma_wr_addr + 32'd20] <= dma_wr_data[167:160]; end end
+          if (8'd21 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd21) < 32'd4096) accm[dma_wr_addr + 32'd21] <= dma_wr_data[175:168]; end else begin if ((dma_wr_addr + 32'd21) < 32'd16384) spad[dma_wr_addr + 32'd21] <= dma_wr_data[175:168]; end end
+          if (8'd22 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd22) < 32'd4096) accm[dma_wr_addr + 32'd22] <= dma_wr_data[183:176]; end else begin if ((dma_wr_addr + 32'd22) < 32'd16384) spad[dma_wr_addr + 32'd22] <= dma_wr_data[183:176]; end end
+          if (8'd23 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd23) < 32'd4096) accm[dma_wr_addr + 32'd23] <= dma_wr_data[191:184]; end else begin if ((dma_wr_addr + 32'd23) < 32'd16384) spad[dma_wr_addr + 32'd23] <= dma_wr_data[191:184]; end end
+          if (8'd24 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd24) < 32'd4096) accm[dma_wr_addr + 32'd24] <= dma_wr_data[199:192]; end else begin if ((dma_wr_addr + 32'd24) < 32'd16384) spad[dma_wr_addr + 32'd24] <= dma_wr_data[199:192]; end end
+          if (8'd25 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd25) < 32'd4096) accm[dma_wr_addr + 32'd25] <= dma_wr_data[207:200]; end else begin if ((dma_wr_addr + 32'd25) < 32'd16384) spad[dma_wr_addr + 32'd25] <= dma_wr_data[207:200]; end end
+          if (8'd26 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd26) < 32'd4096) accm[dma_wr_addr + 32'd26] <= dma_wr_data[215:208]; end else begin if ((dma_wr_addr + 32'd26) < 32'd16384) spad[dma_wr_addr + 32'd26] <= dma_wr_data[215:208]; end end
+          if (8'd27 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd27) < 32'd4096) accm[dma_wr_addr + 32'd27] <= dma_wr_data[223:216]; end else begin if ((dma_wr_addr + 32'd27) < 32'd16384) spad[dma_wr_addr + 32'd27] <= dma_wr_data[223:216]; end end
+          if (8'd28 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd28) < 32'd4096) accm[dma_wr_addr + 32'd28] <= dma_wr_data[231:224]; end else begin if ((dma_wr_addr + 32'd28) < 32'd16384) spad[dma_wr_addr + 32'd28] <= dma_wr_data[231:224]; end end
+          if (8'd29 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd29) < 32'd4096) accm[dma_wr_addr + 32'd29] <= dma_wr_data[239:232]; end else begin if ((dma_wr_addr + 32'd29) < 32'd16384) spad[dma_wr_addr + 32'd29] <= dma_wr_data[239:232]; end end
+          if (8'd30 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd30) < 32'd4096) accm[dma_wr_addr + 32'd30] <= dma_wr_data[247:240]; end else begin if ((dma_wr_addr + 32'd30) < 32'd16384) spad[dma_wr_addr + 32'd30] <= dma_wr_data[247:240]; end end
+          if (8'd31 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd31) < 32'd4096) accm[dma_wr_addr + 32'd31] <= dma_wr_data[255:248]; end else begin if ((dma_wr_addr + 32'd31) < 32'd16384) spad[dma_wr_addr + 32'd31] <= dma_wr_data[255:248]; end end
+          if (8'd32 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd32) < 32'd4096) accm[dma_wr_addr + 32'd32] <= dma_wr_data[263:256]; end else begin if ((dma_wr_addr + 32'd32) < 32'd16384) spad[dma_wr_addr + 32'd32] <= dma_wr_data[263:256]; end end
+          if (8'd33 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd33) < 32'd4096) accm[dma_wr_addr + 32'd33] <= dma_wr_data[271:264]; end else begin if ((dma_wr_addr + 32'd33) < 32'd16384) spad[dma_wr_addr + 32'd33] <= dma_wr_data[271:264]; end end
+          if (8'd34 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd34) < 32'd4096) accm[dma_wr_addr + 32'd34] <= dma_wr_data[279:272]; end else begin if ((dma_wr_addr + 32'd34) < 32'd16384) spad[dma_wr_addr + 32'd34] <= dma_wr_data[279:272]; end end
+          if (8'd35 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd35) < 32'd4096) accm[dma_wr_addr + 32'd35] <= dma_wr_data[287:280]; end else begin if ((dma_wr_addr + 32'd35) < 32'd16384) spad[dma_wr_addr + 32'd35] <= dma_wr_data[287:280]; end end
+          if (8'd36 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd36) < 32'd4096) accm[dma_wr_addr + 32'd36] <= dma_wr_data[295:288]; end else begin if ((dma_wr_addr + 32'd36) < 32'd16384) spad[dma_wr_addr + 32'd36] <= dma_wr_data[295:288]; end end
+          if (8'd37 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd37) < 32'd4096) accm[dma_wr_addr + 32'd37] <= dma_wr_data[303:296]; end else begin if ((dma_wr_addr + 32'd37) < 32'd16384) spad[dma_wr_addr + 32'd37] <= dma_wr_data[303:296]; end end
+          if (8'd38 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd38) < 32'd4096) accm[dma_wr_addr + 32'd38] <= dma_wr_data[311:304]; end else begin if ((dma_wr_addr + 32'd38) < 32'd16384) spad[dma_wr_addr + 32'd38] <= dma_wr_data[311:304]; end end
+          if (8'd39 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd39) < 32'd4096) accm[dma_wr_addr + 32'd39] <= dma_wr_data[319:312]; end else begin if ((dma_wr_addr + 32'd39) < 32'd16384) spad[dma_wr_addr + 32'd39] <= dma_wr_data[319:312]; end end
+          if (8'd40 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd40) < 32'd4096) accm[dma_wr_addr + 32'd40] <= dma_wr_data[327:320]; end else begin if ((dma_wr_addr + 32'd40) < 32'd16384) spad[dma_wr_addr + 32'd40] <= dma_wr_data[327:320]; end end
+          if (8'd41 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd41) < 32'd4096) accm[dma_wr_addr + 32'd41] <= dma_wr_data[335:328]; end else begin if ((dma_wr_addr + 32'd41) < 32'd16384) spad[dma_wr_addr + 32'd41] <= dma_wr_data[335:328]; end end
+          if (8'd42 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd42) < 32'd4096) accm[dma_wr_addr + 32'd42] <= dma_wr_data[343:336]; end else begin if ((dma_wr_addr + 32'd42) < 32'd16384) spad[dma_wr_addr + 32'd42] <= dma_wr_data[343:336]; end end
+          if (8'd43 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd43) < 32'd4096) accm[dma_wr_addr + 32'd43] <= dma_wr_data[351:344]; end else begin if ((dma_wr_addr + 32'd43) < 32'd16384) spad[dma_wr_addr + 32'd43] <= dma_wr_data[351:344]; end end
+          if (8'd44 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd44) < 32'd4096) accm[dma_wr_addr + 32'd44] <= dma_wr_data[359:352]; end else begin if ((dma_wr_addr + 32'd44) < 32'd16384) spad[dma_wr_addr + 32'd44] <= dma_wr_data[359:352]; end end
+          if (8'd45 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd45) < 32'd4096) accm[dma_wr_addr + 32'd45] <= dma_wr_data[367:360]; end else begin if ((dma_wr_addr + 32'd45) < 32'd16384) spad[dma_wr_addr + 32'd45] <= dma_wr_data[367:360]; end end
+          if (8'd46 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd46) < 32'd4096) accm[dma_wr_addr + 32'd46] <= dma_wr_data[375:368]; end else begin if ((dma_wr_addr + 32'd46) < 32'd16384) spad[dma_wr_addr + 32'd46] <= dma_wr_data[375:368]; end end
+          if (8'd47 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd47) < 32'd4096) accm[dma_wr_addr + 32'd47] <= dma_wr_data[383:376]; end else begin if ((dma_wr_addr + 32'd47) < 32'd16384) spad[dma_wr_addr + 32'd47] <= dma_wr_data[383:376]; end end
+          if (8'd48 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd48) < 32'd4096) accm[dma_wr_addr + 32'd48] <= dma_wr_data[391:384]; end else begin if ((dma_wr_addr + 32'd48) < 32'd16384) spad[dma_wr_addr + 32'd48] <= dma_wr_data[391:384]; end end
+          if (8'd49 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd49) < 32'd4096) accm[dma_wr_addr + 32'd49] <= dma_wr_data[399:392]; end else begin if ((dma_wr_addr + 32'd49) < 32'd16384) spad[dma_wr_addr + 32'd49] <= dma_wr_data[399:392]; end end
+          if (8'd50 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd50) < 32'd4096) accm[dma_wr_addr + 32'd50] <= dma_wr_data[407:400]; end else begin if ((dma_wr_addr + 32'd50) < 32'd16384) spad[dma_wr_addr + 32'd50] <= dma_wr_data[407:400]; end end
+          if (8'd51 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd51) < 32'd4096) accm[dma_wr_addr + 32'd51] <= dma_wr_data[415:408]; end else begin if ((dma_wr_addr + 32'd51) < 32'd16384) spad[dma_wr_addr + 32'd51] <= dma_wr_data[415:408]; end end
+          if (8'd52 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd52) < 32'd4096) accm[dma_wr_addr + 32'd52] <= dma_wr_data[423:416]; end else begin if ((dma_wr_addr + 32'd52) < 32'd16384) spad[dma_wr_addr + 32'd52] <= dma_wr_data[423:416]; end end
+          if (8'd53 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd53) < 32'd4096) accm[dma_wr_addr + 32'd53] <= dma_wr_data[431:424]; end else begin if ((dma_wr_addr + 32'd53) < 32'd16384) spad[dma_wr_addr + 32'd53] <= dma_wr_data[431:424]; end end
+          if (8'd54 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd54) < 32'd4096) accm[dma_wr_addr + 32'd54] <= dma_wr_data[439:432]; end else begin if ((dma_wr_addr + 32'd54) < 32'd16384) spad[dma_wr_addr + 32'd54] <= dma_wr_data[439:432]; end end
+          if (8'd55 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd55) < 32'd4096) accm[dma_wr_addr + 32'd55] <= dma_wr_data[447:440]; end else begin if ((dma_wr_addr + 32'd55) < 32'd16384) spad[dma_wr_addr + 32'd55] <= dma_wr_data[447:440]; end end
+          if (8'd56 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd56) < 32'd4096) accm[dma_wr_addr + 32'd56] <= dma_wr_data[455:448]; end else begin if ((dma_wr_addr + 32'd56) < 32'd16384) spad[dma_wr_addr + 32'd56] <= dma_wr_data[455:448]; end end
+          if (8'd57 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd57) < 32'd4096) accm[dma_wr_addr + 32'd57] <= dma_wr_data[463:456]; end else begin if ((dma_wr_addr + 32'd57) < 32'd16384) spad[dma_wr_addr + 32'd57] <= dma_wr_data[463:456]; end end
+          if (8'd58 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd58) < 32'd4096) accm[dma_wr_addr + 32'd58] <= dma_wr_data[471:464]; end else begin if ((dma_wr_addr + 32'd58) < 32'd16384) spad[dma_wr_addr + 32'd58] <= dma_wr_data[471:464]; end end
+          if (8'd59 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd59) < 32'd4096) accm[dma_wr_addr + 32'd59] <= dma_wr_data[479:472]; end else begin if ((dma_wr_addr + 32'd59) < 32'd16384) spad[dma_wr_addr + 32'd59] <= dma_wr_data[479:472]; end end
+          if (8'd60 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd60) < 32'd4096) accm[dma_wr_addr + 32'd60] <= dma_wr_data[487:480]; end else begin if ((dma_wr_addr + 32'd60) < 32'd16384) spad[dma_wr_addr + 32'd60] <= dma_wr_data[487:480]; end end
+          if (8'd61 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd61) < 32'd4096) accm[dma_wr_addr + 32'd61] <= dma_wr_data[495:488]; end else begin if ((dma_wr_addr + 32'd61) < 32'd16384) spad[dma_wr_addr + 32'd61] <= dma_wr_data[495:488]; end end
+          if (8'd62 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd62) < 32'd4096) accm[dma_wr_addr + 32'd62] <= dma_wr_data[503:496]; end else begin if ((dma_wr_addr + 32'd62) < 32'd16384) spad[dma_wr_addr + 32'd62] <= dma_wr_data[503:496]; end end
+          if (8'd63 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd63) < 32'd4096) accm[dma_wr_addr + 32'd63] <= dma_wr_data[511:504]; end else begin if ((dma_wr_addr + 32'd63) < 32'd16384) spad[dma_wr_addr + 32'd63] <= dma_wr_data[511:504]; end end
+        end
+      end
+    end
+endmodule // top$compute
+
+
+module top$compute$mul$0(a,b,p);
+    
+    // Module arguments
+    input wire  [31:0] a;
+    input wire  [31:0] b;
+    output reg  [63:0] p;
+    
+    // Update code (custom)
+    always @(*) p = $signed(a) * $signed(b);
+endmodule // top$compute$mul$0
+
+
+module top$compute$mul$1(a,b,p);
+    
+    // Module arguments
+    input wire  [31:0] a;
+    input wire  [31:0] b;
+    output reg  [63:0] p;
+    
+    // Update code (custom)
+    always @(*) p = $signed(a) * $signed(b);
+endmodule // top$compute$mul$1
+
+
+module top$compute$mul$2(a,b,p);
+    
+    // Module arguments
+    input wire  [31:0] a;
+    input wire  [31:0] b;
+    output reg  [63:0] p;
+    
+    // Update code (custom)
+    always @(*) p = $signed(a) * $signed(b);
+endmodule // top$compute$mul$2
+
+
+module top$compute$mul$3(a,b,p);
+    
+    // Module arguments
+    input wire  [31:0] a;
+    input wire  [31:0] b;
+    output reg  [63:0] p;
+    
+    // Update code (custom)
+    always @(*) p = $signed(a) * $signed(b);
+endmodule // top$compute$mul$3
+
+
+module top$compute$pe$0(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$0$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$0$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$0$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$0
+
+
+module top$compute$pe$0$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$0$a
+
+
+module top$compute$pe$0$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$0$p
+
+
+module top$compute$pe$0$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$0$w
+
+
+module top$compute$pe$1(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$1$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$1$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$1$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$1
+
+
+module top$compute$pe$1$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$1$a
+
+
+module top$compute$pe$1$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$1$p
+
+
+module top$compute$pe$1$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$1$w
+
+
+module top$compute$pe$10(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$10$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$10$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$10$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$10
+
+
+module top$compute$pe$10$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$10$a
+
+
+module top$compute$pe$10$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$10$p
+
+
+module top$compute$pe$10$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$10$w
+
+
+module top$compute$pe$11(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$11$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$11$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$11$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$11
+
+
+module top$compute$pe$11$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$11$a
+
+
+module top$compute$pe$11$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$11$p
+
+
+module top$compute$pe$11$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$11$w
+
+
+module top$compute$pe$12(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$12$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$12$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$12$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$12
+
+
+module top$compute$pe$12$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$12$a
+
+
+module top$compute$pe$12$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$12$p
+
+
+module top$compute$pe$12$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$12$w
+
+
+module top$compute$pe$13(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$13$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$13$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$13$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$13
+
+
+module top$compute$pe$13$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$13$a
+
+
+module top$compute$pe$13$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$13$p
+
+
+module top$compute$pe$13$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$13$w
+
+
+module top$compute$pe$14(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$14$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$14$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$14$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$14
+
+
+module top$compute$pe$14$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$14$a
+
+
+module top$compute$pe$14$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$14$p
+
+
+module top$compute$pe$14$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$14$w
+
+
+module top$compute$pe$15(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$15$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$15$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$15$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$15
+
+
+module top$compute$pe$15$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$15$a
+
+
+module top$compute$pe$15$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$15$p
+
+
+module top$compute$pe$15$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$15$w
+
+
+module top$compute$pe$2(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$2$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$2$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$2$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$2
+
+
+module top$compute$pe$2$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$2$a
+
+
+module top$compute$pe$2$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$2$p
+
+
+module top$compute$pe$2$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$2$w
+
+
+module top$compute$pe$3(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$3$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$3$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$3$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$3
+
+
+module top$compute$pe$3$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$3$a
+
+
+module top$compute$pe$3$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$3$p
+
+
+module top$compute$pe$3$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$3$w
+
+
+module top$compute$pe$4(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$4$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$4$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$4$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$4
+
+
+module top$compute$pe$4$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$4$a
+
+
+module top$compute$pe$4$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$4$p
+
+
+module top$compute$pe$4$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$4$w
+
+
+module top$compute$pe$5(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$5$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$5$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$5$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$5
+
+
+module top$compute$pe$5$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$5$a
+
+
+module top$compute$pe$5$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$5$p
+
+
+module top$compute$pe$5$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$5$w
+
+
+module top$compute$pe$6(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$6$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$6$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$6$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$6
+
+
+module top$compute$pe$6$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$6$a
+
+
+module top$compute$pe$6$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$6$p
+
+
+module top$compute$pe$6$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$6$w
+
+
+module top$compute$pe$7(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$7$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$7$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$7$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$7
+
+
+module top$compute$pe$7$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$7$a
+
+
+module top$compute$pe$7$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$7$p
+
+
+module top$compute$pe$7$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$7$w
+
+
+module top$compute$pe$8(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$8$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$8$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$8$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$8
+
+
+module top$compute$pe$8$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$8$a
+
+
+module top$compute$pe$8$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$8$p
+
+
+module top$compute$pe$8$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$8$w
+
+
+module top$compute$pe$9(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  w_shift;
+    input wire  [7:0] w_in;
+    input wire  [7:0] a_in;
+    input wire  [31:0] psum_in;
+    output reg  [7:0] w_out;
+    output reg  [7:0] a_out;
+    output reg  [31:0] psum_out;
+    output reg  [31:0] sum;
+    
+    // Stub signals
+    reg  [7:0] w$d;
+    wire  [7:0] w$q;
+    reg  w$clock;
+    reg  [7:0] a$d;
+    wire  [7:0] a$q;
+    reg  a$clock;
+    reg  [31:0] p$d;
+    wire  [31:0] p$q;
+    reg  p$clock;
+    
+    // Local signals
+    reg signed [31:0] prod;
+    
+    // Sub module instances
+    top$compute$pe$9$w w(
+        .d(w$d),
+        .q(w$q),
+        .clock(w$clock)
+    );
+    top$compute$pe$9$a a(
+        .d(a$d),
+        .q(a$q),
+        .clock(a$clock)
+    );
+    top$compute$pe$9$p p(
+        .d(p$d),
+        .q(p$q),
+        .clock(p$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        w$clock = clock;
+        a$clock = clock;
+        p$clock = clock;
+        w$d = w$q;
+        a$d = a$q;
+        p$d = p$q;
+        prod = $signed($signed(a_in)) * $signed($signed(w$q));
+        sum = psum_in + $unsigned(prod);
+        if (en) begin
+            a$d = a_in;
+            p$d = sum;
+            if (w_shift) begin
+                w$d = w_in;
+            end
+        end
+        w_out = w$q;
+        a_out = a$q;
+        psum_out = p$q;
+    end
+    
+endmodule // top$compute$pe$9
+
+
+module top$compute$pe$9$a(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$9$a
+
+
+module top$compute$pe$9$p(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$9$p
+
+
+module top$compute$pe$9$w(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$pe$9$w
+
+
+module top$cptlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  flush;
+    input wire  xlat_en;
+    input wire  [63:0] xlat_base;
+    input wire  [31:0] xlat_pages;
+    input wire  [63:0] va;
+    input wire  write;
+    input wire  pte_granted;
+    input wire  pte_valid;
+    input wire  [31:0] pte_vpn;
+    input wire  [63:0] pte_entry;
+    output reg  phys_valid;
+    output reg  [63:0] phys;
+    output reg  read_valid;
+    output reg  [63:0] read_addr;
+    output reg  [31:0] read_vpn;
+    output reg  waiting;
+    output reg  fault;
+    output reg  [7:0] fault_code;
+    output reg  [63:0] fault_addr;
+    
+    // Constant declarations
+    localparam  code_fault = 8'h9;
+    localparam  code_write = 8'ha;
+    localparam  reserved = 64'hffc;
+    
+    // Stub signals
+    reg  entry_valid$d;
+    wire  entry_valid$q;
+    reg  entry_valid$clock;
+    reg  [31:0] entry_vpn$d;
+    wire  [31:0] entry_vpn$q;
+    reg  entry_vpn$clock;
+    reg  [63:0] entry_pte$d;
+    wire  [63:0] entry_pte$q;
+    reg  entry_pte$clock;
+    reg  pending$d;
+    wire  pending$q;
+    reg  pending$clock;
+    
+    // Local signals
+    reg  [63:0] vpn;
+    reg  [63:0] pages;
+    reg  hit;
+    
+    // Sub module instances
+    top$cptlb$entry_valid entry_valid(
+        .d(entry_valid$d),
+        .q(entry_valid$q),
+        .clock(entry_valid$clock)
+    );
+    top$cptlb$entry_vpn entry_vpn(
+        .d(entry_vpn$d),
+        .q(entry_vpn$q),
+        .clock(entry_vpn$clock)
+    );
+    top$cptlb$entry_pte entry_pte(
+        .d(entry_pte$d),
+        .q(entry_pte$q),
+        .clock(entry_pte$clock)
+    );
+    top$cptlb$pending pending(
+        .d(pending$d),
+        .q(pending$q),
+        .clock(pending$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        entry_valid$clock = clock;
+        entry_vpn$clock = clock;
+        entry_pte$clock = clock;
+        pending$clock = clock;
+        entry_valid$d = entry_valid$q;
+        entry_vpn$d = entry_vpn$q;
+        entry_pte$d = entry_pte$q;
+        pending$d = pending$q;
+        vpn = va >> 32'hc;
+        pages = ((xlat_pages) & 64'hffffffffffffffff);
+        hit = entry_valid$q & (((entry_vpn$q) & 64'hffffffffffffffff) == vpn);
+        phys_valid = 1'b0;
+        phys = va;
+        read_valid = 1'b0;
+        read_addr = xlat_base + (vpn << 32'h3);
+        read_vpn = ((vpn) & 32'hffffffff);
+        waiting = 1'b0;
+        fault = 1'b0;
+        fault_code = code_fault;
+        fault_addr = va;
+        if (~xlat_en) begin
+            phys_valid = 1'b1;
+        end
+        else if (vpn >= pages) begin
+            fault = 1'b1;
+        end
+        else if (hit) begin
+            if (~entry_pte$q[32'h0] | |(entry_pte$q & reserved)) begin
+                fault = 1'b1;
+            end
+            else if (write & ~entry_pte$q[32'h1]) begin
+                fault = 1'b1;
+                fault_code = code_write;
+            end
+            else begin
+                phys_valid = 1'b1;
+                phys = ((entry_pte$q >> 32'hc) << 32'hc) | (va & 64'hfff);
+            end
+        end
+        else if (pending$q) begin
+            waiting = 1'b1;
+        end
+        else begin
+            read_valid = 1'b1;
+        end
+        if (enable) begin
+            if (pte_granted) begin
+                pending$d = 1'b1;
+            end
+            if (pte_valid) begin
+                pending$d = 1'b0;
+                entry_valid$d = 1'b1;
+                entry_vpn$d = pte_vpn;
+                entry_pte$d = pte_entry;
+            end
+        end
+        if (flush) begin
+            entry_valid$d = 1'b0;
+            pending$d = 1'b0;
+        end
+    end
+    
+endmodule // top$cptlb
+
+
+module top$cptlb$entry_pte(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cptlb$entry_pte
+
+
+module top$cptlb$entry_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cptlb$entry_valid
+
+
+module top$cptlb$entry_vpn(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cptlb$entry_vpn
+
+
+module top$cptlb$pending(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cptlb$pending

@@ -1,20 +1,622 @@
-//! The Verilog body of `top` (WIP placeholder: outputs idle).
+//! The Verilog body of `top`, generated per variant. One section per concern:
+//! state and MMIO, fetch buffer, unit queues and tokens, the per-cycle plan
+//! (requests, faults in G3 order, grant, issue, completion, dispatch), the
+//! state update, and the event ports. Sections are templates whose `@NAME@`
+//! placeholders are the variant's parameters.
 
-use crate::gen::Params;
+use crate::gen::{Inject, Params};
 
-pub(super) fn body(_p: &Params) -> String {
-    "
-always @(*) begin
-   mmio_rdata = 32'h0;
-   req_valid = 1'b0; req_write = 1'b0; req_addr = 64'h0; req_wdata = 512'h0;
-   req_wmask = 64'h0; req_who = 2'h0; req_kind = 3'h0; req_tag = 64'h0; irq = 1'b0;
-   ev_resp = 1'b0; ev_dispatch = 1'b0; ev_dispatch_unit = 2'h0; ev_dispatch_index = 32'h0;
-   ev_dispatch_desc = 256'h0; ev_issue = 3'h0; ev_issue_index = 96'h0; ev_issue_opcode = 24'h0;
-   ev_done = 4'h0; ev_done_index = 128'h0; ev_done_opcode = 32'h0; ev_tok_push = 4'h0;
-   ev_tok_pop = 4'h0; ev_fence = 1'b0; ev_fence_index = 32'h0; ev_fence_seq = 32'h0;
-   ev_irq = 1'b0; ev_irq_status = 32'h0; ev_error = 1'b0; ev_err_code = 8'h0;
-   ev_err_desc = 32'h0; ev_err_addr = 64'h0;
-end
-"
-    .to_string()
+fn clog2(n: u32) -> u32 {
+    let mut w = 0;
+    while (1u64 << w) < n as u64 {
+        w += 1;
+    }
+    w.max(1)
 }
+
+pub(super) fn body(p: &Params) -> String {
+    let b = p.beat_bytes;
+    let subst = |t: &str| {
+        t.replace("@FD@", &p.fetch_depth.to_string())
+            .replace("@FDW@", &clog2(p.fetch_depth).to_string())
+            .replace("@QD@", &p.queue_depth.to_string())
+            .replace("@QDW@", &clog2(p.queue_depth).to_string())
+            .replace("@QN@", &(3 * p.queue_depth).to_string())
+            .replace("@NB@", &p.fetch_beats().to_string())
+            .replace("@CHUNK@", &b.min(32).to_string())
+            .replace("@CHUNKBITS@", &(8 * b.min(32)).to_string())
+            .replace("@BM1@", &(b - 1).to_string())
+            .replace("@MAXRING@", &p.max_ring.to_string())
+            .replace("@ROWS@", &p.rows.to_string())
+            .replace("@COLS@", &p.cols.to_string())
+            .replace("@SPAD@", &p.spad_bytes.to_string())
+            .replace("@ACC@", &p.acc_bytes.to_string())
+            .replace("@BEAT@", &b.to_string())
+            .replace(
+                "@LATE@",
+                if p.inject == Some(Inject::DispatchLate) {
+                    "1'b1"
+                } else {
+                    "1'b0"
+                },
+            )
+    };
+    let mut s = String::new();
+    s += &subst(STATE);
+    s += &super::decode::decode(p);
+    s += &subst(PLAN);
+    s += &super::units::wiring(p);
+    s += &subst(UPDATE);
+    s += &subst(EVENTS);
+    s += UNUSED;
+    s
+}
+
+/// Registers, the read mux, the IRQ line.
+const STATE: &str = r#"
+// ======== state (all zero at power-up, as a fresh ModelDevice) ========
+localparam NB = @NB@;          // fetch beats per descriptor
+localparam FD = @FD@;          // fetch buffer entries
+localparam QD = @QD@;          // unit queue depth
+// fault and event codes
+localparam [2:0] K_FETCH = 3'd0, K_PTE = 3'd1, K_READ = 3'd2, K_WRITE = 3'd3, K_FENCEW = 3'd4;
+localparam [1:0] F_DRAIN = 2'd0, F_WRITE = 2'd1, F_ACK = 2'd2;
+
+reg [63:0] r_now;              // cycles since power-up (cycle edges)
+reg [63:0] r_reset_cycle;      // r_now at the last CONTROL.RESET
+reg [63:0] r_last_progress;    // E2: last completion / TAIL or WATCHDOG write / RUN 0->1
+reg [31:0] r_control;
+reg [1:0] r_irq_status, r_irq_mask;
+reg [63:0] r_ring_base, r_xlat_base;
+reg [31:0] r_ring_size, r_tail, r_xlat_pages, r_watchdog, r_fence_seq;
+reg r_err;
+reg [7:0] r_err_code;
+reg [31:0] r_err_desc;
+reg [63:0] r_err_addr;
+reg [63:0] r_cnt [1:13];       // PERF_* counters but PERF_CYCLES, in register order
+reg [31:0] r_inflight;         // memory requests accepted and not yet answered
+// a BAD_RING halt raised by an MMIO write, reported at the next cycle edge
+reg r_mev;
+reg [7:0] r_mev_code;
+reg [31:0] r_mev_desc;
+reg [63:0] r_mev_addr;
+reg [1:0] r_mev_irq;
+// command processor
+reg [31:0] r_head, r_fetch_ptr;
+reg [31:0] f_index [0:FD-1];
+reg [63:0] f_addr [0:FD-1];
+reg [255:0] f_bytes [0:FD-1];
+reg [3:0] f_issued [0:FD-1];
+reg [3:0] f_arrived [0:FD-1];
+reg [FD-1:0] r_ripe;           // entry complete since the start of a previous cycle
+reg [@FDW@-1:0] r_f_rd, r_f_wr;
+reg [@FDW@:0] r_f_count;
+reg r_fence;
+reg [1:0] r_fence_phase;
+reg [31:0] r_fence_index, r_fence_seqv;
+reg [63:0] r_fence_addr;
+reg r_fence_wb, r_fence_irq;
+// unit queues (load 0, compute 1, store 2), slot u*QD+i
+reg [31:0] q_index [0:@QN@-1];
+reg [255:0] q_desc [0:@QN@-1];
+reg [@QDW@-1:0] r_q_rd [0:2];
+reg [@QDW@-1:0] r_q_wr [0:2];
+reg [@QDW@:0] r_q_count [0:2];
+// token counters (TokenQueue order: L->C, C->L, C->S, S->C)
+reg [8:0] r_tok [0:3];
+// the descriptor each unit executes
+reg [2:0] r_active;
+reg [31:0] r_job_index [0:2];
+reg [3:0] r_job_deps [0:2];
+reg [7:0] r_job_op [0:2];
+reg [63:0] r_job_macs;
+
+integer ii, iq, ip, ia, ic;
+initial begin
+   r_now = 64'd0; r_reset_cycle = 64'd0; r_last_progress = 64'd0;
+   r_control = 32'd0; r_irq_status = 2'd0; r_irq_mask = 2'd0;
+   r_ring_base = 64'd0; r_xlat_base = 64'd0; r_ring_size = 32'd0; r_tail = 32'd0;
+   r_xlat_pages = 32'd0; r_watchdog = 32'd0; r_fence_seq = 32'd0;
+   r_err = 1'b0; r_err_code = 8'd0; r_err_desc = 32'd0; r_err_addr = 64'd0;
+   for (ii = 1; ii <= 13; ii = ii + 1) r_cnt[ii] = 64'd0;
+   r_inflight = 32'd0;
+   r_mev = 1'b0; r_mev_code = 8'd0; r_mev_desc = 32'd0; r_mev_addr = 64'd0; r_mev_irq = 2'd0;
+   r_head = 32'd0; r_fetch_ptr = 32'd0;
+   for (ii = 0; ii < FD; ii = ii + 1) begin
+      f_index[ii] = 32'd0; f_addr[ii] = 64'd0; f_bytes[ii] = 256'd0; f_issued[ii] = 4'd0; f_arrived[ii] = 4'd0;
+   end
+   r_ripe = 0; r_f_rd = 0; r_f_wr = 0; r_f_count = 0;
+   r_fence = 1'b0; r_fence_phase = F_DRAIN; r_fence_index = 32'd0; r_fence_seqv = 32'd0;
+   r_fence_addr = 64'd0; r_fence_wb = 1'b0; r_fence_irq = 1'b0;
+   for (ii = 0; ii < 3 * QD; ii = ii + 1) begin q_index[ii] = 32'd0; q_desc[ii] = 256'd0; end
+   for (ii = 0; ii < 3; ii = ii + 1) begin
+      r_q_rd[ii] = 0; r_q_wr[ii] = 0; r_q_count[ii] = 0;
+      r_job_index[ii] = 32'd0; r_job_deps[ii] = 4'd0; r_job_op[ii] = 8'd0;
+   end
+   for (ii = 0; ii < 4; ii = ii + 1) r_tok[ii] = 9'd0;
+   r_active = 3'd0; r_job_macs = 64'd0;
+end
+
+wire w_run = r_control[0];
+wire w_running = w_run && !r_err;
+wire w_xlat_en = r_control[2];
+wire [63:0] w_cycles = r_now - r_reset_cycle;
+
+// ---- fetch buffer views ----
+wire [@FDW@-1:0] w_f_back = (r_f_wr == 0) ? FD - 1 : r_f_wr - 1;
+wire w_head_full = r_f_count != 0 && f_arrived[r_f_rd] == NB;
+wire w_head_ripe = !@LATE@ || r_ripe[r_f_rd];
+wire w_queues_empty = r_q_count[0] == 0 && r_q_count[1] == 0 && r_q_count[2] == 0;
+
+// STATUS.BUSY (from the state at the end of the last cycle)
+wire w_busy = !r_err && ((w_running && r_fetch_ptr != r_tail) || r_f_count != 0 || r_fence
+   || !w_queues_empty || r_active != 3'd0 || r_inflight != 32'd0);
+
+// ---- MMIO read (combinational, G2) ----
+reg [63:0] rd_cnt;
+always @(*) begin
+   rd_cnt = 64'd0;
+   if (mmio_addr >= 12'h100 && mmio_addr < 12'h170) begin
+      if (mmio_addr[11:3] == 9'h20) rd_cnt = w_cycles;
+      else rd_cnt = r_cnt[mmio_addr[6:3]];
+   end
+   case (mmio_addr)
+      12'h000: mmio_rdata = 32'h4E50554B;
+      12'h004: mmio_rdata = 32'h00010000;
+      12'h008: mmio_rdata = 32'h1F;
+      12'h00C: mmio_rdata = {16'd@COLS@, 16'd@ROWS@};
+      12'h010: mmio_rdata = 32'd@SPAD@;
+      12'h014: mmio_rdata = 32'd@ACC@;
+      12'h018: mmio_rdata = 32'd@BEAT@;
+      12'h020: mmio_rdata = r_control;
+      12'h024: mmio_rdata = {30'd0, r_err, w_busy};
+      12'h028: mmio_rdata = {30'd0, r_irq_status};
+      12'h02C: mmio_rdata = {30'd0, r_irq_mask};
+      12'h030: mmio_rdata = r_ring_base[31:0];
+      12'h034: mmio_rdata = r_ring_base[63:32];
+      12'h038: mmio_rdata = r_ring_size;
+      12'h03C: mmio_rdata = r_head;
+      12'h040: mmio_rdata = r_tail;
+      12'h044: mmio_rdata = r_fence_seq;
+      12'h048: mmio_rdata = r_err ? {24'd0, r_err_code} : 32'd0;
+      12'h04C: mmio_rdata = r_err ? r_err_desc : 32'd0;
+      12'h050: mmio_rdata = r_err ? r_err_addr[31:0] : 32'd0;
+      12'h054: mmio_rdata = r_err ? r_err_addr[63:32] : 32'd0;
+      12'h058: mmio_rdata = r_xlat_base[31:0];
+      12'h05C: mmio_rdata = r_xlat_base[63:32];
+      12'h060: mmio_rdata = r_xlat_pages;
+      12'h064: mmio_rdata = r_watchdog;
+      12'h068: mmio_rdata = 32'd@MAXRING@;
+      12'h06C: mmio_rdata = 32'd@QD@;
+      default: mmio_rdata = (mmio_addr >= 12'h100 && mmio_addr < 12'h170 && mmio_addr[1:0] == 2'd0)
+                            ? (mmio_addr[2] ? rd_cnt[63:32] : rd_cnt[31:0]) : 32'd0;
+   endcase
+   irq = (r_irq_status & r_irq_mask) != 2'd0;
+end
+"#;
+
+/// The per-cycle plan: every decision from the state at the start of the cycle.
+const PLAN: &str = r#"
+// ======== the plan of this cycle (G1) ========
+wire w_act = advance && !r_err;               // the device acts at this edge (before faults)
+wire [1:0] w_resp_who = resp_tag[1:0];
+wire [2:0] w_resp_kind = resp_tag[4:2];
+wire [5:0] w_resp_off = resp_tag[13:8];        // byte offset of the data in the beat
+wire [31:0] w_resp_vpn = resp_tag[45:14];      // PTE reads: the page number
+
+// ---- command processor request (fence writeback and its PTE read, then fetch) ----
+reg cp_req, cp_fault, cp_decided, cp_new;
+reg [2:0] cp_kind;
+reg [63:0] cp_addr, cp_own;
+reg [7:0] cp_code;
+reg [31:0] cp_fidx;
+reg [63:0] cp_faddr;
+always @(*) begin
+   cp_req = 1'b0; cp_fault = 1'b0; cp_decided = 1'b0; cp_new = 1'b0;
+   cp_kind = K_FETCH; cp_addr = 64'd0; cp_own = 64'd0;
+   cp_code = 8'd0; cp_fidx = 32'd0; cp_faddr = 64'd0;
+   if (r_fence && r_fence_phase == F_WRITE) begin
+      if (cptlb$phys_valid) begin
+         cp_decided = 1'b1;
+         if (cptlb$phys + 64'd4 > mem_size) begin
+            cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fence_index; cp_faddr = cptlb$phys;
+         end else begin
+            cp_req = 1'b1; cp_kind = K_FENCEW; cp_addr = cptlb$phys;
+         end
+      end else if (cptlb$read_valid) begin
+         cp_decided = 1'b1;
+         if (cptlb$read_addr + 64'd8 > mem_size) begin
+            cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fence_index; cp_faddr = cptlb$read_addr;
+         end else begin
+            cp_req = 1'b1; cp_kind = K_PTE; cp_addr = cptlb$read_addr;
+            cp_own = {18'd0, cptlb$read_vpn, cptlb$read_addr[5:0] & 6'd@BM1@};
+         end
+      end else if (cptlb$fault) begin
+         cp_decided = 1'b1;
+         cp_fault = 1'b1; cp_code = cptlb$fault_code; cp_fidx = r_fence_index; cp_faddr = cptlb$fault_addr;
+      end
+   end
+   if (!cp_decided && w_running) begin
+      if (r_f_count != 0 && f_issued[w_f_back] != NB) begin
+         cp_req = 1'b1; cp_addr = f_addr[w_f_back] + {60'd0, f_issued[w_f_back]} * 64'd@CHUNK@;
+      end else if (r_fetch_ptr != r_tail && r_f_count < FD) begin
+         cp_addr = r_ring_base + {32'd0, r_fetch_ptr} * 64'd32;
+         if (cp_addr + 64'd32 > mem_size) begin
+            cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fetch_ptr; cp_faddr = cp_addr;
+         end else begin
+            cp_req = 1'b1; cp_new = 1'b1;
+         end
+      end
+      if (cp_req) cp_own = {58'd0, cp_addr[5:0] & 6'd@BM1@};
+   end
+end
+
+// ---- dispatch decision (F2) ----
+reg disp, disp_fault;
+reg [@QDW@:0] disp_qcount;
+always @(*) begin
+   dec_bytes = f_bytes[r_f_rd];
+   dec_paddr = f_addr[r_f_rd];
+   disp = 1'b0; disp_fault = 1'b0;
+   disp_qcount = 0;
+   if (dec_unit != 2'd0) disp_qcount = r_q_count[dec_unit - 2'd1];
+   if (!r_fence && w_head_full && w_head_ripe) begin
+      if (dec_bad) disp_fault = 1'b1;
+      else if (dec_unit == 2'd0) disp = 1'b1;
+      else disp = disp_qcount < QD;
+   end
+end
+
+// ---- queue heads and tokens (U1) ----
+reg [31:0] qh_index [0:2];
+reg [255:0] qh_desc [0:2];
+reg [2:0] qh_valid, qh_ready;
+reg [3:0] pop_q;               // a token is taken from counter q (if its consumer issues)
+always @(*) begin
+   for (iq = 0; iq < 3; iq = iq + 1) begin
+      qh_index[iq] = q_index[iq * QD + r_q_rd[iq]];
+      qh_desc[iq] = q_desc[iq * QD + r_q_rd[iq]];
+      qh_valid[iq] = r_q_count[iq] != 0;
+   end
+   // waits: load WAIT_NEXT on C->L; compute WAIT_PREV on L->C, WAIT_NEXT on S->C; store WAIT_PREV on C->S
+   qh_ready[0] = !qh_desc[0][9] || r_tok[1] != 9'd0;
+   qh_ready[1] = (!qh_desc[1][8] || r_tok[0] != 9'd0) && (!qh_desc[1][9] || r_tok[3] != 9'd0);
+   qh_ready[2] = !qh_desc[2][8] || r_tok[2] != 9'd0;
+end
+"#;
+
+/// The state update: MMIO write edges and cycle edges.
+const UPDATE: &str = r#"
+// ---- faults of this cycle, in G3 order ----
+reg dl, wd, ovf;
+reg [31:0] dl_idx, ovf_idx;
+reg cp_blocked;
+reg [2:0] complete, issue, tstall, denied;
+reg [3:0] push_q;
+reg f_any;
+reg [7:0] f_code;
+reg [31:0] f_idx;
+reg [63:0] f_addr_v;
+reg w_plan_busy;
+reg fence_drained;
+always @(*) begin
+   complete = {store_done, cmp_done, load_done};
+   for (ip = 0; ip < 3; ip = ip + 1) begin
+      issue[ip] = (!r_active[ip] || complete[ip]) && qh_valid[ip] && qh_ready[ip];
+      tstall[ip] = (!r_active[ip] || complete[ip]) && !issue[ip] && qh_valid[ip];
+   end
+   pop_q[0] = issue[1] && qh_desc[1][8];
+   pop_q[1] = issue[0] && qh_desc[0][9];
+   pop_q[2] = issue[2] && qh_desc[2][8];
+   pop_q[3] = issue[1] && qh_desc[1][9];
+   // signals: load SIGNAL_NEXT -> L->C; compute SIGNAL_PREV -> C->L, SIGNAL_NEXT -> C->S; store SIGNAL_PREV -> S->C
+   push_q[0] = complete[0] && r_job_deps[0][3];
+   push_q[1] = complete[1] && r_job_deps[1][2];
+   push_q[2] = complete[1] && r_job_deps[1][3];
+   push_q[3] = complete[2] && r_job_deps[2][2];
+   // E1 deadlock
+   dl = 1'b0; dl_idx = 32'd0;
+   cp_blocked = r_fence ? (r_fence_phase == F_DRAIN) : (w_head_full && !dec_bad);
+   if (!disp && !resp_valid && r_inflight == 32'd0 && r_active == 3'd0 && cp_blocked) begin
+      dl = qh_valid != 3'd0 && (qh_valid & qh_ready) == 3'd0;
+      dl_idx = qh_valid[0] ? qh_index[0] : qh_valid[1] ? qh_index[1] : qh_index[2];
+   end
+   // E2 watchdog (busy after this cycle's response is delivered)
+   w_plan_busy = (w_running && r_fetch_ptr != r_tail) || r_f_count != 0 || r_fence
+      || !w_queues_empty || r_active != 3'd0 || (r_inflight - {31'd0, resp_valid}) != 32'd0;
+   wd = r_watchdog != 32'd0 && w_plan_busy && r_now >= r_last_progress + {32'd0, r_watchdog};
+   // U2 token overflow: a push onto a counter that stays at 255 after this cycle's pop
+   ovf = 1'b0; ovf_idx = 32'd0;
+   for (ip = 3; ip >= 0; ip = ip - 1) begin
+      if (push_q[ip] && r_tok[ip] - {8'd0, pop_q[ip]} >= 9'd255) begin
+         ovf = 1'b1;
+         ovf_idx = (ip == 0) ? r_job_index[0] : (ip == 3) ? r_job_index[2] : r_job_index[1];
+      end
+   end
+   f_any = 1'b1; f_code = 8'd0; f_idx = 32'd0; f_addr_v = 64'd0;
+   if (cp_fault) begin f_code = cp_code; f_idx = cp_fidx; f_addr_v = cp_faddr; end
+   else if (disp_fault) begin f_code = dec_code; f_idx = f_index[r_f_rd]; f_addr_v = dec_addr; end
+   else if (store_fault) begin f_code = store_fcode; f_idx = r_job_index[2]; f_addr_v = store_faddr; end
+   else if (load_fault) begin f_code = load_fcode; f_idx = r_job_index[0]; f_addr_v = load_faddr; end
+   else if (dl) begin f_code = 8'd13; f_idx = dl_idx; end
+   else if (wd) begin f_code = 8'd14; f_idx = r_head; end
+   else if (ovf) begin f_code = 8'd12; f_idx = ovf_idx; end
+   else f_any = 1'b0;
+   fence_drained = r_fence && r_fence_phase == F_DRAIN && w_queues_empty && r_active == 3'd0;
+end
+
+wire w_go = w_act && !f_any;                  // the cycle happens (G3)
+
+// ---- the port (M1): command processor > store > load ----
+reg g_cp, g_store, g_load;
+always @(*) begin
+   g_cp = 1'b0; g_store = 1'b0; g_load = 1'b0;
+   denied = 3'd0;
+   if (cp_req) g_cp = port_ready;
+   else if (store_req) g_store = port_ready;
+   else if (load_req) g_load = port_ready;
+   denied[2] = store_req && !g_store;
+   denied[0] = load_req && !g_load;
+   req_valid = w_go && (cp_req || store_req || load_req);
+   req_write = 1'b0; req_addr = 64'd0; req_wdata = 512'd0; req_wmask = 64'd0;
+   req_who = 2'd0; req_kind = 3'd0; req_tag = 64'd0;
+   if (cp_req) begin
+      req_who = 2'd0; req_kind = cp_kind; req_addr = cp_addr; req_tag[63:8] = cp_own[55:0];
+      if (cp_kind == K_FENCEW) begin
+         req_write = 1'b1;
+         req_wdata = {480'd0, r_fence_seqv} << {cp_addr[5:0] & 6'd@BM1@, 3'd0};
+         req_wmask = 64'hF << (cp_addr[5:0] & 6'd@BM1@);
+      end
+   end else if (store_req) begin
+      req_who = 2'd2; req_kind = store_kind; req_addr = store_addr; req_tag[63:8] = store_own[55:0];
+      req_write = store_kind == K_WRITE; req_wdata = store_wdata; req_wmask = store_wmask;
+   end else if (load_req) begin
+      req_who = 2'd1; req_kind = load_kind; req_addr = load_addr; req_tag[63:8] = load_own[55:0];
+   end
+   req_addr = req_addr & ~64'd@BM1@;
+   req_tag[1:0] = req_who;
+   req_tag[4:2] = req_kind;
+   if (!req_valid) begin
+      req_write = 1'b0; req_addr = 64'd0; req_wdata = 512'd0; req_wmask = 64'd0;
+      req_who = 2'd0; req_kind = 3'd0; req_tag = 64'd0;
+   end
+end
+wire w_grant = req_valid && port_ready;
+wire w_take = w_go && resp_valid;             // the response is consumed
+// the response's destination
+wire w_resp_fetch = w_take && w_resp_who == 2'd0 && w_resp_kind == K_FETCH;
+wire w_resp_cp_pte = w_take && w_resp_who == 2'd0 && w_resp_kind == K_PTE;
+wire w_resp_fence = w_take && w_resp_who == 2'd0 && w_resp_kind == K_FENCEW;
+
+// ---- fetch arrival: the oldest entry still waiting for a beat ----
+reg arr_found;
+reg [@FDW@-1:0] arr_slot, arr_j;
+reg [255:0] arr_bytes;
+always @(*) begin
+   arr_found = 1'b0; arr_slot = 0; arr_j = 0;
+   for (ia = 0; ia < FD; ia = ia + 1) begin
+      arr_j = (r_f_rd + ia >= FD) ? r_f_rd + ia - FD : r_f_rd + ia;
+      if (!arr_found && ia < r_f_count && f_arrived[arr_j] < f_issued[arr_j]) begin
+         arr_found = 1'b1; arr_slot = arr_j;
+      end
+   end
+   arr_bytes = f_bytes[arr_slot];
+   arr_bytes[f_arrived[arr_slot] * @CHUNKBITS@ +: @CHUNKBITS@] = resp_data[{w_resp_off, 3'd0} +: @CHUNKBITS@];
+end
+
+// ---- fence completion in this cycle ----
+wire w_fence_done = w_go && ((fence_drained && !r_fence_wb) || w_resp_fence);
+wire w_nop = w_go && disp && dec_unit == 2'd0 && dw0[7:0] == 8'd0;
+wire w_disp_fence = w_go && disp && dec_unit == 2'd0 && dw0[7:0] == 8'd7;
+wire w_disp_unit = w_go && disp && dec_unit != 2'd0;
+wire [2:0] w_done = w_go ? complete : 3'd0;
+wire [2:0] w_issue = w_go ? issue : 3'd0;
+reg [2:0] n_done;
+always @(*) n_done = {2'd0, w_done[0]} + {2'd0, w_done[1]} + {2'd0, w_done[2]} + {2'd0, w_nop} + {2'd0, w_fence_done};
+
+function [31:0] ring_next(input [31:0] x, input [31:0] size);
+   ring_next = (x + 32'd1 >= size) ? 32'd0 : x + 32'd1;
+endfunction
+
+// ======== the clock edge ========
+always @(posedge clock) begin
+   if (advance) begin
+      r_now <= r_now + 64'd1;
+      r_mev <= 1'b0;
+      if (w_act && f_any) begin
+         // G3: halt, latch, raise IRQ_ERROR; nothing else happens
+         r_err <= 1'b1; r_err_code <= f_code; r_err_desc <= f_idx; r_err_addr <= f_addr_v;
+         r_irq_status <= r_irq_status | 2'b10;
+         r_inflight <= 32'd0;
+      end else if (w_go) begin
+         r_inflight <= r_inflight + {31'd0, w_grant} - {31'd0, resp_valid};
+         // -- grant --
+         if (w_grant) begin
+            r_cnt[13] <= r_cnt[13] + 64'd1;
+            if (g_cp && cp_kind == K_FETCH) begin
+               if (cp_new) begin
+                  f_index[r_f_wr] <= r_fetch_ptr;
+                  f_addr[r_f_wr] <= cp_addr;
+                  f_issued[r_f_wr] <= 4'd1;
+                  f_arrived[r_f_wr] <= 4'd0;
+                  r_f_wr <= (r_f_wr == FD - 1) ? 0 : r_f_wr + 1;
+                  r_fetch_ptr <= ring_next(r_fetch_ptr, r_ring_size);
+               end else begin
+                  f_issued[w_f_back] <= f_issued[w_f_back] + 4'd1;
+               end
+            end
+            if (g_cp && cp_kind == K_FENCEW) r_fence_phase <= F_ACK;
+            if (g_load && load_kind == K_READ) r_cnt[10] <= r_cnt[10] + {56'd0, load_len};
+            if (g_store && store_kind == K_WRITE) r_cnt[11] <= r_cnt[11] + {56'd0, store_len};
+         end
+         // -- response --
+         if (w_resp_fetch && arr_found) begin
+            f_bytes[arr_slot] <= arr_bytes;
+            f_arrived[arr_slot] <= f_arrived[arr_slot] + 4'd1;
+         end
+         // -- fetch buffer count, ripeness (dispatch pops the head) --
+         r_f_count <= r_f_count + {@FDW@'d0, g_cp && cp_kind == K_FETCH && cp_new} - {@FDW@'d0, disp};
+         for (ic = 0; ic < FD; ic = ic + 1)
+            r_ripe[ic] <= f_arrived[ic] == NB;
+         if (disp) r_f_rd <= (r_f_rd == FD - 1) ? 0 : r_f_rd + 1;
+         // -- units: completion, issue, tokens --
+         for (ic = 0; ic < 3; ic = ic + 1) begin
+            if (issue[ic]) begin
+               r_active[ic] <= 1'b1;
+               r_job_index[ic] <= qh_index[ic];
+               r_job_deps[ic] <= qh_desc[ic][11:8];
+               r_job_op[ic] <= qh_desc[ic][7:0];
+               r_q_rd[ic] <= (r_q_rd[ic] == QD - 1) ? 0 : r_q_rd[ic] + 1;
+            end else if (complete[ic]) begin
+               r_active[ic] <= 1'b0;
+            end
+         end
+         if (issue[1]) r_job_macs <= {48'd0, qh_desc[1][143:128]} * {48'd0, qh_desc[1][159:144]} * {48'd0, qh_desc[1][175:160]};
+         if (complete[1] && r_job_op[1] == 8'd3) r_cnt[9] <= r_cnt[9] + r_job_macs;
+         for (ic = 0; ic < 4; ic = ic + 1)
+            r_tok[ic] <= r_tok[ic] - {8'd0, pop_q[ic]} + {8'd0, push_q[ic]};
+         if (n_done != 3'd0) begin
+            r_cnt[12] <= r_cnt[12] + {61'd0, n_done};
+            r_last_progress <= r_now;
+         end
+         // -- dispatch (F2-F4) --
+         for (ic = 0; ic < 3; ic = ic + 1) begin
+            r_q_count[ic] <= r_q_count[ic] - {@QDW@'d0, issue[ic]}
+               + {@QDW@'d0, w_disp_unit && dec_unit == ic + 1};
+         end
+         if (w_disp_unit) begin
+            q_index[(dec_unit - 1) * QD + r_q_wr[dec_unit - 1]] <= f_index[r_f_rd];
+            q_desc[(dec_unit - 1) * QD + r_q_wr[dec_unit - 1]] <= dec_bytes;
+            r_q_wr[dec_unit - 1] <= (r_q_wr[dec_unit - 1] == QD - 1) ? 0 : r_q_wr[dec_unit - 1] + 1;
+         end
+         if (w_disp_unit || w_nop || w_fence_done) r_head <= ring_next(r_head, r_ring_size);
+         if (w_disp_fence) begin
+            r_fence <= 1'b1; r_fence_phase <= F_DRAIN;
+            r_fence_index <= f_index[r_f_rd];
+            r_fence_seqv <= dw1;
+            r_fence_addr <= {dw3, dw2};
+            r_fence_wb <= dw0[13];
+            r_fence_irq <= dw0[12];
+         end
+         if (fence_drained && r_fence_wb) r_fence_phase <= F_WRITE;
+         if (w_fence_done) begin
+            r_fence <= 1'b0;
+            r_fence_seq <= r_fence_seqv;
+            if (r_fence_irq) r_irq_status <= r_irq_status | 2'b01;
+         end
+         // -- counters (P1): unit state after this cycle --
+         r_cnt[1] <= r_cnt[1] + {63'd0, issue[0] || (r_active[0] && !complete[0])};
+         r_cnt[4] <= r_cnt[4] + {63'd0, issue[1] || (r_active[1] && !complete[1])};
+         r_cnt[6] <= r_cnt[6] + {63'd0, issue[2] || (r_active[2] && !complete[2])};
+         r_cnt[2] <= r_cnt[2] + {63'd0, tstall[0]};
+         r_cnt[5] <= r_cnt[5] + {63'd0, tstall[1]};
+         r_cnt[7] <= r_cnt[7] + {63'd0, tstall[2]};
+         r_cnt[3] <= r_cnt[3] + {63'd0, denied[0]};
+         r_cnt[8] <= r_cnt[8] + {63'd0, denied[2]};
+      end
+   end else if (mmio_we) begin
+      case (mmio_addr)
+         12'h020: begin
+            if (mmio_wdata[1]) begin
+               // CONTROL.RESET: everything but time itself starts afresh
+               r_reset_cycle <= r_now; r_last_progress <= r_now;
+               r_control <= 32'd0; r_irq_status <= 2'd0; r_irq_mask <= 2'd0;
+               r_ring_base <= 64'd0; r_xlat_base <= 64'd0; r_ring_size <= 32'd0; r_tail <= 32'd0;
+               r_xlat_pages <= 32'd0; r_watchdog <= 32'd0; r_fence_seq <= 32'd0;
+               r_err <= 1'b0; r_err_code <= 8'd0; r_err_desc <= 32'd0; r_err_addr <= 64'd0;
+               for (ic = 1; ic <= 13; ic = ic + 1) r_cnt[ic] <= 64'd0;
+               r_inflight <= 32'd0;
+               r_head <= 32'd0; r_fetch_ptr <= 32'd0;
+               r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
+               r_fence <= 1'b0; r_fence_phase <= F_DRAIN;
+               for (ic = 0; ic < 3; ic = ic + 1) begin r_q_rd[ic] <= 0; r_q_wr[ic] <= 0; r_q_count[ic] <= 0; end
+               for (ic = 0; ic < 4; ic = ic + 1) r_tok[ic] <= 9'd0;
+               r_active <= 3'd0;
+            end else begin
+               r_control <= mmio_wdata & 32'h5;
+               if (!w_run && mmio_wdata[0] && !r_err) begin
+                  r_last_progress <= r_now;
+                  if (!w_ring_ok) begin
+                     r_err <= 1'b1; r_err_code <= 8'd11; r_err_desc <= r_tail; r_err_addr <= r_ring_base;
+                     r_irq_status <= r_irq_status | 2'b10; r_inflight <= 32'd0;
+                     r_mev <= 1'b1; r_mev_code <= 8'd11; r_mev_desc <= r_tail; r_mev_addr <= r_ring_base;
+                     r_mev_irq <= r_irq_status | 2'b10;
+                  end
+               end
+            end
+         end
+         12'h028: r_irq_status <= r_irq_status & ~mmio_wdata[1:0];
+         12'h02C: r_irq_mask <= mmio_wdata[1:0];
+         12'h030, 12'h034, 12'h038: if (!w_run) begin
+            if (mmio_addr == 12'h030) r_ring_base[31:0] <= mmio_wdata;
+            if (mmio_addr == 12'h034) r_ring_base[63:32] <= mmio_wdata;
+            if (mmio_addr == 12'h038) r_ring_size <= mmio_wdata;
+            r_head <= 32'd0; r_fetch_ptr <= 32'd0; r_tail <= 32'd0;
+            r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
+         end
+         12'h040: begin
+            r_tail <= mmio_wdata;
+            r_last_progress <= r_now;
+            if (w_run && mmio_wdata >= r_ring_size && !r_err) begin
+               r_err <= 1'b1; r_err_code <= 8'd11; r_err_desc <= mmio_wdata; r_err_addr <= r_ring_base;
+               r_irq_status <= r_irq_status | 2'b10; r_inflight <= 32'd0;
+               r_mev <= 1'b1; r_mev_code <= 8'd11; r_mev_desc <= mmio_wdata; r_mev_addr <= r_ring_base;
+               r_mev_irq <= r_irq_status | 2'b10;
+            end
+         end
+         12'h058: r_xlat_base[31:0] <= mmio_wdata;
+         12'h05C: r_xlat_base[63:32] <= mmio_wdata;
+         12'h060: r_xlat_pages <= mmio_wdata;
+         12'h064: begin r_watchdog <= mmio_wdata; r_last_progress <= r_now; end
+         default: ;
+      endcase
+   end
+end
+
+// BAD_RING at RUN 0->1: RING_SIZE a power of two in 2..=MAX_RING, RING_BASE 32-byte aligned, TAIL < SIZE
+wire w_ring_ok = r_ring_size >= 32'd2 && r_ring_size <= 32'd@MAXRING@
+   && (r_ring_size & (r_ring_size - 32'd1)) == 32'd0 && r_ring_base[4:0] == 5'd0 && r_tail < r_ring_size;
+// the translation caches are emptied by reset and by writes to CONTROL and XLAT_*
+wire w_flush = !advance && mmio_we && (mmio_addr == 12'h020 || mmio_addr == 12'h058
+   || mmio_addr == 12'h05C || mmio_addr == 12'h060);
+wire w_clear = !advance && mmio_we && mmio_addr == 12'h020 && mmio_wdata[1];
+"#;
+
+/// Event ports: what happened in this cycle (valid before the cycle edge).
+const EVENTS: &str = r#"
+// ======== event ports ========
+always @(*) begin
+   ev_resp = w_take;
+   ev_dispatch = w_go && disp;
+   ev_dispatch_unit = dec_unit;
+   ev_dispatch_index = f_index[r_f_rd];
+   ev_dispatch_desc = dec_bytes;
+   ev_issue = w_issue;
+   ev_issue_index = {qh_index[2], qh_index[1], qh_index[0]};
+   ev_issue_opcode = {qh_desc[2][7:0], qh_desc[1][7:0], qh_desc[0][7:0]};
+   ev_done = {w_nop || w_fence_done, w_done[2], w_done[1], w_done[0]};
+   ev_done_index = {w_nop ? f_index[r_f_rd] : r_fence_index, r_job_index[2], r_job_index[1], r_job_index[0]};
+   ev_done_opcode = {w_nop ? 8'd0 : 8'd7, r_job_op[2], r_job_op[1], r_job_op[0]};
+   ev_tok_push = w_go ? push_q : 4'd0;
+   ev_tok_pop = w_go ? pop_q : 4'd0;
+   ev_fence = w_fence_done;
+   ev_fence_index = r_fence_index;
+   ev_fence_seq = r_fence_seqv;
+   ev_irq = (w_fence_done && r_fence_irq) || (w_act && f_any);
+   ev_irq_status = {30'd0, r_irq_status | {w_act && f_any, w_fence_done && r_fence_irq}};
+   ev_error = w_act && f_any;
+   ev_err_code = f_code;
+   ev_err_desc = f_idx;
+   ev_err_addr = f_addr_v;
+   if (advance && r_mev) begin
+      ev_irq = 1'b1; ev_irq_status = {30'd0, r_mev_irq};
+      ev_error = 1'b1; ev_err_code = r_mev_code; ev_err_desc = r_mev_desc; ev_err_addr = r_mev_addr;
+   end
+end
+"#;
+
+/// Bits that carry nothing here (named `unused*`, which Verilator's lint skips).
+const UNUSED: &str = r#"
+wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy, d_dend[63:0],
+   cp_own[63:56], load_own[63:56], store_own[63:56], denied[1]};
+"#;
