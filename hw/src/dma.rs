@@ -301,6 +301,18 @@ impl DmaUnit {
     }
 }
 
+impl DmaUnit {
+    /// Whether this is the STORE engine.
+    pub fn is_store(&self) -> bool {
+        self.is_store.val()
+    }
+
+    /// The beat width `B` in bytes.
+    pub fn beat_bytes(&self) -> u32 {
+        self.beat.val().to_u64() as u32
+    }
+}
+
 impl Logic for DmaUnit {
     #[hdl_gen]
     fn update(&mut self) {
