@@ -1,0 +1,765 @@
+//! The compute unit (`Compute`): a weight-stationary `R x C` MAC array, the
+//! activation unit (`C` lanes, 2 pipeline stages) that also runs ADD and MAX,
+//! and the two local memories with their DMA ports.
+//!
+//! # Ports (docs/rtl.md, "Internal interface: Compute")
+//!
+//! | Port | Dir | Width | Meaning |
+//! |------|-----|-------|---------|
+//! | `clock` | in | 1 | clock |
+//! | `enable` | in | 1 | the device acts at this edge; gates every state change but `clear` |
+//! | `clear` | in | 1 | device reset: zero both memories, drop the descriptor and the pipeline (acts even with `enable = 0`) |
+//! | `issue` | in | 1 | start `desc` in this cycle (accepted only when free: idle, or `done`) |
+//! | `desc` | in | 256 | the raw descriptor, word 0 in bits 31:0 (validated by the command processor) |
+//! | `busy` | out | 1 | holds a descriptor at the start of the cycle |
+//! | `done` | out | 1 | the descriptor completes in this cycle (`issue + latency`) |
+//! | `dma_wr` | in | 1 | write `dma_wr_len` bytes at the edge |
+//! | `dma_wr_acc` | in | 1 | into the accumulator memory (else the scratchpad) |
+//! | `dma_wr_addr` | in | 32 | local byte address |
+//! | `dma_wr_len` | in | 8 | bytes, 1..=B (bytes beyond the memory are dropped) |
+//! | `dma_wr_data` | in | 512 | byte 0 goes to `dma_wr_addr` |
+//! | `dma_rd_acc` | in | 1 | read from the accumulator memory (else the scratchpad) |
+//! | `dma_rd_addr` | in | 32 | local byte address |
+//! | `dma_rd_data` | out | 512 | `B` bytes from `dma_rd_addr`, combinational (bytes beyond B, or beyond the memory, read 0) |
+//!
+//! # Micro-architecture
+//!
+//! A descriptor issued in cycle `t` is latched at the edge of `t`; a cycle counter
+//! `cnt` is `k` in cycle `t + k`, and `done = busy && cnt == latency` (the
+//! latency is computed at issue: rules C1-C3). A descriptor issued in cycle `t`
+//! reads local memory from `t + 1` on and writes its last bytes at the edge of its
+//! completion cycle, so a descriptor issued in the completion cycle of the previous
+//! one (U1) sees all of its results.
+//!
+//! **MATMUL** (`latency = 2R + C + M - 2`):
+//! * cycles `k = 1..=R`: weight row `R - k` of W (zero beyond `K` rows or `N`
+//!   columns) is read from the scratchpad and shifted into the top row of the
+//!   array; every row passes its weights down, so after `R` shifts PE `(r, c)`
+//!   holds `W[r][c]`;
+//! * cycles `k = R..R+M-1`: row `i = k - R` of A (`K` bytes, zero beyond) is read
+//!   and enters a skew buffer where row `r` of the array sees element `r` after
+//!   `r + 1` registers; activations move right one PE per cycle and partial sums
+//!   down one PE per cycle (PE `(r, c)` processes row `i` in cycle
+//!   `t + R + 1 + i + r + c`);
+//! * the bottom PE of column `c` produces its result for row `i` in cycle
+//!   `t + 2R + i + c`; a deskew buffer delays column `c` by `C - 1 - c` cycles, and
+//!   the aligned output row `i` is written (added to the old value with
+//!   ACCUMULATE) in cycle `t + 2R + C - 1 + i`; the last row in the completion
+//!   cycle.
+//!
+//! **ACT / ADD / MAX** share one `C`-lane pipeline. Read stage (cycles
+//! `k = 1..=latency-2`, one lane group per cycle; ACT walks rows then groups of
+//! `C` columns): ACT reads the accumulators and biases and saturates
+//! `acc + bias` to 32 bits; ADD and MAX read their two int8 operands. Stage 2:
+//! ACT multiplies by the multiplier in one [`SMul32`] per lane (32 x 32 -> 64);
+//! ADD computes `(a - za) * ma + (b - zb) * mb`; MAX the signed maximum. Write
+//! stage (two cycles after the read): ACT rounds, shifts, adds the zero point and
+//! clamps (ReLU) and writes int8 to the scratchpad; ADD writes (or accumulates)
+//! int32 to the accumulator memory; MAX writes int8 to the scratchpad.
+//!
+//! Memories: byte arrays `spad` and `acc` with combinational reads at any
+//! address (reads beyond the end return 0, writes beyond it are dropped). At one
+//! edge the compute write happens before the DMA write (the DMA write wins where
+//! both touch the same byte: such a program is racy anyway). `clear` zeroes both
+//! memories at one edge.
+//!
+//! The block is a custom Verilog block whose Rust `update()` behaves identically
+//! (the generated Verilog is checked against this simulation by
+//! `hw/tests/compute_verilog.rs`); the PEs ([`Pe`], `#[hdl_gen]`) and the
+//! multipliers ([`SMul32`]) are child blocks (`pe$<r*C+c>`, `mul$<lane>`).
+//!
+//! Data results equal the model's bulk computation (`npukit_sim::mac`,
+//! `npukit_sim::act`) for every program in which accesses to the same bytes by
+//! different units are ordered by tokens and each descriptor's input and output
+//! ranges are equal or disjoint (docs/rtl.md, end).
+
+pub mod pe;
+pub mod smul;
+mod verilog;
+
+use std::fmt;
+
+use npukit_sim::NpuConfig;
+use rust_hdl::core::bitvec::BitVec;
+use rust_hdl::prelude::*;
+
+pub use pe::Pe;
+pub use smul::SMul32;
+
+const OP_MATMUL: u32 = 3;
+const OP_ACT: u32 = 4;
+const OP_ADD: u32 = 5;
+const OP_MAX: u32 = 6;
+
+/// Width of the DMA data ports in bytes.
+pub const DMA_PORT_BYTES: u32 = 64;
+
+/// The hardware parameters the compute unit is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComputeParams {
+    /// Array rows `R` (reduction depth of one fold).
+    pub rows: u32,
+    /// Array columns `C` (output columns of one fold, activation lanes).
+    pub cols: u32,
+    pub spad_bytes: u32,
+    pub acc_bytes: u32,
+    /// DMA beat width `B` in bytes.
+    pub beat_bytes: u32,
+}
+
+impl ComputeParams {
+    /// The parameters of a (validated) configuration.
+    pub fn from_config(cfg: &NpuConfig) -> Self {
+        ComputeParams {
+            rows: cfg.array.rows,
+            cols: cfg.array.cols,
+            spad_bytes: cfg.memory.spad_bytes,
+            acc_bytes: cfg.memory.acc_bytes,
+            beat_bytes: cfg.dma.beat_bytes,
+        }
+    }
+
+    fn check(&self) -> Result<(), ComputeError> {
+        let bad = |field: &'static str, value: u32, need: &'static str| {
+            Err(ComputeError { field, value, need })
+        };
+        if !(1..=256).contains(&self.rows) {
+            return bad("rows", self.rows, "1..=256");
+        }
+        if !(1..=256).contains(&self.cols) {
+            return bad("cols", self.cols, "1..=256");
+        }
+        if self.spad_bytes == 0 {
+            return bad("spad_bytes", self.spad_bytes, ">= 1");
+        }
+        if self.acc_bytes < 4 || self.acc_bytes % 4 != 0 {
+            return bad("acc_bytes", self.acc_bytes, "a multiple of 4, >= 4");
+        }
+        if !(1..=DMA_PORT_BYTES).contains(&self.beat_bytes) {
+            return bad("beat_bytes", self.beat_bytes, "1..=64");
+        }
+        Ok(())
+    }
+}
+
+/// A parameter the compute unit cannot be built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComputeError {
+    pub field: &'static str,
+    pub value: u32,
+    pub need: &'static str,
+}
+
+impl fmt::Display for ComputeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "compute unit: {} = {} is not supported (need {})",
+            self.field, self.value, self.need
+        )
+    }
+}
+
+impl std::error::Error for ComputeError {}
+
+/// The registered state of the compute unit (the Verilog `reg`s of the custom
+/// block, in the same names without the `_q` suffix).
+#[derive(Debug, Clone)]
+struct State {
+    spad: Vec<u8>,
+    acc: Vec<u8>,
+    busy: bool,
+    d: [u32; 8],
+    cnt: u32,
+    lat: u32,
+    sa: u32,
+    sb: u32,
+    sg: u32,
+    /// `skew[r]` has `r + 1` stages; stage `r` feeds PE `(r, 0)`.
+    skew: Vec<Vec<u8>>,
+    /// `dsk[c]` has `C - 1 - c` stages.
+    dsk: Vec<Vec<u32>>,
+    v1: bool,
+    wa1: u32,
+    wn1: u32,
+    x1: Vec<u32>,
+    y1: Vec<u8>,
+    v2: bool,
+    wa2: u32,
+    wn2: u32,
+    p2: Vec<u64>,
+    /// Bumped at every memory change (for the DMA read cache).
+    version: u64,
+}
+
+impl State {
+    fn new(p: &ComputeParams) -> Self {
+        let (r, c) = (p.rows as usize, p.cols as usize);
+        State {
+            spad: vec![0; p.spad_bytes as usize],
+            acc: vec![0; p.acc_bytes as usize],
+            busy: false,
+            d: [0; 8],
+            cnt: 0,
+            lat: 0,
+            sa: 0,
+            sb: 0,
+            sg: 0,
+            skew: (0..r).map(|i| vec![0; i + 1]).collect(),
+            dsk: (0..c).map(|j| vec![0; c - 1 - j]).collect(),
+            v1: false,
+            wa1: 0,
+            wn1: 0,
+            x1: vec![0; c],
+            y1: vec![0; c],
+            v2: false,
+            wa2: 0,
+            wn2: 0,
+            p2: vec![0; c],
+            version: 0,
+        }
+    }
+
+    fn sp8(&self, a: u32) -> u8 {
+        self.spad.get(a as usize).copied().unwrap_or(0)
+    }
+
+    fn ac8(&self, a: u32) -> u8 {
+        self.acc.get(a as usize).copied().unwrap_or(0)
+    }
+
+    fn ac32(&self, a: u32) -> u32 {
+        u32::from_le_bytes([
+            self.ac8(a),
+            self.ac8(a.wrapping_add(1)),
+            self.ac8(a.wrapping_add(2)),
+            self.ac8(a.wrapping_add(3)),
+        ])
+    }
+
+    fn op(&self) -> u32 {
+        self.d[0] & 0xFF
+    }
+
+    fn flag(&self, bit: u32) -> bool {
+        (self.d[0] >> (12 + bit)) & 1 == 1
+    }
+}
+
+/// Latency of a descriptor (raw words) on an `R x C` unit, as the hardware
+/// computes it at issue (rules C1-C3; 1 for anything else).
+pub fn latency(p: &ComputeParams, d: &[u32; 8]) -> u32 {
+    let (r, c) = (p.rows as u64, p.cols as u64);
+    let lo = (d[4] & 0xFFFF) as u64;
+    let hi = (d[4] >> 16) as u64;
+    let v = match d[0] & 0xFF {
+        OP_MATMUL => 2 * r + c - 2 + lo,
+        OP_ACT => lo * ((hi + c - 1) / c) + 2,
+        OP_ADD | OP_MAX => (d[4] as u64 + c - 1) / c + 2,
+        _ => 1,
+    };
+    v as u32
+}
+
+/// Requantisation tail on a 64-bit product (rounding shift, zero point, clamp),
+/// exactly as the write stage computes it.
+fn requant_tail(p: u64, shift: u32, zp: u8, relu: bool) -> u8 {
+    let p = p as i64;
+    let rnd: i64 = if shift == 0 || shift > 64 {
+        0
+    } else {
+        1i64.wrapping_shl(shift - 1)
+    };
+    let s = p.wrapping_add(rnd);
+    let r = if shift >= 64 { s >> 63 } else { s >> shift };
+    let y = r.wrapping_add(zp as i8 as i64);
+    let lo = if relu { zp as i8 as i64 } else { -128 };
+    let y = if y < lo {
+        lo
+    } else if y > 127 {
+        127
+    } else {
+        y
+    };
+    y as u8
+}
+
+/// `sat32(a + b)` on two's-complement 32-bit values.
+fn sat_add32(a: u32, b: u32) -> u32 {
+    (a as i32 as i64 + b as i32 as i64).clamp(i32::MIN as i64, i32::MAX as i64) as u32
+}
+
+/// The compute unit (see the module documentation).
+#[derive(LogicBlock)]
+pub struct Compute {
+    pub clock: Signal<In, Clock>,
+    pub enable: Signal<In, Bit>,
+    pub clear: Signal<In, Bit>,
+    pub issue: Signal<In, Bit>,
+    pub desc: Signal<In, Bits<256>>,
+    pub busy: Signal<Out, Bit>,
+    pub done: Signal<Out, Bit>,
+    pub dma_wr: Signal<In, Bit>,
+    pub dma_wr_acc: Signal<In, Bit>,
+    pub dma_wr_addr: Signal<In, Bits<32>>,
+    pub dma_wr_len: Signal<In, Bits<8>>,
+    pub dma_wr_data: Signal<In, Bits<512>>,
+    pub dma_rd_acc: Signal<In, Bit>,
+    pub dma_rd_addr: Signal<In, Bits<32>>,
+    pub dma_rd_data: Signal<Out, Bits<512>>,
+    /// The array, row-major: PE `(r, c)` is `pe[r * C + c]`.
+    pub pe: Vec<Pe>,
+    /// The requantiser multipliers, one per lane.
+    pub mul: Vec<SMul32>,
+    _p: ComputeParams,
+    _st: State,
+    _rd_cache: Option<(bool, u32, u64)>,
+}
+
+impl fmt::Debug for Compute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compute")
+            .field("params", &self._p)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The bytes of a wide value, byte 0 in bits 7:0.
+pub fn bits_to_bytes<const N: usize>(b: &Bits<N>) -> Vec<u8> {
+    (0..N / 8)
+        .map(|i| (0..8).fold(0u8, |acc, j| acc | ((b.get_bit(8 * i + j) as u8) << j)))
+        .collect()
+}
+
+/// A wide value from bytes (byte 0 in bits 7:0; missing bytes are zero).
+pub fn bytes_to_bits<const N: usize>(bytes: &[u8]) -> Bits<N> {
+    if N <= 64 {
+        let mut v = 0u64;
+        for (i, &b) in bytes.iter().enumerate().take(N.div_ceil(8)) {
+            v |= (b as u64) << (8 * i);
+        }
+        if N < 64 {
+            v &= (1u64 << N) - 1;
+        }
+        Bits::<N>::from(v)
+    } else {
+        let mut a = [false; N];
+        for (i, bit) in a.iter_mut().enumerate() {
+            *bit = bytes.get(i / 8).is_some_and(|b| (b >> (i % 8)) & 1 == 1);
+        }
+        Bits::Long(BitVec::from(a))
+    }
+}
+
+/// The eight little-endian words of a descriptor bus.
+pub fn desc_words(b: &Bits<256>) -> [u32; 8] {
+    let by = bits_to_bytes(b);
+    let mut w = [0u32; 8];
+    for (i, w) in w.iter_mut().enumerate() {
+        *w = u32::from_le_bytes([by[4 * i], by[4 * i + 1], by[4 * i + 2], by[4 * i + 3]]);
+    }
+    w
+}
+
+impl Compute {
+    /// A compute unit for these parameters.
+    pub fn new(p: ComputeParams) -> Result<Self, ComputeError> {
+        p.check()?;
+        let (r, c) = (p.rows as usize, p.cols as usize);
+        Ok(Compute {
+            clock: Default::default(),
+            enable: Default::default(),
+            clear: Default::default(),
+            issue: Default::default(),
+            desc: Default::default(),
+            busy: Default::default(),
+            done: Default::default(),
+            dma_wr: Default::default(),
+            dma_wr_acc: Default::default(),
+            dma_wr_addr: Default::default(),
+            dma_wr_len: Default::default(),
+            dma_wr_data: Default::default(),
+            dma_rd_acc: Default::default(),
+            dma_rd_addr: Default::default(),
+            dma_rd_data: Default::default(),
+            pe: (0..r * c).map(|_| Pe::default()).collect(),
+            mul: (0..c).map(|_| SMul32::default()).collect(),
+            _p: p,
+            _st: State::new(&p),
+            _rd_cache: None,
+        })
+    }
+
+    /// The parameters this unit was built with.
+    pub fn params(&self) -> ComputeParams {
+        self._p
+    }
+
+    /// The scratchpad contents (simulation only).
+    pub fn spad(&self) -> &[u8] {
+        &self._st.spad
+    }
+
+    /// The accumulator memory contents (simulation only).
+    pub fn acc(&self) -> &[u8] {
+        &self._st.acc
+    }
+
+    /// The byte pushed into the top of column `c` while weights shift in.
+    fn weight_push(&self, c: u32) -> u8 {
+        let st = &self._st;
+        let (k, n) = (st.d[4] >> 16, st.d[5] & 0xFFFF);
+        let wrow = self._p.rows.wrapping_sub(st.cnt);
+        if wrow < k && c < n {
+            st.sp8(st.d[2].wrapping_add(wrow.wrapping_mul(n)).wrapping_add(c))
+        } else {
+            0
+        }
+    }
+
+    /// Drives the outputs and the children's inputs from the current state.
+    fn drive(&mut self) {
+        let (r, c) = (self._p.rows as usize, self._p.cols as usize);
+        let clock = self.clock.val();
+        let en = self.enable.val();
+        let st = &self._st;
+        let mm = st.busy && st.op() == OP_MATMUL;
+        let wshift = mm && st.cnt >= 1 && st.cnt <= self._p.rows;
+        let pushes: Vec<u8> = (0..c as u32).map(|j| self.weight_push(j)).collect();
+        for i in 0..r {
+            for j in 0..c {
+                let n = i * c + j;
+                let w_in = if i == 0 {
+                    Bits::<8>::from(pushes[j] as u64)
+                } else {
+                    self.pe[n - c].w_out.val()
+                };
+                let a_in = if j == 0 {
+                    Bits::<8>::from(self._st.skew[i][i] as u64)
+                } else {
+                    self.pe[n - 1].a_out.val()
+                };
+                let psum_in = if i == 0 {
+                    Bits::<32>::from(0u64)
+                } else {
+                    self.pe[n - c].psum_out.val()
+                };
+                let pe = &mut self.pe[n];
+                pe.clock.next = clock;
+                pe.en.next = en;
+                pe.w_shift.next = wshift;
+                pe.w_in.next = w_in;
+                pe.a_in.next = a_in;
+                pe.psum_in.next = psum_in;
+            }
+        }
+        let st = &self._st;
+        for (l, m) in self.mul.iter_mut().enumerate() {
+            m.a.next = Bits::<32>::from(st.x1[l] as u64);
+            m.b.next = Bits::<32>::from(st.d[5] as u64);
+        }
+        self.busy.next = st.busy;
+        self.done.next = st.busy && st.cnt == st.lat;
+        let key = (
+            self.dma_rd_acc.val(),
+            self.dma_rd_addr.val().to_u32(),
+            st.version,
+        );
+        if self._rd_cache != Some(key) {
+            let (acc, addr) = (key.0, key.1);
+            let bytes: Vec<u8> = (0..self._p.beat_bytes)
+                .map(|i| {
+                    let a = addr.wrapping_add(i);
+                    if acc {
+                        st.ac8(a)
+                    } else {
+                        st.sp8(a)
+                    }
+                })
+                .collect();
+            self.dma_rd_data.next = bytes_to_bits::<512>(&bytes);
+            self._rd_cache = Some(key);
+        }
+    }
+
+    /// The state change at a rising edge (inputs and children's outputs are
+    /// those before the edge).
+    fn edge(&mut self) {
+        let p = self._p;
+        let (rows, cols) = (p.rows, p.cols);
+        if self.clear.val() {
+            let st = &mut self._st;
+            st.spad.iter_mut().for_each(|b| *b = 0);
+            st.acc.iter_mut().for_each(|b| *b = 0);
+            st.busy = false;
+            st.v1 = false;
+            st.v2 = false;
+            st.version += 1;
+            return;
+        }
+        if !self.enable.val() {
+            return;
+        }
+        let bottom: Vec<u32> = (0..cols as usize)
+            .map(|j| {
+                self.pe[(rows as usize - 1) * cols as usize + j]
+                    .sum
+                    .val()
+                    .to_u32()
+            })
+            .collect();
+        let prods: Vec<u64> = self.mul.iter().map(|m| m.p.val().to_u64()).collect();
+        let issue = self.issue.val();
+        let desc = desc_words(&self.desc.val());
+        let dma = if self.dma_wr.val() {
+            Some((
+                self.dma_wr_acc.val(),
+                self.dma_wr_addr.val().to_u32(),
+                self.dma_wr_len.val().to_u32(),
+                bits_to_bytes(&self.dma_wr_data.val()),
+            ))
+        } else {
+            None
+        };
+        let old = self._st.clone();
+        let st = &mut self._st;
+        let op = old.op();
+        let k = old.cnt;
+        let (mk, mm_n, mm_m) = (old.d[4] >> 16, old.d[5] & 0xFFFF, old.d[4] & 0xFFFF);
+        let mm = old.busy && op == OP_MATMUL;
+        // Memory writes, applied in order after everything has read `old`.
+        let mut sp_w: Vec<(u32, u8)> = Vec::new();
+        let mut ac_w: Vec<(u32, u8)> = Vec::new();
+
+        // MATMUL: skew buffer (A rows), deskew buffer, output rows.
+        let stream = mm && k >= rows && k < rows.wrapping_add(mm_m);
+        for r in 0..rows as usize {
+            for s in (1..=r).rev() {
+                st.skew[r][s] = old.skew[r][s - 1];
+            }
+            st.skew[r][0] = if stream && (r as u32) < mk {
+                old.sp8(old.sa.wrapping_add(r as u32))
+            } else {
+                0
+            };
+        }
+        if stream {
+            st.sa = old.sa.wrapping_add(mk);
+        }
+        for c in 0..cols as usize {
+            let n = old.dsk[c].len();
+            for s in (1..n).rev() {
+                st.dsk[c][s] = old.dsk[c][s - 1];
+            }
+            if n > 0 {
+                st.dsk[c][0] = bottom[c];
+            }
+        }
+        if mm && k >= 2 * rows + cols - 1 {
+            for c in 0..cols {
+                if c < mm_n {
+                    let dsk = &old.dsk[c as usize];
+                    let v = if dsk.is_empty() {
+                        bottom[c as usize]
+                    } else {
+                        dsk[dsk.len() - 1]
+                    };
+                    let a = old.sb.wrapping_add(4 * c);
+                    let v = if old.flag(0) {
+                        v.wrapping_add(old.ac32(a))
+                    } else {
+                        v
+                    };
+                    for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
+                        ac_w.push((a.wrapping_add(b as u32), byte));
+                    }
+                }
+            }
+            st.sb = old.sb.wrapping_add(4u32.wrapping_mul(mm_n));
+        }
+
+        // ACT / ADD / MAX read stage.
+        let rd = old.busy
+            && (op == OP_ACT || op == OP_ADD || op == OP_MAX)
+            && k.wrapping_add(2) <= old.lat;
+        st.v1 = rd;
+        if rd {
+            if op == OP_ACT {
+                let (src, dst, bias) = (old.d[1], old.d[2], old.d[3]);
+                let acols = old.d[4] >> 16;
+                for l in 0..cols {
+                    let e = old.sg.wrapping_add(l);
+                    let valid = e < acols;
+                    let av = if valid {
+                        old.ac32(src.wrapping_add(4u32.wrapping_mul(old.sb.wrapping_add(e))))
+                    } else {
+                        0
+                    };
+                    let bv = if valid && old.flag(1) {
+                        old.ac32(bias.wrapping_add(4u32.wrapping_mul(e)))
+                    } else {
+                        0
+                    };
+                    st.x1[l as usize] = sat_add32(av, bv);
+                }
+                st.wa1 = dst.wrapping_add(old.sb).wrapping_add(old.sg);
+                let left = acols.wrapping_sub(old.sg);
+                st.wn1 = if left < cols { left } else { cols };
+                if old.sg.wrapping_add(cols) < acols {
+                    st.sg = old.sg.wrapping_add(cols);
+                } else {
+                    st.sg = 0;
+                    st.sb = old.sb.wrapping_add(acols);
+                }
+            } else {
+                let (a, b, dst, len) = (old.d[1], old.d[2], old.d[3], old.d[4]);
+                for l in 0..cols {
+                    let e = old.sa.wrapping_add(l);
+                    let valid = e < len;
+                    st.x1[l as usize] = if valid {
+                        old.sp8(a.wrapping_add(e)) as u32
+                    } else {
+                        0
+                    };
+                    st.y1[l as usize] = if valid { old.sp8(b.wrapping_add(e)) } else { 0 };
+                }
+                st.wa1 = if op == OP_ADD {
+                    dst.wrapping_add(4u32.wrapping_mul(old.sa))
+                } else {
+                    dst.wrapping_add(old.sa)
+                };
+                let left = len.wrapping_sub(old.sa);
+                st.wn1 = if left < cols { left } else { cols };
+                st.sa = old.sa.wrapping_add(cols);
+            }
+        }
+
+        // Stage 2.
+        st.v2 = old.v1;
+        st.wa2 = old.wa1;
+        st.wn2 = old.wn1;
+        let (za, zb) = (old.d[5] & 0xFF, (old.d[5] >> 8) & 0xFF);
+        let (ma, mb) = (old.d[6] & 0xFFFF, old.d[6] >> 16);
+        for l in 0..cols as usize {
+            st.p2[l] = if op == OP_ADD {
+                let a = (old.x1[l] as u8 as i8 as i32 - za as u8 as i8 as i32)
+                    .wrapping_mul(ma as u16 as i16 as i32);
+                let b = (old.y1[l] as i8 as i32 - zb as u8 as i8 as i32)
+                    .wrapping_mul(mb as u16 as i16 as i32);
+                a.wrapping_add(b) as i64 as u64
+            } else if op == OP_MAX {
+                let (a, b) = (old.x1[l] as u8, old.y1[l]);
+                (if (a as i8) > (b as i8) { a } else { b }) as u64
+            } else {
+                prods[l]
+            };
+        }
+
+        // Write stage.
+        if old.v2 {
+            let (shift, zp) = (old.d[6] & 0xFF, ((old.d[6] >> 8) & 0xFF) as u8);
+            for l in 0..cols {
+                if l >= old.wn2 {
+                    continue;
+                }
+                let p2 = old.p2[l as usize];
+                match op {
+                    OP_ACT => sp_w.push((
+                        old.wa2.wrapping_add(l),
+                        requant_tail(p2, shift, zp, old.flag(0)),
+                    )),
+                    OP_ADD => {
+                        let a = old.wa2.wrapping_add(4 * l);
+                        let v = if old.flag(0) {
+                            (p2 as u32).wrapping_add(old.ac32(a))
+                        } else {
+                            p2 as u32
+                        };
+                        for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
+                            ac_w.push((a.wrapping_add(b as u32), byte));
+                        }
+                    }
+                    OP_MAX => sp_w.push((old.wa2.wrapping_add(l), p2 as u8)),
+                    _ => {}
+                }
+            }
+        }
+
+        // Descriptor sequencing.
+        let done = old.busy && old.cnt == old.lat;
+        if old.busy && !done {
+            st.cnt = old.cnt.wrapping_add(1);
+        }
+        if done {
+            st.busy = false;
+        }
+        if issue && (!old.busy || done) {
+            st.busy = true;
+            st.d = desc;
+            st.cnt = 1;
+            st.lat = latency(&p, &desc);
+            let is_mm = desc[0] & 0xFF == OP_MATMUL;
+            st.sa = if is_mm { desc[1] } else { 0 };
+            st.sb = if is_mm { desc[3] } else { 0 };
+            st.sg = 0;
+        }
+
+        // DMA write (after the compute writes).
+        if let Some((acc, addr, len, data)) = dma {
+            for i in 0..DMA_PORT_BYTES {
+                if i < len {
+                    let w = (addr.wrapping_add(i), data[i as usize]);
+                    if acc {
+                        ac_w.push(w);
+                    } else {
+                        sp_w.push(w);
+                    }
+                }
+            }
+        }
+        if !sp_w.is_empty() || !ac_w.is_empty() {
+            st.version += 1;
+        }
+        for (a, v) in sp_w {
+            if let Some(b) = st.spad.get_mut(a as usize) {
+                *b = v;
+            }
+        }
+        for (a, v) in ac_w {
+            if let Some(b) = st.acc.get_mut(a as usize) {
+                *b = v;
+            }
+        }
+    }
+}
+
+impl Logic for Compute {
+    fn update(&mut self) {
+        self.drive();
+        if self.clock.pos_edge() {
+            self.edge();
+        }
+    }
+
+    fn connect(&mut self) {
+        self.busy.connect();
+        self.done.connect();
+        self.dma_rd_data.connect();
+        for pe in &mut self.pe {
+            pe.clock.connect();
+            pe.en.connect();
+            pe.w_shift.connect();
+            pe.w_in.connect();
+            pe.a_in.connect();
+            pe.psum_in.connect();
+        }
+        for m in &mut self.mul {
+            m.a.connect();
+            m.b.connect();
+        }
+    }
+
+    fn hdl(&self) -> Verilog {
+        Verilog::Custom(verilog::body(&self._p))
+    }
+}

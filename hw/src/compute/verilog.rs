@@ -1,0 +1,441 @@
+//! The Verilog body of the `Compute` custom block. Every statement mirrors the
+//! Rust simulation in `compute.rs` (`Compute::drive` for the combinational part,
+//! `Compute::edge` for the registers); names follow the Rust state (`busy_q` is
+//! `State::busy`, `sk_<r>_<s>` is `skew[r][s]`, `ds_<c>_<s>` is `dsk[c][s]`, ...).
+
+use std::fmt::Write;
+
+use super::{ComputeParams, DMA_PORT_BYTES};
+
+struct Gen {
+    s: String,
+    sb: u32,
+    ab: u32,
+}
+
+impl Gen {
+    fn line(&mut self, l: impl AsRef<str>) {
+        self.s.push_str(l.as_ref());
+        self.s.push('\n');
+    }
+
+    /// Scratchpad byte at a 32-bit address expression (0 beyond the end).
+    fn sp8(&self, a: &str) -> String {
+        format!("((({a}) < 32'd{}) ? spad[{a}] : 8'd0)", self.sb)
+    }
+
+    fn ac8(&self, a: &str) -> String {
+        format!("((({a}) < 32'd{}) ? accm[{a}] : 8'd0)", self.ab)
+    }
+
+    /// Little-endian int32 of the accumulator memory at an address expression.
+    fn ac32(&self, a: &str) -> String {
+        let b: Vec<String> = (0..4)
+            .rev()
+            .map(|i| self.ac8(&format!("({a}) + 32'd{i}")))
+            .collect();
+        format!("{{{}}}", b.join(", "))
+    }
+
+    fn wr_sp(&self, a: &str, v: &str) -> String {
+        format!("if (({a}) < 32'd{}) spad[{a}] <= {v};", self.sb)
+    }
+
+    fn wr_ac(&self, a: &str, v: &str) -> String {
+        format!("if (({a}) < 32'd{}) accm[{a}] <= {v};", self.ab)
+    }
+
+    /// Writes the four bytes of a 32-bit expression at accumulator address `a`.
+    fn wr_ac32(&mut self, indent: &str, a: &str, v: &str) {
+        for b in 0..4 {
+            let l = self.wr_ac(
+                &format!("({a}) + 32'd{b}"),
+                &format!("{v}[{}:{}]", 8 * b + 7, 8 * b),
+            );
+            self.line(format!("{indent}{l}"));
+        }
+    }
+}
+
+/// The module body for the given parameters.
+pub(super) fn body(p: &ComputeParams) -> String {
+    let (r, c, bb) = (p.rows, p.cols, p.beat_bytes);
+    let mut g = Gen {
+        s: String::new(),
+        sb: p.spad_bytes,
+        ab: p.acc_bytes,
+    };
+    let pe = |i: u32, j: u32, port: &str| format!("pe${}${port}", i * c + j);
+
+    // Registers.
+    g.line("// Registers (State in compute.rs).");
+    g.line("reg busy_q;\nreg [255:0] d_q;");
+    for n in [
+        "cnt_q", "lat_q", "sa_q", "sb_q", "sg_q", "wa1_q", "wn1_q", "wa2_q", "wn2_q",
+    ] {
+        g.line(format!("reg [31:0] {n};"));
+    }
+    g.line("reg v1_q;\nreg v2_q;");
+    for l in 0..c {
+        g.line(format!(
+            "reg [31:0] x1_q_{l};\nreg [7:0] y1_q_{l};\nreg [63:0] p2_q_{l};"
+        ));
+    }
+    for i in 0..r {
+        for s in 0..=i {
+            g.line(format!("reg [7:0] sk_{i}_{s};"));
+        }
+    }
+    for j in 0..c {
+        for s in 0..(c - 1 - j) {
+            g.line(format!("reg [31:0] ds_{j}_{s};"));
+        }
+    }
+    g.line(format!(
+        "reg [7:0] spad [0:{}];\nreg [7:0] accm [0:{}];\ninteger i;",
+        p.spad_bytes - 1,
+        p.acc_bytes - 1
+    ));
+    g.line("initial begin");
+    g.line("  busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;");
+    g.line("  cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;");
+    g.line("  wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;");
+    for l in 0..c {
+        g.line(format!(
+            "  x1_q_{l} = 32'd0; y1_q_{l} = 8'd0; p2_q_{l} = 64'd0;"
+        ));
+    }
+    for i in 0..r {
+        for s in 0..=i {
+            g.line(format!("  sk_{i}_{s} = 8'd0;"));
+        }
+    }
+    for j in 0..c {
+        for s in 0..(c - 1 - j) {
+            g.line(format!("  ds_{j}_{s} = 32'd0;"));
+        }
+    }
+    g.line(format!(
+        "  for (i = 0; i < {}; i = i + 1) spad[i] = 8'd0;",
+        p.spad_bytes
+    ));
+    g.line(format!(
+        "  for (i = 0; i < {}; i = i + 1) accm[i] = 8'd0;",
+        p.acc_bytes
+    ));
+    g.line("end");
+
+    // Decode.
+    g.line("// Descriptor fields.");
+    g.line("wire [7:0] op_w = d_q[7:0];\nwire f0_w = d_q[12];\nwire f1_w = d_q[13];");
+    for w in 1..7 {
+        g.line(format!(
+            "wire [31:0] w{w}_w = d_q[{}:{}];",
+            32 * w + 31,
+            32 * w
+        ));
+    }
+    g.line("wire done_w = busy_q && (cnt_q == lat_q);");
+
+    // MATMUL control.
+    g.line("// MATMUL.");
+    g.line("wire mm_w = busy_q && (op_w == 8'd3);");
+    g.line("wire [31:0] mk_w = {16'd0, w4_w[31:16]};");
+    g.line("wire [31:0] mn_w = {16'd0, w5_w[15:0]};");
+    g.line("wire [31:0] mm_m_w = {16'd0, w4_w[15:0]};");
+    g.line(format!(
+        "wire wshift_w = mm_w && (cnt_q >= 32'd1) && (cnt_q <= 32'd{r});"
+    ));
+    g.line(format!("wire [31:0] wrow_w = 32'd{r} - cnt_q;"));
+    g.line(format!(
+        "wire stream_w = mm_w && (cnt_q >= 32'd{r}) && (cnt_q < (32'd{r} + mm_m_w));"
+    ));
+    g.line(format!(
+        "wire mmwr_w = mm_w && (cnt_q >= 32'd{});",
+        2 * r + c - 1
+    ));
+    for j in 0..c {
+        g.line(format!(
+            "wire [31:0] wpa_{j} = w2_w + wrow_w * mn_w + 32'd{j};"
+        ));
+        let rd = g.sp8(&format!("wpa_{j}"));
+        g.line(format!(
+            "wire [7:0] wp_{j} = ((wrow_w < mk_w) && (32'd{j} < mn_w)) ? {rd} : 8'd0;"
+        ));
+        g.line(format!("wire [31:0] bot_{j} = {};", pe(r - 1, j, "sum")));
+        if j == c - 1 {
+            g.line(format!("wire [31:0] dout_{j} = bot_{j};"));
+        } else {
+            g.line(format!("wire [31:0] dout_{j} = ds_{j}_{};", c - 2 - j));
+        }
+        g.line(format!("wire [31:0] moa_{j} = sb_q + 32'd{};", 4 * j));
+        let old = g.ac32(&format!("moa_{j}"));
+        g.line(format!(
+            "wire [31:0] mov_{j} = f0_w ? (dout_{j} + {old}) : dout_{j};"
+        ));
+    }
+
+    // Lane pipeline.
+    g.line("// ACT / ADD / MAX pipeline.");
+    g.line(
+        "wire rd_w = busy_q && ((op_w == 8'd4) || (op_w == 8'd5) || (op_w == 8'd6)) \
+         && ((cnt_q + 32'd2) <= lat_q);",
+    );
+    g.line("wire [31:0] acols_w = {16'd0, w4_w[31:16]};");
+    g.line("wire [31:0] aleft_w = acols_w - sg_q;");
+    g.line("wire [31:0] eleft_w = w4_w - sa_q;");
+    g.line("wire [7:0] ash_w = w6_w[7:0];\nwire [7:0] azp_w = w6_w[15:8];");
+    g.line(
+        "wire signed [63:0] arnd_w = ((ash_w == 8'd0) || (ash_w > 8'd64)) ? 64'sd0 \
+         : (64'sd1 <<< (ash_w - 8'd1));",
+    );
+    g.line("wire signed [63:0] azp64_w = $signed({{56{azp_w[7]}}, azp_w});");
+    g.line("wire signed [63:0] alo_w = f0_w ? azp64_w : -64'sd128;");
+    for l in 0..c {
+        // ACT read.
+        g.line(format!("wire [31:0] ae_{l} = sg_q + 32'd{l};"));
+        g.line(format!("wire aok_{l} = ae_{l} < acols_w;"));
+        g.line(format!(
+            "wire [31:0] asrc_{l} = w1_w + 32'd4 * (sb_q + ae_{l});"
+        ));
+        g.line(format!("wire [31:0] abia_{l} = w3_w + 32'd4 * ae_{l};"));
+        let a = g.ac32(&format!("asrc_{l}"));
+        g.line(format!("wire [31:0] aacc_{l} = aok_{l} ? {a} : 32'd0;"));
+        let b = g.ac32(&format!("abia_{l}"));
+        g.line(format!(
+            "wire [31:0] abv_{l} = (aok_{l} && f1_w) ? {b} : 32'd0;"
+        ));
+        g.line(format!(
+            "wire [32:0] asum_{l} = {{aacc_{l}[31], aacc_{l}}} + {{abv_{l}[31], abv_{l}}};"
+        ));
+        g.line(format!(
+            "wire [31:0] ax_{l} = (asum_{l}[32] != asum_{l}[31]) ? \
+             (asum_{l}[32] ? 32'h80000000 : 32'h7fffffff) : asum_{l}[31:0];"
+        ));
+        // ADD / MAX read.
+        g.line(format!("wire [31:0] ee_{l} = sa_q + 32'd{l};"));
+        g.line(format!("wire eok_{l} = ee_{l} < w4_w;"));
+        let ea = g.sp8(&format!("w1_w + ee_{l}"));
+        g.line(format!("wire [7:0] ea_{l} = eok_{l} ? {ea} : 8'd0;"));
+        let eb = g.sp8(&format!("w2_w + ee_{l}"));
+        g.line(format!("wire [7:0] eb_{l} = eok_{l} ? {eb} : 8'd0;"));
+        // Stage 2.
+        g.line(format!(
+            "wire signed [31:0] sda_{l} = ($signed({{{{24{{x1_q_{l}[7]}}}}, x1_q_{l}[7:0]}}) \
+             - $signed({{{{24{{w5_w[7]}}}}, w5_w[7:0]}})) * $signed({{{{16{{w6_w[15]}}}}, w6_w[15:0]}});"
+        ));
+        g.line(format!(
+            "wire signed [31:0] sdb_{l} = ($signed({{{{24{{y1_q_{l}[7]}}}}, y1_q_{l}}}) \
+             - $signed({{{{24{{w5_w[15]}}}}, w5_w[15:8]}})) * $signed({{{{16{{w6_w[31]}}}}, w6_w[31:16]}});"
+        ));
+        g.line(format!("wire [31:0] sadd_{l} = sda_{l} + sdb_{l};"));
+        g.line(format!(
+            "wire [7:0] smax_{l} = ($signed(x1_q_{l}[7:0]) > $signed(y1_q_{l})) ? x1_q_{l}[7:0] : y1_q_{l};"
+        ));
+        g.line(format!(
+            "wire [63:0] s2_{l} = (op_w == 8'd5) ? {{{{32{{sadd_{l}[31]}}}}, sadd_{l}}} \
+             : ((op_w == 8'd6) ? {{56'd0, smax_{l}}} : mul${l}$p);"
+        ));
+        // Write stage.
+        g.line(format!(
+            "wire signed [63:0] asum2_{l} = $signed(p2_q_{l}) + arnd_w;"
+        ));
+        g.line(format!("wire signed [63:0] ar_{l} = asum2_{l} >>> ash_w;"));
+        g.line(format!("wire signed [63:0] ay_{l} = ar_{l} + azp64_w;"));
+        g.line(format!(
+            "wire [7:0] aq_{l} = (ay_{l} < alo_w) ? alo_w[7:0] : ((ay_{l} > 64'sd127) ? 8'd127 : ay_{l}[7:0]);"
+        ));
+        g.line(format!("wire [31:0] wsb_{l} = wa2_q + 32'd{l};"));
+        g.line(format!("wire [31:0] wav_{l} = wa2_q + 32'd{};", 4 * l));
+        let old = g.ac32(&format!("wav_{l}"));
+        g.line(format!(
+            "wire [31:0] wv_{l} = f0_w ? (p2_q_{l}[31:0] + {old}) : p2_q_{l}[31:0];"
+        ));
+    }
+
+    // Latency at issue.
+    g.line("// Latency of the descriptor being issued (rules C1-C3).");
+    g.line("wire [63:0] ilo_w = {48'd0, desc[143:128]};");
+    g.line("wire [63:0] ihi_w = {48'd0, desc[159:144]};");
+    g.line("wire [63:0] ilen_w = {32'd0, desc[159:128]};");
+    g.line(format!(
+        "wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd{} + ilo_w) : \
+         ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd{}) / 64'd{c}) + 64'd2) : \
+         (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd{}) / 64'd{c} + 64'd2) : 64'd1));",
+        2 * r + c - 2,
+        c - 1,
+        c - 1
+    ));
+
+    // Bits nobody reads (reserved descriptor bits, array edges).
+    let mut unused = vec![
+        "d_q[11:8]".to_string(),
+        "d_q[31:14]".to_string(),
+        "d_q[255:224]".to_string(),
+        "ilat_w[63:32]".to_string(),
+    ];
+    for i in 0..r {
+        for j in 0..c {
+            if i + 1 < r {
+                unused.push(pe(i, j, "sum"));
+            } else {
+                unused.push(pe(i, j, "psum_out"));
+                unused.push(pe(i, j, "w_out"));
+            }
+            if j + 1 == c {
+                unused.push(pe(i, j, "a_out"));
+            }
+        }
+    }
+    g.line(format!("wire unused_ok = ^{{{}}};", unused.join(", ")));
+
+    // Children.
+    g.line("// Array and multipliers.");
+    g.line("always @(*) begin");
+    for i in 0..r {
+        for j in 0..c {
+            g.line(format!("  {} = clock;", pe(i, j, "clock")));
+            g.line(format!("  {} = enable;", pe(i, j, "en")));
+            g.line(format!("  {} = wshift_w;", pe(i, j, "w_shift")));
+            let w_in = if i == 0 {
+                format!("wp_{j}")
+            } else {
+                pe(i - 1, j, "w_out")
+            };
+            g.line(format!("  {} = {w_in};", pe(i, j, "w_in")));
+            let a_in = if j == 0 {
+                format!("sk_{i}_{i}")
+            } else {
+                pe(i, j - 1, "a_out")
+            };
+            g.line(format!("  {} = {a_in};", pe(i, j, "a_in")));
+            let ps = if i == 0 {
+                "32'd0".to_string()
+            } else {
+                pe(i - 1, j, "psum_out")
+            };
+            g.line(format!("  {} = {ps};", pe(i, j, "psum_in")));
+        }
+    }
+    for l in 0..c {
+        g.line(format!("  mul${l}$a = x1_q_{l};\n  mul${l}$b = w5_w;"));
+    }
+    g.line("end");
+
+    // Outputs.
+    g.line("// Outputs.");
+    g.line("always @(*) begin");
+    g.line("  busy = busy_q;\n  done = done_w;\n  dma_rd_data = 512'd0;");
+    for i in 0..bb {
+        let a = format!("dma_rd_addr + 32'd{i}");
+        let (x, y) = (g.ac8(&a), g.sp8(&a));
+        g.line(format!(
+            "  dma_rd_data[{}:{}] = dma_rd_acc ? {x} : {y};",
+            8 * i + 7,
+            8 * i
+        ));
+    }
+    g.line("end");
+
+    // Registers.
+    g.line("// State changes.");
+    g.line("always @(posedge clock) begin");
+    g.line("  if (clear) begin");
+    g.line("    busy_q <= 1'b0;\n    v1_q <= 1'b0;\n    v2_q <= 1'b0;");
+    g.line("    spad <= '{default: 8'd0};\n    accm <= '{default: 8'd0};");
+    g.line("  end else if (enable) begin");
+    for i in 0..r {
+        for s in (1..=i).rev() {
+            g.line(format!("    sk_{i}_{s} <= sk_{i}_{};", s - 1));
+        }
+        let rd = g.sp8(&format!("sa_q + 32'd{i}"));
+        g.line(format!(
+            "    sk_{i}_0 <= (stream_w && (32'd{i} < mk_w)) ? {rd} : 8'd0;"
+        ));
+    }
+    g.line("    if (stream_w) sa_q <= sa_q + mk_w;");
+    for j in 0..c {
+        let n = c - 1 - j;
+        for s in (1..n).rev() {
+            g.line(format!("    ds_{j}_{s} <= ds_{j}_{};", s - 1));
+        }
+        if n > 0 {
+            g.line(format!("    ds_{j}_0 <= bot_{j};"));
+        }
+    }
+    g.line("    if (mmwr_w) begin");
+    for j in 0..c {
+        g.line(format!("      if (32'd{j} < mn_w) begin"));
+        g.wr_ac32("        ", &format!("moa_{j}"), &format!("mov_{j}"));
+        g.line("      end");
+    }
+    g.line("      sb_q <= sb_q + 32'd4 * mn_w;");
+    g.line("    end");
+    g.line("    v1_q <= rd_w;");
+    g.line("    if (rd_w) begin");
+    g.line("      if (op_w == 8'd4) begin");
+    for l in 0..c {
+        g.line(format!("        x1_q_{l} <= ax_{l};"));
+    }
+    g.line("        wa1_q <= w2_w + sb_q + sg_q;");
+    g.line(format!(
+        "        wn1_q <= (aleft_w < 32'd{c}) ? aleft_w : 32'd{c};"
+    ));
+    g.line(format!(
+        "        if ((sg_q + 32'd{c}) < acols_w) sg_q <= sg_q + 32'd{c};"
+    ));
+    g.line("        else begin\n          sg_q <= 32'd0;\n          sb_q <= sb_q + acols_w;\n        end");
+    g.line("      end else begin");
+    for l in 0..c {
+        g.line(format!(
+            "        x1_q_{l} <= {{24'd0, ea_{l}}};\n        y1_q_{l} <= eb_{l};"
+        ));
+    }
+    g.line("        wa1_q <= (op_w == 8'd5) ? (w3_w + 32'd4 * sa_q) : (w3_w + sa_q);");
+    g.line(format!(
+        "        wn1_q <= (eleft_w < 32'd{c}) ? eleft_w : 32'd{c};"
+    ));
+    g.line(format!("        sa_q <= sa_q + 32'd{c};"));
+    g.line("      end");
+    g.line("    end");
+    g.line("    v2_q <= v1_q;\n    wa2_q <= wa1_q;\n    wn2_q <= wn1_q;");
+    for l in 0..c {
+        g.line(format!("    p2_q_{l} <= s2_{l};"));
+    }
+    g.line("    if (v2_q) begin");
+    for l in 0..c {
+        g.line(format!("      if (32'd{l} < wn2_q) begin"));
+        let w = g.wr_sp(&format!("wsb_{l}"), &format!("aq_{l}"));
+        g.line(format!("        if (op_w == 8'd4) begin {w} end"));
+        g.line("        if (op_w == 8'd5) begin");
+        g.wr_ac32("          ", &format!("wav_{l}"), &format!("wv_{l}"));
+        g.line("        end");
+        let w = g.wr_sp(&format!("wsb_{l}"), &format!("p2_q_{l}[7:0]"));
+        g.line(format!("        if (op_w == 8'd6) begin {w} end"));
+        g.line("      end");
+    }
+    g.line("    end");
+    g.line("    if (busy_q && !done_w) cnt_q <= cnt_q + 32'd1;");
+    g.line("    if (done_w) busy_q <= 1'b0;");
+    g.line("    if (issue && (!busy_q || done_w)) begin");
+    g.line("      busy_q <= 1'b1;\n      d_q <= desc;\n      cnt_q <= 32'd1;\n      lat_q <= ilat_w[31:0];");
+    g.line("      sa_q <= (desc[7:0] == 8'd3) ? desc[63:32] : 32'd0;");
+    g.line("      sb_q <= (desc[7:0] == 8'd3) ? desc[127:96] : 32'd0;");
+    g.line("      sg_q <= 32'd0;");
+    g.line("    end");
+    g.line("    if (dma_wr) begin");
+    for i in 0..DMA_PORT_BYTES {
+        let a = format!("dma_wr_addr + 32'd{i}");
+        let v = format!("dma_wr_data[{}:{}]", 8 * i + 7, 8 * i);
+        let (wa, ws) = (g.wr_ac(&a, &v), g.wr_sp(&a, &v));
+        g.line(format!(
+            "      if (8'd{i} < dma_wr_len) begin if (dma_wr_acc) begin {wa} end else begin {ws} end end"
+        ));
+    }
+    g.line("    end");
+    g.line("  end");
+    g.line("end");
+    let mut out = String::new();
+    let _ = write!(out, "{}", g.s);
+    out
+}

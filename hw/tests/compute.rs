@@ -1,0 +1,403 @@
+//! The compute unit in rust-hdl's simulator against the model's functions
+//! (`npukit_sim::mac`, `npukit_sim::act`): completion exactly at issue + latency,
+//! back-to-back issue in the completion cycle, and the memory contents after
+//! random descriptor sequences (every opcode and flag, extreme operands).
+
+use npukit_abi::desc::{Act, Add, Descriptor, Matmul, Max, Op};
+use npukit_hw::compute::{bytes_to_bits, latency, Compute, ComputeParams};
+use npukit_sim::act;
+use npukit_sim::mac;
+use npukit_sim::spad::LocalMem;
+use rust_hdl::prelude::*;
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+    fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+    /// A byte biased towards the extremes (-128, 127, 0, -1).
+    fn byte(&mut self) -> u8 {
+        match self.below(8) {
+            0 => 0x80,
+            1 => 0x7F,
+            2 => 0,
+            3 => 0xFF,
+            _ => self.next() as u8,
+        }
+    }
+    /// A 32-bit value biased towards the extremes.
+    fn word(&mut self) -> u32 {
+        match self.below(8) {
+            0 => 0x8000_0000,
+            1 => 0x7FFF_FFFF,
+            2 => 0,
+            3 => self.range(0, 600) as u32,
+            4 => (self.range(0, 600) as u32).wrapping_neg(),
+            _ => self.next() as u32,
+        }
+    }
+}
+
+/// A test bench driving `Compute` edge by edge without rust-hdl's threads.
+struct Tb {
+    u: Compute,
+    /// The cycle the next edge simulates.
+    t: u64,
+}
+
+impl Tb {
+    fn new(p: ComputeParams) -> Tb {
+        let mut u = Compute::new(p).unwrap();
+        u.connect_all();
+        let mut tb = Tb { u, t: 0 };
+        tb.idle();
+        tb.settle();
+        tb
+    }
+
+    fn settle(&mut self) {
+        for _ in 0..1000 {
+            self.u.update_all();
+            if !self.u.has_changed() {
+                return;
+            }
+        }
+        panic!("the compute unit did not settle");
+    }
+
+    /// Inputs of a quiet cycle edge.
+    fn idle(&mut self) {
+        self.u.enable.next = true;
+        self.u.clear.next = false;
+        self.u.issue.next = false;
+        self.u.dma_wr.next = false;
+    }
+
+    /// Samples `(busy, done)` before the edge, then applies the edge.
+    fn edge(&mut self) -> (bool, bool) {
+        self.settle();
+        let out = (self.u.busy.val(), self.u.done.val());
+        self.u.clock.next = true.into();
+        self.settle();
+        self.u.clock.next = false.into();
+        self.settle();
+        self.t += 1;
+        self.idle();
+        out
+    }
+
+    fn dma_write(&mut self, acc: bool, addr: u32, data: &[u8]) {
+        let b = self.u.params().beat_bytes as usize;
+        for (i, chunk) in data.chunks(b).enumerate() {
+            self.u.dma_wr.next = true;
+            self.u.dma_wr_acc.next = acc;
+            self.u.dma_wr_addr.next = ((addr as usize + i * b) as u64).into();
+            self.u.dma_wr_len.next = (chunk.len() as u64).into();
+            self.u.dma_wr_data.next = bytes_to_bits::<512>(chunk);
+            let (busy, _) = self.edge();
+            assert!(!busy);
+        }
+    }
+
+    fn dma_read(&mut self, acc: bool, addr: u32) -> Vec<u8> {
+        self.u.dma_rd_acc.next = acc;
+        self.u.dma_rd_addr.next = (addr as u64).into();
+        self.settle();
+        npukit_hw::compute::bits_to_bytes(&self.u.dma_rd_data.val())
+    }
+
+    /// Both memories read through the DMA read port, checked against the
+    /// simulation state.
+    fn memories(&mut self) -> LocalMem {
+        let p = self.u.params();
+        let mut m = LocalMem::new(p.spad_bytes, p.acc_bytes);
+        let b = p.beat_bytes;
+        for acc in [false, true] {
+            let size = if acc { p.acc_bytes } else { p.spad_bytes };
+            let mut a = 0;
+            while a < size {
+                let got = self.dma_read(acc, a);
+                for i in 0..64u32 {
+                    let want = if i < b {
+                        m.side(acc).get((a + i) as usize).copied()
+                    } else {
+                        None
+                    };
+                    let _ = want;
+                    if i >= b {
+                        assert_eq!(got[i as usize], 0, "dma_rd_data byte {i} beyond B");
+                    } else if a + i < size {
+                        m.side_mut(acc)[(a + i) as usize] = got[i as usize];
+                    } else {
+                        assert_eq!(got[i as usize], 0, "read beyond the memory end");
+                    }
+                }
+                a += b;
+            }
+        }
+        assert_eq!(m.spad, self.u.spad());
+        assert_eq!(m.acc, self.u.acc());
+        m
+    }
+}
+
+fn params(rows: u32, cols: u32) -> ComputeParams {
+    ComputeParams {
+        rows,
+        cols,
+        spad_bytes: 256,
+        acc_bytes: 256,
+        beat_bytes: 32,
+    }
+}
+
+fn words(d: &Descriptor) -> [u32; 8] {
+    let b = d.encode();
+    let mut w = [0u32; 8];
+    for (i, w) in w.iter_mut().enumerate() {
+        *w = u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+    }
+    w
+}
+
+fn model_latency(p: &ComputeParams, d: &Descriptor) -> u64 {
+    match &d.op {
+        Op::Matmul(m) => mac::matmul_latency(p.rows, p.cols, m.m as u32),
+        Op::Act(a) => act::act_latency(p.cols, a),
+        Op::Add(a) => act::elementwise_latency(p.cols, a.len),
+        Op::Max(m) => act::elementwise_latency(p.cols, m.len),
+        _ => 1,
+    }
+}
+
+fn model_exec(mem: &mut LocalMem, d: &Descriptor) {
+    match &d.op {
+        Op::Matmul(m) => mac::matmul(mem, m),
+        Op::Act(a) => act::act(mem, a),
+        Op::Add(a) => act::add(mem, a),
+        Op::Max(m) => act::max(mem, m),
+        _ => {}
+    }
+}
+
+/// A random valid descriptor whose input and output ranges are equal or disjoint.
+fn random_desc(rng: &mut Rng, p: &ComputeParams, kind: u64) -> Descriptor {
+    let (sb, ab) = (p.spad_bytes as u64, p.acc_bytes as u64);
+    let op = match kind {
+        0 => {
+            let m = rng.range(1, 6);
+            let k = rng.range(1, p.rows as u64);
+            let n = rng.range(1, p.cols as u64);
+            // A in the low half, W in the high half of the scratchpad.
+            let a = rng.range(0, sb / 2 - m * k);
+            let w = rng.range(sb / 2, sb - k * n);
+            let out = 4 * rng.range(0, ab / 4 - m * n);
+            Op::Matmul(Matmul {
+                a: a as u32,
+                w: w as u32,
+                out: out as u32,
+                m: m as u16,
+                k: k as u16,
+                n: n as u16,
+                accumulate: rng.chance(50),
+            })
+        }
+        1 => {
+            let rows = rng.range(1, 3);
+            let cols = rng.range(1, 2 * p.cols as u64 + 1);
+            let src = 4 * rng.range(0, ab / 4 - rows * cols);
+            let bias = 4 * rng.range(0, ab / 4 - cols);
+            let dst = rng.range(0, sb - rows * cols);
+            let shift = match rng.below(4) {
+                0 => 0,
+                1 => 62,
+                _ => rng.range(0, 62),
+            };
+            Op::Act(Act {
+                src: src as u32,
+                dst: dst as u32,
+                bias: if rng.chance(50) {
+                    Some(bias as u32)
+                } else {
+                    None
+                },
+                rows: rows as u16,
+                cols: cols as u16,
+                multiplier: rng.word() as i32,
+                shift: shift as u8,
+                zero_point: rng.byte() as i8,
+                relu: rng.chance(50),
+            })
+        }
+        2 => {
+            let len = rng.range(1, 3 * p.cols as u64 + 1);
+            let a = rng.range(0, sb - len);
+            let b = rng.range(0, sb - len);
+            let dst = 4 * rng.range(0, ab / 4 - len);
+            Op::Add(Add {
+                a: a as u32,
+                b: b as u32,
+                dst: dst as u32,
+                len: len as u32,
+                a_zp: rng.byte() as i8,
+                b_zp: rng.byte() as i8,
+                a_mult: match rng.below(4) {
+                    0 => i16::MIN,
+                    1 => i16::MAX,
+                    _ => rng.next() as i16,
+                },
+                b_mult: rng.next() as i16,
+                accumulate: rng.chance(50),
+            })
+        }
+        _ => {
+            let len = rng.range(1, 3 * p.cols as u64 + 1);
+            // Three disjoint slots; dst equal to a, to b, or its own slot.
+            let slot = sb / 3;
+            let base = [0, slot, 2 * slot];
+            let a = base[0] + rng.range(0, slot - len);
+            let b = base[1] + rng.range(0, slot - len);
+            let dst = match rng.below(3) {
+                0 => a,
+                1 => b,
+                _ => base[2] + rng.range(0, slot - len),
+            };
+            Op::Max(Max {
+                a: a as u32,
+                b: b as u32,
+                dst: dst as u32,
+                len: len as u32,
+            })
+        }
+    };
+    Descriptor { deps: 0, op }
+}
+
+/// Runs `descs` (with the given idle gaps before each; gap 0 issues in the
+/// previous descriptor's completion cycle) from random memories, checking
+/// completion cycles and the final memories against the model.
+fn run_program(p: ComputeParams, seed: u64, descs: &[(Descriptor, u64)]) {
+    let mut rng = Rng(seed | 1);
+    let mut tb = Tb::new(p);
+    let mut model = LocalMem::new(p.spad_bytes, p.acc_bytes);
+    for b in model.spad.iter_mut() {
+        *b = rng.byte();
+    }
+    for b in model.acc.iter_mut() {
+        *b = rng.byte();
+    }
+    tb.dma_write(false, 0, &model.spad.clone());
+    tb.dma_write(true, 0, &model.acc.clone());
+    let mut pending: Option<u64> = None; // completion cycle of the descriptor in flight
+    for (n, (d, gap)) in descs.iter().enumerate() {
+        // Run to the completion cycle of the previous descriptor (or idle).
+        if let Some(c) = pending {
+            while tb.t < c {
+                let (busy, done) = tb.edge();
+                assert!(busy && !done, "#{n}: early completion at {}", tb.t - 1);
+            }
+            if *gap > 0 {
+                let (busy, done) = tb.edge();
+                assert!(busy && done, "#{n}: no completion at {c}");
+                for _ in 1..*gap {
+                    let (busy, done) = tb.edge();
+                    assert!(!busy && !done);
+                }
+                pending = None;
+            }
+        }
+        let w = words(d);
+        let lat = model_latency(&p, d);
+        assert_eq!(latency(&p, &w) as u64, lat, "{d:?}");
+        let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+        tb.u.issue.next = true;
+        tb.u.desc.next = bytes_to_bits::<256>(&bytes);
+        let t0 = tb.t;
+        let (busy, done) = tb.edge();
+        if let Some(c) = pending {
+            assert_eq!(c, t0);
+            assert!(
+                busy && done,
+                "#{n}: back-to-back issue not in a completion cycle"
+            );
+        } else {
+            assert!(!busy && !done);
+        }
+        model_exec(&mut model, d);
+        pending = Some(t0 + lat);
+    }
+    if let Some(c) = pending {
+        while tb.t < c {
+            let (busy, done) = tb.edge();
+            assert!(busy && !done, "early completion at {}", tb.t - 1);
+        }
+        let (busy, done) = tb.edge();
+        assert!(busy && done, "no completion at {c}");
+        let (busy, done) = tb.edge();
+        assert!(!busy && !done);
+    }
+    let got = tb.memories();
+    assert_eq!(got.spad, model.spad, "scratchpad after {descs:?}");
+    assert_eq!(got.acc, model.acc, "accumulators after {descs:?}");
+}
+
+fn random_program(p: ComputeParams, seed: u64, kinds: &[u64], n: usize) {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let descs: Vec<(Descriptor, u64)> = (0..n)
+        .map(|_| {
+            let kind = kinds[rng.below(kinds.len() as u64) as usize];
+            (random_desc(&mut rng, &p, kind), rng.below(3))
+        })
+        .collect();
+    run_program(p, seed, &descs);
+}
+
+#[test]
+fn matmul_4x4_random() {
+    for seed in 1..=4 {
+        random_program(params(4, 4), seed, &[0], 4);
+    }
+}
+
+#[test]
+fn matmul_non_square() {
+    random_program(params(3, 5), 11, &[0], 4);
+    random_program(params(5, 2), 12, &[0], 4);
+}
+
+#[test]
+fn act_random() {
+    for seed in 1..=4 {
+        random_program(params(4, 4), 100 + seed, &[1], 5);
+    }
+    random_program(params(2, 3), 120, &[1], 5);
+}
+
+#[test]
+fn add_max_random() {
+    for seed in 1..=3 {
+        random_program(params(4, 4), 200 + seed, &[2, 3], 6);
+    }
+    random_program(params(3, 3), 220, &[2, 3], 6);
+}
+
+#[test]
+fn mixed_back_to_back() {
+    for seed in 1..=3 {
+        random_program(params(4, 4), 300 + seed, &[0, 1, 2, 3], 8);
+    }
+}
