@@ -58,10 +58,14 @@ impl Shim {
 
     /// Opens a new file (context).
     pub fn open(&self) -> IoctlResult<File> {
-        let ctx = self.lock().open_context()?;
+        let (ctx, tracing) = {
+            let mut c = self.lock();
+            (c.open_context()?, c.tracing())
+        };
         Ok(File {
             shim: self.clone(),
             ctx,
+            tracing,
         })
     }
 
@@ -78,6 +82,20 @@ impl Shim {
     /// The combined driver + hardware trace, when tracing is on.
     pub fn trace_log(&self) -> Option<TraceLog> {
         self.lock().trace_log()
+    }
+
+    /// Writes the combined driver + hardware timeline as Perfetto JSON
+    /// (see [`crate::trace::write_perfetto`]); an error if tracing is off.
+    pub fn write_trace(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let (log, cfg) = {
+            let c = self.lock();
+            (c.trace_log(), c.options().config.clone())
+        };
+        let log = log.ok_or_else(|| std::io::Error::other("tracing is off (Options::trace)"))?;
+        let events = log.lock().map(|v| v.clone()).unwrap_or_default();
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+        crate::trace::write_perfetto(&events, &cfg, &mut f)?;
+        std::io::Write::flush(&mut f)
     }
 
     /// Runs queued work until the device is idle or `max_steps` slices pass.
@@ -107,6 +125,7 @@ impl Shim {
 pub struct File {
     shim: Shim,
     ctx: u32,
+    tracing: bool,
 }
 
 impl Drop for File {
@@ -134,51 +153,58 @@ impl File {
         &self.shim
     }
 
-    fn traced<T>(&self, name: &'static str, seq: u64, r: IoctlResult<T>) -> IoctlResult<T> {
-        self.shim
-            .lock()
-            .trace_ioctl(self.ctx, name, r.as_ref().map(|_| ()).map_err(|e| *e), seq);
+    /// Runs an ioctl body, recording it on the trace timeline when tracing is on.
+    fn traced<T>(
+        &self,
+        name: &'static str,
+        seq: u64,
+        body: impl FnOnce() -> IoctlResult<T>,
+    ) -> IoctlResult<T> {
+        if !self.tracing {
+            return body();
+        }
+        let start = self.shim.cycle();
+        let r = body();
+        self.record(name, start, r.as_ref().map(|_| ()).map_err(|e| *e), seq);
         r
+    }
+
+    fn record(&self, name: &'static str, start: u64, r: IoctlResult, seq: u64) {
+        self.shim.lock().trace_ioctl(self.ctx, name, start, r, seq);
     }
 
     /// `DRM_IOCTL_VERSION`.
     pub fn version(&self, v: &mut DrmVersion) -> IoctlResult {
-        let r = (|| {
+        self.traced("VERSION", 0, || {
             v.version_major = DRIVER_VERSION.0;
             v.version_minor = DRIVER_VERSION.1;
             v.version_patchlevel = DRIVER_VERSION.2;
             copy_out_str(&mut v.name_len, v.name, DRIVER_NAME)?;
             copy_out_str(&mut v.date_len, v.date, DRIVER_DATE)?;
             copy_out_str(&mut v.desc_len, v.desc, DRIVER_DESC)
-        })();
-        self.traced("VERSION", 0, r)
+        })
     }
 
     /// `DRM_IOCTL_GET_CAP`: PRIME and syncobj are not offered (0); other
     /// capabilities are EINVAL.
     pub fn get_cap(&self, c: &mut DrmGetCap) -> IoctlResult {
-        let r = match c.capability {
+        self.traced("GET_CAP", 0, || match c.capability {
             DRM_CAP_PRIME | DRM_CAP_SYNCOBJ | DRM_CAP_SYNCOBJ_TIMELINE => {
                 c.value = 0;
                 Ok(())
             }
             _ => Err(Errno::EINVAL),
-        };
-        self.traced("GET_CAP", 0, r)
+        })
     }
 
     /// `DRM_IOCTL_GEM_CLOSE`.
     pub fn gem_close(&self, c: &DrmGemClose) -> IoctlResult {
-        let r = self.shim.lock().gem_close(self.ctx, c);
-        self.traced("GEM_CLOSE", 0, r)
+        self.traced("GEM_CLOSE", 0, || self.shim.lock().gem_close(self.ctx, c))
     }
 
     /// `DRM_IOCTL_NPUKIT_GET_PARAM`.
     pub fn get_param(&self, p: &mut GetParam) -> IoctlResult {
-        let c = self.shim.lock();
-        let r = c.get_param(self.ctx, p);
-        c.trace_ioctl(self.ctx, "GET_PARAM", r, 0);
-        r
+        self.traced("GET_PARAM", 0, || self.shim.lock().get_param(self.ctx, p))
     }
 
     /// `GET_PARAM` returning the value.
@@ -193,21 +219,23 @@ impl File {
 
     /// `DRM_IOCTL_NPUKIT_BO_CREATE`.
     pub fn bo_create(&self, b: &mut BoCreate) -> IoctlResult {
-        let r = self.shim.lock().bo_create(self.ctx, b);
-        self.traced("BO_CREATE", 0, r)
+        self.traced("BO_CREATE", 0, || self.shim.lock().bo_create(self.ctx, b))
     }
 
     /// `DRM_IOCTL_NPUKIT_BO_INFO`.
     pub fn bo_info(&self, b: &mut BoInfo) -> IoctlResult {
-        let r = self.shim.lock().bo_info(self.ctx, b);
-        self.traced("BO_INFO", 0, r)
+        self.traced("BO_INFO", 0, || self.shim.lock().bo_info(self.ctx, b))
     }
 
     /// `DRM_IOCTL_NPUKIT_SUBMIT`. `s.bo_handles` is a user pointer to
     /// `s.bo_count` handles (`handles.as_ptr() as u64` from Rust).
     pub fn submit(&self, s: &mut Submit) -> IoctlResult {
+        let start = if self.tracing { self.shim.cycle() } else { 0 };
         let r = self.shim.lock().submit(self.ctx, s);
-        self.traced("SUBMIT", s.seq, r)
+        if self.tracing {
+            self.record("SUBMIT", start, r, s.seq);
+        }
+        r
     }
 
     /// `DRM_IOCTL_NPUKIT_WAIT`: drives the device until the job ends or the
@@ -215,8 +243,8 @@ impl File {
     /// least one slice is simulated per call, so polling with a past timeout
     /// makes progress).
     pub fn wait(&self, w: &mut Wait) -> IoctlResult {
-        let r = self.wait_inner(w);
-        self.traced("WAIT", w.seq, r)
+        let seq = w.seq;
+        self.traced("WAIT", seq, || self.wait_inner(w))
     }
 
     fn wait_inner(&self, w: &mut Wait) -> IoctlResult {
@@ -244,21 +272,20 @@ impl File {
     /// `DRM_IOCTL_NPUKIT_JOB_STATS`.
     pub fn job_stats(&self, s: &mut JobStats) -> IoctlResult {
         let seq = s.seq;
-        let r = self.shim.lock().job_stats(self.ctx, s);
-        self.traced("JOB_STATS", seq, r)
+        self.traced("JOB_STATS", seq, || self.shim.lock().job_stats(self.ctx, s))
     }
 
     /// `mmap(NULL, len, ..., fd, offset)`: the host address of the BO bytes.
     /// The mapping is the device memory itself (no copy), valid while the
     /// BO lives; munmap needs no call into the shim.
     pub fn mmap(&self, offset: u64, len: u64) -> IoctlResult<*mut u8> {
-        let r = self
-            .shim
-            .lock()
-            .mmap_range(self.ctx, offset, len)
-            .map(|(p, _)| p);
-        self.traced("MMAP", 0, r.map(|p| p as usize))
-            .map(|p| p as *mut u8)
+        self.traced("MMAP", 0, || {
+            self.shim
+                .lock()
+                .mmap_range(self.ctx, offset, len)
+                .map(|(p, _)| p as usize)
+        })
+        .map(|p| p as *mut u8)
     }
 
     /// Writes bytes into a BO (host side, like pwrite on the mapping).
@@ -334,12 +361,7 @@ impl File {
             uapi::DRM_IOCTL_NPUKIT_SUBMIT => rw(arg, |s: &mut Submit| self.submit(s)),
             uapi::DRM_IOCTL_NPUKIT_WAIT => rw(arg, |w: &mut Wait| self.wait(w)),
             uapi::DRM_IOCTL_NPUKIT_JOB_STATS => rw(arg, |s: &mut JobStats| self.job_stats(s)),
-            _ => {
-                self.shim
-                    .lock()
-                    .trace_ioctl(self.ctx, "UNKNOWN", Err(Errno::ENOTTY), 0);
-                Err(Errno::ENOTTY)
-            }
+            _ => self.traced("UNKNOWN", 0, || Err(Errno::ENOTTY)),
         }
     }
 }

@@ -113,7 +113,8 @@ pub enum ShimError {
 impl Options {
     /// The defaults, overridden by `NPUKIT_BACKEND`, `NPUKIT_CONFIG`,
     /// `NPUKIT_MEM_MB`, `NPUKIT_RING`, `NPUKIT_MAX_JOBS`,
-    /// `NPUKIT_WATCHDOG_CYCLES`, `NPUKIT_FAULTS` and `NPUKIT_TRACE` (set: on).
+    /// `NPUKIT_WATCHDOG_CYCLES`, `NPUKIT_FAULTS` and `NPUKIT_TRACE` (a file name:
+    /// tracing on; the LD_PRELOAD library writes the trace there at the last close).
     pub fn from_env() -> Result<Self, ShimError> {
         fn num(var: &'static str) -> Result<Option<u64>, ShimError> {
             match std::env::var(var) {
@@ -353,6 +354,10 @@ impl Core {
     }
 
     /// The combined trace log, if tracing is on.
+    pub fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
     pub fn trace_log(&self) -> Option<TraceLog> {
         self.trace.clone()
     }
@@ -366,11 +371,19 @@ impl Core {
     }
 
     /// Records an ioctl's outcome on the timeline.
-    pub fn trace_ioctl(&self, ctx: u32, name: &'static str, r: Result<(), Errno>, seq: u64) {
+    pub fn trace_ioctl(
+        &self,
+        ctx: u32,
+        name: &'static str,
+        start: u64,
+        r: Result<(), Errno>,
+        seq: u64,
+    ) {
         if self.trace.is_some() {
             self.emit(ShimEvent::Ioctl {
                 ctx,
                 name,
+                start,
                 errno: r.err().map_or(0, |e| e.0),
                 seq,
             });
@@ -963,6 +976,7 @@ impl Core {
             self.unref(o);
         }
         self.emit(ShimEvent::JobEnd {
+            start: r.start_cycle,
             ctx: r.ctx,
             seq: r.seq,
             job: r.number,

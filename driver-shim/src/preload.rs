@@ -161,6 +161,23 @@ pub extern "C" fn npukit_preload_owns_range(addr: *mut c_void, len: usize) -> c_
 #[no_mangle]
 pub extern "C" fn npukit_preload_close(fd: c_int) {
     mark(fd, false);
-    let f = FILES.lock().ok().and_then(|mut m| m.remove(&fd));
+    let (f, last) = match FILES.lock() {
+        Ok(mut m) => {
+            let f = m.remove(&fd);
+            (f, m.is_empty())
+        }
+        Err(_) => (None, false),
+    };
     drop(f);
+    // The last close writes the trace, if NPUKIT_TRACE names a file.
+    if last {
+        if let (Some(Ok(s)), Some(path)) = (SHIM.get(), std::env::var_os("NPUKIT_TRACE")) {
+            if let Err(e) = s.write_trace(std::path::Path::new(&path)) {
+                eprintln!(
+                    "npukit-shim: cannot write the trace to {}: {e}",
+                    path.to_string_lossy()
+                );
+            }
+        }
+    }
 }

@@ -6,9 +6,10 @@
 //! With tracing on ([`crate::Options::trace`]), the model is built with a sink
 //! that records every hardware [`Event`] into the same log, in order.
 
+use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
-use npukit_sim::{Event, EventSink};
+use npukit_sim::{Event, EventSink, NpuConfig};
 
 /// What the driver did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,8 @@ pub enum ShimEvent {
     Ioctl {
         ctx: u32,
         name: &'static str,
+        /// Device cycle when the ioctl was entered (the event's cycle is its return).
+        start: u64,
         errno: i32,
         /// The job sequence number for SUBMIT, WAIT and JOB_STATS, else 0.
         seq: u64,
@@ -40,6 +43,8 @@ pub enum ShimEvent {
     Irq { status: u32 },
     /// A job finished.
     JobEnd {
+        /// Device cycle when the job started.
+        start: u64,
         ctx: u32,
         seq: u64,
         job: u64,
@@ -92,4 +97,117 @@ pub fn split(log: &[(u64, TraceEvent)]) -> (HwEvents, ShimEvents) {
         }
     }
     (hw, sw)
+}
+
+/// Process id of the driver's tracks in the Perfetto output (the NPU is pid 1).
+pub const DRIVER_PID: u64 = 2;
+/// Thread id of the driver-wide track; context N is `DRIVER_TID + N`.
+pub const DRIVER_TID: u64 = 100;
+
+fn esc(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c if (c as u32) < 0x20 => vec![' '],
+            c => vec![c],
+        })
+        .collect()
+}
+
+/// Writes the combined timeline as Perfetto / Chrome trace-event JSON: the
+/// hardware tracks exactly as `npukit_traces::write_perfetto` writes them (pid
+/// 1), plus a `driver` process (pid 2) with a track for the driver (resets,
+/// interrupts, ring pushes, faults) and one per context (its ioctls as slices
+/// from entry to return, its jobs as slices from start to end). Timestamps are
+/// µs at the configured clock, as for the hardware.
+pub fn write_perfetto(
+    log: &[(u64, TraceEvent)],
+    cfg: &NpuConfig,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let (hw, sw) = split(log);
+    let mut buf = Vec::new();
+    npukit_traces::write_perfetto(&hw, cfg, &mut buf)?;
+    let tail = b"\n]}\n";
+    if !buf.ends_with(tail) {
+        return Err(io::Error::other("unexpected end of the hardware trace"));
+    }
+    buf.truncate(buf.len() - tail.len());
+    out.write_all(&buf)?;
+    let mhz = cfg.clock.freq_mhz.max(1) as f64;
+    let us = |c: u64| c as f64 / mhz;
+    let mut ev = |s: String| -> io::Result<()> { write!(out, ",\n{s}") };
+    ev(format!(
+        r#"{{"ph":"M","pid":{DRIVER_PID},"tid":0,"name":"process_name","args":{{"name":"driver"}}}}"#
+    ))?;
+    ev(format!(
+        r#"{{"ph":"M","pid":{DRIVER_PID},"tid":{DRIVER_TID},"name":"thread_name","args":{{"name":"driver"}}}}"#
+    ))?;
+    let mut named = std::collections::BTreeSet::new();
+    for (cycle, e) in &sw {
+        let ctx_of = |ctx: u32| DRIVER_TID + ctx as u64;
+        if let ShimEvent::Ioctl { ctx, .. } | ShimEvent::JobStart { ctx, .. } = e {
+            if named.insert(*ctx) {
+                ev(format!(
+                    r#"{{"ph":"M","pid":{DRIVER_PID},"tid":{},"name":"thread_name","args":{{"name":"context {ctx}"}}}}"#,
+                    ctx_of(*ctx)
+                ))?;
+            }
+        }
+        let instant = |name: String, args: String| {
+            format!(
+                r#"{{"ph":"i","s":"t","pid":{DRIVER_PID},"tid":{DRIVER_TID},"ts":{},"name":"{}","args":{{{args}}}}}"#,
+                us(*cycle),
+                esc(&name)
+            )
+        };
+        match e {
+            ShimEvent::Ioctl {
+                ctx,
+                name,
+                start,
+                errno,
+                seq,
+            } => ev(format!(
+                r#"{{"ph":"X","pid":{DRIVER_PID},"tid":{},"ts":{},"dur":{},"name":"{name}","args":{{"errno":{errno},"seq":{seq},"cycle":{start},"end_cycle":{cycle}}}}}"#,
+                ctx_of(*ctx),
+                us(*start),
+                us(cycle - start)
+            ))?,
+            ShimEvent::JobStart { .. } => {}
+            ShimEvent::JobEnd {
+                start,
+                ctx,
+                seq,
+                job,
+                status,
+                error_code,
+                fault_addr,
+            } => ev(format!(
+                r#"{{"ph":"X","pid":{DRIVER_PID},"tid":{},"ts":{},"dur":{},"name":"job {job} (seq {seq})","args":{{"status":{status},"error_code":{error_code},"fault_addr":{fault_addr},"cycle":{start},"end_cycle":{cycle}}}}}"#,
+                ctx_of(*ctx),
+                us(*start),
+                us(cycle - start)
+            ))?,
+            ShimEvent::RingPush {
+                job,
+                first,
+                count,
+                tail,
+            } => ev(instant(
+                format!("ring push job {job} [{first}..{}]", first + count),
+                format!(r#""tail":{tail}"#),
+            ))?,
+            ShimEvent::Irq { status } => ev(instant(
+                format!("IRQ {status:#x}"),
+                format!(r#""status":{status}"#),
+            ))?,
+            ShimEvent::Reset { reason } => ev(instant(format!("reset: {reason}"), String::new()))?,
+            ShimEvent::Fault { job, what } => {
+                ev(instant(format!("fault job {job}: {what}"), String::new()))?
+            }
+        }
+    }
+    writeln!(out, "\n]}}")
 }
