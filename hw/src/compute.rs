@@ -263,7 +263,7 @@ pub fn latency(p: &ComputeParams, d: &[u32; 8]) -> u32 {
 
 /// Requantisation tail on a 64-bit product (rounding shift, zero point, clamp),
 /// exactly as the write stage computes it.
-fn requant_tail(p: u64, shift: u32, zp: u8, relu: bool) -> u8 {
+pub fn requant_tail(p: u64, shift: u32, zp: u8, relu: bool) -> u8 {
     let p = p as i64;
     let rnd: i64 = if shift == 0 || shift > 64 {
         0
@@ -285,7 +285,7 @@ fn requant_tail(p: u64, shift: u32, zp: u8, relu: bool) -> u8 {
 }
 
 /// `sat32(a + b)` on two's-complement 32-bit values.
-fn sat_add32(a: u32, b: u32) -> u32 {
+pub fn sat_add32(a: u32, b: u32) -> u32 {
     (a as i32 as i64 + b as i32 as i64).clamp(i32::MIN as i64, i32::MAX as i64) as u32
 }
 

@@ -4,7 +4,8 @@
 //! random descriptor sequences (every opcode and flag, extreme operands).
 
 use npukit_abi::desc::{Act, Add, Descriptor, Matmul, Max, Op};
-use npukit_hw::compute::{bytes_to_bits, latency, Compute, ComputeParams};
+use npukit_hw::compute::smul::smul32;
+use npukit_hw::compute::{bytes_to_bits, latency, requant_tail, sat_add32, Compute, ComputeParams};
 use npukit_sim::act;
 use npukit_sim::mac;
 use npukit_sim::spad::LocalMem;
@@ -367,37 +368,62 @@ fn random_program(p: ComputeParams, seed: u64, kinds: &[u64], n: usize) {
 }
 
 #[test]
+fn act_lane_arithmetic_equals_requantize() {
+    let mut rng = Rng(0x1234_5678);
+    for i in 0..200_000u64 {
+        let (acc, bias, mult) = (rng.word(), rng.word(), rng.word());
+        let shift = (i % 63) as u8;
+        let zp = rng.byte();
+        let relu = i % 2 == 0;
+        let x = sat_add32(acc, bias);
+        let got = requant_tail(smul32(x, mult), shift as u32, zp, relu);
+        let want = act::requantize(acc as i32, bias as i32, mult as i32, shift, zp as i8, relu);
+        assert_eq!(
+            got as i8, want,
+            "acc {acc:#x} bias {bias:#x} mult {mult:#x} shift {shift} zp {zp} relu {relu}"
+        );
+    }
+}
+
+#[test]
 fn matmul_4x4_random() {
-    for seed in 1..=4 {
+    for seed in 1..=30 {
         random_program(params(4, 4), seed, &[0], 4);
     }
 }
 
 #[test]
 fn matmul_non_square() {
-    random_program(params(3, 5), 11, &[0], 4);
-    random_program(params(5, 2), 12, &[0], 4);
+    for seed in 1..=10 {
+        random_program(params(3, 5), 10 + seed, &[0], 4);
+        random_program(params(5, 2), 20 + seed, &[0], 4);
+        random_program(params(1, 1), 30 + seed, &[0], 3);
+    }
 }
 
 #[test]
 fn act_random() {
-    for seed in 1..=4 {
+    for seed in 1..=40 {
         random_program(params(4, 4), 100 + seed, &[1], 5);
     }
-    random_program(params(2, 3), 120, &[1], 5);
+    for seed in 1..=10 {
+        random_program(params(2, 3), 150 + seed, &[1], 5);
+    }
 }
 
 #[test]
 fn add_max_random() {
-    for seed in 1..=3 {
+    for seed in 1..=30 {
         random_program(params(4, 4), 200 + seed, &[2, 3], 6);
     }
-    random_program(params(3, 3), 220, &[2, 3], 6);
+    for seed in 1..=10 {
+        random_program(params(3, 3), 250 + seed, &[2, 3], 6);
+    }
 }
 
 #[test]
 fn mixed_back_to_back() {
-    for seed in 1..=3 {
+    for seed in 1..=30 {
         random_program(params(4, 4), 300 + seed, &[0, 1, 2, 3], 8);
     }
 }
