@@ -109,7 +109,7 @@ impl std::error::Error for GenError {}
 
 /// The Verilog of one variant (module `top` and its children).
 pub fn verilog(p: &Params) -> Result<String, GenError> {
-    let mut top = NpuTop::new(p.clone()).map_err(|e| GenError::Config(e.to_string()))?;
+    let mut top = NpuTop::new(p.clone()).map_err(GenError::Config)?;
     top.connect_all();
     check_connected(&top).map_err(|e| GenError::Check(format!("{e:?}")))?;
     let text = generate_verilog_unchecked(&top);

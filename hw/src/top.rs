@@ -28,6 +28,7 @@
 use rust_hdl::prelude::*;
 
 use crate::compute::{Compute, ComputeParams};
+use crate::dma::DmaUnit;
 use crate::gen::Params;
 use crate::xlat::Tlb;
 
@@ -84,20 +85,25 @@ pub struct NpuTop {
     pub cptlb: Tlb,
     /// The compute unit and the local memories.
     pub compute: Compute,
+    /// The LOAD engine.
+    pub load: DmaUnit,
+    /// The STORE engine.
+    pub store: DmaUnit,
     /// The configuration the Verilog is generated for (not hardware).
     pub params: Params,
 }
 
 impl NpuTop {
     /// The top level for one variant.
-    pub fn new(params: Params) -> Result<Self, crate::compute::ComputeError> {
+    pub fn new(params: Params) -> Result<Self, String> {
         let compute = Compute::new(ComputeParams {
             rows: params.rows,
             cols: params.cols,
             spad_bytes: params.spad_bytes,
             acc_bytes: params.acc_bytes,
             beat_bytes: params.beat_bytes,
-        })?;
+        })
+        .map_err(|e| e.to_string())?;
         Ok(NpuTop {
             clock: Default::default(),
             advance: Default::default(),
@@ -142,6 +148,8 @@ impl NpuTop {
             ev_err_desc: Default::default(),
             ev_err_addr: Default::default(),
             cptlb: Tlb::default(),
+            load: DmaUnit::new(false, params.beat_bytes).map_err(|e| e.to_string())?,
+            store: DmaUnit::new(true, params.beat_bytes).map_err(|e| e.to_string())?,
             compute,
             params,
         })
@@ -209,6 +217,38 @@ impl Logic for NpuTop {
         self.compute.dma_wr_data.connect();
         self.compute.dma_rd_acc.connect();
         self.compute.dma_rd_addr.connect();
+        self.load.clock.connect();
+        self.store.clock.connect();
+        self.load.enable.connect();
+        self.store.enable.connect();
+        self.load.clear.connect();
+        self.store.clear.connect();
+        self.load.tlb_flush.connect();
+        self.store.tlb_flush.connect();
+        self.load.issue.connect();
+        self.store.issue.connect();
+        self.load.desc.connect();
+        self.store.desc.connect();
+        self.load.issue_index.connect();
+        self.store.issue_index.connect();
+        self.load.xlat_en.connect();
+        self.store.xlat_en.connect();
+        self.load.xlat_base.connect();
+        self.store.xlat_base.connect();
+        self.load.xlat_pages.connect();
+        self.store.xlat_pages.connect();
+        self.load.mem_size.connect();
+        self.store.mem_size.connect();
+        self.load.grant.connect();
+        self.store.grant.connect();
+        self.load.resp_valid.connect();
+        self.store.resp_valid.connect();
+        self.load.resp_tag.connect();
+        self.store.resp_tag.connect();
+        self.load.resp_data.connect();
+        self.store.resp_data.connect();
+        self.load.lm_rd_data.connect();
+        self.store.lm_rd_data.connect();
     }
 
     fn hdl(&self) -> Verilog {

@@ -315,3 +315,147 @@ fn injected_fault_is_caught() {
     println!("{msg}");
     assert!(msg.contains("divergence"), "{msg}");
 }
+
+fn dma(local: u32, dram: u64, rows: u16, row_bytes: u16, acc: bool) -> Dma {
+    Dma {
+        local,
+        dram,
+        rows,
+        row_bytes,
+        dram_stride: row_bytes as u32 + 8,
+        local_stride: row_bytes as u32,
+        acc,
+    }
+}
+
+/// Fills `[at, at + n)` with a byte pattern.
+fn fill(mem: &mut VecMemory, at: u64, n: usize) {
+    use npukit_sim::DeviceMemory;
+    let v: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+    mem.write(at, &v);
+}
+
+#[test]
+fn gemm_pipeline_with_tokens() {
+    let p = vec![
+        d(Op::Load(dma(0, 0x2003, 4, 4, false))).with_deps(deps::SIGNAL_NEXT),
+        d(Op::Load(dma(256, 0x3000, 4, 4, false))).with_deps(deps::SIGNAL_NEXT),
+        d(Op::Matmul(Matmul {
+            a: 0,
+            w: 256,
+            out: 0,
+            m: 4,
+            k: 4,
+            n: 4,
+            accumulate: false,
+        }))
+        .with_deps(deps::WAIT_PREV),
+        d(Op::Matmul(Matmul {
+            a: 0,
+            w: 256,
+            out: 64,
+            m: 4,
+            k: 4,
+            n: 4,
+            accumulate: false,
+        }))
+        .with_deps(deps::WAIT_PREV | deps::SIGNAL_NEXT),
+        d(Op::Store(dma(0, 0x5001, 8, 16, true))).with_deps(deps::WAIT_PREV | deps::SIGNAL_PREV),
+        d(Op::Act(Act {
+            src: 0,
+            dst: 1024,
+            bias: Some(64),
+            rows: 4,
+            cols: 4,
+            multiplier: 3 << 28,
+            shift: 30,
+            zero_point: 3,
+            relu: false,
+        }))
+        .with_deps(deps::WAIT_NEXT),
+        d(Op::Store(dma(1024, 0x6000, 2, 8, false))),
+        d(Op::Load(dma(2048, 0x2000, 3, 70, false))),
+        d(Op::Store(dma(2048, 0x7005, 3, 70, false))),
+        fence_irq(9),
+    ];
+    lockstep_on("npu_4x4", &p, |_, mem| {
+        fill(mem, 0x2000, 0x2000);
+    })
+    .unwrap();
+}
+
+/// A translation table at 0x40000 mapping page i to 0x80000 + i * 0x1000;
+/// page 3 read-only, page 5 invalid.
+fn xlat_setup(dev: &mut dyn Device, mem: &mut VecMemory) {
+    use npukit_sim::DeviceMemory;
+    for i in 0..8u64 {
+        let pte = npukit_abi::xlat::pte(0x80000 + i * 0x1000, i != 3);
+        let pte = if i == 5 { 0 } else { pte };
+        mem.write(0x40000 + 8 * i, &pte.to_le_bytes());
+    }
+    fill(mem, 0x80000, 0x8000);
+    dev.mmio_write(regs::XLAT_BASE_LO, 0x40000);
+    dev.mmio_write(regs::XLAT_PAGES, 8);
+    dev.mmio_write(regs::CONTROL, regs::CONTROL_XLAT_EN);
+}
+
+#[test]
+fn translation_paths() {
+    let ok = vec![
+        d(Op::Load(dma(0, 0x0FF0, 3, 40, false))),
+        d(Op::Store(dma(0, 0x1FF8, 3, 40, false))),
+        d(Op::Fence(Fence {
+            seq: 77,
+            writeback: Some(0x2010),
+            irq: false,
+        })),
+        d(Op::Load(dma(512, 0x3000, 2, 16, false))),
+        fence_irq(1),
+    ];
+    lockstep_on("npu_4x4", &ok, xlat_setup).unwrap();
+    // a write through the read-only page, an invalid page, beyond XLAT_PAGES
+    for bad in [
+        d(Op::Store(dma(0, 0x3000, 1, 16, false))),
+        d(Op::Load(dma(0, 0x5008, 1, 16, false))),
+        d(Op::Load(dma(0, 0x7FF0, 2, 16, false))),
+        d(Op::Fence(Fence {
+            seq: 1,
+            writeback: Some(0x3000),
+            irq: false,
+        })),
+        d(Op::Fence(Fence {
+            seq: 1,
+            writeback: Some(0x9000),
+            irq: false,
+        })),
+    ] {
+        let p = vec![d(Op::Nop), bad, fence_irq(2)];
+        let r = lockstep_on("npu_4x4", &p, xlat_setup);
+        assert!(matches!(r, Err(RunError::Device { .. })), "{r:?}");
+    }
+}
+
+#[test]
+fn address_range_faults() {
+    for bad in [
+        d(Op::Load(dma(0, (MEM - 8) as u64, 1, 16, false))),
+        d(Op::Store(dma(0, (MEM - 8) as u64, 1, 16, false))),
+        d(Op::Fence(Fence {
+            seq: 1,
+            writeback: Some(MEM as u64),
+            irq: false,
+        })),
+    ] {
+        let p = vec![d(Op::Nop), bad, fence_irq(2)];
+        let r = lockstep(&p);
+        assert!(matches!(r, Err(RunError::Device { .. })), "{r:?}");
+    }
+}
+
+#[test]
+fn token_overflow() {
+    let mut p = vec![d(Op::Matmul(mm(1))).with_deps(deps::SIGNAL_NEXT); 257];
+    p.push(fence_irq(1));
+    let r = lockstep(&p);
+    assert!(matches!(r, Err(RunError::Device { .. })), "{r:?}");
+}

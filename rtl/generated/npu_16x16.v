@@ -86,6 +86,78 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg  compute$dma_rd_acc;
     reg  [31:0] compute$dma_rd_addr;
     wire  [511:0] compute$dma_rd_data;
+    reg  load$clock;
+    reg  load$enable;
+    reg  load$clear;
+    reg  load$tlb_flush;
+    reg  load$issue;
+    reg  [255:0] load$desc;
+    reg  [31:0] load$issue_index;
+    reg  load$xlat_en;
+    reg  [63:0] load$xlat_base;
+    reg  [31:0] load$xlat_pages;
+    reg  [63:0] load$mem_size;
+    reg  load$grant;
+    reg  load$resp_valid;
+    reg  [55:0] load$resp_tag;
+    reg  [511:0] load$resp_data;
+    reg  [511:0] load$lm_rd_data;
+    wire  load$busy;
+    wire  load$done;
+    wire  [31:0] load$index;
+    wire  load$req_valid;
+    wire  load$req_pte;
+    wire  [63:0] load$req_addr;
+    wire  [511:0] load$req_wdata;
+    wire  [63:0] load$req_wmask;
+    wire  [55:0] load$req_tag;
+    wire  [7:0] load$req_bytes;
+    wire  load$fault;
+    wire  [7:0] load$fault_code;
+    wire  [63:0] load$fault_addr;
+    wire  load$lm_wr;
+    wire  load$lm_wr_acc;
+    wire  [31:0] load$lm_wr_addr;
+    wire  [7:0] load$lm_wr_len;
+    wire  [511:0] load$lm_wr_data;
+    wire  load$lm_rd_acc;
+    wire  [31:0] load$lm_rd_addr;
+    reg  store$clock;
+    reg  store$enable;
+    reg  store$clear;
+    reg  store$tlb_flush;
+    reg  store$issue;
+    reg  [255:0] store$desc;
+    reg  [31:0] store$issue_index;
+    reg  store$xlat_en;
+    reg  [63:0] store$xlat_base;
+    reg  [31:0] store$xlat_pages;
+    reg  [63:0] store$mem_size;
+    reg  store$grant;
+    reg  store$resp_valid;
+    reg  [55:0] store$resp_tag;
+    reg  [511:0] store$resp_data;
+    reg  [511:0] store$lm_rd_data;
+    wire  store$busy;
+    wire  store$done;
+    wire  [31:0] store$index;
+    wire  store$req_valid;
+    wire  store$req_pte;
+    wire  [63:0] store$req_addr;
+    wire  [511:0] store$req_wdata;
+    wire  [63:0] store$req_wmask;
+    wire  [55:0] store$req_tag;
+    wire  [7:0] store$req_bytes;
+    wire  store$fault;
+    wire  [7:0] store$fault_code;
+    wire  [63:0] store$fault_addr;
+    wire  store$lm_wr;
+    wire  store$lm_wr_acc;
+    wire  [31:0] store$lm_wr_addr;
+    wire  [7:0] store$lm_wr_len;
+    wire  [511:0] store$lm_wr_data;
+    wire  store$lm_rd_acc;
+    wire  [31:0] store$lm_rd_addr;
     
     // Sub module instances
     top$cptlb cptlb(
@@ -127,6 +199,82 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
         .dma_rd_acc(compute$dma_rd_acc),
         .dma_rd_addr(compute$dma_rd_addr),
         .dma_rd_data(compute$dma_rd_data)
+    );
+    top$load load(
+        .clock(load$clock),
+        .enable(load$enable),
+        .clear(load$clear),
+        .tlb_flush(load$tlb_flush),
+        .issue(load$issue),
+        .desc(load$desc),
+        .issue_index(load$issue_index),
+        .xlat_en(load$xlat_en),
+        .xlat_base(load$xlat_base),
+        .xlat_pages(load$xlat_pages),
+        .mem_size(load$mem_size),
+        .grant(load$grant),
+        .resp_valid(load$resp_valid),
+        .resp_tag(load$resp_tag),
+        .resp_data(load$resp_data),
+        .lm_rd_data(load$lm_rd_data),
+        .busy(load$busy),
+        .done(load$done),
+        .index(load$index),
+        .req_valid(load$req_valid),
+        .req_pte(load$req_pte),
+        .req_addr(load$req_addr),
+        .req_wdata(load$req_wdata),
+        .req_wmask(load$req_wmask),
+        .req_tag(load$req_tag),
+        .req_bytes(load$req_bytes),
+        .fault(load$fault),
+        .fault_code(load$fault_code),
+        .fault_addr(load$fault_addr),
+        .lm_wr(load$lm_wr),
+        .lm_wr_acc(load$lm_wr_acc),
+        .lm_wr_addr(load$lm_wr_addr),
+        .lm_wr_len(load$lm_wr_len),
+        .lm_wr_data(load$lm_wr_data),
+        .lm_rd_acc(load$lm_rd_acc),
+        .lm_rd_addr(load$lm_rd_addr)
+    );
+    top$store store(
+        .clock(store$clock),
+        .enable(store$enable),
+        .clear(store$clear),
+        .tlb_flush(store$tlb_flush),
+        .issue(store$issue),
+        .desc(store$desc),
+        .issue_index(store$issue_index),
+        .xlat_en(store$xlat_en),
+        .xlat_base(store$xlat_base),
+        .xlat_pages(store$xlat_pages),
+        .mem_size(store$mem_size),
+        .grant(store$grant),
+        .resp_valid(store$resp_valid),
+        .resp_tag(store$resp_tag),
+        .resp_data(store$resp_data),
+        .lm_rd_data(store$lm_rd_data),
+        .busy(store$busy),
+        .done(store$done),
+        .index(store$index),
+        .req_valid(store$req_valid),
+        .req_pte(store$req_pte),
+        .req_addr(store$req_addr),
+        .req_wdata(store$req_wdata),
+        .req_wmask(store$req_wmask),
+        .req_tag(store$req_tag),
+        .req_bytes(store$req_bytes),
+        .fault(store$fault),
+        .fault_code(store$fault_code),
+        .fault_addr(store$fault_addr),
+        .lm_wr(store$lm_wr),
+        .lm_wr_acc(store$lm_wr_acc),
+        .lm_wr_addr(store$lm_wr_addr),
+        .lm_wr_len(store$lm_wr_len),
+        .lm_wr_data(store$lm_wr_data),
+        .lm_rd_acc(store$lm_rd_acc),
+        .lm_rd_addr(store$lm_rd_addr)
     );
     
     // Update code (custom)
@@ -504,27 +652,48 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        compute$desc = qh_desc[1];
     end
     
-    // ---- DMA units (not yet integrated: idle) ----
-    wire load_req = 1'b0, store_req = 1'b0;
-    wire [2:0] load_kind = 3'd0, store_kind = 3'd0;
-    wire [63:0] load_addr = 64'd0, store_addr = 64'd0, load_own = 64'd0, store_own = 64'd0;
-    wire [7:0] load_len = 8'd0, store_len = 8'd0;
-    wire [511:0] store_wdata = 512'd0;
-    wire [63:0] store_wmask = 64'd0;
-    wire load_fault = 1'b0, store_fault = 1'b0;
-    wire [7:0] load_fcode = 8'd0, store_fcode = 8'd0;
-    wire [63:0] load_faddr = 64'd0, store_faddr = 64'd0;
-    wire load_done = 1'b0, store_done = 1'b0;
+    // ---- DMA units ----
     always @(*) begin
-       compute$dma_wr = 1'b0;
-       compute$dma_wr_acc = 1'b0;
-       compute$dma_wr_addr = 32'd0;
-       compute$dma_wr_len = 8'd0;
-       compute$dma_wr_data = 512'd0;
-       compute$dma_rd_acc = 1'b0;
-       compute$dma_rd_addr = 32'd0;
+       load$clock = clock;              store$clock = clock;
+       load$enable = w_go;              store$enable = w_go;
+       load$clear = w_clear;            store$clear = w_clear;
+       load$tlb_flush = w_flush;        store$tlb_flush = w_flush;
+       load$issue = w_issue[0];         store$issue = w_issue[2];
+       load$desc = qh_desc[0];          store$desc = qh_desc[2];
+       load$issue_index = qh_index[0];  store$issue_index = qh_index[2];
+       load$xlat_en = w_xlat_en;        store$xlat_en = w_xlat_en;
+       load$xlat_base = r_xlat_base;    store$xlat_base = r_xlat_base;
+       load$xlat_pages = r_xlat_pages;  store$xlat_pages = r_xlat_pages;
+       load$mem_size = mem_size;        store$mem_size = mem_size;
+       load$grant = w_grant && g_load;  store$grant = w_grant && g_store;
+       load$resp_valid = w_take && w_resp_who == 2'd1;
+       store$resp_valid = w_take && w_resp_who == 2'd2;
+       load$resp_tag = resp_tag[63:8];  store$resp_tag = resp_tag[63:8];
+       load$resp_data = resp_data;      store$resp_data = resp_data;
+       load$lm_rd_data = 512'd0;        store$lm_rd_data = compute$dma_rd_data;
+       compute$dma_wr = load$lm_wr;
+       compute$dma_wr_acc = load$lm_wr_acc;
+       compute$dma_wr_addr = load$lm_wr_addr;
+       compute$dma_wr_len = load$lm_wr_len;
+       compute$dma_wr_data = load$lm_wr_data;
+       compute$dma_rd_acc = store$lm_rd_acc;
+       compute$dma_rd_addr = store$lm_rd_addr;
     end
-    wire unused_dma_rd = ^compute$dma_rd_data;
+    wire load_req = load$req_valid, store_req = store$req_valid;
+    wire [2:0] load_kind = load$req_pte ? K_PTE : K_READ;
+    wire [2:0] store_kind = store$req_pte ? K_PTE : K_WRITE;
+    wire [63:0] load_addr = load$req_addr, store_addr = store$req_addr;
+    wire [55:0] load_own = load$req_tag, store_own = store$req_tag;
+    wire [7:0] load_len = load$req_bytes, store_len = store$req_bytes;
+    wire [511:0] store_wdata = store$req_wdata;
+    wire [63:0] store_wmask = store$req_wmask;
+    wire load_fault = load$fault, store_fault = store$fault;
+    wire [7:0] load_fcode = load$fault_code, store_fcode = store$fault_code;
+    wire [63:0] load_faddr = load$fault_addr, store_faddr = store$fault_addr;
+    wire load_done = load$done, store_done = store$done;
+    // the units' own copies of what the top tracks, and the LOAD's unused write data path
+    wire unused_dma = ^{load$busy, store$busy, load$index, store$index, load$req_wdata, load$req_wmask,
+       store$lm_wr, store$lm_wr_acc, store$lm_wr_addr, store$lm_wr_len, store$lm_wr_data, load$lm_rd_acc, load$lm_rd_addr};
     
     // ---- faults of this cycle, in G3 order ----
     reg dl, wd, ovf;
@@ -851,7 +1020,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     end
     
     wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy, d_dend[63:0],
-       cp_own[63:56], load_own[63:56], store_own[63:56], denied[1]};
+       cp_own[63:56], denied[1]};
 endmodule // top
 
 
@@ -42972,3 +43141,1737 @@ module top$cptlb$pending(d,q,clock);
     end
           
 endmodule // top$cptlb$pending
+
+
+module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat_base,xlat_pages,mem_size,grant,resp_valid,resp_tag,resp_data,lm_rd_data,busy,done,index,req_valid,req_pte,req_addr,req_wdata,req_wmask,req_tag,req_bytes,fault,fault_code,fault_addr,lm_wr,lm_wr_acc,lm_wr_addr,lm_wr_len,lm_wr_data,lm_rd_acc,lm_rd_addr);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  tlb_flush;
+    input wire  issue;
+    input wire  [255:0] desc;
+    input wire  [31:0] issue_index;
+    input wire  xlat_en;
+    input wire  [63:0] xlat_base;
+    input wire  [31:0] xlat_pages;
+    input wire  [63:0] mem_size;
+    input wire  grant;
+    input wire  resp_valid;
+    input wire  [55:0] resp_tag;
+    input wire  [511:0] resp_data;
+    input wire  [511:0] lm_rd_data;
+    output reg  busy;
+    output reg  done;
+    output reg  [31:0] index;
+    output reg  req_valid;
+    output reg  req_pte;
+    output reg  [63:0] req_addr;
+    output reg  [511:0] req_wdata;
+    output reg  [63:0] req_wmask;
+    output reg  [55:0] req_tag;
+    output reg  [7:0] req_bytes;
+    output reg  fault;
+    output reg  [7:0] fault_code;
+    output reg  [63:0] fault_addr;
+    output reg  lm_wr;
+    output reg  lm_wr_acc;
+    output reg  [31:0] lm_wr_addr;
+    output reg  [7:0] lm_wr_len;
+    output reg  [511:0] lm_wr_data;
+    output reg  lm_rd_acc;
+    output reg  [31:0] lm_rd_addr;
+    
+    // Constant declarations
+    localparam  is_store = 1'b0;
+    localparam  beat = 64'h20;
+    localparam  beat_mask = 64'h1f;
+    localparam  align_mask = 64'hffffffffffffffe0;
+    localparam  ones = 64'hffffffffffffffff;
+    localparam  code_range = 8'h8;
+    
+    // Stub signals
+    reg  tlb$clock;
+    reg  tlb$enable;
+    reg  tlb$flush;
+    reg  tlb$xlat_en;
+    reg  [63:0] tlb$xlat_base;
+    reg  [31:0] tlb$xlat_pages;
+    reg  [63:0] tlb$va;
+    reg  tlb$write;
+    reg  tlb$pte_granted;
+    reg  tlb$pte_valid;
+    reg  [31:0] tlb$pte_vpn;
+    reg  [63:0] tlb$pte_entry;
+    wire  tlb$phys_valid;
+    wire  [63:0] tlb$phys;
+    wire  tlb$read_valid;
+    wire  [63:0] tlb$read_addr;
+    wire  [31:0] tlb$read_vpn;
+    wire  tlb$waiting;
+    wire  tlb$fault;
+    wire  [7:0] tlb$fault_code;
+    wire  [63:0] tlb$fault_addr;
+    reg  busy_r$d;
+    wire  busy_r$q;
+    reg  busy_r$clock;
+    reg  [31:0] index_r$d;
+    wire  [31:0] index_r$q;
+    reg  index_r$clock;
+    reg  acc_r$d;
+    wire  acc_r$q;
+    reg  acc_r$clock;
+    reg  [63:0] pos$d;
+    wire  [63:0] pos$q;
+    reg  pos$clock;
+    reg  [63:0] row_start$d;
+    wire  [63:0] row_start$q;
+    reg  row_start$clock;
+    reg  [63:0] row_end$d;
+    wire  [63:0] row_end$q;
+    reg  row_end$clock;
+    reg  [15:0] rows_left$d;
+    wire  [15:0] rows_left$q;
+    reg  rows_left$clock;
+    reg  [15:0] row_bytes$d;
+    wire  [15:0] row_bytes$q;
+    reg  row_bytes$clock;
+    reg  [31:0] dram_stride$d;
+    wire  [31:0] dram_stride$q;
+    reg  dram_stride$clock;
+    reg  [31:0] local_stride$d;
+    wire  [31:0] local_stride$q;
+    reg  local_stride$clock;
+    reg  [31:0] local_row$d;
+    wire  [31:0] local_row$q;
+    reg  local_row$clock;
+    reg  [31:0] local_pos$d;
+    wire  [31:0] local_pos$q;
+    reg  local_pos$clock;
+    reg  issued_all$d;
+    wire  issued_all$q;
+    reg  issued_all$clock;
+    reg  [31:0] outstanding$d;
+    wire  [31:0] outstanding$q;
+    reg  outstanding$clock;
+    
+    // Local signals
+    reg  active;
+    reg  [63:0] off;
+    reg  [63:0] rem_beat;
+    reg  [63:0] rem_row;
+    reg  [63:0] len;
+    reg  [64:0] mem65;
+    reg  [64:0] data_end;
+    reg  [64:0] pte_end;
+    reg  data_ok;
+    reg  pte_ok;
+    reg  offer_data;
+    reg  offer_pte;
+    reg  grant_data;
+    reg  [63:0] new_pos;
+    reg  [63:0] next_row_start;
+    reg  [31:0] next_local_row;
+    reg  [8:0] wshift;
+    reg  rsp_pte;
+    reg  rsp_data;
+    reg  [8:0] rsp_shift;
+    reg  [511:0] rsp_bytes;
+    
+    // Sub module instances
+    top$load$tlb tlb(
+        .clock(tlb$clock),
+        .enable(tlb$enable),
+        .flush(tlb$flush),
+        .xlat_en(tlb$xlat_en),
+        .xlat_base(tlb$xlat_base),
+        .xlat_pages(tlb$xlat_pages),
+        .va(tlb$va),
+        .write(tlb$write),
+        .pte_granted(tlb$pte_granted),
+        .pte_valid(tlb$pte_valid),
+        .pte_vpn(tlb$pte_vpn),
+        .pte_entry(tlb$pte_entry),
+        .phys_valid(tlb$phys_valid),
+        .phys(tlb$phys),
+        .read_valid(tlb$read_valid),
+        .read_addr(tlb$read_addr),
+        .read_vpn(tlb$read_vpn),
+        .waiting(tlb$waiting),
+        .fault(tlb$fault),
+        .fault_code(tlb$fault_code),
+        .fault_addr(tlb$fault_addr)
+    );
+    top$load$busy_r busy_r(
+        .d(busy_r$d),
+        .q(busy_r$q),
+        .clock(busy_r$clock)
+    );
+    top$load$index_r index_r(
+        .d(index_r$d),
+        .q(index_r$q),
+        .clock(index_r$clock)
+    );
+    top$load$acc_r acc_r(
+        .d(acc_r$d),
+        .q(acc_r$q),
+        .clock(acc_r$clock)
+    );
+    top$load$pos pos(
+        .d(pos$d),
+        .q(pos$q),
+        .clock(pos$clock)
+    );
+    top$load$row_start row_start(
+        .d(row_start$d),
+        .q(row_start$q),
+        .clock(row_start$clock)
+    );
+    top$load$row_end row_end(
+        .d(row_end$d),
+        .q(row_end$q),
+        .clock(row_end$clock)
+    );
+    top$load$rows_left rows_left(
+        .d(rows_left$d),
+        .q(rows_left$q),
+        .clock(rows_left$clock)
+    );
+    top$load$row_bytes row_bytes(
+        .d(row_bytes$d),
+        .q(row_bytes$q),
+        .clock(row_bytes$clock)
+    );
+    top$load$dram_stride dram_stride(
+        .d(dram_stride$d),
+        .q(dram_stride$q),
+        .clock(dram_stride$clock)
+    );
+    top$load$local_stride local_stride(
+        .d(local_stride$d),
+        .q(local_stride$q),
+        .clock(local_stride$clock)
+    );
+    top$load$local_row local_row(
+        .d(local_row$d),
+        .q(local_row$q),
+        .clock(local_row$clock)
+    );
+    top$load$local_pos local_pos(
+        .d(local_pos$d),
+        .q(local_pos$q),
+        .clock(local_pos$clock)
+    );
+    top$load$issued_all issued_all(
+        .d(issued_all$d),
+        .q(issued_all$q),
+        .clock(issued_all$clock)
+    );
+    top$load$outstanding outstanding(
+        .d(outstanding$d),
+        .q(outstanding$q),
+        .clock(outstanding$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        busy_r$clock = clock;
+        index_r$clock = clock;
+        acc_r$clock = clock;
+        pos$clock = clock;
+        row_start$clock = clock;
+        row_end$clock = clock;
+        rows_left$clock = clock;
+        row_bytes$clock = clock;
+        dram_stride$clock = clock;
+        local_stride$clock = clock;
+        local_row$clock = clock;
+        local_pos$clock = clock;
+        issued_all$clock = clock;
+        outstanding$clock = clock;
+        busy_r$d = busy_r$q;
+        index_r$d = index_r$q;
+        acc_r$d = acc_r$q;
+        pos$d = pos$q;
+        row_start$d = row_start$q;
+        row_end$d = row_end$q;
+        rows_left$d = rows_left$q;
+        row_bytes$d = row_bytes$q;
+        dram_stride$d = dram_stride$q;
+        local_stride$d = local_stride$q;
+        local_row$d = local_row$q;
+        local_pos$d = local_pos$q;
+        issued_all$d = issued_all$q;
+        outstanding$d = outstanding$q;
+        active = busy_r$q & ~issued_all$q;
+        off = pos$q & beat_mask;
+        rem_beat = beat - off;
+        rem_row = row_end$q - pos$q;
+        len = rem_beat;
+        if (rem_row < rem_beat) begin
+            len = rem_row;
+        end
+        tlb$clock = clock;
+        tlb$enable = enable;
+        tlb$flush = tlb_flush | clear;
+        tlb$xlat_en = xlat_en;
+        tlb$xlat_base = xlat_base;
+        tlb$xlat_pages = xlat_pages;
+        tlb$va = pos$q;
+        tlb$write = is_store;
+        mem65 = ((mem_size) & 65'h1ffffffffffffffff);
+        data_end = ((tlb$phys) & 65'h1ffffffffffffffff) + ((len) & 65'h1ffffffffffffffff);
+        pte_end = ((tlb$read_addr) & 65'h1ffffffffffffffff) + 64'h8;
+        data_ok = data_end <= mem65;
+        pte_ok = pte_end <= mem65;
+        offer_data = active & tlb$phys_valid & data_ok;
+        offer_pte = active & tlb$read_valid & pte_ok;
+        req_valid = offer_data | offer_pte;
+        req_pte = offer_pte;
+        fault = active & (tlb$fault | (tlb$phys_valid & ~data_ok) | (tlb$read_valid & ~pte_ok));
+        fault_code = code_range;
+        fault_addr = tlb$phys;
+        if (tlb$fault) begin
+            fault_code = tlb$fault_code;
+            fault_addr = tlb$fault_addr;
+        end
+        else if (tlb$read_valid) begin
+            fault_addr = tlb$read_addr;
+        end
+        req_addr = tlb$phys & align_mask;
+        req_tag = (((local_pos$q) & 56'hffffffffffffff) << 64'hf) | (((len) & 56'hffffffffffffff) << 64'h7) | (((off) & 56'hffffffffffffff) << 64'h1);
+        req_bytes = ((len) & 8'hff);
+        if (offer_pte) begin
+            req_addr = tlb$read_addr & align_mask;
+            req_tag = (((tlb$read_vpn) & 56'hffffffffffffff) << 64'hf) | (((tlb$read_addr & beat_mask) & 56'hffffffffffffff) << 64'h1) | 64'h1;
+            req_bytes = 32'h0;
+        end
+        lm_rd_acc = acc_r$q;
+        lm_rd_addr = local_pos$q;
+        wshift = ((off) & 9'h1ff) << 64'h3;
+        req_wdata = 32'h0;
+        req_wmask = 32'h0;
+        if (is_store & offer_data) begin
+            req_wdata = lm_rd_data << wshift;
+            req_wmask = (ones << off) & ~(ones << (off + len));
+        end
+        busy = busy_r$q;
+        done = busy_r$q & issued_all$q & (outstanding$q == 64'h0);
+        index = index_r$q;
+        rsp_pte = resp_tag[32'h0];
+        rsp_data = enable & resp_valid & ~rsp_pte;
+        rsp_shift = ((resp_tag[(32'h1)+:(6)]) & 9'h1ff) << 64'h3;
+        rsp_bytes = resp_data >> rsp_shift;
+        tlb$pte_valid = resp_valid & rsp_pte;
+        tlb$pte_vpn = resp_tag[(32'hf)+:(32)];
+        tlb$pte_entry = ((rsp_bytes) & 64'hffffffffffffffff);
+        lm_wr = rsp_data & ~is_store;
+        lm_wr_acc = acc_r$q;
+        lm_wr_addr = resp_tag[(32'hf)+:(32)];
+        lm_wr_len = ((resp_tag[(32'h7)+:(7)]) & 8'hff);
+        lm_wr_data = rsp_bytes;
+        grant_data = enable & grant & offer_data;
+        tlb$pte_granted = grant & offer_pte;
+        new_pos = pos$q + len;
+        next_row_start = row_start$q + ((dram_stride$q) & 64'hffffffffffffffff);
+        next_local_row = local_row$q + local_stride$q;
+        if (grant_data) begin
+            pos$d = new_pos;
+            local_pos$d = local_pos$q + ((len) & 32'hffffffff);
+            if (new_pos == row_end$q) begin
+                if (rows_left$q == 64'h1) begin
+                    issued_all$d = 1'b1;
+                end
+                else begin
+                    rows_left$d = rows_left$q - 64'h1;
+                    row_start$d = next_row_start;
+                    pos$d = next_row_start;
+                    row_end$d = next_row_start + ((row_bytes$q) & 64'hffffffffffffffff);
+                    local_row$d = next_local_row;
+                    local_pos$d = next_local_row;
+                end
+            end
+        end
+        if (grant_data & ~rsp_data) begin
+            outstanding$d = outstanding$q + 64'h1;
+        end
+        if (rsp_data & ~grant_data) begin
+            outstanding$d = outstanding$q - 64'h1;
+        end
+        if (enable) begin
+            if (busy_r$q & issued_all$q & (outstanding$q == 64'h0)) begin
+                busy_r$d = 1'b0;
+            end
+            if (issue) begin
+                busy_r$d = 1'b1;
+                index_r$d = issue_index;
+                acc_r$d = desc[32'hc];
+                pos$d = desc[(32'h40)+:(64)];
+                row_start$d = desc[(32'h40)+:(64)];
+                row_end$d = desc[(32'h40)+:(64)] + ((desc[(32'h90)+:(16)]) & 64'hffffffffffffffff);
+                rows_left$d = desc[(32'h80)+:(16)];
+                row_bytes$d = desc[(32'h90)+:(16)];
+                dram_stride$d = desc[(32'ha0)+:(32)];
+                local_stride$d = desc[(32'hc0)+:(32)];
+                local_row$d = desc[(32'h20)+:(32)];
+                local_pos$d = desc[(32'h20)+:(32)];
+                issued_all$d = 1'b0;
+                outstanding$d = 32'h0;
+            end
+        end
+        if (clear) begin
+            busy_r$d = 1'b0;
+            issued_all$d = 1'b0;
+            outstanding$d = 32'h0;
+        end
+    end
+    
+endmodule // top$load
+
+
+module top$load$acc_r(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$acc_r
+
+
+module top$load$busy_r(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$busy_r
+
+
+module top$load$dram_stride(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$dram_stride
+
+
+module top$load$index_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$index_r
+
+
+module top$load$issued_all(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$issued_all
+
+
+module top$load$local_pos(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$local_pos
+
+
+module top$load$local_row(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$local_row
+
+
+module top$load$local_stride(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$local_stride
+
+
+module top$load$outstanding(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$outstanding
+
+
+module top$load$pos(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$pos
+
+
+module top$load$row_bytes(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$row_bytes
+
+
+module top$load$row_end(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$row_end
+
+
+module top$load$row_start(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$row_start
+
+
+module top$load$rows_left(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$rows_left
+
+
+module top$load$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  flush;
+    input wire  xlat_en;
+    input wire  [63:0] xlat_base;
+    input wire  [31:0] xlat_pages;
+    input wire  [63:0] va;
+    input wire  write;
+    input wire  pte_granted;
+    input wire  pte_valid;
+    input wire  [31:0] pte_vpn;
+    input wire  [63:0] pte_entry;
+    output reg  phys_valid;
+    output reg  [63:0] phys;
+    output reg  read_valid;
+    output reg  [63:0] read_addr;
+    output reg  [31:0] read_vpn;
+    output reg  waiting;
+    output reg  fault;
+    output reg  [7:0] fault_code;
+    output reg  [63:0] fault_addr;
+    
+    // Constant declarations
+    localparam  code_fault = 8'h9;
+    localparam  code_write = 8'ha;
+    localparam  reserved = 64'hffc;
+    
+    // Stub signals
+    reg  entry_valid$d;
+    wire  entry_valid$q;
+    reg  entry_valid$clock;
+    reg  [31:0] entry_vpn$d;
+    wire  [31:0] entry_vpn$q;
+    reg  entry_vpn$clock;
+    reg  [63:0] entry_pte$d;
+    wire  [63:0] entry_pte$q;
+    reg  entry_pte$clock;
+    reg  pending$d;
+    wire  pending$q;
+    reg  pending$clock;
+    
+    // Local signals
+    reg  [63:0] vpn;
+    reg  [63:0] pages;
+    reg  hit;
+    
+    // Sub module instances
+    top$load$tlb$entry_valid entry_valid(
+        .d(entry_valid$d),
+        .q(entry_valid$q),
+        .clock(entry_valid$clock)
+    );
+    top$load$tlb$entry_vpn entry_vpn(
+        .d(entry_vpn$d),
+        .q(entry_vpn$q),
+        .clock(entry_vpn$clock)
+    );
+    top$load$tlb$entry_pte entry_pte(
+        .d(entry_pte$d),
+        .q(entry_pte$q),
+        .clock(entry_pte$clock)
+    );
+    top$load$tlb$pending pending(
+        .d(pending$d),
+        .q(pending$q),
+        .clock(pending$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        entry_valid$clock = clock;
+        entry_vpn$clock = clock;
+        entry_pte$clock = clock;
+        pending$clock = clock;
+        entry_valid$d = entry_valid$q;
+        entry_vpn$d = entry_vpn$q;
+        entry_pte$d = entry_pte$q;
+        pending$d = pending$q;
+        vpn = va >> 32'hc;
+        pages = ((xlat_pages) & 64'hffffffffffffffff);
+        hit = entry_valid$q & (((entry_vpn$q) & 64'hffffffffffffffff) == vpn);
+        phys_valid = 1'b0;
+        phys = va;
+        read_valid = 1'b0;
+        read_addr = xlat_base + (vpn << 32'h3);
+        read_vpn = ((vpn) & 32'hffffffff);
+        waiting = 1'b0;
+        fault = 1'b0;
+        fault_code = code_fault;
+        fault_addr = va;
+        if (~xlat_en) begin
+            phys_valid = 1'b1;
+        end
+        else if (vpn >= pages) begin
+            fault = 1'b1;
+        end
+        else if (hit) begin
+            if (~entry_pte$q[32'h0] | |(entry_pte$q & reserved)) begin
+                fault = 1'b1;
+            end
+            else if (write & ~entry_pte$q[32'h1]) begin
+                fault = 1'b1;
+                fault_code = code_write;
+            end
+            else begin
+                phys_valid = 1'b1;
+                phys = ((entry_pte$q >> 32'hc) << 32'hc) | (va & 64'hfff);
+            end
+        end
+        else if (pending$q) begin
+            waiting = 1'b1;
+        end
+        else begin
+            read_valid = 1'b1;
+        end
+        if (enable) begin
+            if (pte_granted) begin
+                pending$d = 1'b1;
+            end
+            if (pte_valid) begin
+                pending$d = 1'b0;
+                entry_valid$d = 1'b1;
+                entry_vpn$d = pte_vpn;
+                entry_pte$d = pte_entry;
+            end
+        end
+        if (flush) begin
+            entry_valid$d = 1'b0;
+            pending$d = 1'b0;
+        end
+    end
+    
+endmodule // top$load$tlb
+
+
+module top$load$tlb$entry_pte(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$tlb$entry_pte
+
+
+module top$load$tlb$entry_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$tlb$entry_valid
+
+
+module top$load$tlb$entry_vpn(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$tlb$entry_vpn
+
+
+module top$load$tlb$pending(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$tlb$pending
+
+
+module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat_base,xlat_pages,mem_size,grant,resp_valid,resp_tag,resp_data,lm_rd_data,busy,done,index,req_valid,req_pte,req_addr,req_wdata,req_wmask,req_tag,req_bytes,fault,fault_code,fault_addr,lm_wr,lm_wr_acc,lm_wr_addr,lm_wr_len,lm_wr_data,lm_rd_acc,lm_rd_addr);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  tlb_flush;
+    input wire  issue;
+    input wire  [255:0] desc;
+    input wire  [31:0] issue_index;
+    input wire  xlat_en;
+    input wire  [63:0] xlat_base;
+    input wire  [31:0] xlat_pages;
+    input wire  [63:0] mem_size;
+    input wire  grant;
+    input wire  resp_valid;
+    input wire  [55:0] resp_tag;
+    input wire  [511:0] resp_data;
+    input wire  [511:0] lm_rd_data;
+    output reg  busy;
+    output reg  done;
+    output reg  [31:0] index;
+    output reg  req_valid;
+    output reg  req_pte;
+    output reg  [63:0] req_addr;
+    output reg  [511:0] req_wdata;
+    output reg  [63:0] req_wmask;
+    output reg  [55:0] req_tag;
+    output reg  [7:0] req_bytes;
+    output reg  fault;
+    output reg  [7:0] fault_code;
+    output reg  [63:0] fault_addr;
+    output reg  lm_wr;
+    output reg  lm_wr_acc;
+    output reg  [31:0] lm_wr_addr;
+    output reg  [7:0] lm_wr_len;
+    output reg  [511:0] lm_wr_data;
+    output reg  lm_rd_acc;
+    output reg  [31:0] lm_rd_addr;
+    
+    // Constant declarations
+    localparam  is_store = 1'b1;
+    localparam  beat = 64'h20;
+    localparam  beat_mask = 64'h1f;
+    localparam  align_mask = 64'hffffffffffffffe0;
+    localparam  ones = 64'hffffffffffffffff;
+    localparam  code_range = 8'h8;
+    
+    // Stub signals
+    reg  tlb$clock;
+    reg  tlb$enable;
+    reg  tlb$flush;
+    reg  tlb$xlat_en;
+    reg  [63:0] tlb$xlat_base;
+    reg  [31:0] tlb$xlat_pages;
+    reg  [63:0] tlb$va;
+    reg  tlb$write;
+    reg  tlb$pte_granted;
+    reg  tlb$pte_valid;
+    reg  [31:0] tlb$pte_vpn;
+    reg  [63:0] tlb$pte_entry;
+    wire  tlb$phys_valid;
+    wire  [63:0] tlb$phys;
+    wire  tlb$read_valid;
+    wire  [63:0] tlb$read_addr;
+    wire  [31:0] tlb$read_vpn;
+    wire  tlb$waiting;
+    wire  tlb$fault;
+    wire  [7:0] tlb$fault_code;
+    wire  [63:0] tlb$fault_addr;
+    reg  busy_r$d;
+    wire  busy_r$q;
+    reg  busy_r$clock;
+    reg  [31:0] index_r$d;
+    wire  [31:0] index_r$q;
+    reg  index_r$clock;
+    reg  acc_r$d;
+    wire  acc_r$q;
+    reg  acc_r$clock;
+    reg  [63:0] pos$d;
+    wire  [63:0] pos$q;
+    reg  pos$clock;
+    reg  [63:0] row_start$d;
+    wire  [63:0] row_start$q;
+    reg  row_start$clock;
+    reg  [63:0] row_end$d;
+    wire  [63:0] row_end$q;
+    reg  row_end$clock;
+    reg  [15:0] rows_left$d;
+    wire  [15:0] rows_left$q;
+    reg  rows_left$clock;
+    reg  [15:0] row_bytes$d;
+    wire  [15:0] row_bytes$q;
+    reg  row_bytes$clock;
+    reg  [31:0] dram_stride$d;
+    wire  [31:0] dram_stride$q;
+    reg  dram_stride$clock;
+    reg  [31:0] local_stride$d;
+    wire  [31:0] local_stride$q;
+    reg  local_stride$clock;
+    reg  [31:0] local_row$d;
+    wire  [31:0] local_row$q;
+    reg  local_row$clock;
+    reg  [31:0] local_pos$d;
+    wire  [31:0] local_pos$q;
+    reg  local_pos$clock;
+    reg  issued_all$d;
+    wire  issued_all$q;
+    reg  issued_all$clock;
+    reg  [31:0] outstanding$d;
+    wire  [31:0] outstanding$q;
+    reg  outstanding$clock;
+    
+    // Local signals
+    reg  active;
+    reg  [63:0] off;
+    reg  [63:0] rem_beat;
+    reg  [63:0] rem_row;
+    reg  [63:0] len;
+    reg  [64:0] mem65;
+    reg  [64:0] data_end;
+    reg  [64:0] pte_end;
+    reg  data_ok;
+    reg  pte_ok;
+    reg  offer_data;
+    reg  offer_pte;
+    reg  grant_data;
+    reg  [63:0] new_pos;
+    reg  [63:0] next_row_start;
+    reg  [31:0] next_local_row;
+    reg  [8:0] wshift;
+    reg  rsp_pte;
+    reg  rsp_data;
+    reg  [8:0] rsp_shift;
+    reg  [511:0] rsp_bytes;
+    
+    // Sub module instances
+    top$store$tlb tlb(
+        .clock(tlb$clock),
+        .enable(tlb$enable),
+        .flush(tlb$flush),
+        .xlat_en(tlb$xlat_en),
+        .xlat_base(tlb$xlat_base),
+        .xlat_pages(tlb$xlat_pages),
+        .va(tlb$va),
+        .write(tlb$write),
+        .pte_granted(tlb$pte_granted),
+        .pte_valid(tlb$pte_valid),
+        .pte_vpn(tlb$pte_vpn),
+        .pte_entry(tlb$pte_entry),
+        .phys_valid(tlb$phys_valid),
+        .phys(tlb$phys),
+        .read_valid(tlb$read_valid),
+        .read_addr(tlb$read_addr),
+        .read_vpn(tlb$read_vpn),
+        .waiting(tlb$waiting),
+        .fault(tlb$fault),
+        .fault_code(tlb$fault_code),
+        .fault_addr(tlb$fault_addr)
+    );
+    top$store$busy_r busy_r(
+        .d(busy_r$d),
+        .q(busy_r$q),
+        .clock(busy_r$clock)
+    );
+    top$store$index_r index_r(
+        .d(index_r$d),
+        .q(index_r$q),
+        .clock(index_r$clock)
+    );
+    top$store$acc_r acc_r(
+        .d(acc_r$d),
+        .q(acc_r$q),
+        .clock(acc_r$clock)
+    );
+    top$store$pos pos(
+        .d(pos$d),
+        .q(pos$q),
+        .clock(pos$clock)
+    );
+    top$store$row_start row_start(
+        .d(row_start$d),
+        .q(row_start$q),
+        .clock(row_start$clock)
+    );
+    top$store$row_end row_end(
+        .d(row_end$d),
+        .q(row_end$q),
+        .clock(row_end$clock)
+    );
+    top$store$rows_left rows_left(
+        .d(rows_left$d),
+        .q(rows_left$q),
+        .clock(rows_left$clock)
+    );
+    top$store$row_bytes row_bytes(
+        .d(row_bytes$d),
+        .q(row_bytes$q),
+        .clock(row_bytes$clock)
+    );
+    top$store$dram_stride dram_stride(
+        .d(dram_stride$d),
+        .q(dram_stride$q),
+        .clock(dram_stride$clock)
+    );
+    top$store$local_stride local_stride(
+        .d(local_stride$d),
+        .q(local_stride$q),
+        .clock(local_stride$clock)
+    );
+    top$store$local_row local_row(
+        .d(local_row$d),
+        .q(local_row$q),
+        .clock(local_row$clock)
+    );
+    top$store$local_pos local_pos(
+        .d(local_pos$d),
+        .q(local_pos$q),
+        .clock(local_pos$clock)
+    );
+    top$store$issued_all issued_all(
+        .d(issued_all$d),
+        .q(issued_all$q),
+        .clock(issued_all$clock)
+    );
+    top$store$outstanding outstanding(
+        .d(outstanding$d),
+        .q(outstanding$q),
+        .clock(outstanding$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        busy_r$clock = clock;
+        index_r$clock = clock;
+        acc_r$clock = clock;
+        pos$clock = clock;
+        row_start$clock = clock;
+        row_end$clock = clock;
+        rows_left$clock = clock;
+        row_bytes$clock = clock;
+        dram_stride$clock = clock;
+        local_stride$clock = clock;
+        local_row$clock = clock;
+        local_pos$clock = clock;
+        issued_all$clock = clock;
+        outstanding$clock = clock;
+        busy_r$d = busy_r$q;
+        index_r$d = index_r$q;
+        acc_r$d = acc_r$q;
+        pos$d = pos$q;
+        row_start$d = row_start$q;
+        row_end$d = row_end$q;
+        rows_left$d = rows_left$q;
+        row_bytes$d = row_bytes$q;
+        dram_stride$d = dram_stride$q;
+        local_stride$d = local_stride$q;
+        local_row$d = local_row$q;
+        local_pos$d = local_pos$q;
+        issued_all$d = issued_all$q;
+        outstanding$d = outstanding$q;
+        active = busy_r$q & ~issued_all$q;
+        off = pos$q & beat_mask;
+        rem_beat = beat - off;
+        rem_row = row_end$q - pos$q;
+        len = rem_beat;
+        if (rem_row < rem_beat) begin
+            len = rem_row;
+        end
+        tlb$clock = clock;
+        tlb$enable = enable;
+        tlb$flush = tlb_flush | clear;
+        tlb$xlat_en = xlat_en;
+        tlb$xlat_base = xlat_base;
+        tlb$xlat_pages = xlat_pages;
+        tlb$va = pos$q;
+        tlb$write = is_store;
+        mem65 = ((mem_size) & 65'h1ffffffffffffffff);
+        data_end = ((tlb$phys) & 65'h1ffffffffffffffff) + ((len) & 65'h1ffffffffffffffff);
+        pte_end = ((tlb$read_addr) & 65'h1ffffffffffffffff) + 64'h8;
+        data_ok = data_end <= mem65;
+        pte_ok = pte_end <= mem65;
+        offer_data = active & tlb$phys_valid & data_ok;
+        offer_pte = active & tlb$read_valid & pte_ok;
+        req_valid = offer_data | offer_pte;
+        req_pte = offer_pte;
+        fault = active & (tlb$fault | (tlb$phys_valid & ~data_ok) | (tlb$read_valid & ~pte_ok));
+        fault_code = code_range;
+        fault_addr = tlb$phys;
+        if (tlb$fault) begin
+            fault_code = tlb$fault_code;
+            fault_addr = tlb$fault_addr;
+        end
+        else if (tlb$read_valid) begin
+            fault_addr = tlb$read_addr;
+        end
+        req_addr = tlb$phys & align_mask;
+        req_tag = (((local_pos$q) & 56'hffffffffffffff) << 64'hf) | (((len) & 56'hffffffffffffff) << 64'h7) | (((off) & 56'hffffffffffffff) << 64'h1);
+        req_bytes = ((len) & 8'hff);
+        if (offer_pte) begin
+            req_addr = tlb$read_addr & align_mask;
+            req_tag = (((tlb$read_vpn) & 56'hffffffffffffff) << 64'hf) | (((tlb$read_addr & beat_mask) & 56'hffffffffffffff) << 64'h1) | 64'h1;
+            req_bytes = 32'h0;
+        end
+        lm_rd_acc = acc_r$q;
+        lm_rd_addr = local_pos$q;
+        wshift = ((off) & 9'h1ff) << 64'h3;
+        req_wdata = 32'h0;
+        req_wmask = 32'h0;
+        if (is_store & offer_data) begin
+            req_wdata = lm_rd_data << wshift;
+            req_wmask = (ones << off) & ~(ones << (off + len));
+        end
+        busy = busy_r$q;
+        done = busy_r$q & issued_all$q & (outstanding$q == 64'h0);
+        index = index_r$q;
+        rsp_pte = resp_tag[32'h0];
+        rsp_data = enable & resp_valid & ~rsp_pte;
+        rsp_shift = ((resp_tag[(32'h1)+:(6)]) & 9'h1ff) << 64'h3;
+        rsp_bytes = resp_data >> rsp_shift;
+        tlb$pte_valid = resp_valid & rsp_pte;
+        tlb$pte_vpn = resp_tag[(32'hf)+:(32)];
+        tlb$pte_entry = ((rsp_bytes) & 64'hffffffffffffffff);
+        lm_wr = rsp_data & ~is_store;
+        lm_wr_acc = acc_r$q;
+        lm_wr_addr = resp_tag[(32'hf)+:(32)];
+        lm_wr_len = ((resp_tag[(32'h7)+:(7)]) & 8'hff);
+        lm_wr_data = rsp_bytes;
+        grant_data = enable & grant & offer_data;
+        tlb$pte_granted = grant & offer_pte;
+        new_pos = pos$q + len;
+        next_row_start = row_start$q + ((dram_stride$q) & 64'hffffffffffffffff);
+        next_local_row = local_row$q + local_stride$q;
+        if (grant_data) begin
+            pos$d = new_pos;
+            local_pos$d = local_pos$q + ((len) & 32'hffffffff);
+            if (new_pos == row_end$q) begin
+                if (rows_left$q == 64'h1) begin
+                    issued_all$d = 1'b1;
+                end
+                else begin
+                    rows_left$d = rows_left$q - 64'h1;
+                    row_start$d = next_row_start;
+                    pos$d = next_row_start;
+                    row_end$d = next_row_start + ((row_bytes$q) & 64'hffffffffffffffff);
+                    local_row$d = next_local_row;
+                    local_pos$d = next_local_row;
+                end
+            end
+        end
+        if (grant_data & ~rsp_data) begin
+            outstanding$d = outstanding$q + 64'h1;
+        end
+        if (rsp_data & ~grant_data) begin
+            outstanding$d = outstanding$q - 64'h1;
+        end
+        if (enable) begin
+            if (busy_r$q & issued_all$q & (outstanding$q == 64'h0)) begin
+                busy_r$d = 1'b0;
+            end
+            if (issue) begin
+                busy_r$d = 1'b1;
+                index_r$d = issue_index;
+                acc_r$d = desc[32'hc];
+                pos$d = desc[(32'h40)+:(64)];
+                row_start$d = desc[(32'h40)+:(64)];
+                row_end$d = desc[(32'h40)+:(64)] + ((desc[(32'h90)+:(16)]) & 64'hffffffffffffffff);
+                rows_left$d = desc[(32'h80)+:(16)];
+                row_bytes$d = desc[(32'h90)+:(16)];
+                dram_stride$d = desc[(32'ha0)+:(32)];
+                local_stride$d = desc[(32'hc0)+:(32)];
+                local_row$d = desc[(32'h20)+:(32)];
+                local_pos$d = desc[(32'h20)+:(32)];
+                issued_all$d = 1'b0;
+                outstanding$d = 32'h0;
+            end
+        end
+        if (clear) begin
+            busy_r$d = 1'b0;
+            issued_all$d = 1'b0;
+            outstanding$d = 32'h0;
+        end
+    end
+    
+endmodule // top$store
+
+
+module top$store$acc_r(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$acc_r
+
+
+module top$store$busy_r(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$busy_r
+
+
+module top$store$dram_stride(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$dram_stride
+
+
+module top$store$index_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$index_r
+
+
+module top$store$issued_all(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$issued_all
+
+
+module top$store$local_pos(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$local_pos
+
+
+module top$store$local_row(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$local_row
+
+
+module top$store$local_stride(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$local_stride
+
+
+module top$store$outstanding(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$outstanding
+
+
+module top$store$pos(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$pos
+
+
+module top$store$row_bytes(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$row_bytes
+
+
+module top$store$row_end(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$row_end
+
+
+module top$store$row_start(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$row_start
+
+
+module top$store$rows_left(d,q,clock);
+    
+    // Module arguments
+    input wire  [15:0] d;
+    output reg  [15:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 16'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$rows_left
+
+
+module top$store$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  flush;
+    input wire  xlat_en;
+    input wire  [63:0] xlat_base;
+    input wire  [31:0] xlat_pages;
+    input wire  [63:0] va;
+    input wire  write;
+    input wire  pte_granted;
+    input wire  pte_valid;
+    input wire  [31:0] pte_vpn;
+    input wire  [63:0] pte_entry;
+    output reg  phys_valid;
+    output reg  [63:0] phys;
+    output reg  read_valid;
+    output reg  [63:0] read_addr;
+    output reg  [31:0] read_vpn;
+    output reg  waiting;
+    output reg  fault;
+    output reg  [7:0] fault_code;
+    output reg  [63:0] fault_addr;
+    
+    // Constant declarations
+    localparam  code_fault = 8'h9;
+    localparam  code_write = 8'ha;
+    localparam  reserved = 64'hffc;
+    
+    // Stub signals
+    reg  entry_valid$d;
+    wire  entry_valid$q;
+    reg  entry_valid$clock;
+    reg  [31:0] entry_vpn$d;
+    wire  [31:0] entry_vpn$q;
+    reg  entry_vpn$clock;
+    reg  [63:0] entry_pte$d;
+    wire  [63:0] entry_pte$q;
+    reg  entry_pte$clock;
+    reg  pending$d;
+    wire  pending$q;
+    reg  pending$clock;
+    
+    // Local signals
+    reg  [63:0] vpn;
+    reg  [63:0] pages;
+    reg  hit;
+    
+    // Sub module instances
+    top$store$tlb$entry_valid entry_valid(
+        .d(entry_valid$d),
+        .q(entry_valid$q),
+        .clock(entry_valid$clock)
+    );
+    top$store$tlb$entry_vpn entry_vpn(
+        .d(entry_vpn$d),
+        .q(entry_vpn$q),
+        .clock(entry_vpn$clock)
+    );
+    top$store$tlb$entry_pte entry_pte(
+        .d(entry_pte$d),
+        .q(entry_pte$q),
+        .clock(entry_pte$clock)
+    );
+    top$store$tlb$pending pending(
+        .d(pending$d),
+        .q(pending$q),
+        .clock(pending$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        entry_valid$clock = clock;
+        entry_vpn$clock = clock;
+        entry_pte$clock = clock;
+        pending$clock = clock;
+        entry_valid$d = entry_valid$q;
+        entry_vpn$d = entry_vpn$q;
+        entry_pte$d = entry_pte$q;
+        pending$d = pending$q;
+        vpn = va >> 32'hc;
+        pages = ((xlat_pages) & 64'hffffffffffffffff);
+        hit = entry_valid$q & (((entry_vpn$q) & 64'hffffffffffffffff) == vpn);
+        phys_valid = 1'b0;
+        phys = va;
+        read_valid = 1'b0;
+        read_addr = xlat_base + (vpn << 32'h3);
+        read_vpn = ((vpn) & 32'hffffffff);
+        waiting = 1'b0;
+        fault = 1'b0;
+        fault_code = code_fault;
+        fault_addr = va;
+        if (~xlat_en) begin
+            phys_valid = 1'b1;
+        end
+        else if (vpn >= pages) begin
+            fault = 1'b1;
+        end
+        else if (hit) begin
+            if (~entry_pte$q[32'h0] | |(entry_pte$q & reserved)) begin
+                fault = 1'b1;
+            end
+            else if (write & ~entry_pte$q[32'h1]) begin
+                fault = 1'b1;
+                fault_code = code_write;
+            end
+            else begin
+                phys_valid = 1'b1;
+                phys = ((entry_pte$q >> 32'hc) << 32'hc) | (va & 64'hfff);
+            end
+        end
+        else if (pending$q) begin
+            waiting = 1'b1;
+        end
+        else begin
+            read_valid = 1'b1;
+        end
+        if (enable) begin
+            if (pte_granted) begin
+                pending$d = 1'b1;
+            end
+            if (pte_valid) begin
+                pending$d = 1'b0;
+                entry_valid$d = 1'b1;
+                entry_vpn$d = pte_vpn;
+                entry_pte$d = pte_entry;
+            end
+        end
+        if (flush) begin
+            entry_valid$d = 1'b0;
+            pending$d = 1'b0;
+        end
+    end
+    
+endmodule // top$store$tlb
+
+
+module top$store$tlb$entry_pte(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$tlb$entry_pte
+
+
+module top$store$tlb$entry_valid(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$tlb$entry_valid
+
+
+module top$store$tlb$entry_vpn(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$tlb$entry_vpn
+
+
+module top$store$tlb$pending(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$tlb$pending

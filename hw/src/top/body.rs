@@ -618,5 +618,5 @@ end
 /// Bits that carry nothing here (named `unused*`, which Verilator's lint skips).
 const UNUSED: &str = r#"
 wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy, d_dend[63:0],
-   cp_own[63:56], load_own[63:56], store_own[63:56], denied[1]};
+   cp_own[63:56], denied[1]};
 "#;

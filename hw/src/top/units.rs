@@ -10,10 +10,10 @@
 
 use crate::gen::Params;
 
-pub(super) fn wiring(p: &Params) -> String {
+pub(super) fn wiring(_p: &Params) -> String {
     let mut s = String::from(CPTLB);
     s += COMPUTE;
-    s += &DMA_STUB.replace("@BM1@", &(p.beat_bytes - 1).to_string());
+    s += DMA;
     s
 }
 
@@ -47,28 +47,49 @@ always @(*) begin
 end
 "#;
 
-/// Until the DMA units are integrated: they never request nor complete, and
-/// the compute unit's DMA ports are idle.
-const DMA_STUB: &str = r#"
-// ---- DMA units (not yet integrated: idle) ----
-wire load_req = 1'b0, store_req = 1'b0;
-wire [2:0] load_kind = 3'd0, store_kind = 3'd0;
-wire [63:0] load_addr = 64'd0, store_addr = 64'd0, load_own = 64'd0, store_own = 64'd0;
-wire [7:0] load_len = 8'd0, store_len = 8'd0;
-wire [511:0] store_wdata = 512'd0;
-wire [63:0] store_wmask = 64'd0;
-wire load_fault = 1'b0, store_fault = 1'b0;
-wire [7:0] load_fcode = 8'd0, store_fcode = 8'd0;
-wire [63:0] load_faddr = 64'd0, store_faddr = 64'd0;
-wire load_done = 1'b0, store_done = 1'b0;
+/// The DMA units: `load` (who 1) and `store` (who 2), sharing the compute
+/// unit's local-memory ports (LOAD writes, STORE reads).
+const DMA: &str = r#"
+// ---- DMA units ----
 always @(*) begin
-   compute$dma_wr = 1'b0;
-   compute$dma_wr_acc = 1'b0;
-   compute$dma_wr_addr = 32'd0;
-   compute$dma_wr_len = 8'd0;
-   compute$dma_wr_data = 512'd0;
-   compute$dma_rd_acc = 1'b0;
-   compute$dma_rd_addr = 32'd0;
+   load$clock = clock;              store$clock = clock;
+   load$enable = w_go;              store$enable = w_go;
+   load$clear = w_clear;            store$clear = w_clear;
+   load$tlb_flush = w_flush;        store$tlb_flush = w_flush;
+   load$issue = w_issue[0];         store$issue = w_issue[2];
+   load$desc = qh_desc[0];          store$desc = qh_desc[2];
+   load$issue_index = qh_index[0];  store$issue_index = qh_index[2];
+   load$xlat_en = w_xlat_en;        store$xlat_en = w_xlat_en;
+   load$xlat_base = r_xlat_base;    store$xlat_base = r_xlat_base;
+   load$xlat_pages = r_xlat_pages;  store$xlat_pages = r_xlat_pages;
+   load$mem_size = mem_size;        store$mem_size = mem_size;
+   load$grant = w_grant && g_load;  store$grant = w_grant && g_store;
+   load$resp_valid = w_take && w_resp_who == 2'd1;
+   store$resp_valid = w_take && w_resp_who == 2'd2;
+   load$resp_tag = resp_tag[63:8];  store$resp_tag = resp_tag[63:8];
+   load$resp_data = resp_data;      store$resp_data = resp_data;
+   load$lm_rd_data = 512'd0;        store$lm_rd_data = compute$dma_rd_data;
+   compute$dma_wr = load$lm_wr;
+   compute$dma_wr_acc = load$lm_wr_acc;
+   compute$dma_wr_addr = load$lm_wr_addr;
+   compute$dma_wr_len = load$lm_wr_len;
+   compute$dma_wr_data = load$lm_wr_data;
+   compute$dma_rd_acc = store$lm_rd_acc;
+   compute$dma_rd_addr = store$lm_rd_addr;
 end
-wire unused_dma_rd = ^compute$dma_rd_data;
+wire load_req = load$req_valid, store_req = store$req_valid;
+wire [2:0] load_kind = load$req_pte ? K_PTE : K_READ;
+wire [2:0] store_kind = store$req_pte ? K_PTE : K_WRITE;
+wire [63:0] load_addr = load$req_addr, store_addr = store$req_addr;
+wire [55:0] load_own = load$req_tag, store_own = store$req_tag;
+wire [7:0] load_len = load$req_bytes, store_len = store$req_bytes;
+wire [511:0] store_wdata = store$req_wdata;
+wire [63:0] store_wmask = store$req_wmask;
+wire load_fault = load$fault, store_fault = store$fault;
+wire [7:0] load_fcode = load$fault_code, store_fcode = store$fault_code;
+wire [63:0] load_faddr = load$fault_addr, store_faddr = store$fault_addr;
+wire load_done = load$done, store_done = store$done;
+// the units' own copies of what the top tracks, and the LOAD's unused write data path
+wire unused_dma = ^{load$busy, store$busy, load$index, store$index, load$req_wdata, load$req_wmask,
+   store$lm_wr, store$lm_wr_acc, store$lm_wr_addr, store$lm_wr_len, store$lm_wr_data, load$lm_rd_acc, load$lm_rd_addr};
 "#;
