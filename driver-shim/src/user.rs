@@ -168,7 +168,7 @@ mod tests {
         let a = x.as_mut_ptr() as u64;
         assert!(on_live_stack(a, 16), "a caller's local is live stack");
         assert!(!on_live_stack(a, usize::MAX));
-        let heap = vec![1u8; 16];
+        let heap = Box::new([1u8; 16]);
         assert!(!on_live_stack(heap.as_ptr() as u64, 16));
         copy_to_user(a, &[9; 16]).unwrap();
         assert_eq!(x, [9; 16]);
