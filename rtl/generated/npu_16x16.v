@@ -336,7 +336,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg [7:0] r_job_op [0:2];
     reg [63:0] r_job_macs;
     
-    integer ii, iq, ip, ia, ic;
+    integer ii, iq, ip, io, ia, ic;
     initial begin
        r_now = 64'd0; r_reset_cycle = 64'd0; r_last_progress = 64'd0;
        r_control = 32'd0; r_irq_status = 2'd0; r_irq_mask = 2'd0;
@@ -627,58 +627,69 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     end
     
     // ---- the command processor's translation cache (FENCE writeback) ----
-    always @(*) begin
-       cptlb$clock = clock;
-       cptlb$enable = w_go;
-       cptlb$flush = w_flush;
-       cptlb$xlat_en = w_xlat_en;
-       cptlb$xlat_base = r_xlat_base;
-       cptlb$xlat_pages = r_xlat_pages;
-       cptlb$va = r_fence_addr;
-       cptlb$write = 1'b1;
-       cptlb$pte_granted = w_grant && g_cp && cp_kind == K_PTE;
-       cptlb$pte_valid = w_resp_cp_pte;
-       cptlb$pte_vpn = w_resp_vpn;
-       cptlb$pte_entry = resp_data[{w_resp_off, 3'd0} +: 64];
-    end
+    assign cptlb$clock = clock;
+    assign cptlb$enable = w_act;
+    assign cptlb$flush = w_flush;
+    assign cptlb$xlat_en = w_xlat_en;
+    assign cptlb$xlat_base = r_xlat_base;
+    assign cptlb$xlat_pages = r_xlat_pages;
+    assign cptlb$va = r_fence_addr;
+    assign cptlb$write = 1'b1;
+    assign cptlb$pte_granted = w_act && port_ready && cp_req && cp_kind == K_PTE;
+    assign cptlb$pte_valid = w_act && resp_valid && w_resp_who == 2'd0 && w_resp_kind == K_PTE;
+    assign cptlb$pte_vpn = w_resp_vpn;
+    assign cptlb$pte_entry = resp_data[{w_resp_off, 3'd0} +: 64];
     
     // ---- the compute unit ----
     wire cmp_done = compute$done;
-    always @(*) begin
-       compute$clock = clock;
-       compute$enable = w_go;
-       compute$clear = w_clear;
-       compute$issue = w_issue[1];
-       compute$desc = qh_desc[1];
-    end
+    assign compute$clock = clock;
+    assign compute$enable = w_act;
+    assign compute$clear = w_clear;
+    assign compute$issue = w_act && issue[1];
+    assign compute$desc = qh_desc[1];
     
     // ---- DMA units ----
-    always @(*) begin
-       load$clock = clock;              store$clock = clock;
-       load$enable = w_go;              store$enable = w_go;
-       load$clear = w_clear;            store$clear = w_clear;
-       load$tlb_flush = w_flush;        store$tlb_flush = w_flush;
-       load$issue = w_issue[0];         store$issue = w_issue[2];
-       load$desc = qh_desc[0];          store$desc = qh_desc[2];
-       load$issue_index = qh_index[0];  store$issue_index = qh_index[2];
-       load$xlat_en = w_xlat_en;        store$xlat_en = w_xlat_en;
-       load$xlat_base = r_xlat_base;    store$xlat_base = r_xlat_base;
-       load$xlat_pages = r_xlat_pages;  store$xlat_pages = r_xlat_pages;
-       load$mem_size = mem_size;        store$mem_size = mem_size;
-       load$grant = w_grant && g_load;  store$grant = w_grant && g_store;
-       load$resp_valid = w_take && w_resp_who == 2'd1;
-       store$resp_valid = w_take && w_resp_who == 2'd2;
-       load$resp_tag = resp_tag[63:8];  store$resp_tag = resp_tag[63:8];
-       load$resp_data = resp_data;      store$resp_data = resp_data;
-       load$lm_rd_data = 512'd0;        store$lm_rd_data = compute$dma_rd_data;
-       compute$dma_wr = load$lm_wr;
-       compute$dma_wr_acc = load$lm_wr_acc;
-       compute$dma_wr_addr = load$lm_wr_addr;
-       compute$dma_wr_len = load$lm_wr_len;
-       compute$dma_wr_data = load$lm_wr_data;
-       compute$dma_rd_acc = store$lm_rd_acc;
-       compute$dma_rd_addr = store$lm_rd_addr;
-    end
+    assign load$clock = clock;
+    assign store$clock = clock;
+    assign load$enable = w_act;
+    assign store$enable = w_act;
+    assign load$clear = w_clear;
+    assign store$clear = w_clear;
+    assign load$tlb_flush = w_flush;
+    assign store$tlb_flush = w_flush;
+    assign load$issue = w_act && issue[0];
+    assign store$issue = w_act && issue[2];
+    assign load$desc = qh_desc[0];
+    assign store$desc = qh_desc[2];
+    assign load$issue_index = qh_index[0];
+    assign store$issue_index = qh_index[2];
+    assign load$xlat_en = w_xlat_en;
+    assign store$xlat_en = w_xlat_en;
+    assign load$xlat_base = r_xlat_base;
+    assign store$xlat_base = r_xlat_base;
+    assign load$xlat_pages = r_xlat_pages;
+    assign store$xlat_pages = r_xlat_pages;
+    assign load$mem_size = mem_size;
+    assign store$mem_size = mem_size;
+    // M1: the store is granted when it offers and the command processor does not;
+    // the load when neither does (each unit ANDs this with its own offer)
+    assign store$grant = w_act && port_ready && !cp_req;
+    assign load$grant = w_act && port_ready && !cp_req && !store$req_valid;
+    assign load$resp_valid = w_act && resp_valid && w_resp_who == 2'd1;
+    assign store$resp_valid = w_act && resp_valid && w_resp_who == 2'd2;
+    assign load$resp_tag = resp_tag[63:8];
+    assign store$resp_tag = resp_tag[63:8];
+    assign load$resp_data = resp_data;
+    assign store$resp_data = resp_data;
+    assign load$lm_rd_data = 512'd0;
+    assign store$lm_rd_data = compute$dma_rd_data;
+    assign compute$dma_wr = load$lm_wr;
+    assign compute$dma_wr_acc = load$lm_wr_acc;
+    assign compute$dma_wr_addr = load$lm_wr_addr;
+    assign compute$dma_wr_len = load$lm_wr_len;
+    assign compute$dma_wr_data = load$lm_wr_data;
+    assign compute$dma_rd_acc = store$lm_rd_acc;
+    assign compute$dma_rd_addr = store$lm_rd_addr;
     wire load_req = load$req_valid, store_req = store$req_valid;
     wire [2:0] load_kind = load$req_pte ? K_PTE : K_READ;
     wire [2:0] store_kind = store$req_pte ? K_PTE : K_WRITE;
@@ -722,6 +733,8 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        push_q[1] = complete[1] && r_job_deps[1][2];
        push_q[2] = complete[1] && r_job_deps[1][3];
        push_q[3] = complete[2] && r_job_deps[2][2];
+    end
+    always @(*) begin
        // E1 deadlock
        dl = 1'b0; dl_idx = 32'd0;
        cp_blocked = r_fence ? (r_fence_phase == F_DRAIN) : (w_head_full && !dec_bad);
@@ -735,10 +748,10 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        wd = r_watchdog != 32'd0 && w_plan_busy && r_now >= r_last_progress + {32'd0, r_watchdog};
        // U2 token overflow: a push onto a counter that stays at 255 after this cycle's pop
        ovf = 1'b0; ovf_idx = 32'd0;
-       for (ip = 3; ip >= 0; ip = ip - 1) begin
-          if (push_q[ip] && r_tok[ip] - {8'd0, pop_q[ip]} >= 9'd255) begin
+       for (io = 3; io >= 0; io = io - 1) begin
+          if (push_q[io] && r_tok[io] - {8'd0, pop_q[io]} >= 9'd255) begin
              ovf = 1'b1;
-             ovf_idx = (ip == 0) ? r_job_index[0] : (ip == 3) ? r_job_index[2] : r_job_index[1];
+             ovf_idx = (io == 0) ? r_job_index[0] : (io == 3) ? r_job_index[2] : r_job_index[1];
           end
        end
        f_any = 1'b1; f_code = 8'd0; f_idx = 32'd0; f_addr_v = 64'd0;
@@ -793,7 +806,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire w_take = w_go && resp_valid;             // the response is consumed
     // the response's destination
     wire w_resp_fetch = w_take && w_resp_who == 2'd0 && w_resp_kind == K_FETCH;
-    wire w_resp_cp_pte = w_take && w_resp_who == 2'd0 && w_resp_kind == K_PTE;
     wire w_resp_fence = w_take && w_resp_who == 2'd0 && w_resp_kind == K_FENCEW;
     
     // ---- fetch arrival: the oldest entry still waiting for a beat ----

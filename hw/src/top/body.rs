@@ -111,7 +111,7 @@ reg [3:0] r_job_deps [0:2];
 reg [7:0] r_job_op [0:2];
 reg [63:0] r_job_macs;
 
-integer ii, iq, ip, ia, ic;
+integer ii, iq, ip, io, ia, ic;
 initial begin
    r_now = 64'd0; r_reset_cycle = 64'd0; r_last_progress = 64'd0;
    r_control = 32'd0; r_irq_status = 2'd0; r_irq_mask = 2'd0;
@@ -314,6 +314,8 @@ always @(*) begin
    push_q[1] = complete[1] && r_job_deps[1][2];
    push_q[2] = complete[1] && r_job_deps[1][3];
    push_q[3] = complete[2] && r_job_deps[2][2];
+end
+always @(*) begin
    // E1 deadlock
    dl = 1'b0; dl_idx = 32'd0;
    cp_blocked = r_fence ? (r_fence_phase == F_DRAIN) : (w_head_full && !dec_bad);
@@ -327,10 +329,10 @@ always @(*) begin
    wd = r_watchdog != 32'd0 && w_plan_busy && r_now >= r_last_progress + {32'd0, r_watchdog};
    // U2 token overflow: a push onto a counter that stays at 255 after this cycle's pop
    ovf = 1'b0; ovf_idx = 32'd0;
-   for (ip = 3; ip >= 0; ip = ip - 1) begin
-      if (push_q[ip] && r_tok[ip] - {8'd0, pop_q[ip]} >= 9'd255) begin
+   for (io = 3; io >= 0; io = io - 1) begin
+      if (push_q[io] && r_tok[io] - {8'd0, pop_q[io]} >= 9'd255) begin
          ovf = 1'b1;
-         ovf_idx = (ip == 0) ? r_job_index[0] : (ip == 3) ? r_job_index[2] : r_job_index[1];
+         ovf_idx = (io == 0) ? r_job_index[0] : (io == 3) ? r_job_index[2] : r_job_index[1];
       end
    end
    f_any = 1'b1; f_code = 8'd0; f_idx = 32'd0; f_addr_v = 64'd0;
@@ -385,7 +387,6 @@ wire w_grant = req_valid && port_ready;
 wire w_take = w_go && resp_valid;             // the response is consumed
 // the response's destination
 wire w_resp_fetch = w_take && w_resp_who == 2'd0 && w_resp_kind == K_FETCH;
-wire w_resp_cp_pte = w_take && w_resp_who == 2'd0 && w_resp_kind == K_PTE;
 wire w_resp_fence = w_take && w_resp_who == 2'd0 && w_resp_kind == K_FENCEW;
 
 // ---- fetch arrival: the oldest entry still waiting for a beat ----

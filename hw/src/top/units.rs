@@ -19,64 +19,75 @@ pub(super) fn wiring(_p: &Params) -> String {
 
 const CPTLB: &str = r#"
 // ---- the command processor's translation cache (FENCE writeback) ----
-always @(*) begin
-   cptlb$clock = clock;
-   cptlb$enable = w_go;
-   cptlb$flush = w_flush;
-   cptlb$xlat_en = w_xlat_en;
-   cptlb$xlat_base = r_xlat_base;
-   cptlb$xlat_pages = r_xlat_pages;
-   cptlb$va = r_fence_addr;
-   cptlb$write = 1'b1;
-   cptlb$pte_granted = w_grant && g_cp && cp_kind == K_PTE;
-   cptlb$pte_valid = w_resp_cp_pte;
-   cptlb$pte_vpn = w_resp_vpn;
-   cptlb$pte_entry = resp_data[{w_resp_off, 3'd0} +: 64];
-end
+assign cptlb$clock = clock;
+assign cptlb$enable = w_act;
+assign cptlb$flush = w_flush;
+assign cptlb$xlat_en = w_xlat_en;
+assign cptlb$xlat_base = r_xlat_base;
+assign cptlb$xlat_pages = r_xlat_pages;
+assign cptlb$va = r_fence_addr;
+assign cptlb$write = 1'b1;
+assign cptlb$pte_granted = w_act && port_ready && cp_req && cp_kind == K_PTE;
+assign cptlb$pte_valid = w_act && resp_valid && w_resp_who == 2'd0 && w_resp_kind == K_PTE;
+assign cptlb$pte_vpn = w_resp_vpn;
+assign cptlb$pte_entry = resp_data[{w_resp_off, 3'd0} +: 64];
 "#;
 
 const COMPUTE: &str = r#"
 // ---- the compute unit ----
 wire cmp_done = compute$done;
-always @(*) begin
-   compute$clock = clock;
-   compute$enable = w_go;
-   compute$clear = w_clear;
-   compute$issue = w_issue[1];
-   compute$desc = qh_desc[1];
-end
+assign compute$clock = clock;
+assign compute$enable = w_act;
+assign compute$clear = w_clear;
+assign compute$issue = w_act && issue[1];
+assign compute$desc = qh_desc[1];
 "#;
 
 /// The DMA units: `load` (who 1) and `store` (who 2), sharing the compute
 /// unit's local-memory ports (LOAD writes, STORE reads).
 const DMA: &str = r#"
 // ---- DMA units ----
-always @(*) begin
-   load$clock = clock;              store$clock = clock;
-   load$enable = w_go;              store$enable = w_go;
-   load$clear = w_clear;            store$clear = w_clear;
-   load$tlb_flush = w_flush;        store$tlb_flush = w_flush;
-   load$issue = w_issue[0];         store$issue = w_issue[2];
-   load$desc = qh_desc[0];          store$desc = qh_desc[2];
-   load$issue_index = qh_index[0];  store$issue_index = qh_index[2];
-   load$xlat_en = w_xlat_en;        store$xlat_en = w_xlat_en;
-   load$xlat_base = r_xlat_base;    store$xlat_base = r_xlat_base;
-   load$xlat_pages = r_xlat_pages;  store$xlat_pages = r_xlat_pages;
-   load$mem_size = mem_size;        store$mem_size = mem_size;
-   load$grant = w_grant && g_load;  store$grant = w_grant && g_store;
-   load$resp_valid = w_take && w_resp_who == 2'd1;
-   store$resp_valid = w_take && w_resp_who == 2'd2;
-   load$resp_tag = resp_tag[63:8];  store$resp_tag = resp_tag[63:8];
-   load$resp_data = resp_data;      store$resp_data = resp_data;
-   load$lm_rd_data = 512'd0;        store$lm_rd_data = compute$dma_rd_data;
-   compute$dma_wr = load$lm_wr;
-   compute$dma_wr_acc = load$lm_wr_acc;
-   compute$dma_wr_addr = load$lm_wr_addr;
-   compute$dma_wr_len = load$lm_wr_len;
-   compute$dma_wr_data = load$lm_wr_data;
-   compute$dma_rd_acc = store$lm_rd_acc;
-   compute$dma_rd_addr = store$lm_rd_addr;
-end
+assign load$clock = clock;
+assign store$clock = clock;
+assign load$enable = w_act;
+assign store$enable = w_act;
+assign load$clear = w_clear;
+assign store$clear = w_clear;
+assign load$tlb_flush = w_flush;
+assign store$tlb_flush = w_flush;
+assign load$issue = w_act && issue[0];
+assign store$issue = w_act && issue[2];
+assign load$desc = qh_desc[0];
+assign store$desc = qh_desc[2];
+assign load$issue_index = qh_index[0];
+assign store$issue_index = qh_index[2];
+assign load$xlat_en = w_xlat_en;
+assign store$xlat_en = w_xlat_en;
+assign load$xlat_base = r_xlat_base;
+assign store$xlat_base = r_xlat_base;
+assign load$xlat_pages = r_xlat_pages;
+assign store$xlat_pages = r_xlat_pages;
+assign load$mem_size = mem_size;
+assign store$mem_size = mem_size;
+// M1: the store is granted when it offers and the command processor does not;
+// the load when neither does (each unit ANDs this with its own offer)
+assign store$grant = w_act && port_ready && !cp_req;
+assign load$grant = w_act && port_ready && !cp_req && !store$req_valid;
+assign load$resp_valid = w_act && resp_valid && w_resp_who == 2'd1;
+assign store$resp_valid = w_act && resp_valid && w_resp_who == 2'd2;
+assign load$resp_tag = resp_tag[63:8];
+assign store$resp_tag = resp_tag[63:8];
+assign load$resp_data = resp_data;
+assign store$resp_data = resp_data;
+assign load$lm_rd_data = 512'd0;
+assign store$lm_rd_data = compute$dma_rd_data;
+assign compute$dma_wr = load$lm_wr;
+assign compute$dma_wr_acc = load$lm_wr_acc;
+assign compute$dma_wr_addr = load$lm_wr_addr;
+assign compute$dma_wr_len = load$lm_wr_len;
+assign compute$dma_wr_data = load$lm_wr_data;
+assign compute$dma_rd_acc = store$lm_rd_acc;
+assign compute$dma_rd_addr = store$lm_rd_addr;
 wire load_req = load$req_valid, store_req = store$req_valid;
 wire [2:0] load_kind = load$req_pte ? K_PTE : K_READ;
 wire [2:0] store_kind = store$req_pte ? K_PTE : K_WRITE;
