@@ -183,3 +183,29 @@ fn faults_scripted_by_environment_variable_and_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"2:melt\": unknown fault kind"), "{err}");
 }
+
+#[test]
+fn npukit_trace_writes_the_combined_timeline_at_the_last_close() {
+    let exe = build_example("jobs");
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("preload-trace.json");
+    let _ = std::fs::remove_file(&path);
+    let out = run_preloaded(&exe, &[("NPUKIT_TRACE", path.to_str().unwrap())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = npukit_traces::read::read_perfetto(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(info.processes.get(&2).map(String::as_str), Some("driver"));
+    for n in 1..=5 {
+        assert!(
+            info.slice_names.contains_key(&format!("job {n} (seq {n})")),
+            "{info:?}"
+        );
+    }
+    assert_eq!(info.slice_names.get("SUBMIT"), Some(&5));
+    assert!(
+        info.slices_on(&["compute"]) >= 5,
+        "one MATMUL per job on the NPU tracks"
+    );
+}
