@@ -73,6 +73,37 @@ pub struct Options {
     pub faults: Vec<Injection>,
     /// Record driver and hardware events on one timeline.
     pub trace: bool,
+    /// Builds the device instead of [`Backend::open_traced`]: the seam through
+    /// which devices from crates the shim does not depend on plug in (the RTL
+    /// and lockstep devices of `npukit-rtl`, a test double). `backend` still
+    /// names the platform reported by GET_PARAM.
+    pub device: Option<DeviceFactory>,
+}
+
+/// The signature of a device constructor: the configuration and, when
+/// tracing, the sink for hardware events.
+pub type DeviceCtor =
+    dyn Fn(&NpuConfig, Option<LogSink>) -> Result<Box<dyn Device + Send>, String> + Send + Sync;
+
+/// A shareable device constructor (see [`Options::device`]).
+#[derive(Clone)]
+pub struct DeviceFactory(pub std::sync::Arc<DeviceCtor>);
+
+impl DeviceFactory {
+    pub fn new(
+        f: impl Fn(&NpuConfig, Option<LogSink>) -> Result<Box<dyn Device + Send>, String>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        DeviceFactory(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for DeviceFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceFactory(..)")
+    }
 }
 
 impl Default for Options {
@@ -87,6 +118,7 @@ impl Default for Options {
             slice_cycles: 1024,
             faults: Vec::new(),
             trace: false,
+            device: None,
         }
     }
 }
@@ -286,9 +318,11 @@ impl Core {
     /// page 0 unused, then the command ring, then the allocator.
     pub fn new(opts: Options) -> Result<Self, ShimError> {
         let trace = opts.trace.then(TraceLog::default);
-        let inner = opts
-            .backend
-            .open_traced(&opts.config, trace.clone().map(LogSink))?;
+        let sink = trace.clone().map(LogSink);
+        let inner = match &opts.device {
+            Some(f) => (f.0)(&opts.config, sink).map_err(ShimError::Device)?,
+            None => opts.backend.open_traced(&opts.config, sink)?,
+        };
         let mut dev = FaultDevice::new(inner);
         let id = dev.mmio_read(regs::ID);
         let version = dev.mmio_read(regs::VERSION);

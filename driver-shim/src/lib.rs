@@ -25,6 +25,6 @@ pub mod user;
 
 pub use api::{File, Shim};
 pub use backend::Backend;
-pub use driver::{JobResult, Options, ShimError};
+pub use driver::{DeviceFactory, JobResult, Options, ShimError};
 pub use errno::{Errno, IoctlResult};
 pub use fault::{Fault, Injection};
