@@ -24,6 +24,7 @@ int npukit_preload_register(int fd, int flags);
 int npukit_preload_ioctl(int fd, unsigned long req, void *arg);
 int npukit_preload_mmap(int fd, void *addr, size_t len, int flags, long long off, void **out);
 int npukit_preload_owns_range(void *addr, size_t len);
+int npukit_preload_munmap(void *addr, size_t len);
 void npukit_preload_close(int fd);
 
 typedef int (*open_fn)(const char *, int, ...);
@@ -167,11 +168,18 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 	return real_mmap64(addr, len, prot, flags, fd, off);
 }
 
-/* A BO mapping is device memory itself: unmapping it is a no-op. */
+/* A BO mapping is device memory itself: unmapping it only releases the
+ * shim's hold on the BO. */
 int munmap(void *addr, size_t len)
 {
-	if (npukit_preload_owns_range(addr, len))
+	if (npukit_preload_owns_range(addr, len)) {
+		int r = npukit_preload_munmap(addr, len);
+		if (r < 0) {
+			errno = -r;
+			return -1;
+		}
 		return 0;
+	}
 	NEXT(munmap_fn, munmap);
 	return real_munmap(addr, len);
 }

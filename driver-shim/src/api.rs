@@ -107,6 +107,12 @@ impl Shim {
         }
     }
 
+    /// Undoes [`File::mmap`] for `addr..addr+len` (the munmap syscall);
+    /// `false` if the range is not device memory.
+    pub fn munmap(&self, addr: *mut u8, len: usize) -> bool {
+        self.lock().munmap(addr as usize, len)
+    }
+
     /// The device clock, in cycles.
     pub fn cycle(&self) -> u64 {
         self.lock().cycle()
@@ -276,8 +282,8 @@ impl File {
     }
 
     /// `mmap(NULL, len, ..., fd, offset)`: the host address of the BO bytes.
-    /// The mapping is the device memory itself (no copy), valid while the
-    /// BO lives; munmap needs no call into the shim.
+    /// The mapping is the device memory itself (no copy); it keeps the BO
+    /// allocated, even after GEM_CLOSE, until [`Shim::munmap`].
     pub fn mmap(&self, offset: u64, len: u64) -> IoctlResult<*mut u8> {
         self.traced("MMAP", 0, || {
             self.shim

@@ -215,6 +215,13 @@ struct BoObj {
     refs: u32,
 }
 
+/// A live mmap of (part of) a BO: the physical ranges still mapped.
+#[derive(Debug)]
+struct Mapping {
+    obj: u64,
+    ranges: Vec<(u64, u64)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum JobState {
     Queued,
@@ -289,6 +296,7 @@ pub struct Core {
     next_ctx: u32,
     objects: BTreeMap<u64, BoObj>,
     next_obj: u64,
+    maps: Vec<Mapping>,
     queue: VecDeque<(u32, u64)>,
     running: Option<Running>,
     jobs_accepted: u64,
@@ -376,6 +384,7 @@ impl Core {
             next_ctx: 1,
             objects: BTreeMap::new(),
             next_obj: 1,
+            maps: Vec::new(),
             queue: VecDeque::new(),
             running: None,
             jobs_accepted: 0,
@@ -536,6 +545,10 @@ impl Core {
         if let Some(c) = self.contexts.get(&ctx) {
             let xlat = c.xlat;
             self.map_pages(xlat, phys, size, |_| 0);
+            if self.running.is_some() && self.loaded_ctx == Some(ctx) {
+                // The running job may hold the pages in its translation caches.
+                self.dev.mmio_write(regs::XLAT_PAGES, self.xlat_pages);
+            }
         }
         self.alloc.free(phys, size);
     }
@@ -609,7 +622,12 @@ impl Core {
 
     /// The host address and length of an mmap of `len` bytes at `offset` in
     /// this context's BO space: the range must lie inside one BO.
-    pub fn mmap_range(&self, ctx: u32, offset: u64, len: u64) -> IoctlResult<(*mut u8, u64)> {
+    ///
+    /// As in the kernel, a mapping holds the BO: closing the handle (or the
+    /// file) does not free the memory until [`Core::munmap`] removes every
+    /// page of the mapping, so a stale pointer never reaches memory that
+    /// another context has since been given.
+    pub fn mmap_range(&mut self, ctx: u32, offset: u64, len: u64) -> IoctlResult<(*mut u8, u64)> {
         let c = self.ctx(ctx)?;
         if len == 0 || !offset.is_multiple_of(PAGE) || offset < MMAP_BASE {
             return Err(Errno::EINVAL);
@@ -617,17 +635,69 @@ impl Core {
         let start = offset - MMAP_BASE;
         let len = len.checked_next_multiple_of(PAGE).ok_or(Errno::EINVAL)?;
         let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
-        let inside = c
+        let obj = c
             .bos
             .values()
-            .filter_map(|o| self.objects.get(o))
-            .any(|o| start >= o.phys && end <= o.phys + o.size);
-        if !inside {
-            return Err(Errno::EINVAL);
-        }
+            .find(|o| {
+                self.objects
+                    .get(o)
+                    .is_some_and(|o| start >= o.phys && end <= o.phys + o.size)
+            })
+            .copied()
+            .ok_or(Errno::EINVAL)?;
         let off = usize::try_from(start).map_err(|_| Errno::EINVAL)?;
+        if let Some(o) = self.objects.get_mut(&obj) {
+            o.refs += 1;
+        }
+        self.maps.push(Mapping {
+            obj,
+            ranges: vec![(start, end)],
+        });
         // SAFETY: start..end lies inside a BO, which lies inside the block.
         Ok((unsafe { self.mem.base().add(off) }, len))
+    }
+
+    /// Removes the pages of `host..host+len` from the mappings made by
+    /// [`Core::mmap_range`] (partial unmaps keep the rest); a BO whose last
+    /// mapped page goes is released. Returns `false` if the range is not
+    /// device memory.
+    pub fn munmap(&mut self, host: usize, len: usize) -> bool {
+        let base = self.mem.base() as usize;
+        let Some(a) = host.checked_sub(base) else {
+            return false;
+        };
+        let (a, len) = (a as u64, len as u64);
+        if a >= self.mem.len() {
+            return false;
+        }
+        let b = a.saturating_add(len.next_multiple_of(PAGE));
+        let mut released = Vec::new();
+        self.maps.retain_mut(|m| {
+            let mut left = Vec::new();
+            for &(s, e) in &m.ranges {
+                if e <= a || s >= b {
+                    left.push((s, e));
+                    continue;
+                }
+                if s < a {
+                    left.push((s, a));
+                }
+                if e > b {
+                    left.push((b, e));
+                }
+            }
+            m.ranges = left;
+            if m.ranges.is_empty() {
+                released.push(m.obj);
+                false
+            } else {
+                true
+            }
+        });
+        for o in released {
+            self.unref(o);
+        }
+        true
     }
 
     /// Reads or writes a BO's bytes from the host (the Rust API's pread/pwrite).

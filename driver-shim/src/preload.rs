@@ -157,6 +157,15 @@ pub extern "C" fn npukit_preload_owns_range(addr: *mut c_void, len: usize) -> c_
     c_int::from(size != 0 && a >= base && a.checked_add(len).is_some_and(|e| e <= base + size))
 }
 
+/// munmap of a range of device memory; 0 or -errno.
+#[no_mangle]
+pub extern "C" fn npukit_preload_munmap(addr: *mut c_void, len: usize) -> c_int {
+    match SHIM.get() {
+        Some(Ok(s)) if s.munmap(addr.cast(), len) => 0,
+        _ => -libc::EINVAL,
+    }
+}
+
 /// Closes the device file behind `fd` (the C side then closes the descriptor).
 #[no_mangle]
 pub extern "C" fn npukit_preload_close(fd: c_int) {
