@@ -2,6 +2,10 @@
 //! one small program per timing rule, opcode and error path, each run on the
 //! generated 4x4 variant, with every event, MMIO read, the IRQ line and the
 //! final memory compared.
+//!
+//! `NPUKIT_HW_VARIANT=<name>` runs them on another 4x4 variant instead, e.g. one
+//! made by `npukit-hwgen --config FILE --name NAME` with another beat width or
+//! queue depth and built into `npukit-rtl` through `NPUKIT_RTL_VARIANTS`.
 
 use npukit_abi::desc::{deps, Act, Add, Dma, Fence, Matmul, Max, Op};
 use npukit_abi::program::Program;
@@ -51,8 +55,13 @@ fn lockstep_on(
     r.map(|o| o.cycles)
 }
 
+/// The variant under test: `npu_4x4`, or `NPUKIT_HW_VARIANT`.
+fn under_test() -> String {
+    std::env::var("NPUKIT_HW_VARIANT").unwrap_or_else(|_| "npu_4x4".to_string())
+}
+
 fn lockstep(descs: &[Descriptor]) -> Result<u64, RunError> {
-    lockstep_on("npu_4x4", descs, |_, _| {})
+    lockstep_on(&under_test(), descs, |_, _| {})
 }
 
 fn d(op: Op) -> Descriptor {
@@ -161,13 +170,6 @@ fn deadlock() {
     assert!(lockstep(&p).is_err());
 }
 
-fn expect_fault(p: &[Descriptor]) {
-    match lockstep(p) {
-        Err(RunError::Device { .. }) => {}
-        other => panic!("expected a device error, got {other:?}"),
-    }
-}
-
 #[test]
 fn decode_errors() {
     let good = d(Op::Matmul(mm(2)));
@@ -239,7 +241,7 @@ fn decode_errors() {
 #[allow(clippy::unwrap_used)]
 fn lockstep_raw(raw: &[u8; 32]) -> Result<u64, RunError> {
     let cfg = cfg4();
-    let mut ls = model_vs_rtl(&cfg, Some("npu_4x4"), None, LockstepOptions::default()).unwrap();
+    let mut ls = model_vs_rtl(&cfg, Some(&under_test()), None, LockstepOptions::default()).unwrap();
     let mut mem = VecMemory::new(MEM);
     use npukit_sim::DeviceMemory;
     mem.write(RING, &d(Op::Nop).encode());
@@ -263,7 +265,7 @@ fn lockstep_raw(raw: &[u8; 32]) -> Result<u64, RunError> {
 #[test]
 fn bad_ring_and_watchdog() {
     let cfg = cfg4();
-    let mut ls = model_vs_rtl(&cfg, Some("npu_4x4"), None, LockstepOptions::default()).unwrap();
+    let mut ls = model_vs_rtl(&cfg, Some(&under_test()), None, LockstepOptions::default()).unwrap();
     let mut mem = VecMemory::new(MEM);
     ls.mmio_write(regs::RING_SIZE, 3);
     ls.mmio_write(regs::IRQ_MASK, 3);
@@ -337,29 +339,22 @@ fn fill(mem: &mut VecMemory, at: u64, n: usize) {
 
 #[test]
 fn gemm_pipeline_with_tokens() {
+    // Every pair of units touching the same local bytes is ordered by tokens
+    // (C4), so the data results are specified.
+    let mm44 = |out| Matmul {
+        a: 0,
+        w: 256,
+        out,
+        m: 4,
+        k: 4,
+        n: 4,
+        accumulate: false,
+    };
     let p = vec![
-        d(Op::Load(dma(0, 0x2003, 4, 4, false))).with_deps(deps::SIGNAL_NEXT),
+        d(Op::Load(dma(0, 0x2003, 4, 4, false))),
         d(Op::Load(dma(256, 0x3000, 4, 4, false))).with_deps(deps::SIGNAL_NEXT),
-        d(Op::Matmul(Matmul {
-            a: 0,
-            w: 256,
-            out: 0,
-            m: 4,
-            k: 4,
-            n: 4,
-            accumulate: false,
-        }))
-        .with_deps(deps::WAIT_PREV),
-        d(Op::Matmul(Matmul {
-            a: 0,
-            w: 256,
-            out: 64,
-            m: 4,
-            k: 4,
-            n: 4,
-            accumulate: false,
-        }))
-        .with_deps(deps::WAIT_PREV | deps::SIGNAL_NEXT),
+        d(Op::Matmul(mm44(0))).with_deps(deps::WAIT_PREV),
+        d(Op::Matmul(mm44(64))).with_deps(deps::SIGNAL_NEXT),
         d(Op::Store(dma(0, 0x5001, 8, 16, true))).with_deps(deps::WAIT_PREV | deps::SIGNAL_PREV),
         d(Op::Act(Act {
             src: 0,
@@ -372,13 +367,20 @@ fn gemm_pipeline_with_tokens() {
             zero_point: 3,
             relu: false,
         }))
-        .with_deps(deps::WAIT_NEXT),
-        d(Op::Store(dma(1024, 0x6000, 2, 8, false))),
-        d(Op::Load(dma(2048, 0x2000, 3, 70, false))),
-        d(Op::Store(dma(2048, 0x7005, 3, 70, false))),
+        .with_deps(deps::WAIT_NEXT | deps::SIGNAL_NEXT),
+        d(Op::Store(dma(1024, 0x6000, 2, 8, false))).with_deps(deps::WAIT_PREV),
+        d(Op::Load(dma(2048, 0x2000, 3, 70, false))).with_deps(deps::SIGNAL_NEXT),
+        d(Op::Max(Max {
+            a: 2048,
+            b: 2048,
+            dst: 3000,
+            len: 1,
+        }))
+        .with_deps(deps::WAIT_PREV | deps::SIGNAL_NEXT),
+        d(Op::Store(dma(2048, 0x7005, 3, 70, false))).with_deps(deps::WAIT_PREV),
         fence_irq(9),
     ];
-    lockstep_on("npu_4x4", &p, |_, mem| {
+    lockstep_on(&under_test(), &p, |_, mem| {
         fill(mem, 0x2000, 0x2000);
     })
     .unwrap();
@@ -412,7 +414,7 @@ fn translation_paths() {
         d(Op::Load(dma(512, 0x3000, 2, 16, false))),
         fence_irq(1),
     ];
-    lockstep_on("npu_4x4", &ok, xlat_setup).unwrap();
+    lockstep_on(&under_test(), &ok, xlat_setup).unwrap();
     // a write through the read-only page, an invalid page, beyond XLAT_PAGES
     for bad in [
         d(Op::Store(dma(0, 0x3000, 1, 16, false))),
@@ -430,7 +432,7 @@ fn translation_paths() {
         })),
     ] {
         let p = vec![d(Op::Nop), bad, fence_irq(2)];
-        let r = lockstep_on("npu_4x4", &p, xlat_setup);
+        let r = lockstep_on(&under_test(), &p, xlat_setup);
         assert!(matches!(r, Err(RunError::Device { .. })), "{r:?}");
     }
 }
