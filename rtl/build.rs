@@ -60,6 +60,7 @@ fn find_on_path(exe: &str) -> Option<PathBuf> {
 
 fn run() -> Result<(), String> {
     println!("cargo:rustc-check-cfg=cfg(npukit_verilator)");
+    println!("cargo:rustc-check-cfg=cfg(npukit_no_verilator_feature)");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=csrc/wrapper.cpp");
     println!("cargo:rerun-if-env-changed=NPUKIT_RTL_VARIANTS");
@@ -97,12 +98,18 @@ fn run() -> Result<(), String> {
         None => println!("cargo:rerun-if-changed=/usr/bin/verilator"),
     }
     let disabled = std::env::var_os("NPUKIT_RTL_NO_VERILATOR").is_some();
-    let (Some(verilator), false) = (verilator, disabled) else {
-        let why = if disabled {
+    let feature = std::env::var_os("CARGO_FEATURE_VERILATOR").is_some();
+    let (Some(verilator), false, true) = (verilator, disabled, feature) else {
+        let why = if !feature {
+            "npukit-rtl was built without its `verilator` feature"
+        } else if disabled {
             "Verilator use disabled by NPUKIT_RTL_NO_VERILATOR at build time"
         } else {
             "`verilator` was not on PATH when npukit-rtl was built"
         };
+        if !feature {
+            println!("cargo:rustc-cfg=npukit_no_verilator_feature");
+        }
         let failures: Vec<Option<String>> = variants.iter().map(|_| Some(why.into())).collect();
         write_table(&variants, &failures, None);
         return Ok(());
@@ -219,11 +226,38 @@ fn opt() -> String {
 
 fn build_variant(verilator: &Path, include: &Path, v: &Variant) -> Result<(), String> {
     let obj = out_dir().join(&v.name);
-    let _ = std::fs::remove_dir_all(&obj);
-    std::fs::create_dir_all(&obj).map_err(|e| e.to_string())?;
     let class = format!("V{}", v.name);
     let jobs = std::env::var("NUM_JOBS").unwrap_or_else(|_| "2".into());
     let opt = opt();
+    // Skip Verilator when this variant's inputs are unchanged since the last
+    // build in this OUT_DIR (a change to one variant rebuilds only that one).
+    let stamp = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::fs::read(&v.file)
+            .map_err(|e| format!("{}: {e}", v.file.display()))?
+            .hash(&mut h);
+        std::fs::read("csrc/wrapper.cpp")
+            .unwrap_or_default()
+            .hash(&mut h);
+        std::fs::read("build.rs").unwrap_or_default().hash(&mut h);
+        opt.hash(&mut h);
+        format!("{:016x}", h.finish())
+    };
+    let stamp_file = obj.join("npukit.stamp");
+    let lib = format!("npukit_{}_model", v.name);
+    let wrapper = format!("npukit_{}_wrapper", v.name);
+    let cached = std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp)
+        && out_dir().join(format!("lib{lib}.a")).is_file()
+        && out_dir().join(format!("lib{wrapper}.a")).is_file();
+    if cached {
+        println!("cargo:rustc-link-search=native={}", out_dir().display());
+        println!("cargo:rustc-link-lib=static={wrapper}");
+        println!("cargo:rustc-link-lib=static={lib}");
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(&obj);
+    std::fs::create_dir_all(&obj).map_err(|e| e.to_string())?;
     let out = Command::new(verilator)
         .args(["--cc", "--build", "-j", &jobs, "--trace"])
         .args(["-Wall", "-Wno-DECLFILENAME", "-Wno-WIDTH", "-Wno-fatal"])
@@ -258,13 +292,11 @@ fn build_variant(verilator: &Path, include: &Path, v: &Variant) -> Result<(), St
         );
     }
     // rustc links `lib<name>.a`; Verilator writes `V<name>__ALL.a`.
-    let lib = format!("npukit_{}_model", v.name);
     std::fs::copy(
         obj.join(format!("{class}__ALL.a")),
         out_dir().join(format!("lib{lib}.a")),
     )
     .map_err(|e| format!("copying {class}__ALL.a: {e}"))?;
-    let wrapper = format!("npukit_{}_wrapper", v.name);
     cc::Build::new()
         .cpp(true)
         .file("csrc/wrapper.cpp")
@@ -280,6 +312,7 @@ fn build_variant(verilator: &Path, include: &Path, v: &Variant) -> Result<(), St
         .cargo_metadata(false)
         .try_compile(&wrapper)
         .map_err(|e| format!("compiling the wrapper: {e}"))?;
+    std::fs::write(&stamp_file, stamp).map_err(|e| e.to_string())?;
     println!("cargo:rustc-link-search=native={}", out_dir().display());
     println!("cargo:rustc-link-lib=static={wrapper}");
     println!("cargo:rustc-link-lib=static={lib}");
@@ -303,6 +336,13 @@ impl Defines for cc::Build {
 
 /// Verilator's runtime, once for all variants.
 fn build_runtime(include: &Path) -> Result<(), String> {
+    let lib = out_dir().join("libnpukit_verilated.a");
+    if lib.is_file() {
+        println!("cargo:rustc-link-lib=static=npukit_verilated");
+        println!("cargo:rustc-link-lib=dylib=stdc++");
+        println!("cargo:rustc-link-lib=dylib=pthread");
+        return Ok(());
+    }
     cc::Build::new()
         .cpp(true)
         .files(

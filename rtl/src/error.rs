@@ -9,6 +9,12 @@ pub enum RtlError {
          rebuild: cargo picks the new `verilator` up by itself"
     )]
     NoVerilator,
+    #[error(
+        "this build left the RTL out (npukit-rtl without its `verilator` feature). For the \
+         `npukit` command, build it with `--features cosim` (e.g. `cargo run --release -p npukit \
+         --features cosim -- cosim ...`); Verilator must be installed (`apt-get install -y verilator`)"
+    )]
+    FeatureOff,
     #[error("no RTL variants: {0}")]
     NoVariants(String),
     #[error(

@@ -10,6 +10,7 @@
 //! * [`corpus`]: running programs and workloads in lockstep (used by the tests,
 //!   the benches and `npukit cosim`).
 
+pub mod corpus;
 mod device;
 mod error;
 mod ffi;

@@ -219,6 +219,12 @@ fn canonical_key(e: &Event) -> (u8, u8, u64, u64) {
     match e {
         Event::MemReq { who, kind, addr } => (0, eng(who), *kind as u64, *addr),
         Event::MemResp { who, kind, addr } => (1, eng(who), *kind as u64, *addr),
+        // A NOP or FENCE completes after its dispatch (the model's order).
+        Event::Complete {
+            unit: Engine::Cmd,
+            index,
+            opcode,
+        } => (7, 0, *index as u64, *opcode as u64),
         Event::Complete {
             unit,
             index,
@@ -232,9 +238,9 @@ fn canonical_key(e: &Event) -> (u8, u8, u64, u64) {
         } => (4, eng(unit), *index as u64, *opcode as u64),
         Event::TokenPush { queue } => (5, *queue as u8, 0, 0),
         Event::Dispatch { unit, index, .. } => (6, eng(unit), *index as u64, 0),
-        Event::Fence { index, seq } => (7, 0, *index as u64, *seq as u64),
-        Event::Irq { status } => (8, 0, *status as u64, 0),
-        Event::Error { code, index, addr } => (9, *code as u8, *index as u64, *addr),
+        Event::Fence { index, seq } => (8, 0, *index as u64, *seq as u64),
+        Event::Irq { status } => (9, 0, *status as u64, 0),
+        Event::Error { code, index, addr } => (10, *code as u8, *index as u64, *addr),
     }
 }
 

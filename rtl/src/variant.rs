@@ -114,6 +114,7 @@ pub fn built() -> impl Iterator<Item = &'static VariantInfo> {
 fn entry_api(e: &'static VariantEntry) -> Result<(&'static VariantInfo, Api), RtlError> {
     match e.api {
         Ok(api) => Ok((&e.info, api)),
+        Err(_) if cfg!(npukit_no_verilator_feature) => Err(RtlError::FeatureOff),
         Err(_) if !verilator_available() => Err(RtlError::NoVerilator),
         Err(log) => Err(RtlError::NotBuilt {
             name: e.info.name,
@@ -123,6 +124,9 @@ fn entry_api(e: &'static VariantEntry) -> Result<(&'static VariantInfo, Api), Rt
 }
 
 fn check_table() -> Result<(), RtlError> {
+    if cfg!(npukit_no_verilator_feature) {
+        return Err(RtlError::FeatureOff);
+    }
     if let Some(e) = table::TABLE_ERROR {
         return Err(RtlError::NoVariants(e.to_string()));
     }

@@ -1,0 +1,857 @@
+//! Programs to run in lockstep: a [`Case`] is everything a run needs (memory
+//! image, MMIO set-up, raw ring, DRAM timing); [`handwritten`] is the corpus of
+//! hand-written programs (every opcode, every error path), [`random`] the
+//! constrained-random generator, [`workload`] a compiled workload. [`run`]
+//! plays a case on any pair of devices the way a driver would and returns the
+//! first divergence, if any.
+
+use npukit_abi::desc::{deps, Act, Add, Dma, Fence, Matmul, Max, Op};
+use npukit_abi::xlat::{pte, PAGE_BYTES};
+use npukit_abi::{regs, Descriptor, ErrorCode, DESC_BYTES};
+use npukit_sim::config::DramParams;
+use npukit_sim::run::{self, RunError};
+use npukit_sim::{Device, DeviceMemory, NpuConfig, VecMemory};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::lockstep::{model_vs_rtl, Divergence, Lockstep, LockstepOptions, Observed};
+use crate::RtlError;
+
+/// What a case is expected to do (checked on side A, so that a case really
+/// tests what its name says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Runs to the end of the ring.
+    Complete,
+    /// Halts with this error code.
+    Error(ErrorCode),
+    /// Anything (random programs whose outcome is not predicted).
+    Any,
+}
+
+/// One lockstep run.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: String,
+    pub mem_size: u64,
+    /// Memory written before the run.
+    pub image: Vec<(u64, Vec<u8>)>,
+    /// Register writes before the ring is started (translation, watchdog).
+    pub setup: Vec<(u32, u32)>,
+    pub ring_base: u64,
+    /// The ring, raw (so that invalid descriptors can be written).
+    pub ring: Vec<[u8; DESC_BYTES]>,
+    /// RING_SIZE to program instead of the smallest fitting power of two.
+    pub ring_size: Option<u32>,
+    /// DRAM timing (the harness's part of the configuration) to use.
+    pub dram: Option<DramParams>,
+    pub max_cycles: u64,
+    pub expect: Expect,
+}
+
+impl Case {
+    fn new(name: impl Into<String>, descs: &[Descriptor]) -> Self {
+        Case {
+            name: name.into(),
+            mem_size: MEM,
+            image: vec![(DATA, pattern(DATA_LEN, 1))],
+            setup: Vec::new(),
+            ring_base: RING,
+            ring: descs.iter().map(|d| d.encode()).collect(),
+            ring_size: None,
+            dram: None,
+            max_cycles: 2_000_000,
+            expect: Expect::Complete,
+        }
+    }
+    fn expect(mut self, e: Expect) -> Self {
+        self.expect = e;
+        self
+    }
+    fn setup(mut self, w: &[(u32, u32)]) -> Self {
+        self.setup.extend_from_slice(w);
+        self
+    }
+    fn dram(mut self, latency: u32, bytes_per_cycle: u32, max_outstanding: u32) -> Self {
+        self.dram = Some(DramParams {
+            latency,
+            bytes_per_cycle,
+            max_outstanding,
+            size_bytes: self.mem_size,
+        });
+        self
+    }
+
+    /// `cfg` with this case's DRAM timing and memory size.
+    pub fn config(&self, cfg: &NpuConfig) -> NpuConfig {
+        let mut c = cfg.clone();
+        if let Some(d) = &self.dram {
+            c.dram = d.clone();
+        }
+        c.dram.size_bytes = self.mem_size;
+        c
+    }
+}
+
+/// How a case ended (both sides agreeing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseOutcome {
+    /// The driver-level result (side A's view; side B agreed).
+    pub result: Result<u64, RunError>,
+    /// Cycles simulated.
+    pub cycles: u64,
+    /// Events compared and found equal.
+    pub events: u64,
+}
+
+/// Why a case did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum CosimError {
+    #[error(transparent)]
+    Rtl(#[from] RtlError),
+    #[error("{0}")]
+    Diverged(Box<Divergence>),
+    #[error("case {case}: {problem}")]
+    Case { case: String, problem: String },
+}
+
+const MEM: u64 = 1 << 20;
+const RING: u64 = 0x2000;
+const DATA: u64 = 0x1_0000;
+const DATA_LEN: usize = 0x1_0000;
+const OUT: u64 = 0x3_0000;
+const WB: u64 = 0xB000;
+const TABLE: u64 = 0xC000;
+
+/// Deterministic non-trivial bytes.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    (0..len).map(|_| r.gen()).collect()
+}
+
+/// Writes `ring` at `base` and starts the device on it (as `run::start`, raw).
+fn start_raw(
+    dev: &mut dyn Device,
+    mem: &mut dyn DeviceMemory,
+    case: &Case,
+) -> Result<(), RunError> {
+    let needed = (case.ring.len() as u32 + 1).next_power_of_two().max(2);
+    let size = case.ring_size.unwrap_or(needed);
+    for (i, d) in case.ring.iter().enumerate() {
+        let a = case.ring_base + (i * DESC_BYTES) as u64;
+        if a + DESC_BYTES as u64 <= mem.size() {
+            mem.write(a, d);
+        }
+    }
+    let ctl = dev.mmio_read(regs::CONTROL) & !regs::CONTROL_RUN;
+    dev.mmio_write(regs::CONTROL, ctl);
+    dev.mmio_write(regs::RING_BASE_LO, case.ring_base as u32);
+    dev.mmio_write(regs::RING_BASE_HI, (case.ring_base >> 32) as u32);
+    dev.mmio_write(regs::RING_SIZE, size);
+    dev.mmio_write(regs::IRQ_MASK, regs::IRQ_FENCE | regs::IRQ_ERROR);
+    dev.mmio_write(regs::RING_TAIL, (case.ring.len() as u32) % size.max(1));
+    dev.mmio_write(regs::CONTROL, ctl | regs::CONTROL_RUN);
+    Ok(())
+}
+
+/// Plays `case` on a lockstep pair (whose devices were made for
+/// [`Case::config`]) and compares every register at the end.
+pub fn run<A: Observed, B: Observed>(
+    ls: &mut Lockstep<A, B>,
+    case: &Case,
+) -> Result<CaseOutcome, CosimError> {
+    let mut mem = VecMemory::new(case.mem_size as usize);
+    for (a, bytes) in &case.image {
+        if mem.store(*a, bytes).is_none() {
+            return Err(CosimError::Case {
+                case: case.name.clone(),
+                problem: format!("image segment at {a:#x} does not fit in memory"),
+            });
+        }
+    }
+    for &(r, v) in &case.setup {
+        ls.mmio_write(r, v);
+    }
+    start_raw(ls, &mut mem, case)?;
+    let result = run::wait_idle(ls, &mut mem, case.max_cycles);
+    // Every register, compared through the pair's MMIO reads.
+    for r in npukit_abi::regs::REGISTERS {
+        ls.mmio_read(r.offset);
+    }
+    for &c in regs::PERF_COUNTERS {
+        ls.mmio_read(c + 4);
+    }
+    ls.finish(&mem).map_err(CosimError::Diverged)?;
+    let ok = match (case.expect, &result) {
+        (Expect::Any, _) | (Expect::Complete, Ok(_)) => true,
+        (Expect::Error(c), Err(RunError::Device { code, .. })) => c == *code,
+        _ => false,
+    };
+    if !ok {
+        return Err(CosimError::Case {
+            case: case.name.clone(),
+            problem: format!(
+                "expected {:?}, got {result:?} (on both sides: no divergence)",
+                case.expect
+            ),
+        });
+    }
+    Ok(CaseOutcome {
+        result,
+        cycles: ls.cycle(),
+        events: ls.matched_events(),
+    })
+}
+
+impl From<RunError> for CosimError {
+    fn from(e: RunError) -> Self {
+        CosimError::Case {
+            case: String::new(),
+            problem: e.to_string(),
+        }
+    }
+}
+
+/// Runs `case` on the model and the RTL variant for `cfg` (or `variant` by name).
+pub fn cosim(
+    case: &Case,
+    cfg: &NpuConfig,
+    variant: Option<&str>,
+    opts: LockstepOptions,
+) -> Result<CaseOutcome, CosimError> {
+    let cfg = case.config(cfg);
+    let mut ls = model_vs_rtl(&cfg, variant, None, opts)?;
+    run(&mut ls, case)
+}
+
+// ------------------------------------------------------------ descriptors
+
+fn d(op: Op) -> Descriptor {
+    Descriptor::new(op)
+}
+
+fn dma(local: u32, dram: u64, rows: u16, row_bytes: u16, dram_stride: u32, acc: bool) -> Dma {
+    Dma {
+        local,
+        dram,
+        rows,
+        row_bytes,
+        dram_stride,
+        local_stride: row_bytes as u32,
+        acc,
+    }
+}
+
+fn fence(seq: u32, writeback: Option<u64>, irq: bool) -> Descriptor {
+    d(Op::Fence(Fence {
+        seq,
+        writeback,
+        irq,
+    }))
+}
+
+fn end() -> Descriptor {
+    fence(0xE0D, None, true)
+}
+
+fn with(x: Descriptor, deps: u8) -> Descriptor {
+    x.with_deps(deps)
+}
+
+fn matmul(a: u32, w: u32, out: u32, m: u16, k: u16, n: u16, accumulate: bool) -> Descriptor {
+    d(Op::Matmul(Matmul {
+        a,
+        w,
+        out,
+        m,
+        k,
+        n,
+        accumulate,
+    }))
+}
+
+/// `d` encoded, then word `w` ORed with `bits`.
+fn patched(d: Descriptor, w: usize, bits: u32) -> [u8; DESC_BYTES] {
+    let mut b = d.encode();
+    let v = u32::from_le_bytes([b[4 * w], b[4 * w + 1], b[4 * w + 2], b[4 * w + 3]]) | bits;
+    b[4 * w..4 * w + 4].copy_from_slice(&v.to_le_bytes());
+    b
+}
+
+/// A GEMM tile: load A (m x k) and W (k x n), MATMUL, optional ACT, store.
+fn gemm(cfg: &NpuConfig, m: u16, act: bool) -> Vec<Descriptor> {
+    let (k, n) = (cfg.array.rows as u16, cfg.array.cols as u16);
+    let a_local = 0u32;
+    let w_local = 4096u32.min(cfg.memory.spad_bytes / 4);
+    let mut v = vec![
+        d(Op::Load(dma(a_local, DATA + 3, m, k, k as u32 + 5, false))),
+        with(
+            d(Op::Load(dma(w_local, DATA + 0x2001, k, n, n as u32, false))),
+            deps::SIGNAL_NEXT,
+        ),
+        with(
+            matmul(a_local, w_local, 0, m, k, n, false),
+            deps::WAIT_PREV | if act { 0 } else { deps::SIGNAL_NEXT },
+        ),
+    ];
+    if act {
+        v.push(with(
+            d(Op::Act(Act {
+                src: 0,
+                dst: 8192u32.min(cfg.memory.spad_bytes / 2),
+                bias: None,
+                rows: m,
+                cols: n,
+                multiplier: 0x4000_0000,
+                shift: 33,
+                zero_point: -3,
+                relu: true,
+            })),
+            deps::SIGNAL_NEXT,
+        ));
+        v.push(with(
+            d(Op::Store(dma(
+                8192u32.min(cfg.memory.spad_bytes / 2),
+                OUT + 1,
+                m,
+                n,
+                n as u32 + 7,
+                false,
+            ))),
+            deps::WAIT_PREV,
+        ));
+    } else {
+        v.push(with(
+            d(Op::Store(dma(0, OUT, m, n * 4, n as u32 * 4, true))),
+            deps::WAIT_PREV,
+        ));
+    }
+    v
+}
+
+/// The hand-written corpus for the array shape and memories of `cfg`: every
+/// opcode, token patterns, translation, DRAM timings, and every error path.
+pub fn handwritten(cfg: &NpuConfig) -> Vec<Case> {
+    let (rows, cols) = (cfg.array.rows as u16, cfg.array.cols as u16);
+    let spad = cfg.memory.spad_bytes;
+    let acc = cfg.memory.acc_bytes;
+    let mut v = Vec::new();
+
+    // ---- every opcode
+    v.push(Case::new(
+        "nop_and_fence",
+        &[
+            d(Op::Nop),
+            d(Op::Nop),
+            fence(7, None, false),
+            d(Op::Nop),
+            end(),
+        ],
+    ));
+    v.push(Case::new(
+        "fence_writeback",
+        &[
+            d(Op::Load(dma(0, DATA, 2, 64, 64, false))),
+            fence(3, Some(WB), false),
+            fence(4, Some(WB + 8), true),
+            end(),
+        ],
+    ));
+    v.push(Case::new(
+        "load_store_spad_unaligned_strided",
+        &[
+            d(Op::Load(dma(5, DATA + 5, 3, 45, 50, false))),
+            fence(1, None, false),
+            d(Op::Store(dma(5, OUT + 3, 3, 45, 61, false))),
+            end(),
+        ],
+    ));
+    v.push(Case::new(
+        "load_store_acc_repeat_row",
+        &[
+            d(Op::Load(dma(64, DATA + 40, 4, 36, 0, true))),
+            fence(1, None, false),
+            d(Op::Store(dma(64, OUT + 31, 4, 36, 40, true))),
+            end(),
+        ],
+    ));
+    let mut g = gemm(cfg, rows + 3, false);
+    g.push(end());
+    v.push(Case::new("matmul", &g));
+    let mut g = gemm(cfg, 2 * rows + 1, true);
+    g.push(end());
+    v.push(Case::new("matmul_act_relu", &g));
+    let w_local = 4096u32.min(spad / 4);
+    v.push(Case::new(
+        "matmul_accumulate_and_partial_fold",
+        &[
+            d(Op::Load(dma(0, DATA, 5, rows, rows as u32, false))),
+            with(
+                d(Op::Load(dma(
+                    w_local,
+                    DATA + 0x1000,
+                    rows,
+                    cols,
+                    cols as u32,
+                    false,
+                ))),
+                deps::SIGNAL_NEXT,
+            ),
+            with(matmul(0, w_local, 0, 5, rows, cols, false), deps::WAIT_PREV),
+            matmul(0, w_local, 0, 5, rows.div_ceil(2), cols.div_ceil(2), true),
+            with(matmul(0, w_local, 0, 3, 1, cols, true), deps::SIGNAL_NEXT),
+            with(
+                d(Op::Store(dma(0, OUT, 5, cols * 4, cols as u32 * 4, true))),
+                deps::WAIT_PREV,
+            ),
+            end(),
+        ],
+    ));
+    v.push(Case::new(
+        "act_with_bias_add_max",
+        &[
+            d(Op::Load(dma(0, DATA, 4, 64, 64, true))),
+            with(
+                d(Op::Load(dma(512, DATA + 0x800, 1, 256, 256, false))),
+                deps::SIGNAL_NEXT,
+            ),
+            with(
+                d(Op::Act(Act {
+                    src: 0,
+                    dst: 1024,
+                    bias: Some(128),
+                    rows: 2,
+                    cols: 16,
+                    multiplier: 0x5555_5555,
+                    shift: 35,
+                    zero_point: 4,
+                    relu: false,
+                })),
+                deps::WAIT_PREV,
+            ),
+            d(Op::Add(Add {
+                a: 512,
+                b: 600,
+                dst: 256,
+                len: 37,
+                a_zp: -2,
+                b_zp: 9,
+                a_mult: 300,
+                b_mult: -77,
+                accumulate: false,
+            })),
+            d(Op::Add(Add {
+                a: 512,
+                b: 512,
+                dst: 256,
+                len: 37,
+                a_zp: 1,
+                b_zp: 0,
+                a_mult: 2,
+                b_mult: 3,
+                accumulate: true,
+            })),
+            with(
+                d(Op::Max(Max {
+                    a: 512,
+                    b: 700,
+                    dst: 1200,
+                    len: 3 * cols as u32 + 1,
+                })),
+                deps::SIGNAL_NEXT,
+            ),
+            with(
+                d(Op::Store(dma(1024, OUT, 1, 200, 200, false))),
+                deps::WAIT_PREV,
+            ),
+            d(Op::Store(dma(256, OUT + 0x400, 1, 148, 148, true))),
+            end(),
+        ],
+    ));
+    // ---- tokens: a double-buffered pipeline of 4 tiles
+    {
+        let mut p = Vec::new();
+        let m = rows + 1;
+        for t in 0..4u32 {
+            let buf = t % 2;
+            let a = buf * 2048;
+            let w = 4096 + buf * 2048;
+            let out = buf * (acc / 2);
+            let first = t < 2;
+            p.push(with(
+                d(Op::Load(dma(
+                    a,
+                    DATA + t as u64 * 512,
+                    m,
+                    rows,
+                    rows as u32,
+                    false,
+                ))),
+                if first { 0 } else { deps::WAIT_NEXT },
+            ));
+            p.push(with(
+                d(Op::Load(dma(
+                    w,
+                    DATA + 0x4000 + t as u64 * 256,
+                    rows,
+                    cols,
+                    cols as u32,
+                    false,
+                ))),
+                deps::SIGNAL_NEXT,
+            ));
+            p.push(with(
+                matmul(a, w, out, m, rows, cols, false),
+                deps::WAIT_PREV
+                    | deps::SIGNAL_NEXT
+                    | if t < 2 { 0 } else { deps::WAIT_NEXT }
+                    | if t < 2 { deps::SIGNAL_PREV } else { 0 },
+            ));
+            p.push(with(
+                d(Op::Store(dma(
+                    out,
+                    OUT + t as u64 * 1024,
+                    m,
+                    cols * 4,
+                    cols as u32 * 4,
+                    true,
+                ))),
+                deps::WAIT_PREV | if t < 2 { deps::SIGNAL_PREV } else { 0 },
+            ));
+        }
+        p.push(end());
+        v.push(Case::new("double_buffered_pipeline", &p));
+    }
+    // ---- translation
+    {
+        let mut table = Vec::new();
+        // Virtual pages 0..16 -> physical 0x10000 + (15 - i) pages, page 3 read-only.
+        for i in 0..16u64 {
+            let phys = DATA + (15 - i) * PAGE_BYTES;
+            table.extend_from_slice(&pte(phys, i != 3).to_le_bytes());
+        }
+        let mut c = Case::new(
+            "translation",
+            &[
+                d(Op::Load(dma(0, 0x0FF0, 2, 40, 4096, false))),
+                fence(1, Some(0x5000), false),
+                d(Op::Store(dma(0, 0x7FFC, 2, 40, 100, false))),
+                end(),
+            ],
+        )
+        .setup(&[
+            (regs::XLAT_BASE_LO, TABLE as u32),
+            (regs::XLAT_BASE_HI, 0),
+            (regs::XLAT_PAGES, 16),
+            (regs::CONTROL, regs::CONTROL_XLAT_EN),
+        ]);
+        c.image.push((TABLE, table));
+        v.push(c.clone());
+        let mut c2 = c.clone();
+        c2.name = "xlat_write_to_read_only_page".into();
+        c2.ring[2] = d(Op::Store(dma(0, 3 * PAGE_BYTES + 8, 1, 8, 8, false))).encode();
+        v.push(c2.expect(Expect::Error(ErrorCode::XlatWrite)));
+        let mut c3 = c.clone();
+        c3.name = "xlat_beyond_xlat_pages".into();
+        c3.ring[2] = d(Op::Store(dma(0, 16 * PAGE_BYTES, 1, 8, 8, false))).encode();
+        v.push(c3.expect(Expect::Error(ErrorCode::XlatFault)));
+        let mut c4 = c;
+        c4.name = "xlat_fault_invalid_entry".into();
+        // Entry 5 invalid.
+        if let Some(seg) = c4.image.last_mut() {
+            seg.1[5 * 8..6 * 8].copy_from_slice(&0u64.to_le_bytes());
+        }
+        c4.ring[0] = d(Op::Load(dma(0, 5 * PAGE_BYTES + 16, 1, 8, 8, false))).encode();
+        v.push(c4.expect(Expect::Error(ErrorCode::XlatFault)));
+    }
+    // ---- DRAM timings (the harness's part)
+    for (lat, bpc, out) in [(1, 64, 16), (3, 8, 1), (100, 5, 3)] {
+        let mut g = gemm(cfg, rows + 2, true);
+        g.insert(
+            0,
+            d(Op::Load(dma(
+                12000.min(spad - 300),
+                DATA + 7,
+                3,
+                97,
+                101,
+                false,
+            ))),
+        );
+        g.push(end());
+        v.push(Case::new(format!("dram_latency{lat}_bpc{bpc}_out{out}"), &g).dram(lat, bpc, out));
+    }
+
+    // ---- error paths
+    let err = |name: &str, descs: &[Descriptor], code: ErrorCode| {
+        let mut p = vec![
+            d(Op::Load(dma(0, DATA, 1, 64, 64, false))),
+            fence(1, Some(WB), false),
+        ];
+        p.extend_from_slice(descs);
+        p.push(d(Op::Store(dma(0, OUT, 1, 64, 64, false))));
+        p.push(end());
+        Case::new(name, &p).expect(Expect::Error(code))
+    };
+    let mut bad_op = err("bad_opcode", &[d(Op::Nop)], ErrorCode::BadOpcode);
+    bad_op.ring[2][0] = 0x7E;
+    v.push(bad_op);
+    let mut reserved = err("reserved_bits", &[d(Op::Nop)], ErrorCode::Reserved);
+    reserved.ring[2] = patched(d(Op::Nop), 6, 1 << 9);
+    v.push(reserved);
+    v.push(err(
+        "bad_flags_load_waits_prev",
+        &[with(
+            d(Op::Load(dma(0, DATA, 1, 8, 8, false))),
+            deps::WAIT_PREV,
+        )],
+        ErrorCode::BadFlags,
+    ));
+    v.push(err(
+        "bad_field_k_above_rows",
+        &[matmul(0, 0, 0, 1, rows + 1, 1, false)],
+        ErrorCode::BadField,
+    ));
+    v.push(err(
+        "spad_range",
+        &[d(Op::Load(dma(spad - 10, DATA, 1, 20, 20, false)))],
+        ErrorCode::SpadRange,
+    ));
+    v.push(err(
+        "acc_range",
+        &[d(Op::Store(dma(acc - 8, OUT, 1, 16, 16, true)))],
+        ErrorCode::AccRange,
+    ));
+    v.push(err(
+        "misaligned_fence_writeback",
+        &[fence(2, Some(WB + 2), false)],
+        ErrorCode::Misaligned,
+    ));
+    v.push(err(
+        "addr_range_load",
+        &[d(Op::Load(dma(0, MEM - 16, 2, 32, 32, false)))],
+        ErrorCode::AddrRange,
+    ));
+    v.push(err(
+        "addr_range_store",
+        &[d(Op::Store(dma(0, MEM + 64, 1, 8, 8, false)))],
+        ErrorCode::AddrRange,
+    ));
+    v.push(err(
+        "addr_range_fence_writeback",
+        &[fence(2, Some(MEM), false)],
+        ErrorCode::AddrRange,
+    ));
+    let mut ring_oob = Case::new(
+        "addr_range_ring_beyond_memory",
+        &[d(Op::Nop), d(Op::Nop), d(Op::Nop), end()],
+    )
+    .expect(Expect::Error(ErrorCode::AddrRange));
+    ring_oob.ring_base = MEM - 2 * DESC_BYTES as u64;
+    v.push(ring_oob);
+    let mut bad_size =
+        Case::new("bad_ring_size", &[d(Op::Nop), end()]).expect(Expect::Error(ErrorCode::BadRing));
+    bad_size.ring_size = Some(3);
+    v.push(bad_size);
+    let mut bad_base = Case::new("bad_ring_base_misaligned", &[d(Op::Nop), end()])
+        .expect(Expect::Error(ErrorCode::BadRing));
+    bad_base.ring_base = RING + 16;
+    v.push(bad_base);
+    v.push(
+        Case::new(
+            "deadlock_compute_waits_for_nothing",
+            &[
+                d(Op::Load(dma(0, DATA, 1, 16, 16, false))),
+                with(matmul(0, 0, 0, 1, 1, 1, false), deps::WAIT_PREV),
+                end(),
+            ],
+        )
+        .expect(Expect::Error(ErrorCode::Deadlock)),
+    );
+    v.push(
+        Case::new(
+            "watchdog_long_matmul",
+            &[
+                matmul(
+                    0,
+                    0,
+                    0,
+                    (acc / (cols as u32 * 4)).min(200) as u16,
+                    rows,
+                    cols,
+                    false,
+                ),
+                end(),
+            ],
+        )
+        .setup(&[(regs::WATCHDOG, 100)])
+        .expect(Expect::Error(ErrorCode::Watchdog)),
+    );
+    {
+        let mut p: Vec<Descriptor> = (0..256)
+            .map(|i| {
+                with(
+                    d(Op::Load(dma(i * 4 % 1024, DATA + i as u64, 1, 1, 1, false))),
+                    deps::SIGNAL_NEXT,
+                )
+            })
+            .collect();
+        p.push(end());
+        v.push(Case::new("token_overflow", &p).expect(Expect::Error(ErrorCode::TokenOverflow)));
+    }
+    v
+}
+
+// ------------------------------------------------------------ random programs
+
+/// A constrained-random program: serial GEMM tiles with random shapes, DMA
+/// misalignment and strides, optional ACT / ADD / MAX, NOPs and FENCEs
+/// (with IRQ and writeback), on random DRAM timing. The token chain makes it
+/// race-free and deadlock-free by construction (each tile's loads wait for
+/// the previous tile's compute, each compute waits for its loads and for the
+/// previous tile's store), and every compute descriptor's input and output
+/// ranges are disjoint, so the RTL's streaming compute gives the same data.
+pub fn random(cfg: &NpuConfig, seed: u64) -> Case {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    let (rows, cols) = (cfg.array.rows as u16, cfg.array.cols as u16);
+    let spad = cfg.memory.spad_bytes;
+    let acc = cfg.memory.acc_bytes;
+    let tiles = r.gen_range(1..=4u32);
+    // Local layout: A at 0, W at spad/4, ACT output at spad/2, MAX/ADD scratch at 3 spad/4.
+    let (a_loc, w_loc, o_loc, x_loc) = (0u32, spad / 4, spad / 2, 3 * spad / 4);
+    let max_m = ((spad / 4) / rows as u32)
+        .min((acc / 2) / (cols as u32 * 4))
+        .min(64) as u16;
+    let mut p: Vec<Descriptor> = Vec::new();
+    let mut seq = 1u32;
+    for t in 0..tiles {
+        let first = t == 0;
+        let last = t + 1 == tiles;
+        let m = r.gen_range(1..=max_m.max(1));
+        let k = r.gen_range(1..=rows);
+        let n = r.gen_range(1..=cols);
+        let mis = |r: &mut ChaCha8Rng| r.gen_range(0..64u64);
+        let a_dram = DATA + mis(&mut r);
+        let w_dram = DATA + 0x4000 + mis(&mut r);
+        let a_pitch = k as u32 + r.gen_range(0..20);
+        let w_pitch = n as u32 + r.gen_range(0..20);
+        let w_first = r.gen_bool(0.5);
+        let la = with(d(Op::Load(dma(a_loc, a_dram, m, k, a_pitch, false))), 0);
+        let lw = with(d(Op::Load(dma(w_loc, w_dram, k, n, w_pitch, false))), 0);
+        let (mut l1, mut l2) = if w_first { (lw, la) } else { (la, lw) };
+        if !first {
+            l1.deps |= deps::WAIT_NEXT;
+        }
+        l2.deps |= deps::SIGNAL_NEXT;
+        p.push(l1);
+        if r.gen_bool(0.2) {
+            p.push(d(Op::Nop));
+        }
+        p.push(l2);
+        // Compute sequence.
+        let mut comp = vec![matmul(a_loc, w_loc, 0, m, k, n, false)];
+        if r.gen_bool(0.3) {
+            let k2 = r.gen_range(1..=k);
+            comp.push(matmul(a_loc, w_loc, 0, m, k2, n, true));
+        }
+        let act = r.gen_bool(0.5);
+        if act {
+            comp.push(d(Op::Act(Act {
+                src: 0,
+                dst: o_loc,
+                bias: None,
+                rows: m,
+                cols: n,
+                multiplier: r.gen_range(0x2000_0000..=i32::MAX),
+                shift: r.gen_range(28..=40),
+                zero_point: r.gen(),
+                relu: r.gen_bool(0.5),
+            })));
+        }
+        if r.gen_bool(0.3) {
+            let len = r.gen_range(1..=(m as u32 * k as u32).min(spad / 8));
+            comp.push(d(Op::Max(Max {
+                a: a_loc,
+                b: w_loc,
+                dst: x_loc,
+                len,
+            })));
+        }
+        if r.gen_bool(0.3) {
+            let len = r.gen_range(1..=(m as u32 * k as u32).min(acc / 8));
+            comp.push(d(Op::Add(Add {
+                a: a_loc,
+                b: w_loc,
+                dst: acc / 2,
+                len,
+                a_zp: r.gen(),
+                b_zp: r.gen(),
+                a_mult: r.gen(),
+                b_mult: r.gen(),
+                accumulate: r.gen_bool(0.5),
+            })));
+        }
+        let nc = comp.len();
+        comp[0].deps |= deps::WAIT_PREV | if first { 0 } else { deps::WAIT_NEXT };
+        comp[nc - 1].deps |= deps::SIGNAL_NEXT | if last { 0 } else { deps::SIGNAL_PREV };
+        p.extend(comp);
+        let out = OUT + t as u64 * 0x2000 + mis(&mut r);
+        let st = if act {
+            d(Op::Store(dma(
+                o_loc,
+                out,
+                m,
+                n,
+                n as u32 + r.gen_range(0..9),
+                false,
+            )))
+        } else {
+            d(Op::Store(dma(
+                0,
+                out,
+                m,
+                n * 4,
+                n as u32 * 4 + r.gen_range(0..9),
+                true,
+            )))
+        };
+        p.push(with(
+            st,
+            deps::WAIT_PREV | if last { 0 } else { deps::SIGNAL_PREV },
+        ));
+        if r.gen_bool(0.3) {
+            let wb = r.gen_bool(0.5).then_some(WB + 4 * seq as u64);
+            p.push(fence(seq, wb, r.gen_bool(0.5)));
+            seq += 1;
+        }
+    }
+    p.push(fence(seq, Some(WB), true));
+    let mut c = Case::new(format!("random_seed{seed}"), &p);
+    c.image = vec![(DATA, pattern(DATA_LEN, seed ^ 0x5EED))];
+    let lat = *[1u32, 2, 7, 20, 64, 100]
+        .get(r.gen_range(0..6))
+        .unwrap_or(&64);
+    let bpc = *[4u32, 8, 16, 32, 64].get(r.gen_range(0..5)).unwrap_or(&16);
+    let out = r.gen_range(1..=16);
+    c = c.dram(lat, bpc, out);
+    if r.gen_bool(0.25) {
+        c.setup.push((regs::WATCHDOG, 1_000_000));
+    }
+    c
+}
+
+/// A compiled workload as a case (`mem_size` from the compiler).
+pub fn workload(
+    name: &str,
+    program: &[Descriptor],
+    image: &[(u64, Vec<u8>)],
+    ring_base: u64,
+    mem_bytes: u64,
+) -> Case {
+    let mut c = Case::new(name, program);
+    c.image = image.to_vec();
+    c.ring_base = ring_base;
+    c.mem_size = mem_bytes.max(4096).next_multiple_of(4096);
+    c.max_cycles = 500_000_000;
+    c
+}

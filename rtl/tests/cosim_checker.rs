@@ -1,0 +1,189 @@
+//! The checker itself: two identical models agree on the whole corpus; a
+//! model with one perturbed timing parameter, and the deliberately broken RTL
+//! variant (`npu_4x4_offbyone`), are caught at their first divergent event,
+//! and the report names its cycle, unit and event kind.
+
+mod common;
+
+use npukit_rtl::corpus::{self, Case, Expect};
+use npukit_rtl::lockstep::DivergenceKind;
+use npukit_rtl::{variant, Lockstep, LockstepOptions};
+use npukit_sim::{Event, ModelDevice, NpuConfig};
+
+type Model = ModelDevice<Vec<(u64, Event)>>;
+
+fn pair(a: &NpuConfig, b: &NpuConfig) -> Lockstep<Model, Model> {
+    Lockstep::new(
+        ModelDevice::with_sink(a, Vec::new()),
+        ModelDevice::with_sink(b, Vec::new()),
+        LockstepOptions {
+            names: ["model".into(), "perturbed".into()],
+            keep_events: true,
+            ..LockstepOptions::default()
+        },
+    )
+}
+
+/// The events of `case` on the model alone.
+fn model_events(case: &Case, cfg: &NpuConfig) -> Vec<(u64, Event)> {
+    let cfg = case.config(cfg);
+    let mut ls = pair(&cfg, &cfg);
+    corpus::run(&mut ls, case).unwrap();
+    ls.all_events()[0].to_vec()
+}
+
+#[test]
+fn identical_models_agree_on_the_whole_corpus() {
+    for cfg in [
+        NpuConfig::default(),
+        common_cfg(4, 4, 16384, 4096),
+        common_cfg(8, 8, 65536, 16384),
+    ] {
+        let mut cases = corpus::handwritten(&cfg);
+        cases.extend((0..20).map(|s| corpus::random(&cfg, s)));
+        for case in &cases {
+            let c = case.config(&cfg);
+            let mut ls = pair(&c, &c);
+            let out = corpus::run(&mut ls, case).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            assert!(out.events > 0, "{}: no events compared", case.name);
+            if case.expect == Expect::Complete {
+                assert!(out.result.is_ok(), "{}: {:?}", case.name, out.result);
+            }
+        }
+    }
+}
+
+fn common_cfg(rows: u32, cols: u32, spad: u32, acc: u32) -> NpuConfig {
+    let mut c = NpuConfig::default();
+    c.array.rows = rows;
+    c.array.cols = cols;
+    c.memory.spad_bytes = spad;
+    c.memory.acc_bytes = acc;
+    c
+}
+
+#[test]
+fn a_perturbed_dram_latency_is_caught_at_the_first_response() {
+    let cfg = NpuConfig::default();
+    let case = corpus::handwritten(&cfg)
+        .into_iter()
+        .find(|c| c.name == "nop_and_fence")
+        .unwrap();
+    let base = case.config(&cfg);
+    let (first_resp, _) = model_events(&case, &cfg)
+        .into_iter()
+        .find(|(_, e)| matches!(e, Event::MemResp { .. }))
+        .unwrap();
+    let mut slow = base.clone();
+    slow.dram.latency += 1;
+    let dir = std::env::temp_dir().join(format!("npukit-checker-{}", std::process::id()));
+    let mut ls_opts = LockstepOptions {
+        names: ["model".into(), "perturbed".into()],
+        keep_events: true,
+        trace_dir: Some(dir.clone()),
+        ..LockstepOptions::default()
+    };
+    ls_opts.history = 3;
+    let mut ls = Lockstep::new(
+        ModelDevice::with_sink(&base, Vec::new()),
+        ModelDevice::with_sink(&slow, Vec::new()),
+        ls_opts,
+    );
+    let err = corpus::run(&mut ls, &case).unwrap_err();
+    let d = ls.divergence().expect("a divergence");
+    assert_eq!(d.cycle, first_resp);
+    assert_eq!(d.unit, "cmd");
+    assert_eq!(d.event_kind, "MemResp");
+    match &d.kind {
+        DivergenceKind::Events { a, b, first } => {
+            assert!(matches!(a[*first], Event::MemResp { .. }));
+            assert!(b
+                .get(*first)
+                .is_none_or(|e| !matches!(e, Event::MemResp { .. })));
+        }
+        other => panic!("expected an event divergence, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "DIVERGENCE at cycle {first_resp}: unit cmd, MemResp"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("perturbed"), "{text}");
+    assert!(text.contains("last 3 matching events"), "{text}");
+    // Both sides' Perfetto traces were written.
+    assert_eq!(d.traces.len(), 2, "{text}");
+    for t in &d.traces {
+        let json = std::fs::read(t).unwrap();
+        npukit_traces::read::read_perfetto(&json).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_perturbed_queue_depth_names_the_unit_and_its_descriptor() {
+    let cfg = NpuConfig::default();
+    let case = corpus::handwritten(&cfg)
+        .into_iter()
+        .find(|c| c.name == "double_buffered_pipeline")
+        .unwrap();
+    let base = case.config(&cfg);
+    let mut other = base.clone();
+    other.dram.max_outstanding = 1;
+    let mut ls = pair(&base, &other);
+    let err = corpus::run(&mut ls, &case).unwrap_err().to_string();
+    let d = ls.divergence().expect("a divergence");
+    assert!(
+        ["cmd", "load", "compute", "store"].contains(&d.unit.as_str()),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("DIVERGENCE at cycle {}", d.cycle)),
+        "{err}"
+    );
+    assert!(err.contains("in flight on"), "{err}");
+    assert!(!d.recent.is_empty(), "{err}");
+}
+
+#[test]
+fn the_broken_variant_is_caught_at_its_first_late_dispatch() {
+    common::require_rtl();
+    let Some(bad) = variant::all().find(|v| v.fault.is_some() && v.name != "npu_stub") else {
+        panic!("rtl/generated/variants.json lists no deliberately broken variant");
+    };
+    assert_eq!(bad.name, "npu_4x4_offbyone");
+    let cfg = bad.apply(&NpuConfig::default());
+    let case = corpus::handwritten(&cfg)
+        .into_iter()
+        .find(|c| c.name == "load_store_spad_unaligned_strided")
+        .unwrap();
+    // The model's first dispatch: where a late dispatch first shows.
+    let (cycle, unit) = model_events(&case, &cfg)
+        .into_iter()
+        .find_map(|(c, e)| match e {
+            Event::Dispatch { unit, .. } => Some((c, unit)),
+            _ => None,
+        })
+        .unwrap();
+    let c = case.config(&cfg);
+    let mut ls =
+        npukit_rtl::lockstep::model_vs_rtl(&c, Some(bad.name), None, LockstepOptions::default())
+            .unwrap();
+    let err = corpus::run(&mut ls, &case)
+        .expect_err("the broken variant must diverge")
+        .to_string();
+    let d = ls.divergence().expect("a divergence");
+    assert_eq!(
+        (d.cycle, d.unit.as_str(), d.event_kind.as_str()),
+        (cycle, unit.name(), "Dispatch"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "DIVERGENCE at cycle {cycle}: unit {}, Dispatch",
+            unit.name()
+        )),
+        "{err}"
+    );
+}
