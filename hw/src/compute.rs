@@ -132,7 +132,7 @@ impl ComputeParams {
         if self.spad_bytes == 0 {
             return bad("spad_bytes", self.spad_bytes, ">= 1");
         }
-        if self.acc_bytes < 4 || self.acc_bytes % 4 != 0 {
+        if self.acc_bytes < 4 || !self.acc_bytes.is_multiple_of(4) {
             return bad("acc_bytes", self.acc_bytes, "a multiple of 4, >= 4");
         }
         if !(1..=DMA_PORT_BYTES).contains(&self.beat_bytes) {
@@ -254,8 +254,8 @@ pub fn latency(p: &ComputeParams, d: &[u32; 8]) -> u32 {
     let hi = (d[4] >> 16) as u64;
     let v = match d[0] & 0xFF {
         OP_MATMUL => 2 * r + c - 2 + lo,
-        OP_ACT => lo * ((hi + c - 1) / c) + 2,
-        OP_ADD | OP_MAX => (d[4] as u64 + c - 1) / c + 2,
+        OP_ACT => lo * hi.div_ceil(c) + 2,
+        OP_ADD | OP_MAX => (d[4] as u64).div_ceil(c) + 2,
         _ => 1,
     };
     v as u32
@@ -418,6 +418,7 @@ impl Compute {
     }
 
     /// Drives the outputs and the children's inputs from the current state.
+    #[allow(clippy::needless_range_loop)] // indices mirror the Verilog
     fn drive(&mut self) {
         let (r, c) = (self._p.rows as usize, self._p.cols as usize);
         let clock = self.clock.val();
@@ -484,6 +485,7 @@ impl Compute {
 
     /// The state change at a rising edge (inputs and children's outputs are
     /// those before the edge).
+    #[allow(clippy::needless_range_loop)] // indices mirror the Verilog
     fn edge(&mut self) {
         let p = self._p;
         let (rows, cols) = (p.rows, p.cols);

@@ -60,6 +60,7 @@ struct Tb {
     t: u64,
 }
 
+#[allow(clippy::unwrap_used)]
 impl Tb {
     fn new(p: ComputeParams) -> Tb {
         let mut u = Compute::new(p).unwrap();

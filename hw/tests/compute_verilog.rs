@@ -18,6 +18,7 @@ fn params_4x4() -> ComputeParams {
     }
 }
 
+#[allow(clippy::unwrap_used)]
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("npukit-compute-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
