@@ -201,6 +201,11 @@ pub struct DmaUnit {
     rsp_data: Signal<Local, Bit>,
     rsp_shift: Signal<Local, Bits<9>>,
     rsp_bytes: Signal<Local, Bits<512>>,
+    /// A reduction of the input bits the unit does not need (the opcode,
+    /// dependency flags and word 7 of the descriptor, the tag bits it never
+    /// sets) and of the cache's `waiting` output: Verilator skips `*unused*`
+    /// names in its UNUSED lint.
+    unused_inputs: Signal<Local, Bit>,
     // Parameters.
     is_store: Constant<Bit>,
     beat: Constant<Bits<64>>,
@@ -291,6 +296,7 @@ impl DmaUnit {
             rsp_data: Default::default(),
             rsp_shift: Default::default(),
             rsp_bytes: Default::default(),
+            unused_inputs: Default::default(),
             is_store: Constant::new(is_store),
             beat: Constant::new(b.into()),
             beat_mask: Constant::new((b - 1).into()),
@@ -467,6 +473,12 @@ impl Logic for DmaUnit {
                 self.outstanding.d.next = 0.into();
             }
         }
+        self.unused_inputs.next = self.desc.val().get_bits::<32>(224).any()
+            ^ self.desc.val().get_bits::<19>(13).any()
+            ^ self.desc.val().get_bits::<12>(0).any()
+            ^ self.resp_tag.val().get_bits::<9>(47).any()
+            ^ self.resp_tag.val().get_bit(14)
+            ^ self.tlb.waiting.val();
         if self.clear.val() {
             self.busy_r.d.next = false;
             self.issued_all.d.next = false;
