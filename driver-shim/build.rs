@@ -20,6 +20,9 @@ const EXPORTS: &[&str] = &[
     "mmap64",
     "munmap",
     "close",
+    "fopen",
+    "fopen64",
+    "fclose",
 ];
 
 fn main() {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -26,6 +27,9 @@ int npukit_preload_mmap(int fd, void *addr, size_t len, int flags, long long off
 int npukit_preload_owns_range(void *addr, size_t len);
 int npukit_preload_munmap(void *addr, size_t len);
 void npukit_preload_close(int fd);
+int npukit_preload_open_virtual(const char *path, int flags);
+int npukit_preload_commit_virtual(int fd);
+int npukit_preload_is_virtual(int fd);
 
 typedef int (*open_fn)(const char *, int, ...);
 typedef int (*openat_fn)(int, const char *, int, ...);
@@ -42,6 +46,23 @@ typedef int (*close_fn)(int);
 static int is_device(const char *path)
 {
 	return path && strcmp(path, NPUKIT_DEVICE) == 0;
+}
+
+/* The device's sysfs and debugfs folders (src/vfs.rs). */
+static int is_virtual(const char *path)
+{
+	return path && (strncmp(path, "/sys/class/accel/accel0/", 24) == 0 ||
+			strncmp(path, "/sys/kernel/debug/accel/0/", 26) == 0);
+}
+
+static int open_virtual(const char *path, int flags)
+{
+	int r = npukit_preload_open_virtual(path, flags);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return r;
 }
 
 static int needs_mode(int flags)
@@ -76,6 +97,8 @@ static int open_device(int flags)
 	}                                                     \
 	if (is_device(path))                                  \
 		return open_device(flags);                    \
+	if (is_virtual(path))                                 \
+		return open_virtual(path, flags);             \
 	NEXT(open_fn, realname);                              \
 	return real_##realname(path, flags, mode)
 
@@ -92,6 +115,8 @@ int open64(const char *path, int flags, ...) { OPEN_BODY(open64); }
 	}                                                     \
 	if (is_device(path))                                  \
 		return open_device(flags);                    \
+	if (is_virtual(path))                                 \
+		return open_virtual(path, flags);             \
 	NEXT(openat_fn, realname);                            \
 	return real_##realname(dirfd, path, flags, mode)
 
@@ -105,6 +130,8 @@ int __open_2(const char *path, int flags)
 {
 	if (is_device(path))
 		return open_device(flags);
+	if (is_virtual(path))
+		return open_virtual(path, flags);
 	NEXT(open2_fn, __open_2);
 	return real___open_2(path, flags);
 }
@@ -112,6 +139,8 @@ int __open64_2(const char *path, int flags)
 {
 	if (is_device(path))
 		return open_device(flags);
+	if (is_virtual(path))
+		return open_virtual(path, flags);
 	NEXT(open2_fn, __open64_2);
 	return real___open64_2(path, flags);
 }
@@ -119,6 +148,8 @@ int __openat_2(int dirfd, const char *path, int flags)
 {
 	if (is_device(path))
 		return open_device(flags);
+	if (is_virtual(path))
+		return open_virtual(path, flags);
 	NEXT(openat2_fn, __openat_2);
 	return real___openat_2(dirfd, path, flags);
 }
@@ -186,8 +217,74 @@ int munmap(void *addr, size_t len)
 
 int close(int fd)
 {
+	int r = 0;
 	if (fd >= 0 && npukit_preload_is_ours(fd))
 		npukit_preload_close(fd);
+	else if (fd >= 0 && npukit_preload_is_virtual(fd))
+		r = npukit_preload_commit_virtual(fd);
 	NEXT(close_fn, close);
-	return real_close(fd);
+	int c = real_close(fd);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return c;
+}
+
+/* stdio opens and closes files through glibc-internal calls that do not come
+ * here, so the device's sysfs/debugfs files are also served to fopen/fclose. */
+typedef FILE *(*fopen_fn)(const char *, const char *);
+typedef int (*fclose_fn)(FILE *);
+
+static FILE *fopen_virtual(const char *path, const char *mode)
+{
+	int flags = O_RDONLY;
+	if (strchr(mode, '+'))
+		flags = O_RDWR;
+	else if (mode[0] == 'w' || mode[0] == 'a')
+		flags = O_WRONLY;
+	if (strchr(mode, 'e'))
+		flags |= O_CLOEXEC;
+	int fd = open_virtual(path, flags);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, mode);
+	if (!f) {
+		NEXT(close_fn, close);
+		real_close(fd);
+	}
+	return f;
+}
+
+FILE *fopen(const char *path, const char *mode)
+{
+	if (is_virtual(path))
+		return fopen_virtual(path, mode);
+	NEXT(fopen_fn, fopen);
+	return real_fopen(path, mode);
+}
+
+FILE *fopen64(const char *path, const char *mode)
+{
+	if (is_virtual(path))
+		return fopen_virtual(path, mode);
+	NEXT(fopen_fn, fopen64);
+	return real_fopen64(path, mode);
+}
+
+int fclose(FILE *f)
+{
+	int fd = f ? fileno(f) : -1;
+	int r = 0;
+	if (fd >= 0 && npukit_preload_is_virtual(fd)) {
+		fflush(f);
+		r = npukit_preload_commit_virtual(fd);
+	}
+	NEXT(fclose_fn, fclose);
+	int c = real_fclose(f);
+	if (r < 0) {
+		errno = -r;
+		return EOF;
+	}
+	return c;
 }

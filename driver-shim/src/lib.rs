@@ -7,6 +7,7 @@
 //! * [`fault`]: deterministic fault injection, scripted per job.
 //! * [`backend`]: model / rtl / lockstep selection.
 //! * [`trace`]: driver events on the hardware's timeline.
+//! * [`vfs`]: the sysfs and debugfs files of the device.
 //! * [`preload`]: the LD_PRELOAD entry points (the C half is `csrc/preload.c`,
 //!   linked into the cdylib `libnpukit_shim.so` only).
 //!
@@ -22,6 +23,7 @@ pub mod preload;
 pub mod trace;
 pub mod uapi;
 pub mod user;
+pub mod vfs;
 
 pub use api::{File, Shim};
 pub use backend::Backend;

@@ -157,6 +157,110 @@ pub extern "C" fn npukit_preload_owns_range(addr: *mut c_void, len: usize) -> c_
     c_int::from(size != 0 && a >= base && a.checked_add(len).is_some_and(|e| e <= base + size))
 }
 
+const VIRT_W: usize = FD_BITS / 64;
+/// Descriptors of `fault_inject` opened for writing (committed at close).
+static VIRT: [AtomicU64; VIRT_W] = [const { AtomicU64::new(0) }; VIRT_W];
+
+fn bit(map: &[AtomicU64], fd: c_int, on: Option<bool>) -> bool {
+    let Ok(i) = usize::try_from(fd) else {
+        return false;
+    };
+    if i >= FD_BITS {
+        return false;
+    }
+    let b = 1u64 << (i % 64);
+    match on {
+        Some(true) => map[i / 64].fetch_or(b, Ordering::SeqCst) & b != 0,
+        Some(false) => map[i / 64].fetch_and(!b, Ordering::SeqCst) & b != 0,
+        None => map[i / 64].load(Ordering::SeqCst) & b != 0,
+    }
+}
+
+/// Opens a sysfs/debugfs file of the device ([`crate::vfs`]) as a memfd
+/// holding its content; the descriptor, or -errno (ENOENT for an unknown
+/// file under the device's folders).
+///
+/// # Safety
+/// `path` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn npukit_preload_open_virtual(
+    path: *const libc::c_char,
+    flags: c_int,
+) -> c_int {
+    if path.is_null() {
+        return -libc::EFAULT;
+    }
+    // SAFETY: the caller passes a NUL-terminated path.
+    let p = unsafe { std::ffi::CStr::from_ptr(path) }.to_string_lossy();
+    let s = match shim() {
+        Ok(s) => s,
+        Err(e) => return -e,
+    };
+    let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+    let text = match crate::vfs::read(s, &p) {
+        Some(t) => t,
+        None => return -libc::ENOENT,
+    };
+    if write && p != crate::vfs::FAULT_INJECT {
+        return -libc::EACCES;
+    }
+    let cloexec = if flags & libc::O_CLOEXEC != 0 {
+        libc::MFD_CLOEXEC
+    } else {
+        0
+    };
+    // SAFETY: a valid C string literal.
+    let fd = unsafe { libc::memfd_create(c"npukit-vfs".as_ptr(), cloexec) };
+    if fd < 0 {
+        return -libc::EMFILE;
+    }
+    if !write {
+        // SAFETY: fd is our memfd; the buffer is valid for its length.
+        let n = unsafe { libc::pwrite(fd, text.as_ptr().cast(), text.len(), 0) };
+        if n != text.len() as isize {
+            // SAFETY: fd is ours.
+            unsafe { libc::close(fd) };
+            return -libc::EIO;
+        }
+    } else {
+        bit(&VIRT, fd, Some(true));
+    }
+    fd
+}
+
+/// Called before a descriptor is closed: if it is a `fault_inject` opened for
+/// writing, its text is parsed and the faults added. 0 or -errno (EINVAL
+/// for a script that does not parse; the message goes to stderr).
+#[no_mangle]
+pub extern "C" fn npukit_preload_commit_virtual(fd: c_int) -> c_int {
+    if !bit(&VIRT, fd, Some(false)) {
+        return 0;
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    // SAFETY: fd is the memfd we created; buf is valid for its length.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let Ok(n) = usize::try_from(n) else {
+        return -libc::EIO;
+    };
+    let text = String::from_utf8_lossy(&buf[..n]);
+    match shim() {
+        Ok(s) => match crate::vfs::write_faults(s, &text) {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("npukit-shim: fault_inject: {e}");
+                -libc::EINVAL
+            }
+        },
+        Err(e) => -e,
+    }
+}
+
+/// Is `fd` a `fault_inject` descriptor open for writing?
+#[no_mangle]
+pub extern "C" fn npukit_preload_is_virtual(fd: c_int) -> c_int {
+    c_int::from(bit(&VIRT, fd, None))
+}
+
 /// munmap of a range of device memory; 0 or -errno.
 #[no_mangle]
 pub extern "C" fn npukit_preload_munmap(addr: *mut c_void, len: usize) -> c_int {

@@ -209,3 +209,29 @@ fn npukit_trace_writes_the_combined_timeline_at_the_last_close() {
         "one MATMUL per job on the NPU tracks"
     );
 }
+
+#[test]
+fn sysfs_discovery_debugfs_status_and_fault_inject() {
+    let exe = build_example("discover");
+    let out = run_preloaded(&exe, &[("NPUKIT_WATCHDOG_CYCLES", "20000")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "accel0: 261:0, 16 rows, platform model",
+        "job 2: status 2 error 0x100",
+        "jobs accepted: 2",
+        "faults scripted: 1",
+        "ok",
+    ] {
+        assert!(stdout.contains(want), "no {want:?} in\n{stdout}");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fault_inject") && err.contains("2:melt"),
+        "{err}"
+    );
+}

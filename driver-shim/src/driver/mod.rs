@@ -383,6 +383,74 @@ impl Core {
         self.jobs_accepted
     }
 
+    /// The debugfs `status` text: the device, its memory, contexts and queue.
+    pub fn status_text(&self) -> String {
+        let running = match &self.running {
+            Some(r) => format!(
+                "job {} (context {}, seq {}), descriptor {} of {}",
+                r.number,
+                r.ctx,
+                r.seq,
+                r.next.min(r.ndesc),
+                r.ndesc
+            ),
+            None => "none".into(),
+        };
+        format!(
+            "backend: {}\ncycle: {}\ncontexts: {}\njobs accepted: {}\njobs queued: {}\nrunning: {}\n\
+             memory: {} of {} bytes free\nring: {} descriptors at {:#x}\nwatchdog: {} cycles\nfaults scripted: {}\n",
+            self.opts.backend.name(),
+            self.dev.cycle(),
+            self.contexts.len(),
+            self.jobs_accepted,
+            self.queue.len(),
+            running,
+            self.alloc.available(),
+            self.alloc.total(),
+            self.ring_size,
+            self.ring_base,
+            self.opts.watchdog_cycles,
+            self.opts.faults.len(),
+        )
+    }
+
+    /// The debugfs `regs` text: every register, `NAME = 0x........`.
+    pub fn regs_text(&mut self) -> String {
+        let mut s = String::new();
+        for r in regs::REGISTERS {
+            let v = self.dev.mmio_read(r.offset);
+            s += &format!("{:#05x} {:<26} = {v:#010x}\n", r.offset, r.name);
+        }
+        s
+    }
+
+    /// The debugfs `fault_inject` text: the scripted faults, one per line.
+    pub fn faults_text(&self) -> String {
+        self.opts
+            .faults
+            .iter()
+            .map(|i| {
+                let what = match i.fault {
+                    crate::fault::Fault::Hang { after } => format!("hang+{after}"),
+                    crate::fault::Fault::Xlat { addr } => format!("xlat@{addr:#x}"),
+                    crate::fault::Fault::Data { addr } => format!("data@{addr:#x}"),
+                    crate::fault::Fault::Reset { after } => format!("reset+{after}"),
+                };
+                format!("{}:{what}\n", i.job)
+            })
+            .collect()
+    }
+
+    /// Device memory managed by the allocator (`DRM_NPUKIT_PARAM_MEM_BYTES`).
+    pub fn bo_memory(&self) -> u64 {
+        self.alloc.total()
+    }
+
+    /// Identification figures for sysfs: (ABI version, array shape, clock MHz).
+    pub fn ident(&self) -> (u32, u32, u32) {
+        (self.info.version, self.info.shape, self.info.clock)
+    }
+
     /// The device clock.
     pub fn cycle(&self) -> u64 {
         self.dev.cycle()
