@@ -11,15 +11,16 @@ use npukit_shim::{Fault, Injection};
 
 #[test]
 fn hung_job_is_aborted_and_others_complete() {
-    let s = shim_with(|o| o.watchdog_cycles = 50_000);
+    let s = shim_with(|o| o.watchdog_cycles = 500_000);
     let a = s.open().unwrap();
     let b = s.open().unwrap();
     let c = s.open().unwrap();
     let ga = Gemm::new(&a, 8, 16, 16, 1);
     let gb = Gemm::new(&b, 8, 16, 16, 2);
     let gc = Gemm::new(&c, 8, 16, 16, 3);
-    assert_eq!(b.param(param::WATCHDOG_CYCLES).unwrap(), 50_000);
-    // Jobs: 1 = a (before), 2 = b (hangs 20 cycles in), 3 = c and 4 = a (after).
+    assert_eq!(b.param(param::WATCHDOG_CYCLES).unwrap(), 500_000);
+    // Jobs: 1 = a (before), 2 = b (hangs 20 cycles in), 3 = c and 4 = a (queued
+    // behind it), 5 = c (submitted while the device is hung).
     s.inject(Injection {
         job: 2,
         fault: Fault::Hang { after: 20 },
@@ -29,6 +30,21 @@ fn hung_job_is_aborted_and_others_complete() {
     let after_c = gc.submit(&c);
     let after_a = ga.submit(&a);
 
+    // Drive the device into the hang (the wait gives up before the watchdog
+    // fires), then submit one more job while the device is hung.
+    let mut late = None;
+    for _ in 0..1000 {
+        match b.wait_job(hung, 0) {
+            Err(npukit_shim::Errno::ETIMEDOUT) => {
+                if s.cycle() > 1000 {
+                    late = Some(gc.submit(&c));
+                    break;
+                }
+            }
+            other => panic!("the hung job ended too early: {other:?}"),
+        }
+    }
+    let late = late.expect("the device reached the hang");
     let w = b.wait_job(hung, 30 * SEC).unwrap();
     assert_eq!(w.status, status::ABORTED);
     assert_eq!(w.error_code, err::HANG);
@@ -38,13 +54,14 @@ fn hung_job_is_aborted_and_others_complete() {
     };
     b.job_stats(&mut js).unwrap();
     assert!(
-        js.cycles >= 50_000,
+        js.cycles >= 500_000,
         "aborted after the watchdog period: {js:?}"
     );
 
     assert_eq!(a.wait_job(before, 30 * SEC).unwrap().status, status::OK);
     assert_eq!(c.wait_job(after_c, 30 * SEC).unwrap().status, status::OK);
     assert_eq!(a.wait_job(after_a, 30 * SEC).unwrap().status, status::OK);
+    assert_eq!(c.wait_job(late, 30 * SEC).unwrap().status, status::OK);
     assert_eq!(ga.result(&a), ga.expect);
     assert_eq!(gc.result(&c), gc.expect);
     // The hung job's context works again once the device is reset.

@@ -100,7 +100,10 @@ fn gemm_driver_runs_bit_exact_under_ld_preload() {
 
 #[test]
 fn multi_threaded_client() {
-    check("mt", &["4 threads x 6 jobs bit-exact", "ok"]);
+    check(
+        "mt",
+        &["6 threads (2 sharing a file) x 6 jobs bit-exact", "ok"],
+    );
 }
 
 #[test]
