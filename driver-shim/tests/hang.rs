@@ -88,3 +88,29 @@ fn hang_from_the_first_cycle_and_a_short_wait_times_out_first() {
     assert_eq!((w.status, w.error_code), (status::ABORTED, err::HANG));
     g.run_and_check(&f);
 }
+
+#[test]
+fn watchdog_zero_is_off_and_a_hung_job_just_times_out() {
+    let s = shim_with(|o| o.watchdog_cycles = 0);
+    let f = s.open().unwrap();
+    let g = Gemm::new(&f, 8, 16, 16, 5);
+    s.inject(Injection {
+        job: 1,
+        fault: Fault::Hang { after: 0 },
+    });
+    let seq = g.submit(&f);
+    assert_eq!(
+        f.wait_job(seq, 50_000_000).err(),
+        Some(npukit_shim::Errno::ETIMEDOUT)
+    );
+    assert!(
+        s.cycle() > 1_000_000,
+        "simulated time went on: {}",
+        s.cycle()
+    );
+    let mut js = npukit_shim::uapi::JobStats {
+        seq,
+        ..Default::default()
+    };
+    assert_eq!(f.job_stats(&mut js), Err(npukit_shim::Errno::EBUSY));
+}

@@ -423,7 +423,10 @@ impl Core {
             return true;
         };
         let now = self.dev.cycle();
-        let wd_limit = r.last_progress.saturating_add(self.opts.watchdog_cycles);
+        let wd_limit = match self.opts.watchdog_cycles {
+            0 => u64::MAX,
+            w => r.last_progress.saturating_add(w),
+        };
         let slice = if r.next > r.ndesc {
             self.opts.slice_cycles.saturating_mul(64)
         } else {
@@ -498,7 +501,7 @@ impl Core {
                 r.last_head = head;
                 r.last_done = done;
                 r.last_progress = now;
-            } else if now >= r.last_progress.saturating_add(watchdog) {
+            } else if watchdog != 0 && now >= r.last_progress.saturating_add(watchdog) {
                 self.finish(
                     JobResult {
                         status: status::ABORTED,

@@ -72,7 +72,8 @@ pub struct Options {
     pub ring_size: u32,
     /// Jobs queued or running on the device before SUBMIT says EBUSY.
     pub max_jobs: usize,
-    /// Cycles without progress before a job is declared hung.
+    /// Cycles without progress before a job is declared hung; 0 disables the
+    /// watchdog (a hung job then never ends: WAIT times out).
     pub watchdog_cycles: u64,
     /// Cycles simulated per slice while the driver still has descriptors to
     /// copy into the ring.
