@@ -283,7 +283,8 @@ impl File {
 
     /// `mmap(NULL, len, ..., fd, offset)`: the host address of the BO bytes.
     /// The mapping is the device memory itself (no copy); it keeps the BO
-    /// allocated, even after GEM_CLOSE, until [`Shim::munmap`].
+    /// allocated, even after GEM_CLOSE, until [`Shim::munmap`]. The pointer
+    /// is valid while the [`Shim`] lives (device memory goes with it).
     pub fn mmap(&self, offset: u64, len: u64) -> IoctlResult<*mut u8> {
         self.traced("MMAP", 0, || {
             self.shim
