@@ -8,8 +8,12 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v c++ >/dev/null 2>&1 || need_pkgs+=(g++)
+# Verilator builds the checked-in RTL (rtl/generated/*.v) for the lockstep
+# co-simulation tests (rtl/tests/cosim_*.rs, cli/tests/cosim.rs).
+command -v verilator >/dev/null 2>&1 || need_pkgs+=(verilator make)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "npukit test: installing missing system packages: ${need_pkgs[*]}"
+    echo "npukit test: (gcc/g++: C header checks and the Verilated RTL; verilator, make: RTL co-simulation)"
     apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}"
 fi
 
