@@ -238,3 +238,27 @@ fn sysfs_discovery_debugfs_status_and_fault_inject() {
         "{err}"
     );
 }
+
+#[test]
+fn bad_settings_make_open_fail_with_a_message_naming_them() {
+    let exe = build_example("gemm");
+    for (var, val, msg) in [
+        (
+            "NPUKIT_MEM_MB",
+            "lots",
+            "NPUKIT_MEM_MB=\"lots\": not a whole number",
+        ),
+        (
+            "NPUKIT_BACKEND",
+            "fpga",
+            "NPUKIT_BACKEND=\"fpga\" is not one of model, rtl, lockstep",
+        ),
+        ("NPUKIT_CONFIG", "/nonexistent.toml", "/nonexistent.toml"),
+    ] {
+        let out = run_preloaded(&exe, &[(var, val)]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(msg), "{var}: {err}");
+        assert!(err.contains("No such device"), "{var}: {err}");
+    }
+}
