@@ -428,3 +428,153 @@ fn mixed_back_to_back() {
         random_program(params(4, 4), 300 + seed, &[0, 1, 2, 3], 8);
     }
 }
+
+/// Loads random memories into a fresh bench and the model.
+fn random_bench(p: ComputeParams, rng: &mut Rng) -> (Tb, LocalMem) {
+    let mut tb = Tb::new(p);
+    let mut model = LocalMem::new(p.spad_bytes, p.acc_bytes);
+    model.spad.iter_mut().for_each(|b| *b = rng.byte());
+    model.acc.iter_mut().for_each(|b| *b = rng.byte());
+    tb.dma_write(false, 0, &model.spad.clone());
+    tb.dma_write(true, 0, &model.acc.clone());
+    (tb, model)
+}
+
+fn issue(tb: &mut Tb, d: &Descriptor) -> (bool, bool) {
+    let bytes: Vec<u8> = words(d).iter().flat_map(|x| x.to_le_bytes()).collect();
+    tb.u.issue.next = true;
+    tb.u.desc.next = bytes_to_bits::<256>(&bytes);
+    tb.edge()
+}
+
+/// With `enable = 0` nothing changes (G3): completion comes after exactly
+/// `latency` enabled edges, DMA writes at frozen edges are dropped, and the data
+/// equal the model's.
+#[test]
+fn enable_low_freezes_the_unit() {
+    let p = params(4, 4);
+    for seed in 1..=12u64 {
+        let mut rng = Rng(seed * 7919);
+        let (mut tb, mut model) = random_bench(p, &mut rng);
+        let d = random_desc(&mut rng, &p, seed % 4);
+        let lat = model_latency(&p, &d);
+        issue(&mut tb, &d);
+        model_exec(&mut model, &d);
+        let mut active = 1u64;
+        loop {
+            let freeze = rng.chance(30);
+            if freeze {
+                tb.u.enable.next = false;
+                // A DMA write at a frozen edge must be dropped.
+                tb.u.dma_wr.next = true;
+                tb.u.dma_wr_acc.next = rng.chance(50);
+                tb.u.dma_wr_addr.next = rng.below(200).into();
+                tb.u.dma_wr_len.next = 32u64.into();
+                tb.u.dma_wr_data.next = bytes_to_bits::<512>(&[0x5A; 64]);
+            }
+            let (busy, done) = tb.edge();
+            assert!(busy, "seed {seed}: idle before completion");
+            assert_eq!(
+                done,
+                active == lat,
+                "seed {seed}: done after {active} enabled edges"
+            );
+            if !freeze {
+                if done {
+                    break;
+                }
+                active += 1;
+            }
+        }
+        let (busy, _) = tb.edge();
+        assert!(!busy);
+        let got = tb.memories();
+        assert_eq!(got, model, "seed {seed}: {d:?}");
+    }
+}
+
+/// `clear` (at an MMIO edge, `enable = 0`) drops the descriptor in progress and
+/// zeroes both memories in one edge; the unit then runs normally.
+#[test]
+fn clear_drops_the_descriptor_and_zeroes_memories() {
+    let p = params(4, 4);
+    let mut rng = Rng(42);
+    let (mut tb, _) = random_bench(p, &mut rng);
+    let d = random_desc(&mut rng, &p, 0);
+    issue(&mut tb, &d);
+    for _ in 0..3 {
+        assert_eq!(tb.edge(), (true, false));
+    }
+    tb.u.enable.next = false;
+    tb.u.clear.next = true;
+    assert_eq!(tb.edge(), (true, false));
+    assert_eq!(tb.edge(), (false, false));
+    let zero = LocalMem::new(p.spad_bytes, p.acc_bytes);
+    assert_eq!(tb.memories(), zero);
+    // Afterwards: a fresh program from zero memories matches the model.
+    let mut model = zero;
+    let mut data = vec![0u8; 64];
+    data.iter_mut().for_each(|b| *b = rng.byte());
+    tb.dma_write(false, 0, &data);
+    model.spad[..64].copy_from_slice(&data);
+    let d = Descriptor {
+        deps: 0,
+        op: Op::Add(Add {
+            a: 0,
+            b: 9,
+            dst: 16,
+            len: 11,
+            a_zp: -128,
+            b_zp: 127,
+            a_mult: i16::MIN,
+            b_mult: -3,
+            accumulate: true,
+        }),
+    };
+    let t0 = tb.t;
+    issue(&mut tb, &d);
+    model_exec(&mut model, &d);
+    let lat = model_latency(&p, &d);
+    while tb.t < t0 + lat {
+        assert_eq!(tb.edge(), (true, false));
+    }
+    assert_eq!(tb.edge(), (true, true));
+    assert_eq!(tb.memories(), model);
+}
+
+/// An issue while busy (and not completing) is ignored; the DMA ports write
+/// 1..=B bytes anywhere (bytes past the end are dropped) and read B bytes.
+#[test]
+fn issue_while_busy_is_ignored_and_dma_ports() {
+    let p = params(4, 4);
+    let mut rng = Rng(7);
+    let (mut tb, mut model) = random_bench(p, &mut rng);
+    let d = random_desc(&mut rng, &p, 3);
+    let lat = model_latency(&p, &d);
+    let t0 = tb.t;
+    issue(&mut tb, &d);
+    model_exec(&mut model, &d);
+    let other = random_desc(&mut rng, &p, 0);
+    issue(&mut tb, &other);
+    while tb.t < t0 + lat {
+        assert_eq!(tb.edge(), (true, false));
+    }
+    assert_eq!(tb.edge(), (true, true));
+    assert_eq!(tb.edge(), (false, false));
+    assert_eq!(tb.memories(), model);
+    for (acc, addr, len) in [
+        (false, 250u32, 32u32),
+        (true, 3, 1),
+        (true, 240, 20),
+        (false, 17, 5),
+    ] {
+        let data: Vec<u8> = (0..len).map(|_| rng.byte()).collect();
+        tb.dma_write(acc, addr, &data);
+        for (i, &b) in data.iter().enumerate() {
+            if let Some(m) = model.side_mut(acc).get_mut(addr as usize + i) {
+                *m = b;
+            }
+        }
+    }
+    assert_eq!(tb.memories(), model);
+}
