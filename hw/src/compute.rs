@@ -57,11 +57,22 @@
 //! clamps (ReLU) and writes int8 to the scratchpad; ADD writes (or accumulates)
 //! int32 to the accumulator memory; MAX writes int8 to the scratchpad.
 //!
-//! Memories: byte arrays `spad` and `acc` with combinational reads at any
-//! address (reads beyond the end return 0, writes beyond it are dropped). At one
-//! edge the compute write happens before the DMA write (the DMA write wins where
-//! both touch the same byte: such a program is racy anyway). `clear` zeroes both
-//! memories at one edge.
+//! Memories: byte arrays `spad` and `acc` (`reg [7:0] spad [0:spad_bytes-1]`,
+//! `accm`) with combinational reads at any address (reads beyond the end return
+//! 0, writes beyond it are dropped). Read ports: the DMA port (`B` bytes), one
+//! W row (`C` bytes) and one A row (`R` bytes) per cycle for MATMUL, an old
+//! output row (`4C` bytes) for ACCUMULATE, `C` accumulators and `C` biases for
+//! ACT, two `C`-byte operand vectors for ADD/MAX and `C` old accumulators for
+//! ADD ACCUMULATE. Write ports: one output row (`4C` bytes) or `C` lane results,
+//! and the DMA write (1..=B bytes). At one edge the compute write happens before
+//! the DMA write (the DMA write wins where both touch the same byte: such a
+//! program is racy anyway). `clear` zeroes both memories at one edge
+//! (`spad <= '{default: 8'd0}`, an assignment pattern Verilator accepts where a
+//! loop of non-blocking array writes is refused).
+//!
+//! Only a free unit accepts `issue` (idle, or `done` in this cycle); an issue
+//! while busy is ignored. A frozen edge (`enable = 0`) changes nothing, so a
+//! descriptor completes after exactly `latency` enabled edges.
 //!
 //! The block is a custom Verilog block whose Rust `update()` behaves identically
 //! (the generated Verilog is checked against this simulation by
