@@ -1,5 +1,6 @@
 //! The `npukit` command.
 
+mod cosim;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,46 @@ enum Cmd {
         /// Skip writing trace.json and trace.vcd.
         #[arg(long)]
         no_trace: bool,
+    },
+    /// Run the model and the Verilated RTL in lockstep on a workload (JSON), a
+    /// hand-written program (.s), the hand-written corpus or random programs;
+    /// stop at the first divergence with a report (exit code 1).
+    Cosim {
+        /// Workload (JSON) or program (.s assembly); the built-in example
+        /// network when omitted.
+        input: Option<PathBuf>,
+        /// Hardware configuration (TOML): selects the RTL variant; its [dram]
+        /// and [clock] parts are used as given.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run this RTL variant by name (e.g. npu_4x4_offbyone) instead of the
+        /// one matching the configuration.
+        #[arg(long)]
+        variant: Option<String>,
+        /// Run constrained-random programs instead of INPUT.
+        #[arg(long)]
+        random: bool,
+        /// Run the hand-written corpus (every opcode and error path) instead of INPUT.
+        #[arg(long, conflicts_with = "random")]
+        corpus: bool,
+        /// First random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Number of random programs.
+        #[arg(long, default_value_t = 10)]
+        count: u64,
+        /// Write a VCD of every RTL signal to FILE (one per program with several).
+        #[arg(long)]
+        vcd: Option<PathBuf>,
+        /// Output folder for the divergence report and both sides' Perfetto traces.
+        #[arg(long, default_value = "npukit-out/cosim")]
+        out: PathBuf,
+        /// Device memory for a .s program, in bytes.
+        #[arg(long, default_value_t = 16 << 20)]
+        mem_bytes: u64,
+        /// Give up after this many simulated cycles (per program).
+        #[arg(long, default_value_t = 100_000_000)]
+        max_cycles: u64,
     },
     /// Show a hardware configuration with derived figures.
     Info {
@@ -178,6 +219,38 @@ fn main() -> ExitCode {
                 trace: !no_trace,
             })
         }),
+        Cmd::Cosim {
+            input,
+            config,
+            variant,
+            random,
+            corpus,
+            seed,
+            count,
+            vcd,
+            out,
+            mem_bytes,
+            max_cycles,
+        } => match load_config(config.as_deref()).map(|cfg| cosim::CosimArgs {
+            input: input.clone(),
+            config: cfg,
+            variant: variant.clone(),
+            random: *random,
+            corpus: *corpus,
+            seed: *seed,
+            count: *count,
+            vcd: vcd.clone(),
+            out: out.clone(),
+            mem_bytes: *mem_bytes,
+            max_cycles: *max_cycles,
+        }) {
+            Ok(args) => match cosim::cosim(&args) {
+                Ok(()) => Ok(()),
+                Err(cosim::CosimFailure::Diverged) => return ExitCode::from(1),
+                Err(cosim::CosimFailure::Error(e)) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
         Cmd::Info { config, json } => load_config(config.as_deref()).and_then(|c| info(&c, *json)),
         Cmd::Asm {
             input,

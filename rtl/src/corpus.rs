@@ -181,7 +181,7 @@ pub fn run<A: Observed, B: Observed>(
     for &c in regs::PERF_COUNTERS {
         ls.mmio_read(c + 4);
     }
-    ls.finish(&mem).map_err(CosimError::Diverged)?;
+    ls.finish(&mut mem).map_err(CosimError::Diverged)?;
     let ok = match (case.expect, &result) {
         (Expect::Any, _) | (Expect::Complete, Ok(_)) => true,
         (Expect::Error(c), Err(RunError::Device { code, .. })) => c == *code,

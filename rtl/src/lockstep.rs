@@ -574,8 +574,15 @@ impl<A: Observed, B: Observed> Lockstep<A, B> {
         }
     }
 
-    /// Compares the final state: every pending event, then memory.
-    pub fn finish(&mut self, mem: &dyn DeviceMemory) -> Result<(), Box<Divergence>> {
+    /// Compares the final state: simulates one more cycle on both sides (a
+    /// fault raised by an MMIO write is stamped with the next cycle by the
+    /// model and shown on the RTL's event ports in that cycle), then every
+    /// pending event, then memory.
+    pub fn finish(&mut self, mem: &mut dyn DeviceMemory) -> Result<(), Box<Divergence>> {
+        if self.divergence.is_none() {
+            let next = self.a.cycle().saturating_add(1);
+            self.run_until(mem, next, false);
+        }
         if self.divergence.is_none() {
             let upto = self.a.cycle().max(self.b.cycle()).saturating_add(1);
             self.compare_until(upto);
