@@ -92,7 +92,6 @@ impl Block for Params {
 pub enum GenError {
     Config(String),
     Check(String),
-    Io(std::io::Error, String),
 }
 
 impl fmt::Display for GenError {
@@ -100,7 +99,6 @@ impl fmt::Display for GenError {
         match self {
             GenError::Config(s) => write!(f, "configuration: {s}"),
             GenError::Check(s) => write!(f, "rust-hdl design check failed: {s}"),
-            GenError::Io(e, p) => write!(f, "{p}: {e}"),
         }
     }
 }

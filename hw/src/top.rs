@@ -18,8 +18,9 @@
 //! it is a large sequential design whose widths and depths come from the
 //! configuration and which `#[hdl_gen]` cannot express (no locals, no indexed
 //! loops). It is verified against the model in lockstep under Verilator
-//! (`npukit-rtl`); rust-hdl's own simulator does not run it (`update()` only
-//! clocks the children).
+//! (`npukit-rtl`, `hw/tests/top_lockstep.rs`); rust-hdl's own simulator does
+//! not run it (its `update()` is empty: the children have their own rust-hdl
+//! simulations and block tests).
 //!
 //! Edge protocol: a rising edge with `advance = 1` is one simulated cycle; a
 //! rising edge with `advance = 0, mmio_we = 1` applies one register write; no
@@ -157,6 +158,7 @@ impl NpuTop {
 }
 
 impl Logic for NpuTop {
+    // The behaviour lives in the generated Verilog only (see the module docs).
     fn update(&mut self) {}
 
     fn connect(&mut self) {

@@ -18,6 +18,7 @@ use npukit_sim::{Device, NpuConfig, VecMemory};
 const RING: u64 = 0x1_0000;
 const MEM: usize = 1 << 20;
 
+#[allow(clippy::unwrap_used)]
 fn cfg4() -> NpuConfig {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     NpuConfig::load(&root.join("configs/4x4.toml")).unwrap()
@@ -49,7 +50,7 @@ fn lockstep_on(
     for off in (0..0x70).step_by(4) {
         ls.mmio_read(off);
     }
-    if let Err(d) = ls.finish(&mem) {
+    if let Err(d) = ls.finish(&mut mem) {
         panic!("divergence:\n{d}");
     }
     r.map(|o| o.cycles)
@@ -256,7 +257,7 @@ fn lockstep_raw(raw: &[u8; 32]) -> Result<u64, RunError> {
     for off in (0..0x70).step_by(4) {
         ls.mmio_read(off);
     }
-    if let Err(dv) = ls.finish(&mem) {
+    if let Err(dv) = ls.finish(&mut mem) {
         panic!("divergence:\n{dv}");
     }
     r
@@ -292,7 +293,7 @@ fn bad_ring_and_watchdog() {
         ls.mmio_read(off);
     }
     assert_ne!(ls.mmio_read(regs::ERR_CODE), 0);
-    if let Err(dv) = ls.finish(&mem) {
+    if let Err(dv) = ls.finish(&mut mem) {
         panic!("divergence:\n{dv}");
     }
 }

@@ -4458,6 +4458,7 @@ module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat
     reg  rsp_data;
     reg  [8:0] rsp_shift;
     reg  [511:0] rsp_bytes;
+    reg  unused_inputs;
     
     // Sub module instances
     top$load$tlb tlb(
@@ -4700,6 +4701,7 @@ module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat
                 outstanding$d = 32'h0;
             end
         end
+        unused_inputs = |desc[(32'he0)+:(32)] ^ |desc[(32'hd)+:(19)] ^ |desc[(32'h0)+:(12)] ^ |resp_tag[(32'h2f)+:(9)] ^ resp_tag[32'he] ^ tlb$waiting;
         if (clear) begin
             busy_r$d = 1'b0;
             issued_all$d = 1'b0;
@@ -5325,6 +5327,7 @@ module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xla
     reg  rsp_data;
     reg  [8:0] rsp_shift;
     reg  [511:0] rsp_bytes;
+    reg  unused_inputs;
     
     // Sub module instances
     top$store$tlb tlb(
@@ -5567,6 +5570,7 @@ module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xla
                 outstanding$d = 32'h0;
             end
         end
+        unused_inputs = |desc[(32'he0)+:(32)] ^ |desc[(32'hd)+:(19)] ^ |desc[(32'h0)+:(12)] ^ |resp_tag[(32'h2f)+:(9)] ^ resp_tag[32'he] ^ tlb$waiting;
         if (clear) begin
             busy_r$d = 1'b0;
             issued_all$d = 1'b0;

@@ -4459,6 +4459,7 @@ module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat
     reg  rsp_data;
     reg  [8:0] rsp_shift;
     reg  [511:0] rsp_bytes;
+    reg  unused_inputs;
     
     // Sub module instances
     top$load$tlb tlb(
@@ -4701,6 +4702,7 @@ module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat
                 outstanding$d = 32'h0;
             end
         end
+        unused_inputs = |desc[(32'he0)+:(32)] ^ |desc[(32'hd)+:(19)] ^ |desc[(32'h0)+:(12)] ^ |resp_tag[(32'h2f)+:(9)] ^ resp_tag[32'he] ^ tlb$waiting;
         if (clear) begin
             busy_r$d = 1'b0;
             issued_all$d = 1'b0;
@@ -5326,6 +5328,7 @@ module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xla
     reg  rsp_data;
     reg  [8:0] rsp_shift;
     reg  [511:0] rsp_bytes;
+    reg  unused_inputs;
     
     // Sub module instances
     top$store$tlb tlb(
@@ -5568,6 +5571,7 @@ module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xla
                 outstanding$d = 32'h0;
             end
         end
+        unused_inputs = |desc[(32'he0)+:(32)] ^ |desc[(32'hd)+:(19)] ^ |desc[(32'h0)+:(12)] ^ |resp_tag[(32'h2f)+:(9)] ^ resp_tag[32'he] ^ tlb$waiting;
         if (clear) begin
             busy_r$d = 1'b0;
             issued_all$d = 1'b0;
