@@ -185,7 +185,7 @@ fn run_one(rng: &mut Rng, i: u64) -> String {
     for off in (0..0x70).step_by(4) {
         ls.mmio_read(off);
     }
-    if let Err(d) = ls.finish(&mem) {
+    if let Err(d) = ls.finish(&mut mem) {
         panic!(
             "program {i} diverged ({} descriptors, translation {translate}, dram {:?}):\n{d}\n{descs:#x?}",
             descs.len(),
