@@ -462,3 +462,112 @@ fn token_overflow() {
     let r = lockstep(&p);
     assert!(matches!(r, Err(RunError::Device { .. })), "{r:?}");
 }
+
+/// Reads every register (and both halves of every counter) through the
+/// lockstep pair, which compares each value.
+fn read_all(dev: &mut dyn Device) {
+    for off in (0..0x70).step_by(4) {
+        dev.mmio_read(off);
+    }
+    for &off in regs::PERF_COUNTERS {
+        dev.mmio_read(off);
+        dev.mmio_read(off + 4);
+    }
+}
+
+/// Counters, STATUS, RING_HEAD and the rest compared after every single cycle
+/// of a program that uses every unit, stalls on tokens and on the port.
+#[test]
+#[allow(clippy::unwrap_used)]
+fn registers_every_cycle() {
+    let cfg = cfg4();
+    let mut ls = model_vs_rtl(&cfg, Some(&under_test()), None, LockstepOptions::default()).unwrap();
+    let mut mem = VecMemory::new(MEM);
+    fill(&mut mem, 0x2000, 0x1000);
+    let p = vec![
+        d(Op::Load(dma(0, 0x2000, 4, 4, false))).with_deps(deps::SIGNAL_NEXT),
+        d(Op::Load(dma(256, 0x2100, 4, 4, false))).with_deps(deps::SIGNAL_NEXT),
+        d(Op::Load(dma(512, 0x2200, 6, 40, false))),
+        d(Op::Matmul(mm(3))).with_deps(deps::WAIT_PREV),
+        d(Op::Matmul(mm(2))).with_deps(deps::WAIT_PREV | deps::SIGNAL_NEXT),
+        d(Op::Store(dma(0, 0x9000, 3, 16, true))).with_deps(deps::WAIT_PREV),
+        d(Op::Store(dma(512, 0x9800, 6, 40, false))),
+        d(Op::Nop),
+        d(Op::Fence(Fence {
+            seq: 5,
+            writeback: Some(0x8000),
+            irq: true,
+        })),
+    ];
+    npukit_sim::run::start(&mut ls, &mut mem, RING, &p).unwrap();
+    for t in 0..600 {
+        ls.run_until(&mut mem, t + 1, false);
+        read_all(&mut ls);
+    }
+    assert_eq!(ls.mmio_read(regs::FENCE_SEQ), 5);
+    if let Err(dv) = ls.finish(&mut mem) {
+        panic!("divergence:\n{dv}");
+    }
+}
+
+/// MMIO in the middle of a run: doorbells that extend the ring, writes that
+/// must be ignored while running, W1C, a reset with requests in flight, a
+/// restart, and BAD_RING raised by a TAIL write while running.
+#[test]
+#[allow(clippy::unwrap_used)]
+fn mmio_during_a_run() {
+    use npukit_sim::DeviceMemory;
+    let cfg = cfg4();
+    let mut ls = model_vs_rtl(&cfg, Some(&under_test()), None, LockstepOptions::default()).unwrap();
+    let mut mem = VecMemory::new(MEM);
+    fill(&mut mem, 0x2000, 0x1000);
+    let ring = [
+        d(Op::Load(dma(0, 0x2000, 8, 64, false))),
+        d(Op::Nop),
+        d(Op::Matmul(mm(4))),
+        fence_irq(1),
+        d(Op::Store(dma(0, 0x9000, 8, 64, false))),
+        fence_irq(2),
+        d(Op::Nop),
+        d(Op::Nop),
+    ];
+    for (i, x) in ring.iter().enumerate() {
+        mem.write(RING + 32 * i as u64, &x.encode());
+    }
+    ls.mmio_write(regs::RING_BASE_LO, RING as u32);
+    ls.mmio_write(regs::RING_SIZE, 8);
+    ls.mmio_write(regs::IRQ_MASK, 3);
+    ls.mmio_write(regs::WATCHDOG, 500);
+    ls.mmio_write(regs::RING_TAIL, 2);
+    ls.mmio_write(regs::CONTROL, regs::CONTROL_RUN);
+    let mut t = 0;
+    let mut step = |ls: &mut dyn Device, mem: &mut VecMemory, n: u64| {
+        t += n;
+        ls.run_until(mem, t, false);
+        read_all(ls);
+    };
+    step(&mut ls, &mut mem, 20);
+    ls.mmio_write(regs::RING_BASE_LO, 0x4000); // ignored: running
+    ls.mmio_write(regs::RING_SIZE, 4); // ignored: running
+    ls.mmio_write(regs::RING_TAIL, 4); // doorbell
+    step(&mut ls, &mut mem, 150);
+    ls.mmio_write(regs::IRQ_STATUS, regs::IRQ_FENCE); // W1C
+    ls.mmio_write(regs::RING_TAIL, 6);
+    step(&mut ls, &mut mem, 70);
+    // reset with the STORE's beats in flight, then run the ring again
+    ls.mmio_write(regs::CONTROL, regs::CONTROL_RESET);
+    step(&mut ls, &mut mem, 100);
+    ls.mmio_write(regs::RING_BASE_LO, RING as u32);
+    ls.mmio_write(regs::RING_SIZE, 8);
+    ls.mmio_write(regs::IRQ_MASK, 3);
+    ls.mmio_write(regs::RING_TAIL, 6);
+    ls.mmio_write(regs::CONTROL, regs::CONTROL_RUN | regs::CONTROL_XLAT_EN);
+    ls.mmio_write(regs::CONTROL, regs::CONTROL_RUN); // translation off again, RUN stays
+    step(&mut ls, &mut mem, 400);
+    ls.mmio_write(regs::RING_TAIL, 9); // >= RING_SIZE while running: BAD_RING
+    step(&mut ls, &mut mem, 5);
+    assert_eq!(ls.mmio_read(regs::ERR_CODE), 11);
+    if let Err(dv) = ls.finish(&mut mem) {
+        panic!("divergence:\n{dv}");
+    }
+}
