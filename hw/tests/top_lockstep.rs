@@ -571,3 +571,30 @@ fn mmio_during_a_run() {
         panic!("divergence:\n{dv}");
     }
 }
+
+/// E1 with the command processor blocked by a full queue (not by a FENCE):
+/// nine MATMULs that wait for tokens nobody sends, queue depth 8.
+#[test]
+fn deadlock_behind_a_full_queue() {
+    let mut p = vec![d(Op::Matmul(mm(2))).with_deps(deps::WAIT_PREV); 10];
+    p.push(fence_irq(1));
+    let r = lockstep(&p);
+    assert!(matches!(r, Err(RunError::Device { .. })), "{r:?}");
+}
+
+/// Power-up state: every register equals a fresh model's, before and after
+/// idle cycles.
+#[test]
+#[allow(clippy::unwrap_used)]
+fn power_up_state() {
+    let cfg = cfg4();
+    let mut ls = model_vs_rtl(&cfg, Some(&under_test()), None, LockstepOptions::default()).unwrap();
+    let mut mem = VecMemory::new(MEM);
+    read_all(&mut ls);
+    ls.run_until(&mut mem, 1000, false);
+    read_all(&mut ls);
+    assert_eq!(ls.mmio_read(regs::PERF_CYCLES), 1000);
+    if let Err(dv) = ls.finish(&mut mem) {
+        panic!("divergence:\n{dv}");
+    }
+}
