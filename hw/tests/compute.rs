@@ -578,3 +578,139 @@ fn issue_while_busy_is_ignored_and_dma_ports() {
     }
     assert_eq!(tb.memories(), model);
 }
+
+/// Runs one descriptor on the bench and the model from the given memories.
+fn run_one(p: ComputeParams, model: &mut LocalMem, d: &Descriptor) {
+    let mut tb = Tb::new(p);
+    tb.dma_write(false, 0, &model.spad.clone());
+    tb.dma_write(true, 0, &model.acc.clone());
+    let t0 = tb.t;
+    issue(&mut tb, d);
+    model_exec(model, d);
+    let lat = model_latency(&p, d);
+    while tb.t < t0 + lat {
+        assert_eq!(tb.edge(), (true, false), "{d:?}");
+    }
+    assert_eq!(tb.edge(), (true, true), "{d:?}");
+    assert_eq!(tb.edge(), (false, false), "{d:?}");
+    assert_eq!(&tb.memories(), model, "{d:?}");
+}
+
+/// Every opcode with every flag combination (and the shift extremes), on
+/// random memories.
+#[test]
+fn every_opcode_and_flag_combination() {
+    let p = params(4, 4);
+    let mut rng = Rng(99);
+    let fresh = |rng: &mut Rng| {
+        let mut m = LocalMem::new(p.spad_bytes, p.acc_bytes);
+        m.spad.iter_mut().for_each(|b| *b = rng.byte());
+        m.acc.iter_mut().for_each(|b| *b = rng.byte());
+        m
+    };
+    for accumulate in [false, true] {
+        let op = Op::Matmul(Matmul {
+            a: 3,
+            w: 130,
+            out: 8,
+            m: 5,
+            k: 4,
+            n: 3,
+            accumulate,
+        });
+        run_one(p, &mut fresh(&mut rng), &Descriptor { deps: 0xF, op });
+        let op = Op::Add(Add {
+            a: 1,
+            b: 40,
+            dst: 4,
+            len: 13,
+            a_zp: 5,
+            b_zp: -128,
+            a_mult: 300,
+            b_mult: i16::MIN,
+            accumulate,
+        });
+        run_one(p, &mut fresh(&mut rng), &Descriptor { deps: 0, op });
+    }
+    for relu in [false, true] {
+        for bias in [None, Some(200)] {
+            for shift in [0u8, 1, 31, 62] {
+                let op = Op::Act(Act {
+                    src: 12,
+                    dst: 77,
+                    bias,
+                    rows: 3,
+                    cols: 6,
+                    multiplier: rng.word() as i32,
+                    shift,
+                    zero_point: -7,
+                    relu,
+                });
+                run_one(p, &mut fresh(&mut rng), &Descriptor { deps: 0, op });
+            }
+        }
+    }
+    for dst in [0u32, 100, 200] {
+        let op = Op::Max(Max {
+            a: 0,
+            b: 100,
+            dst,
+            len: 9,
+        });
+        run_one(p, &mut fresh(&mut rng), &Descriptor { deps: 0, op });
+    }
+}
+
+/// -128 x -128 everywhere, accumulation that wraps past i32::MAX, ACT
+/// saturation of `acc + bias` and of the int8 output, ReLU at the zero point.
+#[test]
+fn extremes_wrap_and_saturate() {
+    let p = params(4, 4);
+    let mut m = LocalMem::new(p.spad_bytes, p.acc_bytes);
+    m.spad.iter_mut().for_each(|b| *b = 0x80);
+    for i in 0..16 {
+        m.acc_set(4 * i, i32::MAX - 3);
+    }
+    // OUT += 4 * 16384 on top of MAX - 3: wraps.
+    let mm = Op::Matmul(Matmul {
+        a: 0,
+        w: 64,
+        out: 0,
+        m: 4,
+        k: 4,
+        n: 4,
+        accumulate: true,
+    });
+    run_one(p, &mut m, &Descriptor { deps: 0, op: mm });
+    assert_eq!(m.acc_get(0), (i32::MAX - 3).wrapping_add(4 * 16384));
+    // acc + bias saturates both ways; outputs clamp to 127 / -128 / zero point.
+    for (i, v) in [i32::MAX, i32::MIN, 5, -5, 1 << 20, -(1 << 20)]
+        .iter()
+        .enumerate()
+    {
+        m.acc_set(100 + 4 * i, *v);
+        m.acc_set(200 + 4 * i, if i % 2 == 0 { i32::MAX } else { i32::MIN });
+    }
+    for (multiplier, shift, zero_point, relu) in [
+        (i32::MAX, 62, 0, false),
+        (i32::MIN, 62, 0, false),
+        (i32::MIN, 0, -128, false),
+        (1 << 30, 30, 3, true),
+        (-1, 1, 127, true),
+    ] {
+        let a = Act {
+            src: 100,
+            dst: 0,
+            bias: Some(200),
+            rows: 1,
+            cols: 6,
+            multiplier,
+            shift,
+            zero_point,
+            relu,
+        };
+        for op in [Op::Act(a), Op::Act(Act { bias: None, ..a })] {
+            run_one(p, &mut m, &Descriptor { deps: 0, op });
+        }
+    }
+}
