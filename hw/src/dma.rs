@@ -34,7 +34,7 @@
 //! | Port | Width | Meaning |
 //! |------|-------|---------|
 //! | `clock` | 1 | clock |
-//! | `enable` | 1 | this edge is an active cycle (cycle edge, no fault detected, not halted) |
+//! | `enable` | 1 | this edge is a simulated cycle of a running (not halted) device; the top need not gate it by this cycle's fault (G3: the device then halts, and only `clear` leaves the halt) |
 //! | `clear` | 1 | device reset at this edge (any edge): drop the job, empty the translation cache |
 //! | `tlb_flush` | 1 | empty the translation cache at this edge (any edge): MMIO write to CONTROL / XLAT_* |
 //! | `issue` | 1 | start `desc` at this edge (only when `busy = 0` or `done = 1`; needs `enable`) |
@@ -44,8 +44,8 @@
 //! | `xlat_base` | 64 | XLAT_BASE |
 //! | `xlat_pages` | 32 | XLAT_PAGES |
 //! | `mem_size` | 64 | device memory size in bytes |
-//! | `grant` | 1 | the request offered this cycle is accepted (only with `req_valid = 1`) |
-//! | `resp_valid` | 1 | a response to this unit is consumed this cycle (not in a fault cycle) |
+//! | `grant` | 1 | the port accepts this unit's request this cycle (ignored when `req_valid = 0`) |
+//! | `resp_valid` | 1 | a response to this unit is delivered this cycle |
 //! | `resp_tag` | 56 | the `req_tag` of the request it answers |
 //! | `resp_data` | 512 | read data: the whole beat, byte 0 (at the beat-aligned address) in bits 7:0 |
 //! | `lm_rd_data` | 512 | STORE: local memory bytes from `lm_rd_addr` (byte 0 in bits 7:0), combinational |
