@@ -125,7 +125,7 @@ pub fn cosim(a: &CosimArgs) -> Result<(), CosimFailure> {
     let cfg = info.apply(&a.config);
     let cases = cases(a, &cfg)?;
     if cases.is_empty() {
-        bail!("nothing to run (--count 0?)");
+        return Err(anyhow::anyhow!("nothing to run (--count 0?)").into());
     }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let pb = spinner();

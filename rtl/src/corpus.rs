@@ -331,6 +331,7 @@ fn gemm(cfg: &NpuConfig, m: u16, act: bool) -> Vec<Descriptor> {
 
 /// The hand-written corpus for the array shape and memories of `cfg`: every
 /// opcode, token patterns, translation, DRAM timings, and every error path.
+#[allow(clippy::vec_init_then_push)]
 pub fn handwritten(cfg: &NpuConfig) -> Vec<Case> {
     let (rows, cols) = (cfg.array.rows as u16, cfg.array.cols as u16);
     let spad = cfg.memory.spad_bytes;

@@ -25,6 +25,7 @@ fn pair(a: &NpuConfig, b: &NpuConfig) -> Lockstep<Model, Model> {
 }
 
 /// The events of `case` on the model alone.
+#[allow(clippy::unwrap_used)]
 fn model_events(case: &Case, cfg: &NpuConfig) -> Vec<(u64, Event)> {
     let cfg = case.config(cfg);
     let mut ls = pair(&cfg, &cfg);
