@@ -500,11 +500,19 @@ fn registers_every_cycle() {
         })),
     ];
     npukit_sim::run::start(&mut ls, &mut mem, RING, &p).unwrap();
-    for t in 0..600 {
-        ls.run_until(&mut mem, t + 1, false);
+    let mut t = 0;
+    while ls.mmio_read(regs::FENCE_SEQ) != 5 && t < 20_000 {
+        t += 1;
+        ls.run_until(&mut mem, t, false);
         read_all(&mut ls);
     }
-    assert_eq!(ls.mmio_read(regs::FENCE_SEQ), 5);
+    assert_eq!(
+        ls.mmio_read(regs::FENCE_SEQ),
+        5,
+        "no FENCE after {t} cycles"
+    );
+    ls.run_until(&mut mem, t + 20, false);
+    read_all(&mut ls);
     if let Err(dv) = ls.finish(&mut mem) {
         panic!("divergence:\n{dv}");
     }

@@ -834,6 +834,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg [2:0] n_done;
     always @(*) n_done = {2'd0, w_done[0]} + {2'd0, w_done[1]} + {2'd0, w_done[2]} + {2'd0, w_nop} + {2'd0, w_fence_done};
     
+    
     function [31:0] ring_next(input [31:0] x, input [31:0] size);
        ring_next = (x + 32'd1 >= size) ? 32'd0 : x + 32'd1;
     endfunction

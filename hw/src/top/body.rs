@@ -46,7 +46,9 @@ pub(super) fn body(p: &Params) -> String {
     s += &super::decode::decode(p);
     s += &subst(PLAN);
     s += &super::units::wiring(p);
-    s += &subst(UPDATE);
+    s += &subst(FAULTS);
+    s += &subst(PORT);
+    s += &subst(EDGE);
     s += &subst(EVENTS);
     s += UNUSED;
     s
@@ -285,8 +287,8 @@ always @(*) begin
 end
 "#;
 
-/// The state update: MMIO write edges and cycle edges.
-const UPDATE: &str = r#"
+/// Completion, issue, tokens, and the faults of the cycle in G3 order.
+const FAULTS: &str = r#"
 // ---- faults of this cycle, in G3 order ----
 reg dl, wd, ovf;
 reg [31:0] dl_idx, ovf_idx;
@@ -348,7 +350,10 @@ always @(*) begin
 end
 
 wire w_go = w_act && !f_any;                  // the cycle happens (G3)
+"#;
 
+/// The memory port (M1), response routing and the fetch buffer's arrivals.
+const PORT: &str = r#"
 // ---- the port (M1): command processor > store > load ----
 reg g_cp, g_store, g_load;
 always @(*) begin
@@ -415,6 +420,10 @@ wire [2:0] w_issue = w_go ? issue : 3'd0;
 reg [2:0] n_done;
 always @(*) n_done = {2'd0, w_done[0]} + {2'd0, w_done[1]} + {2'd0, w_done[2]} + {2'd0, w_nop} + {2'd0, w_fence_done};
 
+"#;
+
+/// The clock edge: a cycle (`advance`) or an MMIO write (`mmio_we`).
+const EDGE: &str = r#"
 function [31:0] ring_next(input [31:0] x, input [31:0] size);
    ring_next = (x + 32'd1 >= size) ? 32'd0 : x + 32'd1;
 endfunction
