@@ -606,3 +606,38 @@ fn power_up_state() {
         panic!("divergence:\n{dv}");
     }
 }
+
+/// The harness's corpus (hand-written cases and constrained-random programs)
+/// on the variant under test; with the default variant this repeats part of
+/// `cargo test -p npukit-rtl`, with `NPUKIT_HW_VARIANT` it covers other beat
+/// widths and depths.
+#[test]
+#[allow(clippy::unwrap_used)]
+fn harness_corpus_on_variant_under_test() {
+    use npukit_rtl::corpus;
+    let name = under_test();
+    let v = variant::all().find(|v| v.name == name).unwrap();
+    let cfg = v.apply(&NpuConfig::default());
+    let mut cases = corpus::handwritten(&cfg);
+    cases.extend((1..=40).map(|s| corpus::random(&cfg, s)));
+    let mut failures = Vec::new();
+    let mut events = 0;
+    for c in &cases {
+        match corpus::cosim(c, &cfg, Some(&name), LockstepOptions::default()) {
+            Ok(o) => events += o.events,
+            Err(e) => failures.push(format!("--- {}:\n{e}", c.name)),
+        }
+    }
+    println!("{name}: {} cases, {events} events matched", cases.len());
+    assert!(
+        events > 1000 * cases.len() as u64 / 10,
+        "too few events compared: {events}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
