@@ -43,6 +43,7 @@ fn verilog_4x4_lints_clean() {
         out.status.success() && err.trim().is_empty(),
         "verilator lint:\n{err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
     // One module per PE and per multiplier lane, as documented.
     for i in 0..16 {
         assert!(v.contains(&format!("module top$pe${i}(")), "PE {i}");
@@ -307,4 +308,5 @@ fn equivalence(name: &str, p: ComputeParams, seed: u64) {
     let out = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "Verilog and simulation differ: {out}");
     assert!(out.contains("ok 6000 cycles"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
