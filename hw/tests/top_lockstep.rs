@@ -171,70 +171,233 @@ fn deadlock() {
     assert!(lockstep(&p).is_err());
 }
 
+/// The limits of the variant under test.
+#[allow(clippy::unwrap_used)]
+fn limits() -> npukit_abi::Limits {
+    let name = under_test();
+    variant::all()
+        .find(|v| v.name == name)
+        .unwrap()
+        .apply(&NpuConfig::default())
+        .limits()
+}
+
+/// Every decode and validation check, each with the error code the model
+/// latches (the lockstep pair also compares ERR_DESC and ERR_ADDR).
 #[test]
 fn decode_errors() {
+    use npukit_abi::ErrorCode as E;
+    let lim = limits();
+    let (spad, acc, rows) = (lim.spad_bytes, lim.acc_bytes, lim.rows as u16);
     let good = d(Op::Matmul(mm(2)));
     let mut bad_op = good.encode();
     bad_op[0] = 0x42;
     let mut reserved = good.encode();
     reserved[5 * 4 + 3] = 1;
-    let cases: Vec<[u8; 32]> = vec![
-        bad_op,
-        reserved,
-        d(Op::Matmul(Matmul { k: 5, ..mm(2) })).encode(),
-        d(Op::Matmul(Matmul { n: 0, ..mm(2) })).encode(),
-        d(Op::Matmul(Matmul { out: 2, ..mm(2) })).encode(),
-        d(Op::Matmul(Matmul { a: 16380, ..mm(2) })).encode(),
-        d(Op::Matmul(Matmul { out: 4090, ..mm(2) })).encode(),
-        d(Op::Act(Act {
-            src: 0,
-            dst: 0,
-            bias: Some(4094),
-            rows: 1,
-            cols: 4,
-            multiplier: 1,
-            shift: 0,
-            zero_point: 0,
-            relu: false,
-        }))
-        .encode(),
-        d(Op::Max(Max {
-            a: 0,
-            b: 0,
-            dst: 16380,
-            len: 7,
-        }))
-        .encode(),
-        d(Op::Load(Dma {
+    let mut word0_reserved = d(Op::Nop).encode();
+    word0_reserved[2] = 1;
+    let mut max_flags = d(Op::Max(Max {
+        a: 0,
+        b: 0,
+        dst: 0,
+        len: 1,
+    }))
+    .encode();
+    max_flags[1] |= 0x10;
+    let mut nop_deps = d(Op::Nop).encode();
+    nop_deps[1] |= 0x01;
+    let mut act_bias_word = d(Op::Act(act(0, None))).encode();
+    act_bias_word[12] = 4;
+    let mut fence_addr = d(Op::Fence(Fence {
+        seq: 1,
+        writeback: None,
+        irq: false,
+    }))
+    .encode();
+    fence_addr[8] = 4;
+    let load = |f: fn(&mut Dma)| {
+        let mut x = Dma {
             local: 0,
             dram: 0,
             rows: 2,
             row_bytes: 16,
             dram_stride: 16,
-            local_stride: 8,
-            acc: false,
-        }))
-        .encode(),
-        d(Op::Load(Dma {
-            local: 2,
-            dram: 0,
-            rows: 1,
-            row_bytes: 16,
-            dram_stride: 16,
             local_stride: 16,
-            acc: true,
-        }))
-        .encode(),
-        d(Op::Fence(Fence {
-            seq: 1,
-            writeback: Some(0x8002),
-            irq: false,
-        }))
-        .encode(),
+            acc: false,
+        };
+        f(&mut x);
+        d(Op::Load(x)).encode()
+    };
+    let cases: Vec<([u8; 32], E)> = vec![
+        (bad_op, E::BadOpcode),
+        (reserved, E::Reserved),
+        (word0_reserved, E::Reserved),
+        (act_bias_word, E::Reserved),
+        (fence_addr, E::Reserved),
+        (max_flags, E::BadFlags),
+        (nop_deps, E::BadFlags),
+        (
+            d(Op::Load(Dma::default()))
+                .with_deps(deps::WAIT_PREV)
+                .encode(),
+            E::BadFlags,
+        ),
+        (
+            d(Op::Matmul(Matmul {
+                k: rows + 1,
+                ..mm(2)
+            }))
+            .encode(),
+            E::BadField,
+        ),
+        (
+            d(Op::Matmul(Matmul { n: 0, ..mm(2) })).encode(),
+            E::BadField,
+        ),
+        (
+            d(Op::Matmul(Matmul { out: 2, ..mm(2) })).encode(),
+            E::Misaligned,
+        ),
+        (
+            d(Op::Matmul(Matmul {
+                a: spad - 4,
+                ..mm(2)
+            }))
+            .encode(),
+            E::SpadRange,
+        ),
+        (
+            d(Op::Matmul(Matmul {
+                out: acc - 8,
+                ..mm(2)
+            }))
+            .encode(),
+            E::AccRange,
+        ),
+        (d(Op::Act(act(0, Some(acc - 4)))).encode(), E::AccRange),
+        (d(Op::Act(act(0, Some(2)))).encode(), E::Misaligned),
+        (
+            d(Op::Act(Act {
+                shift: 63,
+                ..act(0, None)
+            }))
+            .encode(),
+            E::BadField,
+        ),
+        (
+            d(Op::Act(Act {
+                dst: spad - 1,
+                ..act(0, None)
+            }))
+            .encode(),
+            E::SpadRange,
+        ),
+        (
+            d(Op::Add(Add {
+                a: 0,
+                b: 0,
+                dst: 2,
+                len: 3,
+                ..Add::default()
+            }))
+            .encode(),
+            E::Misaligned,
+        ),
+        (
+            d(Op::Add(Add {
+                a: 0,
+                b: 0,
+                dst: 0,
+                len: 0,
+                ..Add::default()
+            }))
+            .encode(),
+            E::BadField,
+        ),
+        (
+            d(Op::Add(Add {
+                a: 0,
+                b: 0,
+                dst: acc - 4,
+                len: 2,
+                ..Add::default()
+            }))
+            .encode(),
+            E::AccRange,
+        ),
+        (
+            d(Op::Max(Max {
+                a: 0,
+                b: 0,
+                dst: spad - 4,
+                len: 7,
+            }))
+            .encode(),
+            E::SpadRange,
+        ),
+        (load(|x| x.local_stride = 8), E::BadField),
+        (load(|x| x.row_bytes = 0), E::BadField),
+        (load(|x| x.rows = 0), E::BadField),
+        (
+            load(|x| {
+                x.acc = true;
+                x.local = 2
+            }),
+            E::Misaligned,
+        ),
+        (
+            load(|x| {
+                x.acc = true;
+                x.row_bytes = 6;
+                x.local_stride = 8
+            }),
+            E::Misaligned,
+        ),
+        (
+            load(|x| {
+                x.acc = true;
+                x.local_stride = 18
+            }),
+            E::Misaligned,
+        ),
+        (load(|x| x.local = u32::MAX - 8), E::SpadRange),
+        (
+            load(|x| {
+                x.acc = true;
+                x.local = 0x1000_0000
+            }),
+            E::AccRange,
+        ),
+        (load(|x| x.dram = u64::MAX - 20), E::BadField),
+        (
+            d(Op::Fence(Fence {
+                seq: 1,
+                writeback: Some(0x8002),
+                irq: false,
+            }))
+            .encode(),
+            E::Misaligned,
+        ),
     ];
-    for raw in cases {
-        let r = lockstep_raw(&raw);
-        assert!(matches!(r, Err(RunError::Device { .. })), "{raw:?}: {r:?}");
+    for (raw, code) in cases {
+        match lockstep_raw(&raw) {
+            Err(RunError::Device { code: c, .. }) => assert_eq!(c, code, "{raw:?}"),
+            r => panic!("{raw:?}: expected {code:?}, got {r:?}"),
+        }
+    }
+}
+
+fn act(src: u32, bias: Option<u32>) -> Act {
+    Act {
+        src,
+        dst: 0,
+        bias,
+        rows: 1,
+        cols: 4,
+        multiplier: 1,
+        shift: 0,
+        zero_point: 0,
+        relu: false,
     }
 }
 
