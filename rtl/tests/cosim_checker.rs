@@ -188,3 +188,30 @@ fn the_broken_variant_is_caught_at_its_first_late_dispatch() {
         "{err}"
     );
 }
+
+#[test]
+fn fuzzed_programs_reach_completion_and_many_error_paths() {
+    // The fuzz generator checks itself: over 200 seeds on the model, some
+    // programs complete and at least five different error codes occur.
+    let cfg = common_cfg(8, 8, 65536, 16384);
+    let mut done = 0;
+    let mut codes = std::collections::BTreeSet::new();
+    let mut cycles = 0;
+    for s in 0..200 {
+        let case = corpus::fuzz(&cfg, s);
+        let c = case.config(&cfg);
+        let mut ls = pair(&c, &c);
+        let out = corpus::run(&mut ls, &case).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        cycles += out.cycles;
+        match out.result {
+            Ok(_) => done += 1,
+            Err(npukit_sim::run::RunError::Device { code, .. }) => {
+                codes.insert(code as u32);
+            }
+            Err(e) => panic!("{}: {e}", case.name),
+        }
+    }
+    eprintln!("fuzz: {done} of 200 complete, error codes {codes:?}, {cycles} cycles");
+    assert!(done >= 20, "only {done} of 200 fuzzed programs complete");
+    assert!(codes.len() >= 5, "error codes seen: {codes:?}");
+}
