@@ -843,6 +843,38 @@ pub fn random(cfg: &NpuConfig, seed: u64) -> Case {
     if r.gen_bool(0.25) {
         c.setup.push((regs::WATCHDOG, 1_000_000));
     }
+    if r.gen_bool(0.3) {
+        // Translation on: the 4 KiB pages of the data region are shuffled
+        // among themselves (pages below it map to themselves), so every DMA
+        // beat and the FENCE writeback go through the translation caches.
+        let pages = (MEM / PAGE_BYTES) as usize;
+        let first = (DATA / PAGE_BYTES) as usize;
+        let mut map: Vec<usize> = (0..pages).collect();
+        for i in (first + 1..pages).rev() {
+            let j = r.gen_range(first..=i);
+            map.swap(i, j);
+        }
+        let mut table = Vec::with_capacity(pages * 8);
+        for &p in &map {
+            table.extend_from_slice(&pte(p as u64 * PAGE_BYTES, true).to_le_bytes());
+        }
+        // The data image is placed where the shuffled pages put it.
+        let data = pattern(DATA_LEN, seed ^ 0x5EED);
+        for (k, chunk) in data.chunks(PAGE_BYTES as usize).enumerate() {
+            let pa = map[first + k] as u64 * PAGE_BYTES;
+            c.image.push((pa, chunk.to_vec()));
+        }
+        c.image
+            .retain(|(a, b)| !(*a == DATA && b.len() == DATA_LEN));
+        c.image.push((TABLE, table));
+        c.setup.extend_from_slice(&[
+            (regs::XLAT_BASE_LO, TABLE as u32),
+            (regs::XLAT_BASE_HI, 0),
+            (regs::XLAT_PAGES, pages as u32),
+            (regs::CONTROL, regs::CONTROL_XLAT_EN),
+        ]);
+        c.name.push_str("_xlat");
+    }
     c
 }
 

@@ -215,3 +215,35 @@ fn fuzzed_programs_reach_completion_and_many_error_paths() {
     assert!(done >= 20, "only {done} of 200 fuzzed programs complete");
     assert!(codes.len() >= 5, "error codes seen: {codes:?}");
 }
+
+#[test]
+fn random_programs_use_translation_and_complete() {
+    let cfg = NpuConfig::default();
+    let mut xlat = 0;
+    for s in 0..40 {
+        let case = corpus::random(&cfg, s);
+        let events = model_events(&case, &cfg);
+        let ptes = events
+            .iter()
+            .filter(|(_, e)| {
+                matches!(
+                    e,
+                    Event::MemReq {
+                        kind: npukit_sim::MemKind::Pte,
+                        ..
+                    }
+                )
+            })
+            .count();
+        if case.name.ends_with("_xlat") {
+            xlat += 1;
+            assert!(ptes > 0, "{}: no translation-table reads", case.name);
+        } else {
+            assert_eq!(ptes, 0, "{}", case.name);
+        }
+    }
+    assert!(
+        (5..=25).contains(&xlat),
+        "{xlat} of 40 random programs translate"
+    );
+}
