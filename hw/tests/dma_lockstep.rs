@@ -97,14 +97,17 @@ fn random_dma(rng: &mut Rng, cfg: &NpuConfig, space: (u64, u64)) -> Descriptor {
 
 /// Runs one random program in lockstep; panics at the first divergence.
 #[allow(clippy::unwrap_used)]
-fn run_one(rng: &mut Rng, i: u64) -> String {
+fn run_one(rng: &mut Rng, i: u64, variant: &str, beat: Option<u32>) -> String {
     let mut cfg = cfg4();
+    if let Some(b) = beat {
+        cfg.dma.beat_bytes = b;
+    }
     let beat = cfg.dma.beat_bytes;
     cfg.dram.latency = rng.pick(&[1, 2, 5, 17, 64]);
     cfg.dram.bytes_per_cycle = rng.pick(&[1, beat / 4, beat / 2, beat, 2 * beat]);
     cfg.dram.max_outstanding = rng.pick(&[1, 2, 4, 16]);
     cfg.dram.size_bytes = MEM;
-    let mut ls = model_vs_rtl(&cfg, Some("npu_4x4"), None, LockstepOptions::default()).unwrap();
+    let mut ls = model_vs_rtl(&cfg, Some(variant), None, LockstepOptions::default()).unwrap();
     let mut mem = VecMemory::new(MEM as usize);
     for (j, b) in mem.bytes_mut().iter_mut().enumerate() {
         *b = (j as u64 * 131 + i * 7 + (j as u64 >> 9)) as u8;
@@ -205,17 +208,34 @@ fn random_dma_programs_lockstep() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60u64);
+    // Another variant of the 4x4 configuration with another beat width, e.g.
+    // one written by `npukit-hwgen --config --name` and built with
+    // NPUKIT_RTL_VARIANTS: NPUKIT_HW_DMA_VARIANT=name:beat_bytes.
+    let (variant, beat) = match std::env::var("NPUKIT_HW_DMA_VARIANT") {
+        Ok(v) => {
+            let (name, b) = v
+                .split_once(':')
+                .unwrap_or_else(|| panic!("NPUKIT_HW_DMA_VARIANT={v:?} is not name:beat_bytes"));
+            let b = b
+                .parse()
+                .unwrap_or_else(|_| panic!("NPUKIT_HW_DMA_VARIANT={v:?}: bad beat_bytes"));
+            (name.to_string(), Some(b))
+        }
+        Err(_) => ("npu_4x4".to_string(), None),
+    };
     let mut rng = Rng(0xD3A0_51EB_0000_0001);
     let (mut ok, mut faults) = (0, 0);
     for i in 0..programs {
-        let r = run_one(&mut rng, i);
+        let r = run_one(&mut rng, i, &variant, beat);
         if r.starts_with("Ok") {
             ok += 1;
         } else if r.contains("Device") {
             faults += 1;
         }
     }
-    eprintln!("{programs} programs in lockstep: {ok} completed, {faults} halted on a fault");
+    eprintln!(
+        "{programs} programs in lockstep on {variant}: {ok} completed, {faults} halted on a fault"
+    );
     if programs >= 60 {
         assert!(
             ok >= programs / 3 && faults >= 5,
