@@ -387,20 +387,15 @@ impl<S: EventSink> RtlDevice<S> {
     /// A completion on the command processor's done port (NOP or FENCE), with
     /// the FENCE's Fence and Irq events. Returns whether Fence/Irq were emitted.
     fn cmd_done(&mut self, t: u64, o: &NpuOut, op: Opcode, writeback: bool) -> bool {
+        // A FENCE writeback response without a completion on ev_done[3] makes
+        // no event here: the event comparison shows the missing completion.
         if o.ev_done & 8 == 0 {
-            if writeback {
-                // A FENCE writeback response without completion: the event
-                // comparison shows it.
-                return false;
-            }
             return false;
         }
         let index = o.ev_done_index[3];
         let op = if writeback {
-            match Opcode::from_u8((o.ev_done_opcode >> 24) as u8) {
-                Some(x) => x,
-                None => op,
-            }
+            self.opcode(t, o.ev_done_opcode >> 24, "ev_done_opcode (cmd)")
+                .unwrap_or(op)
         } else {
             op
         };
