@@ -250,7 +250,17 @@ fn build_variant(verilator: &Path, include: &Path, v: &Variant) -> Result<(), St
     let cached = std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp)
         && out_dir().join(format!("lib{lib}.a")).is_file()
         && out_dir().join(format!("lib{wrapper}.a")).is_file();
-    if cached {
+    // A cache shared by every profile of this target dir (check, dev, test):
+    // <target>/npukit-rtl-verilated/<name>-<stamp>/.
+    let shared = shared_cache().map(|d| d.join(format!("{}-{stamp}", v.name)));
+    let from_shared = !cached
+        && shared.as_ref().is_some_and(|d| {
+            [&lib, &wrapper].iter().all(|l| {
+                let f = format!("lib{l}.a");
+                std::fs::copy(d.join(&f), out_dir().join(&f)).is_ok()
+            })
+        });
+    if cached || from_shared {
         println!("cargo:rustc-link-search=native={}", out_dir().display());
         println!("cargo:rustc-link-lib=static={wrapper}");
         println!("cargo:rustc-link-lib=static={lib}");
@@ -312,11 +322,26 @@ fn build_variant(verilator: &Path, include: &Path, v: &Variant) -> Result<(), St
         .cargo_metadata(false)
         .try_compile(&wrapper)
         .map_err(|e| format!("compiling the wrapper: {e}"))?;
-    std::fs::write(&stamp_file, stamp).map_err(|e| e.to_string())?;
+    std::fs::write(&stamp_file, &stamp).map_err(|e| e.to_string())?;
+    if let Some(d) = shared {
+        if std::fs::create_dir_all(&d).is_ok() {
+            for l in [&lib, &wrapper] {
+                let f = format!("lib{l}.a");
+                let _ = std::fs::copy(out_dir().join(&f), d.join(&f));
+            }
+        }
+    }
     println!("cargo:rustc-link-search=native={}", out_dir().display());
     println!("cargo:rustc-link-lib=static={wrapper}");
     println!("cargo:rustc-link-lib=static={lib}");
     Ok(())
+}
+
+/// `<target dir>/npukit-rtl-verilated`, from OUT_DIR
+/// (`<target>/<profile>/build/npukit-rtl-<hash>/out`).
+fn shared_cache() -> Option<PathBuf> {
+    let out = out_dir();
+    Some(out.ancestors().nth(4)?.join("npukit-rtl-verilated"))
 }
 
 trait Defines {
