@@ -550,24 +550,25 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg cp_req, cp_fault, cp_decided, cp_new;
     reg [2:0] cp_kind;
     reg [63:0] cp_addr, cp_own;
+    reg [64:0] cp_addr65;
     reg [7:0] cp_code;
     reg [31:0] cp_fidx;
     reg [63:0] cp_faddr;
     always @(*) begin
        cp_req = 1'b0; cp_fault = 1'b0; cp_decided = 1'b0; cp_new = 1'b0;
-       cp_kind = K_FETCH; cp_addr = 64'd0; cp_own = 64'd0;
+       cp_kind = K_FETCH; cp_addr = 64'd0; cp_own = 64'd0; cp_addr65 = 65'd0;
        cp_code = 8'd0; cp_fidx = 32'd0; cp_faddr = 64'd0;
        if (r_fence && r_fence_phase == F_WRITE) begin
           if (cptlb$phys_valid) begin
              cp_decided = 1'b1;
-             if (cptlb$phys + 64'd4 > mem_size) begin
+             if ({1'b0, cptlb$phys} + 65'd4 > {1'b0, mem_size}) begin
                 cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fence_index; cp_faddr = cptlb$phys;
              end else begin
                 cp_req = 1'b1; cp_kind = K_FENCEW; cp_addr = cptlb$phys;
              end
           end else if (cptlb$read_valid) begin
              cp_decided = 1'b1;
-             if (cptlb$read_addr + 64'd8 > mem_size) begin
+             if ({1'b0, cptlb$read_addr} + 65'd8 > {1'b0, mem_size}) begin
                 cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fence_index; cp_faddr = cptlb$read_addr;
              end else begin
                 cp_req = 1'b1; cp_kind = K_PTE; cp_addr = cptlb$read_addr;
@@ -582,8 +583,10 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
           if (r_f_count != 0 && f_issued[w_f_back] != NB) begin
              cp_req = 1'b1; cp_addr = f_addr[w_f_back] + {60'd0, f_issued[w_f_back]} * 64'd32;
           end else if (r_fetch_ptr != r_tail && r_f_count < FD) begin
-             cp_addr = r_ring_base + {32'd0, r_fetch_ptr} * 64'd32;
-             if (cp_addr + 64'd32 > mem_size) begin
+             cp_addr65 = {1'b0, r_ring_base} + {28'd0, r_fetch_ptr, 5'd0};
+             cp_addr = cp_addr65[63:0];
+             // 65-bit sums: a ring running past 2^64 is out of range, not wrapped
+             if (cp_addr65 + 65'd32 > {1'b0, mem_size}) begin
                 cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fetch_ptr; cp_faddr = cp_addr;
              end else begin
                 cp_req = 1'b1; cp_new = 1'b1;
