@@ -549,7 +549,7 @@ impl<S: EventSink> RtlDevice<S> {
                 ),
             );
         } else if o.req_write != 0 {
-            if o.req_wmask >> b != 0 && b < 64 {
+            if b < 64 && o.req_wmask >> b != 0 {
                 self.violation(
                     t,
                     format!("req_wmask {:#x} has bits at or above beat {b}", o.req_wmask),
