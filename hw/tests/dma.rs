@@ -1392,13 +1392,10 @@ fn unaligned_table_entry_straddling_beats() {
     check(&c);
 }
 
-/// Model question (see the final report of the hw-dma session): a valid
-/// translation entry for the last page of the 64-bit space makes the model's
-/// range check `pa + len > mem_size` overflow (a panic in debug builds, a
-/// wrap and an out-of-memory access in release). The block compares in 65
-/// bits and faults `ADDR_RANGE` at `pa`. Run with `--ignored` to see it.
+/// A valid translation entry for the last page of the 64-bit space: the range
+/// check of a beat compares the end address in 65 bits (model and RTL), so it
+/// faults `ADDR_RANGE` at `pa` instead of wrapping.
 #[test]
-#[ignore = "model question: u64 overflow in the range check of a beat at the top of the address space"]
 fn entry_mapping_the_top_of_the_address_space() {
     let c = Case {
         store: false,

@@ -467,7 +467,9 @@ impl<S: EventSink> ModelDevice<S> {
                 addr,
             };
             match self.cp.tlb.translate(&self.regs.xlat, va, true) {
-                Xlat::Phys(pa) if pa + 4 > mem_size => return Err(fault(ErrorCode::AddrRange, pa)),
+                Xlat::Phys(pa) if beyond(pa, 4, mem_size) => {
+                    return Err(fault(ErrorCode::AddrRange, pa))
+                }
                 Xlat::Phys(pa) => return Ok(Some(Req::FenceWrite { pa })),
                 Xlat::ReadPte { pte_addr, vpn } => {
                     return self.pte_request(Engine::Cmd, pte_addr, vpn, f.index, mem_size)
@@ -494,8 +496,11 @@ impl<S: EventSink> ModelDevice<S> {
         {
             return Ok(None);
         }
-        let addr = self.regs.ring_base + self.cp.fetch_ptr as u64 * DESC_BYTES as u64;
-        if addr + DESC_BYTES as u64 > mem_size {
+        let addr = self
+            .regs
+            .ring_base
+            .wrapping_add(self.cp.fetch_ptr as u64 * DESC_BYTES as u64);
+        if beyond(addr, DESC_BYTES as u64, mem_size) {
             return Err(Fault {
                 code: ErrorCode::AddrRange,
                 index: self.cp.fetch_ptr,
@@ -516,7 +521,7 @@ impl<S: EventSink> ModelDevice<S> {
         index: u32,
         mem_size: u64,
     ) -> Result<Option<Req>, Fault> {
-        if addr + 8 > mem_size {
+        if beyond(addr, 8, mem_size) {
             return Err(Fault {
                 code: ErrorCode::AddrRange,
                 index,
@@ -537,7 +542,7 @@ impl<S: EventSink> ModelDevice<S> {
         let b = job.next_beat(self.beat);
         match u.tlb.translate(&self.regs.xlat, b.va, unit == Unit::Store) {
             Xlat::Phys(pa) => {
-                if pa + b.len as u64 > mem_size {
+                if beyond(pa, b.len as u64, mem_size) {
                     return Err(Fault {
                         code: ErrorCode::AddrRange,
                         index: job.index,
@@ -1178,6 +1183,12 @@ impl<S: EventSink> ModelDevice<S> {
             | caps::ELEMENTWISE
             | caps::WEIGHT_STATIONARY
     }
+}
+
+/// Whether `len` bytes at `addr` reach past `size` (or past the 64-bit space: the
+/// hardware compares the end address in 65 bits).
+fn beyond(addr: u64, len: u64, size: u64) -> bool {
+    addr.checked_add(len).is_none_or(|end| end > size)
 }
 
 fn set_lo(v: &mut u64, lo: u32) {
