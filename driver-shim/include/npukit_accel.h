@@ -155,6 +155,7 @@ struct drm_npukit_submit {
 #define DRM_NPUKIT_ERR_HANG            0x100 /* no progress for WATCHDOG_CYCLES; device reset */
 #define DRM_NPUKIT_ERR_RESET           0x101 /* the device was reset under the job */
 #define DRM_NPUKIT_ERR_DATA            0x102 /* uncorrectable memory data error at fault_addr */
+#define DRM_NPUKIT_ERR_LOST            0x103 /* device lost: its results cannot be trusted (lockstep divergence) */
 
 /* Waits for a job of this file. Returns 0 once the job has finished (see
  * status), ETIMEDOUT if timeout_ns passed first (the job keeps running). */

@@ -16,6 +16,8 @@
 use npukit_abi::regs;
 use npukit_sim::{Device, DeviceMemory, RunExit};
 
+use crate::backend::BackendDevice;
+
 /// One scripted fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -121,7 +123,7 @@ pub fn from_env() -> Result<Vec<Injection>, FaultParseError> {
 /// while simulated time goes on) or to reset itself, at a given cycle.
 /// Otherwise it is the inner device, unchanged.
 pub struct FaultDevice {
-    inner: Box<dyn Device + Send>,
+    inner: Box<dyn BackendDevice>,
     /// Cycles that passed while frozen (the inner device did not see them).
     frozen_cycles: u64,
     frozen: bool,
@@ -140,7 +142,7 @@ impl std::fmt::Debug for FaultDevice {
 }
 
 impl FaultDevice {
-    pub fn new(inner: Box<dyn Device + Send>) -> Self {
+    pub fn new(inner: Box<dyn BackendDevice>) -> Self {
         FaultDevice {
             inner,
             frozen_cycles: 0,
@@ -168,6 +170,12 @@ impl FaultDevice {
 
     pub fn is_frozen(&self) -> bool {
         self.frozen
+    }
+
+    /// Why the inner device can no longer be trusted, if so
+    /// ([`BackendDevice::lost`]).
+    pub fn lost(&self) -> Option<String> {
+        self.inner.lost()
     }
 }
 
@@ -215,11 +223,17 @@ impl Device for FaultDevice {
                 }
                 target = target.min(r);
             }
+            let before = self.inner.cycle();
             let exit = self
                 .inner
                 .run_until(mem, target - self.frozen_cycles, stop_on_irq);
             if exit == RunExit::Irq {
                 return RunExit::Irq;
+            }
+            if self.inner.cycle() == before {
+                // A device that no longer advances (the lockstep pair after a
+                // divergence): return rather than spin; the driver asks `lost`.
+                return RunExit::Cycle;
             }
         }
     }

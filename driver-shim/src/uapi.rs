@@ -211,6 +211,9 @@ pub mod err {
     pub const RESET: u32 = 0x101;
     /// An uncorrectable memory data error at `fault_addr`.
     pub const DATA: u32 = 0x102;
+    /// The device was lost: its results can no longer be trusted (the
+    /// lockstep backend's model and RTL diverged). Every later job fails too.
+    pub const LOST: u32 = 0x103;
 }
 
 /// `struct drm_npukit_wait`.

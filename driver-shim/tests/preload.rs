@@ -1,7 +1,9 @@
 //! The C examples, compiled with `cc -Wall -Wextra -Werror`, run unmodified
-//! under `LD_PRELOAD=libnpukit_shim.so` against the model: a user-mode driver
-//! with a bit-exact GEMM and its error paths, a multi-threaded client and a
-//! multi-process client.
+//! under `LD_PRELOAD=libnpukit_shim.so` against the model, the Verilated RTL
+//! and the two in lockstep: a user-mode driver with a bit-exact GEMM and its
+//! error paths, a multi-threaded client and a multi-process client. (`cargo
+//! test` builds the library with the RTL, through the dev-dependency on
+//! npukit-rtl with its `verilator` feature.)
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -112,24 +114,149 @@ fn multi_process_client() {
 }
 
 #[test]
-fn without_the_device_files_pass_through_and_rtl_is_a_clear_error() {
+fn without_the_device_files_pass_through() {
     let exe = build_example("gemm");
     // Without LD_PRELOAD the device does not exist on this machine.
     if !Path::new("/dev/accel/accel0").exists() {
         let out = Command::new(&exe).output().unwrap();
         assert!(!out.status.success());
     }
-    let out = run_preloaded(&exe, &[("NPUKIT_BACKEND", "rtl")]);
+}
+
+/// Runs `examples/c/<name>` under LD_PRELOAD on `backend`; its stdout.
+fn run_on(exe: &Path, backend: &str, env: &[(&str, &str)]) -> String {
+    let mut all = vec![("NPUKIT_BACKEND", backend)];
+    all.extend_from_slice(env);
+    let t = std::time::Instant::now();
+    let out = run_preloaded(exe, &all);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{} on {backend} {env:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        exe.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{} on {backend} {env:?}: {:.1} s",
+        exe.display(),
+        t.elapsed().as_secs_f64()
+    );
+    stdout
+}
+
+/// The output with the platform number blanked (the one thing that differs).
+fn but_platform(s: &str) -> String {
+    s.replace("platform 0", "platform _")
+        .replace("platform 1", "platform _")
+        .replace("platform 2", "platform _")
+}
+
+#[test]
+fn the_c_example_runs_unmodified_on_the_model_the_rtl_and_in_lockstep() {
+    let exe = build_example("gemm");
+    let model = run_on(&exe, "model", &[]);
+    assert!(
+        model.contains("16x16 array") && model.contains("platform 0"),
+        "{model}"
+    );
+    assert!(model.contains("GEMM 24x16x16 bit-exact"), "{model}");
+    for (backend, platform) in [("rtl", "platform 1"), ("lockstep", "platform 2")] {
+        let out = run_on(&exe, backend, &[]);
+        assert!(out.contains(platform), "{backend}: {out}");
+        // Bit-exact (checked by the program against its CPU GEMM), the same
+        // error paths, the same lines.
+        assert_eq!(but_platform(&out), but_platform(&model), "{backend}");
+    }
+    // The 4x4 variant, chosen by the configuration file.
+    let cfg = manifest().join("../configs/4x4.toml");
+    let env = [("NPUKIT_CONFIG", cfg.to_str().unwrap())];
+    let model = run_on(&exe, "model", &env);
+    assert!(model.contains("GEMM 24x4x4 bit-exact"), "{model}");
+    for backend in ["rtl", "lockstep"] {
+        let out = run_on(&exe, backend, &env);
+        assert_eq!(but_platform(&out), but_platform(&model), "{backend} 4x4");
+    }
+}
+
+#[test]
+fn threads_and_scripted_faults_in_lockstep() {
+    let cfg = manifest().join("../configs/4x4.toml");
+    let cfg = cfg.to_str().unwrap();
+    let out = run_on(&build_example("mt"), "lockstep", &[("NPUKIT_CONFIG", cfg)]);
+    assert!(out.contains("bit-exact"), "{out}");
+    // Hangs and resets are the driver's (FaultDevice), so both sides see them.
+    let env = [
+        ("NPUKIT_CONFIG", cfg),
+        ("NPUKIT_FAULTS", "2:hang 4:reset+30"),
+        ("NPUKIT_WATCHDOG_CYCLES", "20000"),
+    ];
+    let jobs = build_example("jobs");
+    let model = run_on(&jobs, "model", &env);
+    assert!(model.contains("job 2: aborted error 0x100"), "{model}");
+    assert_eq!(run_on(&jobs, "lockstep", &env), model);
+}
+
+#[test]
+fn a_lockstep_divergence_fails_the_job_loudly() {
+    let exe = build_example("gemm");
+    let out = run_preloaded(
+        &exe,
+        &[
+            ("NPUKIT_BACKEND", "lockstep"),
+            ("NPUKIT_RTL_VARIANT", "npu_4x4_offbyone"),
+        ],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("backend rtl is not available in this build"),
-        "{err}"
+    for want in [
+        "npukit-shim: device lost",
+        "lockstep: the model and the RTL (npu_4x4_offbyone) diverged",
+        "DIVERGENCE at cycle",
+        "Dispatch",
+        // umd.h's check of the WAIT status: ERROR, DRM_NPUKIT_ERR_LOST.
+        "status 1 error 0x103",
+    ] {
+        assert!(err.contains(want), "no {want:?} in\n{err}");
+    }
+}
+
+#[test]
+fn rtl_with_a_configuration_no_variant_matches_is_a_clear_error() {
+    let cfg = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("8x32-rtl.toml");
+    std::fs::write(&cfg, "[array]\nrows = 8\ncols = 32\n").unwrap();
+    let exe = build_example("gemm");
+    for backend in ["rtl", "lockstep"] {
+        let out = run_preloaded(
+            &exe,
+            &[
+                ("NPUKIT_BACKEND", backend),
+                ("NPUKIT_CONFIG", cfg.to_str().unwrap()),
+            ],
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "backend {backend}: the hardware configuration (NPUKIT_CONFIG="
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("`array.cols` = 32, but the closest variant npu_8x8 has 8"),
+            "{err}"
+        );
+        assert!(
+            err.contains("No such device"),
+            "open fails with ENODEV: {err}"
+        );
+    }
+    let out = run_preloaded(
+        &exe,
+        &[("NPUKIT_BACKEND", "rtl"), ("NPUKIT_RTL_VARIANT", "npu_3x3")],
     );
-    assert!(
-        err.contains("No such device"),
-        "open fails with ENODEV: {err}"
-    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown RTL variant `npu_3x3`"), "{err}");
 }
 
 #[test]

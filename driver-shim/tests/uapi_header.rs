@@ -104,6 +104,7 @@ fn expected() -> Vec<(String, u64)> {
         ("DRM_NPUKIT_ERR_HANG", uapi::err::HANG as u64),
         ("DRM_NPUKIT_ERR_RESET", uapi::err::RESET as u64),
         ("DRM_NPUKIT_ERR_DATA", uapi::err::DATA as u64),
+        ("DRM_NPUKIT_ERR_LOST", uapi::err::LOST as u64),
     ];
     for (n, val) in consts {
         v.push((n.to_string(), *val));

@@ -79,6 +79,8 @@ static inline uint64_t umd_gemm_stream(struct umd_bo *cmd, uint64_t a, uint64_t 
 	struct npu_desc_load la = { 0 }, lw = { 0 };
 	struct npu_desc_matmul mm = { 0 };
 	struct npu_desc_store st = { 0 };
+	/* W goes on the first 4 KiB boundary after A: it fits small scratchpads (4x4: 16 KiB). */
+	uint32_t w_local = ((uint32_t)m * k + 4095u) & ~4095u;
 	la.word0 = umd_word0(NPU_OP_LOAD, 0, 0);
 	la.local = 0;
 	la.dram_lo = (uint32_t)a;
@@ -88,7 +90,7 @@ static inline uint64_t umd_gemm_stream(struct umd_bo *cmd, uint64_t a, uint64_t 
 	la.dram_stride = k;
 	la.local_stride = k;
 	lw.word0 = umd_word0(NPU_OP_LOAD, NPU_DEP_SIGNAL_NEXT, 0);
-	lw.local = 0x4000;
+	lw.local = w_local;
 	lw.dram_lo = (uint32_t)w;
 	lw.dram_hi = (uint32_t)(w >> 32);
 	lw.rows = k;
@@ -97,7 +99,7 @@ static inline uint64_t umd_gemm_stream(struct umd_bo *cmd, uint64_t a, uint64_t 
 	lw.local_stride = n;
 	mm.word0 = umd_word0(NPU_OP_MATMUL, NPU_DEP_WAIT_PREV | NPU_DEP_SIGNAL_NEXT, 0);
 	mm.a = 0;
-	mm.w = 0x4000;
+	mm.w = w_local;
 	mm.out = 0;
 	mm.m = m;
 	mm.k = k;

@@ -79,6 +79,11 @@ impl Core {
         if a.flags != 0 || a.pad != 0 {
             return Err(Errno::EINVAL);
         }
+        if self.poll_lost() {
+            // The device is gone, as a kernel driver says of one that fell
+            // off the bus.
+            return Err(Errno::EIO);
+        }
         if a.cmd_length == 0 || !a.cmd_length.is_multiple_of(d) || !a.cmd_offset.is_multiple_of(d) {
             return Err(Errno::EINVAL);
         }
@@ -212,8 +217,66 @@ impl Core {
         }
     }
 
+    /// Whether the device is lost ([`crate::backend::BackendDevice::lost`]);
+    /// the first time, the report goes to stderr (and to the trace).
+    pub(super) fn poll_lost(&mut self) -> bool {
+        if self.lost.is_none() {
+            if let Some(report) = self.dev.lost() {
+                eprintln!(
+                    "npukit-shim: device lost at cycle {} (backend {}); the running job and \
+                     every later one fail with DRM_NPUKIT_ERR_LOST:\n{report}",
+                    self.dev.cycle(),
+                    self.opts.backend.name()
+                );
+                self.emit(ShimEvent::Fault {
+                    job: self.running.as_ref().map_or(0, |r| r.number),
+                    what: "device lost (see stderr)".into(),
+                });
+                self.lost = Some(report);
+            }
+        }
+        self.lost.is_some()
+    }
+
+    /// The result every job gets once the device is lost.
+    fn lost_result() -> JobResult {
+        JobResult {
+            status: status::ERROR,
+            error_code: uapi::err::LOST,
+            fault_addr: 0,
+            fault_desc: u32::MAX,
+        }
+    }
+
+    /// Ends the running job and every queued one: the device is lost.
+    fn fail_all(&mut self) {
+        self.finish(Self::lost_result(), false);
+        while let Some((ctx, seq)) = self.queue.pop_front() {
+            let mut objs = Vec::new();
+            if let Some(job) = self
+                .contexts
+                .get_mut(&ctx)
+                .and_then(|c| c.jobs.get_mut(&seq))
+            {
+                let stats = JobStats {
+                    seq,
+                    ..JobStats::default()
+                };
+                job.state = JobState::Done(Self::lost_result(), stats);
+                objs = std::mem::take(&mut job.objs);
+            }
+            for o in objs {
+                self.unref(o);
+            }
+        }
+    }
+
     /// Takes the next queued job onto the device. `false` if none.
     pub(super) fn start_next(&mut self) -> bool {
+        if self.poll_lost() {
+            self.fail_all();
+            return false;
+        }
         while let Some((ctx, seq)) = self.queue.pop_front() {
             let Some(c) = self.contexts.get_mut(&ctx) else {
                 continue;
@@ -347,6 +410,9 @@ impl Core {
         let Some(r) = self.running.take() else {
             return;
         };
+        if self.poll_lost() {
+            res = Self::lost_result();
+        }
         self.dev.disarm();
         if let Some((e, old)) = r.saved_pte {
             let _ = self.mem.write_u64(e, old);
@@ -434,7 +500,12 @@ impl Core {
         };
         let limit = now.saturating_add(slice).min(wd_limit).max(now + 1);
         self.dev.run_until(&mut self.mem, limit, true);
-        self.service();
+        if !self.poll_lost() {
+            self.service();
+        }
+        if self.poll_lost() {
+            self.fail_all();
+        }
         true
     }
 

@@ -45,7 +45,7 @@ use gem::{BoObj, Mapping};
 pub use job::JobResult;
 use job::{Job, JobState, Running};
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendDevice, BackendError, Plain};
 use crate::errno::{Errno, IoctlResult};
 use crate::fault::{FaultDevice, Injection};
 use crate::mem::{Allocator, HostMemory, PAGE};
@@ -66,6 +66,10 @@ pub const JOB_HISTORY: usize = 4096;
 pub struct Options {
     pub backend: Backend,
     pub config: NpuConfig,
+    /// The RTL variant the `rtl` and `lockstep` backends run, by name
+    /// (`NPUKIT_RTL_VARIANT`, e.g. `npu_4x4`); its fixed fields replace
+    /// `config`'s. `None`: the variant matching `config`.
+    pub rtl_variant: Option<String>,
     /// Device memory in bytes (the ring, the translation tables and all BOs).
     pub mem_bytes: u64,
     /// Command ring size in descriptors (clamped to the device's MAX_RING).
@@ -120,6 +124,7 @@ impl Default for Options {
         Options {
             backend: Backend::Model,
             config: NpuConfig::default(),
+            rtl_variant: None,
             mem_bytes: 64 << 20,
             ring_size: 256,
             max_jobs: 64,
@@ -153,6 +158,7 @@ pub enum ShimError {
 
 impl Options {
     /// The defaults, overridden by `NPUKIT_BACKEND`, `NPUKIT_CONFIG`,
+    /// `NPUKIT_RTL_VARIANT`,
     /// `NPUKIT_MEM_MB`, `NPUKIT_RING`, `NPUKIT_MAX_JOBS`,
     /// `NPUKIT_WATCHDOG_CYCLES`, `NPUKIT_FAULTS` and `NPUKIT_TRACE` (a file name:
     /// tracing on; the LD_PRELOAD library writes the trace there at the last close).
@@ -172,6 +178,7 @@ impl Options {
         let mut o = Options {
             backend: Backend::from_env()?,
             config: crate::backend::config_from_env()?,
+            rtl_variant: crate::backend::rtl_variant_from_env(),
             faults: crate::fault::from_env()?,
             trace: std::env::var_os("NPUKIT_TRACE").is_some_and(|v| !v.is_empty()),
             ..Options::default()
@@ -237,6 +244,8 @@ pub struct Core {
     loaded_ctx: Option<u32>,
     needs_init: bool,
     trace: Option<TraceLog>,
+    /// Set once the device is lost ([`BackendDevice::lost`]): the report.
+    lost: Option<String>,
 }
 
 impl std::fmt::Debug for Core {
@@ -257,12 +266,16 @@ fn read64(dev: &mut dyn Device, off: u32) -> u64 {
 impl Core {
     /// Builds the device, checks its identity and lays out device memory:
     /// page 0 unused, then the command ring, then the allocator.
-    pub fn new(opts: Options) -> Result<Self, ShimError> {
+    pub fn new(mut opts: Options) -> Result<Self, ShimError> {
         let trace = opts.trace.then(TraceLog::default);
         let sink = trace.clone().map(LogSink);
-        let inner = match &opts.device {
-            Some(f) => (f.0)(&opts.config, sink).map_err(ShimError::Device)?,
-            None => opts.backend.open_traced(&opts.config, sink)?,
+        let inner: Box<dyn BackendDevice> = match &opts.device {
+            Some(f) => Box::new(Plain((f.0)(&opts.config, sink).map_err(ShimError::Device)?)),
+            None => {
+                let variant = opts.rtl_variant.as_deref();
+                opts.config = opts.backend.resolve_config(&opts.config, variant)?;
+                opts.backend.open_traced(&opts.config, variant, sink)?
+            }
         };
         let mut dev = FaultDevice::new(inner);
         let id = dev.mmio_read(regs::ID);
@@ -325,6 +338,7 @@ impl Core {
             loaded_ctx: None,
             needs_init: true,
             trace,
+            lost: None,
             opts,
         })
     }
@@ -399,7 +413,8 @@ impl Core {
         };
         format!(
             "backend: {}\ncycle: {}\ncontexts: {}\njobs accepted: {}\njobs queued: {}\nrunning: {}\n\
-             memory: {} of {} bytes free\nring: {} descriptors at {:#x}\nwatchdog: {} cycles\nfaults scripted: {}\n",
+             memory: {} of {} bytes free\nring: {} descriptors at {:#x}\nwatchdog: {} cycles\nfaults scripted: {}\n\
+             device lost: {}\n",
             self.opts.backend.name(),
             self.dev.cycle(),
             self.contexts.len(),
@@ -412,6 +427,7 @@ impl Core {
             self.ring_base,
             self.opts.watchdog_cycles,
             self.opts.faults.len(),
+            if self.lost.is_some() { "yes (the report went to stderr)" } else { "no" },
         )
     }
 

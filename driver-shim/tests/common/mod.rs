@@ -22,12 +22,18 @@ pub fn shim_with(f: impl FnOnce(&mut Options)) -> Shim {
 /// OUT[m x n] (i32) = A[m x k] (i8) * W[k x n] (i8): load A and W into the
 /// scratchpad, one MATMUL, store the accumulators.
 pub fn gemm_program(a: u64, w: u64, out: u64, m: u16, k: u16, n: u16) -> Program {
+    gemm_program_at(a, w, out, m, k, n, 0x4000)
+}
+
+/// [`gemm_program`] with W at scratchpad byte `w_local` (A is at 0).
+pub fn gemm_program_at(a: u64, w: u64, out: u64, m: u16, k: u16, n: u16, w_local: u32) -> Program {
     let mut p = Program::default();
     p.load_2d(0, a, m, k, k as u32);
-    p.load_2d(0x4000, w, k, n, n as u32).deps(deps::SIGNAL_NEXT);
+    p.load_2d(w_local, w, k, n, n as u32)
+        .deps(deps::SIGNAL_NEXT);
     p.matmul(Matmul {
         a: 0,
-        w: 0x4000,
+        w: w_local,
         out: 0,
         m,
         k,
@@ -85,6 +91,11 @@ pub struct Gemm {
 
 impl Gemm {
     pub fn new(f: &File, m: u16, k: u16, n: u16, seed: u32) -> Gemm {
+        Self::new_at(f, m, k, n, seed, 0x4000)
+    }
+
+    /// [`Gemm::new`] with W at scratchpad byte `w_local` (for small scratchpads).
+    pub fn new_at(f: &File, m: u16, k: u16, n: u16, seed: u32, w_local: u32) -> Gemm {
         let av = data(m as usize * k as usize, seed);
         let wv = data(k as usize * n as usize, seed + 7);
         let a = f.create_bo(av.len() as u64, 0).unwrap();
@@ -92,7 +103,16 @@ impl Gemm {
         let out = f.create_bo(m as u64 * n as u64 * 4, 0).unwrap();
         f.bo_write(a.handle, 0, &bytes(&av)).unwrap();
         f.bo_write(w.handle, 0, &bytes(&wv)).unwrap();
-        let prog = gemm_program(a.device_addr, w.device_addr, out.device_addr, m, k, n).encode();
+        let prog = gemm_program_at(
+            a.device_addr,
+            w.device_addr,
+            out.device_addr,
+            m,
+            k,
+            n,
+            w_local,
+        )
+        .encode();
         let cmd = f.create_bo(prog.len() as u64, 0).unwrap();
         f.bo_write(cmd.handle, 0, &prog).unwrap();
         Gemm {
