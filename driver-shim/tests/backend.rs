@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use npukit_rtl::variant;
+use npukit_shim::trace::TraceEvent;
 use npukit_shim::uapi::{err, param, platform, status, JobStats};
 use npukit_shim::{Backend, DeviceFactory, Errno, Options, Shim};
 use npukit_sim::{Device, DeviceMemory, ModelDevice, NpuConfig, RunExit};
@@ -168,6 +169,60 @@ fn a_lockstep_divergence_fails_the_job_and_every_later_one() {
     assert_eq!(f.submit(&mut sub), Err(Errno::EIO));
     // GET_PARAM still answers.
     assert_eq!(f.param(param::PLATFORM).unwrap(), platform::LOCKSTEP);
+}
+
+/// The hardware events a traced GEMM leaves in the shim's trace, sorted
+/// (the order of events within one cycle is not specified).
+fn traced_events(backend: Backend) -> Vec<String> {
+    let s = Shim::new(Options {
+        backend,
+        config: config("8x8"),
+        mem_bytes: 8 << 20,
+        trace: true,
+        ..Options::default()
+    })
+    .unwrap();
+    let f = s.open().unwrap();
+    Gemm::new(&f, 10, 8, 8, 6).run_and_check(&f);
+    let log = s.trace_log().unwrap();
+    let log = log.lock().unwrap();
+    let mut hw: Vec<String> = log
+        .iter()
+        .filter_map(|(c, e)| match e {
+            TraceEvent::Hw(h) => Some(format!("{c:>8} {h:?}")),
+            TraceEvent::Shim(_) => None,
+        })
+        .collect();
+    hw.sort();
+    hw
+}
+
+#[test]
+fn traces_hold_the_same_hardware_events_on_every_backend() {
+    require_rtl();
+    let model = traced_events(Backend::Model);
+    assert!(model.iter().any(|e| e.contains("Complete")), "{model:?}");
+    assert_eq!(traced_events(Backend::Rtl), model, "rtl");
+    assert_eq!(traced_events(Backend::Lockstep), model, "lockstep");
+}
+
+#[test]
+fn debugfs_status_says_when_the_device_is_lost() {
+    require_rtl();
+    let s = Shim::new(Options {
+        backend: Backend::Lockstep,
+        rtl_variant: Some("npu_4x4_offbyone".into()),
+        mem_bytes: 8 << 20,
+        ..Options::default()
+    })
+    .unwrap();
+    let status = || npukit_shim::vfs::read(&s, "/sys/kernel/debug/accel/0/status").unwrap();
+    assert!(status().contains("device lost: no"), "{}", status());
+    let f = s.open().unwrap();
+    let g = Gemm::new_at(&f, 8, 4, 4, 5, 0x1000);
+    let w = f.wait_job(g.submit(&f), 60 * SEC).unwrap();
+    assert_eq!(w.error_code, err::LOST);
+    assert!(status().contains("device lost: yes"), "{}", status());
 }
 
 /// A device that forwards to the model and counts register writes.
