@@ -125,15 +125,19 @@ impl BackendDevice for Plain {}
 struct Rtl<S: EventSink>(RtlDevice<S>);
 
 // SAFETY: `RtlDevice` is not `Send` only because it owns a raw pointer to its
-// Verilated model (a C++ object made by the wrapper in rtl/csrc/wrapper.cpp,
-// with its own `VerilatedContext`). That object has no affinity to the thread
-// that created it: it keeps no thread-local state between calls, the design
-// has no `$display`/`$finish` that would use Verilator's per-thread context,
-// and it is Verilated single-threaded (no `--threads`, no worker pool). What
-// it must not see is two calls at once, and the shim guarantees that: the
-// device lives inside `Core`, which only `Shim`'s mutex reaches, so every call
-// into the model is made by the one thread holding the lock. The pointer is
-// owned (freed once, in `RtlDevice`'s Drop), never shared.
+// Verilated model (a C++ object made by rtl/csrc/wrapper.cpp, with its own
+// `VerilatedContext`). That object has no affinity to the thread that created
+// it: the model is Verilated single-threaded (`threads() == 1`, no worker
+// pool), it keeps no per-thread state between calls (each `eval` sets the
+// thread-local task id it uses and drains its message queue before
+// returning; the design has no `$display`/`$finish`), and the one check that
+// a model stays on its creating thread (`VerilatedAssertOneThread`) exists
+// only in `VL_DEBUG` builds, which rtl/build.rs does not make. What it must
+// not see is two calls at once, and the shim guarantees that: the device
+// lives inside `Core`, which only `Shim`'s mutex reaches, so every call into
+// the model is made by the one thread holding the lock (`mt.c` runs six
+// threads on it in the tests). The pointer is owned (freed once, in
+// `RtlDevice`'s Drop) and never shared.
 unsafe impl<S: EventSink + Send> Send for Rtl<S> {}
 
 impl<S: EventSink> Device for Rtl<S> {
