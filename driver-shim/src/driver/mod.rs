@@ -304,6 +304,10 @@ impl Core {
             clock: dev.mmio_read(regs::CLOCK_MHZ),
         };
         let max_ring = dev.mmio_read(regs::MAX_RING).max(2);
+        if let Some(report) = dev.lost() {
+            // The identification registers already disagree (lockstep).
+            return Err(ShimError::Device(report));
+        }
         let ring_size = opts
             .ring_size
             .clamp(2, max_ring)
