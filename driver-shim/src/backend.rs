@@ -47,9 +47,9 @@ pub enum BackendError {
     )]
     NoVerilator(&'static str),
     #[error(
-        "backend {backend}: the hardware configuration ({config}) matches no RTL variant: \
-         {error}. Set NPUKIT_CONFIG to a configuration of a variant (configs/4x4.toml, \
-         configs/8x8.toml, configs/default.toml) or name one with NPUKIT_RTL_VARIANT"
+        "backend {backend}: {error}; the configuration came from {config}. Set NPUKIT_CONFIG \
+         to a configuration of a variant (configs/4x4.toml, configs/8x8.toml, \
+         configs/default.toml) or name one with NPUKIT_RTL_VARIANT"
     )]
     NoVariant {
         backend: &'static str,
@@ -392,7 +392,10 @@ mod tests {
         cfg.memory.spad_bytes *= 2;
         for b in [Backend::Rtl, Backend::Lockstep] {
             let e = b.open(&cfg).err().unwrap().to_string();
-            assert!(e.contains("matches no RTL variant"), "{e}");
+            assert!(
+                e.contains("no RTL variant matches the configuration"),
+                "{e}"
+            );
             assert!(e.contains("`memory.spad_bytes`"), "{e}");
             assert!(e.contains("npu_16x16"), "{e}");
         }

@@ -123,7 +123,10 @@ fn a_configuration_no_variant_matches_is_refused_naming_the_field() {
         })
         .unwrap_err()
         .to_string();
-        assert!(e.contains("matches no RTL variant"), "{e}");
+        assert!(
+            e.contains("no RTL variant matches the configuration"),
+            "{e}"
+        );
         assert!(
             e.contains("`cmdproc.queue_depth` = 3, but the closest variant npu_8x8 has 8"),
             "{e}"

@@ -238,8 +238,12 @@ fn rtl_with_a_configuration_no_variant_matches_is_a_clear_error() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains(&format!(
-                "backend {backend}: the hardware configuration (NPUKIT_CONFIG="
+                "backend {backend}: no RTL variant matches the configuration"
             )),
+            "{err}"
+        );
+        assert!(
+            err.contains("the configuration came from NPUKIT_CONFIG="),
             "{err}"
         );
         assert!(
