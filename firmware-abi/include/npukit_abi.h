@@ -102,7 +102,7 @@
 #define NPU_REG_ERR_ADDR_LO                      0x050
 /* [RO] Faulting address, bits 63:32. */
 #define NPU_REG_ERR_ADDR_HI                      0x054
-/* [RW] Translation table physical base address, bits 31:0 (8-byte aligned). */
+/* [RW] Translation table physical base address, bits 31:0 (8-byte aligned: bits 2:0 are ignored and read as zero). */
 #define NPU_REG_XLAT_BASE_LO                     0x058
 /* [RW] Translation table physical base address, bits 63:32. */
 #define NPU_REG_XLAT_BASE_HI                     0x05C

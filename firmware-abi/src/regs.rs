@@ -69,7 +69,7 @@ registers! {
     ERR_DESC = 0x04C, Ro, "Ring index of the descriptor that caused the error.";
     ERR_ADDR_LO = 0x050, Ro, "Faulting address, bits 31:0 (device address or local memory address).";
     ERR_ADDR_HI = 0x054, Ro, "Faulting address, bits 63:32.";
-    XLAT_BASE_LO = 0x058, Rw, "Translation table physical base address, bits 31:0 (8-byte aligned).";
+    XLAT_BASE_LO = 0x058, Rw, "Translation table physical base address, bits 31:0 (8-byte aligned: bits 2:0 are ignored and read as zero).";
     XLAT_BASE_HI = 0x05C, Rw, "Translation table physical base address, bits 63:32.";
     XLAT_PAGES = 0x060, Rw, "Number of entries in the translation table (4 KiB pages of device address space).";
     WATCHDOG = 0x064, Rw, "Watchdog limit in cycles without a completed descriptor while work is pending; 0 disables.";

@@ -353,7 +353,8 @@ impl Logic for DmaUnit {
         // Its translation (X1) and range checks.
         self.tlb.clock.next = self.clock.val();
         self.tlb.enable.next = self.enable.val();
-        self.tlb.flush.next = self.tlb_flush.val() | self.clear.val();
+        self.tlb.clear.next = self.clear.val();
+        self.tlb.flush.next = self.tlb_flush.val();
         self.tlb.xlat_en.next = self.xlat_en.val();
         self.tlb.xlat_base.next = self.xlat_base.val();
         self.tlb.xlat_pages.next = self.xlat_pages.val();

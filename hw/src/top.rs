@@ -197,6 +197,7 @@ impl Logic for NpuTop {
         // The children's inputs are driven by the Verilog body.
         self.cptlb.clock.connect();
         self.cptlb.enable.connect();
+        self.cptlb.clear.connect();
         self.cptlb.flush.connect();
         self.cptlb.xlat_en.connect();
         self.cptlb.xlat_base.connect();

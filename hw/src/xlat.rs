@@ -29,7 +29,8 @@
 //! |------|-------|---------|
 //! | `clock` | 1 | clock |
 //! | `enable` | 1 | this edge is an active cycle (cycle edge, no fault, not halted) |
-//! | `flush` | 1 | empty the cache at this edge, even when `enable = 0` (reset, MMIO write to CONTROL / XLAT_*) |
+//! | `clear` | 1 | device reset at this edge, even when `enable = 0`: empty the cache and forget any read in flight (reset drops it) |
+//! | `flush` | 1 | empty the cache at this edge, even when `enable = 0` (MMIO write to CONTROL / XLAT_*); a read in flight becomes stale |
 //! | `xlat_en` | 1 | CONTROL.XLAT_EN |
 //! | `xlat_base` | 64 | XLAT_BASE |
 //! | `xlat_pages` | 32 | XLAT_PAGES |
@@ -56,9 +57,11 @@
 //!
 //! At an enabled edge, `pte_granted` sets the in-flight flag and a consumed
 //! response installs (`pte_vpn`, `pte_entry`) and clears it (in that order, as
-//! the model applies the grant before the response). A flush empties the entry
-//! and clears the flag; a response still in flight after a flush installs its
-//! entry when it arrives, as in the model.
+//! the model applies the grant before the response). A flush empties the entry;
+//! a read still in flight is marked stale, and its response only clears the
+//! in-flight flag without installing the entry (X1), so the next access reads
+//! the table again. `clear` (device reset) forgets everything, in-flight
+//! read included (the reset drops it from the port).
 
 use npukit_abi::ErrorCode;
 use rust_hdl::prelude::*;
@@ -71,6 +74,7 @@ pub const PTE_RESERVED: u64 = 0xFFC;
 pub struct Tlb {
     pub clock: Signal<In, Clock>,
     pub enable: Signal<In, Bit>,
+    pub clear: Signal<In, Bit>,
     pub flush: Signal<In, Bit>,
     pub xlat_en: Signal<In, Bit>,
     pub xlat_base: Signal<In, Bits<64>>,
@@ -94,6 +98,7 @@ pub struct Tlb {
     entry_vpn: DFF<Bits<32>>,
     entry_pte: DFF<Bits<64>>,
     pending: DFF<Bit>,
+    stale: DFF<Bit>,
     vpn: Signal<Local, Bits<64>>,
     pages: Signal<Local, Bits<64>>,
     hit: Signal<Local, Bit>,
@@ -107,6 +112,7 @@ impl Default for Tlb {
         Tlb {
             clock: Default::default(),
             enable: Default::default(),
+            clear: Default::default(),
             flush: Default::default(),
             xlat_en: Default::default(),
             xlat_base: Default::default(),
@@ -130,6 +136,7 @@ impl Default for Tlb {
             entry_vpn: Default::default(),
             entry_pte: Default::default(),
             pending: Default::default(),
+            stale: Default::default(),
             vpn: Default::default(),
             pages: Default::default(),
             hit: Default::default(),
@@ -143,7 +150,15 @@ impl Default for Tlb {
 impl Logic for Tlb {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, entry_valid, entry_vpn, entry_pte, pending);
+        dff_setup!(
+            self,
+            clock,
+            entry_valid,
+            entry_vpn,
+            entry_pte,
+            pending,
+            stale
+        );
         self.vpn.next = self.va.val() >> 12;
         self.pages.next = bit_cast::<64, 32>(self.xlat_pages.val());
         self.hit.next = self.entry_valid.q.val()
@@ -185,14 +200,22 @@ impl Logic for Tlb {
             }
             if self.pte_valid.val() {
                 self.pending.d.next = false;
-                self.entry_valid.d.next = true;
-                self.entry_vpn.d.next = self.pte_vpn.val();
-                self.entry_pte.d.next = self.pte_entry.val();
+                self.stale.d.next = false;
+                if !self.stale.q.val() {
+                    self.entry_valid.d.next = true;
+                    self.entry_vpn.d.next = self.pte_vpn.val();
+                    self.entry_pte.d.next = self.pte_entry.val();
+                }
             }
         }
         if self.flush.val() {
             self.entry_valid.d.next = false;
+            self.stale.d.next = self.pending.q.val();
+        }
+        if self.clear.val() {
+            self.entry_valid.d.next = false;
             self.pending.d.next = false;
+            self.stale.d.next = false;
         }
     }
 }

@@ -1357,41 +1357,6 @@ fn verilog_matches_simulation() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Contract gap (see the final report of the hw-dma session): docs/abi.md
-/// says XLAT_BASE is 8-byte aligned, but nothing enforces it, and the model
-/// reads a translation entry as 8 bytes at any address. An entry that then
-/// straddles two beats cannot be read by one beat-sized port request, so the
-/// RTL (which takes the entry from the one beat it reads) differs. Run with
-/// `--ignored` to see the divergence.
-#[test]
-#[ignore = "model/contract gap: unaligned XLAT_BASE with an entry straddling two beats"]
-fn unaligned_table_entry_straddling_beats() {
-    let c = Case {
-        store: false,
-        beat: 8,
-        latency: 5,
-        rate: 8,
-        max_out: 4,
-        mem_size: 0x10000,
-        dma: Dma {
-            local: 0,
-            dram: 0x10,
-            rows: 1,
-            row_bytes: 16,
-            dram_stride: 0,
-            local_stride: 0,
-            acc: false,
-        },
-        xlat: Some(Xlat {
-            base: 0x9004,
-            pages: 1,
-            entries: vec![xlat::pte(0x1_0000_3000, true)],
-        }),
-        seed: 4,
-    };
-    check(&c);
-}
-
 /// A valid translation entry for the last page of the 64-bit space: the range
 /// check of a beat compares the end address in 65 bits (model and RTL), so it
 /// faults `ADDR_RANGE` at `pa` instead of wrapping.

@@ -601,6 +601,47 @@ fn translation_paths() {
     }
 }
 
+/// X1: a flush (an XLAT_PAGES write) at every cycle around a LOAD's and a
+/// FENCE writeback's table reads, in flight or not: the stale read is
+/// discarded on both sides alike. Also XLAT_BASE_LO bits 2:0 read as zero.
+#[test]
+fn flush_with_table_reads_in_flight() {
+    use npukit_sim::DeviceMemory;
+    let cfg = cfg4();
+    let prog = [
+        d(Op::Load(dma(0, 0x0FF0, 2, 40, false))),
+        d(Op::Fence(Fence {
+            seq: 5,
+            writeback: Some(0x2010),
+            irq: true,
+        })),
+    ];
+    for k in (60..140).step_by(3).chain(200..270) {
+        let mut ls =
+            model_vs_rtl(&cfg, Some(&under_test()), None, LockstepOptions::default()).unwrap();
+        let mut mem = VecMemory::new(MEM);
+        xlat_setup(&mut ls, &mut mem);
+        ls.mmio_write(regs::XLAT_BASE_LO, 0x40007);
+        for (i, x) in prog.iter().enumerate() {
+            mem.write(RING + 32 * i as u64, &x.encode());
+        }
+        ls.mmio_write(regs::RING_BASE_LO, RING as u32);
+        ls.mmio_write(regs::RING_SIZE, 4);
+        ls.mmio_write(regs::IRQ_MASK, 3);
+        ls.mmio_write(regs::RING_TAIL, 2);
+        ls.mmio_write(regs::CONTROL, regs::CONTROL_RUN | regs::CONTROL_XLAT_EN);
+        ls.run_until(&mut mem, k, false);
+        // the driver remaps page 0 and flushes
+        mem.write(0x40000, &npukit_abi::xlat::pte(0x85000, true).to_le_bytes());
+        ls.mmio_write(regs::XLAT_PAGES, 8);
+        ls.run_until(&mut mem, 600, false);
+        read_all(&mut ls);
+        if let Err(dv) = ls.finish(&mut mem) {
+            panic!("flush at cycle {k}: divergence:\n{dv}");
+        }
+    }
+}
+
 #[test]
 fn address_range_faults() {
     for bad in [

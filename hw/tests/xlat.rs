@@ -217,7 +217,7 @@ fn random_cycles_match_model() {
             settle(&mut uut);
             edge(&mut uut);
             uut.flush.next = false;
-            model = ModelTlb::default();
+            model.flush();
         }
         // The access this cycle: a few pages (some beyond XLAT_PAGES).
         let va = rng.below(10) * 4096 + rng.below(4096);
@@ -263,8 +263,7 @@ fn random_cycles_match_model() {
             }
             if due {
                 if let Some((_, vpn, entry)) = inflight.pop_front() {
-                    model.pending = false;
-                    model.entry = Some((vpn, entry));
+                    model.arrive(vpn, entry);
                 }
             }
             for r in inflight.iter_mut() {

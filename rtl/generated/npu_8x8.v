@@ -52,6 +52,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     // Stub signals
     reg  cptlb$clock;
     reg  cptlb$enable;
+    reg  cptlb$clear;
     reg  cptlb$flush;
     reg  cptlb$xlat_en;
     reg  [63:0] cptlb$xlat_base;
@@ -163,6 +164,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     top$cptlb cptlb(
         .clock(cptlb$clock),
         .enable(cptlb$enable),
+        .clear(cptlb$clear),
         .flush(cptlb$flush),
         .xlat_en(cptlb$xlat_en),
         .xlat_base(cptlb$xlat_base),
@@ -632,6 +634,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     // ---- the command processor's translation cache (FENCE writeback) ----
     assign cptlb$clock = clock;
     assign cptlb$enable = w_act;
+    assign cptlb$clear = w_clear;
     assign cptlb$flush = w_flush;
     assign cptlb$xlat_en = w_xlat_en;
     assign cptlb$xlat_base = r_xlat_base;
@@ -988,7 +991,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
                    r_mev_irq <= r_irq_status | 2'b10;
                 end
              end
-             12'h058: r_xlat_base[31:0] <= mmio_wdata;
+             12'h058: r_xlat_base[31:0] <= {mmio_wdata[31:3], 3'd0};
              12'h05C: r_xlat_base[63:32] <= mmio_wdata;
              12'h060: r_xlat_pages <= mmio_wdata;
              12'h064: begin r_watchdog <= mmio_wdata; r_last_progress <= r_now; end
@@ -12001,11 +12004,12 @@ module top$compute$pe$9$w(d,q,clock);
 endmodule // top$compute$pe$9$w
 
 
-module top$cptlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);
+module top$cptlb(clock,enable,clear,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);
     
     // Module arguments
     input wire  clock;
     input wire  enable;
+    input wire  clear;
     input wire  flush;
     input wire  xlat_en;
     input wire  [63:0] xlat_base;
@@ -12044,6 +12048,9 @@ module top$cptlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_gr
     reg  pending$d;
     wire  pending$q;
     reg  pending$clock;
+    reg  stale$d;
+    wire  stale$q;
+    reg  stale$clock;
     
     // Local signals
     reg  [63:0] vpn;
@@ -12071,6 +12078,11 @@ module top$cptlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_gr
         .q(pending$q),
         .clock(pending$clock)
     );
+    top$cptlb$stale stale(
+        .d(stale$d),
+        .q(stale$q),
+        .clock(stale$clock)
+    );
     
     // Update code
     always @(*) begin
@@ -12078,10 +12090,12 @@ module top$cptlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_gr
         entry_vpn$clock = clock;
         entry_pte$clock = clock;
         pending$clock = clock;
+        stale$clock = clock;
         entry_valid$d = entry_valid$q;
         entry_vpn$d = entry_vpn$q;
         entry_pte$d = entry_pte$q;
         pending$d = pending$q;
+        stale$d = stale$q;
         vpn = va >> 32'hc;
         pages = ((xlat_pages) & 64'hffffffffffffffff);
         hit = entry_valid$q & (((entry_vpn$q) & 64'hffffffffffffffff) == vpn);
@@ -12125,14 +12139,22 @@ module top$cptlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_gr
             end
             if (pte_valid) begin
                 pending$d = 1'b0;
-                entry_valid$d = 1'b1;
-                entry_vpn$d = pte_vpn;
-                entry_pte$d = pte_entry;
+                stale$d = 1'b0;
+                if (~stale$q) begin
+                    entry_valid$d = 1'b1;
+                    entry_vpn$d = pte_vpn;
+                    entry_pte$d = pte_entry;
+                end
             end
         end
         if (flush) begin
             entry_valid$d = 1'b0;
+            stale$d = pending$q;
+        end
+        if (clear) begin
+            entry_valid$d = 1'b0;
             pending$d = 1'b0;
+            stale$d = 1'b0;
         end
     end
     
@@ -12215,6 +12237,25 @@ module top$cptlb$pending(d,q,clock);
 endmodule // top$cptlb$pending
 
 
+module top$cptlb$stale(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cptlb$stale
+
+
 module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat_base,xlat_pages,mem_size,grant,resp_valid,resp_tag,resp_data,lm_rd_data,busy,done,index,req_valid,req_pte,req_addr,req_wdata,req_wmask,req_tag,req_bytes,fault,fault_code,fault_addr,lm_wr,lm_wr_acc,lm_wr_addr,lm_wr_len,lm_wr_data,lm_rd_acc,lm_rd_addr);
     
     // Module arguments
@@ -12266,6 +12307,7 @@ module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat
     // Stub signals
     reg  tlb$clock;
     reg  tlb$enable;
+    reg  tlb$clear;
     reg  tlb$flush;
     reg  tlb$xlat_en;
     reg  [63:0] tlb$xlat_base;
@@ -12356,6 +12398,7 @@ module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat
     top$load$tlb tlb(
         .clock(tlb$clock),
         .enable(tlb$enable),
+        .clear(tlb$clear),
         .flush(tlb$flush),
         .xlat_en(tlb$xlat_en),
         .xlat_base(tlb$xlat_base),
@@ -12487,7 +12530,8 @@ module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat
         end
         tlb$clock = clock;
         tlb$enable = enable;
-        tlb$flush = tlb_flush | clear;
+        tlb$clear = clear;
+        tlb$flush = tlb_flush;
         tlb$xlat_en = xlat_en;
         tlb$xlat_base = xlat_base;
         tlb$xlat_pages = xlat_pages;
@@ -12870,11 +12914,12 @@ module top$load$rows_left(d,q,clock);
 endmodule // top$load$rows_left
 
 
-module top$load$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);
+module top$load$tlb(clock,enable,clear,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);
     
     // Module arguments
     input wire  clock;
     input wire  enable;
+    input wire  clear;
     input wire  flush;
     input wire  xlat_en;
     input wire  [63:0] xlat_base;
@@ -12913,6 +12958,9 @@ module top$load$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte
     reg  pending$d;
     wire  pending$q;
     reg  pending$clock;
+    reg  stale$d;
+    wire  stale$q;
+    reg  stale$clock;
     
     // Local signals
     reg  [63:0] vpn;
@@ -12940,6 +12988,11 @@ module top$load$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte
         .q(pending$q),
         .clock(pending$clock)
     );
+    top$load$tlb$stale stale(
+        .d(stale$d),
+        .q(stale$q),
+        .clock(stale$clock)
+    );
     
     // Update code
     always @(*) begin
@@ -12947,10 +13000,12 @@ module top$load$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte
         entry_vpn$clock = clock;
         entry_pte$clock = clock;
         pending$clock = clock;
+        stale$clock = clock;
         entry_valid$d = entry_valid$q;
         entry_vpn$d = entry_vpn$q;
         entry_pte$d = entry_pte$q;
         pending$d = pending$q;
+        stale$d = stale$q;
         vpn = va >> 32'hc;
         pages = ((xlat_pages) & 64'hffffffffffffffff);
         hit = entry_valid$q & (((entry_vpn$q) & 64'hffffffffffffffff) == vpn);
@@ -12994,14 +13049,22 @@ module top$load$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte
             end
             if (pte_valid) begin
                 pending$d = 1'b0;
-                entry_valid$d = 1'b1;
-                entry_vpn$d = pte_vpn;
-                entry_pte$d = pte_entry;
+                stale$d = 1'b0;
+                if (~stale$q) begin
+                    entry_valid$d = 1'b1;
+                    entry_vpn$d = pte_vpn;
+                    entry_pte$d = pte_entry;
+                end
             end
         end
         if (flush) begin
             entry_valid$d = 1'b0;
+            stale$d = pending$q;
+        end
+        if (clear) begin
+            entry_valid$d = 1'b0;
             pending$d = 1'b0;
+            stale$d = 1'b0;
         end
     end
     
@@ -13084,6 +13147,25 @@ module top$load$tlb$pending(d,q,clock);
 endmodule // top$load$tlb$pending
 
 
+module top$load$tlb$stale(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$load$tlb$stale
+
+
 module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat_base,xlat_pages,mem_size,grant,resp_valid,resp_tag,resp_data,lm_rd_data,busy,done,index,req_valid,req_pte,req_addr,req_wdata,req_wmask,req_tag,req_bytes,fault,fault_code,fault_addr,lm_wr,lm_wr_acc,lm_wr_addr,lm_wr_len,lm_wr_data,lm_rd_acc,lm_rd_addr);
     
     // Module arguments
@@ -13135,6 +13217,7 @@ module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xla
     // Stub signals
     reg  tlb$clock;
     reg  tlb$enable;
+    reg  tlb$clear;
     reg  tlb$flush;
     reg  tlb$xlat_en;
     reg  [63:0] tlb$xlat_base;
@@ -13225,6 +13308,7 @@ module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xla
     top$store$tlb tlb(
         .clock(tlb$clock),
         .enable(tlb$enable),
+        .clear(tlb$clear),
         .flush(tlb$flush),
         .xlat_en(tlb$xlat_en),
         .xlat_base(tlb$xlat_base),
@@ -13356,7 +13440,8 @@ module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xla
         end
         tlb$clock = clock;
         tlb$enable = enable;
-        tlb$flush = tlb_flush | clear;
+        tlb$clear = clear;
+        tlb$flush = tlb_flush;
         tlb$xlat_en = xlat_en;
         tlb$xlat_base = xlat_base;
         tlb$xlat_pages = xlat_pages;
@@ -13739,11 +13824,12 @@ module top$store$rows_left(d,q,clock);
 endmodule // top$store$rows_left
 
 
-module top$store$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);
+module top$store$tlb(clock,enable,clear,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);
     
     // Module arguments
     input wire  clock;
     input wire  enable;
+    input wire  clear;
     input wire  flush;
     input wire  xlat_en;
     input wire  [63:0] xlat_base;
@@ -13782,6 +13868,9 @@ module top$store$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pt
     reg  pending$d;
     wire  pending$q;
     reg  pending$clock;
+    reg  stale$d;
+    wire  stale$q;
+    reg  stale$clock;
     
     // Local signals
     reg  [63:0] vpn;
@@ -13809,6 +13898,11 @@ module top$store$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pt
         .q(pending$q),
         .clock(pending$clock)
     );
+    top$store$tlb$stale stale(
+        .d(stale$d),
+        .q(stale$q),
+        .clock(stale$clock)
+    );
     
     // Update code
     always @(*) begin
@@ -13816,10 +13910,12 @@ module top$store$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pt
         entry_vpn$clock = clock;
         entry_pte$clock = clock;
         pending$clock = clock;
+        stale$clock = clock;
         entry_valid$d = entry_valid$q;
         entry_vpn$d = entry_vpn$q;
         entry_pte$d = entry_pte$q;
         pending$d = pending$q;
+        stale$d = stale$q;
         vpn = va >> 32'hc;
         pages = ((xlat_pages) & 64'hffffffffffffffff);
         hit = entry_valid$q & (((entry_vpn$q) & 64'hffffffffffffffff) == vpn);
@@ -13863,14 +13959,22 @@ module top$store$tlb(clock,enable,flush,xlat_en,xlat_base,xlat_pages,va,write,pt
             end
             if (pte_valid) begin
                 pending$d = 1'b0;
-                entry_valid$d = 1'b1;
-                entry_vpn$d = pte_vpn;
-                entry_pte$d = pte_entry;
+                stale$d = 1'b0;
+                if (~stale$q) begin
+                    entry_valid$d = 1'b1;
+                    entry_vpn$d = pte_vpn;
+                    entry_pte$d = pte_entry;
+                end
             end
         end
         if (flush) begin
             entry_valid$d = 1'b0;
+            stale$d = pending$q;
+        end
+        if (clear) begin
+            entry_valid$d = 1'b0;
             pending$d = 1'b0;
+            stale$d = 1'b0;
         end
     end
     
@@ -13951,3 +14055,22 @@ module top$store$tlb$pending(d,q,clock);
     end
           
 endmodule // top$store$tlb$pending
+
+
+module top$store$tlb$stale(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$store$tlb$stale

@@ -414,9 +414,9 @@ impl<S: EventSink> ModelDevice<S> {
     }
 
     fn flush_tlbs(&mut self) {
-        self.cp.tlb = Default::default();
-        self.load.tlb = Default::default();
-        self.store.tlb = Default::default();
+        self.cp.tlb.flush();
+        self.load.tlb.flush();
+        self.store.tlb.flush();
     }
 
     // ---- per-cycle decisions (from the state at the start of the cycle) ----
@@ -909,9 +909,7 @@ impl<S: EventSink> ModelDevice<S> {
                 }
             }
             Payload::Pte { vpn, pte } => {
-                let tlb = self.tlb_mut(who);
-                tlb.pending = false;
-                tlb.entry = Some((vpn, pte));
+                self.tlb_mut(who).arrive(vpn, pte);
             }
             Payload::Load {
                 local,
@@ -1295,7 +1293,10 @@ impl<S: EventSink> Device for ModelDevice<S> {
                 }
             }
             regs::XLAT_BASE_LO => {
-                set_lo(&mut self.regs.xlat.base, value);
+                set_lo(
+                    &mut self.regs.xlat.base,
+                    value & !(npukit_abi::xlat::PTE_BYTES as u32 - 1),
+                );
                 self.flush_tlbs();
             }
             regs::XLAT_BASE_HI => {

@@ -3,7 +3,9 @@
 //! one translation-table read on the memory port (a `Pte` request); the entry is
 //! checked when it is used, so a bad entry faults in the cycle after it arrives.
 //! The caches are emptied by reset and by any write to `CONTROL`, `XLAT_BASE_*`
-//! or `XLAT_PAGES`.
+//! or `XLAT_PAGES`. A table read in flight at such a flush is discarded when it
+//! arrives (its entry may predate the driver's change); the requester then reads
+//! the table again. So a requester never has more than one table read in flight.
 
 use npukit_abi::xlat::{PAGE_SHIFT, PTE_ADDR_MASK, PTE_BYTES, PTE_VALID, PTE_WRITE};
 use npukit_abi::ErrorCode;
@@ -23,6 +25,8 @@ pub struct Tlb {
     pub entry: Option<(u64, u64)>,
     /// A table read is in flight.
     pub pending: bool,
+    /// The read in flight was issued before a flush: drop its entry.
+    pub stale: bool,
 }
 
 /// The outcome of translating one access.
@@ -41,6 +45,23 @@ pub enum Xlat {
 const PTE_RESERVED: u64 = 0xFFC;
 
 impl Tlb {
+    /// Empties the cache (an MMIO write to `CONTROL` or `XLAT_*`). A read in
+    /// flight stays in flight, marked stale.
+    pub fn flush(&mut self) {
+        self.entry = None;
+        self.stale = self.pending;
+    }
+
+    /// A table read's response arrives: install its entry unless stale.
+    pub fn arrive(&mut self, vpn: u64, pte: u64) {
+        self.pending = false;
+        if self.stale {
+            self.stale = false;
+        } else {
+            self.entry = Some((vpn, pte));
+        }
+    }
+
     pub fn translate(&self, regs: &XlatRegs, va: u64, write: bool) -> Xlat {
         if !regs.enabled {
             return Xlat::Phys(va);
@@ -97,6 +118,7 @@ mod tests {
         t = Tlb {
             entry: Some((2, pte(0x9000, false))),
             pending: false,
+            stale: false,
         };
         assert_eq!(t.translate(&regs, 0x2345, false), Xlat::Phys(0x9345));
         assert_eq!(

@@ -2514,6 +2514,50 @@ fn x1_caches_are_per_requester_and_one_entry() {
     assert_eq!(cmd, vec![Pte, FenceWrite]);
 }
 
+/// XLAT_BASE is 8-byte aligned by construction: bits 2:0 of XLAT_BASE_LO are
+/// ignored and read as zero, so a table entry never straddles two beats.
+#[test]
+fn xlat_base_ignores_bits_2_0() {
+    let mut s = Sim::new(&cfg(8, 8, 8, 9));
+    s.wr(regs::XLAT_BASE_LO, 0x9007);
+    assert_eq!(s.rd(regs::XLAT_BASE_LO), 0x9000);
+}
+
+/// X1: a flush while a table read is in flight discards that read's entry when
+/// it arrives; the unit reads the table again (never two reads in flight) and
+/// uses the entry as it is after the driver's change.
+#[test]
+fn x1_flush_discards_the_read_in_flight() {
+    let l = 9;
+    let cfg = cfg(8, 8, 32, l);
+    let mut s = Sim::new(&cfg);
+    s.translation(&xlat_table(true));
+    s.ring(&[load(dma(0, 0x100, 1, 32)), fence(1)], 8);
+    s.doorbell(2);
+    // Issue in cycle 0 + fetch + dispatch; run until the PTE read is accepted.
+    let mut c = 0;
+    while reqs(&s.ev(), Engine::Load, MemKind::Pte).is_empty() {
+        c += 1;
+        s.run_until(c);
+    }
+    let granted = reqs(&s.ev(), Engine::Load, MemKind::Pte)[0].0;
+    // The driver unmaps page 0 and flushes while the read is in flight.
+    s.mem.write(XLAT_TABLE, &0u64.to_le_bytes());
+    s.wr(regs::XLAT_PAGES, XLAT_PAGES);
+    s.wait().expect_err("the new (invalid) entry must be used");
+    let ev = s.ev();
+    let ptes = reqs(&ev, Engine::Load, MemKind::Pte);
+    assert_eq!(ptes.len(), 2, "one read discarded, one read again");
+    // The second read is offered the cycle after the first one's response.
+    assert_eq!(ptes[1].0, granted + l as u64 + 1);
+    assert!(
+        reqs(&ev, Engine::Load, MemKind::Read).is_empty(),
+        "no stale access"
+    );
+    let (code, index, addr) = s.err_regs();
+    assert_eq!((code, index, addr), (ErrorCode::XlatFault, 0, 0x100));
+}
+
 /// X1: an invalid entry (not VALID, or reserved bits set) faults XLAT_FAULT in
 /// the cycle after it arrived, with ERR_ADDR the device address.
 #[test]

@@ -577,7 +577,7 @@ always @(posedge clock) begin
                r_mev_irq <= r_irq_status | 2'b10;
             end
          end
-         12'h058: r_xlat_base[31:0] <= mmio_wdata;
+         12'h058: r_xlat_base[31:0] <= {mmio_wdata[31:3], 3'd0};
          12'h05C: r_xlat_base[63:32] <= mmio_wdata;
          12'h060: r_xlat_pages <= mmio_wdata;
          12'h064: begin r_watchdog <= mmio_wdata; r_last_progress <= r_now; end

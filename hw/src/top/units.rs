@@ -21,6 +21,7 @@ const CPTLB: &str = r#"
 // ---- the command processor's translation cache (FENCE writeback) ----
 assign cptlb$clock = clock;
 assign cptlb$enable = w_act;
+assign cptlb$clear = w_clear;
 assign cptlb$flush = w_flush;
 assign cptlb$xlat_en = w_xlat_en;
 assign cptlb$xlat_base = r_xlat_base;
