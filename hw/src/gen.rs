@@ -150,6 +150,8 @@ pub const VARIANTS: &[(&str, &str, Option<Inject>)] = &[
     ("npu_4x4", "configs/4x4.toml", None),
     ("npu_8x8", "configs/8x8.toml", None),
     ("npu_16x16", "configs/default.toml", None),
+    ("npu_4x4_beat8", "configs/4x4-beat8.toml", None),
+    ("npu_4x4_beat64", "configs/4x4-beat64.toml", None),
     (
         "npu_4x4_offbyone",
         "configs/4x4.toml",

@@ -1,6 +1,6 @@
 //! Lockstep (model vs RTL) on the hand-written programs that complete: every
 //! opcode, a double-buffered token pipeline, translation, several DRAM
-//! timings; on 4x4, 8x8 and 16x16.
+//! timings; on every sound variant (common::VARIANTS).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Lockstep (model vs RTL) on the compiled example workloads
-//! (`workloads/*.json`) that fit each variant, on 4x4, 8x8 and 16x16.
+//! (`workloads/*.json`) that fit each variant, on every sound variant.
 
 mod common;
 

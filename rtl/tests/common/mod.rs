@@ -6,7 +6,13 @@ use npukit_rtl::{variant, LockstepOptions, RtlError};
 use npukit_sim::NpuConfig;
 
 /// The sound variants every lockstep test runs on.
-pub const VARIANTS: [&str; 3] = ["npu_4x4", "npu_8x8", "npu_16x16"];
+pub const VARIANTS: [&str; 5] = [
+    "npu_4x4",
+    "npu_8x8",
+    "npu_16x16",
+    "npu_4x4_beat8",
+    "npu_4x4_beat64",
+];
 
 /// Fails the test, saying how to get Verilator, when the crate was built without it.
 pub fn require_rtl() {
