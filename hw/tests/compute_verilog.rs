@@ -2,6 +2,8 @@
 //! installed) lockstep equivalence with the rust-hdl simulation on random
 //! stimulus.
 
+mod common;
+use common::Rng;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -30,20 +32,9 @@ fn verilog_4x4_lints_clean() {
     let mut u = Compute::new(params_4x4()).unwrap();
     u.connect_all();
     let v = generate_verilog(&u);
-    let dir = scratch("lint");
-    let f = dir.join("compute_4x4.v");
-    std::fs::write(&f, &v).unwrap();
-    let out = Command::new("verilator")
-        .args(["--lint-only", "-Wall", "-Wno-DECLFILENAME", "-Wno-WIDTH"])
-        .arg(&f)
-        .output()
-        .expect("verilator is installed");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && err.trim().is_empty(),
-        "verilator lint:\n{err}"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(log) = common::verilator_lint(&v, "compute_4x4") {
+        panic!("verilator lint: {log}");
+    }
     // One module per PE and per multiplier lane, as documented.
     for i in 0..16 {
         assert!(v.contains(&format!("module top$pe${i}(")), "PE {i}");
@@ -53,24 +44,6 @@ fn verilog_4x4_lints_clean() {
             v.contains(&format!("module top$mul${l}(")),
             "multiplier {l}"
         );
-    }
-}
-
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
     }
 }
 

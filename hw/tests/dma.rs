@@ -10,6 +10,8 @@
 //! completion cycle, the fault (cycle, code, index, address) and the final
 //! device and local memories must be identical.
 
+mod common;
+use common::Rng;
 use npukit_abi::desc::{Descriptor, Dma, Op};
 use npukit_abi::{regs, xlat, ErrorCode};
 use npukit_hw::dma::DmaUnit;
@@ -18,27 +20,6 @@ use npukit_sim::run;
 use npukit_sim::spad::LocalMem;
 use npukit_sim::{Device, DeviceMemory, Engine, Event, MemKind, ModelDevice, NpuConfig, VecMemory};
 use rust_hdl::prelude::*;
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 /// What is observed of one unit, relative to its issue cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -656,24 +637,9 @@ fn verilog_lints_clean() {
         let mut uut = DmaUnit::new(store, beat).unwrap();
         uut.connect_all();
         let v = generate_verilog(&uut);
-        let dir = std::env::temp_dir().join(format!(
-            "npukit-hw-dma-{}-{store}-{beat}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("dma.v");
-        std::fs::write(&path, &v).unwrap();
-        let out = std::process::Command::new("verilator")
-            .args(["--lint-only", "-Wall", "-Wno-DECLFILENAME", "-Wno-WIDTH"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        assert!(
-            out.status.success(),
-            "verilator lint failed (store {store}, B {beat}):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if let Err(log) = common::verilator_lint(&v, &format!("dma-{store}-{beat}")) {
+            panic!("verilator lint failed (store {store}, B {beat}): {log}");
+        }
     }
 }
 

@@ -8,33 +8,14 @@
 //! address faults. Every event, the IRQ line, MMIO reads and the final memory
 //! are compared by `npukit_rtl::lockstep`.
 
+mod common;
+use common::Rng;
 use npukit_abi::desc::{Dma, Fence, Op};
 use npukit_abi::{regs, xlat, Descriptor};
 use npukit_rtl::lockstep::{model_vs_rtl, LockstepOptions};
 use npukit_rtl::variant;
 use npukit_sim::run::{start, wait_idle};
 use npukit_sim::{Device, DeviceMemory, NpuConfig, RunExit, VecMemory};
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 const MEM: u64 = 1 << 20;
 const RING: u64 = 0x1_0000;

@@ -1,6 +1,7 @@
 //! The checked-in Verilog (`rtl/generated/`) is what the generator makes now,
 //! and every file passes Verilator's lint with no warning.
 
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -65,19 +66,8 @@ fn verilator_lint_is_clean() {
     let mut failures = Vec::new();
     for (name, _, _) in npukit_hw::gen::VARIANTS {
         let file = dir.join(format!("{name}.v"));
-        let out = Command::new("verilator")
-            .args(["--lint-only", "-Wall", "-Wno-DECLFILENAME", "-Wno-WIDTH"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() || log.contains("%Warning") || log.contains("%Error") {
-            let first: Vec<&str> = log
-                .lines()
-                .filter(|l| l.starts_with('%'))
-                .take(10)
-                .collect();
-            failures.push(format!("{name}.v:\n{}", first.join("\n")));
+        if let Err(log) = common::verilator_lint_file(&file) {
+            failures.push(log);
         }
     }
     assert!(

@@ -2,30 +2,14 @@
 //! by cycle under rust-hdl's simulator, and its Verilog alone under Verilator's
 //! linter.
 
+mod common;
+use common::Rng;
 use npukit_abi::xlat::pte;
 use npukit_abi::ErrorCode;
 use npukit_hw::xlat::Tlb;
 use npukit_sim::xlat::{Tlb as ModelTlb, Xlat, XlatRegs};
 use rust_hdl::prelude::*;
 use std::collections::VecDeque;
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 fn settle(uut: &mut Tlb) {
     assert!(simulate(uut, 200), "the block did not settle");
@@ -282,19 +266,7 @@ fn verilog_lints_clean() {
     let mut uut = Tlb::default();
     uut.connect_all();
     let v = generate_verilog(&uut);
-    let dir = std::env::temp_dir().join(format!("npukit-hw-xlat-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("tlb.v");
-    std::fs::write(&path, &v).unwrap();
-    let out = std::process::Command::new("verilator")
-        .args(["--lint-only", "-Wall", "-Wno-DECLFILENAME", "-Wno-WIDTH"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "verilator lint failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(log) = common::verilator_lint(&v, "tlb") {
+        panic!("verilator lint failed: {log}");
+    }
 }
