@@ -13,8 +13,7 @@ use std::ffi::{c_void, CString};
 use std::path::Path;
 use std::ptr::NonNull;
 
-use npukit_abi::desc::deps;
-use npukit_abi::{regs, Descriptor, ErrorCode, Opcode, Unit, DESC_BYTES};
+use npukit_abi::{regs, Descriptor, ErrorCode, Opcode, DESC_BYTES};
 use npukit_sim::dram::DramTiming;
 use npukit_sim::{
     Device, DeviceMemory, Engine, Event, EventSink, MemKind, NpuConfig, NullSink, RunExit,
@@ -63,35 +62,6 @@ fn kind_of(v: u8) -> Option<MemKind> {
         4 => Some(MemKind::FenceWrite),
         _ => None,
     }
-}
-
-fn unit_of(e: Engine) -> Option<Unit> {
-    match e {
-        Engine::Load => Some(Unit::Load),
-        Engine::Compute => Some(Unit::Compute),
-        Engine::Store => Some(Unit::Store),
-        Engine::Cmd => None,
-    }
-}
-
-/// The token counters a descriptor on `unit` waits on (as the model).
-fn waits(unit: Unit, d: u8) -> Vec<TokenQueue> {
-    let (prev, next) = match unit {
-        Unit::Load => (None, Some(TokenQueue::ComputeToLoad)),
-        Unit::Compute => (
-            Some(TokenQueue::LoadToCompute),
-            Some(TokenQueue::StoreToCompute),
-        ),
-        Unit::Store => (Some(TokenQueue::ComputeToStore), None),
-    };
-    let mut v = Vec::new();
-    if d & deps::WAIT_PREV != 0 {
-        v.extend(prev);
-    }
-    if d & deps::WAIT_NEXT != 0 {
-        v.extend(next);
-    }
-    v
 }
 
 /// A Verilated NPU. `S` receives the events rebuilt from the event ports.
@@ -322,8 +292,8 @@ impl<S: EventSink> RtlDevice<S> {
                 continue;
             }
             let index = o.ev_issue_index[i];
-            if let (Some(d), Some(u)) = (self.dispatched.get(&index).copied(), unit_of(*unit)) {
-                for q in waits(u, d.deps) {
+            if let (Some(d), Some(u)) = (self.dispatched.get(&index).copied(), unit.unit()) {
+                for q in npukit_sim::event::waits(u, d.deps) {
                     if pops & (1 << q as u8) != 0 {
                         pops &= !(1 << q as u8);
                         self.emit(t, Event::TokenPop { queue: q });
@@ -365,22 +335,29 @@ impl<S: EventSink> RtlDevice<S> {
                     t,
                     "ev_fence = 1 without a FENCE completion on ev_done[3]".into(),
                 );
-                self.emit(
-                    t,
-                    Event::Fence {
-                        index: o.ev_fence_index,
-                        seq: o.ev_fence_seq,
-                    },
-                );
             }
-            if o.ev_irq != 0 {
-                self.emit(
-                    t,
-                    Event::Irq {
-                        status: o.ev_irq_status,
-                    },
-                );
-            }
+            self.fence_and_irq(t, &o);
+        }
+    }
+
+    /// The Fence and Irq events on the event ports, in the model's order.
+    fn fence_and_irq(&mut self, t: u64, o: &NpuOut) {
+        if o.ev_fence != 0 {
+            self.emit(
+                t,
+                Event::Fence {
+                    index: o.ev_fence_index,
+                    seq: o.ev_fence_seq,
+                },
+            );
+        }
+        if o.ev_irq != 0 {
+            self.emit(
+                t,
+                Event::Irq {
+                    status: o.ev_irq_status,
+                },
+            );
         }
     }
 
@@ -410,23 +387,7 @@ impl<S: EventSink> RtlDevice<S> {
         if op != Opcode::Fence {
             return false;
         }
-        if o.ev_fence != 0 {
-            self.emit(
-                t,
-                Event::Fence {
-                    index: o.ev_fence_index,
-                    seq: o.ev_fence_seq,
-                },
-            );
-        }
-        if o.ev_irq != 0 {
-            self.emit(
-                t,
-                Event::Irq {
-                    status: o.ev_irq_status,
-                },
-            );
-        }
+        self.fence_and_irq(t, o);
         true
     }
 

@@ -3,7 +3,8 @@
 //! default [`NullSink`] no event is even built (`EventSink::ENABLED` is a constant),
 //! so an unobserved model pays nothing.
 
-use npukit_abi::{Descriptor, ErrorCode, Opcode};
+use npukit_abi::desc::deps;
+use npukit_abi::{Descriptor, ErrorCode, Opcode, Unit};
 
 /// Who uses the memory port or executes a descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,6 +24,18 @@ impl Engine {
             Engine::Load => "load",
             Engine::Compute => "compute",
             Engine::Store => "store",
+        }
+    }
+}
+
+impl Engine {
+    /// The execution unit behind this engine (none for the command processor).
+    pub const fn unit(self) -> Option<Unit> {
+        match self {
+            Engine::Load => Some(Unit::Load),
+            Engine::Compute => Some(Unit::Compute),
+            Engine::Store => Some(Unit::Store),
+            Engine::Cmd => None,
         }
     }
 }
@@ -82,6 +95,44 @@ impl TokenQueue {
             TokenQueue::StoreToCompute => "store->compute",
         }
     }
+}
+
+/// The token counters a descriptor on `unit` waits on.
+pub fn waits(unit: Unit, d: u8) -> impl Iterator<Item = TokenQueue> {
+    let (prev, next) = match unit {
+        Unit::Load => (None, Some(TokenQueue::ComputeToLoad)),
+        Unit::Compute => (
+            Some(TokenQueue::LoadToCompute),
+            Some(TokenQueue::StoreToCompute),
+        ),
+        Unit::Store => (Some(TokenQueue::ComputeToStore), None),
+    };
+    let p = if d & deps::WAIT_PREV != 0 { prev } else { None };
+    let n = if d & deps::WAIT_NEXT != 0 { next } else { None };
+    p.into_iter().chain(n)
+}
+
+/// The token counters a descriptor on `unit` signals on completion.
+pub fn signals(unit: Unit, d: u8) -> impl Iterator<Item = TokenQueue> {
+    let (prev, next) = match unit {
+        Unit::Load => (None, Some(TokenQueue::LoadToCompute)),
+        Unit::Compute => (
+            Some(TokenQueue::ComputeToLoad),
+            Some(TokenQueue::ComputeToStore),
+        ),
+        Unit::Store => (Some(TokenQueue::StoreToCompute), None),
+    };
+    let p = if d & deps::SIGNAL_PREV != 0 {
+        prev
+    } else {
+        None
+    };
+    let n = if d & deps::SIGNAL_NEXT != 0 {
+        next
+    } else {
+        None
+    };
+    p.into_iter().chain(n)
 }
 
 /// One observable event.

@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 
-use npukit_abi::desc::{deps, Op};
+use npukit_abi::desc::Op;
 use npukit_abi::{caps, regs, Descriptor, ErrorCode, Limits, Opcode, Unit, DESC_BYTES};
 
 use crate::act;
@@ -31,7 +31,7 @@ use crate::config::NpuConfig;
 use crate::device::{Device, RunExit};
 use crate::dma::{DmaJob, DmaUnit};
 use crate::dram::DramTiming;
-use crate::event::{Engine, Event, EventSink, MemKind, NullSink, TokenQueue};
+use crate::event::{signals, waits, Engine, Event, EventSink, MemKind, NullSink, TokenQueue};
 use crate::mac;
 use crate::mem::DeviceMemory;
 use crate::spad::LocalMem;
@@ -207,44 +207,6 @@ impl ModelDevice<NullSink> {
 
 fn unit_index(u: Unit) -> usize {
     u as usize
-}
-
-/// The token counters a descriptor on `unit` waits on.
-fn waits(unit: Unit, d: u8) -> impl Iterator<Item = TokenQueue> {
-    let (prev, next) = match unit {
-        Unit::Load => (None, Some(TokenQueue::ComputeToLoad)),
-        Unit::Compute => (
-            Some(TokenQueue::LoadToCompute),
-            Some(TokenQueue::StoreToCompute),
-        ),
-        Unit::Store => (Some(TokenQueue::ComputeToStore), None),
-    };
-    let p = if d & deps::WAIT_PREV != 0 { prev } else { None };
-    let n = if d & deps::WAIT_NEXT != 0 { next } else { None };
-    p.into_iter().chain(n)
-}
-
-/// The token counters a descriptor on `unit` signals on completion.
-fn signals(unit: Unit, d: u8) -> impl Iterator<Item = TokenQueue> {
-    let (prev, next) = match unit {
-        Unit::Load => (None, Some(TokenQueue::LoadToCompute)),
-        Unit::Compute => (
-            Some(TokenQueue::ComputeToLoad),
-            Some(TokenQueue::ComputeToStore),
-        ),
-        Unit::Store => (Some(TokenQueue::StoreToCompute), None),
-    };
-    let p = if d & deps::SIGNAL_PREV != 0 {
-        prev
-    } else {
-        None
-    };
-    let n = if d & deps::SIGNAL_NEXT != 0 {
-        next
-    } else {
-        None
-    };
-    p.into_iter().chain(n)
 }
 
 /// Everything decided for one cycle, before it is applied.
@@ -649,11 +611,7 @@ impl<S: EventSink> ModelDevice<S> {
         for r in [cp_req, store_req, load_req].into_iter().flatten() {
             if p.grant.is_none() && accept {
                 p.grant = Some(r);
-            } else if let Some(u) = match r.who() {
-                Engine::Load => Some(Unit::Load),
-                Engine::Store => Some(Unit::Store),
-                _ => None,
-            } {
+            } else if let Some(u) = r.who().unit() {
                 p.denied[unit_index(u)] = true;
             }
         }
