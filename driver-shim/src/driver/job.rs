@@ -23,6 +23,18 @@ pub struct JobResult {
     pub fault_addr: u64,
     pub fault_desc: u32,
 }
+
+impl JobResult {
+    /// A job the driver aborted (reset under it, hang, context closed).
+    pub(super) fn aborted(error_code: u32) -> Self {
+        JobResult {
+            status: status::ABORTED,
+            error_code,
+            ..JobResult::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum JobState {
     Queued,
@@ -528,34 +540,23 @@ impl Core {
             let idx = d.mmio_read(regs::ERR_DESC);
             let addr = read64(d, regs::ERR_ADDR_LO);
             let fault_desc = r.slot_desc.get((idx % self.ring_size) as usize).copied();
-            let res = if code == ErrorCode::Watchdog as u32 {
-                JobResult {
-                    status: status::ABORTED,
-                    error_code: code,
-                    fault_addr: addr,
-                    fault_desc: fault_desc.unwrap_or(u32::MAX),
-                }
-            } else {
-                JobResult {
-                    status: status::ERROR,
-                    error_code: code,
-                    fault_addr: addr,
-                    fault_desc: fault_desc.unwrap_or(u32::MAX),
-                }
+            let res = JobResult {
+                // The device's own watchdog aborted it; any other halt is the job's error.
+                status: if code == ErrorCode::Watchdog as u32 {
+                    status::ABORTED
+                } else {
+                    status::ERROR
+                },
+                error_code: code,
+                fault_addr: addr,
+                fault_desc: fault_desc.unwrap_or(u32::MAX),
             };
             self.finish(res, false);
             self.reset("device error");
             return;
         }
         if d.mmio_read(regs::CONTROL) & regs::CONTROL_RUN == 0 {
-            self.finish(
-                JobResult {
-                    status: status::ABORTED,
-                    error_code: uapi::err::RESET,
-                    ..JobResult::default()
-                },
-                true,
-            );
+            self.finish(JobResult::aborted(uapi::err::RESET), true);
             self.reset("device reset under a job");
             return;
         }
@@ -573,14 +574,7 @@ impl Core {
                 r.last_done = done;
                 r.last_progress = now;
             } else if watchdog != 0 && now >= r.last_progress.saturating_add(watchdog) {
-                self.finish(
-                    JobResult {
-                        status: status::ABORTED,
-                        error_code: uapi::err::HANG,
-                        ..JobResult::default()
-                    },
-                    false,
-                );
+                self.finish(JobResult::aborted(uapi::err::HANG), false);
                 self.reset("watchdog: no progress");
             }
         }

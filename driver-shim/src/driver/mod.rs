@@ -50,7 +50,7 @@ use crate::errno::{Errno, IoctlResult};
 use crate::fault::{FaultDevice, Injection};
 use crate::mem::{Allocator, HostMemory, PAGE};
 use crate::trace::{LogSink, ShimEvent, TraceEvent, TraceLog};
-use crate::uapi::{self, param, status, GetParam};
+use crate::uapi::{self, param, GetParam};
 
 /// `mmap` offsets of BOs are `MMAP_BASE + device address` (DRM's fake offsets).
 pub const MMAP_BASE: u64 = 1 << 32;
@@ -506,14 +506,7 @@ impl Core {
             return;
         }
         if self.running.as_ref().is_some_and(|r| r.ctx == ctx) {
-            self.finish(
-                JobResult {
-                    status: status::ABORTED,
-                    error_code: uapi::err::RESET,
-                    ..JobResult::default()
-                },
-                true,
-            );
+            self.finish(JobResult::aborted(uapi::err::RESET), true);
             self.reset("context closed with a job running");
         }
         self.queue.retain(|(c, _)| *c != ctx);
