@@ -18,6 +18,7 @@ pub mod backend;
 pub mod driver;
 pub mod errno;
 pub mod fault;
+pub mod ivshmem;
 pub mod mem;
 pub mod preload;
 pub mod trace;

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The npukit kernel module in a QEMU guest, against the model: installs what
+# is missing (QEMU 10 from bookworm-backports, busybox-static, dwarves, ...),
+# downloads and unpacks the Debian 6.12 kernel image and headers (dpkg -x;
+# nothing is installed into the host's kernel), builds kmd/ against them,
+# builds a busybox initramfs with the C tests linked statically, starts the
+# host side (npukit-ivshmem, the model behind QEMU's ivshmem-doorbell),
+# boots with -accel tcg, runs the tests in the guest and reports on the host.
+# docs/kernel.md explains it. Exit code 0 only if every guest test passed.
+#
+#   bash scripts/guest-test.sh
+#
+# Environment: NPUKIT_GUEST_CACHE (downloads and the unpacked kernel, default
+# ~/.cache/npukit-guest), NPUKIT_BACKEND / NPUKIT_CONFIG (the device behind
+# the server, as for the shim), NPUKIT_KMD_PARAMS (module parameters).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${NPUKIT_GUEST_CACHE:-$HOME/.cache/npukit-guest}
+WORK=$ROOT/target/guest
+T0=$(date +%s)
+say() { echo "npukit guest: $*"; }
+elapsed() { echo "$(($(date +%s) - T0))s"; }
+
+# ----- host packages ----------------------------------------------------------
+if ! apt-cache policy 2>/dev/null | grep -q bookworm-backports; then
+    say "adding the bookworm-backports apt source (QEMU 10 and kernel 6.12 come from there)"
+    cat > /etc/apt/sources.list.d/npukit-backports.sources <<'EOS'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOS
+    apt-get update -qq
+fi
+need=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86/bookworm-backports)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v pahole >/dev/null 2>&1 || need+=(dwarves)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+command -v cpio >/dev/null 2>&1 || need+=(cpio)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+if [ ${#need[@]} -gt 0 ]; then
+    say "installing missing packages: ${need[*]}"
+    say "(QEMU: the guest; busybox-static: its userland; dwarves: pahole for the module's BTF; gcc, make, libc6-dev: module and static tests)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# ----- the kernel: Debian's 6.12 from bookworm-backports ---------------------
+KPKG=$(apt-cache depends -t bookworm-backports linux-image-amd64 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-image-6\.12[^ ]*-amd64\)$/\1/p' | head -1)
+[ -n "$KPKG" ] || { say "no linux-image-6.12 in bookworm-backports (apt-get update?)"; exit 1; }
+KVER=${KPKG#linux-image-}
+KBASE=${KVER%-amd64}
+mkdir -p "$CACHE/debs"
+KROOT=$CACHE/root-$KVER
+if [ ! -e "$KROOT/.unpacked" ]; then
+    (cd "$CACHE/debs" && for p in "linux-image-$KVER" "linux-headers-$KVER" \
+        "linux-headers-$KBASE-common" "linux-kbuild-$KBASE"; do
+        ls "${p}"_*.deb >/dev/null 2>&1 || { say "downloading $p"; apt-get download -qq "$p" 2>/dev/null; }
+    done)
+    rm -rf "$KROOT"
+    mkdir -p "$KROOT"
+    for d in "$CACHE"/debs/linux-{image-${KVER},headers-${KVER},headers-${KBASE}-common,kbuild-${KBASE}}_*.deb; do
+        dpkg -x "$d" "$KROOT"
+    done
+    # The headers' Makefile includes the common tree by its installed path.
+    sed -i "s|^include /usr/src/|include $KROOT/usr/src/|" "$KROOT/usr/src/linux-headers-$KVER/Makefile"
+    touch "$KROOT/.unpacked"
+fi
+KDIR=$KROOT/usr/src/linux-headers-$KVER
+say "kernel $KVER ready ($(elapsed))"
+
+# ----- the module, the host server, the tests ---------------------------------
+rm -rf "$WORK"
+mkdir -p "$WORK/kmd" "$WORK/initramfs"/{bin,modules,tests,etc}
+cp kmd/*.c kmd/*.h kmd/Kbuild "$WORK/kmd/"
+make -s -C "$KDIR" M="$WORK/kmd" NPUKIT_ROOT="$ROOT" modules
+say "kmd/npukit.ko built ($(elapsed))"
+cargo build -q -p npukit-shim --bin npukit-ivshmem
+say "npukit-ivshmem built ($(elapsed))"
+CFLAGS=(-static -O2 -Wall -Wextra -Werror -pthread -Idriver-shim/include -Ifirmware-abi/include
+    -Idriver-shim/examples/c -Idriver-shim/tests/c)
+for t in driver-shim/examples/c/{gemm,mt,mp,jobs,discover}.c driver-shim/tests/c/{negative,hang}.c \
+    scripts/guest/accel_node.c; do
+    gcc "${CFLAGS[@]}" -o "$WORK/initramfs/tests/$(basename "$t" .c)" "$t"
+done
+IR=$WORK/initramfs
+cp /bin/busybox "$IR/bin/busybox"
+cp scripts/guest/init "$IR/init"
+xz -dc "$KROOT/lib/modules/$KVER/kernel/drivers/gpu/drm/drm.ko.xz" > "$IR/modules/drm.ko"
+cp "$WORK/kmd/npukit.ko" "$IR/modules/"
+echo "${NPUKIT_KMD_PARAMS:-}" > "$IR/etc/npukit-params"
+printf '%s\n' "${NPUKIT_GUEST_DEBUG:-}" > "$IR/etc/npukit-debug"
+(cd "$IR" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/initramfs.cpio.gz"
+say "initramfs with the tests built ($(elapsed))"
+
+# ----- boot -------------------------------------------------------------------
+SOCK=$WORK/npu.sock
+"$ROOT/target/debug/npukit-ivshmem" --socket "$SOCK" --mem-mb 64 2> "$WORK/server.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+[ -S "$SOCK" ] || { cat "$WORK/server.log"; say "the server did not start"; exit 1; }
+BOOT=$(date +%s)
+set +e
+timeout 170 qemu-system-x86_64 -accel tcg -m 512 -smp 1 -no-reboot \
+    -display none -monitor none -serial stdio \
+    -kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$WORK/initramfs.cpio.gz" \
+    -append "console=ttyS0 loglevel=4 panic=-1 rdinit=/init" \
+    -chardev socket,path="$SOCK",id=npu -device ivshmem-doorbell,chardev=npu,vectors=1 \
+    < /dev/null 2>&1 | tee "$WORK/console.log" | grep -a --line-buffered -E '^(NPUKIT|  [a-z_-]+\\| )'
+QEMU_RC=${PIPESTATUS[0]}
+set -e
+wait $SERVER 2>/dev/null
+SERVER_RC=$?
+trap - EXIT
+sed 's/^/npukit guest: /' "$WORK/server.log"
+GUEST_S=$(($(date +%s) - BOOT))
+
+done_line=$(grep -a '^NPUKIT-GUEST-DONE' "$WORK/console.log" | tr -d '\r' || true)
+passed=$(grep -ac '^NPUKIT-TEST .* PASS' "$WORK/console.log" || true)
+failed=$(grep -ac '^NPUKIT-TEST .* FAIL' "$WORK/console.log" || true)
+if [ -z "$done_line" ]; then
+    say "the guest did not finish (qemu exit $QEMU_RC); last console lines:"
+    tail -40 "$WORK/console.log"
+    failed=$((failed + 1))
+fi
+[ "$SERVER_RC" = 0 ] || { say "npukit-ivshmem exited with $SERVER_RC"; failed=$((failed + 1)); }
+say "guest run ${GUEST_S}s, whole script $(elapsed) (console: target/guest/console.log)"
+echo "guest: $passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
