@@ -12,11 +12,13 @@
 #
 # Environment: NPUKIT_GUEST_CACHE (downloads and the unpacked kernel, default
 # ~/.cache/npukit-guest), NPUKIT_BACKEND / NPUKIT_CONFIG (the device behind
-# the server, as for the shim), NPUKIT_KMD_PARAMS (module parameters).
+# the server, as for the shim), NPUKIT_KMD_PARAMS (module parameters),
+# NPUKIT_IVSHMEM (a prebuilt npukit-ivshmem), NPUKIT_GUEST_DEBUG (shell
+# commands the guest runs after loading the modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CACHE=${NPUKIT_GUEST_CACHE:-$HOME/.cache/npukit-guest}
+CACHE=${NPUKIT_GUEST_CACHE:-${HOME:-/tmp}/.cache/npukit-guest}
 WORK=$ROOT/target/guest
 T0=$(date +%s)
 say() { echo "npukit guest: $*"; }
@@ -81,8 +83,14 @@ mkdir -p "$WORK/kmd" "$WORK/initramfs"/{bin,modules,tests,etc}
 cp kmd/*.c kmd/*.h kmd/Kbuild "$WORK/kmd/"
 make -s -C "$KDIR" M="$WORK/kmd" NPUKIT_ROOT="$ROOT" modules
 say "kmd/npukit.ko built ($(elapsed))"
-cargo build -q -p npukit-shim --bin npukit-ivshmem
-say "npukit-ivshmem built ($(elapsed))"
+# The host server: NPUKIT_IVSHMEM names one already built (scripts/test.sh
+# passes the one `cargo test --workspace` just built); else cargo builds it.
+SERVER_BIN=${NPUKIT_IVSHMEM:-}
+if [ -z "$SERVER_BIN" ]; then
+    cargo build -q -p npukit-shim --bin npukit-ivshmem
+    SERVER_BIN=$ROOT/target/debug/npukit-ivshmem
+    say "npukit-ivshmem built ($(elapsed))"
+fi
 CFLAGS=(-static -O2 -Wall -Wextra -Werror -pthread -Idriver-shim/include -Ifirmware-abi/include
     -Idriver-shim/examples/c -Idriver-shim/tests/c)
 for t in driver-shim/examples/c/{gemm,mt,mp,jobs,discover}.c driver-shim/tests/c/{negative,hang}.c \
@@ -101,7 +109,7 @@ say "initramfs with the tests built ($(elapsed))"
 
 # ----- boot -------------------------------------------------------------------
 SOCK=$WORK/npu.sock
-"$ROOT/target/debug/npukit-ivshmem" --socket "$SOCK" --mem-mb 64 2> "$WORK/server.log" &
+"$SERVER_BIN" --socket "$SOCK" --mem-mb 64 2> "$WORK/server.log" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done

@@ -25,3 +25,12 @@ echo "npukit test: firmware ABI builds without std"
 cargo build --quiet -p npukit-abi --no-default-features
 echo "npukit test: cargo test --workspace"
 cargo test --workspace
+# The kernel module (kmd/) in a QEMU guest against the model, with the shim's
+# C tests: installs QEMU and the rest when missing and downloads Debian's
+# kernel packages (once; cached in ~/.cache/npukit-guest). docs/kernel.md.
+if [ "${NPUKIT_SKIP_GUEST:-0}" = 1 ]; then
+    echo "npukit test: NPUKIT_SKIP_GUEST=1: the QEMU guest test is skipped"
+else
+    echo "npukit test: the kernel module in a QEMU guest (scripts/guest-test.sh)"
+    NPUKIT_IVSHMEM="$PWD/target/debug/npukit-ivshmem" bash scripts/guest-test.sh
+fi

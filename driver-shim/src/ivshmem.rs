@@ -140,7 +140,7 @@ impl ShmMemory {
     }
 
     fn word(&self, off: usize) -> &AtomicU32 {
-        assert!(off % 4 == 0 && off + 4 <= crate::mem::PAGE as usize);
+        assert!(off.is_multiple_of(4) && off + 4 <= crate::mem::PAGE as usize);
         // SAFETY: in page 0 of the mapping, 4-byte aligned (the mapping is
         // page-aligned); the mapping outlives the reference.
         unsafe { AtomicU32::from_ptr(self.ptr.add(off).cast()) }
@@ -354,8 +354,12 @@ impl Server {
         mem.store32(mbox::PLATFORM, platform as u32);
         mem.store32(mbox::SERVER_PEER, SERVER_PEER as u32);
         mem.store32(mbox::MAGIC, mbox::MAGIC_VALUE);
-        let own = (0..vectors).map(|_| EventFd::new()).collect::<io::Result<_>>()?;
-        let client = (0..vectors).map(|_| EventFd::new()).collect::<io::Result<_>>()?;
+        let own = (0..vectors)
+            .map(|_| EventFd::new())
+            .collect::<io::Result<_>>()?;
+        let client = (0..vectors)
+            .map(|_| EventFd::new())
+            .collect::<io::Result<_>>()?;
         Ok(Server {
             dev: FaultDevice::new(dev),
             mem,
@@ -536,7 +540,11 @@ mod tests {
                 .lines()
                 .find(|l| l.split_whitespace().nth(1) == Some(name))
                 .unwrap_or_else(|| panic!("{name} not in the header"));
-            let v = line.split_whitespace().nth(2).unwrap().trim_end_matches('u');
+            let v = line
+                .split_whitespace()
+                .nth(2)
+                .unwrap()
+                .trim_end_matches('u');
             match v.strip_prefix("0x") {
                 Some(x) => u64::from_str_radix(x, 16).unwrap(),
                 None => v.parse().unwrap(),
@@ -599,7 +607,10 @@ mod tests {
         // Writing the server's eventfd is the doorbell: the server sees it.
         let one = 1u64.to_ne_bytes();
         let e0 = e0.unwrap();
-        assert_eq!(unsafe { libc::write(e0.as_raw_fd(), one.as_ptr().cast(), 8) }, 8);
+        assert_eq!(
+            unsafe { libc::write(e0.as_raw_fd(), one.as_ptr().cast(), 8) },
+            8
+        );
         assert_eq!(s.own[0].drain(), 1);
         assert!(e1.is_some());
     }
@@ -614,13 +625,19 @@ mod tests {
         assert!(s.service_mailbox());
         assert!(!s.service_mailbox(), "a request is answered once");
         assert_eq!(s.mem.load32(mbox::RESP_SEQ), seq);
-        (s.mem.load32(mbox::RESP_VALUE), s.mem.load32(mbox::RESP_STATUS))
+        (
+            s.mem.load32(mbox::RESP_VALUE),
+            s.mem.load32(mbox::RESP_STATUS),
+        )
     }
 
     #[test]
     fn mailbox_reads_and_writes_registers() {
         let mut s = server();
-        assert_eq!(request(&mut s, 1, mbox::OP_READ, regs::ID, 0), (npukit_abi::DEVICE_ID, 0));
+        assert_eq!(
+            request(&mut s, 1, mbox::OP_READ, regs::ID, 0),
+            (npukit_abi::DEVICE_ID, 0)
+        );
         request(&mut s, 2, mbox::OP_WRITE, regs::IRQ_MASK, 3);
         assert_eq!(request(&mut s, 3, mbox::OP_READ, regs::IRQ_MASK, 0).0, 3);
         assert_eq!(request(&mut s, 4, 99, 0, 0).1, mbox::STATUS_BAD_OP);
@@ -639,16 +656,16 @@ mod tests {
         .encode();
         s.mem.write(0x1000, &d);
         let mut seq = 0;
-        let mut w = |s: &mut Server, off, v| {
+        let mut w = |s: &mut Server, op, off, v| {
             seq += 1;
-            request(s, seq, mbox::OP_WRITE, off, v);
+            request(s, seq, op, off, v);
         };
-        w(&mut s, regs::RING_BASE_LO, 0x1000);
-        w(&mut s, regs::RING_SIZE, 16);
-        w(&mut s, regs::IRQ_MASK, regs::IRQ_FENCE);
-        w(&mut s, regs::CONTROL, regs::CONTROL_RUN);
+        w(&mut s, mbox::OP_WRITE, regs::RING_BASE_LO, 0x1000);
+        w(&mut s, mbox::OP_WRITE, regs::RING_SIZE, 16);
+        w(&mut s, mbox::OP_WRITE, regs::IRQ_MASK, regs::IRQ_FENCE);
+        w(&mut s, mbox::OP_WRITE, regs::CONTROL, regs::CONTROL_RUN);
         assert!(!s.active(), "an empty ring is idle");
-        w(&mut s, regs::RING_TAIL, 1);
+        w(&mut s, mbox::OP_WRITE, regs::RING_TAIL, 1);
         let mut slices = 0;
         while s.active() {
             s.run_slice();
@@ -658,20 +675,19 @@ mod tests {
         assert_eq!(s.dev.mmio_read(regs::FENCE_SEQ), 7);
         assert_eq!(s.client[0].drain(), 1, "one MSI-X for the FENCE interrupt");
         // Frozen by the hang line, the device stays active and its clock runs.
-        seq = 100;
-        s.mem.store32(mbox::REQ_OP, mbox::OP_ARM_HANG);
-        s.mem.store32(mbox::REQ_VALUE, 0);
-        s.mem.store32(mbox::REQ_ARG_HI, 0);
-        s.mem.store32(mbox::REQ_SEQ, seq);
-        assert!(s.service_mailbox());
+        w(&mut s, mbox::OP_ARM_HANG, 0, 0);
         s.mem.write(0x1020, &d);
-        w(&mut s, regs::RING_TAIL, 2);
+        w(&mut s, mbox::OP_WRITE, regs::RING_TAIL, 2);
         let c0 = s.dev.cycle();
         for _ in 0..10 {
             assert!(s.active());
             s.run_slice();
         }
         assert!(s.dev.cycle() >= c0 + 10 * SLICE_CYCLES);
-        assert_eq!(s.dev.mmio_read(regs::RING_HEAD), 1, "no progress while hung");
+        assert_eq!(
+            s.dev.mmio_read(regs::RING_HEAD),
+            1,
+            "no progress while hung"
+        );
     }
 }

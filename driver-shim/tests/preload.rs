@@ -28,13 +28,19 @@ pub fn preload_lib() -> PathBuf {
 
 /// Compiles `examples/c/<name>.c` into the test's temp folder.
 pub fn build_example(name: &str) -> PathBuf {
+    build_c("examples/c", name)
+}
+
+/// Compiles `<dir>/<name>.c` (a folder of this crate) into the test's temp
+/// folder, with the examples' and the C tests' headers on the include path.
+pub fn build_c(dir: &str, name: &str) -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-examples");
     std::fs::create_dir_all(&out).unwrap();
     // Tests run in parallel: each build gets its own file.
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let exe = out.join(format!("{name}-{}-{n}", std::process::id()));
-    let src = manifest().join("examples/c").join(format!("{name}.c"));
+    let src = manifest().join(dir).join(format!("{name}.c"));
     let r = Command::new("cc")
         .args([
             "-std=gnu11",
@@ -48,6 +54,10 @@ pub fn build_example(name: &str) -> PathBuf {
         .arg(manifest().join("include"))
         .arg("-I")
         .arg(manifest().join("../firmware-abi/include"))
+        .arg("-I")
+        .arg(manifest().join("examples/c"))
+        .arg("-I")
+        .arg(manifest().join("tests/c"))
         .arg("-o")
         .arg(&exe)
         .arg(&src)
@@ -72,7 +82,11 @@ pub fn run_preloaded(exe: &Path, env: &[(&str, &str)]) -> Output {
 }
 
 fn check(name: &str, expect: &[&str]) {
-    let exe = build_example(name);
+    check_c("examples/c", name, expect)
+}
+
+fn check_c(dir: &str, name: &str, expect: &[&str]) {
+    let exe = build_c(dir, name);
     let out = run_preloaded(&exe, &[("NPUKIT_BACKEND", "model")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -95,6 +109,38 @@ fn gemm_driver_runs_bit_exact_under_ld_preload() {
             "platform 0",
             "bit-exact",
             "error paths as documented",
+            "ok",
+        ],
+    );
+}
+
+/// The C negative tests (`tests/c/negative.c`), which also run against the
+/// kernel module in the QEMU guest (scripts/guest-test.sh): every documented
+/// errno, the same program on both drivers.
+#[test]
+fn c_negative_tests_pass_under_ld_preload() {
+    check_c(
+        "tests/c",
+        "negative",
+        &[
+            "ok handle_zero_and_unknown_handles",
+            "ok job_stats_of_an_unfinished_job_is_ebusy",
+            "12 negative cases as documented",
+        ],
+    );
+}
+
+/// The C recovery test (`tests/c/hang.c`, also run in the guest): a hung
+/// job aborted by the watchdog, a reset job aborted, the rest bit-exact.
+#[test]
+fn c_hang_test_passes_under_ld_preload() {
+    check_c(
+        "tests/c",
+        "hang",
+        &[
+            "job 2: status 2 error 0x100",
+            "job 4: status 2 error 0x101",
+            "the other jobs bit-exact",
             "ok",
         ],
     );
