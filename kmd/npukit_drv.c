@@ -56,8 +56,9 @@ static inline void mb_wr(struct npukit_device *nd, u32 off, u32 v)
 
 /*
  * One request through the mailbox: post it, ring the host's doorbell, wait
- * for the answer. A host that does not answer within two seconds has lost
- * the device: every later access returns all ones at once.
+ * for the answer. A host that does not answer within ten seconds has lost
+ * the device (the RTL in lockstep may take a while per slice, and the host
+ * answers between slices): every later access returns all ones at once.
  */
 u32 npukit_mbox(struct npukit_device *nd, u32 op, u32 off, u64 arg, u64 *out)
 {
@@ -76,7 +77,7 @@ u32 npukit_mbox(struct npukit_device *nd, u32 op, u32 off, u64 arg, u64 *out)
 	mb_wr(nd, NPUKIT_MBOX_REQ_SEQ, seq);
 	wmb();
 	iowrite32(nd->server_peer << 16 | 0, nd->bar0 + IVSHMEM_DOORBELL);
-	deadline = ktime_add_ms(ktime_get(), 2000);
+	deadline = ktime_add_ms(ktime_get(), 10000);
 	while (mb_rd(nd, NPUKIT_MBOX_RESP_SEQ) != seq) {
 		if (ktime_after(ktime_get(), deadline)) {
 			dev_err(&nd->pdev->dev, "the host did not answer mailbox request %u (op %u, offset %#x): device lost\n",

@@ -250,6 +250,26 @@ void npukit_service(struct npukit_device *nd)
 
 	if (!nd->running)
 		return;
+	if (!nd->lost && ioread32(nd->mem + NPUKIT_MBOX_LOST)) {
+		dev_err(&nd->pdev->dev, "the host reports the device lost (its log has the report)\n");
+		nd->lost = true;
+	}
+	if (nd->lost) {
+		/* Its results cannot be trusted: this job and every queued one fail. */
+		struct npukit_job *job, *t;
+
+		npukit_finish(nd, DRM_NPUKIT_JOB_STATUS_ERROR, DRM_NPUKIT_ERR_LOST, 0, U32_MAX, true);
+		list_for_each_entry_safe(job, t, &nd->queue, qnode) {
+			list_del_init(&job->qnode);
+			job->status = DRM_NPUKIT_JOB_STATUS_ERROR;
+			job->error_code = DRM_NPUKIT_ERR_LOST;
+			job->fault_desc = U32_MAX;
+			job->stats.seq = job->seq;
+			npukit_job_done(nd, job);
+		}
+		npukit_complete(nd);
+		return;
+	}
 	irq = npukit_rd(nd, NPU_REG_IRQ_STATUS);
 	st = npukit_rd(nd, NPU_REG_STATUS);
 	if (irq)

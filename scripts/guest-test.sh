@@ -109,7 +109,11 @@ say "initramfs with the tests built ($(elapsed))"
 
 # ----- boot -------------------------------------------------------------------
 SOCK=$WORK/npu.sock
-"$SERVER_BIN" --socket "$SOCK" --mem-mb 64 2> "$WORK/server.log" &
+# Card memory: 64 MiB as the shim's default; the RTL backends copy and compare
+# all of it per slice, so they get 8 MiB unless NPUKIT_GUEST_MEM_MB says.
+case "${NPUKIT_BACKEND:-model}" in model) MEM_MB=64 ;; *) MEM_MB=8 ;; esac
+MEM_MB=${NPUKIT_GUEST_MEM_MB:-$MEM_MB}
+"$SERVER_BIN" --socket "$SOCK" --mem-mb "$MEM_MB" 2> "$WORK/server.log" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done

@@ -32,6 +32,9 @@
 #define NPUKIT_MBOX_VERSION       0x004 /* NPUKIT_MBOX_VERSION_VALUE */
 #define NPUKIT_MBOX_PLATFORM      0x008 /* DRM_NPUKIT_PLATFORM_* of the device behind it */
 #define NPUKIT_MBOX_SERVER_PEER   0x00C /* ivshmem peer ID whose vector 0 is the host's doorbell */
+/* Written by the host when the device behind it is lost (a lockstep
+ * divergence; the report is on the host's stderr): 1 from then on. */
+#define NPUKIT_MBOX_LOST          0x010
 
 /* A request (guest) and its response (host). */
 #define NPUKIT_MBOX_REQ_SEQ       0x040 /* written last: a new value starts the request */

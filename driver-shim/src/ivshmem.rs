@@ -41,6 +41,7 @@ pub mod mbox {
     pub const VERSION: usize = 0x004;
     pub const PLATFORM: usize = 0x008;
     pub const SERVER_PEER: usize = 0x00C;
+    pub const LOST: usize = 0x010;
     pub const REQ_SEQ: usize = 0x040;
     pub const REQ_OP: usize = 0x044;
     pub const REQ_OFFSET: usize = 0x048;
@@ -321,6 +322,7 @@ pub struct Server {
     client: Vec<EventFd>,
     last_seq: u32,
     irq_line: bool,
+    lost: bool,
     stats: Stats,
 }
 
@@ -368,6 +370,7 @@ impl Server {
             client,
             last_seq: 0,
             irq_line: false,
+            lost: false,
             stats: Stats::default(),
         })
     }
@@ -465,6 +468,18 @@ impl Server {
         let stop = !self.irq_line;
         self.dev.run_until(&mut self.mem, limit, stop);
         self.update_irq();
+        if !self.lost {
+            if let Some(report) = self.dev.lost() {
+                eprintln!(
+                    "npukit-ivshmem: device lost at cycle {}; the driver fails its jobs:\n{report}",
+                    self.dev.cycle()
+                );
+                self.mem.store32(mbox::LOST, 1);
+                self.lost = true;
+                // Wake the driver: it looks at LOST when it services the device.
+                self.client[0].signal();
+            }
+        }
     }
 
     /// Serves one client on `sock` until it disconnects.
@@ -558,6 +573,7 @@ mod tests {
             ("VERSION", VERSION as u64),
             ("PLATFORM", PLATFORM as u64),
             ("SERVER_PEER", SERVER_PEER as u64),
+            ("LOST", LOST as u64),
             ("REQ_SEQ", REQ_SEQ as u64),
             ("REQ_OP", REQ_OP as u64),
             ("REQ_OFFSET", REQ_OFFSET as u64),
