@@ -183,7 +183,7 @@ static int npukit_regs_show(struct seq_file *m, void *unused)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(npukit_regs); i++)
-		seq_printf(m, "%#05x %-26s = %#010x\n", npukit_regs[i].off, npukit_regs[i].name,
+		seq_printf(m, "0x%03x %-26s = 0x%08x\n", npukit_regs[i].off, npukit_regs[i].name,
 			   npukit_rd(nd, npukit_regs[i].off));
 	return 0;
 }
@@ -264,6 +264,15 @@ static int npukit_fi_flush(struct file *filp, fl_owner_t id)
 	if (!fi->len)
 		return 0;
 	mutex_lock(&nd->lock);
+	/* Entries for jobs already started can no longer fire: drop them. */
+	{
+		u32 i, kept = 0;
+
+		for (i = 0; i < nd->nfaults; i++)
+			if (nd->faults[i].job > nd->last_started)
+				nd->faults[kept++] = nd->faults[i];
+		nd->nfaults = kept;
+	}
 	ret = npukit_parse_faults(fi->buf, fi->len, nd->faults, NPUKIT_MAX_FAULTS, &nd->nfaults);
 	mutex_unlock(&nd->lock);
 	fi->len = 0;

@@ -120,7 +120,7 @@ struct npukit_device {
 	struct list_head deferred; /* npukit_objs to put once unlocked */
 	struct npukit_run run;
 	bool running;
-	u64 jobs_accepted;
+	u64 jobs_accepted, last_started; /* device-wide job numbers */
 	u32 fence_seq, next_ctx, nctx;
 	struct npukit_ctx *loaded_ctx;
 	bool needs_init;

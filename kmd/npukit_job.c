@@ -197,6 +197,7 @@ void npukit_start_next(struct npukit_device *nd)
 		npukit_wr(nd, NPU_REG_XLAT_PAGES, nd->xlat_pages);
 	memset(r, 0, sizeof(*r));
 	r->job = job;
+	nd->last_started = job->number;
 	now = npukit_cycle(nd);
 	r->start = npukit_snapshot(nd);
 	r->fence_seq = ++nd->fence_seq;

@@ -86,7 +86,7 @@ say "kmd/npukit.ko built ($(elapsed))"
 # The host server: NPUKIT_IVSHMEM names one already built (scripts/test.sh
 # passes the one `cargo test --workspace` just built); else cargo builds it.
 SERVER_BIN=${NPUKIT_IVSHMEM:-}
-if [ -z "$SERVER_BIN" ]; then
+if [ -z "$SERVER_BIN" ] || [ ! -x "$SERVER_BIN" ]; then
     cargo build -q -p npukit-shim --bin npukit-ivshmem
     SERVER_BIN=$ROOT/target/debug/npukit-ivshmem
     say "npukit-ivshmem built ($(elapsed))"
@@ -107,42 +107,66 @@ printf '%s\n' "${NPUKIT_GUEST_DEBUG:-}" > "$IR/etc/npukit-debug"
 (cd "$IR" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/initramfs.cpio.gz"
 say "initramfs with the tests built ($(elapsed))"
 
-# ----- boot -------------------------------------------------------------------
-SOCK=$WORK/npu.sock
-# Card memory: 64 MiB as the shim's default; the RTL backends copy and compare
-# all of it per slice, so they get 8 MiB unless NPUKIT_GUEST_MEM_MB says.
-case "${NPUKIT_BACKEND:-model}" in model) MEM_MB=64 ;; *) MEM_MB=8 ;; esac
-MEM_MB=${NPUKIT_GUEST_MEM_MB:-$MEM_MB}
-"$SERVER_BIN" --socket "$SOCK" --mem-mb "$MEM_MB" 2> "$WORK/server.log" &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
-[ -S "$SOCK" ] || { cat "$WORK/server.log"; say "the server did not start"; exit 1; }
-BOOT=$(date +%s)
-set +e
-timeout 170 qemu-system-x86_64 -accel tcg -m 512 -smp 1 -no-reboot \
-    -display none -monitor none -serial stdio \
-    -kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$WORK/initramfs.cpio.gz" \
-    -append "console=ttyS0 loglevel=4 panic=-1 rdinit=/init" \
-    -chardev socket,path="$SOCK",id=npu -device ivshmem-doorbell,chardev=npu,vectors=1 \
-    < /dev/null 2>&1 | tee "$WORK/console.log" | grep -a --line-buffered -E '^(NPUKIT|  [a-z_-]+\\| )'
-QEMU_RC=${PIPESTATUS[0]}
-set -e
-wait $SERVER 2>/dev/null
-SERVER_RC=$?
-trap - EXIT
-sed 's/^/npukit guest: /' "$WORK/server.log"
-GUEST_S=$(($(date +%s) - BOOT))
-
-done_line=$(grep -a '^NPUKIT-GUEST-DONE' "$WORK/console.log" | tr -d '\r' || true)
-passed=$(grep -ac '^NPUKIT-TEST .* PASS' "$WORK/console.log" || true)
-failed=$(grep -ac '^NPUKIT-TEST .* FAIL' "$WORK/console.log" || true)
-if [ -z "$done_line" ]; then
-    say "the guest did not finish (qemu exit $QEMU_RC); last console lines:"
-    tail -40 "$WORK/console.log"
-    failed=$((failed + 1))
-fi
-[ "$SERVER_RC" = 0 ] || { say "npukit-ivshmem exited with $SERVER_RC"; failed=$((failed + 1)); }
-say "guest run ${GUEST_S}s, whole script $(elapsed) (console: target/guest/console.log)"
-echo "guest: $passed passed, $failed failed"
-[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
+# ----- boot, once per backend ----------------------------------------------
+# NPUKIT_GUEST_BACKENDS: the devices behind the server, one guest boot each,
+# as BACKEND[:CONFIG] (default: NPUKIT_BACKEND, else model). rtl and
+# lockstep need a server with the RTL built in (cargo test builds that one).
+BACKENDS=${NPUKIT_GUEST_BACKENDS:-${NPUKIT_BACKEND:-model}${NPUKIT_CONFIG:+:$NPUKIT_CONFIG}}
+total_passed=0
+total_failed=0
+boot_one() { # BACKEND CONFIG
+    local backend=$1 config=$2 log=$WORK/console-$1.log slog=$WORK/server-$1.log
+    local sock=$WORK/npu-$1.sock mem server boot qemu_rc server_rc passed failed
+    # Card memory: 64 MiB as the shim's default; the RTL backends copy all of
+    # it per slice, so they get 8 MiB unless NPUKIT_GUEST_MEM_MB says.
+    case "$backend" in model) mem=64 ;; *) mem=8 ;; esac
+    mem=${NPUKIT_GUEST_MEM_MB:-$mem}
+    NPUKIT_BACKEND=$backend NPUKIT_CONFIG=$config \
+        "$SERVER_BIN" --socket "$sock" --mem-mb "$mem" 2> "$slog" &
+    server=$!
+    for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+    if [ ! -S "$sock" ]; then
+        cat "$slog"
+        say "[$backend] the server did not start"
+        kill "$server" 2>/dev/null || true
+        total_failed=$((total_failed + 1))
+        return
+    fi
+    say "[$backend${config:+ $config}] booting"
+    boot=$(date +%s)
+    set +e
+    timeout 170 qemu-system-x86_64 -accel tcg -m 512 -smp 1 -no-reboot \
+        -display none -monitor none -serial stdio \
+        -kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$WORK/initramfs.cpio.gz" \
+        -append "console=ttyS0 loglevel=4 panic=-1 rdinit=/init" \
+        -chardev socket,path="$sock",id=npu -device ivshmem-doorbell,chardev=npu,vectors=1 \
+        < /dev/null 2>&1 | tee "$log" | grep -a --line-buffered -E '^(NPUKIT|  [a-z_-]+\| )'
+    qemu_rc=${PIPESTATUS[0]}
+    # The server exits when QEMU disconnects.
+    for _ in $(seq 50); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
+    kill "$server" 2>/dev/null
+    wait "$server"
+    server_rc=$?
+    set -e
+    sed "s/^/npukit guest: [$backend] /" "$slog"
+    passed=$(grep -ac '^NPUKIT-TEST .* PASS' "$log" || true)
+    failed=$(grep -ac '^NPUKIT-TEST .* FAIL' "$log" || true)
+    if ! grep -aq '^NPUKIT-GUEST-DONE' "$log"; then
+        say "[$backend] the guest did not finish (qemu exit $qemu_rc); last console lines:"
+        tail -40 "$log"
+        failed=$((failed + 1))
+    fi
+    if [ "$server_rc" != 0 ]; then
+        say "[$backend] npukit-ivshmem exited with $server_rc"
+        failed=$((failed + 1))
+    fi
+    say "[$backend] $passed passed, $failed failed; guest run $(($(date +%s) - boot))s (console: target/guest/console-$backend.log)"
+    total_passed=$((total_passed + passed))
+    total_failed=$((total_failed + failed))
+}
+for b in $BACKENDS; do
+    boot_one "${b%%:*}" "$([ "${b#*:}" != "$b" ] && echo "${b#*:}")"
+done
+say "whole script $(elapsed)"
+echo "guest: $total_passed passed, $total_failed failed"
+[ "$total_failed" = 0 ] && [ "$total_passed" -gt 0 ]

@@ -32,5 +32,8 @@ if [ "${NPUKIT_SKIP_GUEST:-0}" = 1 ]; then
     echo "npukit test: NPUKIT_SKIP_GUEST=1: the QEMU guest test is skipped"
 else
     echo "npukit test: the kernel module in a QEMU guest (scripts/guest-test.sh)"
-    NPUKIT_IVSHMEM="$PWD/target/debug/npukit-ivshmem" bash scripts/guest-test.sh
+    # The model (16x16) and, with the RTL the test build put into the server,
+    # the model and the RTL in lockstep (4x4).
+    NPUKIT_IVSHMEM="$PWD/target/debug/npukit-ivshmem" \
+        NPUKIT_GUEST_BACKENDS="model lockstep:configs/4x4.toml" bash scripts/guest-test.sh
 fi

@@ -94,6 +94,12 @@ pub trait BackendDevice: Device + Send {
     fn lost(&self) -> Option<String> {
         None
     }
+
+    /// Whether a device that checks itself compares device memory (the
+    /// lockstep pair does, per slice, by default). A host whose memory is
+    /// written by someone else while the device runs (the guest CPU behind
+    /// `npukit-ivshmem`) turns it off: such writes would read as divergences.
+    fn set_compare_memory(&mut self, _on: bool) {}
 }
 
 impl<S: EventSink + Send> BackendDevice for ModelDevice<S> {}
@@ -221,6 +227,10 @@ impl Device for Pair {
 }
 
 impl BackendDevice for Pair {
+    fn set_compare_memory(&mut self, on: bool) {
+        self.ls.set_compare_memory(on);
+    }
+
     fn lost(&self) -> Option<String> {
         self.ls.divergence().map(|d| {
             format!(
