@@ -93,7 +93,7 @@ if [ -z "$SERVER_BIN" ] || [ ! -x "$SERVER_BIN" ]; then
 fi
 CFLAGS=(-static -O2 -Wall -Wextra -Werror -pthread -Idriver-shim/include -Ifirmware-abi/include
     -Idriver-shim/examples/c -Idriver-shim/tests/c)
-for t in driver-shim/examples/c/{gemm,mt,mp,jobs,discover}.c driver-shim/tests/c/{negative,hang}.c \
+for t in driver-shim/examples/c/{gemm,mt,mp,jobs,discover}.c driver-shim/tests/c/{negative,hang,isolation,long}.c \
     scripts/guest/accel_node.c; do
     gcc "${CFLAGS[@]}" -o "$WORK/initramfs/tests/$(basename "$t" .c)" "$t"
 done

@@ -146,6 +146,36 @@ fn c_hang_test_passes_under_ld_preload() {
     );
 }
 
+/// The C isolation test (`tests/c/isolation.c`, also run in the guest):
+/// another context's BO faults and stays unchanged; a read-only BO is not
+/// written.
+#[test]
+fn c_isolation_test_passes_under_ld_preload() {
+    check_c(
+        "tests/c",
+        "isolation",
+        &[
+            "another context's BO: XLAT_FAULT at its address, unchanged",
+            "read-only BO: LOAD ok, STORE XLAT_WRITE, unchanged",
+            "ok",
+        ],
+    );
+}
+
+/// The C long-job test (`tests/c/long.c`, also run in the guest): a job of
+/// 2004 descriptors through a ring of 256.
+#[test]
+fn c_long_job_test_passes_under_ld_preload() {
+    check_c(
+        "tests/c",
+        "long",
+        &[
+            "2004 descriptors (ring of 256): bit-exact, 2005 descriptors counted",
+            "ok",
+        ],
+    );
+}
+
 #[test]
 fn multi_threaded_client() {
     check(
