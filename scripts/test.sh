@@ -11,9 +11,14 @@ command -v c++ >/dev/null 2>&1 || need_pkgs+=(g++)
 # Verilator builds the checked-in RTL (rtl/generated/*.v) for the lockstep
 # co-simulation tests (rtl/tests/cosim_*.rs, cli/tests/cosim.rs).
 command -v verilator >/dev/null 2>&1 || need_pkgs+=(verilator make)
+# Headless Chromium renders the explorer's report.html (explore/tests/browser.rs);
+# a TrueType font draws the text of its PNG plots.
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_pkgs+=(fonts-dejavu-core)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "npukit test: installing missing system packages: ${need_pkgs[*]}"
-    echo "npukit test: (gcc/g++: C header checks and the Verilated RTL; verilator, make: RTL co-simulation)"
+    echo "npukit test: (gcc/g++: C header checks and the Verilated RTL; verilator, make: RTL co-simulation;"
+    echo "npukit test:  chromium: renders the explorer's report in a test; fonts-dejavu-core: text of its PNG plots)"
     apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}"
 fi
 

@@ -1,6 +1,7 @@
 //! The `npukit` command.
 
 mod cosim;
+mod explore;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +84,10 @@ enum Cmd {
         #[arg(long, default_value_t = 100_000_000)]
         max_cycles: u64,
     },
+    /// Sweep configuration fields x workloads in parallel; write results.csv,
+    /// results.json, summary.md and report.html with plots (docs/explore.md).
+    /// `npukit explore merge DIR...` joins the shards of a sweep.
+    Explore(explore::ExploreArgs),
     /// Show a hardware configuration with derived figures.
     Info {
         /// Hardware configuration (TOML); built-in defaults when omitted.
@@ -251,6 +256,7 @@ fn main() -> ExitCode {
             },
             Err(e) => Err(e),
         },
+        Cmd::Explore(a) => explore::explore(a),
         Cmd::Info { config, json } => load_config(config.as_deref()).and_then(|c| info(&c, *json)),
         Cmd::Asm {
             input,

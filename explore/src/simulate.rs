@@ -1,0 +1,421 @@
+//! Simulating one point: compile the workload for the point's configuration,
+//! run it on the cycle-accurate model, check the outputs against the CPU
+//! reference bit for bit, and keep every counter, the per-layer cycle breakdown
+//! and the local-memory traffic of the program.
+//!
+//! Everything in a [`SimResult`] depends only on the configuration, the
+//! workload and the code of the model and compiler (the cache key, see
+//! [`crate::cache`]); the energy model and the estimates are derived from it
+//! afterwards, so changing the energy table re-simulates nothing.
+
+use std::collections::BTreeMap;
+
+use npukit_abi::desc::Op;
+use npukit_compiler::{Compiled, Tensor, Workload};
+use npukit_sim::run;
+use npukit_sim::{Engine, Event, EventSink, ModelDevice, NpuConfig, VecMemory};
+use serde::{Deserialize, Serialize};
+
+/// One layer's measured figures. The layer's span runs from the first dispatch
+/// of one of its descriptors to the last completion; spans of consecutive
+/// layers can overlap (the next layer's first loads start early).
+/// The span's cycles are split three ways:
+/// * `compute_cycles`: the compute unit executes one of the layer's descriptors;
+/// * `memory_stall_cycles`: it does not, while a LOAD or STORE of the layer moves data;
+/// * `dependency_stall_cycles`: neither: the layer waits on tokens, dispatch,
+///   or other layers' work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerFigures {
+    pub name: String,
+    pub descriptors: usize,
+    pub first_cycle: u64,
+    pub last_cycle: u64,
+    pub cycles: u64,
+    pub macs: u64,
+    /// Bytes the layer's LOADs and STOREs move (from the compiler's schedule).
+    pub dram_bytes: u64,
+    pub compute_cycles: u64,
+    pub memory_stall_cycles: u64,
+    pub dependency_stall_cycles: u64,
+}
+
+/// Local-memory and array traffic of the program, counted from its descriptors
+/// (every descriptor runs exactly once).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// MATMUL descriptors: one weight fold each.
+    pub folds: u64,
+    pub spad_read_bytes: u64,
+    pub spad_write_bytes: u64,
+    pub acc_read_bytes: u64,
+    pub acc_write_bytes: u64,
+    /// Elements the activation unit processes (ACT, ADD, MAX).
+    pub act_elements: u64,
+    /// Descriptor bytes fetched from device memory.
+    pub fetch_bytes: u64,
+}
+
+impl Traffic {
+    /// Counts a program's traffic.
+    pub fn of(descs: &[npukit_abi::Descriptor]) -> Traffic {
+        let mut t = Traffic {
+            fetch_bytes: (descs.len() * npukit_abi::DESC_BYTES) as u64,
+            ..Traffic::default()
+        };
+        for d in descs {
+            match &d.op {
+                Op::Load(x) => {
+                    let b = x.rows as u64 * x.row_bytes as u64;
+                    if x.acc {
+                        t.acc_write_bytes += b
+                    } else {
+                        t.spad_write_bytes += b
+                    }
+                }
+                Op::Store(x) => {
+                    let b = x.rows as u64 * x.row_bytes as u64;
+                    if x.acc {
+                        t.acc_read_bytes += b
+                    } else {
+                        t.spad_read_bytes += b
+                    }
+                }
+                Op::Matmul(m) => {
+                    let (m_, k, n) = (m.m as u64, m.k as u64, m.n as u64);
+                    t.folds += 1;
+                    t.spad_read_bytes += m_ * k + k * n;
+                    t.acc_write_bytes += 4 * m_ * n;
+                    if m.accumulate {
+                        t.acc_read_bytes += 4 * m_ * n;
+                    }
+                }
+                Op::Act(a) => {
+                    let e = a.rows as u64 * a.cols as u64;
+                    t.act_elements += e;
+                    t.acc_read_bytes += 4 * e
+                        + if a.bias.is_some() {
+                            4 * a.cols as u64
+                        } else {
+                            0
+                        };
+                    t.spad_write_bytes += e;
+                }
+                Op::Add(a) => {
+                    let e = a.len as u64;
+                    t.act_elements += e;
+                    t.spad_read_bytes += 2 * e;
+                    t.acc_write_bytes += 4 * e;
+                    if a.accumulate {
+                        t.acc_read_bytes += 4 * e;
+                    }
+                }
+                Op::Max(m) => {
+                    let e = m.len as u64;
+                    t.act_elements += e;
+                    t.spad_read_bytes += 2 * e;
+                    t.spad_write_bytes += e;
+                }
+                Op::Nop | Op::Fence(_) => {}
+            }
+        }
+        t
+    }
+}
+
+/// What one point's simulation produced. `error` is set when the point could
+/// not be run (the workload does not fit the configuration, the device faulted,
+/// the result differs from the reference); the other fields are then empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SimResult {
+    pub error: Option<String>,
+    pub cycles: u64,
+    /// Every performance counter by register name (`PERF_CYCLES`, ...).
+    pub counters: BTreeMap<String, u64>,
+    pub descriptors: usize,
+    pub layers: Vec<LayerFigures>,
+    pub traffic: Traffic,
+}
+
+impl SimResult {
+    fn failed(message: String) -> SimResult {
+        SimResult {
+            error: Some(message),
+            ..SimResult::default()
+        }
+    }
+
+    /// A counter by register name (0 when absent).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// Records each descriptor's dispatch and its issue-to-completion slice on the
+/// three execution units: all the per-layer breakdown needs, without keeping
+/// the event stream.
+#[derive(Debug, Default)]
+struct SliceSink {
+    first_seen: Vec<u64>,
+    open: [Option<(u32, u64)>; 4],
+    /// (engine, ring index, issue cycle, completion cycle)
+    slices: Vec<(Engine, u32, u64, u64)>,
+}
+
+impl SliceSink {
+    fn seen(&mut self, index: u32, cycle: u64) {
+        let i = index as usize;
+        if i >= self.first_seen.len() {
+            self.first_seen.resize(i + 1, u64::MAX);
+        }
+        self.first_seen[i] = self.first_seen[i].min(cycle);
+    }
+}
+
+impl EventSink for SliceSink {
+    fn event(&mut self, cycle: u64, e: Event) {
+        match e {
+            Event::Dispatch { index, .. } => self.seen(index, cycle),
+            Event::Issue { unit, index, .. } => {
+                self.seen(index, cycle);
+                self.open[unit as usize] = Some((index, cycle));
+            }
+            Event::Complete { unit, index, .. } => {
+                if let Some((i, start)) = self.open[unit as usize].take() {
+                    if i == index {
+                        self.slices.push((unit, index, start, cycle));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Total length of the union of half-open intervals.
+fn union_len(mut v: Vec<(u64, u64)>) -> u64 {
+    v.sort_unstable();
+    let mut total = 0;
+    let mut cur: Option<(u64, u64)> = None;
+    for (s, e) in v {
+        match cur {
+            Some((cs, ce)) if s <= ce => cur = Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                total += ce - cs;
+                cur = Some((s, e));
+            }
+            None => cur = Some((s, e)),
+        }
+    }
+    total + cur.map_or(0, |(s, e)| e - s)
+}
+
+/// The layer each descriptor belongs to. Ranges of consecutive layers overlap
+/// (the next layer's first weight loads are issued before this layer's last
+/// MATMULs): in an overlap a LOAD belongs to the later layer, anything else to
+/// the earlier one.
+fn owners(c: &Compiled) -> Vec<Option<usize>> {
+    let n = c.program.len();
+    let mut own = vec![None; n];
+    for (li, l) in c.layers.iter().enumerate() {
+        for i in l.descs.clone().filter(|&i| i < n) {
+            let load = matches!(c.program.descs()[i].op, Op::Load(_));
+            if own[i].is_none() || load {
+                own[i] = Some(li);
+            }
+        }
+    }
+    own
+}
+
+fn layer_figures(c: &Compiled, sink: &SliceSink) -> Vec<LayerFigures> {
+    let own = owners(c);
+    let of = |i: u32| own.get(i as usize).copied().flatten();
+    let mut first = vec![u64::MAX; c.layers.len()];
+    for (i, &cy) in sink.first_seen.iter().enumerate() {
+        if let Some(l) = of(i as u32) {
+            first[l] = first[l].min(cy);
+        }
+    }
+    let mut last = vec![0u64; c.layers.len()];
+    let mut comp = vec![vec![]; c.layers.len()];
+    let mut dma = vec![vec![]; c.layers.len()];
+    for &(unit, index, s, e) in &sink.slices {
+        let Some(l) = of(index) else { continue };
+        last[l] = last[l].max(e);
+        match unit {
+            Engine::Compute => comp[l].push((s, e)),
+            Engine::Load | Engine::Store => dma[l].push((s, e)),
+            Engine::Cmd => {}
+        }
+    }
+    c.layers
+        .iter()
+        .enumerate()
+        .map(|(li, l)| {
+            let last = last[li];
+            let first = first[li].min(last);
+            let cycles = last - first;
+            let compute = union_len(comp[li].clone());
+            let busy = union_len(comp[li].iter().chain(&dma[li]).copied().collect());
+            LayerFigures {
+                name: l.name.clone(),
+                descriptors: own.iter().filter(|o| **o == Some(li)).count(),
+                first_cycle: first,
+                last_cycle: last,
+                cycles,
+                macs: l.macs,
+                dram_bytes: l.dram_bytes,
+                compute_cycles: compute,
+                memory_stall_cycles: busy - compute,
+                dependency_stall_cycles: cycles.saturating_sub(busy),
+            }
+        })
+        .collect()
+}
+
+/// Compares every output with the reference; the error names the first difference.
+fn check(c: &Compiled, mem: &VecMemory, reference: &[(String, Tensor)]) -> Result<(), String> {
+    for (name, want) in reference {
+        let got = npukit_compiler::read_output(c, mem, name).map_err(|e| e.to_string())?;
+        if got.shape != want.shape {
+            return Err(format!(
+                "output `{name}`: NPU shape {:?}, reference {:?}",
+                got.shape, want.shape
+            ));
+        }
+        if let Some((i, g, w)) = got.first_difference(want) {
+            return Err(format!(
+                "output `{name}` differs from the CPU reference at element {i}: NPU {g}, reference {w}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Compiles, simulates and checks one point.
+pub fn simulate(
+    w: &Workload,
+    reference: &[(String, Tensor)],
+    cfg: &NpuConfig,
+    max_cycles: u64,
+) -> SimResult {
+    let c = match npukit_compiler::compile(w, cfg) {
+        Ok(c) => c,
+        Err(e) => return SimResult::failed(format!("compile: {e}")),
+    };
+    if c.mem_bytes > cfg.dram.size_bytes {
+        return SimResult::failed(format!(
+            "the workload needs {} bytes of device memory; dram.size_bytes is {}",
+            c.mem_bytes, cfg.dram.size_bytes
+        ));
+    }
+    let mut mem = VecMemory::new(c.mem_bytes as usize);
+    if let Err(e) = npukit_compiler::load_image(&c, &mut mem) {
+        return SimResult::failed(format!("load image: {e}"));
+    }
+    let mut dev = ModelDevice::with_sink(cfg, SliceSink::default());
+    let out = match run::run_program(
+        &mut dev,
+        &mut mem,
+        c.ring_base,
+        c.program.descs(),
+        max_cycles,
+    ) {
+        Ok(o) => o,
+        Err(e) => return SimResult::failed(format!("run: {e}")),
+    };
+    if let Err(e) = check(&c, &mem, reference) {
+        return SimResult::failed(format!("wrong result: {e}"));
+    }
+    let sink = dev.into_sink();
+    SimResult {
+        error: None,
+        cycles: out.counters.cycles,
+        counters: out
+            .counters
+            .named()
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect(),
+        descriptors: c.program.len(),
+        layers: layer_figures(&c, &sink),
+        traffic: Traffic::of(c.program.descs()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn union_of_intervals() {
+        assert_eq!(union_len(vec![]), 0);
+        assert_eq!(union_len(vec![(5, 10), (0, 3), (2, 4), (10, 12)]), 4 + 7);
+        assert_eq!(union_len(vec![(0, 10), (2, 3)]), 10);
+    }
+
+    /// The breakdown adds up, and its compute part equals the compute unit's busy
+    /// counter when layers do not share the compute unit.
+    #[test]
+    fn builtin_example_breakdown_is_consistent() {
+        let w = npukit_compiler::builtin_example();
+        let r = npukit_compiler::reference(&w).unwrap();
+        let cfg = NpuConfig::default();
+        let s = simulate(&w, &r, &cfg, 10_000_000);
+        assert_eq!(s.error, None);
+        assert_eq!(s.layers.len(), 3);
+        let mut compute = 0;
+        for l in &s.layers {
+            assert_eq!(
+                l.compute_cycles + l.memory_stall_cycles + l.dependency_stall_cycles,
+                l.cycles,
+                "{l:?}"
+            );
+            assert!(l.compute_cycles > 0 && l.last_cycle <= s.cycles);
+            compute += l.compute_cycles;
+        }
+        assert_eq!(compute, s.counter("PERF_COMPUTE_BUSY"));
+        assert_eq!(
+            s.counter("PERF_MACS"),
+            s.layers.iter().map(|l| l.macs).sum::<u64>()
+        );
+        let c = npukit_compiler::compile(&w, &cfg).unwrap();
+        let matmuls = c
+            .program
+            .descs()
+            .iter()
+            .filter(|d| matches!(d.op, Op::Matmul(_)))
+            .count();
+        assert_eq!(s.traffic.folds, matmuls as u64);
+        // Every byte a LOAD brings in is written to local memory.
+        assert_eq!(
+            s.counter("PERF_DMA_RD_BYTES"),
+            c.program
+                .descs()
+                .iter()
+                .map(|d| match d.op {
+                    Op::Load(x) => x.rows as u64 * x.row_bytes as u64,
+                    _ => 0,
+                })
+                .sum::<u64>()
+        );
+    }
+
+    #[test]
+    fn a_workload_that_does_not_fit_is_an_error_result() {
+        let w = npukit_compiler::builtin_example();
+        let r = npukit_compiler::reference(&w).unwrap();
+        let cfg = NpuConfig {
+            cmdproc: npukit_sim::config::CmdParams {
+                max_ring: 4,
+                ..Default::default()
+            },
+            ..NpuConfig::default()
+        };
+        let s = simulate(&w, &r, &cfg, 10_000_000);
+        assert!(
+            s.error.as_deref().is_some_and(|e| e.contains("ring")),
+            "{s:?}"
+        );
+    }
+}
