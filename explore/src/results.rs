@@ -186,7 +186,7 @@ impl Results {
         s
     }
 
-    /// Workload names in sweep order.
+    /// The rows of one workload, in point order.
     pub fn rows_of<'a>(&'a self, workload: &'a str) -> impl Iterator<Item = &'a Row> + 'a {
         self.rows.iter().filter(move |r| r.workload == workload)
     }
