@@ -8,9 +8,10 @@
 //!   register energy per byte — per MAC 5 bytes weight-stationary (the
 //!   activation passed on, the 32-bit partial sum passed down) or 6 bytes
 //!   output-stationary (activation and weight passed on, the accumulator
-//!   updated in place), plus per fold `R * R * C` bytes of weight shift-in
-//!   (weight-stationary) or `4 * R * R * C` bytes of result drain
-//!   (output-stationary);
+//!   updated in place), plus per MATMUL `R * R * C` bytes of weight shift-in
+//!   (weight-stationary: `R` shifts of the whole weight array) or `4 * C * m`
+//!   bytes of results moved to the output registers (output-stationary: a row
+//!   of `C` int32 sums per streamed row);
 //! * `scratchpad`, `accumulator`: bytes read and written x the SRAM energy per
 //!   byte at that memory's capacity;
 //! * `activation`: elements through the activation unit x (32-bit multiply + add);
@@ -217,12 +218,11 @@ impl EnergyTable {
         let pj = |x: f64| x * self.energy_scale / 1000.0;
         let macs = r.counter("PERF_MACS") as f64;
         let (rows, cols) = (cfg.array.rows as f64, cfg.array.cols as f64);
-        let (per_mac, per_fold) = if dataflow(cfg) == "output-stationary" {
-            (6.0, 4.0 * rows * rows * cols)
+        let reg_bytes = if dataflow(cfg) == "output-stationary" {
+            macs * 6.0 + 4.0 * cols * t.matmul_rows as f64
         } else {
-            (5.0, rows * rows * cols)
+            macs * 5.0 + t.folds as f64 * rows * rows * cols
         };
-        let reg_bytes = macs * per_mac + t.folds as f64 * per_fold;
         let spad = (t.spad_read_bytes + t.spad_write_bytes) as f64;
         let acc = (t.acc_read_bytes + t.acc_write_bytes) as f64;
         let dram = (r.counter("PERF_DMA_RD_BYTES") + r.counter("PERF_DMA_WR_BYTES") + t.fetch_bytes)
@@ -312,6 +312,7 @@ mod tests {
             .into(),
             traffic: Traffic {
                 folds: 2,
+                matmul_rows: 7,
                 spad_read_bytes: 10,
                 spad_write_bytes: 0,
                 acc_read_bytes: 0,
@@ -328,6 +329,17 @@ mod tests {
             (1000.0 * 5.0 + 2.0 * 4096.0) * 0.15 / 1000.0
         ));
         assert!(close(e.dram_nj, 160.0 * 162.5 / 1000.0));
+        let mut os = cfg.clone();
+        if crate::sweep::get_field(&os, "array.dataflow").is_some() {
+            let mut t = toml::Value::try_from(&os).unwrap();
+            t["array"]["dataflow"] = "output-stationary".into();
+            os = t.try_into().unwrap();
+            let e = EnergyTable::builtin().energy(&os, &r);
+            assert!(close(
+                e.array_registers_nj,
+                (1000.0 * 6.0 + 4.0 * 16.0 * 7.0) * 0.15 / 1000.0
+            ));
+        }
         assert!(close(e.activation_nj, 4.0 * 3.2 / 1000.0));
         assert!(close(
             e.scratchpad_nj,

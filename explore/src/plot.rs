@@ -104,7 +104,7 @@ impl Plot {
     }
 }
 
-type DrawResult = Result<(), String>;
+type DrawResult<T = ()> = Result<T, String>;
 
 fn e2s<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
@@ -153,26 +153,39 @@ pub fn ensure_font() -> Result<(), ExploreError> {
     .map_err(ExploreError::Font)
 }
 
+/// Runs a drawing; a panic inside plotters (it has overflowing arithmetic on
+/// some ranges) becomes an error naming the plot instead of ending the run.
+fn guarded<T>(p: &Plot, f: impl FnOnce() -> DrawResult<T>) -> Result<T, ExploreError> {
+    ensure_font()?;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(|e| ExploreError::Plot(p.id.clone(), e)),
+        Err(_) => Err(ExploreError::Plot(
+            p.id.clone(),
+            "plotters panicked while drawing it".into(),
+        )),
+    }
+}
+
 /// Renders a plot to an SVG document (a string).
 pub fn svg(p: &Plot) -> Result<String, ExploreError> {
-    ensure_font()?;
-    let mut s = String::new();
-    {
-        let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
-        draw(p, &root).map_err(|e| ExploreError::Plot(p.id.clone(), e))?;
-        root.present()
-            .map_err(|e| ExploreError::Plot(p.id.clone(), e2s(e)))?;
-    }
-    Ok(s)
+    guarded(p, || {
+        let mut s = String::new();
+        {
+            let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
+            draw(p, &root)?;
+            root.present().map_err(e2s)?;
+        }
+        Ok(s)
+    })
 }
 
 /// Renders a plot to a PNG file.
 pub fn png(p: &Plot, path: &Path) -> Result<(), ExploreError> {
-    ensure_font()?;
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    draw(p, &root).map_err(|e| ExploreError::Plot(p.id.clone(), e))?;
-    root.present()
-        .map_err(|e| ExploreError::Plot(p.id.clone(), e2s(e)))
+    guarded(p, || {
+        let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+        draw(p, &root)?;
+        root.present().map_err(e2s)
+    })
 }
 
 fn fmt_num(v: f64) -> String {
@@ -535,6 +548,32 @@ mod tests {
             let bytes = std::fs::read(&f).unwrap();
             assert_eq!(&bytes[1..4], b"PNG");
             std::fs::remove_file(&f).ok();
+        }
+    }
+
+    /// No data, one point, equal values and all-zero bars still draw.
+    #[test]
+    fn degenerate_data_draws() {
+        let [xy, bars] = <[Plot; 2]>::try_from(demo()).unwrap();
+        for pts in [vec![], vec![(3.0, 3.0)], vec![(1.0, 5.0), (1.0, 5.0)]] {
+            let mut p = xy.clone();
+            if let Kind::Xy { series, x, y } = &mut p.kind {
+                (x.log, y.log, y.range) = (false, true, None);
+                series[0].labels = pts.iter().map(|_| "l".to_string()).collect();
+                series[0].points = pts;
+            }
+            svg(&p).unwrap();
+        }
+        for (cats, vals) in [(2, vec![vec![0.0, 0.0]; 2]), (0, vec![])] {
+            let mut p = bars.clone();
+            if let Kind::Stacked {
+                values, categories, ..
+            } = &mut p.kind
+            {
+                categories.truncate(cats);
+                *values = vals;
+            }
+            svg(&p).unwrap();
         }
     }
 

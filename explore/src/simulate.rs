@@ -45,6 +45,8 @@ pub struct LayerFigures {
 pub struct Traffic {
     /// MATMUL descriptors: one weight fold each.
     pub folds: u64,
+    /// Rows streamed by all MATMULs (the sum of their `m`).
+    pub matmul_rows: u64,
     pub spad_read_bytes: u64,
     pub spad_write_bytes: u64,
     pub acc_read_bytes: u64,
@@ -83,6 +85,7 @@ impl Traffic {
                 Op::Matmul(m) => {
                     let (m_, k, n) = (m.m as u64, m.k as u64, m.n as u64);
                     t.folds += 1;
+                    t.matmul_rows += m_;
                     t.spad_read_bytes += m_ * k + k * n;
                     t.acc_write_bytes += 4 * m_ * n;
                     if m.accumulate {
