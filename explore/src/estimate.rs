@@ -5,6 +5,9 @@
 //! * weight-stationary: `ceil(K/R) * ceil(N/C)` folds of `2R + C + M - 2`
 //!   cycles each (each fold loads an `R x C` weight tile, then streams all `M`
 //!   rows through it; rule C1 of docs/timing.md with the whole of `M` in one fold);
+//! * weight-stationary with double-buffered weights: `R` for the first weight
+//!   load, then the same folds at `R + C + M - 1` cycles each (the next fold's
+//!   weights shift in while the current one streams);
 //! * output-stationary: `ceil(M/R) * ceil(N/C)` folds of `2R + C + K - 2`
 //!   cycles (each fold keeps an `R x C` output tile in place while `K` steps of
 //!   activations and weights stream through);
@@ -62,6 +65,13 @@ pub fn weight_stationary(g: Gemm, rows: u64, cols: u64) -> u64 {
     div_up(g.k, rows) * div_up(g.n, cols) * (2 * rows + cols + g.m - 2)
 }
 
+/// Weight-stationary estimate with a second weight bank: each fold's weights
+/// shift in while the previous fold streams, so only the first load shows:
+/// `R + folds * (R + C + M - 1)` (docs/timing.md C1b, back-to-back folds).
+pub fn weight_stationary_double_buffered(g: Gemm, rows: u64, cols: u64) -> u64 {
+    rows + div_up(g.k, rows) * div_up(g.n, cols) * (rows + cols + g.m - 1)
+}
+
 /// Output-stationary fold estimate of one product.
 pub fn output_stationary(g: Gemm, rows: u64, cols: u64) -> u64 {
     div_up(g.m, rows) * div_up(g.n, cols) * (2 * rows + cols + g.k - 2)
@@ -78,9 +88,10 @@ pub fn roofline(macs: u64, bytes: u64, cfg: &NpuConfig) -> f64 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Estimates {
     pub weight_stationary_cycles: u64,
+    pub weight_stationary_double_buffered_cycles: u64,
     pub output_stationary_cycles: u64,
     pub roofline_cycles: f64,
-    /// The fold estimate of the point's own dataflow.
+    /// The fold estimate of the point's own dataflow (and weight buffering).
     pub fold_cycles: u64,
     /// Measured cycles / `fold_cycles`.
     pub fold_ratio: f64,
@@ -88,17 +99,23 @@ pub struct Estimates {
     pub roofline_ratio: f64,
 }
 
-/// Estimates for a point, with `dataflow` the point's `array.dataflow`.
+/// Estimates for a point, with `dataflow` the point's `array.dataflow` and
+/// `double_buffer` its `array.weight_double_buffer`.
 pub fn estimate(
     gemms: &[(String, Gemm)],
     cfg: &NpuConfig,
     dataflow: &str,
+    double_buffer: bool,
     r: &SimResult,
 ) -> Estimates {
     let (rows, cols) = (cfg.array.rows as u64, cfg.array.cols as u64);
     let ws = gemms
         .iter()
         .map(|(_, g)| weight_stationary(*g, rows, cols))
+        .sum();
+    let wsdb = gemms
+        .iter()
+        .map(|(_, g)| weight_stationary_double_buffered(*g, rows, cols))
         .sum();
     let os = gemms
         .iter()
@@ -117,6 +134,8 @@ pub fn estimate(
         .sum::<f64>();
     let fold = if dataflow == "output-stationary" {
         os
+    } else if double_buffer {
+        wsdb
     } else {
         ws
     };
@@ -129,6 +148,7 @@ pub fn estimate(
     };
     Estimates {
         weight_stationary_cycles: ws,
+        weight_stationary_double_buffered_cycles: wsdb,
         output_stationary_cycles: os,
         roofline_cycles: roof,
         fold_cycles: fold,
@@ -150,6 +170,11 @@ mod tests {
         };
         // 16 x 8 folds of 2*16 + 16 + 16 - 2 = 62 cycles.
         assert_eq!(weight_stationary(g, 16, 16), 16 * 8 * 62);
+        // One load of 16, then 128 folds of 16 + 16 + 16 - 1 = 47 cycles.
+        assert_eq!(
+            weight_stationary_double_buffered(g, 16, 16),
+            16 + 16 * 8 * 47
+        );
         // 1 x 8 folds of 32 + 16 + 256 - 2 = 302 cycles.
         assert_eq!(output_stationary(g, 16, 16), 8 * 302);
         // Ragged edges count whole folds.

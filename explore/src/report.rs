@@ -351,6 +351,17 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Which fold formula a row's estimate uses.
+fn formula(r: &Row) -> &'static str {
+    if r.dataflow == "output-stationary" {
+        "OS"
+    } else if crate::sweep::weight_double_buffer(&r.config) {
+        "WS-DB"
+    } else {
+        "WS"
+    }
+}
+
 /// The columns of the results table (HTML and Markdown).
 fn table_rows(res: &Results) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let head = vec![
@@ -392,15 +403,7 @@ fn table_rows(res: &Results) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 num(format!("{:.2}", d.arithmetic_intensity)),
                 num(format!("{:.3}", d.energy.total_nj / 1000.0)),
                 format!("{:.3}", d.area.total_mm2),
-                num(format!(
-                    "{} ({})",
-                    x.fold_cycles,
-                    if r.dataflow == "output-stationary" {
-                        "OS"
-                    } else {
-                        "WS"
-                    }
-                )),
+                num(format!("{} ({})", x.fold_cycles, formula(r))),
                 num(format!("{:.2}", x.fold_ratio)),
                 num(format!("{:.0}", x.roofline_cycles)),
                 num(format!("{:.2}", x.roofline_ratio)),
@@ -480,7 +483,8 @@ pub fn html(res: &Results, plots: &[Plot], svgs: &[String], summary: &Summary) -
     let (head, rows) = table_rows(res);
     s.push_str(
         "<h2>Every point</h2>\n<p>Fold est.: the first-order fold formula of the \
-        point's dataflow (WS: folds x (2R+C+M-2), OS: folds x (2R+C+K-2)); roofline est.: \
+        point's dataflow (WS: folds x (2R+C+M-2); WS-DB, double-buffered weights: R + folds x \
+        (R+C+M-1); OS: folds x (2R+C+K-2)); roofline est.: \
         max(MACs/peak, DRAM bytes/bandwidth); ratio: measured / estimate.</p>\n\
         <table id=\"results\"><thead><tr>",
     );
