@@ -109,6 +109,38 @@ enum Cmd {
     },
     /// Disassemble a binary ring image to the text format (stdout).
     Disasm { input: PathBuf },
+    /// Host one device for many processes on a Unix socket: a driver started
+    /// with NPUKIT_SERVER=SOCKET (LD_PRELOAD library or Rust API) uses it.
+    /// The device comes from the NPUKIT_* variables (docs/driver.md); runs
+    /// until killed. Needs the `serve` feature.
+    Serve {
+        /// The socket to listen on (replaced if it exists).
+        #[arg(default_value = "npukit.sock")]
+        socket: PathBuf,
+    },
+}
+
+#[cfg(not(feature = "serve"))]
+fn serve(_socket: &Path) -> Result<()> {
+    anyhow::bail!(
+        "this npukit was built without the device server; build it with \
+         cargo build --release -p npukit --features serve"
+    )
+}
+
+#[cfg(feature = "serve")]
+fn serve(socket: &Path) -> Result<()> {
+    let opts = npukit_shim::Options::from_env()?;
+    let server = npukit_shim::Server::start(socket, opts)?;
+    let (_, mem) = server.shim().memory_range();
+    println!(
+        "npukit serve: one device ({} MiB of device memory) on {}; clients: NPUKIT_SERVER={}",
+        mem >> 20,
+        socket.display(),
+        socket.display()
+    );
+    server.wait();
+    Ok(())
 }
 
 fn load_config(path: Option<&Path>) -> Result<NpuConfig> {
@@ -264,6 +296,7 @@ fn main() -> ExitCode {
             config,
         } => assemble(input, output.as_deref(), config.as_deref()),
         Cmd::Disasm { input } => disassemble(input),
+        Cmd::Serve { socket } => serve(socket),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

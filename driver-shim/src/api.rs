@@ -113,6 +113,18 @@ impl Shim {
         self.lock().munmap(addr as usize, len)
     }
 
+    /// What the driver holds now (contexts, BOs, mappings, memory): see
+    /// [`crate::driver::Usage`].
+    pub fn usage(&self) -> crate::driver::Usage {
+        self.lock().usage()
+    }
+
+    /// The memfd of the device memory, when it is shared
+    /// ([`crate::Options::shared_memory`]).
+    pub fn memory_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.lock().memory().fd()
+    }
+
     /// The device clock, in cycles.
     pub fn cycle(&self) -> u64 {
         self.lock().cycle()
@@ -370,5 +382,93 @@ impl File {
             uapi::DRM_IOCTL_NPUKIT_JOB_STATS => rw(arg, |s: &mut JobStats| self.job_stats(s)),
             _ => self.traced("UNKNOWN", 0, || Err(Errno::ENOTTY)),
         }
+    }
+}
+
+/// The ioctls of an open device file, whatever is behind it: a [`File`] of
+/// this process's device, or a [`crate::client::RemoteFile`] of a server's.
+/// The provided methods are conveniences over [`Ioctl::ioctl`].
+pub trait Ioctl {
+    /// The context id (unique per device).
+    fn context(&self) -> u32;
+
+    /// The ioctl syscall: `req` and a user pointer `arg` to the struct.
+    fn ioctl(&self, req: u32, arg: u64) -> IoctlResult;
+
+    /// `mmap(NULL, len, ..., fd, offset)`: the host address of the BO bytes.
+    fn mmap(&self, offset: u64, len: u64) -> IoctlResult<*mut u8>;
+
+    /// `GET_PARAM` returning the value.
+    fn param(&self, param: u32) -> IoctlResult<u64> {
+        let mut p = GetParam {
+            param,
+            ..GetParam::default()
+        };
+        self.ioctl(uapi::DRM_IOCTL_NPUKIT_GET_PARAM, &mut p as *mut _ as u64)?;
+        Ok(p.value)
+    }
+
+    /// `BO_CREATE` of `size` bytes.
+    fn create_bo(&self, size: u64, flags: u32) -> IoctlResult<BoCreate> {
+        let mut b = BoCreate {
+            size,
+            flags,
+            ..BoCreate::default()
+        };
+        self.ioctl(uapi::DRM_IOCTL_NPUKIT_BO_CREATE, &mut b as *mut _ as u64)?;
+        Ok(b)
+    }
+
+    /// `GEM_CLOSE` of a handle.
+    fn close_bo(&self, handle: u32) -> IoctlResult {
+        let mut c = DrmGemClose { handle, pad: 0 };
+        self.ioctl(uapi::DRM_IOCTL_GEM_CLOSE, &mut c as *mut _ as u64)
+    }
+
+    /// SUBMIT of `len` bytes at `offset` in `cmd` using `bos`; the sequence number.
+    fn submit_job(&self, cmd: u32, offset: u64, len: u64, bos: &[u32]) -> IoctlResult<u64> {
+        let mut s = Submit {
+            cmd_handle: cmd,
+            cmd_offset: offset,
+            cmd_length: len,
+            bo_handles: bos.as_ptr() as u64,
+            bo_count: bos.len() as u32,
+            ..Submit::default()
+        };
+        self.ioctl(uapi::DRM_IOCTL_NPUKIT_SUBMIT, &mut s as *mut _ as u64)?;
+        Ok(s.seq)
+    }
+
+    /// WAIT with a relative timeout in nanoseconds.
+    fn wait_job(&self, seq: u64, timeout_ns: i64) -> IoctlResult<Wait> {
+        let mut w = Wait {
+            seq,
+            timeout_ns: monotonic_ns().saturating_add(timeout_ns),
+            ..Wait::default()
+        };
+        self.ioctl(uapi::DRM_IOCTL_NPUKIT_WAIT, &mut w as *mut _ as u64)?;
+        Ok(w)
+    }
+
+    /// JOB_STATS of a finished job.
+    fn stats_of(&self, seq: u64) -> IoctlResult<JobStats> {
+        let mut s = JobStats {
+            seq,
+            ..JobStats::default()
+        };
+        self.ioctl(uapi::DRM_IOCTL_NPUKIT_JOB_STATS, &mut s as *mut _ as u64)?;
+        Ok(s)
+    }
+}
+
+impl Ioctl for File {
+    fn context(&self) -> u32 {
+        File::context(self)
+    }
+    fn ioctl(&self, req: u32, arg: u64) -> IoctlResult {
+        File::ioctl(self, req, arg)
+    }
+    fn mmap(&self, offset: u64, len: u64) -> IoctlResult<*mut u8> {
+        File::mmap(self, offset, len)
     }
 }

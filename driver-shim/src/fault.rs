@@ -11,6 +11,12 @@
 //! | `N:data@A` | when job N ends, the byte at device address A is corrupted (bit 0 flipped), as an uncorrectable ECC error | status ERROR, `DRM_NPUKIT_ERR_DATA`, `fault_addr` = A |
 //! | `N:reset+C` | the device resets itself C cycles after job N starts | status ABORTED, `DRM_NPUKIT_ERR_RESET`; the next jobs run |
 //!
+//! Instead of a device-wide number, `C/S` names job S (the sequence number
+//! SUBMIT returned) of context C: `3/5:hang`. Jobs of several processes on
+//! one device (`npukit serve`) are numbered in whatever order they arrive, so
+//! a test that scripts faults for its own jobs names them this way. Such an
+//! entry is dropped once its job has started.
+//!
 //! `NPUKIT_FAULTS` holds a script, or `@PATH` to read one from a file.
 
 use npukit_abi::regs;
@@ -31,17 +37,68 @@ pub enum Fault {
     Reset { after: u64 },
 }
 
+/// Which job a fault is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobRef {
+    /// Device-wide job number, from 1 (SUBMIT order over all files).
+    Number(u64),
+    /// Job `seq` of context `ctx` (the sequence number SUBMIT returned).
+    Context { ctx: u32, seq: u64 },
+}
+
+impl From<u64> for JobRef {
+    fn from(n: u64) -> Self {
+        JobRef::Number(n)
+    }
+}
+
+impl std::fmt::Display for JobRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobRef::Number(n) => write!(f, "{n}"),
+            JobRef::Context { ctx, seq } => write!(f, "{ctx}/{seq}"),
+        }
+    }
+}
+
 /// A fault for one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Injection {
-    /// Device-wide job number, from 1.
-    pub job: u64,
+    pub job: JobRef,
     pub fault: Fault,
+}
+
+impl Injection {
+    /// Is this the fault of job `number`, which is job `seq` of context `ctx`?
+    pub fn applies_to(&self, number: u64, ctx: u32, seq: u64) -> bool {
+        match self.job {
+            JobRef::Number(n) => n == number,
+            JobRef::Context { ctx: c, seq: s } => c == ctx && s == seq,
+        }
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Fault::Hang { after } => write!(f, "hang+{after}"),
+            Fault::Xlat { addr } => write!(f, "xlat@{addr:#x}"),
+            Fault::Data { addr } => write!(f, "data@{addr:#x}"),
+            Fault::Reset { after } => write!(f, "reset+{after}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Injection {
+    /// The script entry (`N:kind` or `C/S:kind`), as [`parse`] reads it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.job, self.fault)
+    }
 }
 
 /// A script entry that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("fault script entry {entry:?}: {problem} (expected N:hang[+C], N:xlat@ADDR, N:data@ADDR or N:reset+C)")]
+#[error("fault script entry {entry:?}: {problem} (expected N:hang[+C], N:xlat@ADDR, N:data@ADDR or N:reset+C, with N a job number or CONTEXT/SEQ)")]
 pub struct FaultParseError {
     pub entry: String,
     pub problem: String,
@@ -66,9 +123,22 @@ pub fn parse(script: &str) -> Result<Vec<Injection>, FaultParseError> {
                 problem: p.to_string(),
             };
             let (job, what) = entry.split_once(':').ok_or_else(|| bad("no ':'"))?;
-            let job = num(job)
-                .filter(|&j| j >= 1)
-                .ok_or_else(|| bad("the job number must be 1 or more"))?;
+            let job = match job.split_once('/') {
+                Some((c, q)) => JobRef::Context {
+                    ctx: num(c)
+                        .and_then(|c| u32::try_from(c).ok())
+                        .filter(|&c| c >= 1)
+                        .ok_or_else(|| bad("the context must be a number from 1 to 2^32-1"))?,
+                    seq: num(q)
+                        .filter(|&q| q >= 1)
+                        .ok_or_else(|| bad("the sequence number must be 1 or more"))?,
+                },
+                None => JobRef::Number(
+                    num(job)
+                        .filter(|&j| j >= 1)
+                        .ok_or_else(|| bad("the job number must be 1 or more"))?,
+                ),
+            };
             let (kind, arg) = match what.find(['@', '+']) {
                 Some(i) => (&what[..i], Some((&what[i..i + 1], &what[i + 1..]))),
                 None => (what, None),
@@ -254,17 +324,26 @@ mod tests {
     #[test]
     fn parses_every_kind() {
         let s =
-            parse("1:hang; 2:hang+500, 3:xlat@0x10040\n4:data@4096 # c\n5:reset+1_000").unwrap();
+            parse("1:hang; 2:hang+500, 3:xlat@0x10040\n4:data@4096 # c\n5:reset+1_000 7/0x10:hang")
+                .unwrap();
+        let n = JobRef::Number;
         assert_eq!(
             s.iter().map(|i| (i.job, i.fault)).collect::<Vec<_>>(),
             vec![
-                (1, Fault::Hang { after: 0 }),
-                (2, Fault::Hang { after: 500 }),
-                (3, Fault::Xlat { addr: 0x10040 }),
-                (4, Fault::Data { addr: 4096 }),
-                (5, Fault::Reset { after: 1000 }),
+                (n(1), Fault::Hang { after: 0 }),
+                (n(2), Fault::Hang { after: 500 }),
+                (n(3), Fault::Xlat { addr: 0x10040 }),
+                (n(4), Fault::Data { addr: 4096 }),
+                (n(5), Fault::Reset { after: 1000 }),
+                (
+                    JobRef::Context { ctx: 7, seq: 16 },
+                    Fault::Hang { after: 0 }
+                ),
             ]
         );
+        // Display writes what parse reads.
+        let text: Vec<String> = s.iter().map(|i| i.to_string()).collect();
+        assert_eq!(parse(&text.join(" ")).unwrap(), s);
     }
 
     #[test]
@@ -278,6 +357,10 @@ mod tests {
             "1:xlat+5",
             "1:reset",
             "1:data@zz",
+            "0/1:hang",
+            "1/0:hang",
+            "1/:hang",
+            "4294967296/1:hang",
         ] {
             let e = parse(bad).unwrap_err();
             assert_eq!(e.entry, bad);

@@ -8,37 +8,98 @@
 //!
 //! [`Allocator`]: first-fit over page-granular free ranges; frees coalesce.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
-
 use npukit_sim::DeviceMemory;
 
 /// Allocation granule and alignment: one translation page.
 pub const PAGE: u64 = npukit_abi::xlat::PAGE_BYTES;
 
 /// A page-aligned, zero-initialised block of host memory used as device memory.
+///
+/// [`HostMemory::new`] is private anonymous memory (a forked child gets a
+/// copy, as it does of any other memory). [`HostMemory::shared`] is a memfd
+/// mapped shared, so that a device server ([`crate::server`]) can hand the
+/// same memory to its client processes, which map their BOs from it
+/// ([`HostMemory::fd`]).
 #[derive(Debug)]
 pub struct HostMemory {
     ptr: *mut u8,
     len: usize,
+    fd: Option<libc::c_int>,
 }
 
-// SAFETY: the block is owned by this value and freed only in Drop; concurrent
+// SAFETY: the block is owned by this value and unmapped only in Drop; concurrent
 // access goes through raw-pointer copies (hardware-like shared memory).
 unsafe impl Send for HostMemory {}
 unsafe impl Sync for HostMemory {}
 
 impl HostMemory {
-    /// `len` zeroed bytes (rounded up to a page); `None` if `len` is 0 or the
-    /// allocation fails.
+    /// `len` zeroed bytes (rounded up to a page) of private memory; `None`
+    /// if `len` is 0 or the memory cannot be had.
     pub fn new(len: u64) -> Option<Self> {
+        Self::map(len, false)
+    }
+
+    /// As [`HostMemory::new`], backed by a memfd that other processes can map.
+    pub fn shared(len: u64) -> Option<Self> {
+        Self::map(len, true)
+    }
+
+    fn map(len: u64, shared: bool) -> Option<Self> {
         let len = usize::try_from(len.checked_next_multiple_of(PAGE)?).ok()?;
         if len == 0 {
             return None;
         }
-        let layout = Layout::from_size_align(len, PAGE as usize).ok()?;
-        // SAFETY: layout has nonzero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        (!ptr.is_null()).then_some(HostMemory { ptr, len })
+        let fd = if shared {
+            // SAFETY: a C string literal; valid flags.
+            let fd =
+                unsafe { libc::memfd_create(c"npukit-device-memory".as_ptr(), libc::MFD_CLOEXEC) };
+            let size = libc::off_t::try_from(len).ok()?;
+            // SAFETY: fd is checked; ftruncate zero-fills the new memfd.
+            if fd < 0 || unsafe { libc::ftruncate(fd, size) } != 0 {
+                if fd >= 0 {
+                    // SAFETY: fd is ours.
+                    unsafe { libc::close(fd) };
+                }
+                return None;
+            }
+            Some(fd)
+        } else {
+            None
+        };
+        let flags = match fd {
+            Some(_) => libc::MAP_SHARED,
+            None => libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        };
+        // SAFETY: a fresh mapping of `len` bytes (of the memfd, or anonymous,
+        // zero-filled either way).
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags | libc::MAP_NORESERVE,
+                fd.unwrap_or(-1),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            if let Some(fd) = fd {
+                // SAFETY: fd is ours.
+                unsafe { libc::close(fd) };
+            }
+            return None;
+        }
+        Some(HostMemory {
+            ptr: ptr.cast(),
+            len,
+            fd,
+        })
+    }
+
+    /// The memfd behind a [`HostMemory::shared`] block (offset = device
+    /// physical address); `None` for private memory.
+    pub fn fd(&self) -> Option<libc::c_int> {
+        self.fd
     }
 
     /// Host address of device physical address 0.
@@ -97,9 +158,12 @@ impl HostMemory {
 
 impl Drop for HostMemory {
     fn drop(&mut self) {
-        if let Ok(layout) = Layout::from_size_align(self.len, PAGE as usize) {
-            // SAFETY: allocated in new() with this layout.
-            unsafe { dealloc(self.ptr, layout) };
+        // SAFETY: mapped (and opened) in map(); nothing uses them after drop.
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+            if let Some(fd) = self.fd {
+                libc::close(fd);
+            }
         }
     }
 }

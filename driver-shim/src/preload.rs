@@ -4,8 +4,11 @@
 //! calls these functions, everything else goes to libc through
 //! `dlsym(RTLD_NEXT)`.
 //!
-//! One [`Shim`] per process, created from the environment at the first open
-//! ([`crate::Options::from_env`]). Each open is a [`File`]; the descriptor
+//! One device per process, chosen at the first open ([`Accel::from_env`]):
+//! with `NPUKIT_SERVER=/path/to/socket` the device of that server
+//! (`npukit serve`, shared with other processes), otherwise a [`Shim`]
+//! of its own from the environment ([`crate::Options::from_env`]). Each
+//! open is a file of it ([`AccelFile`]); the descriptor
 //! number is a real descriptor (of `/dev/null`) reserved by the C side, so it
 //! never collides with the program's own files.
 //!
@@ -18,14 +21,14 @@ use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::{File, Shim};
+use crate::{Accel, AccelFile, Ioctl};
 
 const FD_BITS: usize = 4096;
 static OWNED: [AtomicU64; FD_BITS / 64] = [const { AtomicU64::new(0) }; FD_BITS / 64];
 static MEM_BASE: AtomicUsize = AtomicUsize::new(0);
 static MEM_LEN: AtomicUsize = AtomicUsize::new(0);
-static SHIM: OnceLock<Result<Shim, String>> = OnceLock::new();
-static FILES: Mutex<BTreeMap<c_int, Arc<File>>> = Mutex::new(BTreeMap::new());
+static SHIM: OnceLock<Result<Accel, String>> = OnceLock::new();
+static FILES: Mutex<BTreeMap<c_int, Arc<AccelFile>>> = Mutex::new(BTreeMap::new());
 
 fn mark(fd: c_int, on: bool) {
     if let Ok(i) = usize::try_from(fd) {
@@ -40,8 +43,8 @@ fn mark(fd: c_int, on: bool) {
     }
 }
 
-fn shim() -> Result<&'static Shim, c_int> {
-    let r = SHIM.get_or_init(|| match Shim::from_env() {
+fn shim() -> Result<&'static Accel, c_int> {
+    let r = SHIM.get_or_init(|| match Accel::from_env() {
         Ok(s) => {
             let (base, len) = s.memory_range();
             MEM_BASE.store(base, Ordering::SeqCst);
@@ -57,8 +60,17 @@ fn shim() -> Result<&'static Shim, c_int> {
     r.as_ref().map_err(|_| libc::ENODEV)
 }
 
-fn file(fd: c_int) -> Option<Arc<File>> {
+fn file(fd: c_int) -> Option<Arc<AccelFile>> {
     FILES.lock().ok()?.get(&fd).cloned()
+}
+
+/// What the process's device holds now (`None` before the first open, or
+/// if the device could not be created): for leak checks.
+pub fn usage() -> Option<crate::driver::Usage> {
+    match SHIM.get() {
+        Some(Ok(s)) => s.usage().ok(),
+        _ => None,
+    }
 }
 
 /// Is `fd` a descriptor this library returned for the device?
@@ -197,7 +209,7 @@ pub unsafe extern "C" fn npukit_preload_open_virtual(
         Err(e) => return -e,
     };
     let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
-    let text = match crate::vfs::read(s, &p) {
+    let text = match s.vfs_read(&p) {
         Some(t) => t,
         None => return -libc::ENOENT,
     };
@@ -244,7 +256,7 @@ pub extern "C" fn npukit_preload_commit_virtual(fd: c_int) -> c_int {
     };
     let text = String::from_utf8_lossy(&buf[..n]);
     match shim() {
-        Ok(s) => match crate::vfs::write_faults(s, &text) {
+        Ok(s) => match s.write_faults(&text) {
             Ok(_) => 0,
             Err(e) => {
                 eprintln!("npukit-shim: fault_inject: {e}");
@@ -265,7 +277,10 @@ pub extern "C" fn npukit_preload_is_virtual(fd: c_int) -> c_int {
 #[no_mangle]
 pub extern "C" fn npukit_preload_munmap(addr: *mut c_void, len: usize) -> c_int {
     match SHIM.get() {
-        Some(Ok(s)) if s.munmap(addr.cast(), len) => 0,
+        Some(Ok(s)) => match s.munmap(addr.cast(), len) {
+            Ok(()) => 0,
+            Err(e) => -e.0,
+        },
         _ => -libc::EINVAL,
     }
 }
@@ -284,7 +299,9 @@ pub extern "C" fn npukit_preload_close(fd: c_int) {
     drop(f);
     // The last close writes the trace, if NPUKIT_TRACE names a file.
     if last {
-        if let (Some(Ok(s)), Some(path)) = (SHIM.get(), std::env::var_os("NPUKIT_TRACE")) {
+        if let (Some(Ok(Accel::Local(s))), Some(path)) =
+            (SHIM.get(), std::env::var_os("NPUKIT_TRACE"))
+        {
             if let Err(e) = s.write_trace(std::path::Path::new(&path)) {
                 eprintln!(
                     "npukit-shim: cannot write the trace to {}: {e}",

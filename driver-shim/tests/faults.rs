@@ -22,7 +22,7 @@ fn xlat_fault_at_an_address_faults_there_and_only_for_that_job() {
     // Take away W's page for job 1.
     let addr = g.w.device_addr + 0x10;
     s.inject(Injection {
-        job: 1,
+        job: 1.into(),
         fault: Fault::Xlat { addr },
     });
     let w = wait(&f, g.submit(&f));
@@ -46,7 +46,7 @@ fn data_error_corrupts_the_byte_and_fails_the_job() {
     let g = Gemm::new(&f, 8, 16, 16, 2);
     let addr = g.out.device_addr + 5;
     s.inject(Injection {
-        job: 1,
+        job: 1.into(),
         fault: Fault::Data { addr },
     });
     let w = wait(&f, g.submit(&f));
@@ -69,7 +69,7 @@ fn device_reset_during_a_job_aborts_it_and_the_next_job_runs() {
     let ga = Gemm::new(&a, 8, 16, 16, 3);
     let gb = Gemm::new(&b, 8, 16, 16, 4);
     s.inject(Injection {
-        job: 1,
+        job: 1.into(),
         fault: Fault::Reset { after: 30 },
     });
     let sa = ga.submit(&a);
@@ -93,7 +93,7 @@ fn hang_late_in_a_job_is_caught_by_the_watchdog() {
     let f = s.open().unwrap();
     let g = Gemm::new(&f, 8, 16, 16, 5);
     s.inject(Injection {
-        job: 2,
+        job: 2.into(),
         fault: Fault::Hang { after: 100 },
     });
     g.run_and_check(&f);

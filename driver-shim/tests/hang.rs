@@ -22,7 +22,7 @@ fn hung_job_is_aborted_and_others_complete() {
     // Jobs: 1 = a (before), 2 = b (hangs 20 cycles in), 3 = c and 4 = a (queued
     // behind it), 5 = c (submitted while the device is hung).
     s.inject(Injection {
-        job: 2,
+        job: 2.into(),
         fault: Fault::Hang { after: 20 },
     });
     let before = ga.submit(&a);
@@ -74,7 +74,7 @@ fn hang_from_the_first_cycle_and_a_short_wait_times_out_first() {
     let f = s.open().unwrap();
     let g = Gemm::new(&f, 8, 16, 16, 4);
     s.inject(Injection {
-        job: 1,
+        job: 1.into(),
         fault: Fault::Hang { after: 0 },
     });
     let seq = g.submit(&f);
@@ -95,7 +95,7 @@ fn watchdog_zero_is_off_and_a_hung_job_just_times_out() {
     let f = s.open().unwrap();
     let g = Gemm::new(&f, 8, 16, 16, 5);
     s.inject(Injection {
-        job: 1,
+        job: 1.into(),
         fault: Fault::Hang { after: 0 },
     });
     let seq = g.submit(&f);

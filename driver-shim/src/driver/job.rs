@@ -9,7 +9,7 @@ use npukit_sim::Device;
 
 use super::{read64, Core, JOB_HISTORY, MAX_JOB_DESCS, MAX_SUBMIT_BOS};
 use crate::errno::{Errno, IoctlResult};
-use crate::fault::Fault;
+use crate::fault::{Fault, JobRef};
 use crate::mem::PAGE;
 use crate::trace::ShimEvent;
 use crate::uapi::{self, status, JobStats, Submit};
@@ -331,9 +331,13 @@ impl Core {
                 .opts
                 .faults
                 .iter()
-                .filter(|i| i.job == number)
+                .filter(|i| i.applies_to(number, ctx, seq))
                 .map(|i| i.fault)
                 .collect();
+            // A context's job starts once: its entries are done with.
+            self.opts.faults.retain(|i| {
+                !matches!(i.job, JobRef::Context { .. }) || !i.applies_to(number, ctx, seq)
+            });
             for f in faults {
                 match f {
                     Fault::Hang { after } => self.dev.arm_hang(now + after),

@@ -86,6 +86,9 @@ pub struct Options {
     pub faults: Vec<Injection>,
     /// Record driver and hardware events on one timeline.
     pub trace: bool,
+    /// Device memory in a memfd that other processes can map (the device
+    /// server, [`crate::server`], sets it); otherwise private memory.
+    pub shared_memory: bool,
     /// Builds the device instead of [`Backend::open_traced`]: the seam through
     /// which devices from crates the shim does not depend on plug in (the RTL
     /// and lockstep devices of `npukit-rtl`, a test double). `backend` still
@@ -132,6 +135,7 @@ impl Default for Options {
             slice_cycles: 1024,
             faults: Vec::new(),
             trace: false,
+            shared_memory: false,
             device: None,
         }
     }
@@ -197,6 +201,24 @@ impl Options {
         }
         Ok(o)
     }
+}
+
+/// What a device's driver holds at one moment ([`Core::usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Open files.
+    pub contexts: usize,
+    /// Live buffer objects (held by a handle, a job or a mapping).
+    pub objects: usize,
+    /// Live mmaps of BOs.
+    pub mappings: usize,
+    /// Jobs queued or running.
+    pub jobs_pending: usize,
+    /// Device memory free in the allocator, and all it manages.
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+    /// Jobs accepted since the device was created.
+    pub jobs_accepted: u64,
 }
 
 /// Figures the device reports for the identification parameters.
@@ -313,7 +335,12 @@ impl Core {
             .clamp(2, max_ring)
             .next_power_of_two()
             .min(max_ring);
-        let mem = HostMemory::new(opts.mem_bytes).ok_or(ShimError::Memory(opts.mem_bytes))?;
+        let mem = if opts.shared_memory {
+            HostMemory::shared(opts.mem_bytes)
+        } else {
+            HostMemory::new(opts.mem_bytes)
+        }
+        .ok_or(ShimError::Memory(opts.mem_bytes))?;
         let ring_base = PAGE;
         let ring_end = ring_base + (ring_size as u64 * DESC_BYTES as u64).next_multiple_of(PAGE);
         if ring_end + PAGE > mem.len() {
@@ -417,7 +444,7 @@ impl Core {
         };
         format!(
             "backend: {}\ncycle: {}\ncontexts: {}\njobs accepted: {}\njobs queued: {}\nrunning: {}\n\
-             memory: {} of {} bytes free\nring: {} descriptors at {:#x}\nwatchdog: {} cycles\nfaults scripted: {}\n\
+             objects: {}\nmappings: {}\nmemory: {} of {} bytes free\nring: {} descriptors at {:#x}\nwatchdog: {} cycles\nfaults scripted: {}\n\
              device lost: {}\n",
             self.opts.backend.name(),
             self.dev.cycle(),
@@ -425,6 +452,8 @@ impl Core {
             self.jobs_accepted,
             self.queue.len(),
             running,
+            self.objects.len(),
+            self.maps.len(),
             self.alloc.available(),
             self.alloc.total(),
             self.ring_size,
@@ -447,19 +476,22 @@ impl Core {
 
     /// The debugfs `fault_inject` text: the scripted faults, one per line.
     pub fn faults_text(&self) -> String {
-        self.opts
-            .faults
-            .iter()
-            .map(|i| {
-                let what = match i.fault {
-                    crate::fault::Fault::Hang { after } => format!("hang+{after}"),
-                    crate::fault::Fault::Xlat { addr } => format!("xlat@{addr:#x}"),
-                    crate::fault::Fault::Data { addr } => format!("data@{addr:#x}"),
-                    crate::fault::Fault::Reset { after } => format!("reset+{after}"),
-                };
-                format!("{}:{what}\n", i.job)
-            })
-            .collect()
+        self.opts.faults.iter().map(|i| format!("{i}\n")).collect()
+    }
+
+    /// What the driver holds right now (for leak checks: after every file
+    /// is closed and every mapping gone, `contexts`, `objects`, `mappings`
+    /// and `jobs_pending` are 0 and `free_bytes == total_bytes`).
+    pub fn usage(&self) -> Usage {
+        Usage {
+            contexts: self.contexts.len(),
+            objects: self.objects.len(),
+            mappings: self.maps.len(),
+            jobs_pending: self.queue.len() + usize::from(self.running.is_some()),
+            free_bytes: self.alloc.available(),
+            total_bytes: self.alloc.total(),
+            jobs_accepted: self.jobs_accepted,
+        }
     }
 
     /// Device memory managed by the allocator (`DRM_NPUKIT_PARAM_MEM_BYTES`).

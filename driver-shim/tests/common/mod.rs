@@ -1,6 +1,8 @@
 //! Shared helpers of the shim tests: a GEMM job and its CPU reference.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod c_examples;
+
 use npukit_abi::desc::deps;
 use npukit_abi::desc::Matmul;
 use npukit_abi::program::Program;
