@@ -296,31 +296,51 @@ fn a_client_maps_only_its_own_bos() {
     let base2 = c2.memory_range().0;
     let same = (base2 + (p1 as usize - c1.memory_range().0)) as *mut u8;
     assert_eq!(c2.munmap(same, 4096), Err(Errno::EINVAL));
-    // ... nor read it through the device: a job of its own that loads from
-    // the first client's BO faults at that address and stores nothing.
+    // ... nor read it through the device: a job of its own that copies from
+    // the first client's BO faults at that address and stores nothing. (The
+    // same job copies from one of its own BOs.)
+    let own = f2.create_bo(4096, 0).unwrap();
+    let po = f2.mmap(own.mmap_offset, 4096).unwrap();
+    // SAFETY: po maps the 4 KiB BO.
+    unsafe { std::ptr::copy_nonoverlapping(b"mine".as_ptr(), po, 4) };
     let dst = f2.create_bo(4096, 0).unwrap();
-    let mut p = npukit_abi::program::Program::default();
-    p.load_2d(0, b1.device_addr, 1, 32, 32)
-        .deps(npukit_abi::desc::deps::SIGNAL_NEXT);
-    p.store_2d(0, dst.device_addr, 1, 32, 32)
-        .deps(npukit_abi::desc::deps::WAIT_PREV);
-    let prog = p.encode();
+    let pd = f2.mmap(dst.mmap_offset, 4096).unwrap();
     let cmd = f2.create_bo(4096, 0).unwrap();
     let pc = f2.mmap(cmd.mmap_offset, 4096).unwrap();
-    // SAFETY: pc maps the 4 KiB command BO.
-    unsafe { std::ptr::copy_nonoverlapping(prog.as_ptr(), pc, prog.len()) };
-    let seq = f2
-        .submit_job(cmd.handle, 0, prog.len() as u64, &[dst.handle])
-        .unwrap();
-    let w = f2.wait_job(seq, 30 * SEC).unwrap();
+    let copy = |from: u64| {
+        let mut p = npukit_abi::program::Program::default();
+        p.load_2d(0, from, 1, 32, 32)
+            .deps(npukit_abi::desc::deps::SIGNAL_NEXT);
+        p.max(npukit_abi::desc::Max {
+            a: 0,
+            b: 0,
+            dst: 0,
+            len: 32,
+        })
+        .deps(npukit_abi::desc::deps::WAIT_PREV | npukit_abi::desc::deps::SIGNAL_NEXT);
+        p.store_2d(0, dst.device_addr, 1, 32, 32)
+            .deps(npukit_abi::desc::deps::WAIT_PREV);
+        let prog = p.encode();
+        // SAFETY: pc maps the 4 KiB command BO; pd the destination.
+        unsafe {
+            std::ptr::copy_nonoverlapping(prog.as_ptr(), pc, prog.len());
+            std::ptr::write_bytes(pd, 0, 4096);
+        }
+        let seq = f2
+            .submit_job(cmd.handle, 0, prog.len() as u64, &[own.handle, dst.handle])
+            .unwrap();
+        let w = f2.wait_job(seq, 30 * SEC).unwrap();
+        // SAFETY: pd maps the 4 KiB destination BO.
+        (w, unsafe { std::slice::from_raw_parts(pd, 32) }.to_vec())
+    };
+    let (w, got) = copy(own.device_addr);
+    assert_eq!(w.status, status::OK, "{w:?}");
+    assert_eq!(&got[..4], b"mine");
+    let (w, got) = copy(b1.device_addr);
     assert_eq!(w.status, status::ERROR);
     assert_eq!(w.error_code, npukit_abi::ErrorCode::XlatFault as u32);
     assert_eq!(w.fault_addr, b1.device_addr);
-    let pd = f2.mmap(dst.mmap_offset, 4096).unwrap();
-    // SAFETY: pd maps the 4 KiB destination BO.
-    assert!(unsafe { std::slice::from_raw_parts(pd, 4096) }
-        .iter()
-        .all(|&b| b == 0));
+    assert!(got.iter().all(|&b| b == 0), "nothing was stored");
     // Pages of the second client's reservation that are not its BOs are
     // not mapped at all (the first client's BO is not there).
     let probe = (base2 + b1.device_addr as usize) as *const u8;

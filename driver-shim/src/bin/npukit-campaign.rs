@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use npukit_abi::desc::{deps, Matmul};
+use npukit_abi::desc::{deps, Matmul, Max};
 use npukit_abi::program::Program;
 use npukit_abi::ErrorCode;
 use npukit_shim::uapi::{err, status, BoCreate};
@@ -138,10 +138,19 @@ fn gemm_program(a: u64, w: u64, out: u64) -> Vec<u8> {
     p.encode()
 }
 
-/// A program that copies 64 bytes from device address `from` to `to`.
+/// A program that copies 64 bytes from device address `from` to `to` (the
+/// load's token reaches the store through compute: a MAX of the bytes with
+/// themselves).
 fn copy_program(from: u64, to: u64) -> Vec<u8> {
     let mut p = Program::default();
     p.load_2d(0, from, 1, 64, 64).deps(deps::SIGNAL_NEXT);
+    p.max(Max {
+        a: 0,
+        b: 0,
+        dst: 0,
+        len: 64,
+    })
+    .deps(deps::WAIT_PREV | deps::SIGNAL_NEXT);
     p.store_2d(0, to, 1, 64, 64).deps(deps::WAIT_PREV);
     p.encode()
 }
