@@ -75,4 +75,3 @@ pub fn run_preloaded(exe: &Path, env: &[(&str, &str)]) -> Output {
     }
     c.output().unwrap()
 }
-
