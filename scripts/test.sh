@@ -26,6 +26,10 @@ echo "npukit test: cargo fmt --check"
 cargo fmt --all --check
 echo "npukit test: cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "npukit test: cargo clippy of the npukit command with the device server (feature serve)"
+cargo clippy -p npukit --features serve --all-targets --quiet -- -D warnings
+echo "npukit test: cargo fmt --check of the fuzz targets (fuzz/, a workspace of its own)"
+(cd fuzz && cargo fmt --check)
 echo "npukit test: firmware ABI builds without std"
 cargo build --quiet -p npukit-abi --no-default-features
 echo "npukit test: cargo test --workspace"
@@ -41,4 +45,14 @@ else
     # the model and the RTL in lockstep (4x4).
     NPUKIT_IVSHMEM="$PWD/target/debug/npukit-ivshmem" \
         NPUKIT_GUEST_BACKENDS="model lockstep:configs/4x4.toml" bash scripts/guest-test.sh
+fi
+# Coverage-guided fuzzing (fuzz/, a workspace of its own): every target for
+# FUZZ_SECONDS (default 30) from the checked-in seeds, then the planted-bug
+# check. Installs cargo-fuzz from crates.io when it is missing (and says so).
+# docs/reliability.md.
+if [ "${NPUKIT_SKIP_FUZZ:-0}" = 1 ]; then
+    echo "npukit test: NPUKIT_SKIP_FUZZ=1: fuzzing is skipped"
+else
+    echo "npukit test: fuzzing (scripts/fuzz.sh)"
+    bash scripts/fuzz.sh
 fi
