@@ -112,6 +112,22 @@ struct OutputSpec {
 /// Largest tensor dimension accepted (features, batch).
 pub const MAX_DIM: usize = 1 << 20;
 
+/// Most elements one tensor may have (input, weights, a layer's output):
+/// dimensions within [`MAX_DIM`] can multiply to 2^40, which no memory
+/// holds. (Found by the `workload` fuzz target: the product was allocated.)
+pub const MAX_ELEMENTS: usize = 1 << 26;
+
+fn check_elements(ctx: &str, what: &str, rows: usize, cols: usize) -> Result<usize, CompileError> {
+    rows.checked_mul(cols)
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            invalid(
+                ctx,
+                format!("{what}: {rows} x {cols} elements is more than a tensor may have ({MAX_ELEMENTS})"),
+            )
+        })
+}
+
 fn invalid(context: &str, message: impl Into<String>) -> CompileError {
     CompileError::Invalid {
         context: context.to_string(),
@@ -163,6 +179,7 @@ pub fn parse_workload(json: &str) -> Result<Workload, CompileError> {
         let ls: LayerSpec = serde_json::from_value(v).map_err(|e| invalid(&hint, e.to_string()))?;
         let name = ls.name.clone().unwrap_or_else(|| format!("layer{i}"));
         let l = layer(&name, ls, prev_out)?;
+        check_elements(&format!("layer {name}"), "output", batch, l.out_features)?;
         prev_out = l.out_features;
         layers.push(l);
     }
@@ -368,7 +385,7 @@ fn values(
         default_range,
         dtype,
     } = *elem;
-    let count = rows * cols;
+    let count = check_elements(ctx, what, rows, cols)?;
     let shape_desc = if rows == 1 {
         format!("{cols}")
     } else {

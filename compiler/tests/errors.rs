@@ -287,3 +287,32 @@ fn unknown_outputs_and_small_memories_are_errors() {
     let e = npukit_compiler::load_image(&c, &mut small).unwrap_err();
     assert!(matches!(e, CompileError::MemoryTooSmall { .. }), "{e:?}");
 }
+
+#[test]
+fn a_tensor_too_large_for_any_memory_is_an_error_not_an_allocation() {
+    // Found by the `workload` fuzz target (fuzz/): every dimension is within
+    // MAX_DIM, but 2^20 x 2^20 elements were allocated (8 TiB).
+    let big_input = r#"{"name": "x", "features": 1048576, "data": {"random": {"seed": 9}}}"#;
+    let json = format!(
+        r#"{{"name": "t", "batch": 1048576, "input": {big_input},
+            "layers": [{{"op": "matmul", "out_features": 4, "weights": {{"random": {{"seed": 2}}}}}}]}}"#
+    );
+    assert_mentions(
+        &err(&json),
+        &["input x", "data", "1048576 x 1048576", "67108864"],
+    );
+    let big_weights = with(
+        INPUT,
+        r#"{"op": "matmul", "name": "fc2", "in_features": 256, "out_features": 1048576,
+            "weights": {"random": {"seed": 2}}}"#,
+    );
+    assert_mentions(
+        &err(&big_weights),
+        &["layer fc2", "weights", "256 x 1048576"],
+    );
+    // Small inputs and weights, but a layer output of batch x out_features.
+    let wide_out = r#"{"name": "t", "batch": 1048576,
+        "input": {"name": "x", "features": 1, "data": {"random": {"seed": 9}}},
+        "layers": [{"op": "matmul", "name": "wide", "out_features": 65, "weights": {"random": {"seed": 2}}}]}"#;
+    assert_mentions(&err(wide_out), &["layer wide", "output", "1048576 x 65"]);
+}
