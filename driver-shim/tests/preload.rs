@@ -55,7 +55,7 @@ fn c_negative_tests_pass_under_ld_preload() {
         "negative",
         &[
             "ok handle_zero_and_unknown_handles",
-            "ok job_stats_of_an_unfinished_job_is_ebusy",
+            "ok an_unfinished_job_is_ebusy_and_a_short_wait_etimedout",
             "12 negative cases as documented",
         ],
     );

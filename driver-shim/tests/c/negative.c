@@ -303,8 +303,9 @@ static void unknown_ioctls_are_enotty_and_unknown_caps_einval(void)
 }
 
 /* A job that cannot finish yet (scripted to hang until the watchdog) is
- * EBUSY for JOB_STATS; once it ended, its figures are there. */
-static void job_stats_of_an_unfinished_job_is_ebusy(void)
+ * EBUSY for JOB_STATS and ETIMEDOUT for a WAIT whose deadline has passed; once
+ * it ended, its figures are there. */
+static void an_unfinished_job_is_ebusy_and_a_short_wait_etimedout(void)
 {
 	int fd = open_dev();
 	uint16_t rows = (uint16_t)umd_param(fd, DRM_NPUKIT_PARAM_ARRAY_ROWS);
@@ -316,6 +317,9 @@ static void job_stats_of_an_unfinished_job_is_ebusy(void)
 	uint64_t hung = umd_submit(fd, g.cmd.handle, g.len, g.bos, 3);
 	struct drm_npukit_job_stats js = { .seq = hung };
 	EXPECT_ERRNO(ioctl(fd, DRM_IOCTL_NPUKIT_JOB_STATS, &js), EBUSY);
+	/* A deadline already past (a poll): ETIMEDOUT, and the job goes on. */
+	struct drm_npukit_wait soon = { .seq = hung, .timeout_ns = umd_now_ns() - 1 };
+	EXPECT_ERRNO(ioctl(fd, DRM_IOCTL_NPUKIT_WAIT, &soon), ETIMEDOUT);
 	struct drm_npukit_wait r = umd_wait(fd, hung, 60ll * 1000000000);
 	EXPECT(r.status == DRM_NPUKIT_JOB_STATUS_ABORTED && r.error_code == DRM_NPUKIT_ERR_HANG);
 	uint64_t seq = umd_submit(fd, g.cmd.handle, g.len, g.bos, 3);
@@ -367,7 +371,7 @@ int main(void)
 		CASE(double_close_is_einval_and_closed_handles_vanish),
 		CASE(nonzero_reserved_fields_are_einval),
 		CASE(unknown_ioctls_are_enotty_and_unknown_caps_einval),
-		CASE(job_stats_of_an_unfinished_job_is_ebusy),
+		CASE(an_unfinished_job_is_ebusy_and_a_short_wait_etimedout),
 		CASE(closing_a_bo_in_use_keeps_it_until_the_job_ends),
 #undef CASE
 	};
