@@ -621,6 +621,7 @@ fn layer_steps(li: usize, l: &LoweredLayer, t: &Tiling, lm: &LayerMem, steps: &m
                             shift: r.shift,
                             zero_point: r.zero_point,
                             relu: r.relu,
+                            qtab: None,
                         }));
                         obuf
                     }

@@ -20,7 +20,7 @@ fn sysfs_and_debugfs_contents() {
     );
     assert_eq!(
         vfs::read(&s, "/sys/class/accel/accel0/device/abi_version").unwrap(),
-        "1.0\n"
+        format!("{}.{}\n", npukit_abi::ABI_MAJOR, npukit_abi::ABI_MINOR)
     );
     assert!(vfs::read(&s, "/sys/class/accel/accel0/nope").is_none());
     assert!(vfs::read(&s, "/etc/passwd").is_none());

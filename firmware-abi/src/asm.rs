@@ -16,15 +16,17 @@
 //!   whole 64-bit address of LOAD/STORE, `writeback` the FENCE writeback address.
 //!   A value has no spaces in it.
 //! * Opcode flags: `acc` (LOAD, STORE), `accumulate` (MATMUL, ADD), `relu` (ACT),
-//!   `irq` (FENCE). ACT's BIAS and FENCE's WRITEBACK flags are not written: they
-//!   are set by giving the `bias` / `writeback` field. Dependency flags
+//!   `irq` (FENCE). ACT's BIAS and PER_CHANNEL and FENCE's WRITEBACK flags are
+//!   not written: they are set by giving the `bias` / `qtab` / `writeback` field.
+//!   With `qtab` (per-channel requantisation) the table holds every column's
+//!   multiplier and shift, so `multiplier` and `shift` are not given. Dependency flags
 //!   `wait_prev`, `wait_next`, `signal_prev`, `signal_next` are accepted only
 //!   where the opcode's unit may use them (none on NOP and FENCE).
 //! * Missing fields: sizes (`rows`, `row_bytes`, `m`, `k`, `n`, `cols`, `len`),
 //!   multipliers (`multiplier`, `a_mult`, `b_mult`) and FENCE's `seq` are
-//!   required, because a default of 0 is never what was meant; `dram_stride`
-//!   and `local_stride` default to `row_bytes` (rows packed); `bias` and
-//!   `writeback` absent mean "none"; everything else (addresses, `shift`, zero
+//!   required (`multiplier` unless `qtab` is given), because a default of 0 is
+//!   never what was meant; `dram_stride` and `local_stride` default to
+//!   `row_bytes` (rows packed); `bias`, `qtab` and `writeback` absent mean "none"; everything else (addresses, `shift`, zero
 //!   points) defaults to 0. An explicit 0 is always accepted, so programs that
 //!   exercise the device's own checks can be written: the assembler checks the
 //!   encoding, [`Program::validate`](crate::program::Program::validate) checks
@@ -41,7 +43,8 @@
 //!
 //! [`disassemble`] writes the canonical form: upper-case mnemonic, every field
 //! in [`LAYOUTS`](crate::desc::LAYOUTS) order (addresses in hex, sizes and signed
-//! values in decimal; `bias`/`writeback` only when present), then the opcode
+//! values in decimal; `bias`/`qtab`/`writeback` only when present, `multiplier`
+//! and `shift` only without `qtab`), then the opcode
 //! flag, then the dependency flags in bit order. `assemble(disassemble(p)) == p`
 //! for every program whose descriptors decode.
 
@@ -132,8 +135,8 @@ const fn size(name: &'static str, bits: u32) -> Field {
     unsigned(name, bits, Radix::Dec, Missing::Required)
 }
 
-/// Most fields of any opcode (ACT and ADD have eight).
-const MAX_FIELDS: usize = 8;
+/// Most fields of any opcode (ACT has nine).
+const MAX_FIELDS: usize = 9;
 
 // Field tables, in LAYOUTS order (the `_lo`/`_hi` halves of a 64-bit address
 // are one field here). `build` and `values` index them by position.
@@ -162,7 +165,12 @@ const ACT_FIELDS: &[Field] = &[
     signed("multiplier", 32, Missing::Required),
     unsigned("shift", 8, Radix::Dec, Missing::Zero),
     signed("zero_point", 8, Missing::Zero),
+    unsigned("qtab", 32, Radix::Hex, Missing::Absent),
 ];
+/// Positions in [`ACT_FIELDS`] of the per-tensor scale and of the table.
+const ACT_MULTIPLIER: usize = 5;
+const ACT_SHIFT: usize = 6;
+const ACT_QTAB: usize = 8;
 const ADD_FIELDS: &[Field] = &[
     addr("a", 32),
     addr("b", 32),
@@ -428,6 +436,29 @@ fn instruction(
         }
     }
 
+    let per_channel = opcode == Opcode::Act && vals[ACT_QTAB].is_some();
+    if per_channel {
+        for i in [ACT_MULTIPLIER, ACT_SHIFT] {
+            if vals[i].is_some() {
+                let (col, _) = toks
+                    .iter()
+                    .find(|t| {
+                        t.1.split_once('=')
+                            .is_some_and(|(k, _)| k.eq_ignore_ascii_case(fields[i].name))
+                    })
+                    .copied()
+                    .unwrap_or((op_col, ""));
+                return Err(err.at(
+                    col,
+                    format!(
+                        "`{}` cannot be given with `qtab`: the table holds each column's multiplier and shift",
+                        fields[i].name
+                    ),
+                ));
+            }
+            vals[i] = Some(0);
+        }
+    }
     for (i, f) in fields.iter().enumerate() {
         if vals[i].is_some() {
             continue;
@@ -489,6 +520,7 @@ fn build(opcode: Opcode, v: &[Option<i128>; MAX_FIELDS], of: u8) -> Op {
             shift: g(6) as u8,
             zero_point: g(7) as i8,
             relu: of & flags::RELU != 0,
+            qtab: v[ACT_QTAB].map(|q| q as u32),
         }),
         Opcode::Add => Op::Add(Add {
             a: g(0) as u32,
@@ -553,6 +585,11 @@ fn values(op: &Op) -> [Option<i128>; MAX_FIELDS] {
                 a.zero_point.into(),
             ]);
             v[2] = a.bias.map(i128::from);
+            if let Some(q) = a.qtab {
+                v[ACT_MULTIPLIER] = None;
+                v[ACT_SHIFT] = None;
+                v[ACT_QTAB] = Some(q.into());
+            }
         }
         Op::Add(a) => set(&[
             a.a.into(),
@@ -566,16 +603,8 @@ fn values(op: &Op) -> [Option<i128>; MAX_FIELDS] {
         ]),
         Op::Max(m) => set(&[m.a.into(), m.b.into(), m.dst.into(), m.len.into()]),
         Op::Fence(f) => {
-            v = [
-                Some(f.seq.into()),
-                f.writeback.map(i128::from),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            ]
+            v[0] = Some(f.seq.into());
+            v[1] = f.writeback.map(i128::from);
         }
     }
     v
@@ -788,7 +817,7 @@ mod tests {
             let mut expect_flags: Vec<(String, u8)> = l
                 .op_flags
                 .iter()
-                .filter(|f| f.0 != "BIAS" && f.0 != "WRITEBACK")
+                .filter(|f| !["BIAS", "PER_CHANNEL", "WRITEBACK"].contains(&f.0))
                 .map(|f| (f.0.to_ascii_lowercase(), f.1))
                 .collect();
             expect_flags.sort();
@@ -880,6 +909,46 @@ mod tests {
     }
 
     #[test]
+    fn act_per_channel_line() {
+        let d = one("ACT src=0x40 dst=8 rows=2 cols=8 qtab=0x200 zero_point=5 relu wait_prev");
+        let a = Act {
+            src: 0x40,
+            dst: 8,
+            rows: 2,
+            cols: 8,
+            zero_point: 5,
+            relu: true,
+            qtab: Some(0x200),
+            ..Default::default()
+        };
+        assert_eq!(d, Descriptor::new(Op::Act(a)).with_deps(deps::WAIT_PREV));
+        assert_eq!(d.op_flags(), flags::RELU | flags::PER_CHANNEL);
+        // The canonical form has no multiplier and no shift.
+        let text = "ACT src=0x40 dst=0x8 rows=2 cols=8 zero_point=5 qtab=0x200 relu wait_prev";
+        assert_eq!(disassemble_one(&d), text);
+        assert_eq!(one(text), d);
+        // qtab=0 is a table at 0, not "none".
+        let Op::Act(a) = one("ACT rows=1 cols=1 qtab=0").op else {
+            panic!()
+        };
+        assert_eq!((a.qtab, a.multiplier), (Some(0), 0));
+        // A per-tensor scale next to a table is refused, naming the field.
+        fails_at(
+            "ACT rows=1 cols=1 qtab=0x100 multiplier=3",
+            1,
+            30,
+            &["`multiplier` cannot be given with `qtab`"],
+        );
+        fails_at(
+            "ACT rows=1 cols=1 shift=0 qtab=0x100",
+            1,
+            19,
+            &["`shift` cannot be given with `qtab`"],
+        );
+        fails_at("ACT rows=1 cols=1 qtab=0x1_0000_0000", 1, 24, &["`qtab`"]);
+    }
+
+    #[test]
     fn act_line() {
         let d = one("ACT src=0 dst=512 bias=0x100 rows=4 cols=16 multiplier=1073741824 shift=31 zero_point=-3 relu");
         let a = Act {
@@ -892,6 +961,7 @@ mod tests {
             shift: 31,
             zero_point: -3,
             relu: true,
+            qtab: None,
         };
         assert_eq!(d, Descriptor::new(Op::Act(a)));
         assert_eq!(

@@ -77,6 +77,9 @@ pub mod flags {
     pub const RELU: u8 = 1 << 0;
     /// ACT: add the per-column bias vector.
     pub const BIAS: u8 = 1 << 1;
+    /// ACT: per-output-channel requantisation: each column's multiplier and
+    /// shift come from the table at `qtab` (word 7), not from words 5 and 6.
+    pub const PER_CHANNEL: u8 = 1 << 2;
     /// FENCE: raise the FENCE interrupt on completion.
     pub const IRQ: u8 = 1 << 0;
     /// FENCE: write the sequence number to memory on completion.
@@ -212,11 +215,59 @@ pub struct Act {
     pub bias: Option<u32>,
     pub rows: u16,
     pub cols: u16,
+    /// Per-tensor multiplier; must be 0 with `qtab`.
     pub multiplier: i32,
-    /// Right shift with rounding, 0..=62.
+    /// Per-tensor right shift with rounding, 0..=62; must be 0 with `qtab`.
     pub shift: u8,
     pub zero_point: i8,
     pub relu: bool,
+    /// Per-output-channel requantisation (flag `PER_CHANNEL`): accumulator
+    /// address (multiple of 4) of `cols` [`QuantEntry`] entries, 8 bytes each.
+    pub qtab: Option<u32>,
+}
+
+/// Bytes of one entry of an ACT per-channel table.
+pub const QTAB_ENTRY_BYTES: u32 = 8;
+
+/// One entry of an ACT per-channel table (`qtab`), for output column `j` at
+/// `qtab + 8 * j`: the little-endian i32 multiplier, then the u32 shift.
+///
+/// The shift is taken from bits 7:0 (bits 31:8 are ignored). Any value 0..=255
+/// is defined: the rounding shift is exact (see `docs/timing.md`, C2, and the
+/// activation unit), so shifts of 64 and more give 0 before the zero point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QuantEntry {
+    pub multiplier: i32,
+    pub shift: u32,
+}
+
+impl QuantEntry {
+    /// The 8 bytes of the entry as they sit in the accumulator memory.
+    pub fn to_bytes(self) -> [u8; QTAB_ENTRY_BYTES as usize] {
+        let mut b = [0u8; QTAB_ENTRY_BYTES as usize];
+        b[..4].copy_from_slice(&self.multiplier.to_le_bytes());
+        b[4..].copy_from_slice(&self.shift.to_le_bytes());
+        b
+    }
+
+    /// The entry from its 8 bytes.
+    pub fn from_bytes(b: [u8; QTAB_ENTRY_BYTES as usize]) -> Self {
+        QuantEntry {
+            multiplier: i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            shift: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    /// The shift the activation unit applies (bits 7:0).
+    pub fn effective_shift(self) -> u8 {
+        self.shift as u8
+    }
+}
+
+/// The bytes of a per-channel table (entry `j` at offset `8 * j`), ready to be
+/// loaded into the accumulator memory at `qtab`.
+pub fn qtab_image(entries: &[QuantEntry]) -> alloc::vec::Vec<u8> {
+    entries.iter().flat_map(|e| e.to_bytes()).collect()
 }
 
 /// ADD: `len` int8 elements of A and B (scratchpad) to int32 at accumulator
@@ -415,6 +466,11 @@ pub const LAYOUTS: &[Layout] = &[
         op_flags: &[
             ("RELU", flags::RELU, "clamp below at the zero point"),
             ("BIAS", flags::BIAS, "add the per-column bias vector"),
+            (
+                "PER_CHANNEL",
+                flags::PER_CHANNEL,
+                "per-column multiplier and shift from the table at qtab",
+            ),
         ],
         fields: &[
             (
@@ -440,9 +496,28 @@ pub const LAYOUTS: &[Layout] = &[
             ),
             ("rows", 4, 0, 16, "rows, >= 1"),
             ("cols", 4, 16, 16, "columns, >= 1"),
-            ("multiplier", 5, 0, 32, "signed fixed-point multiplier"),
-            ("shift", 6, 0, 8, "rounding right shift, 0..=62"),
+            (
+                "multiplier",
+                5,
+                0,
+                32,
+                "signed fixed-point multiplier (0 with PER_CHANNEL)",
+            ),
+            (
+                "shift",
+                6,
+                0,
+                8,
+                "rounding right shift, 0..=62 (0 with PER_CHANNEL)",
+            ),
             ("zero_point", 6, 8, 8, "signed output zero point"),
+            (
+                "qtab",
+                7,
+                0,
+                32,
+                "accumulator byte address of cols x {i32 multiplier, u32 shift} (0 without PER_CHANNEL)",
+            ),
         ],
     },
     Layout {
@@ -642,6 +717,11 @@ impl Descriptor {
             Op::Act(a) => {
                 (if a.relu { flags::RELU } else { 0 })
                     | if a.bias.is_some() { flags::BIAS } else { 0 }
+                    | if a.qtab.is_some() {
+                        flags::PER_CHANNEL
+                    } else {
+                        0
+                    }
             }
             Op::Add(a) => {
                 if a.accumulate {
@@ -693,6 +773,7 @@ impl Descriptor {
                 put(&mut b, 4, a.rows as u32 | (a.cols as u32) << 16);
                 put(&mut b, 5, a.multiplier as u32);
                 put(&mut b, 6, a.shift as u32 | (a.zero_point as u8 as u32) << 8);
+                put(&mut b, 7, a.qtab.unwrap_or(0));
             }
             Op::Add(a) => {
                 put(&mut b, 1, a.a);
@@ -800,6 +881,19 @@ impl Descriptor {
                 if !has_bias && word(b, 3) != 0 {
                     return Err(err(ErrorCode::Reserved, name, "bias", word(b, 3) as u64));
                 }
+                let per_channel = of & flags::PER_CHANNEL != 0;
+                if per_channel {
+                    if word(b, 5) != 0 {
+                        let v = word(b, 5) as u64;
+                        return Err(err(ErrorCode::Reserved, name, "multiplier", v));
+                    }
+                    if word(b, 6) & 0xFF != 0 {
+                        let v = (word(b, 6) & 0xFF) as u64;
+                        return Err(err(ErrorCode::Reserved, name, "shift", v));
+                    }
+                } else if word(b, 7) != 0 {
+                    return Err(err(ErrorCode::Reserved, name, "qtab", word(b, 7) as u64));
+                }
                 Op::Act(Act {
                     src: word(b, 1),
                     dst: word(b, 2),
@@ -810,6 +904,7 @@ impl Descriptor {
                     shift: word(b, 6) as u8,
                     zero_point: (word(b, 6) >> 8) as u8 as i8,
                     relu: of & flags::RELU != 0,
+                    qtab: per_channel.then(|| word(b, 7)),
                 })
             }
             Opcode::Add => Op::Add(Add {
@@ -957,6 +1052,20 @@ impl Descriptor {
                     aligned4("bias", bias as u64)?;
                     range("bias", true, bias as u64, a.cols as u64 * 4)?;
                 }
+                if let Some(qtab) = a.qtab {
+                    // Only a hand-built struct can get here with these set:
+                    // decode already rejects the encoding.
+                    if a.multiplier != 0 {
+                        let m = a.multiplier as u32 as u64;
+                        return Err(field(ErrorCode::Reserved, "multiplier", m, None));
+                    }
+                    if a.shift != 0 {
+                        return Err(field(ErrorCode::Reserved, "shift", a.shift as u64, None));
+                    }
+                    aligned4("qtab", qtab as u64)?;
+                    let len = a.cols as u64 * QTAB_ENTRY_BYTES as u64;
+                    range("qtab", true, qtab as u64, len)?;
+                }
                 Ok(())
             }
             Op::Add(a) => {
@@ -1022,9 +1131,157 @@ mod tests {
             shift: !0,
             zero_point: -1,
             relu: true,
+            qtab: None,
         }));
         let b = d.encode();
         assert_eq!(Descriptor::decode(&b), Ok(d));
+        let d = Descriptor::new(Op::Act(Act {
+            src: !0,
+            dst: !0,
+            bias: Some(!0),
+            rows: !0,
+            cols: !0,
+            multiplier: 0,
+            shift: 0,
+            zero_point: -1,
+            relu: true,
+            qtab: Some(!0),
+        }));
+        let b = d.encode();
+        assert_eq!(Descriptor::decode(&b), Ok(d));
+    }
+
+    fn pc() -> Act {
+        Act {
+            rows: 2,
+            cols: 8,
+            qtab: Some(256),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn per_channel_encoding() {
+        let b = Descriptor::new(Op::Act(pc())).encode();
+        assert_eq!(word(&b, 0) >> 12 & 0xF, flags::PER_CHANNEL as u32);
+        assert_eq!(word(&b, 0) & (1 << 14), 1 << 14);
+        assert_eq!(word(&b, 7), 256);
+        // With PER_CHANNEL, words 5 and 6 bits 7:0 are reserved.
+        for (w, bit, field) in [
+            (5, 0, "multiplier"),
+            (5, 31, "multiplier"),
+            (6, 0, "shift"),
+            (6, 7, "shift"),
+        ] {
+            let mut x = b;
+            x[4 * w + bit / 8] |= 1 << (bit % 8);
+            let e = Descriptor::decode(&x).unwrap_err();
+            assert_eq!(
+                (e.code, e.field),
+                (ErrorCode::Reserved, field),
+                "word {w} bit {bit}"
+            );
+        }
+        // zero_point (word 6 bits 15:8) is still a field.
+        let mut x = b;
+        x[4 * 6 + 1] = 0x80;
+        let Op::Act(a) = Descriptor::decode(&x).unwrap().op else {
+            panic!()
+        };
+        assert_eq!((a.zero_point, a.qtab), (-128, Some(256)));
+        // Without PER_CHANNEL, word 7 is reserved.
+        let mut x = Descriptor::new(Op::Act(Act {
+            qtab: None,
+            multiplier: 1,
+            ..pc()
+        }))
+        .encode();
+        x[4 * 7 + 3] = 0x40;
+        let e = Descriptor::decode(&x).unwrap_err();
+        assert_eq!(
+            (e.code, e.field, e.value),
+            (ErrorCode::Reserved, "qtab", 0x4000_0000)
+        );
+    }
+
+    #[test]
+    fn per_channel_validation() {
+        assert_eq!(Descriptor::new(Op::Act(pc())).validate(&LIM), Ok(()));
+        let v = |a: Act| Descriptor::new(Op::Act(a)).validate(&LIM).unwrap_err();
+        let e = v(Act {
+            qtab: Some(258),
+            ..pc()
+        });
+        assert_eq!(
+            (e.code, e.field, e.fault_addr),
+            (ErrorCode::Misaligned, "qtab", Some(258))
+        );
+        // 8 columns x 8 bytes end exactly at the end of the memory: fine; 4 more bytes are not.
+        let end = LIM.acc_bytes - 64;
+        assert_eq!(
+            Descriptor::new(Op::Act(Act {
+                qtab: Some(end),
+                ..pc()
+            }))
+            .validate(&LIM),
+            Ok(())
+        );
+        let e = v(Act {
+            qtab: Some(end + 4),
+            ..pc()
+        });
+        assert_eq!(
+            (e.code, e.field, e.fault_addr, e.limit),
+            (
+                ErrorCode::AccRange,
+                "qtab",
+                Some(LIM.acc_bytes as u64 + 4),
+                Some(LIM.acc_bytes as u64)
+            )
+        );
+        let e = v(Act {
+            qtab: Some(u32::MAX - 3),
+            ..pc()
+        });
+        assert_eq!(e.code, ErrorCode::AccRange);
+        // A struct with both a table and a per-tensor scale cannot be encoded validly.
+        assert_eq!(
+            v(Act {
+                multiplier: 3,
+                ..pc()
+            })
+            .code,
+            ErrorCode::Reserved
+        );
+        assert_eq!(v(Act { shift: 1, ..pc() }).code, ErrorCode::Reserved);
+        // Bias checks come first (the device's order).
+        let e = v(Act {
+            bias: Some(2),
+            qtab: Some(2),
+            ..pc()
+        });
+        assert_eq!(e.field, "bias");
+    }
+
+    #[test]
+    fn quant_entry_bytes() {
+        let e = QuantEntry {
+            multiplier: -2,
+            shift: 0x1234_5640,
+        };
+        let b = e.to_bytes();
+        assert_eq!(b, [0xFE, 0xFF, 0xFF, 0xFF, 0x40, 0x56, 0x34, 0x12]);
+        assert_eq!(QuantEntry::from_bytes(b), e);
+        assert_eq!(e.effective_shift(), 0x40);
+        let img = qtab_image(&[
+            e,
+            QuantEntry {
+                multiplier: 1,
+                shift: 2,
+            },
+        ]);
+        assert_eq!(img[..8], b);
+        assert_eq!(img[8..], [1, 0, 0, 0, 2, 0, 0, 0]);
     }
 
     #[test]

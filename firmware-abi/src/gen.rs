@@ -13,7 +13,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Display, Write};
 
-use crate::desc::{deps, flags, Layout, Opcode, Unit, DESC_BYTES, LAYOUTS};
+use crate::desc::{deps, flags, Layout, Opcode, Unit, DESC_BYTES, LAYOUTS, QTAB_ENTRY_BYTES};
 use crate::error::ErrorCode;
 use crate::regs::{FIELDS, PERF_COUNTERS, REGISTERS, WINDOW_BYTES};
 use crate::{abi_version, caps, xlat, ABI_MAJOR, ABI_MINOR, DEVICE_ID};
@@ -616,6 +616,16 @@ pub fn c_header() -> String {
     }
 
     h.blank();
+    h.comment(C_QTAB);
+    h.def("NPU_QTAB_ENTRY_BYTES", QTAB_ENTRY_BYTES);
+    h.line("struct npu_qtab_entry {");
+    h.line("\tNPU_S32 multiplier; /* bytes 3:0: signed fixed-point multiplier */");
+    h.line("\tNPU_U32 shift;      /* bytes 7:4: rounding right shift, bits 7:0 used */");
+    h.line("};");
+    h.line(
+        "NPU_STATIC_ASSERT(sizeof(struct npu_qtab_entry) == NPU_QTAB_ENTRY_BYTES, \"npu_qtab_entry\");",
+    );
+    h.blank();
     h.comment("A descriptor as raw words (npukit_abi::desc::RawDescriptor).");
     h.line("struct npu_desc_raw {\n\tNPU_U32 words[NPU_DESC_WORDS];\n};");
     h.line("NPU_STATIC_ASSERT(sizeof(struct npu_desc_raw) == NPU_DESC_BYTES, \"npu_desc_raw\");");
@@ -683,6 +693,33 @@ const MD_LAYOUTS: &str = r#"Words 1-7 of each opcode. Fields are byte-aligned sl
 little-endian words; signed fields are two's complement. The C header has
 one struct per opcode (`struct npu_desc_<op>`) whose members follow these
 tables, and the opcode flags as `NPU_FLAG_<OP>_<FLAG>`."#;
+
+const C_QTAB: &str = "ACT per-channel table (PER_CHANNEL flag, word 7 = qtab): cols entries at \
+accumulator address qtab (multiple of 4), entry j for output column j. The shift uses bits 7:0 \
+(bits 31:8 are ignored); every value 0..=255 is defined (rounding is exact; 64 and more give 0).";
+
+const MD_QTAB: &str = r#"With the `PER_CHANNEL` flag (capability `PER_CHANNEL_ACT`, ABI 1.1), ACT
+requantises each output column `j` with its own multiplier and shift, read
+from the entry at accumulator byte address `qtab + 8 * j` (C: `struct
+npu_qtab_entry`); words 5 and 6 bits 7:0 are then reserved and
+`zero_point`, `bias` and `relu` apply as without it. `qtab` must be a
+multiple of 4 (`MISALIGNED`, `ERR_ADDR` = `qtab`) and the `cols` entries
+must lie in the accumulator memory (`ACC_RANGE`, `ERR_ADDR` = the end of the
+table). Without the flag word 7 is reserved.
+
+| Bytes | Field | Type | Meaning |
+|---|---|---|---|
+| 3:0 | `multiplier` | i32 | signed fixed-point multiplier of column `j` |
+| 7:4 | `shift` | u32 | rounding right shift of column `j`: bits 7:0 are used, bits 31:8 ignored |
+
+The entries are data, read when the ACT runs, so no value faults. Each
+column's result is the per-tensor formula with that column's multiplier and
+shift: `x = sat32(acc + bias)`, `p = x * multiplier` (64-bit),
+`r = floor((p + 2^(shift-1)) / 2^shift)` (`r = p` for shift 0), then
+`clamp(r + zero_point, lo, 127)`. The rounding shift is computed exactly for
+every shift 0..=255 (no overflow): since `|p| <= 2^62`, a shift of 64 or more
+gives `r = 0`, and 63 gives `r = 1` only for `p = 2^62` (else 0). The
+per-tensor `shift` field stays limited to 0..=62 (`BAD_FIELD`)."#;
 
 const MD_XLAT_TAIL: &str = r#"A device address at or beyond `XLAT_PAGES` pages, or whose entry is not
 `VALID`, faults with `XLAT_FAULT`; a write through an entry without `WRITE`
@@ -891,6 +928,11 @@ pub fn abi_markdown() -> String {
             }
         }
     }
+
+    m.blank();
+    m.line("### ACT per-channel table");
+    m.blank();
+    m.line(MD_QTAB);
 
     m.blank();
     m.line("## Translation table");

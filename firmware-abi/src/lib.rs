@@ -32,7 +32,7 @@ pub const DEVICE_ID: u32 = 0x4E50_554B;
 pub const ABI_MAJOR: u16 = 1;
 /// ABI minor version: bumped when something is added (a register, an opcode, a flag)
 /// that an older driver can safely ignore.
-pub const ABI_MINOR: u16 = 0;
+pub const ABI_MINOR: u16 = 1;
 
 /// `VERSION` register value: major in bits 31:16, minor in bits 15:0.
 pub const fn abi_version() -> u32 {
@@ -51,6 +51,9 @@ pub mod caps {
     pub const ELEMENTWISE: u32 = 1 << 3;
     /// Weight-stationary dataflow.
     pub const WEIGHT_STATIONARY: u32 = 1 << 4;
+    /// ACT's `PER_CHANNEL` flag: per-output-channel multiplier and shift from a
+    /// table in the accumulator memory (ABI 1.1).
+    pub const PER_CHANNEL_ACT: u32 = 1 << 5;
     /// All capability bits with their names, for generators.
     pub const ALL: &[(&str, u32, &str)] = &[
         ("TRANSLATION", TRANSLATION, "per-job address translation"),
@@ -69,6 +72,11 @@ pub mod caps {
             "WEIGHT_STATIONARY",
             WEIGHT_STATIONARY,
             "weight-stationary MAC array",
+        ),
+        (
+            "PER_CHANNEL_ACT",
+            PER_CHANNEL_ACT,
+            "ACT per-output-channel requantisation (PER_CHANNEL flag, ABI 1.1)",
         ),
     ];
 }

@@ -367,19 +367,23 @@ pub(crate) mod strategy {
             any::<u8>(),
             any::<i8>(),
             any::<bool>(),
+            any::<Option<u32>>(),
         )
             .prop_map(
-                |([src, dst], bias, [rows, cols], multiplier, shift, zero_point, relu)| {
+                |([src, dst], bias, [rows, cols], multiplier, shift, zero_point, relu, qtab)| {
+                    // With a table the per-tensor scale is reserved (zero).
+                    let per_tensor = qtab.is_none();
                     Op::Act(Act {
                         src,
                         dst,
                         bias,
                         rows,
                         cols,
-                        multiplier,
-                        shift,
+                        multiplier: if per_tensor { multiplier } else { 0 },
+                        shift: if per_tensor { shift } else { 0 },
                         zero_point,
                         relu,
+                        qtab,
                     })
                 },
             );

@@ -137,9 +137,10 @@ fn c_header_compiles() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Every descriptor of the cross-check, with the C statements that fill the same
-/// descriptor through the header's struct members and macros.
-fn cross_check_cases() -> Vec<(&'static str, Descriptor, String)> {
+/// Every descriptor of the cross-check (a label, the C struct's name), with the C
+/// statements that fill the same descriptor through the header's struct members
+/// and macros.
+fn cross_check_cases() -> Vec<(&'static str, &'static str, Descriptor, String)> {
     let mm = Matmul {
         a: 0x10,
         w: 0x400,
@@ -159,6 +160,14 @@ fn cross_check_cases() -> Vec<(&'static str, Descriptor, String)> {
         shift: 31,
         zero_point: -7,
         relu: true,
+        qtab: None,
+    };
+    let act_pc = Act {
+        bias: None,
+        multiplier: 0,
+        shift: 0,
+        qtab: Some(0x7F0),
+        ..act
     };
     let dma = Dma {
         local: 0x20,
@@ -178,6 +187,7 @@ fn cross_check_cases() -> Vec<(&'static str, Descriptor, String)> {
     vec![
         (
             "matmul",
+            "matmul",
             Descriptor::new(Op::Matmul(mm)).with_deps(deps::WAIT_PREV | deps::SIGNAL_NEXT),
             format!(
                 "d.word0 = NPU_DESC_WORD0(NPU_OP_MATMUL, NPU_DEP_WAIT_PREV | NPU_DEP_SIGNAL_NEXT, \
@@ -187,6 +197,7 @@ fn cross_check_cases() -> Vec<(&'static str, Descriptor, String)> {
             ),
         ),
         (
+            "act",
             "act",
             Descriptor::new(Op::Act(act)).with_deps(deps::WAIT_PREV | deps::SIGNAL_PREV),
             format!(
@@ -205,6 +216,24 @@ fn cross_check_cases() -> Vec<(&'static str, Descriptor, String)> {
             ),
         ),
         (
+            "act_per_channel",
+            "act",
+            Descriptor::new(Op::Act(act_pc)).with_deps(deps::WAIT_PREV),
+            format!(
+                "d.word0 = NPU_DESC_WORD0(NPU_OP_ACT, NPU_DEP_WAIT_PREV, \
+                 NPU_FLAG_ACT_RELU | NPU_FLAG_ACT_PER_CHANNEL);\n\
+                 d.src = {}u; d.dst = {}u; d.rows = {}; d.cols = {};\n\
+                 d.zero_point = {}; d.qtab = {}u;",
+                act_pc.src,
+                act_pc.dst,
+                act_pc.rows,
+                act_pc.cols,
+                act_pc.zero_point,
+                act_pc.qtab.unwrap_or(0)
+            ),
+        ),
+        (
+            "load",
             "load",
             Descriptor::new(Op::Load(dma)).with_deps(deps::WAIT_NEXT | deps::SIGNAL_NEXT),
             format!(
@@ -222,6 +251,7 @@ fn cross_check_cases() -> Vec<(&'static str, Descriptor, String)> {
             ),
         ),
         (
+            "fence",
             "fence",
             Descriptor::new(Op::Fence(fence)),
             format!(
@@ -256,10 +286,10 @@ fn c_structs_encode_like_rust() {
          \tfor (i = 0; i < NPU_DESC_BYTES; i++)\n\t\tprintf(\" %02x\", b[i]);\n\
          \tprintf(\"\\n\");\n}\n\nint main(void)\n{\n",
     );
-    for (name, _, fill) in &cases {
+    for (name, st, _, fill) in &cases {
         let _ = writeln!(
             c,
-            "\t{{\n\t\tstruct npu_desc_{name} d;\n\n\t\tmemset(&d, 0, sizeof d);"
+            "\t{{\n\t\tstruct npu_desc_{st} d;\n\n\t\tmemset(&d, 0, sizeof d);"
         );
         for line in fill.lines() {
             let _ = writeln!(c, "\t\t{line}");
@@ -281,7 +311,7 @@ fn c_structs_encode_like_rust() {
     let stdout = String::from_utf8(out.stdout).expect("C output is ASCII");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), cases.len(), "C output:\n{stdout}");
-    for ((name, d, _), line) in cases.iter().zip(lines) {
+    for ((name, _, d, _), line) in cases.iter().zip(lines) {
         let bytes = d.encode();
         assert_eq!(
             Descriptor::decode(&bytes),

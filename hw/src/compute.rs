@@ -50,19 +50,23 @@
 //! **ACT / ADD / MAX** share one `C`-lane pipeline. Read stage (cycles
 //! `k = 1..=latency-2`, one lane group per cycle; ACT walks rows then groups of
 //! `C` columns): ACT reads the accumulators and biases and saturates
-//! `acc + bias` to 32 bits; ADD and MAX read their two int8 operands. Stage 2:
-//! ACT multiplies by the multiplier in one [`SMul32`] per lane (32 x 32 -> 64);
+//! `acc + bias` to 32 bits, and with PER_CHANNEL each lane also reads its
+//! column's table entry (`qtab + 8 * j`: multiplier, shift bits 7:0) into
+//! per-lane registers; ADD and MAX read their two int8 operands. Stage 2:
+//! ACT multiplies by the multiplier (the descriptor's, or the lane's entry) in
+//! one [`SMul32`] per lane (32 x 32 -> 64);
 //! ADD computes `(a - za) * ma + (b - zb) * mb`; MAX the signed maximum. Write
-//! stage (two cycles after the read): ACT rounds, shifts, adds the zero point and
-//! clamps (ReLU) and writes int8 to the scratchpad; ADD writes (or accumulates)
+//! stage (two cycles after the read): ACT rounds, shifts (the descriptor's shift
+//! or the lane's, carried along; exact in 66 bits, 0 for shifts above 63), adds
+//! the zero point and clamps (ReLU) and writes int8 to the scratchpad; ADD writes (or accumulates)
 //! int32 to the accumulator memory; MAX writes int8 to the scratchpad.
 //!
 //! Memories: byte arrays `spad` and `acc` (`reg [7:0] spad [0:spad_bytes-1]`,
 //! `accm`) with combinational reads at any address (reads beyond the end return
 //! 0, writes beyond it are dropped). Read ports: the DMA port (`B` bytes), one
 //! W row (`C` bytes) and one A row (`R` bytes) per cycle for MATMUL, an old
-//! output row (`4C` bytes) for ACCUMULATE, `C` accumulators and `C` biases for
-//! ACT, two `C`-byte operand vectors for ADD/MAX and `C` old accumulators for
+//! output row (`4C` bytes) for ACCUMULATE, `C` accumulators, `C` biases and `C`
+//! table entries (`8C` bytes) for ACT, two `C`-byte operand vectors for ADD/MAX and `C` old accumulators for
 //! ADD ACCUMULATE. Write ports: one output row (`4C` bytes) or `C` lane results,
 //! and the DMA write (1..=B bytes). At one edge the compute write happens before
 //! the DMA write (the DMA write wins where both touch the same byte: such a
@@ -195,10 +199,15 @@ struct State {
     wn1: u32,
     x1: Vec<u32>,
     y1: Vec<u8>,
+    /// Per lane: the PER_CHANNEL table entry read with the accumulators
+    /// (multiplier and shift bits 7:0), and the shift one stage later.
+    qm1: Vec<u32>,
+    qs1: Vec<u8>,
     v2: bool,
     wa2: u32,
     wn2: u32,
     p2: Vec<u64>,
+    qs2: Vec<u8>,
     /// Bumped at every memory change (for the DMA read cache).
     version: u64,
 }
@@ -223,10 +232,13 @@ impl State {
             wn1: 0,
             x1: vec![0; c],
             y1: vec![0; c],
+            qm1: vec![0; c],
+            qs1: vec![0; c],
             v2: false,
             wa2: 0,
             wn2: 0,
             p2: vec![0; c],
+            qs2: vec![0; c],
             version: 0,
         }
     }
@@ -273,16 +285,16 @@ pub fn latency(p: &ComputeParams, d: &[u32; 8]) -> u32 {
 }
 
 /// Requantisation tail on a 64-bit product (rounding shift, zero point, clamp),
-/// exactly as the write stage computes it.
+/// exactly as the write stage computes it: the rounding shift in 66 bits (so
+/// `p + 2^(shift-1)` cannot overflow), 0 for every shift above 63 (a table's
+/// shift is data: any 0..=255 is defined, see `npukit_sim::act`).
 pub fn requant_tail(p: u64, shift: u32, zp: u8, relu: bool) -> u8 {
     let p = p as i64;
-    let rnd: i64 = if shift == 0 || shift > 64 {
-        0
-    } else {
-        1i64.wrapping_shl(shift - 1)
+    let r = match shift {
+        0 => p,
+        1..=63 => ((p as i128 + (1i128 << (shift - 1))) >> shift) as i64,
+        _ => 0,
     };
-    let s = p.wrapping_add(rnd);
-    let r = if shift >= 64 { s >> 63 } else { s >> shift };
     let y = r.wrapping_add(zp as i8 as i64);
     let lo = if relu { zp as i8 as i64 } else { -128 };
     let y = if y < lo {
@@ -466,9 +478,11 @@ impl Compute {
             }
         }
         let st = &self._st;
+        let per_channel = st.flag(2);
         for (l, m) in self.mul.iter_mut().enumerate() {
             m.a.next = Bits::<32>::from(st.x1[l] as u64);
-            m.b.next = Bits::<32>::from(st.d[5] as u64);
+            let b = if per_channel { st.qm1[l] } else { st.d[5] };
+            m.b.next = Bits::<32>::from(b as u64);
         }
         self.busy.next = st.busy;
         self.done.next = st.busy && st.cnt == st.lat;
@@ -598,8 +612,9 @@ impl Compute {
         st.v1 = rd;
         if rd {
             if op == OP_ACT {
-                let (src, dst, bias) = (old.d[1], old.d[2], old.d[3]);
+                let (src, dst, bias, qtab) = (old.d[1], old.d[2], old.d[3], old.d[7]);
                 let acols = old.d[4] >> 16;
+                let per_channel = old.flag(2);
                 for l in 0..cols {
                     let e = old.sg.wrapping_add(l);
                     let valid = e < acols;
@@ -614,6 +629,14 @@ impl Compute {
                         0
                     };
                     st.x1[l as usize] = sat_add32(av, bv);
+                    let qa = qtab.wrapping_add(8u32.wrapping_mul(e));
+                    let table = valid && per_channel;
+                    st.qm1[l as usize] = if table { old.ac32(qa) } else { 0 };
+                    st.qs1[l as usize] = if table {
+                        old.ac8(qa.wrapping_add(4))
+                    } else {
+                        0
+                    };
                 }
                 st.wa1 = dst.wrapping_add(old.sb).wrapping_add(old.sg);
                 let left = acols.wrapping_sub(old.sg);
@@ -651,6 +674,7 @@ impl Compute {
         st.v2 = old.v1;
         st.wa2 = old.wa1;
         st.wn2 = old.wn1;
+        st.qs2.clone_from(&old.qs1);
         let (za, zb) = (old.d[5] & 0xFF, (old.d[5] >> 8) & 0xFF);
         let (ma, mb) = (old.d[6] & 0xFFFF, old.d[6] >> 16);
         for l in 0..cols as usize {
@@ -676,6 +700,11 @@ impl Compute {
                     continue;
                 }
                 let p2 = old.p2[l as usize];
+                let shift = if old.flag(2) {
+                    old.qs2[l as usize] as u32
+                } else {
+                    shift
+                };
                 match op {
                     OP_ACT => sp_w.push((
                         old.wa2.wrapping_add(l),

@@ -229,6 +229,11 @@ fn random_desc(rng: &mut Rng, p: &ComputeParams, kind: u64) -> Descriptor {
                 1 => 62,
                 _ => rng.range(0, 62),
             };
+            // PER_CHANNEL: a table of random entries (any shift 0..=255).
+            let qtab = rng
+                .chance(40)
+                .then(|| 4 * rng.range(0, ab / 4 - 2 * cols) as u32);
+            let per_tensor = qtab.is_none();
             Op::Act(Act {
                 src: src as u32,
                 dst: dst as u32,
@@ -239,10 +244,11 @@ fn random_desc(rng: &mut Rng, p: &ComputeParams, kind: u64) -> Descriptor {
                 },
                 rows: rows as u16,
                 cols: cols as u16,
-                multiplier: rng.word() as i32,
-                shift: shift as u8,
+                multiplier: if per_tensor { rng.word() as i32 } else { 0 },
+                shift: if per_tensor { shift as u8 } else { 0 },
                 zero_point: rng.byte() as i8,
                 relu: rng.chance(50),
+                qtab,
             })
         }
         2 => {
@@ -373,7 +379,8 @@ fn act_lane_arithmetic_equals_requantize() {
     let mut rng = Rng(0x1234_5678);
     for i in 0..200_000u64 {
         let (acc, bias, mult) = (rng.word(), rng.word(), rng.word());
-        let shift = (i % 63) as u8;
+        // Every shift a table entry can hold (a descriptor's own is <= 62).
+        let shift = (i % 256) as u8;
         let zp = rng.byte();
         let relu = i % 2 == 0;
         let x = sat_add32(acc, bias);
@@ -645,6 +652,22 @@ fn every_opcode_and_flag_combination() {
                     shift,
                     zero_point: -7,
                     relu,
+                    qtab: None,
+                });
+                run_one(p, &mut fresh(&mut rng), &Descriptor { deps: 0, op });
+            }
+            // PER_CHANNEL, the table in random memory (shifts 0..=255).
+            for qtab in [0u32, 100, 208] {
+                let op = Op::Act(Act {
+                    src: 12,
+                    dst: 77,
+                    bias,
+                    rows: 3,
+                    cols: 6,
+                    zero_point: -7,
+                    relu,
+                    qtab: Some(qtab),
+                    ..Act::default()
                 });
                 run_one(p, &mut fresh(&mut rng), &Descriptor { deps: 0, op });
             }
@@ -708,6 +731,7 @@ fn extremes_wrap_and_saturate() {
             shift,
             zero_point,
             relu,
+            qtab: None,
         };
         for op in [Op::Act(a), Op::Act(Act { bias: None, ..a })] {
             run_one(p, &mut m, &Descriptor { deps: 0, op });

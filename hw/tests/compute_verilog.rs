@@ -48,7 +48,8 @@ fn verilog_4x4_lints_clean() {
 }
 
 /// A random descriptor: compute opcodes with small fields, addresses that may
-/// run past the memories, random flags, shifts beyond 62, random reserved bits
+/// run past the memories, random flags (PER_CHANNEL often, with a table
+/// address in word 7), shifts beyond 62, random reserved bits
 /// (the Verilog and the simulation must agree on any input).
 fn random_desc(rng: &mut Rng) -> [u32; 8] {
     let mut d = [0u32; 8];
@@ -84,6 +85,12 @@ fn random_desc(rng: &mut Rng) -> [u32; 8] {
     }
     if rng.chance(20) {
         d[7] = rng.next() as u32;
+    }
+    if op == 4 && rng.chance(50) {
+        // PER_CHANNEL's table, mostly inside the accumulators (whose random
+        // bytes hold shifts of every value).
+        d[0] |= 1 << 14;
+        d[7] = rng.below(300) as u32;
     }
     d
 }

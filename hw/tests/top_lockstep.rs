@@ -132,6 +132,7 @@ fn compute_back_to_back_and_tokens() {
             shift: 20,
             zero_point: 0,
             relu: true,
+            qtab: None,
         })),
         d(Op::Add(Add {
             a: 0,
@@ -398,6 +399,7 @@ fn act(src: u32, bias: Option<u32>) -> Act {
         shift: 0,
         zero_point: 0,
         relu: false,
+        qtab: None,
     }
 }
 
@@ -530,6 +532,7 @@ fn gemm_pipeline_with_tokens() {
             shift: 30,
             zero_point: 3,
             relu: false,
+            qtab: None,
         }))
         .with_deps(deps::WAIT_NEXT | deps::SIGNAL_NEXT),
         d(Op::Store(dma(1024, 0x6000, 2, 8, false))).with_deps(deps::WAIT_PREV),

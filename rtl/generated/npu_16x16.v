@@ -389,8 +389,8 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        end
        case (mmio_addr)
           12'h000: mmio_rdata = 32'h4E50554B;
-          12'h004: mmio_rdata = 32'h00010000;
-          12'h008: mmio_rdata = 32'h1F;
+          12'h004: mmio_rdata = 32'h00010001;
+          12'h008: mmio_rdata = 32'h0000003F;
           12'h00C: mmio_rdata = {16'd16, 16'd16};
           12'h010: mmio_rdata = 32'd262144;
           12'h014: mmio_rdata = 32'd65536;
@@ -471,10 +471,13 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        if (!dec_bad && ((d_op == 8'd0 && dw4 != 32'd0) || (d_op == 8'd7 && dw4 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && ((d_op == 8'd0 && dw5 != 32'd0) || (d_op == 8'd3 && dw5[31:16] != 16'd0) || (d_op == 8'd5 && dw5[31:16] != 16'd0) || (d_op == 8'd6 && dw5 != 32'd0) || (d_op == 8'd7 && dw5 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && ((d_op == 8'd0 && dw6 != 32'd0) || (d_op == 8'd3 && dw6 != 32'd0) || (d_op == 8'd4 && dw6[31:16] != 16'd0) || (d_op == 8'd6 && dw6 != 32'd0) || (d_op == 8'd7 && dw6 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((d_op == 8'd0 && dw7 != 32'd0) || (d_op == 8'd1 && dw7 != 32'd0) || (d_op == 8'd2 && dw7 != 32'd0) || (d_op == 8'd3 && dw7 != 32'd0) || (d_op == 8'd4 && dw7 != 32'd0) || (d_op == 8'd5 && dw7 != 32'd0) || (d_op == 8'd6 && dw7 != 32'd0) || (d_op == 8'd7 && dw7 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((d_op == 8'd0 && dw7 != 32'd0) || (d_op == 8'd1 && dw7 != 32'd0) || (d_op == 8'd2 && dw7 != 32'd0) || (d_op == 8'd3 && dw7 != 32'd0) || (d_op == 8'd5 && dw7 != 32'd0) || (d_op == 8'd6 && dw7 != 32'd0) || (d_op == 8'd7 && dw7 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && ((dec_unit == 2'd0 && d_dep != 4'd0) || (dec_unit == 2'd1 && (d_dep & 4'b0101) != 4'd0) || (dec_unit == 2'd3 && (d_dep & 4'b1010) != 4'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
-       if (!dec_bad && (((d_op == 8'd0 || d_op == 8'd6) && d_of != 4'd0) || ((d_op == 8'd1 || d_op == 8'd2 || d_op == 8'd3 || d_op == 8'd5) && d_of[3:1] != 3'd0) || ((d_op == 8'd4 || d_op == 8'd7) && d_of[3:2] != 2'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
+       if (!dec_bad && (((d_op == 8'd0 || d_op == 8'd6) && d_of != 4'd0) || ((d_op == 8'd1 || d_op == 8'd2 || d_op == 8'd3 || d_op == 8'd5) && d_of[3:1] != 3'd0) || (d_op == 8'd4 && d_of[3] != 1'b0) || (d_op == 8'd7 && d_of[3:2] != 2'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
        if (!dec_bad && (d_op == 8'd4 && !d_of[1] && dw3 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd4 && d_of[2] && dw5 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd4 && d_of[2] && dw6[7:0] != 8'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd4 && !d_of[2] && dw7 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && (d_op == 8'd7 && !d_of[1] && {dw3, dw2} != 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (d_op == 8'd1 || d_op == 8'd2) begin
        if (!dec_bad && (d_rows == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
@@ -516,6 +519,11 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        if (!dec_bad && (d_of[1] && dw3[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw3}; end
           if (d_of[1]) begin
           d_end = {32'd0, dw3} + d_k * 64'd4;
+       if (!dec_bad && (d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
+          end
+       if (!dec_bad && (d_of[2] && dw7[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw7}; end
+          if (d_of[2]) begin
+          d_end = {32'd0, dw7} + d_k * 64'd8;
        if (!dec_bad && (d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
           end
        end
@@ -6844,51 +6852,99 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     reg [31:0] x1_q_0;
     reg [7:0] y1_q_0;
     reg [63:0] p2_q_0;
+    reg [31:0] qm1_q_0;
+    reg [7:0] qs1_q_0;
+    reg [7:0] qs2_q_0;
     reg [31:0] x1_q_1;
     reg [7:0] y1_q_1;
     reg [63:0] p2_q_1;
+    reg [31:0] qm1_q_1;
+    reg [7:0] qs1_q_1;
+    reg [7:0] qs2_q_1;
     reg [31:0] x1_q_2;
     reg [7:0] y1_q_2;
     reg [63:0] p2_q_2;
+    reg [31:0] qm1_q_2;
+    reg [7:0] qs1_q_2;
+    reg [7:0] qs2_q_2;
     reg [31:0] x1_q_3;
     reg [7:0] y1_q_3;
     reg [63:0] p2_q_3;
+    reg [31:0] qm1_q_3;
+    reg [7:0] qs1_q_3;
+    reg [7:0] qs2_q_3;
     reg [31:0] x1_q_4;
     reg [7:0] y1_q_4;
     reg [63:0] p2_q_4;
+    reg [31:0] qm1_q_4;
+    reg [7:0] qs1_q_4;
+    reg [7:0] qs2_q_4;
     reg [31:0] x1_q_5;
     reg [7:0] y1_q_5;
     reg [63:0] p2_q_5;
+    reg [31:0] qm1_q_5;
+    reg [7:0] qs1_q_5;
+    reg [7:0] qs2_q_5;
     reg [31:0] x1_q_6;
     reg [7:0] y1_q_6;
     reg [63:0] p2_q_6;
+    reg [31:0] qm1_q_6;
+    reg [7:0] qs1_q_6;
+    reg [7:0] qs2_q_6;
     reg [31:0] x1_q_7;
     reg [7:0] y1_q_7;
     reg [63:0] p2_q_7;
+    reg [31:0] qm1_q_7;
+    reg [7:0] qs1_q_7;
+    reg [7:0] qs2_q_7;
     reg [31:0] x1_q_8;
     reg [7:0] y1_q_8;
     reg [63:0] p2_q_8;
+    reg [31:0] qm1_q_8;
+    reg [7:0] qs1_q_8;
+    reg [7:0] qs2_q_8;
     reg [31:0] x1_q_9;
     reg [7:0] y1_q_9;
     reg [63:0] p2_q_9;
+    reg [31:0] qm1_q_9;
+    reg [7:0] qs1_q_9;
+    reg [7:0] qs2_q_9;
     reg [31:0] x1_q_10;
     reg [7:0] y1_q_10;
     reg [63:0] p2_q_10;
+    reg [31:0] qm1_q_10;
+    reg [7:0] qs1_q_10;
+    reg [7:0] qs2_q_10;
     reg [31:0] x1_q_11;
     reg [7:0] y1_q_11;
     reg [63:0] p2_q_11;
+    reg [31:0] qm1_q_11;
+    reg [7:0] qs1_q_11;
+    reg [7:0] qs2_q_11;
     reg [31:0] x1_q_12;
     reg [7:0] y1_q_12;
     reg [63:0] p2_q_12;
+    reg [31:0] qm1_q_12;
+    reg [7:0] qs1_q_12;
+    reg [7:0] qs2_q_12;
     reg [31:0] x1_q_13;
     reg [7:0] y1_q_13;
     reg [63:0] p2_q_13;
+    reg [31:0] qm1_q_13;
+    reg [7:0] qs1_q_13;
+    reg [7:0] qs2_q_13;
     reg [31:0] x1_q_14;
     reg [7:0] y1_q_14;
     reg [63:0] p2_q_14;
+    reg [31:0] qm1_q_14;
+    reg [7:0] qs1_q_14;
+    reg [7:0] qs2_q_14;
     reg [31:0] x1_q_15;
     reg [7:0] y1_q_15;
     reg [63:0] p2_q_15;
+    reg [31:0] qm1_q_15;
+    reg [7:0] qs1_q_15;
+    reg [7:0] qs2_q_15;
     reg [7:0] sk_0_0;
     reg [7:0] sk_1_0;
     reg [7:0] sk_1_1;
@@ -7152,22 +7208,22 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      x1_q_0 = 32'd0; y1_q_0 = 8'd0; p2_q_0 = 64'd0;
-      x1_q_1 = 32'd0; y1_q_1 = 8'd0; p2_q_1 = 64'd0;
-      x1_q_2 = 32'd0; y1_q_2 = 8'd0; p2_q_2 = 64'd0;
-      x1_q_3 = 32'd0; y1_q_3 = 8'd0; p2_q_3 = 64'd0;
-      x1_q_4 = 32'd0; y1_q_4 = 8'd0; p2_q_4 = 64'd0;
-      x1_q_5 = 32'd0; y1_q_5 = 8'd0; p2_q_5 = 64'd0;
-      x1_q_6 = 32'd0; y1_q_6 = 8'd0; p2_q_6 = 64'd0;
-      x1_q_7 = 32'd0; y1_q_7 = 8'd0; p2_q_7 = 64'd0;
-      x1_q_8 = 32'd0; y1_q_8 = 8'd0; p2_q_8 = 64'd0;
-      x1_q_9 = 32'd0; y1_q_9 = 8'd0; p2_q_9 = 64'd0;
-      x1_q_10 = 32'd0; y1_q_10 = 8'd0; p2_q_10 = 64'd0;
-      x1_q_11 = 32'd0; y1_q_11 = 8'd0; p2_q_11 = 64'd0;
-      x1_q_12 = 32'd0; y1_q_12 = 8'd0; p2_q_12 = 64'd0;
-      x1_q_13 = 32'd0; y1_q_13 = 8'd0; p2_q_13 = 64'd0;
-      x1_q_14 = 32'd0; y1_q_14 = 8'd0; p2_q_14 = 64'd0;
-      x1_q_15 = 32'd0; y1_q_15 = 8'd0; p2_q_15 = 64'd0;
+      x1_q_0 = 32'd0; y1_q_0 = 8'd0; p2_q_0 = 64'd0; qm1_q_0 = 32'd0; qs1_q_0 = 8'd0; qs2_q_0 = 8'd0;
+      x1_q_1 = 32'd0; y1_q_1 = 8'd0; p2_q_1 = 64'd0; qm1_q_1 = 32'd0; qs1_q_1 = 8'd0; qs2_q_1 = 8'd0;
+      x1_q_2 = 32'd0; y1_q_2 = 8'd0; p2_q_2 = 64'd0; qm1_q_2 = 32'd0; qs1_q_2 = 8'd0; qs2_q_2 = 8'd0;
+      x1_q_3 = 32'd0; y1_q_3 = 8'd0; p2_q_3 = 64'd0; qm1_q_3 = 32'd0; qs1_q_3 = 8'd0; qs2_q_3 = 8'd0;
+      x1_q_4 = 32'd0; y1_q_4 = 8'd0; p2_q_4 = 64'd0; qm1_q_4 = 32'd0; qs1_q_4 = 8'd0; qs2_q_4 = 8'd0;
+      x1_q_5 = 32'd0; y1_q_5 = 8'd0; p2_q_5 = 64'd0; qm1_q_5 = 32'd0; qs1_q_5 = 8'd0; qs2_q_5 = 8'd0;
+      x1_q_6 = 32'd0; y1_q_6 = 8'd0; p2_q_6 = 64'd0; qm1_q_6 = 32'd0; qs1_q_6 = 8'd0; qs2_q_6 = 8'd0;
+      x1_q_7 = 32'd0; y1_q_7 = 8'd0; p2_q_7 = 64'd0; qm1_q_7 = 32'd0; qs1_q_7 = 8'd0; qs2_q_7 = 8'd0;
+      x1_q_8 = 32'd0; y1_q_8 = 8'd0; p2_q_8 = 64'd0; qm1_q_8 = 32'd0; qs1_q_8 = 8'd0; qs2_q_8 = 8'd0;
+      x1_q_9 = 32'd0; y1_q_9 = 8'd0; p2_q_9 = 64'd0; qm1_q_9 = 32'd0; qs1_q_9 = 8'd0; qs2_q_9 = 8'd0;
+      x1_q_10 = 32'd0; y1_q_10 = 8'd0; p2_q_10 = 64'd0; qm1_q_10 = 32'd0; qs1_q_10 = 8'd0; qs2_q_10 = 8'd0;
+      x1_q_11 = 32'd0; y1_q_11 = 8'd0; p2_q_11 = 64'd0; qm1_q_11 = 32'd0; qs1_q_11 = 8'd0; qs2_q_11 = 8'd0;
+      x1_q_12 = 32'd0; y1_q_12 = 8'd0; p2_q_12 = 64'd0; qm1_q_12 = 32'd0; qs1_q_12 = 8'd0; qs2_q_12 = 8'd0;
+      x1_q_13 = 32'd0; y1_q_13 = 8'd0; p2_q_13 = 64'd0; qm1_q_13 = 32'd0; qs1_q_13 = 8'd0; qs2_q_13 = 8'd0;
+      x1_q_14 = 32'd0; y1_q_14 = 8'd0; p2_q_14 = 64'd0; qm1_q_14 = 32'd0; qs1_q_14 = 8'd0; qs2_q_14 = 8'd0;
+      x1_q_15 = 32'd0; y1_q_15 = 8'd0; p2_q_15 = 64'd0; qm1_q_15 = 32'd0; qs1_q_15 = 8'd0; qs2_q_15 = 8'd0;
       sk_0_0 = 8'd0;
       sk_1_0 = 8'd0;
       sk_1_1 = 8'd0;
@@ -7431,12 +7487,14 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [7:0] op_w = d_q[7:0];
     wire f0_w = d_q[12];
     wire f1_w = d_q[13];
+    wire f2_w = d_q[14];
     wire [31:0] w1_w = d_q[63:32];
     wire [31:0] w2_w = d_q[95:64];
     wire [31:0] w3_w = d_q[127:96];
     wire [31:0] w4_w = d_q[159:128];
     wire [31:0] w5_w = d_q[191:160];
     wire [31:0] w6_w = d_q[223:192];
+    wire [31:0] w7_w = d_q[255:224];
     wire done_w = busy_q && (cnt_q == lat_q);
     // MATMUL.
     wire mm_w = busy_q && (op_w == 8'd3);
@@ -7550,7 +7608,6 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] eleft_w = w4_w - sa_q;
     wire [7:0] ash_w = w6_w[7:0];
     wire [7:0] azp_w = w6_w[15:8];
-    wire signed [63:0] arnd_w = ((ash_w == 8'd0) || (ash_w > 8'd64)) ? 64'sd0 : (64'sd1 <<< (ash_w - 8'd1));
     wire signed [63:0] azp64_w = $signed({{56{azp_w[7]}}, azp_w});
     wire signed [63:0] alo_w = f0_w ? azp64_w : -64'sd128;
     wire [31:0] ae_0 = sg_q + 32'd0;
@@ -7561,6 +7618,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_0 = (aok_0 && f1_w) ? {((((abia_0) + 32'd3) < 32'd65536) ? accm[(abia_0) + 32'd3] : 8'd0), ((((abia_0) + 32'd2) < 32'd65536) ? accm[(abia_0) + 32'd2] : 8'd0), ((((abia_0) + 32'd1) < 32'd65536) ? accm[(abia_0) + 32'd1] : 8'd0), ((((abia_0) + 32'd0) < 32'd65536) ? accm[(abia_0) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_0 = {aacc_0[31], aacc_0} + {abv_0[31], abv_0};
     wire [31:0] ax_0 = (asum_0[32] != asum_0[31]) ? (asum_0[32] ? 32'h80000000 : 32'h7fffffff) : asum_0[31:0];
+    wire [31:0] qta_0 = w7_w + 32'd8 * ae_0;
+    wire qok_0 = aok_0 && f2_w;
+    wire [31:0] qm_0 = qok_0 ? {((((qta_0) + 32'd3) < 32'd65536) ? accm[(qta_0) + 32'd3] : 8'd0), ((((qta_0) + 32'd2) < 32'd65536) ? accm[(qta_0) + 32'd2] : 8'd0), ((((qta_0) + 32'd1) < 32'd65536) ? accm[(qta_0) + 32'd1] : 8'd0), ((((qta_0) + 32'd0) < 32'd65536) ? accm[(qta_0) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_0 = qok_0 ? ((((qta_0) + 32'd4) < 32'd65536) ? accm[(qta_0) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_0 = sa_q + 32'd0;
     wire eok_0 = ee_0 < w4_w;
     wire [7:0] ea_0 = eok_0 ? (((w1_w + ee_0) < 32'd262144) ? spad[w1_w + ee_0] : 8'd0) : 8'd0;
@@ -7570,8 +7631,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_0 = sda_0 + sdb_0;
     wire [7:0] smax_0 = ($signed(x1_q_0[7:0]) > $signed(y1_q_0)) ? x1_q_0[7:0] : y1_q_0;
     wire [63:0] s2_0 = (op_w == 8'd5) ? {{32{sadd_0[31]}}, sadd_0} : ((op_w == 8'd6) ? {56'd0, smax_0} : mul$0$p);
-    wire signed [63:0] asum2_0 = $signed(p2_q_0) + arnd_w;
-    wire signed [63:0] ar_0 = asum2_0 >>> ash_w;
+    wire [7:0] ash_0 = f2_w ? qs2_q_0 : ash_w;
+    wire signed [65:0] arnd_0 = ((ash_0 == 8'd0) || (ash_0 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_0 - 8'd1));
+    wire signed [65:0] asum2_0 = $signed({{2{p2_q_0[63]}}, p2_q_0}) + arnd_0;
+    wire signed [65:0] ash66_0 = asum2_0 >>> ash_0;
+    wire signed [63:0] ar_0 = (ash_0 > 8'd63) ? 64'sd0 : $signed(ash66_0[63:0]);
     wire signed [63:0] ay_0 = ar_0 + azp64_w;
     wire [7:0] aq_0 = (ay_0 < alo_w) ? alo_w[7:0] : ((ay_0 > 64'sd127) ? 8'd127 : ay_0[7:0]);
     wire [31:0] wsb_0 = wa2_q + 32'd0;
@@ -7585,6 +7649,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_1 = (aok_1 && f1_w) ? {((((abia_1) + 32'd3) < 32'd65536) ? accm[(abia_1) + 32'd3] : 8'd0), ((((abia_1) + 32'd2) < 32'd65536) ? accm[(abia_1) + 32'd2] : 8'd0), ((((abia_1) + 32'd1) < 32'd65536) ? accm[(abia_1) + 32'd1] : 8'd0), ((((abia_1) + 32'd0) < 32'd65536) ? accm[(abia_1) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_1 = {aacc_1[31], aacc_1} + {abv_1[31], abv_1};
     wire [31:0] ax_1 = (asum_1[32] != asum_1[31]) ? (asum_1[32] ? 32'h80000000 : 32'h7fffffff) : asum_1[31:0];
+    wire [31:0] qta_1 = w7_w + 32'd8 * ae_1;
+    wire qok_1 = aok_1 && f2_w;
+    wire [31:0] qm_1 = qok_1 ? {((((qta_1) + 32'd3) < 32'd65536) ? accm[(qta_1) + 32'd3] : 8'd0), ((((qta_1) + 32'd2) < 32'd65536) ? accm[(qta_1) + 32'd2] : 8'd0), ((((qta_1) + 32'd1) < 32'd65536) ? accm[(qta_1) + 32'd1] : 8'd0), ((((qta_1) + 32'd0) < 32'd65536) ? accm[(qta_1) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_1 = qok_1 ? ((((qta_1) + 32'd4) < 32'd65536) ? accm[(qta_1) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_1 = sa_q + 32'd1;
     wire eok_1 = ee_1 < w4_w;
     wire [7:0] ea_1 = eok_1 ? (((w1_w + ee_1) < 32'd262144) ? spad[w1_w + ee_1] : 8'd0) : 8'd0;
@@ -7594,8 +7662,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_1 = sda_1 + sdb_1;
     wire [7:0] smax_1 = ($signed(x1_q_1[7:0]) > $signed(y1_q_1)) ? x1_q_1[7:0] : y1_q_1;
     wire [63:0] s2_1 = (op_w == 8'd5) ? {{32{sadd_1[31]}}, sadd_1} : ((op_w == 8'd6) ? {56'd0, smax_1} : mul$1$p);
-    wire signed [63:0] asum2_1 = $signed(p2_q_1) + arnd_w;
-    wire signed [63:0] ar_1 = asum2_1 >>> ash_w;
+    wire [7:0] ash_1 = f2_w ? qs2_q_1 : ash_w;
+    wire signed [65:0] arnd_1 = ((ash_1 == 8'd0) || (ash_1 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_1 - 8'd1));
+    wire signed [65:0] asum2_1 = $signed({{2{p2_q_1[63]}}, p2_q_1}) + arnd_1;
+    wire signed [65:0] ash66_1 = asum2_1 >>> ash_1;
+    wire signed [63:0] ar_1 = (ash_1 > 8'd63) ? 64'sd0 : $signed(ash66_1[63:0]);
     wire signed [63:0] ay_1 = ar_1 + azp64_w;
     wire [7:0] aq_1 = (ay_1 < alo_w) ? alo_w[7:0] : ((ay_1 > 64'sd127) ? 8'd127 : ay_1[7:0]);
     wire [31:0] wsb_1 = wa2_q + 32'd1;
@@ -7609,6 +7680,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_2 = (aok_2 && f1_w) ? {((((abia_2) + 32'd3) < 32'd65536) ? accm[(abia_2) + 32'd3] : 8'd0), ((((abia_2) + 32'd2) < 32'd65536) ? accm[(abia_2) + 32'd2] : 8'd0), ((((abia_2) + 32'd1) < 32'd65536) ? accm[(abia_2) + 32'd1] : 8'd0), ((((abia_2) + 32'd0) < 32'd65536) ? accm[(abia_2) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_2 = {aacc_2[31], aacc_2} + {abv_2[31], abv_2};
     wire [31:0] ax_2 = (asum_2[32] != asum_2[31]) ? (asum_2[32] ? 32'h80000000 : 32'h7fffffff) : asum_2[31:0];
+    wire [31:0] qta_2 = w7_w + 32'd8 * ae_2;
+    wire qok_2 = aok_2 && f2_w;
+    wire [31:0] qm_2 = qok_2 ? {((((qta_2) + 32'd3) < 32'd65536) ? accm[(qta_2) + 32'd3] : 8'd0), ((((qta_2) + 32'd2) < 32'd65536) ? accm[(qta_2) + 32'd2] : 8'd0), ((((qta_2) + 32'd1) < 32'd65536) ? accm[(qta_2) + 32'd1] : 8'd0), ((((qta_2) + 32'd0) < 32'd65536) ? accm[(qta_2) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_2 = qok_2 ? ((((qta_2) + 32'd4) < 32'd65536) ? accm[(qta_2) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_2 = sa_q + 32'd2;
     wire eok_2 = ee_2 < w4_w;
     wire [7:0] ea_2 = eok_2 ? (((w1_w + ee_2) < 32'd262144) ? spad[w1_w + ee_2] : 8'd0) : 8'd0;
@@ -7618,8 +7693,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_2 = sda_2 + sdb_2;
     wire [7:0] smax_2 = ($signed(x1_q_2[7:0]) > $signed(y1_q_2)) ? x1_q_2[7:0] : y1_q_2;
     wire [63:0] s2_2 = (op_w == 8'd5) ? {{32{sadd_2[31]}}, sadd_2} : ((op_w == 8'd6) ? {56'd0, smax_2} : mul$2$p);
-    wire signed [63:0] asum2_2 = $signed(p2_q_2) + arnd_w;
-    wire signed [63:0] ar_2 = asum2_2 >>> ash_w;
+    wire [7:0] ash_2 = f2_w ? qs2_q_2 : ash_w;
+    wire signed [65:0] arnd_2 = ((ash_2 == 8'd0) || (ash_2 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_2 - 8'd1));
+    wire signed [65:0] asum2_2 = $signed({{2{p2_q_2[63]}}, p2_q_2}) + arnd_2;
+    wire signed [65:0] ash66_2 = asum2_2 >>> ash_2;
+    wire signed [63:0] ar_2 = (ash_2 > 8'd63) ? 64'sd0 : $signed(ash66_2[63:0]);
     wire signed [63:0] ay_2 = ar_2 + azp64_w;
     wire [7:0] aq_2 = (ay_2 < alo_w) ? alo_w[7:0] : ((ay_2 > 64'sd127) ? 8'd127 : ay_2[7:0]);
     wire [31:0] wsb_2 = wa2_q + 32'd2;
@@ -7633,6 +7711,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_3 = (aok_3 && f1_w) ? {((((abia_3) + 32'd3) < 32'd65536) ? accm[(abia_3) + 32'd3] : 8'd0), ((((abia_3) + 32'd2) < 32'd65536) ? accm[(abia_3) + 32'd2] : 8'd0), ((((abia_3) + 32'd1) < 32'd65536) ? accm[(abia_3) + 32'd1] : 8'd0), ((((abia_3) + 32'd0) < 32'd65536) ? accm[(abia_3) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_3 = {aacc_3[31], aacc_3} + {abv_3[31], abv_3};
     wire [31:0] ax_3 = (asum_3[32] != asum_3[31]) ? (asum_3[32] ? 32'h80000000 : 32'h7fffffff) : asum_3[31:0];
+    wire [31:0] qta_3 = w7_w + 32'd8 * ae_3;
+    wire qok_3 = aok_3 && f2_w;
+    wire [31:0] qm_3 = qok_3 ? {((((qta_3) + 32'd3) < 32'd65536) ? accm[(qta_3) + 32'd3] : 8'd0), ((((qta_3) + 32'd2) < 32'd65536) ? accm[(qta_3) + 32'd2] : 8'd0), ((((qta_3) + 32'd1) < 32'd65536) ? accm[(qta_3) + 32'd1] : 8'd0), ((((qta_3) + 32'd0) < 32'd65536) ? accm[(qta_3) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_3 = qok_3 ? ((((qta_3) + 32'd4) < 32'd65536) ? accm[(qta_3) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_3 = sa_q + 32'd3;
     wire eok_3 = ee_3 < w4_w;
     wire [7:0] ea_3 = eok_3 ? (((w1_w + ee_3) < 32'd262144) ? spad[w1_w + ee_3] : 8'd0) : 8'd0;
@@ -7642,8 +7724,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_3 = sda_3 + sdb_3;
     wire [7:0] smax_3 = ($signed(x1_q_3[7:0]) > $signed(y1_q_3)) ? x1_q_3[7:0] : y1_q_3;
     wire [63:0] s2_3 = (op_w == 8'd5) ? {{32{sadd_3[31]}}, sadd_3} : ((op_w == 8'd6) ? {56'd0, smax_3} : mul$3$p);
-    wire signed [63:0] asum2_3 = $signed(p2_q_3) + arnd_w;
-    wire signed [63:0] ar_3 = asum2_3 >>> ash_w;
+    wire [7:0] ash_3 = f2_w ? qs2_q_3 : ash_w;
+    wire signed [65:0] arnd_3 = ((ash_3 == 8'd0) || (ash_3 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_3 - 8'd1));
+    wire signed [65:0] asum2_3 = $signed({{2{p2_q_3[63]}}, p2_q_3}) + arnd_3;
+    wire signed [65:0] ash66_3 = asum2_3 >>> ash_3;
+    wire signed [63:0] ar_3 = (ash_3 > 8'd63) ? 64'sd0 : $signed(ash66_3[63:0]);
     wire signed [63:0] ay_3 = ar_3 + azp64_w;
     wire [7:0] aq_3 = (ay_3 < alo_w) ? alo_w[7:0] : ((ay_3 > 64'sd127) ? 8'd127 : ay_3[7:0]);
     wire [31:0] wsb_3 = wa2_q + 32'd3;
@@ -7657,6 +7742,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_4 = (aok_4 && f1_w) ? {((((abia_4) + 32'd3) < 32'd65536) ? accm[(abia_4) + 32'd3] : 8'd0), ((((abia_4) + 32'd2) < 32'd65536) ? accm[(abia_4) + 32'd2] : 8'd0), ((((abia_4) + 32'd1) < 32'd65536) ? accm[(abia_4) + 32'd1] : 8'd0), ((((abia_4) + 32'd0) < 32'd65536) ? accm[(abia_4) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_4 = {aacc_4[31], aacc_4} + {abv_4[31], abv_4};
     wire [31:0] ax_4 = (asum_4[32] != asum_4[31]) ? (asum_4[32] ? 32'h80000000 : 32'h7fffffff) : asum_4[31:0];
+    wire [31:0] qta_4 = w7_w + 32'd8 * ae_4;
+    wire qok_4 = aok_4 && f2_w;
+    wire [31:0] qm_4 = qok_4 ? {((((qta_4) + 32'd3) < 32'd65536) ? accm[(qta_4) + 32'd3] : 8'd0), ((((qta_4) + 32'd2) < 32'd65536) ? accm[(qta_4) + 32'd2] : 8'd0), ((((qta_4) + 32'd1) < 32'd65536) ? accm[(qta_4) + 32'd1] : 8'd0), ((((qta_4) + 32'd0) < 32'd65536) ? accm[(qta_4) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_4 = qok_4 ? ((((qta_4) + 32'd4) < 32'd65536) ? accm[(qta_4) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_4 = sa_q + 32'd4;
     wire eok_4 = ee_4 < w4_w;
     wire [7:0] ea_4 = eok_4 ? (((w1_w + ee_4) < 32'd262144) ? spad[w1_w + ee_4] : 8'd0) : 8'd0;
@@ -7666,8 +7755,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_4 = sda_4 + sdb_4;
     wire [7:0] smax_4 = ($signed(x1_q_4[7:0]) > $signed(y1_q_4)) ? x1_q_4[7:0] : y1_q_4;
     wire [63:0] s2_4 = (op_w == 8'd5) ? {{32{sadd_4[31]}}, sadd_4} : ((op_w == 8'd6) ? {56'd0, smax_4} : mul$4$p);
-    wire signed [63:0] asum2_4 = $signed(p2_q_4) + arnd_w;
-    wire signed [63:0] ar_4 = asum2_4 >>> ash_w;
+    wire [7:0] ash_4 = f2_w ? qs2_q_4 : ash_w;
+    wire signed [65:0] arnd_4 = ((ash_4 == 8'd0) || (ash_4 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_4 - 8'd1));
+    wire signed [65:0] asum2_4 = $signed({{2{p2_q_4[63]}}, p2_q_4}) + arnd_4;
+    wire signed [65:0] ash66_4 = asum2_4 >>> ash_4;
+    wire signed [63:0] ar_4 = (ash_4 > 8'd63) ? 64'sd0 : $signed(ash66_4[63:0]);
     wire signed [63:0] ay_4 = ar_4 + azp64_w;
     wire [7:0] aq_4 = (ay_4 < alo_w) ? alo_w[7:0] : ((ay_4 > 64'sd127) ? 8'd127 : ay_4[7:0]);
     wire [31:0] wsb_4 = wa2_q + 32'd4;
@@ -7681,6 +7773,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_5 = (aok_5 && f1_w) ? {((((abia_5) + 32'd3) < 32'd65536) ? accm[(abia_5) + 32'd3] : 8'd0), ((((abia_5) + 32'd2) < 32'd65536) ? accm[(abia_5) + 32'd2] : 8'd0), ((((abia_5) + 32'd1) < 32'd65536) ? accm[(abia_5) + 32'd1] : 8'd0), ((((abia_5) + 32'd0) < 32'd65536) ? accm[(abia_5) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_5 = {aacc_5[31], aacc_5} + {abv_5[31], abv_5};
     wire [31:0] ax_5 = (asum_5[32] != asum_5[31]) ? (asum_5[32] ? 32'h80000000 : 32'h7fffffff) : asum_5[31:0];
+    wire [31:0] qta_5 = w7_w + 32'd8 * ae_5;
+    wire qok_5 = aok_5 && f2_w;
+    wire [31:0] qm_5 = qok_5 ? {((((qta_5) + 32'd3) < 32'd65536) ? accm[(qta_5) + 32'd3] : 8'd0), ((((qta_5) + 32'd2) < 32'd65536) ? accm[(qta_5) + 32'd2] : 8'd0), ((((qta_5) + 32'd1) < 32'd65536) ? accm[(qta_5) + 32'd1] : 8'd0), ((((qta_5) + 32'd0) < 32'd65536) ? accm[(qta_5) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_5 = qok_5 ? ((((qta_5) + 32'd4) < 32'd65536) ? accm[(qta_5) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_5 = sa_q + 32'd5;
     wire eok_5 = ee_5 < w4_w;
     wire [7:0] ea_5 = eok_5 ? (((w1_w + ee_5) < 32'd262144) ? spad[w1_w + ee_5] : 8'd0) : 8'd0;
@@ -7690,8 +7786,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_5 = sda_5 + sdb_5;
     wire [7:0] smax_5 = ($signed(x1_q_5[7:0]) > $signed(y1_q_5)) ? x1_q_5[7:0] : y1_q_5;
     wire [63:0] s2_5 = (op_w == 8'd5) ? {{32{sadd_5[31]}}, sadd_5} : ((op_w == 8'd6) ? {56'd0, smax_5} : mul$5$p);
-    wire signed [63:0] asum2_5 = $signed(p2_q_5) + arnd_w;
-    wire signed [63:0] ar_5 = asum2_5 >>> ash_w;
+    wire [7:0] ash_5 = f2_w ? qs2_q_5 : ash_w;
+    wire signed [65:0] arnd_5 = ((ash_5 == 8'd0) || (ash_5 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_5 - 8'd1));
+    wire signed [65:0] asum2_5 = $signed({{2{p2_q_5[63]}}, p2_q_5}) + arnd_5;
+    wire signed [65:0] ash66_5 = asum2_5 >>> ash_5;
+    wire signed [63:0] ar_5 = (ash_5 > 8'd63) ? 64'sd0 : $signed(ash66_5[63:0]);
     wire signed [63:0] ay_5 = ar_5 + azp64_w;
     wire [7:0] aq_5 = (ay_5 < alo_w) ? alo_w[7:0] : ((ay_5 > 64'sd127) ? 8'd127 : ay_5[7:0]);
     wire [31:0] wsb_5 = wa2_q + 32'd5;
@@ -7705,6 +7804,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_6 = (aok_6 && f1_w) ? {((((abia_6) + 32'd3) < 32'd65536) ? accm[(abia_6) + 32'd3] : 8'd0), ((((abia_6) + 32'd2) < 32'd65536) ? accm[(abia_6) + 32'd2] : 8'd0), ((((abia_6) + 32'd1) < 32'd65536) ? accm[(abia_6) + 32'd1] : 8'd0), ((((abia_6) + 32'd0) < 32'd65536) ? accm[(abia_6) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_6 = {aacc_6[31], aacc_6} + {abv_6[31], abv_6};
     wire [31:0] ax_6 = (asum_6[32] != asum_6[31]) ? (asum_6[32] ? 32'h80000000 : 32'h7fffffff) : asum_6[31:0];
+    wire [31:0] qta_6 = w7_w + 32'd8 * ae_6;
+    wire qok_6 = aok_6 && f2_w;
+    wire [31:0] qm_6 = qok_6 ? {((((qta_6) + 32'd3) < 32'd65536) ? accm[(qta_6) + 32'd3] : 8'd0), ((((qta_6) + 32'd2) < 32'd65536) ? accm[(qta_6) + 32'd2] : 8'd0), ((((qta_6) + 32'd1) < 32'd65536) ? accm[(qta_6) + 32'd1] : 8'd0), ((((qta_6) + 32'd0) < 32'd65536) ? accm[(qta_6) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_6 = qok_6 ? ((((qta_6) + 32'd4) < 32'd65536) ? accm[(qta_6) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_6 = sa_q + 32'd6;
     wire eok_6 = ee_6 < w4_w;
     wire [7:0] ea_6 = eok_6 ? (((w1_w + ee_6) < 32'd262144) ? spad[w1_w + ee_6] : 8'd0) : 8'd0;
@@ -7714,8 +7817,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_6 = sda_6 + sdb_6;
     wire [7:0] smax_6 = ($signed(x1_q_6[7:0]) > $signed(y1_q_6)) ? x1_q_6[7:0] : y1_q_6;
     wire [63:0] s2_6 = (op_w == 8'd5) ? {{32{sadd_6[31]}}, sadd_6} : ((op_w == 8'd6) ? {56'd0, smax_6} : mul$6$p);
-    wire signed [63:0] asum2_6 = $signed(p2_q_6) + arnd_w;
-    wire signed [63:0] ar_6 = asum2_6 >>> ash_w;
+    wire [7:0] ash_6 = f2_w ? qs2_q_6 : ash_w;
+    wire signed [65:0] arnd_6 = ((ash_6 == 8'd0) || (ash_6 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_6 - 8'd1));
+    wire signed [65:0] asum2_6 = $signed({{2{p2_q_6[63]}}, p2_q_6}) + arnd_6;
+    wire signed [65:0] ash66_6 = asum2_6 >>> ash_6;
+    wire signed [63:0] ar_6 = (ash_6 > 8'd63) ? 64'sd0 : $signed(ash66_6[63:0]);
     wire signed [63:0] ay_6 = ar_6 + azp64_w;
     wire [7:0] aq_6 = (ay_6 < alo_w) ? alo_w[7:0] : ((ay_6 > 64'sd127) ? 8'd127 : ay_6[7:0]);
     wire [31:0] wsb_6 = wa2_q + 32'd6;
@@ -7729,6 +7835,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_7 = (aok_7 && f1_w) ? {((((abia_7) + 32'd3) < 32'd65536) ? accm[(abia_7) + 32'd3] : 8'd0), ((((abia_7) + 32'd2) < 32'd65536) ? accm[(abia_7) + 32'd2] : 8'd0), ((((abia_7) + 32'd1) < 32'd65536) ? accm[(abia_7) + 32'd1] : 8'd0), ((((abia_7) + 32'd0) < 32'd65536) ? accm[(abia_7) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_7 = {aacc_7[31], aacc_7} + {abv_7[31], abv_7};
     wire [31:0] ax_7 = (asum_7[32] != asum_7[31]) ? (asum_7[32] ? 32'h80000000 : 32'h7fffffff) : asum_7[31:0];
+    wire [31:0] qta_7 = w7_w + 32'd8 * ae_7;
+    wire qok_7 = aok_7 && f2_w;
+    wire [31:0] qm_7 = qok_7 ? {((((qta_7) + 32'd3) < 32'd65536) ? accm[(qta_7) + 32'd3] : 8'd0), ((((qta_7) + 32'd2) < 32'd65536) ? accm[(qta_7) + 32'd2] : 8'd0), ((((qta_7) + 32'd1) < 32'd65536) ? accm[(qta_7) + 32'd1] : 8'd0), ((((qta_7) + 32'd0) < 32'd65536) ? accm[(qta_7) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_7 = qok_7 ? ((((qta_7) + 32'd4) < 32'd65536) ? accm[(qta_7) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_7 = sa_q + 32'd7;
     wire eok_7 = ee_7 < w4_w;
     wire [7:0] ea_7 = eok_7 ? (((w1_w + ee_7) < 32'd262144) ? spad[w1_w + ee_7] : 8'd0) : 8'd0;
@@ -7738,8 +7848,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_7 = sda_7 + sdb_7;
     wire [7:0] smax_7 = ($signed(x1_q_7[7:0]) > $signed(y1_q_7)) ? x1_q_7[7:0] : y1_q_7;
     wire [63:0] s2_7 = (op_w == 8'd5) ? {{32{sadd_7[31]}}, sadd_7} : ((op_w == 8'd6) ? {56'd0, smax_7} : mul$7$p);
-    wire signed [63:0] asum2_7 = $signed(p2_q_7) + arnd_w;
-    wire signed [63:0] ar_7 = asum2_7 >>> ash_w;
+    wire [7:0] ash_7 = f2_w ? qs2_q_7 : ash_w;
+    wire signed [65:0] arnd_7 = ((ash_7 == 8'd0) || (ash_7 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_7 - 8'd1));
+    wire signed [65:0] asum2_7 = $signed({{2{p2_q_7[63]}}, p2_q_7}) + arnd_7;
+    wire signed [65:0] ash66_7 = asum2_7 >>> ash_7;
+    wire signed [63:0] ar_7 = (ash_7 > 8'd63) ? 64'sd0 : $signed(ash66_7[63:0]);
     wire signed [63:0] ay_7 = ar_7 + azp64_w;
     wire [7:0] aq_7 = (ay_7 < alo_w) ? alo_w[7:0] : ((ay_7 > 64'sd127) ? 8'd127 : ay_7[7:0]);
     wire [31:0] wsb_7 = wa2_q + 32'd7;
@@ -7753,6 +7866,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_8 = (aok_8 && f1_w) ? {((((abia_8) + 32'd3) < 32'd65536) ? accm[(abia_8) + 32'd3] : 8'd0), ((((abia_8) + 32'd2) < 32'd65536) ? accm[(abia_8) + 32'd2] : 8'd0), ((((abia_8) + 32'd1) < 32'd65536) ? accm[(abia_8) + 32'd1] : 8'd0), ((((abia_8) + 32'd0) < 32'd65536) ? accm[(abia_8) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_8 = {aacc_8[31], aacc_8} + {abv_8[31], abv_8};
     wire [31:0] ax_8 = (asum_8[32] != asum_8[31]) ? (asum_8[32] ? 32'h80000000 : 32'h7fffffff) : asum_8[31:0];
+    wire [31:0] qta_8 = w7_w + 32'd8 * ae_8;
+    wire qok_8 = aok_8 && f2_w;
+    wire [31:0] qm_8 = qok_8 ? {((((qta_8) + 32'd3) < 32'd65536) ? accm[(qta_8) + 32'd3] : 8'd0), ((((qta_8) + 32'd2) < 32'd65536) ? accm[(qta_8) + 32'd2] : 8'd0), ((((qta_8) + 32'd1) < 32'd65536) ? accm[(qta_8) + 32'd1] : 8'd0), ((((qta_8) + 32'd0) < 32'd65536) ? accm[(qta_8) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_8 = qok_8 ? ((((qta_8) + 32'd4) < 32'd65536) ? accm[(qta_8) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_8 = sa_q + 32'd8;
     wire eok_8 = ee_8 < w4_w;
     wire [7:0] ea_8 = eok_8 ? (((w1_w + ee_8) < 32'd262144) ? spad[w1_w + ee_8] : 8'd0) : 8'd0;
@@ -7762,8 +7879,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_8 = sda_8 + sdb_8;
     wire [7:0] smax_8 = ($signed(x1_q_8[7:0]) > $signed(y1_q_8)) ? x1_q_8[7:0] : y1_q_8;
     wire [63:0] s2_8 = (op_w == 8'd5) ? {{32{sadd_8[31]}}, sadd_8} : ((op_w == 8'd6) ? {56'd0, smax_8} : mul$8$p);
-    wire signed [63:0] asum2_8 = $signed(p2_q_8) + arnd_w;
-    wire signed [63:0] ar_8 = asum2_8 >>> ash_w;
+    wire [7:0] ash_8 = f2_w ? qs2_q_8 : ash_w;
+    wire signed [65:0] arnd_8 = ((ash_8 == 8'd0) || (ash_8 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_8 - 8'd1));
+    wire signed [65:0] asum2_8 = $signed({{2{p2_q_8[63]}}, p2_q_8}) + arnd_8;
+    wire signed [65:0] ash66_8 = asum2_8 >>> ash_8;
+    wire signed [63:0] ar_8 = (ash_8 > 8'd63) ? 64'sd0 : $signed(ash66_8[63:0]);
     wire signed [63:0] ay_8 = ar_8 + azp64_w;
     wire [7:0] aq_8 = (ay_8 < alo_w) ? alo_w[7:0] : ((ay_8 > 64'sd127) ? 8'd127 : ay_8[7:0]);
     wire [31:0] wsb_8 = wa2_q + 32'd8;
@@ -7777,6 +7897,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_9 = (aok_9 && f1_w) ? {((((abia_9) + 32'd3) < 32'd65536) ? accm[(abia_9) + 32'd3] : 8'd0), ((((abia_9) + 32'd2) < 32'd65536) ? accm[(abia_9) + 32'd2] : 8'd0), ((((abia_9) + 32'd1) < 32'd65536) ? accm[(abia_9) + 32'd1] : 8'd0), ((((abia_9) + 32'd0) < 32'd65536) ? accm[(abia_9) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_9 = {aacc_9[31], aacc_9} + {abv_9[31], abv_9};
     wire [31:0] ax_9 = (asum_9[32] != asum_9[31]) ? (asum_9[32] ? 32'h80000000 : 32'h7fffffff) : asum_9[31:0];
+    wire [31:0] qta_9 = w7_w + 32'd8 * ae_9;
+    wire qok_9 = aok_9 && f2_w;
+    wire [31:0] qm_9 = qok_9 ? {((((qta_9) + 32'd3) < 32'd65536) ? accm[(qta_9) + 32'd3] : 8'd0), ((((qta_9) + 32'd2) < 32'd65536) ? accm[(qta_9) + 32'd2] : 8'd0), ((((qta_9) + 32'd1) < 32'd65536) ? accm[(qta_9) + 32'd1] : 8'd0), ((((qta_9) + 32'd0) < 32'd65536) ? accm[(qta_9) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_9 = qok_9 ? ((((qta_9) + 32'd4) < 32'd65536) ? accm[(qta_9) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_9 = sa_q + 32'd9;
     wire eok_9 = ee_9 < w4_w;
     wire [7:0] ea_9 = eok_9 ? (((w1_w + ee_9) < 32'd262144) ? spad[w1_w + ee_9] : 8'd0) : 8'd0;
@@ -7786,8 +7910,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_9 = sda_9 + sdb_9;
     wire [7:0] smax_9 = ($signed(x1_q_9[7:0]) > $signed(y1_q_9)) ? x1_q_9[7:0] : y1_q_9;
     wire [63:0] s2_9 = (op_w == 8'd5) ? {{32{sadd_9[31]}}, sadd_9} : ((op_w == 8'd6) ? {56'd0, smax_9} : mul$9$p);
-    wire signed [63:0] asum2_9 = $signed(p2_q_9) + arnd_w;
-    wire signed [63:0] ar_9 = asum2_9 >>> ash_w;
+    wire [7:0] ash_9 = f2_w ? qs2_q_9 : ash_w;
+    wire signed [65:0] arnd_9 = ((ash_9 == 8'd0) || (ash_9 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_9 - 8'd1));
+    wire signed [65:0] asum2_9 = $signed({{2{p2_q_9[63]}}, p2_q_9}) + arnd_9;
+    wire signed [65:0] ash66_9 = asum2_9 >>> ash_9;
+    wire signed [63:0] ar_9 = (ash_9 > 8'd63) ? 64'sd0 : $signed(ash66_9[63:0]);
     wire signed [63:0] ay_9 = ar_9 + azp64_w;
     wire [7:0] aq_9 = (ay_9 < alo_w) ? alo_w[7:0] : ((ay_9 > 64'sd127) ? 8'd127 : ay_9[7:0]);
     wire [31:0] wsb_9 = wa2_q + 32'd9;
@@ -7801,6 +7928,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_10 = (aok_10 && f1_w) ? {((((abia_10) + 32'd3) < 32'd65536) ? accm[(abia_10) + 32'd3] : 8'd0), ((((abia_10) + 32'd2) < 32'd65536) ? accm[(abia_10) + 32'd2] : 8'd0), ((((abia_10) + 32'd1) < 32'd65536) ? accm[(abia_10) + 32'd1] : 8'd0), ((((abia_10) + 32'd0) < 32'd65536) ? accm[(abia_10) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_10 = {aacc_10[31], aacc_10} + {abv_10[31], abv_10};
     wire [31:0] ax_10 = (asum_10[32] != asum_10[31]) ? (asum_10[32] ? 32'h80000000 : 32'h7fffffff) : asum_10[31:0];
+    wire [31:0] qta_10 = w7_w + 32'd8 * ae_10;
+    wire qok_10 = aok_10 && f2_w;
+    wire [31:0] qm_10 = qok_10 ? {((((qta_10) + 32'd3) < 32'd65536) ? accm[(qta_10) + 32'd3] : 8'd0), ((((qta_10) + 32'd2) < 32'd65536) ? accm[(qta_10) + 32'd2] : 8'd0), ((((qta_10) + 32'd1) < 32'd65536) ? accm[(qta_10) + 32'd1] : 8'd0), ((((qta_10) + 32'd0) < 32'd65536) ? accm[(qta_10) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_10 = qok_10 ? ((((qta_10) + 32'd4) < 32'd65536) ? accm[(qta_10) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_10 = sa_q + 32'd10;
     wire eok_10 = ee_10 < w4_w;
     wire [7:0] ea_10 = eok_10 ? (((w1_w + ee_10) < 32'd262144) ? spad[w1_w + ee_10] : 8'd0) : 8'd0;
@@ -7810,8 +7941,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_10 = sda_10 + sdb_10;
     wire [7:0] smax_10 = ($signed(x1_q_10[7:0]) > $signed(y1_q_10)) ? x1_q_10[7:0] : y1_q_10;
     wire [63:0] s2_10 = (op_w == 8'd5) ? {{32{sadd_10[31]}}, sadd_10} : ((op_w == 8'd6) ? {56'd0, smax_10} : mul$10$p);
-    wire signed [63:0] asum2_10 = $signed(p2_q_10) + arnd_w;
-    wire signed [63:0] ar_10 = asum2_10 >>> ash_w;
+    wire [7:0] ash_10 = f2_w ? qs2_q_10 : ash_w;
+    wire signed [65:0] arnd_10 = ((ash_10 == 8'd0) || (ash_10 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_10 - 8'd1));
+    wire signed [65:0] asum2_10 = $signed({{2{p2_q_10[63]}}, p2_q_10}) + arnd_10;
+    wire signed [65:0] ash66_10 = asum2_10 >>> ash_10;
+    wire signed [63:0] ar_10 = (ash_10 > 8'd63) ? 64'sd0 : $signed(ash66_10[63:0]);
     wire signed [63:0] ay_10 = ar_10 + azp64_w;
     wire [7:0] aq_10 = (ay_10 < alo_w) ? alo_w[7:0] : ((ay_10 > 64'sd127) ? 8'd127 : ay_10[7:0]);
     wire [31:0] wsb_10 = wa2_q + 32'd10;
@@ -7825,6 +7959,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_11 = (aok_11 && f1_w) ? {((((abia_11) + 32'd3) < 32'd65536) ? accm[(abia_11) + 32'd3] : 8'd0), ((((abia_11) + 32'd2) < 32'd65536) ? accm[(abia_11) + 32'd2] : 8'd0), ((((abia_11) + 32'd1) < 32'd65536) ? accm[(abia_11) + 32'd1] : 8'd0), ((((abia_11) + 32'd0) < 32'd65536) ? accm[(abia_11) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_11 = {aacc_11[31], aacc_11} + {abv_11[31], abv_11};
     wire [31:0] ax_11 = (asum_11[32] != asum_11[31]) ? (asum_11[32] ? 32'h80000000 : 32'h7fffffff) : asum_11[31:0];
+    wire [31:0] qta_11 = w7_w + 32'd8 * ae_11;
+    wire qok_11 = aok_11 && f2_w;
+    wire [31:0] qm_11 = qok_11 ? {((((qta_11) + 32'd3) < 32'd65536) ? accm[(qta_11) + 32'd3] : 8'd0), ((((qta_11) + 32'd2) < 32'd65536) ? accm[(qta_11) + 32'd2] : 8'd0), ((((qta_11) + 32'd1) < 32'd65536) ? accm[(qta_11) + 32'd1] : 8'd0), ((((qta_11) + 32'd0) < 32'd65536) ? accm[(qta_11) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_11 = qok_11 ? ((((qta_11) + 32'd4) < 32'd65536) ? accm[(qta_11) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_11 = sa_q + 32'd11;
     wire eok_11 = ee_11 < w4_w;
     wire [7:0] ea_11 = eok_11 ? (((w1_w + ee_11) < 32'd262144) ? spad[w1_w + ee_11] : 8'd0) : 8'd0;
@@ -7834,8 +7972,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_11 = sda_11 + sdb_11;
     wire [7:0] smax_11 = ($signed(x1_q_11[7:0]) > $signed(y1_q_11)) ? x1_q_11[7:0] : y1_q_11;
     wire [63:0] s2_11 = (op_w == 8'd5) ? {{32{sadd_11[31]}}, sadd_11} : ((op_w == 8'd6) ? {56'd0, smax_11} : mul$11$p);
-    wire signed [63:0] asum2_11 = $signed(p2_q_11) + arnd_w;
-    wire signed [63:0] ar_11 = asum2_11 >>> ash_w;
+    wire [7:0] ash_11 = f2_w ? qs2_q_11 : ash_w;
+    wire signed [65:0] arnd_11 = ((ash_11 == 8'd0) || (ash_11 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_11 - 8'd1));
+    wire signed [65:0] asum2_11 = $signed({{2{p2_q_11[63]}}, p2_q_11}) + arnd_11;
+    wire signed [65:0] ash66_11 = asum2_11 >>> ash_11;
+    wire signed [63:0] ar_11 = (ash_11 > 8'd63) ? 64'sd0 : $signed(ash66_11[63:0]);
     wire signed [63:0] ay_11 = ar_11 + azp64_w;
     wire [7:0] aq_11 = (ay_11 < alo_w) ? alo_w[7:0] : ((ay_11 > 64'sd127) ? 8'd127 : ay_11[7:0]);
     wire [31:0] wsb_11 = wa2_q + 32'd11;
@@ -7849,6 +7990,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_12 = (aok_12 && f1_w) ? {((((abia_12) + 32'd3) < 32'd65536) ? accm[(abia_12) + 32'd3] : 8'd0), ((((abia_12) + 32'd2) < 32'd65536) ? accm[(abia_12) + 32'd2] : 8'd0), ((((abia_12) + 32'd1) < 32'd65536) ? accm[(abia_12) + 32'd1] : 8'd0), ((((abia_12) + 32'd0) < 32'd65536) ? accm[(abia_12) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_12 = {aacc_12[31], aacc_12} + {abv_12[31], abv_12};
     wire [31:0] ax_12 = (asum_12[32] != asum_12[31]) ? (asum_12[32] ? 32'h80000000 : 32'h7fffffff) : asum_12[31:0];
+    wire [31:0] qta_12 = w7_w + 32'd8 * ae_12;
+    wire qok_12 = aok_12 && f2_w;
+    wire [31:0] qm_12 = qok_12 ? {((((qta_12) + 32'd3) < 32'd65536) ? accm[(qta_12) + 32'd3] : 8'd0), ((((qta_12) + 32'd2) < 32'd65536) ? accm[(qta_12) + 32'd2] : 8'd0), ((((qta_12) + 32'd1) < 32'd65536) ? accm[(qta_12) + 32'd1] : 8'd0), ((((qta_12) + 32'd0) < 32'd65536) ? accm[(qta_12) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_12 = qok_12 ? ((((qta_12) + 32'd4) < 32'd65536) ? accm[(qta_12) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_12 = sa_q + 32'd12;
     wire eok_12 = ee_12 < w4_w;
     wire [7:0] ea_12 = eok_12 ? (((w1_w + ee_12) < 32'd262144) ? spad[w1_w + ee_12] : 8'd0) : 8'd0;
@@ -7858,8 +8003,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_12 = sda_12 + sdb_12;
     wire [7:0] smax_12 = ($signed(x1_q_12[7:0]) > $signed(y1_q_12)) ? x1_q_12[7:0] : y1_q_12;
     wire [63:0] s2_12 = (op_w == 8'd5) ? {{32{sadd_12[31]}}, sadd_12} : ((op_w == 8'd6) ? {56'd0, smax_12} : mul$12$p);
-    wire signed [63:0] asum2_12 = $signed(p2_q_12) + arnd_w;
-    wire signed [63:0] ar_12 = asum2_12 >>> ash_w;
+    wire [7:0] ash_12 = f2_w ? qs2_q_12 : ash_w;
+    wire signed [65:0] arnd_12 = ((ash_12 == 8'd0) || (ash_12 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_12 - 8'd1));
+    wire signed [65:0] asum2_12 = $signed({{2{p2_q_12[63]}}, p2_q_12}) + arnd_12;
+    wire signed [65:0] ash66_12 = asum2_12 >>> ash_12;
+    wire signed [63:0] ar_12 = (ash_12 > 8'd63) ? 64'sd0 : $signed(ash66_12[63:0]);
     wire signed [63:0] ay_12 = ar_12 + azp64_w;
     wire [7:0] aq_12 = (ay_12 < alo_w) ? alo_w[7:0] : ((ay_12 > 64'sd127) ? 8'd127 : ay_12[7:0]);
     wire [31:0] wsb_12 = wa2_q + 32'd12;
@@ -7873,6 +8021,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_13 = (aok_13 && f1_w) ? {((((abia_13) + 32'd3) < 32'd65536) ? accm[(abia_13) + 32'd3] : 8'd0), ((((abia_13) + 32'd2) < 32'd65536) ? accm[(abia_13) + 32'd2] : 8'd0), ((((abia_13) + 32'd1) < 32'd65536) ? accm[(abia_13) + 32'd1] : 8'd0), ((((abia_13) + 32'd0) < 32'd65536) ? accm[(abia_13) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_13 = {aacc_13[31], aacc_13} + {abv_13[31], abv_13};
     wire [31:0] ax_13 = (asum_13[32] != asum_13[31]) ? (asum_13[32] ? 32'h80000000 : 32'h7fffffff) : asum_13[31:0];
+    wire [31:0] qta_13 = w7_w + 32'd8 * ae_13;
+    wire qok_13 = aok_13 && f2_w;
+    wire [31:0] qm_13 = qok_13 ? {((((qta_13) + 32'd3) < 32'd65536) ? accm[(qta_13) + 32'd3] : 8'd0), ((((qta_13) + 32'd2) < 32'd65536) ? accm[(qta_13) + 32'd2] : 8'd0), ((((qta_13) + 32'd1) < 32'd65536) ? accm[(qta_13) + 32'd1] : 8'd0), ((((qta_13) + 32'd0) < 32'd65536) ? accm[(qta_13) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_13 = qok_13 ? ((((qta_13) + 32'd4) < 32'd65536) ? accm[(qta_13) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_13 = sa_q + 32'd13;
     wire eok_13 = ee_13 < w4_w;
     wire [7:0] ea_13 = eok_13 ? (((w1_w + ee_13) < 32'd262144) ? spad[w1_w + ee_13] : 8'd0) : 8'd0;
@@ -7882,8 +8034,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_13 = sda_13 + sdb_13;
     wire [7:0] smax_13 = ($signed(x1_q_13[7:0]) > $signed(y1_q_13)) ? x1_q_13[7:0] : y1_q_13;
     wire [63:0] s2_13 = (op_w == 8'd5) ? {{32{sadd_13[31]}}, sadd_13} : ((op_w == 8'd6) ? {56'd0, smax_13} : mul$13$p);
-    wire signed [63:0] asum2_13 = $signed(p2_q_13) + arnd_w;
-    wire signed [63:0] ar_13 = asum2_13 >>> ash_w;
+    wire [7:0] ash_13 = f2_w ? qs2_q_13 : ash_w;
+    wire signed [65:0] arnd_13 = ((ash_13 == 8'd0) || (ash_13 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_13 - 8'd1));
+    wire signed [65:0] asum2_13 = $signed({{2{p2_q_13[63]}}, p2_q_13}) + arnd_13;
+    wire signed [65:0] ash66_13 = asum2_13 >>> ash_13;
+    wire signed [63:0] ar_13 = (ash_13 > 8'd63) ? 64'sd0 : $signed(ash66_13[63:0]);
     wire signed [63:0] ay_13 = ar_13 + azp64_w;
     wire [7:0] aq_13 = (ay_13 < alo_w) ? alo_w[7:0] : ((ay_13 > 64'sd127) ? 8'd127 : ay_13[7:0]);
     wire [31:0] wsb_13 = wa2_q + 32'd13;
@@ -7897,6 +8052,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_14 = (aok_14 && f1_w) ? {((((abia_14) + 32'd3) < 32'd65536) ? accm[(abia_14) + 32'd3] : 8'd0), ((((abia_14) + 32'd2) < 32'd65536) ? accm[(abia_14) + 32'd2] : 8'd0), ((((abia_14) + 32'd1) < 32'd65536) ? accm[(abia_14) + 32'd1] : 8'd0), ((((abia_14) + 32'd0) < 32'd65536) ? accm[(abia_14) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_14 = {aacc_14[31], aacc_14} + {abv_14[31], abv_14};
     wire [31:0] ax_14 = (asum_14[32] != asum_14[31]) ? (asum_14[32] ? 32'h80000000 : 32'h7fffffff) : asum_14[31:0];
+    wire [31:0] qta_14 = w7_w + 32'd8 * ae_14;
+    wire qok_14 = aok_14 && f2_w;
+    wire [31:0] qm_14 = qok_14 ? {((((qta_14) + 32'd3) < 32'd65536) ? accm[(qta_14) + 32'd3] : 8'd0), ((((qta_14) + 32'd2) < 32'd65536) ? accm[(qta_14) + 32'd2] : 8'd0), ((((qta_14) + 32'd1) < 32'd65536) ? accm[(qta_14) + 32'd1] : 8'd0), ((((qta_14) + 32'd0) < 32'd65536) ? accm[(qta_14) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_14 = qok_14 ? ((((qta_14) + 32'd4) < 32'd65536) ? accm[(qta_14) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_14 = sa_q + 32'd14;
     wire eok_14 = ee_14 < w4_w;
     wire [7:0] ea_14 = eok_14 ? (((w1_w + ee_14) < 32'd262144) ? spad[w1_w + ee_14] : 8'd0) : 8'd0;
@@ -7906,8 +8065,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_14 = sda_14 + sdb_14;
     wire [7:0] smax_14 = ($signed(x1_q_14[7:0]) > $signed(y1_q_14)) ? x1_q_14[7:0] : y1_q_14;
     wire [63:0] s2_14 = (op_w == 8'd5) ? {{32{sadd_14[31]}}, sadd_14} : ((op_w == 8'd6) ? {56'd0, smax_14} : mul$14$p);
-    wire signed [63:0] asum2_14 = $signed(p2_q_14) + arnd_w;
-    wire signed [63:0] ar_14 = asum2_14 >>> ash_w;
+    wire [7:0] ash_14 = f2_w ? qs2_q_14 : ash_w;
+    wire signed [65:0] arnd_14 = ((ash_14 == 8'd0) || (ash_14 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_14 - 8'd1));
+    wire signed [65:0] asum2_14 = $signed({{2{p2_q_14[63]}}, p2_q_14}) + arnd_14;
+    wire signed [65:0] ash66_14 = asum2_14 >>> ash_14;
+    wire signed [63:0] ar_14 = (ash_14 > 8'd63) ? 64'sd0 : $signed(ash66_14[63:0]);
     wire signed [63:0] ay_14 = ar_14 + azp64_w;
     wire [7:0] aq_14 = (ay_14 < alo_w) ? alo_w[7:0] : ((ay_14 > 64'sd127) ? 8'd127 : ay_14[7:0]);
     wire [31:0] wsb_14 = wa2_q + 32'd14;
@@ -7921,6 +8083,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_15 = (aok_15 && f1_w) ? {((((abia_15) + 32'd3) < 32'd65536) ? accm[(abia_15) + 32'd3] : 8'd0), ((((abia_15) + 32'd2) < 32'd65536) ? accm[(abia_15) + 32'd2] : 8'd0), ((((abia_15) + 32'd1) < 32'd65536) ? accm[(abia_15) + 32'd1] : 8'd0), ((((abia_15) + 32'd0) < 32'd65536) ? accm[(abia_15) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_15 = {aacc_15[31], aacc_15} + {abv_15[31], abv_15};
     wire [31:0] ax_15 = (asum_15[32] != asum_15[31]) ? (asum_15[32] ? 32'h80000000 : 32'h7fffffff) : asum_15[31:0];
+    wire [31:0] qta_15 = w7_w + 32'd8 * ae_15;
+    wire qok_15 = aok_15 && f2_w;
+    wire [31:0] qm_15 = qok_15 ? {((((qta_15) + 32'd3) < 32'd65536) ? accm[(qta_15) + 32'd3] : 8'd0), ((((qta_15) + 32'd2) < 32'd65536) ? accm[(qta_15) + 32'd2] : 8'd0), ((((qta_15) + 32'd1) < 32'd65536) ? accm[(qta_15) + 32'd1] : 8'd0), ((((qta_15) + 32'd0) < 32'd65536) ? accm[(qta_15) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_15 = qok_15 ? ((((qta_15) + 32'd4) < 32'd65536) ? accm[(qta_15) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_15 = sa_q + 32'd15;
     wire eok_15 = ee_15 < w4_w;
     wire [7:0] ea_15 = eok_15 ? (((w1_w + ee_15) < 32'd262144) ? spad[w1_w + ee_15] : 8'd0) : 8'd0;
@@ -7930,8 +8096,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_15 = sda_15 + sdb_15;
     wire [7:0] smax_15 = ($signed(x1_q_15[7:0]) > $signed(y1_q_15)) ? x1_q_15[7:0] : y1_q_15;
     wire [63:0] s2_15 = (op_w == 8'd5) ? {{32{sadd_15[31]}}, sadd_15} : ((op_w == 8'd6) ? {56'd0, smax_15} : mul$15$p);
-    wire signed [63:0] asum2_15 = $signed(p2_q_15) + arnd_w;
-    wire signed [63:0] ar_15 = asum2_15 >>> ash_w;
+    wire [7:0] ash_15 = f2_w ? qs2_q_15 : ash_w;
+    wire signed [65:0] arnd_15 = ((ash_15 == 8'd0) || (ash_15 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_15 - 8'd1));
+    wire signed [65:0] asum2_15 = $signed({{2{p2_q_15[63]}}, p2_q_15}) + arnd_15;
+    wire signed [65:0] ash66_15 = asum2_15 >>> ash_15;
+    wire signed [63:0] ar_15 = (ash_15 > 8'd63) ? 64'sd0 : $signed(ash66_15[63:0]);
     wire signed [63:0] ay_15 = ar_15 + azp64_w;
     wire [7:0] aq_15 = (ay_15 < alo_w) ? alo_w[7:0] : ((ay_15 > 64'sd127) ? 8'd127 : ay_15[7:0]);
     wire [31:0] wsb_15 = wa2_q + 32'd15;
@@ -7942,7 +8111,7 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [63:0] ihi_w = {48'd0, desc[159:144]};
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd46 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd15) / 64'd16) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd15) / 64'd16 + 64'd2) : 64'd1));
-    wire unused_ok = ^{d_q[11:8], d_q[31:14], d_q[255:224], ilat_w[63:32], pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$56$sum, pe$57$sum, pe$58$sum, pe$59$sum, pe$60$sum, pe$61$sum, pe$62$sum, pe$63$sum, pe$63$a_out, pe$64$sum, pe$65$sum, pe$66$sum, pe$67$sum, pe$68$sum, pe$69$sum, pe$70$sum, pe$71$sum, pe$72$sum, pe$73$sum, pe$74$sum, pe$75$sum, pe$76$sum, pe$77$sum, pe$78$sum, pe$79$sum, pe$79$a_out, pe$80$sum, pe$81$sum, pe$82$sum, pe$83$sum, pe$84$sum, pe$85$sum, pe$86$sum, pe$87$sum, pe$88$sum, pe$89$sum, pe$90$sum, pe$91$sum, pe$92$sum, pe$93$sum, pe$94$sum, pe$95$sum, pe$95$a_out, pe$96$sum, pe$97$sum, pe$98$sum, pe$99$sum, pe$100$sum, pe$101$sum, pe$102$sum, pe$103$sum, pe$104$sum, pe$105$sum, pe$106$sum, pe$107$sum, pe$108$sum, pe$109$sum, pe$110$sum, pe$111$sum, pe$111$a_out, pe$112$sum, pe$113$sum, pe$114$sum, pe$115$sum, pe$116$sum, pe$117$sum, pe$118$sum, pe$119$sum, pe$120$sum, pe$121$sum, pe$122$sum, pe$123$sum, pe$124$sum, pe$125$sum, pe$126$sum, pe$127$sum, pe$127$a_out, pe$128$sum, pe$129$sum, pe$130$sum, pe$131$sum, pe$132$sum, pe$133$sum, pe$134$sum, pe$135$sum, pe$136$sum, pe$137$sum, pe$138$sum, pe$139$sum, pe$140$sum, pe$141$sum, pe$142$sum, pe$143$sum, pe$143$a_out, pe$144$sum, pe$145$sum, pe$146$sum, pe$147$sum, pe$148$sum, pe$149$sum, pe$150$sum, pe$151$sum, pe$152$sum, pe$153$sum, pe$154$sum, pe$155$sum, pe$156$sum, pe$157$sum, pe$158$sum, pe$159$sum, pe$159$a_out, pe$160$sum, pe$161$sum, pe$162$sum, pe$163$sum, pe$164$sum, pe$165$sum, pe$166$sum, pe$167$sum, pe$168$sum, pe$169$sum, pe$170$sum, pe$171$sum, pe$172$sum, pe$173$sum, pe$174$sum, pe$175$sum, pe$175$a_out, pe$176$sum, pe$177$sum, pe$178$sum, pe$179$sum, pe$180$sum, pe$181$sum, pe$182$sum, pe$183$sum, pe$184$sum, pe$185$sum, pe$186$sum, pe$187$sum, pe$188$sum, pe$189$sum, pe$190$sum, pe$191$sum, pe$191$a_out, pe$192$sum, pe$193$sum, pe$194$sum, pe$195$sum, pe$196$sum, pe$197$sum, pe$198$sum, pe$199$sum, pe$200$sum, pe$201$sum, pe$202$sum, pe$203$sum, pe$204$sum, pe$205$sum, pe$206$sum, pe$207$sum, pe$207$a_out, pe$208$sum, pe$209$sum, pe$210$sum, pe$211$sum, pe$212$sum, pe$213$sum, pe$214$sum, pe$215$sum, pe$216$sum, pe$217$sum, pe$218$sum, pe$219$sum, pe$220$sum, pe$221$sum, pe$222$sum, pe$223$sum, pe$223$a_out, pe$224$sum, pe$225$sum, pe$226$sum, pe$227$sum, pe$228$sum, pe$229$sum, pe$230$sum, pe$231$sum, pe$232$sum, pe$233$sum, pe$234$sum, pe$235$sum, pe$236$sum, pe$237$sum, pe$238$sum, pe$239$sum, pe$239$a_out, pe$240$psum_out, pe$240$w_out, pe$241$psum_out, pe$241$w_out, pe$242$psum_out, pe$242$w_out, pe$243$psum_out, pe$243$w_out, pe$244$psum_out, pe$244$w_out, pe$245$psum_out, pe$245$w_out, pe$246$psum_out, pe$246$w_out, pe$247$psum_out, pe$247$w_out, pe$248$psum_out, pe$248$w_out, pe$249$psum_out, pe$249$w_out, pe$250$psum_out, pe$250$w_out, pe$251$psum_out, pe$251$w_out, pe$252$psum_out, pe$252$w_out, pe$253$psum_out, pe$253$w_out, pe$254$psum_out, pe$254$w_out, pe$255$psum_out, pe$255$w_out, pe$255$a_out};
+    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], ash66_0[65:64], ash66_1[65:64], ash66_2[65:64], ash66_3[65:64], ash66_4[65:64], ash66_5[65:64], ash66_6[65:64], ash66_7[65:64], ash66_8[65:64], ash66_9[65:64], ash66_10[65:64], ash66_11[65:64], ash66_12[65:64], ash66_13[65:64], ash66_14[65:64], ash66_15[65:64], pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$56$sum, pe$57$sum, pe$58$sum, pe$59$sum, pe$60$sum, pe$61$sum, pe$62$sum, pe$63$sum, pe$63$a_out, pe$64$sum, pe$65$sum, pe$66$sum, pe$67$sum, pe$68$sum, pe$69$sum, pe$70$sum, pe$71$sum, pe$72$sum, pe$73$sum, pe$74$sum, pe$75$sum, pe$76$sum, pe$77$sum, pe$78$sum, pe$79$sum, pe$79$a_out, pe$80$sum, pe$81$sum, pe$82$sum, pe$83$sum, pe$84$sum, pe$85$sum, pe$86$sum, pe$87$sum, pe$88$sum, pe$89$sum, pe$90$sum, pe$91$sum, pe$92$sum, pe$93$sum, pe$94$sum, pe$95$sum, pe$95$a_out, pe$96$sum, pe$97$sum, pe$98$sum, pe$99$sum, pe$100$sum, pe$101$sum, pe$102$sum, pe$103$sum, pe$104$sum, pe$105$sum, pe$106$sum, pe$107$sum, pe$108$sum, pe$109$sum, pe$110$sum, pe$111$sum, pe$111$a_out, pe$112$sum, pe$113$sum, pe$114$sum, pe$115$sum, pe$116$sum, pe$117$sum, pe$118$sum, pe$119$sum, pe$120$sum, pe$121$sum, pe$122$sum, pe$123$sum, pe$124$sum, pe$125$sum, pe$126$sum, pe$127$sum, pe$127$a_out, pe$128$sum, pe$129$sum, pe$130$sum, pe$131$sum, pe$132$sum, pe$133$sum, pe$134$sum, pe$135$sum, pe$136$sum, pe$137$sum, pe$138$sum, pe$139$sum, pe$140$sum, pe$141$sum, pe$142$sum, pe$143$sum, pe$143$a_out, pe$144$sum, pe$145$sum, pe$146$sum, pe$147$sum, pe$148$sum, pe$149$sum, pe$150$sum, pe$151$sum, pe$152$sum, pe$153$sum, pe$154$sum, pe$155$sum, pe$156$sum, pe$157$sum, pe$158$sum, pe$159$sum, pe$159$a_out, pe$160$sum, pe$161$sum, pe$162$sum, pe$163$sum, pe$164$sum, pe$165$sum, pe$166$sum, pe$167$sum, pe$168$sum, pe$169$sum, pe$170$sum, pe$171$sum, pe$172$sum, pe$173$sum, pe$174$sum, pe$175$sum, pe$175$a_out, pe$176$sum, pe$177$sum, pe$178$sum, pe$179$sum, pe$180$sum, pe$181$sum, pe$182$sum, pe$183$sum, pe$184$sum, pe$185$sum, pe$186$sum, pe$187$sum, pe$188$sum, pe$189$sum, pe$190$sum, pe$191$sum, pe$191$a_out, pe$192$sum, pe$193$sum, pe$194$sum, pe$195$sum, pe$196$sum, pe$197$sum, pe$198$sum, pe$199$sum, pe$200$sum, pe$201$sum, pe$202$sum, pe$203$sum, pe$204$sum, pe$205$sum, pe$206$sum, pe$207$sum, pe$207$a_out, pe$208$sum, pe$209$sum, pe$210$sum, pe$211$sum, pe$212$sum, pe$213$sum, pe$214$sum, pe$215$sum, pe$216$sum, pe$217$sum, pe$218$sum, pe$219$sum, pe$220$sum, pe$221$sum, pe$222$sum, pe$223$sum, pe$223$a_out, pe$224$sum, pe$225$sum, pe$226$sum, pe$227$sum, pe$228$sum, pe$229$sum, pe$230$sum, pe$231$sum, pe$232$sum, pe$233$sum, pe$234$sum, pe$235$sum, pe$236$sum, pe$237$sum, pe$238$sum, pe$239$sum, pe$239$a_out, pe$240$psum_out, pe$240$w_out, pe$241$psum_out, pe$241$w_out, pe$242$psum_out, pe$242$w_out, pe$243$psum_out, pe$243$w_out, pe$244$psum_out, pe$244$w_out, pe$245$psum_out, pe$245$w_out, pe$246$psum_out, pe$246$w_out, pe$247$psum_out, pe$247$w_out, pe$248$psum_out, pe$248$w_out, pe$249$psum_out, pe$249$w_out, pe$250$psum_out, pe$250$w_out, pe$251$psum_out, pe$251$w_out, pe$252$psum_out, pe$252$w_out, pe$253$psum_out, pe$253$w_out, pe$254$psum_out, pe$254$w_out, pe$255$psum_out, pe$255$w_out, pe$255$a_out};
     // Array and multipliers.
     always @(*) begin
       pe$0$clock = clock;
@@ -9482,37 +9651,37 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
       pe$255$a_in = pe$254$a_out;
       pe$255$psum_in = pe$239$psum_out;
       mul$0$a = x1_q_0;
-      mul$0$b = w5_w;
+      mul$0$b = f2_w ? qm1_q_0 : w5_w;
       mul$1$a = x1_q_1;
-      mul$1$b = w5_w;
+      mul$1$b = f2_w ? qm1_q_1 : w5_w;
       mul$2$a = x1_q_2;
-      mul$2$b = w5_w;
+      mul$2$b = f2_w ? qm1_q_2 : w5_w;
       mul$3$a = x1_q_3;
-      mul$3$b = w5_w;
+      mul$3$b = f2_w ? qm1_q_3 : w5_w;
       mul$4$a = x1_q_4;
-      mul$4$b = w5_w;
+      mul$4$b = f2_w ? qm1_q_4 : w5_w;
       mul$5$a = x1_q_5;
-      mul$5$b = w5_w;
+      mul$5$b = f2_w ? qm1_q_5 : w5_w;
       mul$6$a = x1_q_6;
-      mul$6$b = w5_w;
+      mul$6$b = f2_w ? qm1_q_6 : w5_w;
       mul$7$a = x1_q_7;
-      mul$7$b = w5_w;
+      mul$7$b = f2_w ? qm1_q_7 : w5_w;
       mul$8$a = x1_q_8;
-      mul$8$b = w5_w;
+      mul$8$b = f2_w ? qm1_q_8 : w5_w;
       mul$9$a = x1_q_9;
-      mul$9$b = w5_w;
+      mul$9$b = f2_w ? qm1_q_9 : w5_w;
       mul$10$a = x1_q_10;
-      mul$10$b = w5_w;
+      mul$10$b = f2_w ? qm1_q_10 : w5_w;
       mul$11$a = x1_q_11;
-      mul$11$b = w5_w;
+      mul$11$b = f2_w ? qm1_q_11 : w5_w;
       mul$12$a = x1_q_12;
-      mul$12$b = w5_w;
+      mul$12$b = f2_w ? qm1_q_12 : w5_w;
       mul$13$a = x1_q_13;
-      mul$13$b = w5_w;
+      mul$13$b = f2_w ? qm1_q_13 : w5_w;
       mul$14$a = x1_q_14;
-      mul$14$b = w5_w;
+      mul$14$b = f2_w ? qm1_q_14 : w5_w;
       mul$15$a = x1_q_15;
-      mul$15$b = w5_w;
+      mul$15$b = f2_w ? qm1_q_15 : w5_w;
     end
     // Outputs.
     always @(*) begin
@@ -9921,21 +10090,53 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
         if (rd_w) begin
           if (op_w == 8'd4) begin
             x1_q_0 <= ax_0;
+            qm1_q_0 <= qm_0;
+            qs1_q_0 <= qsh_0;
             x1_q_1 <= ax_1;
+            qm1_q_1 <= qm_1;
+            qs1_q_1 <= qsh_1;
             x1_q_2 <= ax_2;
+            qm1_q_2 <= qm_2;
+            qs1_q_2 <= qsh_2;
             x1_q_3 <= ax_3;
+            qm1_q_3 <= qm_3;
+            qs1_q_3 <= qsh_3;
             x1_q_4 <= ax_4;
+            qm1_q_4 <= qm_4;
+            qs1_q_4 <= qsh_4;
             x1_q_5 <= ax_5;
+            qm1_q_5 <= qm_5;
+            qs1_q_5 <= qsh_5;
             x1_q_6 <= ax_6;
+            qm1_q_6 <= qm_6;
+            qs1_q_6 <= qsh_6;
             x1_q_7 <= ax_7;
+            qm1_q_7 <= qm_7;
+            qs1_q_7 <= qsh_7;
             x1_q_8 <= ax_8;
+            qm1_q_8 <= qm_8;
+            qs1_q_8 <= qsh_8;
             x1_q_9 <= ax_9;
+            qm1_q_9 <= qm_9;
+            qs1_q_9 <= qsh_9;
             x1_q_10 <= ax_10;
+            qm1_q_10 <= qm_10;
+            qs1_q_10 <= qsh_10;
             x1_q_11 <= ax_11;
+            qm1_q_11 <= qm_11;
+            qs1_q_11 <= qsh_11;
             x1_q_12 <= ax_12;
+            qm1_q_12 <= qm_12;
+            qs1_q_12 <= qsh_12;
             x1_q_13 <= ax_13;
+            qm1_q_13 <= qm_13;
+            qs1_q_13 <= qsh_13;
             x1_q_14 <= ax_14;
+            qm1_q_14 <= qm_14;
+            qs1_q_14 <= qsh_14;
             x1_q_15 <= ax_15;
+            qm1_q_15 <= qm_15;
+            qs1_q_15 <= qsh_15;
             wa1_q <= w2_w + sb_q + sg_q;
             wn1_q <= (aleft_w < 32'd16) ? aleft_w : 32'd16;
             if ((sg_q + 32'd16) < acols_w) sg_q <= sg_q + 32'd16;
@@ -9985,21 +10186,37 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
         wa2_q <= wa1_q;
         wn2_q <= wn1_q;
         p2_q_0 <= s2_0;
+        qs2_q_0 <= qs1_q_0;
         p2_q_1 <= s2_1;
+        qs2_q_1 <= qs1_q_1;
         p2_q_2 <= s2_2;
+        qs2_q_2 <= qs1_q_2;
         p2_q_3 <= s2_3;
+        qs2_q_3 <= qs1_q_3;
         p2_q_4 <= s2_4;
+        qs2_q_4 <= qs1_q_4;
         p2_q_5 <= s2_5;
+        qs2_q_5 <= qs1_q_5;
         p2_q_6 <= s2_6;
+        qs2_q_6 <= qs1_q_6;
         p2_q_7 <= s2_7;
+        qs2_q_7 <= qs1_q_7;
         p2_q_8 <= s2_8;
+        qs2_q_8 <= qs1_q_8;
         p2_q_9 <= s2_9;
+        qs2_q_9 <= qs1_q_9;
         p2_q_10 <= s2_10;
+        qs2_q_10 <= qs1_q_10;
         p2_q_11 <= s2_11;
+        qs2_q_11 <= qs1_q_11;
         p2_q_12 <= s2_12;
+        qs2_q_12 <= qs1_q_12;
         p2_q_13 <= s2_13;
+        qs2_q_13 <= qs1_q_13;
         p2_q_14 <= s2_14;
+        qs2_q_14 <= qs1_q_14;
         p2_q_15 <= s2_15;
+        qs2_q_15 <= qs1_q_15;
         if (v2_q) begin
           if (32'd0 < wn2_q) begin
             if (op_w == 8'd4) begin if ((wsb_0) < 32'd262144) spad[wsb_0] <= aq_0; end

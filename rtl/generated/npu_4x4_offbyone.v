@@ -390,8 +390,8 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        end
        case (mmio_addr)
           12'h000: mmio_rdata = 32'h4E50554B;
-          12'h004: mmio_rdata = 32'h00010000;
-          12'h008: mmio_rdata = 32'h1F;
+          12'h004: mmio_rdata = 32'h00010001;
+          12'h008: mmio_rdata = 32'h0000003F;
           12'h00C: mmio_rdata = {16'd4, 16'd4};
           12'h010: mmio_rdata = 32'd16384;
           12'h014: mmio_rdata = 32'd4096;
@@ -472,10 +472,13 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        if (!dec_bad && ((d_op == 8'd0 && dw4 != 32'd0) || (d_op == 8'd7 && dw4 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && ((d_op == 8'd0 && dw5 != 32'd0) || (d_op == 8'd3 && dw5[31:16] != 16'd0) || (d_op == 8'd5 && dw5[31:16] != 16'd0) || (d_op == 8'd6 && dw5 != 32'd0) || (d_op == 8'd7 && dw5 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && ((d_op == 8'd0 && dw6 != 32'd0) || (d_op == 8'd3 && dw6 != 32'd0) || (d_op == 8'd4 && dw6[31:16] != 16'd0) || (d_op == 8'd6 && dw6 != 32'd0) || (d_op == 8'd7 && dw6 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((d_op == 8'd0 && dw7 != 32'd0) || (d_op == 8'd1 && dw7 != 32'd0) || (d_op == 8'd2 && dw7 != 32'd0) || (d_op == 8'd3 && dw7 != 32'd0) || (d_op == 8'd4 && dw7 != 32'd0) || (d_op == 8'd5 && dw7 != 32'd0) || (d_op == 8'd6 && dw7 != 32'd0) || (d_op == 8'd7 && dw7 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((d_op == 8'd0 && dw7 != 32'd0) || (d_op == 8'd1 && dw7 != 32'd0) || (d_op == 8'd2 && dw7 != 32'd0) || (d_op == 8'd3 && dw7 != 32'd0) || (d_op == 8'd5 && dw7 != 32'd0) || (d_op == 8'd6 && dw7 != 32'd0) || (d_op == 8'd7 && dw7 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && ((dec_unit == 2'd0 && d_dep != 4'd0) || (dec_unit == 2'd1 && (d_dep & 4'b0101) != 4'd0) || (dec_unit == 2'd3 && (d_dep & 4'b1010) != 4'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
-       if (!dec_bad && (((d_op == 8'd0 || d_op == 8'd6) && d_of != 4'd0) || ((d_op == 8'd1 || d_op == 8'd2 || d_op == 8'd3 || d_op == 8'd5) && d_of[3:1] != 3'd0) || ((d_op == 8'd4 || d_op == 8'd7) && d_of[3:2] != 2'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
+       if (!dec_bad && (((d_op == 8'd0 || d_op == 8'd6) && d_of != 4'd0) || ((d_op == 8'd1 || d_op == 8'd2 || d_op == 8'd3 || d_op == 8'd5) && d_of[3:1] != 3'd0) || (d_op == 8'd4 && d_of[3] != 1'b0) || (d_op == 8'd7 && d_of[3:2] != 2'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
        if (!dec_bad && (d_op == 8'd4 && !d_of[1] && dw3 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd4 && d_of[2] && dw5 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd4 && d_of[2] && dw6[7:0] != 8'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd4 && !d_of[2] && dw7 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && (d_op == 8'd7 && !d_of[1] && {dw3, dw2} != 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (d_op == 8'd1 || d_op == 8'd2) begin
        if (!dec_bad && (d_rows == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
@@ -517,6 +520,11 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        if (!dec_bad && (d_of[1] && dw3[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw3}; end
           if (d_of[1]) begin
           d_end = {32'd0, dw3} + d_k * 64'd4;
+       if (!dec_bad && (d_end > 64'd4096)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
+          end
+       if (!dec_bad && (d_of[2] && dw7[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw7}; end
+          if (d_of[2]) begin
+          d_end = {32'd0, dw7} + d_k * 64'd8;
        if (!dec_bad && (d_end > 64'd4096)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
           end
        end
@@ -1469,15 +1477,27 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     reg [31:0] x1_q_0;
     reg [7:0] y1_q_0;
     reg [63:0] p2_q_0;
+    reg [31:0] qm1_q_0;
+    reg [7:0] qs1_q_0;
+    reg [7:0] qs2_q_0;
     reg [31:0] x1_q_1;
     reg [7:0] y1_q_1;
     reg [63:0] p2_q_1;
+    reg [31:0] qm1_q_1;
+    reg [7:0] qs1_q_1;
+    reg [7:0] qs2_q_1;
     reg [31:0] x1_q_2;
     reg [7:0] y1_q_2;
     reg [63:0] p2_q_2;
+    reg [31:0] qm1_q_2;
+    reg [7:0] qs1_q_2;
+    reg [7:0] qs2_q_2;
     reg [31:0] x1_q_3;
     reg [7:0] y1_q_3;
     reg [63:0] p2_q_3;
+    reg [31:0] qm1_q_3;
+    reg [7:0] qs1_q_3;
+    reg [7:0] qs2_q_3;
     reg [7:0] sk_0_0;
     reg [7:0] sk_1_0;
     reg [7:0] sk_1_1;
@@ -1501,10 +1521,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      x1_q_0 = 32'd0; y1_q_0 = 8'd0; p2_q_0 = 64'd0;
-      x1_q_1 = 32'd0; y1_q_1 = 8'd0; p2_q_1 = 64'd0;
-      x1_q_2 = 32'd0; y1_q_2 = 8'd0; p2_q_2 = 64'd0;
-      x1_q_3 = 32'd0; y1_q_3 = 8'd0; p2_q_3 = 64'd0;
+      x1_q_0 = 32'd0; y1_q_0 = 8'd0; p2_q_0 = 64'd0; qm1_q_0 = 32'd0; qs1_q_0 = 8'd0; qs2_q_0 = 8'd0;
+      x1_q_1 = 32'd0; y1_q_1 = 8'd0; p2_q_1 = 64'd0; qm1_q_1 = 32'd0; qs1_q_1 = 8'd0; qs2_q_1 = 8'd0;
+      x1_q_2 = 32'd0; y1_q_2 = 8'd0; p2_q_2 = 64'd0; qm1_q_2 = 32'd0; qs1_q_2 = 8'd0; qs2_q_2 = 8'd0;
+      x1_q_3 = 32'd0; y1_q_3 = 8'd0; p2_q_3 = 64'd0; qm1_q_3 = 32'd0; qs1_q_3 = 8'd0; qs2_q_3 = 8'd0;
       sk_0_0 = 8'd0;
       sk_1_0 = 8'd0;
       sk_1_1 = 8'd0;
@@ -1528,12 +1548,14 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [7:0] op_w = d_q[7:0];
     wire f0_w = d_q[12];
     wire f1_w = d_q[13];
+    wire f2_w = d_q[14];
     wire [31:0] w1_w = d_q[63:32];
     wire [31:0] w2_w = d_q[95:64];
     wire [31:0] w3_w = d_q[127:96];
     wire [31:0] w4_w = d_q[159:128];
     wire [31:0] w5_w = d_q[191:160];
     wire [31:0] w6_w = d_q[223:192];
+    wire [31:0] w7_w = d_q[255:224];
     wire done_w = busy_q && (cnt_q == lat_q);
     // MATMUL.
     wire mm_w = busy_q && (op_w == 8'd3);
@@ -1575,7 +1597,6 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] eleft_w = w4_w - sa_q;
     wire [7:0] ash_w = w6_w[7:0];
     wire [7:0] azp_w = w6_w[15:8];
-    wire signed [63:0] arnd_w = ((ash_w == 8'd0) || (ash_w > 8'd64)) ? 64'sd0 : (64'sd1 <<< (ash_w - 8'd1));
     wire signed [63:0] azp64_w = $signed({{56{azp_w[7]}}, azp_w});
     wire signed [63:0] alo_w = f0_w ? azp64_w : -64'sd128;
     wire [31:0] ae_0 = sg_q + 32'd0;
@@ -1586,6 +1607,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_0 = (aok_0 && f1_w) ? {((((abia_0) + 32'd3) < 32'd4096) ? accm[(abia_0) + 32'd3] : 8'd0), ((((abia_0) + 32'd2) < 32'd4096) ? accm[(abia_0) + 32'd2] : 8'd0), ((((abia_0) + 32'd1) < 32'd4096) ? accm[(abia_0) + 32'd1] : 8'd0), ((((abia_0) + 32'd0) < 32'd4096) ? accm[(abia_0) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_0 = {aacc_0[31], aacc_0} + {abv_0[31], abv_0};
     wire [31:0] ax_0 = (asum_0[32] != asum_0[31]) ? (asum_0[32] ? 32'h80000000 : 32'h7fffffff) : asum_0[31:0];
+    wire [31:0] qta_0 = w7_w + 32'd8 * ae_0;
+    wire qok_0 = aok_0 && f2_w;
+    wire [31:0] qm_0 = qok_0 ? {((((qta_0) + 32'd3) < 32'd4096) ? accm[(qta_0) + 32'd3] : 8'd0), ((((qta_0) + 32'd2) < 32'd4096) ? accm[(qta_0) + 32'd2] : 8'd0), ((((qta_0) + 32'd1) < 32'd4096) ? accm[(qta_0) + 32'd1] : 8'd0), ((((qta_0) + 32'd0) < 32'd4096) ? accm[(qta_0) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_0 = qok_0 ? ((((qta_0) + 32'd4) < 32'd4096) ? accm[(qta_0) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_0 = sa_q + 32'd0;
     wire eok_0 = ee_0 < w4_w;
     wire [7:0] ea_0 = eok_0 ? (((w1_w + ee_0) < 32'd16384) ? spad[w1_w + ee_0] : 8'd0) : 8'd0;
@@ -1595,8 +1620,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_0 = sda_0 + sdb_0;
     wire [7:0] smax_0 = ($signed(x1_q_0[7:0]) > $signed(y1_q_0)) ? x1_q_0[7:0] : y1_q_0;
     wire [63:0] s2_0 = (op_w == 8'd5) ? {{32{sadd_0[31]}}, sadd_0} : ((op_w == 8'd6) ? {56'd0, smax_0} : mul$0$p);
-    wire signed [63:0] asum2_0 = $signed(p2_q_0) + arnd_w;
-    wire signed [63:0] ar_0 = asum2_0 >>> ash_w;
+    wire [7:0] ash_0 = f2_w ? qs2_q_0 : ash_w;
+    wire signed [65:0] arnd_0 = ((ash_0 == 8'd0) || (ash_0 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_0 - 8'd1));
+    wire signed [65:0] asum2_0 = $signed({{2{p2_q_0[63]}}, p2_q_0}) + arnd_0;
+    wire signed [65:0] ash66_0 = asum2_0 >>> ash_0;
+    wire signed [63:0] ar_0 = (ash_0 > 8'd63) ? 64'sd0 : $signed(ash66_0[63:0]);
     wire signed [63:0] ay_0 = ar_0 + azp64_w;
     wire [7:0] aq_0 = (ay_0 < alo_w) ? alo_w[7:0] : ((ay_0 > 64'sd127) ? 8'd127 : ay_0[7:0]);
     wire [31:0] wsb_0 = wa2_q + 32'd0;
@@ -1610,6 +1638,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_1 = (aok_1 && f1_w) ? {((((abia_1) + 32'd3) < 32'd4096) ? accm[(abia_1) + 32'd3] : 8'd0), ((((abia_1) + 32'd2) < 32'd4096) ? accm[(abia_1) + 32'd2] : 8'd0), ((((abia_1) + 32'd1) < 32'd4096) ? accm[(abia_1) + 32'd1] : 8'd0), ((((abia_1) + 32'd0) < 32'd4096) ? accm[(abia_1) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_1 = {aacc_1[31], aacc_1} + {abv_1[31], abv_1};
     wire [31:0] ax_1 = (asum_1[32] != asum_1[31]) ? (asum_1[32] ? 32'h80000000 : 32'h7fffffff) : asum_1[31:0];
+    wire [31:0] qta_1 = w7_w + 32'd8 * ae_1;
+    wire qok_1 = aok_1 && f2_w;
+    wire [31:0] qm_1 = qok_1 ? {((((qta_1) + 32'd3) < 32'd4096) ? accm[(qta_1) + 32'd3] : 8'd0), ((((qta_1) + 32'd2) < 32'd4096) ? accm[(qta_1) + 32'd2] : 8'd0), ((((qta_1) + 32'd1) < 32'd4096) ? accm[(qta_1) + 32'd1] : 8'd0), ((((qta_1) + 32'd0) < 32'd4096) ? accm[(qta_1) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_1 = qok_1 ? ((((qta_1) + 32'd4) < 32'd4096) ? accm[(qta_1) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_1 = sa_q + 32'd1;
     wire eok_1 = ee_1 < w4_w;
     wire [7:0] ea_1 = eok_1 ? (((w1_w + ee_1) < 32'd16384) ? spad[w1_w + ee_1] : 8'd0) : 8'd0;
@@ -1619,8 +1651,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_1 = sda_1 + sdb_1;
     wire [7:0] smax_1 = ($signed(x1_q_1[7:0]) > $signed(y1_q_1)) ? x1_q_1[7:0] : y1_q_1;
     wire [63:0] s2_1 = (op_w == 8'd5) ? {{32{sadd_1[31]}}, sadd_1} : ((op_w == 8'd6) ? {56'd0, smax_1} : mul$1$p);
-    wire signed [63:0] asum2_1 = $signed(p2_q_1) + arnd_w;
-    wire signed [63:0] ar_1 = asum2_1 >>> ash_w;
+    wire [7:0] ash_1 = f2_w ? qs2_q_1 : ash_w;
+    wire signed [65:0] arnd_1 = ((ash_1 == 8'd0) || (ash_1 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_1 - 8'd1));
+    wire signed [65:0] asum2_1 = $signed({{2{p2_q_1[63]}}, p2_q_1}) + arnd_1;
+    wire signed [65:0] ash66_1 = asum2_1 >>> ash_1;
+    wire signed [63:0] ar_1 = (ash_1 > 8'd63) ? 64'sd0 : $signed(ash66_1[63:0]);
     wire signed [63:0] ay_1 = ar_1 + azp64_w;
     wire [7:0] aq_1 = (ay_1 < alo_w) ? alo_w[7:0] : ((ay_1 > 64'sd127) ? 8'd127 : ay_1[7:0]);
     wire [31:0] wsb_1 = wa2_q + 32'd1;
@@ -1634,6 +1669,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_2 = (aok_2 && f1_w) ? {((((abia_2) + 32'd3) < 32'd4096) ? accm[(abia_2) + 32'd3] : 8'd0), ((((abia_2) + 32'd2) < 32'd4096) ? accm[(abia_2) + 32'd2] : 8'd0), ((((abia_2) + 32'd1) < 32'd4096) ? accm[(abia_2) + 32'd1] : 8'd0), ((((abia_2) + 32'd0) < 32'd4096) ? accm[(abia_2) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_2 = {aacc_2[31], aacc_2} + {abv_2[31], abv_2};
     wire [31:0] ax_2 = (asum_2[32] != asum_2[31]) ? (asum_2[32] ? 32'h80000000 : 32'h7fffffff) : asum_2[31:0];
+    wire [31:0] qta_2 = w7_w + 32'd8 * ae_2;
+    wire qok_2 = aok_2 && f2_w;
+    wire [31:0] qm_2 = qok_2 ? {((((qta_2) + 32'd3) < 32'd4096) ? accm[(qta_2) + 32'd3] : 8'd0), ((((qta_2) + 32'd2) < 32'd4096) ? accm[(qta_2) + 32'd2] : 8'd0), ((((qta_2) + 32'd1) < 32'd4096) ? accm[(qta_2) + 32'd1] : 8'd0), ((((qta_2) + 32'd0) < 32'd4096) ? accm[(qta_2) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_2 = qok_2 ? ((((qta_2) + 32'd4) < 32'd4096) ? accm[(qta_2) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_2 = sa_q + 32'd2;
     wire eok_2 = ee_2 < w4_w;
     wire [7:0] ea_2 = eok_2 ? (((w1_w + ee_2) < 32'd16384) ? spad[w1_w + ee_2] : 8'd0) : 8'd0;
@@ -1643,8 +1682,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_2 = sda_2 + sdb_2;
     wire [7:0] smax_2 = ($signed(x1_q_2[7:0]) > $signed(y1_q_2)) ? x1_q_2[7:0] : y1_q_2;
     wire [63:0] s2_2 = (op_w == 8'd5) ? {{32{sadd_2[31]}}, sadd_2} : ((op_w == 8'd6) ? {56'd0, smax_2} : mul$2$p);
-    wire signed [63:0] asum2_2 = $signed(p2_q_2) + arnd_w;
-    wire signed [63:0] ar_2 = asum2_2 >>> ash_w;
+    wire [7:0] ash_2 = f2_w ? qs2_q_2 : ash_w;
+    wire signed [65:0] arnd_2 = ((ash_2 == 8'd0) || (ash_2 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_2 - 8'd1));
+    wire signed [65:0] asum2_2 = $signed({{2{p2_q_2[63]}}, p2_q_2}) + arnd_2;
+    wire signed [65:0] ash66_2 = asum2_2 >>> ash_2;
+    wire signed [63:0] ar_2 = (ash_2 > 8'd63) ? 64'sd0 : $signed(ash66_2[63:0]);
     wire signed [63:0] ay_2 = ar_2 + azp64_w;
     wire [7:0] aq_2 = (ay_2 < alo_w) ? alo_w[7:0] : ((ay_2 > 64'sd127) ? 8'd127 : ay_2[7:0]);
     wire [31:0] wsb_2 = wa2_q + 32'd2;
@@ -1658,6 +1700,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_3 = (aok_3 && f1_w) ? {((((abia_3) + 32'd3) < 32'd4096) ? accm[(abia_3) + 32'd3] : 8'd0), ((((abia_3) + 32'd2) < 32'd4096) ? accm[(abia_3) + 32'd2] : 8'd0), ((((abia_3) + 32'd1) < 32'd4096) ? accm[(abia_3) + 32'd1] : 8'd0), ((((abia_3) + 32'd0) < 32'd4096) ? accm[(abia_3) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_3 = {aacc_3[31], aacc_3} + {abv_3[31], abv_3};
     wire [31:0] ax_3 = (asum_3[32] != asum_3[31]) ? (asum_3[32] ? 32'h80000000 : 32'h7fffffff) : asum_3[31:0];
+    wire [31:0] qta_3 = w7_w + 32'd8 * ae_3;
+    wire qok_3 = aok_3 && f2_w;
+    wire [31:0] qm_3 = qok_3 ? {((((qta_3) + 32'd3) < 32'd4096) ? accm[(qta_3) + 32'd3] : 8'd0), ((((qta_3) + 32'd2) < 32'd4096) ? accm[(qta_3) + 32'd2] : 8'd0), ((((qta_3) + 32'd1) < 32'd4096) ? accm[(qta_3) + 32'd1] : 8'd0), ((((qta_3) + 32'd0) < 32'd4096) ? accm[(qta_3) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_3 = qok_3 ? ((((qta_3) + 32'd4) < 32'd4096) ? accm[(qta_3) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_3 = sa_q + 32'd3;
     wire eok_3 = ee_3 < w4_w;
     wire [7:0] ea_3 = eok_3 ? (((w1_w + ee_3) < 32'd16384) ? spad[w1_w + ee_3] : 8'd0) : 8'd0;
@@ -1667,8 +1713,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_3 = sda_3 + sdb_3;
     wire [7:0] smax_3 = ($signed(x1_q_3[7:0]) > $signed(y1_q_3)) ? x1_q_3[7:0] : y1_q_3;
     wire [63:0] s2_3 = (op_w == 8'd5) ? {{32{sadd_3[31]}}, sadd_3} : ((op_w == 8'd6) ? {56'd0, smax_3} : mul$3$p);
-    wire signed [63:0] asum2_3 = $signed(p2_q_3) + arnd_w;
-    wire signed [63:0] ar_3 = asum2_3 >>> ash_w;
+    wire [7:0] ash_3 = f2_w ? qs2_q_3 : ash_w;
+    wire signed [65:0] arnd_3 = ((ash_3 == 8'd0) || (ash_3 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_3 - 8'd1));
+    wire signed [65:0] asum2_3 = $signed({{2{p2_q_3[63]}}, p2_q_3}) + arnd_3;
+    wire signed [65:0] ash66_3 = asum2_3 >>> ash_3;
+    wire signed [63:0] ar_3 = (ash_3 > 8'd63) ? 64'sd0 : $signed(ash66_3[63:0]);
     wire signed [63:0] ay_3 = ar_3 + azp64_w;
     wire [7:0] aq_3 = (ay_3 < alo_w) ? alo_w[7:0] : ((ay_3 > 64'sd127) ? 8'd127 : ay_3[7:0]);
     wire [31:0] wsb_3 = wa2_q + 32'd3;
@@ -1679,7 +1728,7 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [63:0] ihi_w = {48'd0, desc[159:144]};
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd10 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd3) / 64'd4) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd3) / 64'd4 + 64'd2) : 64'd1));
-    wire unused_ok = ^{d_q[11:8], d_q[31:14], d_q[255:224], ilat_w[63:32], pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$3$a_out, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$11$a_out, pe$12$psum_out, pe$12$w_out, pe$13$psum_out, pe$13$w_out, pe$14$psum_out, pe$14$w_out, pe$15$psum_out, pe$15$w_out, pe$15$a_out};
+    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], ash66_0[65:64], ash66_1[65:64], ash66_2[65:64], ash66_3[65:64], pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$3$a_out, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$11$a_out, pe$12$psum_out, pe$12$w_out, pe$13$psum_out, pe$13$w_out, pe$14$psum_out, pe$14$w_out, pe$15$psum_out, pe$15$w_out, pe$15$a_out};
     // Array and multipliers.
     always @(*) begin
       pe$0$clock = clock;
@@ -1779,13 +1828,13 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
       pe$15$a_in = pe$14$a_out;
       pe$15$psum_in = pe$11$psum_out;
       mul$0$a = x1_q_0;
-      mul$0$b = w5_w;
+      mul$0$b = f2_w ? qm1_q_0 : w5_w;
       mul$1$a = x1_q_1;
-      mul$1$b = w5_w;
+      mul$1$b = f2_w ? qm1_q_1 : w5_w;
       mul$2$a = x1_q_2;
-      mul$2$b = w5_w;
+      mul$2$b = f2_w ? qm1_q_2 : w5_w;
       mul$3$a = x1_q_3;
-      mul$3$b = w5_w;
+      mul$3$b = f2_w ? qm1_q_3 : w5_w;
     end
     // Outputs.
     always @(*) begin
@@ -1882,9 +1931,17 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
         if (rd_w) begin
           if (op_w == 8'd4) begin
             x1_q_0 <= ax_0;
+            qm1_q_0 <= qm_0;
+            qs1_q_0 <= qsh_0;
             x1_q_1 <= ax_1;
+            qm1_q_1 <= qm_1;
+            qs1_q_1 <= qsh_1;
             x1_q_2 <= ax_2;
+            qm1_q_2 <= qm_2;
+            qs1_q_2 <= qsh_2;
             x1_q_3 <= ax_3;
+            qm1_q_3 <= qm_3;
+            qs1_q_3 <= qsh_3;
             wa1_q <= w2_w + sb_q + sg_q;
             wn1_q <= (aleft_w < 32'd4) ? aleft_w : 32'd4;
             if ((sg_q + 32'd4) < acols_w) sg_q <= sg_q + 32'd4;
@@ -1910,9 +1967,13 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
         wa2_q <= wa1_q;
         wn2_q <= wn1_q;
         p2_q_0 <= s2_0;
+        qs2_q_0 <= qs1_q_0;
         p2_q_1 <= s2_1;
+        qs2_q_1 <= qs1_q_1;
         p2_q_2 <= s2_2;
+        qs2_q_2 <= qs1_q_2;
         p2_q_3 <= s2_3;
+        qs2_q_3 <= qs1_q_3;
         if (v2_q) begin
           if (32'd0 < wn2_q) begin
             if (op_w == 8'd4) begin if ((wsb_0) < 32'd16384) spad[wsb_0] <= aq_0; end

@@ -389,8 +389,8 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        end
        case (mmio_addr)
           12'h000: mmio_rdata = 32'h4E50554B;
-          12'h004: mmio_rdata = 32'h00010000;
-          12'h008: mmio_rdata = 32'h1F;
+          12'h004: mmio_rdata = 32'h00010001;
+          12'h008: mmio_rdata = 32'h0000003F;
           12'h00C: mmio_rdata = {16'd8, 16'd8};
           12'h010: mmio_rdata = 32'd65536;
           12'h014: mmio_rdata = 32'd16384;
@@ -471,10 +471,13 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        if (!dec_bad && ((d_op == 8'd0 && dw4 != 32'd0) || (d_op == 8'd7 && dw4 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && ((d_op == 8'd0 && dw5 != 32'd0) || (d_op == 8'd3 && dw5[31:16] != 16'd0) || (d_op == 8'd5 && dw5[31:16] != 16'd0) || (d_op == 8'd6 && dw5 != 32'd0) || (d_op == 8'd7 && dw5 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && ((d_op == 8'd0 && dw6 != 32'd0) || (d_op == 8'd3 && dw6 != 32'd0) || (d_op == 8'd4 && dw6[31:16] != 16'd0) || (d_op == 8'd6 && dw6 != 32'd0) || (d_op == 8'd7 && dw6 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((d_op == 8'd0 && dw7 != 32'd0) || (d_op == 8'd1 && dw7 != 32'd0) || (d_op == 8'd2 && dw7 != 32'd0) || (d_op == 8'd3 && dw7 != 32'd0) || (d_op == 8'd4 && dw7 != 32'd0) || (d_op == 8'd5 && dw7 != 32'd0) || (d_op == 8'd6 && dw7 != 32'd0) || (d_op == 8'd7 && dw7 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && ((d_op == 8'd0 && dw7 != 32'd0) || (d_op == 8'd1 && dw7 != 32'd0) || (d_op == 8'd2 && dw7 != 32'd0) || (d_op == 8'd3 && dw7 != 32'd0) || (d_op == 8'd5 && dw7 != 32'd0) || (d_op == 8'd6 && dw7 != 32'd0) || (d_op == 8'd7 && dw7 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && ((dec_unit == 2'd0 && d_dep != 4'd0) || (dec_unit == 2'd1 && (d_dep & 4'b0101) != 4'd0) || (dec_unit == 2'd3 && (d_dep & 4'b1010) != 4'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
-       if (!dec_bad && (((d_op == 8'd0 || d_op == 8'd6) && d_of != 4'd0) || ((d_op == 8'd1 || d_op == 8'd2 || d_op == 8'd3 || d_op == 8'd5) && d_of[3:1] != 3'd0) || ((d_op == 8'd4 || d_op == 8'd7) && d_of[3:2] != 2'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
+       if (!dec_bad && (((d_op == 8'd0 || d_op == 8'd6) && d_of != 4'd0) || ((d_op == 8'd1 || d_op == 8'd2 || d_op == 8'd3 || d_op == 8'd5) && d_of[3:1] != 3'd0) || (d_op == 8'd4 && d_of[3] != 1'b0) || (d_op == 8'd7 && d_of[3:2] != 2'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
        if (!dec_bad && (d_op == 8'd4 && !d_of[1] && dw3 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd4 && d_of[2] && dw5 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd4 && d_of[2] && dw6[7:0] != 8'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
+       if (!dec_bad && (d_op == 8'd4 && !d_of[2] && dw7 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (!dec_bad && (d_op == 8'd7 && !d_of[1] && {dw3, dw2} != 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
        if (d_op == 8'd1 || d_op == 8'd2) begin
        if (!dec_bad && (d_rows == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
@@ -516,6 +519,11 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        if (!dec_bad && (d_of[1] && dw3[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw3}; end
           if (d_of[1]) begin
           d_end = {32'd0, dw3} + d_k * 64'd4;
+       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
+          end
+       if (!dec_bad && (d_of[2] && dw7[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw7}; end
+          if (d_of[2]) begin
+          d_end = {32'd0, dw7} + d_k * 64'd8;
        if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
           end
        end
@@ -2556,27 +2564,51 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     reg [31:0] x1_q_0;
     reg [7:0] y1_q_0;
     reg [63:0] p2_q_0;
+    reg [31:0] qm1_q_0;
+    reg [7:0] qs1_q_0;
+    reg [7:0] qs2_q_0;
     reg [31:0] x1_q_1;
     reg [7:0] y1_q_1;
     reg [63:0] p2_q_1;
+    reg [31:0] qm1_q_1;
+    reg [7:0] qs1_q_1;
+    reg [7:0] qs2_q_1;
     reg [31:0] x1_q_2;
     reg [7:0] y1_q_2;
     reg [63:0] p2_q_2;
+    reg [31:0] qm1_q_2;
+    reg [7:0] qs1_q_2;
+    reg [7:0] qs2_q_2;
     reg [31:0] x1_q_3;
     reg [7:0] y1_q_3;
     reg [63:0] p2_q_3;
+    reg [31:0] qm1_q_3;
+    reg [7:0] qs1_q_3;
+    reg [7:0] qs2_q_3;
     reg [31:0] x1_q_4;
     reg [7:0] y1_q_4;
     reg [63:0] p2_q_4;
+    reg [31:0] qm1_q_4;
+    reg [7:0] qs1_q_4;
+    reg [7:0] qs2_q_4;
     reg [31:0] x1_q_5;
     reg [7:0] y1_q_5;
     reg [63:0] p2_q_5;
+    reg [31:0] qm1_q_5;
+    reg [7:0] qs1_q_5;
+    reg [7:0] qs2_q_5;
     reg [31:0] x1_q_6;
     reg [7:0] y1_q_6;
     reg [63:0] p2_q_6;
+    reg [31:0] qm1_q_6;
+    reg [7:0] qs1_q_6;
+    reg [7:0] qs2_q_6;
     reg [31:0] x1_q_7;
     reg [7:0] y1_q_7;
     reg [63:0] p2_q_7;
+    reg [31:0] qm1_q_7;
+    reg [7:0] qs1_q_7;
+    reg [7:0] qs2_q_7;
     reg [7:0] sk_0_0;
     reg [7:0] sk_1_0;
     reg [7:0] sk_1_1;
@@ -2648,14 +2680,14 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      x1_q_0 = 32'd0; y1_q_0 = 8'd0; p2_q_0 = 64'd0;
-      x1_q_1 = 32'd0; y1_q_1 = 8'd0; p2_q_1 = 64'd0;
-      x1_q_2 = 32'd0; y1_q_2 = 8'd0; p2_q_2 = 64'd0;
-      x1_q_3 = 32'd0; y1_q_3 = 8'd0; p2_q_3 = 64'd0;
-      x1_q_4 = 32'd0; y1_q_4 = 8'd0; p2_q_4 = 64'd0;
-      x1_q_5 = 32'd0; y1_q_5 = 8'd0; p2_q_5 = 64'd0;
-      x1_q_6 = 32'd0; y1_q_6 = 8'd0; p2_q_6 = 64'd0;
-      x1_q_7 = 32'd0; y1_q_7 = 8'd0; p2_q_7 = 64'd0;
+      x1_q_0 = 32'd0; y1_q_0 = 8'd0; p2_q_0 = 64'd0; qm1_q_0 = 32'd0; qs1_q_0 = 8'd0; qs2_q_0 = 8'd0;
+      x1_q_1 = 32'd0; y1_q_1 = 8'd0; p2_q_1 = 64'd0; qm1_q_1 = 32'd0; qs1_q_1 = 8'd0; qs2_q_1 = 8'd0;
+      x1_q_2 = 32'd0; y1_q_2 = 8'd0; p2_q_2 = 64'd0; qm1_q_2 = 32'd0; qs1_q_2 = 8'd0; qs2_q_2 = 8'd0;
+      x1_q_3 = 32'd0; y1_q_3 = 8'd0; p2_q_3 = 64'd0; qm1_q_3 = 32'd0; qs1_q_3 = 8'd0; qs2_q_3 = 8'd0;
+      x1_q_4 = 32'd0; y1_q_4 = 8'd0; p2_q_4 = 64'd0; qm1_q_4 = 32'd0; qs1_q_4 = 8'd0; qs2_q_4 = 8'd0;
+      x1_q_5 = 32'd0; y1_q_5 = 8'd0; p2_q_5 = 64'd0; qm1_q_5 = 32'd0; qs1_q_5 = 8'd0; qs2_q_5 = 8'd0;
+      x1_q_6 = 32'd0; y1_q_6 = 8'd0; p2_q_6 = 64'd0; qm1_q_6 = 32'd0; qs1_q_6 = 8'd0; qs2_q_6 = 8'd0;
+      x1_q_7 = 32'd0; y1_q_7 = 8'd0; p2_q_7 = 64'd0; qm1_q_7 = 32'd0; qs1_q_7 = 8'd0; qs2_q_7 = 8'd0;
       sk_0_0 = 8'd0;
       sk_1_0 = 8'd0;
       sk_1_1 = 8'd0;
@@ -2727,12 +2759,14 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [7:0] op_w = d_q[7:0];
     wire f0_w = d_q[12];
     wire f1_w = d_q[13];
+    wire f2_w = d_q[14];
     wire [31:0] w1_w = d_q[63:32];
     wire [31:0] w2_w = d_q[95:64];
     wire [31:0] w3_w = d_q[127:96];
     wire [31:0] w4_w = d_q[159:128];
     wire [31:0] w5_w = d_q[191:160];
     wire [31:0] w6_w = d_q[223:192];
+    wire [31:0] w7_w = d_q[255:224];
     wire done_w = busy_q && (cnt_q == lat_q);
     // MATMUL.
     wire mm_w = busy_q && (op_w == 8'd3);
@@ -2798,7 +2832,6 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] eleft_w = w4_w - sa_q;
     wire [7:0] ash_w = w6_w[7:0];
     wire [7:0] azp_w = w6_w[15:8];
-    wire signed [63:0] arnd_w = ((ash_w == 8'd0) || (ash_w > 8'd64)) ? 64'sd0 : (64'sd1 <<< (ash_w - 8'd1));
     wire signed [63:0] azp64_w = $signed({{56{azp_w[7]}}, azp_w});
     wire signed [63:0] alo_w = f0_w ? azp64_w : -64'sd128;
     wire [31:0] ae_0 = sg_q + 32'd0;
@@ -2809,6 +2842,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_0 = (aok_0 && f1_w) ? {((((abia_0) + 32'd3) < 32'd16384) ? accm[(abia_0) + 32'd3] : 8'd0), ((((abia_0) + 32'd2) < 32'd16384) ? accm[(abia_0) + 32'd2] : 8'd0), ((((abia_0) + 32'd1) < 32'd16384) ? accm[(abia_0) + 32'd1] : 8'd0), ((((abia_0) + 32'd0) < 32'd16384) ? accm[(abia_0) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_0 = {aacc_0[31], aacc_0} + {abv_0[31], abv_0};
     wire [31:0] ax_0 = (asum_0[32] != asum_0[31]) ? (asum_0[32] ? 32'h80000000 : 32'h7fffffff) : asum_0[31:0];
+    wire [31:0] qta_0 = w7_w + 32'd8 * ae_0;
+    wire qok_0 = aok_0 && f2_w;
+    wire [31:0] qm_0 = qok_0 ? {((((qta_0) + 32'd3) < 32'd16384) ? accm[(qta_0) + 32'd3] : 8'd0), ((((qta_0) + 32'd2) < 32'd16384) ? accm[(qta_0) + 32'd2] : 8'd0), ((((qta_0) + 32'd1) < 32'd16384) ? accm[(qta_0) + 32'd1] : 8'd0), ((((qta_0) + 32'd0) < 32'd16384) ? accm[(qta_0) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_0 = qok_0 ? ((((qta_0) + 32'd4) < 32'd16384) ? accm[(qta_0) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_0 = sa_q + 32'd0;
     wire eok_0 = ee_0 < w4_w;
     wire [7:0] ea_0 = eok_0 ? (((w1_w + ee_0) < 32'd65536) ? spad[w1_w + ee_0] : 8'd0) : 8'd0;
@@ -2818,8 +2855,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_0 = sda_0 + sdb_0;
     wire [7:0] smax_0 = ($signed(x1_q_0[7:0]) > $signed(y1_q_0)) ? x1_q_0[7:0] : y1_q_0;
     wire [63:0] s2_0 = (op_w == 8'd5) ? {{32{sadd_0[31]}}, sadd_0} : ((op_w == 8'd6) ? {56'd0, smax_0} : mul$0$p);
-    wire signed [63:0] asum2_0 = $signed(p2_q_0) + arnd_w;
-    wire signed [63:0] ar_0 = asum2_0 >>> ash_w;
+    wire [7:0] ash_0 = f2_w ? qs2_q_0 : ash_w;
+    wire signed [65:0] arnd_0 = ((ash_0 == 8'd0) || (ash_0 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_0 - 8'd1));
+    wire signed [65:0] asum2_0 = $signed({{2{p2_q_0[63]}}, p2_q_0}) + arnd_0;
+    wire signed [65:0] ash66_0 = asum2_0 >>> ash_0;
+    wire signed [63:0] ar_0 = (ash_0 > 8'd63) ? 64'sd0 : $signed(ash66_0[63:0]);
     wire signed [63:0] ay_0 = ar_0 + azp64_w;
     wire [7:0] aq_0 = (ay_0 < alo_w) ? alo_w[7:0] : ((ay_0 > 64'sd127) ? 8'd127 : ay_0[7:0]);
     wire [31:0] wsb_0 = wa2_q + 32'd0;
@@ -2833,6 +2873,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_1 = (aok_1 && f1_w) ? {((((abia_1) + 32'd3) < 32'd16384) ? accm[(abia_1) + 32'd3] : 8'd0), ((((abia_1) + 32'd2) < 32'd16384) ? accm[(abia_1) + 32'd2] : 8'd0), ((((abia_1) + 32'd1) < 32'd16384) ? accm[(abia_1) + 32'd1] : 8'd0), ((((abia_1) + 32'd0) < 32'd16384) ? accm[(abia_1) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_1 = {aacc_1[31], aacc_1} + {abv_1[31], abv_1};
     wire [31:0] ax_1 = (asum_1[32] != asum_1[31]) ? (asum_1[32] ? 32'h80000000 : 32'h7fffffff) : asum_1[31:0];
+    wire [31:0] qta_1 = w7_w + 32'd8 * ae_1;
+    wire qok_1 = aok_1 && f2_w;
+    wire [31:0] qm_1 = qok_1 ? {((((qta_1) + 32'd3) < 32'd16384) ? accm[(qta_1) + 32'd3] : 8'd0), ((((qta_1) + 32'd2) < 32'd16384) ? accm[(qta_1) + 32'd2] : 8'd0), ((((qta_1) + 32'd1) < 32'd16384) ? accm[(qta_1) + 32'd1] : 8'd0), ((((qta_1) + 32'd0) < 32'd16384) ? accm[(qta_1) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_1 = qok_1 ? ((((qta_1) + 32'd4) < 32'd16384) ? accm[(qta_1) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_1 = sa_q + 32'd1;
     wire eok_1 = ee_1 < w4_w;
     wire [7:0] ea_1 = eok_1 ? (((w1_w + ee_1) < 32'd65536) ? spad[w1_w + ee_1] : 8'd0) : 8'd0;
@@ -2842,8 +2886,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_1 = sda_1 + sdb_1;
     wire [7:0] smax_1 = ($signed(x1_q_1[7:0]) > $signed(y1_q_1)) ? x1_q_1[7:0] : y1_q_1;
     wire [63:0] s2_1 = (op_w == 8'd5) ? {{32{sadd_1[31]}}, sadd_1} : ((op_w == 8'd6) ? {56'd0, smax_1} : mul$1$p);
-    wire signed [63:0] asum2_1 = $signed(p2_q_1) + arnd_w;
-    wire signed [63:0] ar_1 = asum2_1 >>> ash_w;
+    wire [7:0] ash_1 = f2_w ? qs2_q_1 : ash_w;
+    wire signed [65:0] arnd_1 = ((ash_1 == 8'd0) || (ash_1 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_1 - 8'd1));
+    wire signed [65:0] asum2_1 = $signed({{2{p2_q_1[63]}}, p2_q_1}) + arnd_1;
+    wire signed [65:0] ash66_1 = asum2_1 >>> ash_1;
+    wire signed [63:0] ar_1 = (ash_1 > 8'd63) ? 64'sd0 : $signed(ash66_1[63:0]);
     wire signed [63:0] ay_1 = ar_1 + azp64_w;
     wire [7:0] aq_1 = (ay_1 < alo_w) ? alo_w[7:0] : ((ay_1 > 64'sd127) ? 8'd127 : ay_1[7:0]);
     wire [31:0] wsb_1 = wa2_q + 32'd1;
@@ -2857,6 +2904,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_2 = (aok_2 && f1_w) ? {((((abia_2) + 32'd3) < 32'd16384) ? accm[(abia_2) + 32'd3] : 8'd0), ((((abia_2) + 32'd2) < 32'd16384) ? accm[(abia_2) + 32'd2] : 8'd0), ((((abia_2) + 32'd1) < 32'd16384) ? accm[(abia_2) + 32'd1] : 8'd0), ((((abia_2) + 32'd0) < 32'd16384) ? accm[(abia_2) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_2 = {aacc_2[31], aacc_2} + {abv_2[31], abv_2};
     wire [31:0] ax_2 = (asum_2[32] != asum_2[31]) ? (asum_2[32] ? 32'h80000000 : 32'h7fffffff) : asum_2[31:0];
+    wire [31:0] qta_2 = w7_w + 32'd8 * ae_2;
+    wire qok_2 = aok_2 && f2_w;
+    wire [31:0] qm_2 = qok_2 ? {((((qta_2) + 32'd3) < 32'd16384) ? accm[(qta_2) + 32'd3] : 8'd0), ((((qta_2) + 32'd2) < 32'd16384) ? accm[(qta_2) + 32'd2] : 8'd0), ((((qta_2) + 32'd1) < 32'd16384) ? accm[(qta_2) + 32'd1] : 8'd0), ((((qta_2) + 32'd0) < 32'd16384) ? accm[(qta_2) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_2 = qok_2 ? ((((qta_2) + 32'd4) < 32'd16384) ? accm[(qta_2) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_2 = sa_q + 32'd2;
     wire eok_2 = ee_2 < w4_w;
     wire [7:0] ea_2 = eok_2 ? (((w1_w + ee_2) < 32'd65536) ? spad[w1_w + ee_2] : 8'd0) : 8'd0;
@@ -2866,8 +2917,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_2 = sda_2 + sdb_2;
     wire [7:0] smax_2 = ($signed(x1_q_2[7:0]) > $signed(y1_q_2)) ? x1_q_2[7:0] : y1_q_2;
     wire [63:0] s2_2 = (op_w == 8'd5) ? {{32{sadd_2[31]}}, sadd_2} : ((op_w == 8'd6) ? {56'd0, smax_2} : mul$2$p);
-    wire signed [63:0] asum2_2 = $signed(p2_q_2) + arnd_w;
-    wire signed [63:0] ar_2 = asum2_2 >>> ash_w;
+    wire [7:0] ash_2 = f2_w ? qs2_q_2 : ash_w;
+    wire signed [65:0] arnd_2 = ((ash_2 == 8'd0) || (ash_2 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_2 - 8'd1));
+    wire signed [65:0] asum2_2 = $signed({{2{p2_q_2[63]}}, p2_q_2}) + arnd_2;
+    wire signed [65:0] ash66_2 = asum2_2 >>> ash_2;
+    wire signed [63:0] ar_2 = (ash_2 > 8'd63) ? 64'sd0 : $signed(ash66_2[63:0]);
     wire signed [63:0] ay_2 = ar_2 + azp64_w;
     wire [7:0] aq_2 = (ay_2 < alo_w) ? alo_w[7:0] : ((ay_2 > 64'sd127) ? 8'd127 : ay_2[7:0]);
     wire [31:0] wsb_2 = wa2_q + 32'd2;
@@ -2881,6 +2935,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_3 = (aok_3 && f1_w) ? {((((abia_3) + 32'd3) < 32'd16384) ? accm[(abia_3) + 32'd3] : 8'd0), ((((abia_3) + 32'd2) < 32'd16384) ? accm[(abia_3) + 32'd2] : 8'd0), ((((abia_3) + 32'd1) < 32'd16384) ? accm[(abia_3) + 32'd1] : 8'd0), ((((abia_3) + 32'd0) < 32'd16384) ? accm[(abia_3) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_3 = {aacc_3[31], aacc_3} + {abv_3[31], abv_3};
     wire [31:0] ax_3 = (asum_3[32] != asum_3[31]) ? (asum_3[32] ? 32'h80000000 : 32'h7fffffff) : asum_3[31:0];
+    wire [31:0] qta_3 = w7_w + 32'd8 * ae_3;
+    wire qok_3 = aok_3 && f2_w;
+    wire [31:0] qm_3 = qok_3 ? {((((qta_3) + 32'd3) < 32'd16384) ? accm[(qta_3) + 32'd3] : 8'd0), ((((qta_3) + 32'd2) < 32'd16384) ? accm[(qta_3) + 32'd2] : 8'd0), ((((qta_3) + 32'd1) < 32'd16384) ? accm[(qta_3) + 32'd1] : 8'd0), ((((qta_3) + 32'd0) < 32'd16384) ? accm[(qta_3) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_3 = qok_3 ? ((((qta_3) + 32'd4) < 32'd16384) ? accm[(qta_3) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_3 = sa_q + 32'd3;
     wire eok_3 = ee_3 < w4_w;
     wire [7:0] ea_3 = eok_3 ? (((w1_w + ee_3) < 32'd65536) ? spad[w1_w + ee_3] : 8'd0) : 8'd0;
@@ -2890,8 +2948,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_3 = sda_3 + sdb_3;
     wire [7:0] smax_3 = ($signed(x1_q_3[7:0]) > $signed(y1_q_3)) ? x1_q_3[7:0] : y1_q_3;
     wire [63:0] s2_3 = (op_w == 8'd5) ? {{32{sadd_3[31]}}, sadd_3} : ((op_w == 8'd6) ? {56'd0, smax_3} : mul$3$p);
-    wire signed [63:0] asum2_3 = $signed(p2_q_3) + arnd_w;
-    wire signed [63:0] ar_3 = asum2_3 >>> ash_w;
+    wire [7:0] ash_3 = f2_w ? qs2_q_3 : ash_w;
+    wire signed [65:0] arnd_3 = ((ash_3 == 8'd0) || (ash_3 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_3 - 8'd1));
+    wire signed [65:0] asum2_3 = $signed({{2{p2_q_3[63]}}, p2_q_3}) + arnd_3;
+    wire signed [65:0] ash66_3 = asum2_3 >>> ash_3;
+    wire signed [63:0] ar_3 = (ash_3 > 8'd63) ? 64'sd0 : $signed(ash66_3[63:0]);
     wire signed [63:0] ay_3 = ar_3 + azp64_w;
     wire [7:0] aq_3 = (ay_3 < alo_w) ? alo_w[7:0] : ((ay_3 > 64'sd127) ? 8'd127 : ay_3[7:0]);
     wire [31:0] wsb_3 = wa2_q + 32'd3;
@@ -2905,6 +2966,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_4 = (aok_4 && f1_w) ? {((((abia_4) + 32'd3) < 32'd16384) ? accm[(abia_4) + 32'd3] : 8'd0), ((((abia_4) + 32'd2) < 32'd16384) ? accm[(abia_4) + 32'd2] : 8'd0), ((((abia_4) + 32'd1) < 32'd16384) ? accm[(abia_4) + 32'd1] : 8'd0), ((((abia_4) + 32'd0) < 32'd16384) ? accm[(abia_4) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_4 = {aacc_4[31], aacc_4} + {abv_4[31], abv_4};
     wire [31:0] ax_4 = (asum_4[32] != asum_4[31]) ? (asum_4[32] ? 32'h80000000 : 32'h7fffffff) : asum_4[31:0];
+    wire [31:0] qta_4 = w7_w + 32'd8 * ae_4;
+    wire qok_4 = aok_4 && f2_w;
+    wire [31:0] qm_4 = qok_4 ? {((((qta_4) + 32'd3) < 32'd16384) ? accm[(qta_4) + 32'd3] : 8'd0), ((((qta_4) + 32'd2) < 32'd16384) ? accm[(qta_4) + 32'd2] : 8'd0), ((((qta_4) + 32'd1) < 32'd16384) ? accm[(qta_4) + 32'd1] : 8'd0), ((((qta_4) + 32'd0) < 32'd16384) ? accm[(qta_4) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_4 = qok_4 ? ((((qta_4) + 32'd4) < 32'd16384) ? accm[(qta_4) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_4 = sa_q + 32'd4;
     wire eok_4 = ee_4 < w4_w;
     wire [7:0] ea_4 = eok_4 ? (((w1_w + ee_4) < 32'd65536) ? spad[w1_w + ee_4] : 8'd0) : 8'd0;
@@ -2914,8 +2979,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_4 = sda_4 + sdb_4;
     wire [7:0] smax_4 = ($signed(x1_q_4[7:0]) > $signed(y1_q_4)) ? x1_q_4[7:0] : y1_q_4;
     wire [63:0] s2_4 = (op_w == 8'd5) ? {{32{sadd_4[31]}}, sadd_4} : ((op_w == 8'd6) ? {56'd0, smax_4} : mul$4$p);
-    wire signed [63:0] asum2_4 = $signed(p2_q_4) + arnd_w;
-    wire signed [63:0] ar_4 = asum2_4 >>> ash_w;
+    wire [7:0] ash_4 = f2_w ? qs2_q_4 : ash_w;
+    wire signed [65:0] arnd_4 = ((ash_4 == 8'd0) || (ash_4 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_4 - 8'd1));
+    wire signed [65:0] asum2_4 = $signed({{2{p2_q_4[63]}}, p2_q_4}) + arnd_4;
+    wire signed [65:0] ash66_4 = asum2_4 >>> ash_4;
+    wire signed [63:0] ar_4 = (ash_4 > 8'd63) ? 64'sd0 : $signed(ash66_4[63:0]);
     wire signed [63:0] ay_4 = ar_4 + azp64_w;
     wire [7:0] aq_4 = (ay_4 < alo_w) ? alo_w[7:0] : ((ay_4 > 64'sd127) ? 8'd127 : ay_4[7:0]);
     wire [31:0] wsb_4 = wa2_q + 32'd4;
@@ -2929,6 +2997,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_5 = (aok_5 && f1_w) ? {((((abia_5) + 32'd3) < 32'd16384) ? accm[(abia_5) + 32'd3] : 8'd0), ((((abia_5) + 32'd2) < 32'd16384) ? accm[(abia_5) + 32'd2] : 8'd0), ((((abia_5) + 32'd1) < 32'd16384) ? accm[(abia_5) + 32'd1] : 8'd0), ((((abia_5) + 32'd0) < 32'd16384) ? accm[(abia_5) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_5 = {aacc_5[31], aacc_5} + {abv_5[31], abv_5};
     wire [31:0] ax_5 = (asum_5[32] != asum_5[31]) ? (asum_5[32] ? 32'h80000000 : 32'h7fffffff) : asum_5[31:0];
+    wire [31:0] qta_5 = w7_w + 32'd8 * ae_5;
+    wire qok_5 = aok_5 && f2_w;
+    wire [31:0] qm_5 = qok_5 ? {((((qta_5) + 32'd3) < 32'd16384) ? accm[(qta_5) + 32'd3] : 8'd0), ((((qta_5) + 32'd2) < 32'd16384) ? accm[(qta_5) + 32'd2] : 8'd0), ((((qta_5) + 32'd1) < 32'd16384) ? accm[(qta_5) + 32'd1] : 8'd0), ((((qta_5) + 32'd0) < 32'd16384) ? accm[(qta_5) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_5 = qok_5 ? ((((qta_5) + 32'd4) < 32'd16384) ? accm[(qta_5) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_5 = sa_q + 32'd5;
     wire eok_5 = ee_5 < w4_w;
     wire [7:0] ea_5 = eok_5 ? (((w1_w + ee_5) < 32'd65536) ? spad[w1_w + ee_5] : 8'd0) : 8'd0;
@@ -2938,8 +3010,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_5 = sda_5 + sdb_5;
     wire [7:0] smax_5 = ($signed(x1_q_5[7:0]) > $signed(y1_q_5)) ? x1_q_5[7:0] : y1_q_5;
     wire [63:0] s2_5 = (op_w == 8'd5) ? {{32{sadd_5[31]}}, sadd_5} : ((op_w == 8'd6) ? {56'd0, smax_5} : mul$5$p);
-    wire signed [63:0] asum2_5 = $signed(p2_q_5) + arnd_w;
-    wire signed [63:0] ar_5 = asum2_5 >>> ash_w;
+    wire [7:0] ash_5 = f2_w ? qs2_q_5 : ash_w;
+    wire signed [65:0] arnd_5 = ((ash_5 == 8'd0) || (ash_5 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_5 - 8'd1));
+    wire signed [65:0] asum2_5 = $signed({{2{p2_q_5[63]}}, p2_q_5}) + arnd_5;
+    wire signed [65:0] ash66_5 = asum2_5 >>> ash_5;
+    wire signed [63:0] ar_5 = (ash_5 > 8'd63) ? 64'sd0 : $signed(ash66_5[63:0]);
     wire signed [63:0] ay_5 = ar_5 + azp64_w;
     wire [7:0] aq_5 = (ay_5 < alo_w) ? alo_w[7:0] : ((ay_5 > 64'sd127) ? 8'd127 : ay_5[7:0]);
     wire [31:0] wsb_5 = wa2_q + 32'd5;
@@ -2953,6 +3028,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_6 = (aok_6 && f1_w) ? {((((abia_6) + 32'd3) < 32'd16384) ? accm[(abia_6) + 32'd3] : 8'd0), ((((abia_6) + 32'd2) < 32'd16384) ? accm[(abia_6) + 32'd2] : 8'd0), ((((abia_6) + 32'd1) < 32'd16384) ? accm[(abia_6) + 32'd1] : 8'd0), ((((abia_6) + 32'd0) < 32'd16384) ? accm[(abia_6) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_6 = {aacc_6[31], aacc_6} + {abv_6[31], abv_6};
     wire [31:0] ax_6 = (asum_6[32] != asum_6[31]) ? (asum_6[32] ? 32'h80000000 : 32'h7fffffff) : asum_6[31:0];
+    wire [31:0] qta_6 = w7_w + 32'd8 * ae_6;
+    wire qok_6 = aok_6 && f2_w;
+    wire [31:0] qm_6 = qok_6 ? {((((qta_6) + 32'd3) < 32'd16384) ? accm[(qta_6) + 32'd3] : 8'd0), ((((qta_6) + 32'd2) < 32'd16384) ? accm[(qta_6) + 32'd2] : 8'd0), ((((qta_6) + 32'd1) < 32'd16384) ? accm[(qta_6) + 32'd1] : 8'd0), ((((qta_6) + 32'd0) < 32'd16384) ? accm[(qta_6) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_6 = qok_6 ? ((((qta_6) + 32'd4) < 32'd16384) ? accm[(qta_6) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_6 = sa_q + 32'd6;
     wire eok_6 = ee_6 < w4_w;
     wire [7:0] ea_6 = eok_6 ? (((w1_w + ee_6) < 32'd65536) ? spad[w1_w + ee_6] : 8'd0) : 8'd0;
@@ -2962,8 +3041,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_6 = sda_6 + sdb_6;
     wire [7:0] smax_6 = ($signed(x1_q_6[7:0]) > $signed(y1_q_6)) ? x1_q_6[7:0] : y1_q_6;
     wire [63:0] s2_6 = (op_w == 8'd5) ? {{32{sadd_6[31]}}, sadd_6} : ((op_w == 8'd6) ? {56'd0, smax_6} : mul$6$p);
-    wire signed [63:0] asum2_6 = $signed(p2_q_6) + arnd_w;
-    wire signed [63:0] ar_6 = asum2_6 >>> ash_w;
+    wire [7:0] ash_6 = f2_w ? qs2_q_6 : ash_w;
+    wire signed [65:0] arnd_6 = ((ash_6 == 8'd0) || (ash_6 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_6 - 8'd1));
+    wire signed [65:0] asum2_6 = $signed({{2{p2_q_6[63]}}, p2_q_6}) + arnd_6;
+    wire signed [65:0] ash66_6 = asum2_6 >>> ash_6;
+    wire signed [63:0] ar_6 = (ash_6 > 8'd63) ? 64'sd0 : $signed(ash66_6[63:0]);
     wire signed [63:0] ay_6 = ar_6 + azp64_w;
     wire [7:0] aq_6 = (ay_6 < alo_w) ? alo_w[7:0] : ((ay_6 > 64'sd127) ? 8'd127 : ay_6[7:0]);
     wire [31:0] wsb_6 = wa2_q + 32'd6;
@@ -2977,6 +3059,10 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] abv_7 = (aok_7 && f1_w) ? {((((abia_7) + 32'd3) < 32'd16384) ? accm[(abia_7) + 32'd3] : 8'd0), ((((abia_7) + 32'd2) < 32'd16384) ? accm[(abia_7) + 32'd2] : 8'd0), ((((abia_7) + 32'd1) < 32'd16384) ? accm[(abia_7) + 32'd1] : 8'd0), ((((abia_7) + 32'd0) < 32'd16384) ? accm[(abia_7) + 32'd0] : 8'd0)} : 32'd0;
     wire [32:0] asum_7 = {aacc_7[31], aacc_7} + {abv_7[31], abv_7};
     wire [31:0] ax_7 = (asum_7[32] != asum_7[31]) ? (asum_7[32] ? 32'h80000000 : 32'h7fffffff) : asum_7[31:0];
+    wire [31:0] qta_7 = w7_w + 32'd8 * ae_7;
+    wire qok_7 = aok_7 && f2_w;
+    wire [31:0] qm_7 = qok_7 ? {((((qta_7) + 32'd3) < 32'd16384) ? accm[(qta_7) + 32'd3] : 8'd0), ((((qta_7) + 32'd2) < 32'd16384) ? accm[(qta_7) + 32'd2] : 8'd0), ((((qta_7) + 32'd1) < 32'd16384) ? accm[(qta_7) + 32'd1] : 8'd0), ((((qta_7) + 32'd0) < 32'd16384) ? accm[(qta_7) + 32'd0] : 8'd0)} : 32'd0;
+    wire [7:0] qsh_7 = qok_7 ? ((((qta_7) + 32'd4) < 32'd16384) ? accm[(qta_7) + 32'd4] : 8'd0) : 8'd0;
     wire [31:0] ee_7 = sa_q + 32'd7;
     wire eok_7 = ee_7 < w4_w;
     wire [7:0] ea_7 = eok_7 ? (((w1_w + ee_7) < 32'd65536) ? spad[w1_w + ee_7] : 8'd0) : 8'd0;
@@ -2986,8 +3072,11 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [31:0] sadd_7 = sda_7 + sdb_7;
     wire [7:0] smax_7 = ($signed(x1_q_7[7:0]) > $signed(y1_q_7)) ? x1_q_7[7:0] : y1_q_7;
     wire [63:0] s2_7 = (op_w == 8'd5) ? {{32{sadd_7[31]}}, sadd_7} : ((op_w == 8'd6) ? {56'd0, smax_7} : mul$7$p);
-    wire signed [63:0] asum2_7 = $signed(p2_q_7) + arnd_w;
-    wire signed [63:0] ar_7 = asum2_7 >>> ash_w;
+    wire [7:0] ash_7 = f2_w ? qs2_q_7 : ash_w;
+    wire signed [65:0] arnd_7 = ((ash_7 == 8'd0) || (ash_7 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_7 - 8'd1));
+    wire signed [65:0] asum2_7 = $signed({{2{p2_q_7[63]}}, p2_q_7}) + arnd_7;
+    wire signed [65:0] ash66_7 = asum2_7 >>> ash_7;
+    wire signed [63:0] ar_7 = (ash_7 > 8'd63) ? 64'sd0 : $signed(ash66_7[63:0]);
     wire signed [63:0] ay_7 = ar_7 + azp64_w;
     wire [7:0] aq_7 = (ay_7 < alo_w) ? alo_w[7:0] : ((ay_7 > 64'sd127) ? 8'd127 : ay_7[7:0]);
     wire [31:0] wsb_7 = wa2_q + 32'd7;
@@ -2998,7 +3087,7 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [63:0] ihi_w = {48'd0, desc[159:144]};
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd22 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd7) / 64'd8) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd7) / 64'd8 + 64'd2) : 64'd1));
-    wire unused_ok = ^{d_q[11:8], d_q[31:14], d_q[255:224], ilat_w[63:32], pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$23$a_out, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$39$a_out, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$55$a_out, pe$56$psum_out, pe$56$w_out, pe$57$psum_out, pe$57$w_out, pe$58$psum_out, pe$58$w_out, pe$59$psum_out, pe$59$w_out, pe$60$psum_out, pe$60$w_out, pe$61$psum_out, pe$61$w_out, pe$62$psum_out, pe$62$w_out, pe$63$psum_out, pe$63$w_out, pe$63$a_out};
+    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], ash66_0[65:64], ash66_1[65:64], ash66_2[65:64], ash66_3[65:64], ash66_4[65:64], ash66_5[65:64], ash66_6[65:64], ash66_7[65:64], pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$23$a_out, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$39$a_out, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$55$a_out, pe$56$psum_out, pe$56$w_out, pe$57$psum_out, pe$57$w_out, pe$58$psum_out, pe$58$w_out, pe$59$psum_out, pe$59$w_out, pe$60$psum_out, pe$60$w_out, pe$61$psum_out, pe$61$w_out, pe$62$psum_out, pe$62$w_out, pe$63$psum_out, pe$63$w_out, pe$63$a_out};
     // Array and multipliers.
     always @(*) begin
       pe$0$clock = clock;
@@ -3386,21 +3475,21 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
       pe$63$a_in = pe$62$a_out;
       pe$63$psum_in = pe$55$psum_out;
       mul$0$a = x1_q_0;
-      mul$0$b = w5_w;
+      mul$0$b = f2_w ? qm1_q_0 : w5_w;
       mul$1$a = x1_q_1;
-      mul$1$b = w5_w;
+      mul$1$b = f2_w ? qm1_q_1 : w5_w;
       mul$2$a = x1_q_2;
-      mul$2$b = w5_w;
+      mul$2$b = f2_w ? qm1_q_2 : w5_w;
       mul$3$a = x1_q_3;
-      mul$3$b = w5_w;
+      mul$3$b = f2_w ? qm1_q_3 : w5_w;
       mul$4$a = x1_q_4;
-      mul$4$b = w5_w;
+      mul$4$b = f2_w ? qm1_q_4 : w5_w;
       mul$5$a = x1_q_5;
-      mul$5$b = w5_w;
+      mul$5$b = f2_w ? qm1_q_5 : w5_w;
       mul$6$a = x1_q_6;
-      mul$6$b = w5_w;
+      mul$6$b = f2_w ? qm1_q_6 : w5_w;
       mul$7$a = x1_q_7;
-      mul$7$b = w5_w;
+      mul$7$b = f2_w ? qm1_q_7 : w5_w;
     end
     // Outputs.
     always @(*) begin
@@ -3569,13 +3658,29 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
         if (rd_w) begin
           if (op_w == 8'd4) begin
             x1_q_0 <= ax_0;
+            qm1_q_0 <= qm_0;
+            qs1_q_0 <= qsh_0;
             x1_q_1 <= ax_1;
+            qm1_q_1 <= qm_1;
+            qs1_q_1 <= qsh_1;
             x1_q_2 <= ax_2;
+            qm1_q_2 <= qm_2;
+            qs1_q_2 <= qsh_2;
             x1_q_3 <= ax_3;
+            qm1_q_3 <= qm_3;
+            qs1_q_3 <= qsh_3;
             x1_q_4 <= ax_4;
+            qm1_q_4 <= qm_4;
+            qs1_q_4 <= qsh_4;
             x1_q_5 <= ax_5;
+            qm1_q_5 <= qm_5;
+            qs1_q_5 <= qsh_5;
             x1_q_6 <= ax_6;
+            qm1_q_6 <= qm_6;
+            qs1_q_6 <= qsh_6;
             x1_q_7 <= ax_7;
+            qm1_q_7 <= qm_7;
+            qs1_q_7 <= qsh_7;
             wa1_q <= w2_w + sb_q + sg_q;
             wn1_q <= (aleft_w < 32'd8) ? aleft_w : 32'd8;
             if ((sg_q + 32'd8) < acols_w) sg_q <= sg_q + 32'd8;
@@ -3609,13 +3714,21 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
         wa2_q <= wa1_q;
         wn2_q <= wn1_q;
         p2_q_0 <= s2_0;
+        qs2_q_0 <= qs1_q_0;
         p2_q_1 <= s2_1;
+        qs2_q_1 <= qs1_q_1;
         p2_q_2 <= s2_2;
+        qs2_q_2 <= qs1_q_2;
         p2_q_3 <= s2_3;
+        qs2_q_3 <= qs1_q_3;
         p2_q_4 <= s2_4;
+        qs2_q_4 <= qs1_q_4;
         p2_q_5 <= s2_5;
+        qs2_q_5 <= qs1_q_5;
         p2_q_6 <= s2_6;
+        qs2_q_6 <= qs1_q_6;
         p2_q_7 <= s2_7;
+        qs2_q_7 <= qs1_q_7;
         if (v2_q) begin
           if (32'd0 < wn2_q) begin
             if (op_w == 8'd4) begin if ((wsb_0) < 32'd65536) spad[wsb_0] <= aq_0; end

@@ -5,7 +5,7 @@
 //! plays a case on any pair of devices the way a driver would and returns the
 //! first divergence, if any.
 
-use npukit_abi::desc::{deps, Act, Add, Dma, Fence, Matmul, Max, Op};
+use npukit_abi::desc::{deps, qtab_image, Act, Add, Dma, Fence, Matmul, Max, Op, QuantEntry};
 use npukit_abi::xlat::{pte, PAGE_BYTES};
 use npukit_abi::{regs, Descriptor, ErrorCode, DESC_BYTES};
 use npukit_sim::config::DramParams;
@@ -126,6 +126,45 @@ const DATA_LEN: usize = 0x1_0000;
 const OUT: u64 = 0x3_0000;
 const WB: u64 = 0xB000;
 const TABLE: u64 = 0xC000;
+
+/// Where the per-channel ACT tables and their accumulators sit in device memory
+/// (inside the data region, clear of what the GEMM tiles read).
+const QTAB_DRAM: u64 = DATA + 0x8000;
+const QACC_DRAM: u64 = DATA + 0x9000;
+
+/// A per-channel table of `cols` entries: multipliers and shifts in the useful
+/// range, with the corners of the rounding shift (0, 1, 62, 63, 64, 255, and
+/// bits above 7:0 that must be ignored) mixed in.
+fn qtab_entries(r: &mut ChaCha8Rng, cols: usize) -> Vec<QuantEntry> {
+    (0..cols)
+        .map(|j| {
+            let multiplier = match r.gen_range(0..8) {
+                0 => i32::MIN,
+                1 => -r.gen_range(1..=i32::MAX),
+                2 => i32::MAX,
+                _ => r.gen_range(0x2000_0000..=i32::MAX),
+            };
+            let low = match j % 9 {
+                0 => 0,
+                1 => 1,
+                2 => 62,
+                3 => 63,
+                4 => 64,
+                5 => 255,
+                _ => r.gen_range(28..=40),
+            };
+            let high = if r.gen_bool(0.3) {
+                r.gen::<u32>() & !0xFF
+            } else {
+                0
+            };
+            QuantEntry {
+                multiplier,
+                shift: high | low,
+            }
+        })
+        .collect()
+}
 
 /// Deterministic non-trivial bytes.
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
@@ -311,6 +350,7 @@ fn gemm(cfg: &NpuConfig, m: u16, act: bool) -> Vec<Descriptor> {
                 shift: 33,
                 zero_point: -3,
                 relu: true,
+                qtab: None,
             })),
             deps::SIGNAL_NEXT,
         ));
@@ -432,6 +472,7 @@ pub fn handwritten(cfg: &NpuConfig) -> Vec<Case> {
                     shift: 35,
                     zero_point: 4,
                     relu: false,
+                    qtab: None,
                 })),
                 deps::WAIT_PREV,
             ),
@@ -474,6 +515,7 @@ pub fn handwritten(cfg: &NpuConfig) -> Vec<Case> {
             end(),
         ],
     ));
+    v.push(act_per_channel_case(cfg));
     // ---- tokens: a double-buffered pipeline of 4 tiles
     {
         let mut p = Vec::new();
@@ -628,6 +670,51 @@ pub fn handwritten(cfg: &NpuConfig) -> Vec<Case> {
         &[d(Op::Store(dma(acc - 8, OUT, 1, 16, 16, true)))],
         ErrorCode::AccRange,
     ));
+    let pc = |qtab: u32| {
+        d(Op::Act(Act {
+            rows: 2,
+            cols: cols + 1,
+            qtab: Some(qtab),
+            ..Act::default()
+        }))
+    };
+    v.push(err(
+        "act_per_channel_misaligned_qtab",
+        &[pc(258)],
+        ErrorCode::Misaligned,
+    ));
+    v.push(err(
+        "act_per_channel_qtab_acc_range",
+        &[pc(acc - 8 * (cols as u32 + 1) + 4)],
+        ErrorCode::AccRange,
+    ));
+    let mut e = err(
+        "act_per_channel_reserved_multiplier",
+        &[pc(0)],
+        ErrorCode::Reserved,
+    );
+    e.ring[2] = patched(pc(0), 5, 1 << 31);
+    v.push(e);
+    let mut e = err(
+        "act_per_channel_reserved_shift",
+        &[pc(0)],
+        ErrorCode::Reserved,
+    );
+    e.ring[2] = patched(pc(0), 6, 0x10);
+    v.push(e);
+    let per_tensor = d(Op::Act(Act {
+        rows: 1,
+        cols: 1,
+        multiplier: 1,
+        ..Act::default()
+    }));
+    let mut e = err(
+        "act_qtab_without_per_channel",
+        &[per_tensor],
+        ErrorCode::Reserved,
+    );
+    e.ring[2] = patched(per_tensor, 7, 0x100);
+    v.push(e);
     v.push(err(
         "misaligned_fence_writeback",
         &[fence(2, Some(WB + 2), false)],
@@ -708,10 +795,88 @@ pub fn handwritten(cfg: &NpuConfig) -> Vec<Case> {
     v
 }
 
+/// Per-channel ACTs (PER_CHANNEL): a table with the rounding-shift corners,
+/// `2C + 3` columns (three lane groups, the last partial) with a bias, then
+/// `C` columns with ReLU, then a per-tensor ACT right after, and the outputs
+/// stored. Row 0 of column 3 (shift 63, multiplier `i32::MIN`) is `i32::MIN`,
+/// so that `p = 2^62` (the one product that shift 63 rounds to 1) occurs.
+fn act_per_channel_case(cfg: &NpuConfig) -> Case {
+    let c = cfg.array.cols as u16;
+    let cols = 2 * c + 3;
+    let mut r = ChaCha8Rng::seed_from_u64(0xAC7);
+    let mut table = qtab_entries(&mut r, cols as usize);
+    // Column 3 has shift 63; with x = i32::MIN (row 0, no bias: the second ACT)
+    // this multiplier makes p = 2^62.
+    table[3].multiplier = i32::MIN;
+    let mut accs: Vec<u8> = (0..3 * cols as usize)
+        .flat_map(|_| r.gen_range(-5000..=5000i32).to_le_bytes())
+        .collect();
+    accs[12..16].copy_from_slice(&i32::MIN.to_le_bytes());
+    let (acc_at, bias_at, qtab_at) = (0u32, 512u32, 1024u32);
+    let act = |rows: u16, cols: u16, bias: Option<u32>, relu: bool| Act {
+        src: acc_at,
+        dst: 2048,
+        bias,
+        rows,
+        cols,
+        zero_point: -7,
+        relu,
+        qtab: Some(qtab_at),
+        ..Act::default()
+    };
+    let p = [
+        d(Op::Load(dma(
+            acc_at,
+            QACC_DRAM,
+            1,
+            accs.len() as u16,
+            0,
+            true,
+        ))),
+        d(Op::Load(dma(bias_at, DATA + 0x100, 1, cols * 4, 0, true))),
+        with(
+            d(Op::Load(dma(qtab_at, QTAB_DRAM, 1, cols * 8, 0, true))),
+            deps::SIGNAL_NEXT,
+        ),
+        with(
+            d(Op::Act(act(3, cols, Some(bias_at), false))),
+            deps::WAIT_PREV | deps::SIGNAL_NEXT,
+        ),
+        with(
+            d(Op::Store(dma(2048, OUT, 3, cols, cols as u32, false))),
+            deps::WAIT_PREV,
+        ),
+        d(Op::Act(Act {
+            dst: 3072,
+            ..act(1, c, None, true)
+        })),
+        with(
+            d(Op::Act(Act {
+                dst: 3200,
+                qtab: None,
+                multiplier: 0x4000_0000,
+                shift: 33,
+                ..act(2, c, Some(bias_at), false)
+            })),
+            deps::SIGNAL_NEXT,
+        ),
+        with(
+            d(Op::Store(dma(2048, OUT + 0x400, 1, 1400, 0, false))),
+            deps::WAIT_PREV,
+        ),
+        end(),
+    ];
+    let mut case = Case::new("act_per_channel", &p);
+    case.image.push((QTAB_DRAM, qtab_image(&table)));
+    case.image.push((QACC_DRAM, accs));
+    case
+}
+
 // ------------------------------------------------------------ random programs
 
 /// A constrained-random program: serial GEMM tiles with random shapes, DMA
-/// misalignment and strides, optional ACT / ADD / MAX, NOPs and FENCEs
+/// misalignment and strides, optional ACT (per-tensor, or per-channel with a
+/// table loaded into the accumulator memory) / ADD / MAX, NOPs and FENCEs
 /// (with IRQ and writeback), on random DRAM timing. The token chain makes it
 /// race-free and deadlock-free by construction (each tile's loads wait for
 /// the previous tile's compute, each compute waits for its loads and for the
@@ -753,6 +918,14 @@ pub fn random(cfg: &NpuConfig, seed: u64) -> Case {
         if r.gen_bool(0.2) {
             p.push(d(Op::Nop));
         }
+        // A per-channel ACT's table, in the accumulator half that the MATMUL
+        // leaves alone (the previous tile's ADD there has completed: l1 waits).
+        let act = r.gen_bool(0.5);
+        let qtab = (act && r.gen_bool(0.5)).then(|| acc / 2 + 8 * r.gen_range(0..4));
+        if let Some(q) = qtab {
+            let from = QTAB_DRAM + 8 * r.gen_range(0..16);
+            p.push(d(Op::Load(dma(q, from, 1, n * 8, 0, true))));
+        }
         p.push(l2);
         // Compute sequence.
         let mut comp = vec![matmul(a_loc, w_loc, 0, m, k, n, false)];
@@ -760,18 +933,23 @@ pub fn random(cfg: &NpuConfig, seed: u64) -> Case {
             let k2 = r.gen_range(1..=k);
             comp.push(matmul(a_loc, w_loc, 0, m, k2, n, true));
         }
-        let act = r.gen_bool(0.5);
         if act {
+            let per_tensor = qtab.is_none();
             comp.push(d(Op::Act(Act {
                 src: 0,
                 dst: o_loc,
                 bias: None,
                 rows: m,
                 cols: n,
-                multiplier: r.gen_range(0x2000_0000..=i32::MAX),
-                shift: r.gen_range(28..=40),
+                multiplier: if per_tensor {
+                    r.gen_range(0x2000_0000..=i32::MAX)
+                } else {
+                    0
+                },
+                shift: if per_tensor { r.gen_range(28..=40) } else { 0 },
                 zero_point: r.gen(),
                 relu: r.gen_bool(0.5),
+                qtab,
             })));
         }
         if r.gen_bool(0.3) {
@@ -833,7 +1011,11 @@ pub fn random(cfg: &NpuConfig, seed: u64) -> Case {
     }
     p.push(fence(seq, Some(WB), true));
     let mut c = Case::new(format!("random_seed{seed}"), &p);
-    c.image = vec![(DATA, pattern(DATA_LEN, seed ^ 0x5EED))];
+    let mut data = pattern(DATA_LEN, seed ^ 0x5EED);
+    let table = qtab_image(&qtab_entries(&mut r, cols as usize + 16));
+    let at = (QTAB_DRAM - DATA) as usize;
+    data[at..at + table.len()].copy_from_slice(&table);
+    c.image = vec![(DATA, data.clone())];
     let lat = *[1u32, 2, 7, 20, 64, 100]
         .get(r.gen_range(0..6))
         .unwrap_or(&64);
@@ -859,7 +1041,6 @@ pub fn random(cfg: &NpuConfig, seed: u64) -> Case {
             table.extend_from_slice(&pte(p as u64 * PAGE_BYTES, true).to_le_bytes());
         }
         // The data image is placed where the shuffled pages put it.
-        let data = pattern(DATA_LEN, seed ^ 0x5EED);
         for (k, chunk) in data.chunks(PAGE_BYTES as usize).enumerate() {
             let pa = map[first + k] as u64 * PAGE_BYTES;
             c.image.push((pa, chunk.to_vec()));
@@ -983,7 +1164,7 @@ pub fn fuzz(cfg: &NpuConfig, seed: u64) -> Case {
             }
             66..=75 => {
                 let (rr, cc) = (r.gen_range(1..=8u16), r.gen_range(1..=24u16));
-                Op::Act(Act {
+                let mut a = Act {
                     src: pick(&mut r, acc, rr as u32 * cc as u32 * 4) & !3,
                     dst: pick(&mut r, spad, rr as u32 * cc as u32),
                     bias: r
@@ -995,7 +1176,23 @@ pub fn fuzz(cfg: &NpuConfig, seed: u64) -> Case {
                     shift: r.gen_range(0..=62),
                     zero_point: r.gen(),
                     relu: r.gen_bool(0.5),
-                })
+                    qtab: None,
+                };
+                if r.gen_bool(0.4) {
+                    // Per-channel: mostly a valid table address (sometimes
+                    // misaligned or past the end), now and then with the
+                    // per-tensor scale left in (reserved bits).
+                    let mut q = pick(&mut r, acc, cc as u32 * 8);
+                    if !r.gen_bool(0.02) {
+                        q &= !3;
+                    }
+                    a.qtab = Some(q);
+                    if !r.gen_bool(0.05) {
+                        a.multiplier = 0;
+                        a.shift = 0;
+                    }
+                }
+                Op::Act(a)
             }
             76..=82 => {
                 let len = r.gen_range(1..=300u32);

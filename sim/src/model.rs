@@ -37,6 +37,15 @@ use crate::mem::DeviceMemory;
 use crate::spad::LocalMem;
 use crate::xlat::{Xlat, XlatRegs};
 
+/// The `CAPS` register: what this model (and the RTL generated to match it,
+/// which takes the value from here) implements.
+pub const CAPS: u32 = caps::TRANSLATION
+    | caps::FENCE_WRITEBACK
+    | caps::WATCHDOG
+    | caps::ELEMENTWISE
+    | caps::WEIGHT_STATIONARY
+    | caps::PER_CHANNEL_ACT;
+
 /// Largest value of a dependency-token counter.
 pub const TOKEN_MAX: u32 = 255;
 const MAX_BEAT: usize = 64;
@@ -1133,11 +1142,7 @@ impl<S: EventSink> ModelDevice<S> {
     }
 
     fn caps(&self) -> u32 {
-        caps::TRANSLATION
-            | caps::FENCE_WRITEBACK
-            | caps::WATCHDOG
-            | caps::ELEMENTWISE
-            | caps::WEIGHT_STATIONARY
+        CAPS
     }
 }
 

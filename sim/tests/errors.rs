@@ -112,6 +112,16 @@ fn act() -> Act {
         shift: 0,
         zero_point: 0,
         relu: false,
+        qtab: None,
+    }
+}
+
+/// `act()` with PER_CHANNEL and its table at `qtab`.
+fn act_pc(qtab: u32) -> Act {
+    Act {
+        multiplier: 0,
+        qtab: Some(qtab),
+        ..act()
     }
 }
 
@@ -480,6 +490,74 @@ fn reserved_bits_in_later_words() {
         ErrorCode::Reserved,
         None,
     );
+}
+
+/// ACT (ABI 1.1): with PER_CHANNEL the per-tensor multiplier (word 5) and
+/// shift (word 6 bits 7:0) are reserved; without it, `qtab` (word 7) is.
+/// ACT's flag bit 3 (word 0 bit 15) is still undefined.
+#[test]
+fn act_per_channel_reserved_fields() {
+    let pc = desc(Op::Act(act_pc(0x400)));
+    fault_one(patched(pc, 5, 1), ErrorCode::Reserved, None);
+    fault_one(patched(pc, 5, 0x8000_0000), ErrorCode::Reserved, None);
+    fault_one(patched(pc, 6, 1), ErrorCode::Reserved, None);
+    fault_one(patched(pc, 6, 0x80), ErrorCode::Reserved, None);
+    fault_one(patched(pc, 6, 1 << 16), ErrorCode::Reserved, None);
+    fault_one(
+        patched(desc(Op::Act(act())), 7, 0x400),
+        ErrorCode::Reserved,
+        None,
+    );
+    fault_one(
+        patched(pc, 0, (8u32) << flags::SHIFT),
+        ErrorCode::BadFlags,
+        None,
+    );
+}
+
+/// PER_CHANNEL's table address: a multiple of 4 (`MISALIGNED`, `ERR_ADDR` =
+/// `qtab`) and `cols` 8-byte entries inside the accumulator memory
+/// (`ACC_RANGE`, `ERR_ADDR` = the table's end), checked after the bias.
+#[test]
+fn act_per_channel_table_address() {
+    // act() has 4 columns: a 32-byte table.
+    fault_one(
+        enc(desc(Op::Act(act_pc(0x402)))),
+        ErrorCode::Misaligned,
+        Some(0x402),
+    );
+    fault_one(
+        enc(desc(Op::Act(act_pc(0x401)))),
+        ErrorCode::Misaligned,
+        Some(0x401),
+    );
+    fault_one(
+        enc(desc(Op::Act(act_pc(ACC - 28)))),
+        ErrorCode::AccRange,
+        Some(ACC as u64 + 4),
+    );
+    fault_one(
+        enc(desc(Op::Act(act_pc(u32::MAX - 3)))),
+        ErrorCode::AccRange,
+        Some(u32::MAX as u64 - 3 + 32),
+    );
+    // A misaligned bias is reported before the table.
+    fault_one(
+        enc(desc(Op::Act(Act {
+            bias: Some(0x22),
+            ..act_pc(0x402)
+        }))),
+        ErrorCode::Misaligned,
+        Some(0x22),
+    );
+    // The table may end exactly at the end of the memory.
+    let mut env = Env::new();
+    let ok = desc(Op::Act(act_pc(ACC - 32)));
+    let prog: Vec<[u8; DESC_BYTES]> = [ok, fence(1, None, true)].iter().map(|&d| enc(d)).collect();
+    env.start_raw(RING, &prog);
+    let r = wait_idle(&mut env.dev, &mut env.mem, MAX_CYCLES);
+    assert!(r.is_ok(), "{r:?}");
+    assert_eq!(env.dev.error(), None);
 }
 
 #[test]

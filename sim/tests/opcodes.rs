@@ -6,7 +6,7 @@
 //! that are exact from the semantics (MACs, DMA bytes, descriptors completed).
 
 use npukit_abi::asm::assemble;
-use npukit_abi::desc::{deps, Act, Add, Dma, Fence, Matmul, Max, Op};
+use npukit_abi::desc::{deps, qtab_image, Act, Add, Dma, Fence, Matmul, Max, Op, QuantEntry};
 use npukit_abi::program::Program;
 use npukit_abi::{regs, Descriptor};
 use npukit_sim::run::{read_counters, run_program, start, Outcome};
@@ -727,6 +727,9 @@ fn ref_requantize(acc: i32, bias: i32, mult: i32, shift: u8, zp: i8, relu: bool)
     let p = x * mult as i128;
     let r = if shift == 0 {
         p
+    } else if shift > 100 {
+        // |p| <= 2^62 < 2^(shift-1), so p + 2^(shift-1) lies in (0, 2^shift).
+        0
     } else {
         (p + (1i128 << (shift - 1))).div_euclid(1i128 << shift)
     };
@@ -746,6 +749,20 @@ struct ActParams {
 }
 
 fn check_act(env: &mut Env, p: ActParams, acc: &[i32], bias: &[i32]) {
+    check_act_with(env, p, acc, bias, None);
+}
+
+/// `check_act`, or with `table` a PER_CHANNEL ACT (the multiplier and shift of
+/// `p` unused) with that table in the accumulator memory.
+fn check_act_with(
+    env: &mut Env,
+    p: ActParams,
+    acc: &[i32],
+    bias: &[i32],
+    table: Option<&[QuantEntry]>,
+) {
+    const QTAB: u64 = 0x5_0000;
+    const QTAB_ACC: u32 = 0xC004;
     const SRC: u64 = 0x1_0000;
     const BIAS: u64 = 0x2_0000;
     const FILL: u64 = 0x3_0000;
@@ -763,32 +780,39 @@ fn check_act(env: &mut Env, p: ActParams, acc: &[i32], bias: &[i32]) {
     let fill: Vec<u8> = (0..n + 32).map(canary).collect();
     env.put(FILL, &fill);
     let mut expect = fill.clone();
+    let scale = |j: usize| match table {
+        // The documented entry: shift = bits 7:0 of the second word.
+        Some(t) => (t[j].multiplier, (t[j].shift & 0xFF) as u8),
+        None => (p.multiplier, p.shift),
+    };
     for i in 0..rows {
         for j in 0..cols {
             let b = if p.bias { bias[j] } else { 0 };
-            let y = ref_requantize(
-                acc[i * cols + j],
-                b,
-                p.multiplier,
-                p.shift,
-                p.zero_point,
-                p.relu,
-            );
+            let (m, sh) = scale(j);
+            let y = ref_requantize(acc[i * cols + j], b, m, sh, p.zero_point, p.relu);
             expect[16 + i * cols + j] = y as u8;
         }
     }
+    let per_channel = table.is_some();
     let act = Act {
         src: SRC_ACC,
         dst: DST,
         bias: p.bias.then_some(BIAS_ACC),
         rows: rows as u16,
         cols: cols as u16,
-        multiplier: p.multiplier,
-        shift: p.shift,
+        multiplier: if per_channel { 0 } else { p.multiplier },
+        shift: if per_channel { 0 } else { p.shift },
         zero_point: p.zero_point,
         relu: p.relu,
+        qtab: per_channel.then_some(QTAB_ACC),
     };
-    let prog = vec![
+    let mut prog = vec![];
+    if let Some(t) = table {
+        assert_eq!(t.len(), cols);
+        env.put(QTAB, &qtab_image(t));
+        prog.push(load(row(QTAB_ACC, QTAB, (cols * 8) as u16, true)));
+    }
+    prog.extend([
         load(dma(
             SRC_ACC,
             SRC,
@@ -805,7 +829,7 @@ fn check_act(env: &mut Env, p: ActParams, acc: &[i32], bias: &[i32]) {
         barrier(2),
         store(row(DST - 16, OUT, (n + 32) as u16, false)),
         fence_irq(3),
-    ];
+    ]);
     env.run(&prog);
     let got = env.get(OUT, n + 32);
     for (i, (&g, &e)) in got.iter().zip(&expect).enumerate() {
@@ -1109,6 +1133,82 @@ fn act_random_parameters() {
         };
         act_case(700 + seed, p);
     }
+}
+
+/// A per-channel table: multipliers and shifts of every kind, including the
+/// shifts a descriptor may not hold (63..=255) and bits above 7:0.
+fn random_table(rng: &mut ChaCha8Rng, cols: usize) -> Vec<QuantEntry> {
+    (0..cols)
+        .map(|_| {
+            let multiplier = match rng.gen_range(0..5) {
+                0 => [i32::MIN, i32::MAX, -1, 0, 1][rng.gen_range(0..5)],
+                1 => rng.gen(),
+                _ => rng.gen_range(1 << 28..=i32::MAX),
+            };
+            let shift = match rng.gen_range(0..6) {
+                0 => [0u32, 1, 62, 63, 64, 65, 127, 128, 255][rng.gen_range(0..9)],
+                1 => rng.gen(),
+                _ => rng.gen_range(20..=40),
+            };
+            QuantEntry { multiplier, shift }
+        })
+        .collect()
+}
+
+/// PER_CHANNEL: each column requantised with its own table entry, against the
+/// reference; shapes across lane groups, with and without bias and ReLU.
+#[test]
+fn act_per_channel_random_tables() {
+    for seed in 0..30u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(900 + seed);
+        let p = ActParams {
+            rows: rng.gen_range(1..=6),
+            cols: rng.gen_range(1..=40),
+            zero_point: rng.gen(),
+            relu: rng.gen_bool(0.5),
+            bias: rng.gen_bool(0.5),
+            ..ACT_BASE
+        };
+        let table = random_table(&mut rng, p.cols);
+        let acc = act_inputs(&mut rng, p.rows * p.cols, 20);
+        let bias: Vec<i32> = (0..p.cols).map(|_| rng.gen_range(-5000..5000)).collect();
+        let mut env = Env::new(16, 16);
+        check_act_with(&mut env, p, &acc, &bias, Some(&table));
+    }
+}
+
+/// PER_CHANNEL: the shift corners, exactly. Shift 63 rounds `p = 2^62` (x and
+/// the multiplier both `i32::MIN`) to 1 and everything else to 0; 64 and more
+/// give 0; only bits 7:0 of the shift word count (0x1_00 is a shift of 0).
+#[test]
+fn act_per_channel_shift_corners() {
+    let e = |multiplier, shift| QuantEntry { multiplier, shift };
+    let table = [
+        e(i32::MIN, 63),
+        e(i32::MIN, 63),
+        e(i32::MIN, 64),
+        e(i32::MAX, 255),
+        e(3, 0x100),
+        e(3, 0xABCD_EF01),
+        e(-1, 62),
+    ];
+    let p = ActParams {
+        rows: 1,
+        cols: table.len(),
+        zero_point: 5,
+        relu: false,
+        bias: false,
+        ..ACT_BASE
+    };
+    let acc = [i32::MIN, i32::MIN + 1, i32::MIN, i32::MAX, -7, -7, i32::MIN];
+    let mut env = Env::new(4, 4);
+    check_act_with(&mut env, p, &acc, &[0; 7], Some(&table));
+    // Spelled out, without the reference: 1+5, 0+5, 0+5, 0+5, then shift 0:
+    // -21+5, shift 1: floor((-21+1)/2) = -10, -10+5, and
+    // floor((2^31 + 2^61) / 2^62) = 0 -> 5.
+    let out = env.get(0x4_0000 + 16, 7);
+    let got: Vec<i8> = out.iter().map(|&b| b as i8).collect();
+    assert_eq!(got, [6, 5, 5, 5, -16, -5, 5]);
 }
 
 // ---------------------------------------------------------------- ADD

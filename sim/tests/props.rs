@@ -592,6 +592,7 @@ fn build(spec: &ProgSpec) -> Built {
                 shift: act.shift,
                 zero_point: act.zero_point,
                 relu: act.relu,
+                qtab: None,
             };
             compute.push((desc(Op::Act(op)), act.bias));
         }
@@ -819,7 +820,15 @@ fn interpret(cfg: &NpuConfig, descs: &[Descriptor], image: &[u8]) -> Result<RefS
                     for j in 0..cols {
                         let x = rd32(&s.acc, a.src as usize + 4 * (i * cols + j));
                         let bias = a.bias.map_or(0, |b| rd32(&s.acc, b as usize + 4 * j));
-                        let y = requant(x, bias, a.multiplier, a.shift, a.zero_point, a.relu);
+                        // PER_CHANNEL: entry j = {i32 multiplier, u32 shift (bits 7:0)}.
+                        let (mult, shift) = match a.qtab {
+                            Some(q) => {
+                                let e = q as usize + 8 * j;
+                                (rd32(&s.acc, e), rd32(&s.acc, e + 4) as u8)
+                            }
+                            None => (a.multiplier, a.shift),
+                        };
+                        let y = requant(x, bias, mult, shift, a.zero_point, a.relu);
                         s.spad[a.dst as usize + i * cols + j] = y as u8;
                     }
                 }
@@ -873,6 +882,9 @@ fn requant(acc: i32, bias: i32, multiplier: i32, shift: u8, zero_point: i8, relu
     let p = x * multiplier as i128;
     let r = if shift == 0 {
         p
+    } else if shift > 100 {
+        // |p| <= 2^62 < 2^(shift-1): p + 2^(shift-1) lies in (0, 2^shift).
+        0
     } else {
         (p + (1i128 << (shift - 1))) >> shift
     };
@@ -1347,6 +1359,8 @@ fn wild_op(op: u8, flag: bool, f: &[u32; 8], r: u32) -> Op {
             shift: (f[5] % 70) as u8,
             zero_point: r as i8,
             relu: r & 1 != 0,
+            // PER_CHANNEL with any table address (the per-tensor fields left in).
+            qtab: (r & 6 == 6).then_some(f[6]),
         }),
         5 => Op::Add(Add {
             a: f[0],
@@ -1425,16 +1439,18 @@ fn sane_op(op: u8, flag: bool, f: &[u32; 8], r: u32) -> Op {
         }
         4 => {
             let (rows, cols) = (1 + f[3] % 16, 1 + f[4] % 16);
+            let per_channel = r & 6 == 6;
             Op::Act(Act {
                 src: place(f[0], 4 * rows * cols, true),
                 dst: place(f[1], rows * cols, false),
                 bias: flag.then(|| place(f[2], 4 * cols, true)),
                 rows: rows as u16,
                 cols: cols as u16,
-                multiplier: r as i32,
-                shift: (f[5] % 63) as u8,
+                multiplier: if per_channel { 0 } else { r as i32 },
+                shift: if per_channel { 0 } else { (f[5] % 63) as u8 },
                 zero_point: r as i8,
                 relu: r & 1 != 0,
+                qtab: per_channel.then(|| place(f[6], 8 * cols, true)),
             })
         }
         5 => {

@@ -156,6 +156,23 @@ fn act(rows: u16, cols: u16) -> Descriptor {
         shift: 0,
         zero_point: 0,
         relu: false,
+        qtab: None,
+    }))
+}
+
+/// ACT with PER_CHANNEL (table at accumulator 0x8000) and a bias (at 0xC000).
+fn act_per_channel(rows: u16, cols: u16) -> Descriptor {
+    Descriptor::new(Op::Act(Act {
+        src: 0,
+        dst: 0,
+        bias: Some(0xC000),
+        rows,
+        cols,
+        multiplier: 0,
+        shift: 0,
+        zero_point: 0,
+        relu: true,
+        qtab: Some(0x8000),
     }))
 }
 
@@ -1971,6 +1988,71 @@ fn c2_act_latency() {
                 want,
                 "C={c} ACT {r}x{cols}"
             );
+        }
+    }
+}
+
+/// C2 with PER_CHANNEL: the table entries are read with the accumulators, so a
+/// per-channel ACT takes the same `rows * ceil(cols / C) + 2` cycles; mixed with
+/// per-tensor ones, each still issues in the completion cycle of the previous.
+/// The table's contents (here: loaded with out-of-range shifts) do not matter.
+#[test]
+fn c2_per_channel_act_latency_includes_the_table_read() {
+    for c in [4u32, 8, 16, 5] {
+        let mut cfg = cfg(4, c, 32, 9);
+        cfg.cmdproc.fetch_depth = 64;
+        let c16 = c as u16;
+        let shapes: Vec<(u16, u16, bool)> = [1u16, 3, 7]
+            .iter()
+            .flat_map(|&r| {
+                [(r, 1), (r, c16 - 1), (r, c16), (r, c16 + 1), (r, 3 * c16)]
+                    .into_iter()
+                    .enumerate()
+                    .map(move |(k, (r, cols))| (r, cols, k % 2 == 0))
+            })
+            .filter(|&(_, cols, _)| cols > 0)
+            .collect();
+        // The table: every entry with multiplier -1 and shift 0xFFFF_FFFF (bits 7:0 = 255).
+        let table = 0x30000u64;
+        let mut prog = vec![Descriptor::new(Op::Load(Dma {
+            acc: true,
+            ..dma(0x8000, table, 1, 8 * 48)
+        }))
+        .with_deps(deps::SIGNAL_NEXT)];
+        for (k, &(r, cols, pc)) in shapes.iter().enumerate() {
+            let d = if pc {
+                act_per_channel(r, cols)
+            } else {
+                act(r, cols)
+            };
+            prog.push(if k == 0 {
+                d.with_deps(deps::WAIT_PREV)
+            } else {
+                d
+            });
+        }
+        prog.push(fence(1));
+        let mut s = Sim::new(&cfg);
+        let entry = npukit_abi::desc::QuantEntry {
+            multiplier: -1,
+            shift: u32::MAX,
+        };
+        let img: Vec<u8> = (0..48).flat_map(|_| entry.to_bytes()).collect();
+        s.mem.write(table, &img);
+        s.program(&prog)
+            .unwrap_or_else(|e| panic!("program failed: {e}"));
+        let ev = s.ev();
+        for (i, &(r, cols, pc)) in shapes.iter().enumerate() {
+            let i = i as u32 + 1;
+            let want = act_latency(&cfg, r as u64, cols as u64);
+            assert_eq!(
+                complete(&ev, i) - issue(&ev, i),
+                want,
+                "C={c} ACT {r}x{cols} per_channel={pc}"
+            );
+            if i > 1 {
+                assert_eq!(issue(&ev, i), complete(&ev, i - 1), "C={c} #{i}");
+            }
         }
     }
 }

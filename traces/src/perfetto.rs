@@ -331,12 +331,13 @@ fn desc_fields(d: &Descriptor) -> Obj {
             if let Some(b) = x.bias {
                 o.push("bias", b);
             }
-            o.with("rows", x.rows)
-                .with("cols", x.cols)
-                .with("multiplier", x.multiplier)
-                .with("shift", x.shift)
-                .with("zero_point", x.zero_point)
-                .with("relu", x.relu)
+            let o = o.with("rows", x.rows).with("cols", x.cols);
+            let mut o = match x.qtab {
+                Some(q) => o.with("qtab", q),
+                None => o.with("multiplier", x.multiplier).with("shift", x.shift),
+            };
+            o.push("zero_point", x.zero_point);
+            o.with("relu", x.relu)
         }
         Op::Add(x) => o
             .with("a", x.a)
@@ -556,6 +557,15 @@ mod tests {
         let f = descriptor_fields(&act);
         assert_eq!(f["bias"], 64);
         assert_eq!(f["multiplier"], -5);
+        let pc = Descriptor::new(Op::Act(Act {
+            rows: 1,
+            cols: 1,
+            qtab: Some(0x80),
+            ..Act::default()
+        }));
+        let f = descriptor_fields(&pc);
+        assert_eq!(f["qtab"], 0x80);
+        assert!(f.get("multiplier").is_none() && f.get("shift").is_none());
         let fence = Descriptor::new(Op::Fence(Fence::default()));
         assert!(descriptor_fields(&fence).get("writeback").is_none());
     }

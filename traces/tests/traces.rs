@@ -52,6 +52,7 @@ fn program() -> Vec<Descriptor> {
             shift: 8,
             zero_point: 0,
             relu: true,
+            qtab: None,
         }))
         .with_deps(deps::SIGNAL_NEXT),
         Descriptor::new(Op::Store(dma(1024, 0x3000, 4, 16, false))).with_deps(deps::WAIT_PREV),

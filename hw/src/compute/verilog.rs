@@ -78,7 +78,8 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("reg v1_q;\nreg v2_q;");
     for l in 0..c {
         g.line(format!(
-            "reg [31:0] x1_q_{l};\nreg [7:0] y1_q_{l};\nreg [63:0] p2_q_{l};"
+            "reg [31:0] x1_q_{l};\nreg [7:0] y1_q_{l};\nreg [63:0] p2_q_{l};\n\
+             reg [31:0] qm1_q_{l};\nreg [7:0] qs1_q_{l};\nreg [7:0] qs2_q_{l};"
         ));
     }
     for i in 0..r {
@@ -102,7 +103,8 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("  wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;");
     for l in 0..c {
         g.line(format!(
-            "  x1_q_{l} = 32'd0; y1_q_{l} = 8'd0; p2_q_{l} = 64'd0;"
+            "  x1_q_{l} = 32'd0; y1_q_{l} = 8'd0; p2_q_{l} = 64'd0; \
+             qm1_q_{l} = 32'd0; qs1_q_{l} = 8'd0; qs2_q_{l} = 8'd0;"
         ));
     }
     for i in 0..r {
@@ -127,8 +129,10 @@ pub(super) fn body(p: &ComputeParams) -> String {
 
     // Decode.
     g.line("// Descriptor fields.");
-    g.line("wire [7:0] op_w = d_q[7:0];\nwire f0_w = d_q[12];\nwire f1_w = d_q[13];");
-    for w in 1..7 {
+    g.line(
+        "wire [7:0] op_w = d_q[7:0];\nwire f0_w = d_q[12];\nwire f1_w = d_q[13];\nwire f2_w = d_q[14];",
+    );
+    for w in 1..8 {
         g.line(format!(
             "wire [31:0] w{w}_w = d_q[{}:{}];",
             32 * w + 31,
@@ -185,10 +189,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("wire [31:0] aleft_w = acols_w - sg_q;");
     g.line("wire [31:0] eleft_w = w4_w - sa_q;");
     g.line("wire [7:0] ash_w = w6_w[7:0];\nwire [7:0] azp_w = w6_w[15:8];");
-    g.line(
-        "wire signed [63:0] arnd_w = ((ash_w == 8'd0) || (ash_w > 8'd64)) ? 64'sd0 \
-         : (64'sd1 <<< (ash_w - 8'd1));",
-    );
     g.line("wire signed [63:0] azp64_w = $signed({{56{azp_w[7]}}, azp_w});");
     g.line("wire signed [63:0] alo_w = f0_w ? azp64_w : -64'sd128;");
     for l in 0..c {
@@ -212,6 +212,13 @@ pub(super) fn body(p: &ComputeParams) -> String {
             "wire [31:0] ax_{l} = (asum_{l}[32] != asum_{l}[31]) ? \
              (asum_{l}[32] ? 32'h80000000 : 32'h7fffffff) : asum_{l}[31:0];"
         ));
+        // ACT PER_CHANNEL: the lane's table entry.
+        g.line(format!("wire [31:0] qta_{l} = w7_w + 32'd8 * ae_{l};"));
+        g.line(format!("wire qok_{l} = aok_{l} && f2_w;"));
+        let m = g.ac32(&format!("qta_{l}"));
+        g.line(format!("wire [31:0] qm_{l} = qok_{l} ? {m} : 32'd0;"));
+        let sh = g.ac8(&format!("(qta_{l}) + 32'd4"));
+        g.line(format!("wire [7:0] qsh_{l} = qok_{l} ? {sh} : 8'd0;"));
         // ADD / MAX read.
         g.line(format!("wire [31:0] ee_{l} = sa_q + 32'd{l};"));
         g.line(format!("wire eok_{l} = ee_{l} < w4_w;"));
@@ -237,10 +244,21 @@ pub(super) fn body(p: &ComputeParams) -> String {
              : ((op_w == 8'd6) ? {{56'd0, smax_{l}}} : mul${l}$p);"
         ));
         // Write stage.
+        // Rounding shift in 66 bits; shifts above 63 give 0 (requant_tail).
+        g.line(format!("wire [7:0] ash_{l} = f2_w ? qs2_q_{l} : ash_w;"));
         g.line(format!(
-            "wire signed [63:0] asum2_{l} = $signed(p2_q_{l}) + arnd_w;"
+            "wire signed [65:0] arnd_{l} = ((ash_{l} == 8'd0) || (ash_{l} > 8'd63)) ? 66'sd0 \
+             : (66'sd1 <<< (ash_{l} - 8'd1));"
         ));
-        g.line(format!("wire signed [63:0] ar_{l} = asum2_{l} >>> ash_w;"));
+        g.line(format!(
+            "wire signed [65:0] asum2_{l} = $signed({{{{2{{p2_q_{l}[63]}}}}, p2_q_{l}}}) + arnd_{l};"
+        ));
+        g.line(format!(
+            "wire signed [65:0] ash66_{l} = asum2_{l} >>> ash_{l};"
+        ));
+        g.line(format!(
+            "wire signed [63:0] ar_{l} = (ash_{l} > 8'd63) ? 64'sd0 : $signed(ash66_{l}[63:0]);"
+        ));
         g.line(format!("wire signed [63:0] ay_{l} = ar_{l} + azp64_w;"));
         g.line(format!(
             "wire [7:0] aq_{l} = (ay_{l} < alo_w) ? alo_w[7:0] : ((ay_{l} > 64'sd127) ? 8'd127 : ay_{l}[7:0]);"
@@ -270,10 +288,12 @@ pub(super) fn body(p: &ComputeParams) -> String {
     // Bits nobody reads (reserved descriptor bits, array edges).
     let mut unused = vec![
         "d_q[11:8]".to_string(),
-        "d_q[31:14]".to_string(),
-        "d_q[255:224]".to_string(),
+        "d_q[31:15]".to_string(),
         "ilat_w[63:32]".to_string(),
     ];
+    for l in 0..c {
+        unused.push(format!("ash66_{l}[65:64]"));
+    }
     for i in 0..r {
         for j in 0..c {
             if i + 1 < r {
@@ -318,7 +338,9 @@ pub(super) fn body(p: &ComputeParams) -> String {
         }
     }
     for l in 0..c {
-        g.line(format!("  mul${l}$a = x1_q_{l};\n  mul${l}$b = w5_w;"));
+        g.line(format!(
+            "  mul${l}$a = x1_q_{l};\n  mul${l}$b = f2_w ? qm1_q_{l} : w5_w;"
+        ));
     }
     g.line("end");
 
@@ -375,7 +397,9 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("    if (rd_w) begin");
     g.line("      if (op_w == 8'd4) begin");
     for l in 0..c {
-        g.line(format!("        x1_q_{l} <= ax_{l};"));
+        g.line(format!(
+            "        x1_q_{l} <= ax_{l};\n        qm1_q_{l} <= qm_{l};\n        qs1_q_{l} <= qsh_{l};"
+        ));
     }
     g.line("        wa1_q <= w2_w + sb_q + sg_q;");
     g.line(format!(
@@ -400,7 +424,9 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("    end");
     g.line("    v2_q <= v1_q;\n    wa2_q <= wa1_q;\n    wn2_q <= wn1_q;");
     for l in 0..c {
-        g.line(format!("    p2_q_{l} <= s2_{l};"));
+        g.line(format!(
+            "    p2_q_{l} <= s2_{l};\n    qs2_q_{l} <= qs1_q_{l};"
+        ));
     }
     g.line("    if (v2_q) begin");
     for l in 0..c {

@@ -32,6 +32,8 @@ pub(super) fn body(p: &Params) -> String {
             .replace("@SPAD@", &p.spad_bytes.to_string())
             .replace("@ACC@", &p.acc_bytes.to_string())
             .replace("@BEAT@", &b.to_string())
+            .replace("@VERSION@", &format!("{:08X}", npukit_abi::abi_version()))
+            .replace("@CAPS@", &format!("{:08X}", npukit_sim::model::CAPS))
             .replace(
                 "@LATE@",
                 if p.inject == Some(Inject::DispatchLate) {
@@ -164,8 +166,8 @@ always @(*) begin
    end
    case (mmio_addr)
       12'h000: mmio_rdata = 32'h4E50554B;
-      12'h004: mmio_rdata = 32'h00010000;
-      12'h008: mmio_rdata = 32'h1F;
+      12'h004: mmio_rdata = 32'h@VERSION@;
+      12'h008: mmio_rdata = 32'h@CAPS@;
       12'h00C: mmio_rdata = {16'd@COLS@, 16'd@ROWS@};
       12'h010: mmio_rdata = 32'd@SPAD@;
       12'h014: mmio_rdata = 32'd@ACC@;

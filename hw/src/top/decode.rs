@@ -77,7 +77,7 @@ always @(*) begin
         (1, ["F", "F", "F", "F", "F", "F", "0"]),
         (2, ["F", "F", "F", "F", "F", "F", "0"]),
         (3, ["F", "F", "F", "F", "L", "0", "0"]),
-        (4, ["F", "F", "F", "F", "F", "L", "0"]),
+        (4, ["F", "F", "F", "F", "F", "L", "F"]),
         (5, ["F", "F", "F", "F", "L", "F", "0"]),
         (6, ["F", "F", "F", "F", "0", "0", "0"]),
         (7, ["F", "F", "F", "0", "0", "0", "0"]),
@@ -103,13 +103,32 @@ always @(*) begin
     );
     check(
         &mut s,
-        "((d_op == 8'd0 || d_op == 8'd6) && d_of != 4'd0) || ((d_op == 8'd1 || d_op == 8'd2 || d_op == 8'd3 || d_op == 8'd5) && d_of[3:1] != 3'd0) || ((d_op == 8'd4 || d_op == 8'd7) && d_of[3:2] != 2'd0)",
+        "((d_op == 8'd0 || d_op == 8'd6) && d_of != 4'd0) || ((d_op == 8'd1 || d_op == 8'd2 || d_op == 8'd3 || d_op == 8'd5) && d_of[3:1] != 3'd0) || (d_op == 8'd4 && d_of[3] != 1'b0) || (d_op == 8'd7 && d_of[3:2] != 2'd0)",
         BadFlags,
         a,
     );
     check(
         &mut s,
         "d_op == 8'd4 && !d_of[1] && dw3 != 32'd0",
+        Reserved,
+        a,
+    );
+    // ACT: with PER_CHANNEL the per-tensor scale is reserved, without it qtab is
+    check(
+        &mut s,
+        "d_op == 8'd4 && d_of[2] && dw5 != 32'd0",
+        Reserved,
+        a,
+    );
+    check(
+        &mut s,
+        "d_op == 8'd4 && d_of[2] && dw6[7:0] != 8'd0",
+        Reserved,
+        a,
+    );
+    check(
+        &mut s,
+        "d_op == 8'd4 && !d_of[2] && dw7 != 32'd0",
         Reserved,
         a,
     );
@@ -198,6 +217,15 @@ always @(*) begin
     );
     s += "      if (d_of[1]) begin\n";
     range(&mut s, "{32'd0, dw3}", "d_k * 64'd4", true);
+    s += "      end\n";
+    check(
+        &mut s,
+        "d_of[2] && dw7[1:0] != 2'd0",
+        Misaligned,
+        "{32'd0, dw7}",
+    );
+    s += "      if (d_of[2]) begin\n";
+    range(&mut s, "{32'd0, dw7}", "d_k * 64'd8", true);
     s += "      end\n   end\n";
     // ADD
     s += "   if (d_op == 8'd5) begin\n";
