@@ -12,8 +12,8 @@
 //!   cycles (each fold keeps an `R x C` output tile in place while `K` steps of
 //!   activations and weights stream through);
 //! * roofline: `max(MACs / (R * C), DRAM bytes / bytes_per_cycle)`, the bound
-//!   of peak compute and peak bandwidth, with the layer's DRAM bytes as the
-//!   compiler schedules them.
+//!   of peak compute and peak bandwidth, with the layer's MACs and DRAM bytes as
+//!   the compiler schedules them (every layer).
 //!
 //! The workload's estimate is the sum over its layers. None of them charges
 //! for tiling `M` to fit the accumulator, dependency waits, the memory latency
@@ -91,7 +91,8 @@ pub struct Estimates {
     pub weight_stationary_double_buffered_cycles: u64,
     pub output_stationary_cycles: u64,
     pub roofline_cycles: f64,
-    /// The fold estimate of the point's own dataflow (and weight buffering).
+    /// The fold estimate of the point's own dataflow (and weight buffering);
+    /// 0 when the workload has layers the fold formulas do not cover.
     pub fold_cycles: u64,
     /// Measured cycles / `fold_cycles`.
     pub fold_ratio: f64,
@@ -100,7 +101,10 @@ pub struct Estimates {
 }
 
 /// Estimates for a point, with `dataflow` the point's `array.dataflow` and
-/// `double_buffer` its `array.weight_double_buffer`.
+/// `double_buffer` its `array.weight_double_buffer`. The roofline bound covers
+/// every layer the program measured; the fold formulas cover the layers
+/// [`gemms`] knows the dimensions of, and are left at 0 (no estimate) unless
+/// that is every layer with MACs.
 pub fn estimate(
     gemms: &[(String, Gemm)],
     cfg: &NpuConfig,
@@ -109,28 +113,31 @@ pub fn estimate(
     r: &SimResult,
 ) -> Estimates {
     let (rows, cols) = (cfg.array.rows as u64, cfg.array.cols as u64);
-    let ws = gemms
+    let mac_layers: Vec<&str> = r
+        .layers
         .iter()
-        .map(|(_, g)| weight_stationary(*g, rows, cols))
-        .sum();
-    let wsdb = gemms
+        .filter(|l| l.macs > 0)
+        .map(|l| l.name.as_str())
+        .collect();
+    let known: Vec<Gemm> = mac_layers
         .iter()
-        .map(|(_, g)| weight_stationary_double_buffered(*g, rows, cols))
-        .sum();
-    let os = gemms
+        .filter_map(|n| gemms.iter().find(|(g, _)| g == n).map(|(_, g)| *g))
+        .collect();
+    let complete = known.len() == mac_layers.len();
+    let sum = |f: fn(Gemm, u64, u64) -> u64| {
+        if complete {
+            known.iter().map(|g| f(*g, rows, cols)).sum()
+        } else {
+            0
+        }
+    };
+    let ws = sum(weight_stationary);
+    let wsdb = sum(weight_stationary_double_buffered);
+    let os = sum(output_stationary);
+    let roof = r
+        .layers
         .iter()
-        .map(|(_, g)| output_stationary(*g, rows, cols))
-        .sum();
-    let roof = gemms
-        .iter()
-        .map(|(name, g)| {
-            let bytes = r
-                .layers
-                .iter()
-                .find(|l| &l.name == name)
-                .map_or(0, |l| l.dram_bytes);
-            roofline(g.m * g.k * g.n, bytes, cfg)
-        })
+        .map(|l| roofline(l.macs, l.dram_bytes, cfg))
         .sum::<f64>();
     let fold = if dataflow == "output-stationary" {
         os
@@ -189,6 +196,45 @@ mod tests {
         let cfg = NpuConfig::default(); // 256 MAC/cycle, 16 B/cycle
         assert_eq!(roofline(256 * 100, 16 * 10, &cfg), 100.0);
         assert_eq!(roofline(256, 16 * 10, &cfg), 10.0);
+    }
+
+    #[test]
+    fn no_fold_estimate_for_layers_without_dimensions() {
+        use crate::simulate::LayerFigures;
+        let layer = |name: &str, macs| LayerFigures {
+            name: name.into(),
+            descriptors: 1,
+            first_cycle: 0,
+            last_cycle: 1,
+            cycles: 1,
+            macs,
+            dram_bytes: 1600,
+            compute_cycles: 1,
+            memory_stall_cycles: 0,
+            dependency_stall_cycles: 0,
+        };
+        let cfg = NpuConfig::default();
+        let g = vec![(
+            "a".to_string(),
+            Gemm {
+                m: 16,
+                k: 16,
+                n: 16,
+            },
+        )];
+        let mut r = SimResult {
+            cycles: 500,
+            layers: vec![layer("a", 4096), layer("pool", 0)],
+            ..SimResult::default()
+        };
+        let e = estimate(&g, &cfg, "weight-stationary", false, &r);
+        assert_eq!(e.fold_cycles, 2 * 16 + 16 + 16 - 2);
+        // Both layers in the roofline: 1600 bytes at 16 B/cycle each.
+        assert_eq!(e.roofline_cycles, 200.0);
+        r.layers.push(layer("conv", 100));
+        let e = estimate(&g, &cfg, "weight-stationary", false, &r);
+        assert_eq!((e.fold_cycles, e.fold_ratio), (0, 0.0));
+        assert_eq!(e.roofline_cycles, 300.0);
     }
 
     #[test]

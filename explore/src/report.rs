@@ -403,8 +403,16 @@ fn table_rows(res: &Results) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 num(format!("{:.2}", d.arithmetic_intensity)),
                 num(format!("{:.3}", d.energy.total_nj / 1000.0)),
                 format!("{:.3}", d.area.total_mm2),
-                num(format!("{} ({})", x.fold_cycles, formula(r))),
-                num(format!("{:.2}", x.fold_ratio)),
+                if x.fold_cycles > 0 {
+                    num(format!("{} ({})", x.fold_cycles, formula(r)))
+                } else {
+                    "-".into()
+                },
+                if x.fold_cycles > 0 {
+                    num(format!("{:.2}", x.fold_ratio))
+                } else {
+                    "-".into()
+                },
                 num(format!("{:.0}", x.roofline_cycles)),
                 num(format!("{:.2}", x.roofline_ratio)),
                 if d.pareto {
