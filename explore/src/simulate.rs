@@ -94,13 +94,15 @@ impl Traffic {
                 }
                 Op::Act(a) => {
                     let e = a.rows as u64 * a.cols as u64;
+                    let cols = a.cols as u64;
                     t.act_elements += e;
-                    t.acc_read_bytes += 4 * e
-                        + if a.bias.is_some() {
-                            4 * a.cols as u64
-                        } else {
-                            0
-                        };
+                    t.acc_read_bytes += 4 * e;
+                    if a.bias.is_some() {
+                        t.acc_read_bytes += 4 * cols;
+                    }
+                    if a.qtab.is_some() {
+                        t.acc_read_bytes += npukit_abi::desc::QTAB_ENTRY_BYTES as u64 * cols;
+                    }
                     t.spad_write_bytes += e;
                 }
                 Op::Add(a) => {
