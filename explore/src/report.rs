@@ -45,14 +45,8 @@ fn axis(label: &str, log: bool) -> XyAxis {
 }
 
 /// The settings of a row other than the array shape, as a label.
-fn non_shape_label(r: &Row) -> String {
-    let rest: Vec<String> = r
-        .settings
-        .iter()
-        .filter(|(f, _)| f != "array.rows" && f != "array.cols")
-        .map(|(f, v)| format!("{}={v}", f.rsplit('.').next().unwrap_or(f)))
-        .collect();
-    rest.join(" ")
+fn non_shape_label(res: &Results, r: &Row) -> String {
+    crate::sweep::settings_label(&r.settings, &res.axes, false)
 }
 
 /// Series of `(PEs, value)` per workload and non-shape settings.
@@ -64,7 +58,10 @@ fn by_array_size(res: &Results, value: impl Fn(&Row) -> f64) -> Vec<Series> {
             .iter()
             .position(|w| *w == r.workload)
             .unwrap_or(0);
-        groups.entry((w, non_shape_label(r))).or_default().push(r);
+        groups
+            .entry((w, non_shape_label(res, r)))
+            .or_default()
+            .push(r);
     }
     let variants: Vec<String> = {
         let mut v: Vec<String> = groups.keys().map(|k| k.1.clone()).collect();

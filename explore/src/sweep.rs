@@ -342,33 +342,54 @@ impl Sweep {
         sha256_hex(&[text.as_bytes(), &self.max_cycles.to_le_bytes()])
     }
 
-    /// A short label of a point's settings, e.g. `8x8 dataflow=output-stationary`:
-    /// the array shape as `RxC` when both dimensions are axes, then the last part
-    /// of each other dotted name (the whole name where two would clash) and its value.
+    /// A short label of a point's settings, e.g. `8x8 OS` (see [`settings_label`]).
     pub fn label(&self, p: &Point) -> String {
-        let short = |f: &str| f.rsplit('.').next().unwrap_or(f).to_string();
-        let all: Vec<&String> = self.axes.iter().flat_map(|a| &a.fields).collect();
-        let clash = |f: &str| all.iter().filter(|g| short(g) == short(f)).count() > 1;
-        if p.settings.is_empty() {
-            return "base".into();
-        }
-        // Both array dimensions swept: shown as one `RxC` first.
-        let shape = ["array.rows", "array.cols"]
+        let fields: Vec<String> = self.axes.iter().flat_map(|a| a.fields.clone()).collect();
+        let settings: Vec<(String, String)> = p
+            .settings
             .iter()
-            .all(|f| p.settings.iter().any(|(g, _)| g == f));
-        let mut parts = vec![];
-        if shape {
-            parts.push(format!("{}x{}", p.config.array.rows, p.config.array.cols));
+            .map(|(f, v)| (f.clone(), show_value(v)))
+            .collect();
+        let l = settings_label(&settings, &fields, true);
+        if l.is_empty() {
+            "base".into()
+        } else {
+            l
         }
-        for (f, v) in &p.settings {
-            if shape && (f == "array.rows" || f == "array.cols") {
-                continue;
-            }
-            let name = if clash(f) { f.clone() } else { short(f) };
-            parts.push(format!("{name}={}", show_value(v)));
-        }
-        parts.join(" ")
     }
+}
+
+/// A short label of axis settings (`dotted field`, value): the array shape as
+/// `RxC` when both dimensions are set (with `shape`; without it the dimensions
+/// are left out), `array.dataflow` as `WS` or `OS`, `array.weight_double_buffer`
+/// as `DB` when true (nothing when false), and any other field as the last
+/// part of its name (the whole name where two of `fields` would clash) `=value`.
+pub fn settings_label(settings: &[(String, String)], fields: &[String], shape: bool) -> String {
+    let short = |f: &str| f.rsplit('.').next().unwrap_or(f).to_string();
+    let clash = |f: &str| fields.iter().filter(|g| short(g) == short(f)).count() > 1;
+    let get = |name: &str| settings.iter().find(|(f, _)| f == name).map(|(_, v)| v);
+    let mut parts = vec![];
+    let dims = (get("array.rows"), get("array.cols"));
+    if let (true, (Some(r), Some(c))) = (shape, dims) {
+        parts.push(format!("{r}x{c}"));
+    }
+    for (f, v) in settings {
+        let dim = f == "array.rows" || f == "array.cols";
+        if dim && (!shape || dims.0.is_some() && dims.1.is_some()) {
+            continue;
+        }
+        match (f.as_str(), v.as_str()) {
+            ("array.dataflow", "weight-stationary") => parts.push("WS".into()),
+            ("array.dataflow", "output-stationary") => parts.push("OS".into()),
+            ("array.weight_double_buffer", "true") => parts.push("DB".into()),
+            ("array.weight_double_buffer", "false") => {}
+            _ => {
+                let name = if clash(f) { f.clone() } else { short(f) };
+                parts.push(format!("{name}={v}"));
+            }
+        }
+    }
+    parts.join(" ")
 }
 
 #[cfg(test)]
@@ -415,6 +436,33 @@ mod tests {
             (1, 8, 16, 8)
         );
         assert_eq!(s.label(p), "8x16 bytes_per_cycle=8");
+        let f = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let fields: Vec<String> = [
+            "array.rows",
+            "array.dataflow",
+            "array.weight_double_buffer",
+            "dram.latency",
+            "x.latency",
+        ]
+        .map(String::from)
+        .to_vec();
+        let set = f(&[
+            ("array.rows", "8"),
+            ("array.dataflow", "output-stationary"),
+            ("array.weight_double_buffer", "false"),
+            ("dram.latency", "9"),
+        ]);
+        assert_eq!(
+            settings_label(&set, &fields, true),
+            "rows=8 OS dram.latency=9"
+        );
+        assert_eq!(settings_label(&set, &fields, false), "OS dram.latency=9");
+        let set = f(&[("array.weight_double_buffer", "true")]);
+        assert_eq!(settings_label(&set, &fields, true), "DB");
         assert!(s.points.iter().enumerate().all(|(i, p)| p.index == i));
     }
 
