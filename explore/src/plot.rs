@@ -50,7 +50,8 @@ pub struct Series {
     /// A text beside each point (empty: none).
     pub labels: Vec<String>,
     pub line: bool,
-    pub dashed: bool,
+    /// Dash length and gap of the line, pixels; solid when `None`.
+    pub dash: Option<(u32, u32)>,
     pub marker: Marker,
     pub color: RGBColor,
 }
@@ -341,53 +342,66 @@ where
             filled: false,
             stroke_width: 2,
         };
-        let mut legend_drawn = false;
-        if s.line && s.points.len() > 1 {
-            if s.dashed {
-                chart
-                    .draw_series(DashedLineSeries::new(s.points.iter().copied(), 8, 5, style))
-                    .map_err(e2s)?
-                    .label(&s.name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-            } else {
-                chart
-                    .draw_series(LineSeries::new(s.points.iter().copied(), style))
-                    .map_err(e2s)?
-                    .label(&s.name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-            }
-            legend_drawn = true;
-        }
-        if s.marker != Marker::None {
-            let filled = s.marker == Marker::Filled;
-            let mstyle = ShapeStyle {
-                color: c.to_rgba(),
-                filled,
-                stroke_width: 2,
-            };
-            let ann = chart
-                .draw_series(s.points.iter().map(|&q| Circle::new(q, 4, mstyle)))
+        let filled = s.marker == Marker::Filled;
+        let mstyle = ShapeStyle {
+            color: c.to_rgba(),
+            filled,
+            stroke_width: 2,
+        };
+        let msize = if s.marker == Marker::None { 0 } else { 4 };
+        let line = s.line && s.points.len() > 1;
+        // The legend shows the line (if any) and the marker (if any).
+        let legend = move |(x, y): (i32, i32)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(if line { vec![(0, 0), (18, 0)] } else { vec![] }, style)
+                + Circle::new((9, 0), msize, mstyle)
+        };
+        let ann = match (line, s.dash) {
+            (true, Some((size, gap))) => chart
+                .draw_series(DashedLineSeries::new(
+                    s.points.iter().copied(),
+                    size,
+                    gap,
+                    style,
+                ))
+                .map_err(e2s)?,
+            (true, None) => chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), style))
+                .map_err(e2s)?,
+            (false, _) => chart
+                .draw_series(s.points.iter().map(|&q| Circle::new(q, msize, mstyle)))
+                .map_err(e2s)?,
+        };
+        ann.label(&s.name).legend(legend);
+        if line && msize > 0 {
+            chart
+                .draw_series(s.points.iter().map(|&q| Circle::new(q, msize, mstyle)))
                 .map_err(e2s)?;
-            if !legend_drawn {
-                ann.label(&s.name)
-                    .legend(move |(x, y)| Circle::new((x + 9, y), 4, mstyle));
-            }
         }
         if !s.labels.is_empty() {
             chart
-                .draw_series(s.points.iter().zip(&s.labels).map(|(&q, l)| {
-                    // Labels of points on the right half extend to the left.
-                    let (dx, h) = if q.0 > x_split {
-                        (-6, HPos::Right)
-                    } else {
-                        (6, HPos::Left)
-                    };
-                    let font = ("sans-serif", 12)
-                        .into_font()
-                        .color(&c)
-                        .pos(Pos::new(h, VPos::Bottom));
-                    EmptyElement::at(q) + Text::new(l.clone(), (dx, -5), font)
-                }))
+                .draw_series(
+                    s.points
+                        .iter()
+                        .zip(&s.labels)
+                        .enumerate()
+                        .map(|(i, (&q, l))| {
+                            // Labels of points on the right half extend to the left;
+                            // every other one sits below its point, so neighbours clash less.
+                            let (dx, h) = if q.0 > x_split {
+                                (-6, HPos::Right)
+                            } else {
+                                (6, HPos::Left)
+                            };
+                            let (dy, v) = if i % 2 == 0 {
+                                (-5, VPos::Bottom)
+                            } else {
+                                (5, VPos::Top)
+                            };
+                            let font = ("sans-serif", 12).into_font().color(&c).pos(Pos::new(h, v));
+                            EmptyElement::at(q) + Text::new(l.clone(), (dx, dy), font)
+                        }),
+                )
                 .map_err(e2s)?;
         }
     }
@@ -504,7 +518,7 @@ mod tests {
                         points: vec![(16.0, 0.2), (64.0, 0.5), (256.0, 0.9)],
                         labels: vec!["p".into(), "q".into(), "r".into()],
                         line: true,
-                        dashed: false,
+                        dash: None,
                         marker: Marker::Filled,
                         color: color(0),
                     }],

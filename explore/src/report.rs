@@ -86,12 +86,8 @@ fn by_array_size(res: &Results, value: impl Fn(&Row) -> f64) -> Vec<Series> {
                     .collect(),
                 labels: vec![],
                 line: true,
-                dashed: vi % 2 == 1,
-                marker: if vi % 2 == 0 {
-                    Marker::Filled
-                } else {
-                    Marker::Hollow
-                },
+                dash: [None, Some((8, 5)), Some((2, 4))][vi % 3],
+                marker: [Marker::Filled, Marker::Hollow, Marker::Filled][vi % 3],
                 color: color(w),
             }
         })
@@ -141,7 +137,7 @@ fn roofline(res: &Results) -> Plot {
                 points: pts,
                 labels: vec![],
                 line: true,
-                dashed: true,
+                dash: Some((8, 5)),
                 marker: Marker::None,
                 color: color(nw + i),
             }
@@ -158,7 +154,7 @@ fn roofline(res: &Results) -> Plot {
             points: pts,
             labels: vec![],
             line: false,
-            dashed: false,
+            dash: None,
             marker: Marker::Filled,
             color: color(w),
         });
@@ -284,7 +280,7 @@ fn pareto(res: &Results, w: &str) -> Plot {
                     points: others.iter().map(|r| pt(r)).collect(),
                     labels: vec![],
                     line: false,
-                    dashed: false,
+                    dash: None,
                     marker: Marker::Hollow,
                     color: color(0),
                 },
@@ -293,7 +289,7 @@ fn pareto(res: &Results, w: &str) -> Plot {
                     points: front.iter().map(|r| pt(r)).collect(),
                     labels: front.iter().map(|r| r.label.clone()).collect(),
                     line: true,
-                    dashed: false,
+                    dash: None,
                     marker: Marker::Filled,
                     color: color(2),
                 },
@@ -308,8 +304,9 @@ pub fn plots(res: &Results) -> Vec<Plot> {
         Plot {
             id: "cycles".into(),
             title: "Cycles vs array size".into(),
-            caption: "A line per workload and setting of the other axes; solid and dashed \
-                      lines alternate between settings."
+            caption: "A line per workload and setting of the other axes (solid, dashed and \
+                      dotted lines tell the settings apart); shapes with the same number of \
+                      processing elements (e.g. 8x32 and 16x16) stand one above the other."
                 .into(),
             kind: Kind::Xy {
                 x: axis("processing elements (rows x cols)", true),
