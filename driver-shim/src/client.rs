@@ -31,19 +31,7 @@ use crate::{File, Shim, ShimError};
 
 /// The argument size of a request the shim knows (`None`: ENOTTY).
 fn arg_size(req: u32) -> Option<usize> {
-    use std::mem::size_of;
-    Some(match req {
-        uapi::DRM_IOCTL_VERSION => size_of::<DrmVersion>(),
-        uapi::DRM_IOCTL_GET_CAP => size_of::<uapi::DrmGetCap>(),
-        uapi::DRM_IOCTL_GEM_CLOSE => size_of::<uapi::DrmGemClose>(),
-        uapi::DRM_IOCTL_NPUKIT_GET_PARAM => size_of::<uapi::GetParam>(),
-        uapi::DRM_IOCTL_NPUKIT_BO_CREATE => size_of::<uapi::BoCreate>(),
-        uapi::DRM_IOCTL_NPUKIT_BO_INFO => size_of::<uapi::BoInfo>(),
-        uapi::DRM_IOCTL_NPUKIT_SUBMIT => size_of::<Submit>(),
-        uapi::DRM_IOCTL_NPUKIT_WAIT => size_of::<uapi::Wait>(),
-        uapi::DRM_IOCTL_NPUKIT_JOB_STATS => size_of::<uapi::JobStats>(),
-        _ => return None,
-    })
+    uapi::KNOWN_IOCTLS.iter().find(|k| k.0 == req).map(|k| k.1)
 }
 
 #[derive(Debug)]

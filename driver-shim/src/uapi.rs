@@ -254,6 +254,20 @@ pub const DRM_IOCTL_NPUKIT_SUBMIT: u32 = drv(DRM_NPUKIT_SUBMIT, size_of::<Submit
 pub const DRM_IOCTL_NPUKIT_WAIT: u32 = drv(DRM_NPUKIT_WAIT, size_of::<Wait>());
 pub const DRM_IOCTL_NPUKIT_JOB_STATS: u32 = drv(DRM_NPUKIT_JOB_STATS, size_of::<JobStats>());
 
+/// Every request the driver answers (anything else is ENOTTY), with the size
+/// of its argument struct.
+pub const KNOWN_IOCTLS: [(u32, usize); 9] = [
+    (DRM_IOCTL_VERSION, size_of::<DrmVersion>()),
+    (DRM_IOCTL_GET_CAP, size_of::<DrmGetCap>()),
+    (DRM_IOCTL_GEM_CLOSE, size_of::<DrmGemClose>()),
+    (DRM_IOCTL_NPUKIT_GET_PARAM, size_of::<GetParam>()),
+    (DRM_IOCTL_NPUKIT_BO_CREATE, size_of::<BoCreate>()),
+    (DRM_IOCTL_NPUKIT_BO_INFO, size_of::<BoInfo>()),
+    (DRM_IOCTL_NPUKIT_SUBMIT, size_of::<Submit>()),
+    (DRM_IOCTL_NPUKIT_WAIT, size_of::<Wait>()),
+    (DRM_IOCTL_NPUKIT_JOB_STATS, size_of::<JobStats>()),
+];
+
 /// Every ioctl with its C name, for the header check and traces.
 pub const IOCTLS: &[(&str, u32)] = &[
     ("DRM_IOCTL_VERSION", DRM_IOCTL_VERSION),

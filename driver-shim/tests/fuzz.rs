@@ -58,17 +58,7 @@ fn random_ioctls_fail_cleanly_and_the_shim_keeps_working() {
         Errno::ETIMEDOUT,
         Errno::ENOTTY,
     ];
-    let reqs = [
-        DRM_IOCTL_VERSION,
-        DRM_IOCTL_GET_CAP,
-        DRM_IOCTL_GEM_CLOSE,
-        DRM_IOCTL_NPUKIT_GET_PARAM,
-        DRM_IOCTL_NPUKIT_BO_CREATE,
-        DRM_IOCTL_NPUKIT_BO_INFO,
-        DRM_IOCTL_NPUKIT_SUBMIT,
-        DRM_IOCTL_NPUKIT_WAIT,
-        DRM_IOCTL_NPUKIT_JOB_STATS,
-    ];
+    let reqs = KNOWN_IOCTLS.map(|k| k.0);
     let mut ok = 0;
     let mut seen = std::collections::BTreeMap::new();
     for i in 0..20_000 {

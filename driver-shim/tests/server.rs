@@ -124,17 +124,7 @@ fn ioctl_script(f: &dyn Ioctl, seed: u64) -> Vec<(u32, Result<(), Errno>, Vec<u6
         x ^= x << 17;
         x
     };
-    let reqs = [
-        DRM_IOCTL_VERSION,
-        DRM_IOCTL_GET_CAP,
-        DRM_IOCTL_GEM_CLOSE,
-        DRM_IOCTL_NPUKIT_GET_PARAM,
-        DRM_IOCTL_NPUKIT_BO_CREATE,
-        DRM_IOCTL_NPUKIT_BO_INFO,
-        DRM_IOCTL_NPUKIT_SUBMIT,
-        DRM_IOCTL_NPUKIT_WAIT,
-        DRM_IOCTL_NPUKIT_JOB_STATS,
-    ];
+    let reqs = KNOWN_IOCTLS.map(|k| k.0);
     let mut handles = [0u32; 8];
     let mut strings = [0u8; 96];
     let mut log = Vec::new();

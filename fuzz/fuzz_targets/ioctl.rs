@@ -76,18 +76,6 @@ impl Input<'_> {
     }
 }
 
-const KNOWN: [u32; 9] = [
-    DRM_IOCTL_VERSION,
-    DRM_IOCTL_GET_CAP,
-    DRM_IOCTL_GEM_CLOSE,
-    DRM_IOCTL_NPUKIT_GET_PARAM,
-    DRM_IOCTL_NPUKIT_BO_CREATE,
-    DRM_IOCTL_NPUKIT_BO_INFO,
-    DRM_IOCTL_NPUKIT_SUBMIT,
-    DRM_IOCTL_NPUKIT_WAIT,
-    DRM_IOCTL_NPUKIT_JOB_STATS,
-];
-
 const ALLOWED: [i32; 8] = [
     libc::EINVAL,
     libc::ENOENT,
@@ -284,7 +272,7 @@ fuzz_target!(|data: &[u8]| {
             }
             _ => {
                 let sel = inp.byte().unwrap_or(0);
-                let known = KNOWN[sel as usize % KNOWN.len()];
+                let known = KNOWN_IOCTLS[sel as usize % KNOWN_IOCTLS.len()].0;
                 let req: u64 = match sel >> 5 {
                     0 => inp.u32() as u64,
                     1 => inp.u64(),

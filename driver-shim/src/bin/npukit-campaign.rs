@@ -203,6 +203,18 @@ impl Ctx {
         })
     }
 
+    /// New random A and W in the BOs; the result the GEMM must give.
+    fn fresh_inputs(&mut self, rng: &mut Rng) -> Vec<u8> {
+        let mut a = vec![0u8; M * K];
+        let mut w = vec![0u8; K * N];
+        a.iter_mut()
+            .chain(w.iter_mut())
+            .for_each(|b| *b = rng.next() as u8);
+        self.a.write(0, &a);
+        self.w.write(0, &w);
+        cpu_gemm(&a, &w)
+    }
+
     fn handles(&self) -> [u32; 3] {
         [self.a.b.handle, self.w.b.handle, self.out.b.handle]
     }
@@ -333,15 +345,8 @@ fn faults_client(
     for _round in 0..jobs {
         let mut pending = Vec::new();
         for (ci, x) in ctxs.iter_mut().enumerate() {
-            let mut a = vec![0u8; M * K];
-            let mut w = vec![0u8; K * N];
-            a.iter_mut()
-                .chain(w.iter_mut())
-                .for_each(|b| *b = rng.next() as u8);
-            x.a.write(0, &a);
-            x.w.write(0, &w);
             x.out.write(0, &[SENTINEL; M * N * 4]);
-            let mut expect = cpu_gemm(&a, &w);
+            let mut expect = x.fresh_inputs(&mut rng);
             let r = rng.below(100);
             let seq = x.next_seq;
             let ctx = x.f.context();
@@ -561,13 +566,7 @@ fn soak_client(dev: &Accel, me: &str, seed: u64, deadline: Instant) -> Counts {
             _ if !ctxs.is_empty() => {
                 let i = rng.below(ctxs.len() as u64) as usize;
                 let x = &mut ctxs[i];
-                let mut a = vec![0u8; M * K];
-                let mut w = vec![0u8; K * N];
-                a.iter_mut()
-                    .chain(w.iter_mut())
-                    .for_each(|b| *b = rng.next() as u8);
-                x.a.write(0, &a);
-                x.w.write(0, &w);
+                let expect = x.fresh_inputs(&mut rng);
                 let faulty = rng.below(8) == 0;
                 if faulty {
                     let _ = dev.write_faults(&format!("{}/{}:hang", x.f.context(), x.next_seq));
@@ -579,7 +578,7 @@ fn soak_client(dev: &Accel, me: &str, seed: u64, deadline: Instant) -> Counts {
                     Ok(w2)
                         if !faulty
                             && w2.status == status::OK
-                            && x.out.read(0, M * N * 4) == cpu_gemm(&a, &w) =>
+                            && x.out.read(0, M * N * 4) == expect =>
                     {
                         c.add("jobs", 1)
                     }
