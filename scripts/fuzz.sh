@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz / libFuzzer) for a bounded time:
-# every target in fuzz/ for FUZZ_SECONDS seconds (default 30), starting from
+# every target in fuzz/ for FUZZ_SECONDS seconds (default 25), starting from
 # the checked-in seed corpora (fuzz/corpus/TARGET); new inputs go to
 # fuzz/target/corpus-run (not checked in). A crash, a hang (-timeout) or an
 # allocation past -rss_limit_mb fails the run and leaves the input in
@@ -14,9 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-secs="${FUZZ_SECONDS:-30}"
+secs="${FUZZ_SECONDS:-25}"
 planted_secs="${PLANTED_SECONDS:-120}"
-targets=(${FUZZ_TARGETS:-decode model workload ioctl})
+targets=(${FUZZ_TARGETS:-decode model workload ioctl ioctl_server})
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "npukit fuzz: cargo-fuzz is missing; installing it from crates.io (cargo install cargo-fuzz --locked)"

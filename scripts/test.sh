@@ -47,7 +47,7 @@ else
         NPUKIT_GUEST_BACKENDS="model lockstep:configs/4x4.toml" bash scripts/guest-test.sh
 fi
 # Coverage-guided fuzzing (fuzz/, a workspace of its own): every target for
-# FUZZ_SECONDS (default 30) from the checked-in seeds, then the planted-bug
+# FUZZ_SECONDS (default 25) from the checked-in seeds, then the planted-bug
 # check. Installs cargo-fuzz from crates.io when it is missing (and says so).
 # docs/reliability.md.
 if [ "${NPUKIT_SKIP_FUZZ:-0}" = 1 ]; then

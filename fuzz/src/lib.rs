@@ -1,5 +1,7 @@
 //! Helpers shared by the fuzz targets.
 
+pub mod ioctl_ops;
+
 use npukit_abi::desc::{Layout, Opcode};
 use npukit_abi::DESC_BYTES;
 use npukit_sim::NpuConfig;
