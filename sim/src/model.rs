@@ -222,6 +222,8 @@ fn unit_index(u: Unit) -> usize {
 #[derive(Debug, Default)]
 struct Plan {
     grant: Option<Req>,
+    /// Some requester offered a request (granted or not).
+    offered: bool,
     /// Units that asked for the port and were not granted.
     denied: [bool; 3],
     complete: [bool; 3],
@@ -229,6 +231,17 @@ struct Plan {
     token_stall: [bool; 3],
     dispatch: bool,
     fence_drained: bool,
+}
+
+impl Plan {
+    /// Nothing happens in the cycle (a response may still be delivered in it).
+    fn quiet(&self) -> bool {
+        !self.offered
+            && !self.dispatch
+            && !self.fence_drained
+            && self.complete == [false; 3]
+            && self.issue == [false; 3]
+    }
 }
 
 impl<S: EventSink> ModelDevice<S> {
@@ -617,6 +630,7 @@ impl<S: EventSink> ModelDevice<S> {
             });
         }
         let accept = self.dram.can_accept(self.now);
+        p.offered = cp_req.is_some() || store_req.is_some() || load_req.is_some();
         for r in [cp_req, store_req, load_req].into_iter().flatten() {
             if p.grant.is_none() && accept {
                 p.grant = Some(r);
@@ -677,12 +691,16 @@ impl<S: EventSink> ModelDevice<S> {
 
     // ---- applying a cycle ----
 
-    fn tick(&mut self, mem: &mut dyn DeviceMemory) {
+    /// Simulates one cycle. Returns whether it was quiet (S1: no request, issue,
+    /// completion, dispatch or fault) and left the state every decision depends
+    /// on as it was (no response, or an inert one): then the following cycles
+    /// are quiet too, up to the next cycle something is due ([`Self::quiet_until`]).
+    fn tick(&mut self, mem: &mut dyn DeviceMemory) -> bool {
         let t = self.now;
         if self.regs.error.is_some() {
             // Halted: frozen until reset; time passes, nothing counts.
             self.now += 1;
-            return;
+            return false;
         }
         let resp = self.dram.deliver(t);
         let plan = match self.plan(mem.size(), resp.is_some()) {
@@ -690,9 +708,15 @@ impl<S: EventSink> ModelDevice<S> {
             Err(f) => {
                 self.halt(t, f);
                 self.now += 1;
-                return;
+                return false;
             }
         };
+        if self.skip && plan.quiet() {
+            // Only the response, if any, changes anything (and the counters).
+            let inert = resp.is_none_or(|r| self.apply_response(t, r));
+            self.skip_to(t + 1);
+            return inert;
+        }
         if let Some(r) = plan.grant {
             self.apply_grant(t, r, mem);
         }
@@ -736,6 +760,7 @@ impl<S: EventSink> ModelDevice<S> {
         c.load_mem_stall += plan.denied[0] as u64;
         c.store_mem_stall += plan.denied[2] as u64;
         self.now += 1;
+        false
     }
 
     fn apply_grant(&mut self, t: u64, r: Req, mem: &mut dyn DeviceMemory) {
@@ -854,7 +879,11 @@ impl<S: EventSink> ModelDevice<S> {
         }
     }
 
-    fn apply_response(&mut self, t: u64, r: InFlight) {
+    /// Delivers a response. Returns whether it is inert: whether no decision of
+    /// a later cycle can differ for it (it completes no fetched descriptor, no
+    /// translation, no FENCE and no DMA descriptor's last beat); only memory
+    /// contents, the count in flight and a unit's outstanding count move.
+    fn apply_response(&mut self, t: u64, r: InFlight) -> bool {
         let InFlight {
             who,
             kind,
@@ -866,17 +895,22 @@ impl<S: EventSink> ModelDevice<S> {
             Payload::Fetch { data } => {
                 let chunk = FetchEntry::chunk(self.beat) as usize;
                 let limits = self.limits;
-                if let Some(e) = self
+                let undecoded = self
                     .cp
                     .fifo
                     .iter_mut()
                     .find(|e| e.beats_arrived < e.beats_issued)
-                {
-                    e.arrive(&data, chunk, &limits);
-                }
+                    .is_some_and(|e| {
+                        e.arrive(&data, chunk, &limits);
+                        e.decoded.is_none()
+                    });
+                // With nothing left in flight the deadlock rule (E1) could
+                // see something new.
+                undecoded && self.dram.outstanding() > 0
             }
             Payload::Pte { vpn, pte } => {
                 self.tlb_mut(who).arrive(vpn, pte);
+                false
             }
             Payload::Load {
                 local,
@@ -886,17 +920,20 @@ impl<S: EventSink> ModelDevice<S> {
             } => {
                 let (l, n) = (local as usize, len as usize);
                 self.local.side_mut(acc)[l..l + n].copy_from_slice(&data[..n]);
-                if let Some(j) = self.load.job.as_mut() {
+                self.load.job.as_mut().is_some_and(|j| {
                     j.outstanding -= 1;
-                }
+                    !(j.issued_all && j.outstanding == 0)
+                })
             }
             Payload::WriteAck => match who {
-                Engine::Cmd => self.fence_complete(t),
-                _ => {
-                    if let Some(j) = self.store.job.as_mut() {
-                        j.outstanding -= 1;
-                    }
+                Engine::Cmd => {
+                    self.fence_complete(t);
+                    false
                 }
+                _ => self.store.job.as_mut().is_some_and(|j| {
+                    j.outstanding -= 1;
+                    !(j.issued_all && j.outstanding == 0)
+                }),
             },
         }
     }
@@ -1067,25 +1104,12 @@ impl<S: EventSink> ModelDevice<S> {
 
     // ---- skipping quiet cycles ----
 
-    /// The first cycle from now on in which anything can happen.
-    fn next_activity(&self, mem_size: u64) -> u64 {
-        let t = self.now;
-        if self.regs.error.is_some() {
-            return u64::MAX;
-        }
-        let quiet = self.cp_request(mem_size).is_ok_and(|r| r.is_none())
-            && self.dispatch_decision() == Ok(false)
-            && Unit::ALL.iter().all(|&u| {
-                !self.completes_now(u)
-                    && !self.can_issue(u)
-                    && (u == Unit::Compute
-                        || self.dma_request(u, mem_size).is_ok_and(|r| r.is_none()))
-            })
-            && !(self.cp.fence.is_some_and(|f| f.phase == FencePhase::Drain) && self.drained())
-            && self.deadlocked(false, false).is_none();
-        if !quiet {
-            return t;
-        }
+    /// After a quiet cycle that changed no decision (see [`Self::tick`]): the
+    /// first cycle in which something is due (a response, a compute completion,
+    /// the watchdog). Every cycle before it is quiet, since nothing but time
+    /// changes until then and no decision depends on time but these three (and
+    /// the bandwidth credit, which matters only to a request).
+    fn quiet_until(&self) -> u64 {
         let mut next = u64::MAX;
         if let Some(d) = self.dram.next_due() {
             next = next.min(d);
@@ -1096,7 +1120,38 @@ impl<S: EventSink> ModelDevice<S> {
         if let Some(d) = self.watchdog_deadline() {
             next = next.min(d);
         }
-        next.max(t)
+        next.max(self.now)
+    }
+
+    /// From a quiet, unchanged state: skips to the next cycle something is due,
+    /// and while that is only an inert response (no compute completion, no
+    /// watchdog in that cycle), delivers it as the quiet cycle it is and goes
+    /// on skipping. Stops at `limit`.
+    fn skip_quiet(&mut self, limit: u64) {
+        loop {
+            let next = self.quiet_until().min(limit);
+            if next > self.now {
+                self.skip_to(next);
+            }
+            let t = self.now;
+            if t >= limit
+                || self.dram.next_due() != Some(t)
+                || self.compute.is_some_and(|j| j.done_at == t)
+                || self.watchdog_deadline().is_some_and(|d| d <= t)
+            {
+                return;
+            }
+            // The plan of cycle t is quiet (the state is the quiet one), so the
+            // cycle is the response alone.
+            let Some(r) = self.dram.deliver(t) else {
+                return;
+            };
+            let inert = self.apply_response(t, r);
+            self.skip_to(t + 1);
+            if !inert {
+                return;
+            }
+        }
     }
 
     /// Advances the clock to `to` through quiet cycles, counting them as stepping would.
@@ -1279,7 +1334,6 @@ impl<S: EventSink> Device for ModelDevice<S> {
     }
 
     fn run_until(&mut self, mem: &mut dyn DeviceMemory, cycle: u64, stop_on_irq: bool) -> RunExit {
-        let size = mem.size();
         loop {
             if stop_on_irq && self.irq_line() {
                 return RunExit::Irq;
@@ -1287,14 +1341,15 @@ impl<S: EventSink> Device for ModelDevice<S> {
             if self.now >= cycle {
                 return RunExit::Cycle;
             }
-            if self.skip {
-                let next = self.next_activity(size).min(cycle);
-                if next > self.now {
-                    self.skip_to(next);
-                    continue;
-                }
+            if self.skip && self.regs.error.is_some() {
+                // Halted: nothing happens until reset.
+                self.skip_to(cycle);
+                continue;
             }
-            self.tick(mem);
+            let quiet = self.tick(mem);
+            if self.skip && quiet {
+                self.skip_quiet(cycle);
+            }
         }
     }
 

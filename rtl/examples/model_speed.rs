@@ -1,0 +1,31 @@
+//! The model alone on the `rtl_speed` workload (the built-in example network
+//! compiled for a variant), for profilers: `valgrind --tool=callgrind` counts
+//! instructions exactly, where wall-clock benches on a shared machine are noisy.
+//!
+//! `cargo run --release -p npukit-rtl --example model_speed -- npu_8x8 [RUNS] [--step]`
+
+use npukit_rtl::variant;
+use npukit_sim::run::run_program;
+use npukit_sim::{ModelDevice, NpuConfig, VecMemory};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let name = args.first().map_or("npu_8x8", String::as_str);
+    let runs: u32 = args.get(1).map_or(Ok(1), |s| s.parse())?;
+    let step = args.iter().any(|a| a == "--step");
+    let info = variant::all()
+        .find(|v| v.name == name)
+        .ok_or_else(|| format!("no variant {name}"))?;
+    let cfg = info.apply(&NpuConfig::default());
+    let c = npukit_compiler::compile(&npukit_compiler::builtin_example(), &cfg)?;
+    let mut cycles = 0;
+    for _ in 0..runs {
+        let mut dev = ModelDevice::new(&cfg);
+        dev.set_skip(!step);
+        let mut mem = VecMemory::new(c.mem_bytes as usize);
+        npukit_compiler::load_image(&c, &mut mem)?;
+        cycles = run_program(&mut dev, &mut mem, c.ring_base, c.program.descs(), 1 << 34)?.cycles;
+    }
+    println!("{name}: {cycles} cycles per run, {runs} runs");
+    Ok(())
+}
