@@ -29,12 +29,14 @@
 
 use std::ops::Range;
 
-use npukit_abi::desc::{Act, Dma, Matmul, Op};
+use npukit_abi::desc::{Act, Add, Dma, Matmul, Max, Op};
 use npukit_abi::program::Program;
 use npukit_abi::DESC_BYTES;
 use npukit_sim::{DeviceMemory, NpuConfig};
 
-use crate::quant::{lower, LoweredLayer, LoweredOutput};
+use crate::graph::PoolKind;
+use crate::lower::{lower_graph, panel_width, AddK, Chunk, CopyK, Gemm, Geo, Kernel, PoolK};
+use crate::quant::LoweredOutput;
 use crate::sched::{conflict, token_balance, Access, Pending, Sched, Space};
 use crate::tensor::{DType, Tensor};
 use crate::tiling::{plan, LayerDims, Strategy, Tiling, SCRATCH_BYTES};
@@ -88,24 +90,34 @@ pub struct TensorPlacement {
 }
 
 impl TensorPlacement {
+    /// Rows of the `[rows, channels]` view: every dimension but the last.
+    pub fn rows(&self) -> usize {
+        self.shape[..self.shape.len() - 1].iter().product()
+    }
+
+    /// Channels (the last dimension).
+    pub fn cols(&self) -> usize {
+        self.shape[self.shape.len() - 1]
+    }
+
     fn layout(&self) -> TensorLayout {
         TensorLayout {
             addr: self.addr,
-            rows: self.shape[0],
-            cols: self.shape[1],
+            rows: self.rows(),
+            cols: self.cols(),
             eb: self.dtype.bytes(),
             panel: self.panel_cols,
         }
     }
 
-    /// Device address of element `(r, c)`.
+    /// Device address of element `(r, c)` (`r`: the row of the `[rows, channels]` view).
     pub fn offset(&self, r: usize, c: usize) -> u64 {
         self.layout().offset(r, c)
     }
 
     /// Bytes the tensor occupies.
     pub fn bytes(&self) -> u64 {
-        (self.shape[0] * self.shape[1] * self.dtype.bytes()) as u64
+        (self.rows() * self.cols() * self.dtype.bytes()) as u64
     }
 }
 
@@ -155,11 +167,16 @@ pub struct LayerSchedule {
     /// consecutive layers can overlap a little: the next layer's first weight
     /// loads are issued before this layer's last MATMULs.
     pub descs: Range<usize>,
-    /// Useful multiply-accumulates, `M x K x N`.
+    /// The operation (`conv2d`, `dense`, `maxpool`, ...).
+    pub op: &'static str,
+    /// Multiply-accumulates the MAC array performs, `M x K x N` of every
+    /// MATMUL (for grouped convolutions this includes the zero weights outside
+    /// the groups of a super-group).
     pub macs: u64,
     /// Bytes the layer's LOADs and STOREs move.
     pub dram_bytes: u64,
-    pub tiling: Tiling,
+    /// The tiling of the layer's (first) GEMM; `None` for layers without MATMULs.
+    pub tiling: Option<Tiling>,
 }
 
 /// A compiled workload: the program and everything needed to run it.
@@ -175,6 +192,8 @@ pub struct Compiled {
     pub inputs: Vec<TensorPlacement>,
     pub outputs: Vec<TensorPlacement>,
     pub layers: Vec<LayerSchedule>,
+    /// The layer (index into `layers`) of every descriptor; `None` for the final FENCE.
+    pub desc_layer: Vec<Option<u32>>,
     /// Compute descriptors added only to carry a token from the store unit to
     /// the load unit.
     pub relays: usize,
@@ -219,7 +238,7 @@ pub fn read_output(
             size: mem.size(),
         });
     }
-    let (rows, cols) = (p.shape[0], p.shape[1]);
+    let (rows, cols) = (p.rows(), p.cols());
     let mut bytes = vec![0u8; p.bytes() as usize];
     mem.read(p.addr, &mut bytes);
     let at = |r: usize, c: usize| (p.offset(r, c) - p.addr) as usize;
@@ -274,7 +293,7 @@ pub fn write_tensor(
             size: mem.size(),
         });
     }
-    let cols = p.shape[1];
+    let cols = p.cols();
     let bytes = p.layout().pack(|r, col| match &t.data {
         crate::tensor::TensorData::I8(v) => vec![v[r * cols + col] as u8],
         crate::tensor::TensorData::I32(v) => v[r * cols + col].to_le_bytes().to_vec(),
@@ -408,16 +427,6 @@ struct Step {
     stores: Vec<Pending>,
 }
 
-/// Device-memory placement of one layer's operands.
-struct LayerMem {
-    x: TensorLayout,
-    y: TensorLayout,
-    w_addr: u64,
-    b_addr: Option<u64>,
-    spad_base: u32,
-    acc_base: u32,
-}
-
 /// Contiguous pieces `(local, device address, bytes)` as few descriptors as
 /// possible: adjacent pieces merge into one run, equal pieces at equal
 /// distances into one 2-D transfer.
@@ -486,13 +495,288 @@ fn coalesce(load: bool, acc: bool, pieces: &[(usize, u64, usize)]) -> Vec<Pendin
     out
 }
 
-fn layer_steps(li: usize, l: &LoweredLayer, t: &Tiling, lm: &LayerMem, steps: &mut Vec<Step>) {
+/// A 2-D transfer of any size: rows and row bytes beyond the descriptor's
+/// 16-bit fields are split.
+#[allow(clippy::too_many_arguments)]
+fn dma2(
+    load: bool,
+    acc: bool,
+    local: usize,
+    dram: u64,
+    rows: usize,
+    rb: usize,
+    ds: u64,
+    ls: usize,
+    out: &mut Vec<Pending>,
+) {
+    if rows == 0 || rb == 0 {
+        return;
+    }
+    if rows == 1 || (ds == rb as u64 && ls == rb) {
+        out.extend(dma_contiguous(load, local as u32, dram, rows * rb, acc));
+        return;
+    }
+    const MAXB: usize = 32768;
+    let mut c = 0;
+    while c < rb {
+        let w = MAXB.min(rb - c);
+        let mut r = 0;
+        while r < rows {
+            let n = (u16::MAX as usize).min(rows - r);
+            out.extend(dma_2d(
+                load,
+                (local + r * ls + c) as u32,
+                dram + r as u64 * ds + c as u64,
+                n,
+                w,
+                ds,
+                ls,
+                acc,
+            ));
+            r += n;
+        }
+        c += w;
+    }
+}
+
+/// Bytes of each constant fill region in device memory.
+const FILL_BYTES: usize = 4096;
+
+/// Constant regions of one byte value each (padding), allocated on first use.
+#[derive(Debug, Default)]
+struct Fills {
+    addrs: Vec<(i8, u64)>,
+}
+
+impl Fills {
+    fn addr(&self, v: i8) -> u64 {
+        self.addrs
+            .iter()
+            .find(|a| a.0 == v)
+            .map(|a| a.1)
+            .expect("fill regions are allocated before code generation")
+    }
+}
+
+/// `rows` rows of `rb` bytes, `ls` apart in the scratchpad, set to the fill value at `fill`.
+fn fill2(local: usize, rows: usize, rb: usize, ls: usize, fill: u64, out: &mut Vec<Pending>) {
+    if rows == 0 || rb == 0 {
+        return;
+    }
+    let mut c = 0;
+    while c < rb {
+        let w = FILL_BYTES.min(rb - c);
+        let mut r = 0;
+        while r < rows {
+            let n = (u16::MAX as usize).min(rows - r);
+            out.extend(dma(
+                true,
+                Dma {
+                    local: (local + r * ls + c) as u32,
+                    dram: fill,
+                    rows: n as u16,
+                    row_bytes: w as u16,
+                    dram_stride: 0,
+                    local_stride: if n > 1 { ls as u32 } else { w as u32 },
+                    acc: false,
+                },
+            ));
+            r += n;
+        }
+        c += w;
+    }
+}
+
+/// LOADs that gather the packed `m x chunk.w` panel of output pixels
+/// `m0 .. m0 + m` for one K chunk into the scratchpad at `local`: strided
+/// 2-D LOADs of the pixels whose window lies inside the input, fills from the
+/// constant region `fill` for padding.
+#[allow(clippy::too_many_arguments)]
+fn gather(
+    x: &TensorLayout,
+    g: &Geo,
+    ch: &Chunk,
+    cg: usize,
+    m0: usize,
+    m: usize,
+    local: usize,
+    fill: u64,
+    out: &mut Vec<Pending>,
+) {
+    let w = ch.w;
+    let pw = x.width(ch.c0 / x.panel);
+    if g.pointwise() {
+        dma2(
+            true,
+            false,
+            local,
+            x.offset(m0, ch.c0),
+            m,
+            w,
+            pw as u64,
+            w,
+            out,
+        );
+        return;
+    }
+    let per_img = g.oh * g.ow;
+    let ls = g.ow * w;
+    let end = m0 + m;
+    let span = if ch.nkx > 1 { ch.nkx } else { 1 } as i64;
+    let mut p = m0;
+    while p < end {
+        let img = p / per_img;
+        let r = p % per_img;
+        let (oy, ox) = (r / g.ow, r % g.ow);
+        let (ya, yb, xa, xb) = if ox == 0 && end - p >= g.ow {
+            let nrows = ((end - p) / g.ow).min(g.oh - oy);
+            (oy, oy + nrows, 0, g.ow)
+        } else {
+            let len = (g.ow - ox).min(end - p);
+            (oy, oy + 1, ox, ox + len)
+        };
+        p = (img * g.oh + yb - 1) * g.ow + xb;
+        let at = |oy: usize, ox: usize| local + ((img * g.oh + oy) * g.ow + ox - m0) * w;
+        let iy = |oy: usize| (oy * g.sy + ch.ky * g.dy) as i64 - g.pt as i64;
+        let valid = |oy: usize| (0..g.h as i64).contains(&iy(oy));
+        let va = (ya..yb).find(|&o| valid(o)).unwrap_or(yb);
+        let vb = (va..yb).find(|&o| !valid(o)).unwrap_or(yb);
+        fill2(at(ya, xa), va - ya, (xb - xa) * w, ls, fill, out);
+        fill2(at(vb, xa), yb - vb, (xb - xa) * w, ls, fill, out);
+        if va == vb {
+            continue;
+        }
+        let nr = vb - va;
+        let ix = |ox: usize| (ox * g.sx + ch.kx * g.dx) as i64 - g.pl as i64;
+        let inside = |ox: usize| ix(ox) >= 0 && ix(ox) + span <= g.w as i64;
+        let lo = (xa..xb).find(|&o| inside(o)).unwrap_or(xb);
+        let hi = (lo..xb).find(|&o| !inside(o)).unwrap_or(xb);
+        let pix = |oy: usize, ixv: i64| {
+            x.offset((img * g.h + iy(oy) as usize) * g.w + ixv as usize, ch.c0)
+        };
+        let row_stride = (g.sy * g.w * pw) as u64;
+        if lo < hi {
+            let n = hi - lo;
+            if g.sx * pw == w {
+                dma2(
+                    true,
+                    false,
+                    at(va, lo),
+                    pix(va, ix(lo)),
+                    nr,
+                    n * w,
+                    row_stride,
+                    ls,
+                    out,
+                );
+            } else if nr <= n {
+                for oy in va..vb {
+                    dma2(
+                        true,
+                        false,
+                        at(oy, lo),
+                        pix(oy, ix(lo)),
+                        n,
+                        w,
+                        (g.sx * pw) as u64,
+                        w,
+                        out,
+                    );
+                }
+            } else {
+                for ox in lo..hi {
+                    dma2(
+                        true,
+                        false,
+                        at(va, ox),
+                        pix(va, ix(ox)),
+                        nr,
+                        w,
+                        row_stride,
+                        ls,
+                        out,
+                    );
+                }
+            }
+        }
+        for ox in (xa..lo).chain(hi..xb) {
+            fill2(at(va, ox), nr, w, ls, fill, out);
+            let (a, b) = (ix(ox).max(0), (ix(ox) + span).min(g.w as i64));
+            if span > 1 && a < b {
+                let skip = (a - ix(ox)) as usize * cg;
+                dma2(
+                    true,
+                    false,
+                    at(va, ox) + skip,
+                    pix(va, a),
+                    nr,
+                    (b - a) as usize * cg,
+                    row_stride,
+                    ls,
+                    out,
+                );
+            }
+        }
+    }
+}
+
+/// STOREs of an `m x ncols` tile (packed rows `src_stride` bytes apart at
+/// local `src`) into columns `col ..` of rows `m0 ..` of `y`, cut at its panels.
+#[allow(clippy::too_many_arguments)]
+fn store_tile(
+    y: &TensorLayout,
+    m0: usize,
+    m: usize,
+    col: usize,
+    ncols: usize,
+    src: usize,
+    src_stride: usize,
+    acc: bool,
+    out: &mut Vec<Pending>,
+) {
+    let eb = y.eb;
+    let mut c = col;
+    while c < col + ncols {
+        let p = c / y.panel;
+        let end = (col + ncols).min((p + 1) * y.panel);
+        dma2(
+            false,
+            acc,
+            src + (c - col) * eb,
+            y.offset(m0, c),
+            m,
+            (end - c) * eb,
+            (y.width(p) * eb) as u64,
+            src_stride,
+            out,
+        );
+        c = end;
+    }
+}
+
+/// Device-memory placement of one GEMM's operands.
+struct GemmMem<'a> {
+    x: &'a TensorLayout,
+    y: &'a TensorLayout,
+    w_addr: u64,
+    b_addr: Option<u64>,
+    fill: u64,
+    spad_base: usize,
+    acc_base: usize,
+}
+
+fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec<Step>) {
     let (k, n) = (l.k, l.n);
-    let (kc, nc, mt, g) = (t.k_chunk, t.n_chunk, t.m_tile, t.k_group);
-    debug_assert_eq!(lm.x.panel, kc);
-    let nk = k.div_ceil(kc);
+    let (nc, mt, g) = (t.n_chunk, t.m_tile, t.k_group);
+    let ch = &l.chunks;
+    let nk = ch.len();
     let nn = n.div_ceil(nc);
     let nq = nk.div_ceil(g);
+    let cg = if l.geo.kw > 1 && ch.first().is_some_and(|c| c.nkx > 1) {
+        ch[0].w / ch[0].nkx
+    } else {
+        0
+    };
     let rq = match l.output {
         LoweredOutput::Int8(r) => Some(r),
         LoweredOutput::Int32 => None,
@@ -501,14 +785,11 @@ fn layer_steps(li: usize, l: &LoweredLayer, t: &Tiling, lm: &LayerMem, steps: &m
     let act_bias = rq.is_some() && l.bias.is_some();
     let preload = rq.is_none() && l.bias.is_some();
     let xbuf = t.x_buf_bytes(k);
-    let x_off = lm.spad_base as usize;
+    let x_off = lm.spad_base;
     let w_off = x_off + t.x_bufs * xbuf;
     let o_off = w_off + t.w_bufs * t.w_buf_bytes();
-    let acc_off = lm.acc_base as usize;
+    let acc_off = lm.acc_base;
     let bias_off = acc_off + t.acc_bufs * t.acc_tile_bytes();
-    let kcj = |c: usize| kc.min(k - c * kc);
-    // Rotating buffer counters: weight groups, input groups, finished output
-    // tiles (ACT staging, bias slots), output tiles started (accumulator).
     let (mut wstep, mut xgrp, mut done, mut started) = (0usize, 0usize, 0usize, 0usize);
     let mut tile_acc = vec![0u32; nn];
     for tm in 0..l.m.div_ceil(mt) {
@@ -538,7 +819,6 @@ fn layer_steps(li: usize, l: &LoweredLayer, t: &Tiling, lm: &LayerMem, steps: &m
                 started += 1;
             }
             let acc_tile = tile_acc[jn];
-            // Input panels c0..c1 of rows m0..: when first needed.
             let load_x = if t.x_resident {
                 jn == 0
             } else {
@@ -554,16 +834,17 @@ fn layer_steps(li: usize, l: &LoweredLayer, t: &Tiling, lm: &LayerMem, steps: &m
             }
             let panel = |c: usize| {
                 if t.x_resident {
-                    xbase + c * mt * kc
+                    xbase + ch[c].k0 * mt
                 } else {
-                    xbase + (c - c0) * mt * kc
+                    xbase + (ch[c].k0 - ch[c0].k0) * mt
                 }
             };
             if load_x {
-                let pieces: Vec<_> = (c0..c1)
-                    .map(|c| (panel(c), lm.x.offset(m0, c * kc), m * kcj(c)))
-                    .collect();
-                st.loads.extend(coalesce(true, false, &pieces));
+                let mut v = Vec::new();
+                for c in c0..c1 {
+                    gather(lm.x, &l.geo, &ch[c], cg, m0, m, panel(c), lm.fill, &mut v);
+                }
+                st.loads.extend(merge_contiguous(v));
             }
             let last = q == nq - 1;
             let bslot = bias_off + (done % t.bias_slots.max(1)) * nc * 4;
@@ -575,7 +856,6 @@ fn layer_steps(li: usize, l: &LoweredLayer, t: &Tiling, lm: &LayerMem, steps: &m
                         .extend(dma_contiguous(true, bslot as u32, src, ncj * 4, true));
                 }
                 if preload && q == 0 {
-                    // The bias row repeated m times (device stride 0).
                     st.loads.extend(dma(
                         true,
                         Dma {
@@ -592,17 +872,19 @@ fn layer_steps(li: usize, l: &LoweredLayer, t: &Tiling, lm: &LayerMem, steps: &m
             }
             let wbuf = w_off + (wstep % t.w_bufs) * t.w_buf_bytes();
             wstep += 1;
-            let wbytes: usize = (c0..c1).map(|c| kcj(c) * ncj).sum();
-            let wsrc = lm.w_addr + (jn * k * nc + c0 * kc * ncj) as u64;
+            let k0 = ch[c0].k0;
+            let k1 = ch[c1 - 1].k0 + ch[c1 - 1].w;
+            let wbytes = (k1 - k0) * ncj;
+            let wsrc = lm.w_addr + (jn * k * nc + k0 * ncj) as u64;
             st.loads
                 .extend(dma_contiguous(true, wbuf as u32, wsrc, wbytes, false));
             for c in c0..c1 {
                 st.computes.push(matmul(Matmul {
                     a: panel(c) as u32,
-                    w: (wbuf + (c - c0) * kc * ncj) as u32,
+                    w: (wbuf + (ch[c].k0 - k0) * ncj) as u32,
                     out: acc_tile,
                     m: m as u16,
-                    k: kcj(c) as u16,
+                    k: ch[c].w as u16,
                     n: ncj as u16,
                     accumulate: c > 0 || preload,
                 }));
@@ -627,59 +909,351 @@ fn layer_steps(li: usize, l: &LoweredLayer, t: &Tiling, lm: &LayerMem, steps: &m
                     }
                     None => acc_tile as usize,
                 };
-                // The m x ncj tile into the output's panels.
-                let y = lm.y;
-                let mut c = n0;
-                while c < n0 + ncj {
-                    let p = c / y.panel;
-                    let end = (n0 + ncj).min((p + 1) * y.panel);
-                    st.stores.extend(dma_2d(
-                        false,
-                        (src + (c - n0) * eb) as u32,
-                        y.offset(m0, c),
-                        m,
-                        (end - c) * eb,
-                        (y.width(p) * eb) as u64,
-                        ncj * eb,
-                        rq.is_none(),
-                    ));
-                    c = end;
-                }
+                let mut v = Vec::new();
+                store_tile(
+                    lm.y,
+                    m0,
+                    m,
+                    l.col0 + n0,
+                    ncj,
+                    src,
+                    ncj * eb,
+                    rq.is_none(),
+                    &mut v,
+                );
+                st.stores.extend(v);
             }
             steps.push(st);
         }
     }
 }
 
-/// Weights as `kc x nc` blocks, N chunk major, each block row-major.
-fn pretile(l: &LoweredLayer, kc: usize, nc: usize) -> Vec<u8> {
-    let (k, n) = (l.k, l.n);
+/// Merges LOADs that continue each other (the panels of consecutive K chunks
+/// of a pointwise GEMM) into fewer descriptors.
+fn merge_contiguous(v: Vec<Pending>) -> Vec<Pending> {
+    let simple = v.iter().all(|p| match p.op {
+        Op::Load(d) => {
+            d.rows == 1
+                || d.local_stride == d.row_bytes as u32 && d.dram_stride == d.row_bytes as u32
+        }
+        _ => false,
+    });
+    if !simple || v.len() < 2 {
+        return v;
+    }
+    let pieces: Vec<(usize, u64, usize)> = v
+        .iter()
+        .map(|p| match p.op {
+            Op::Load(d) => (
+                d.local as usize,
+                d.dram,
+                d.rows as usize * d.row_bytes as usize,
+            ),
+            _ => unreachable!("checked above"),
+        })
+        .collect();
+    coalesce(true, false, &pieces)
+}
+
+fn elementwise(op: Op) -> Pending {
+    let access = match op {
+        Op::Add(a) => vec![
+            Access::read(Space::Spad, a.a as u64, a.len as u64),
+            Access::read(Space::Spad, a.b as u64, a.len as u64),
+            Access::write(Space::Acc, a.dst as u64, a.len as u64 * 4),
+        ],
+        Op::Max(m) => vec![
+            Access::read(Space::Spad, m.a as u64, m.len as u64),
+            Access::read(Space::Spad, m.b as u64, m.len as u64),
+            Access::write(Space::Spad, m.dst as u64, m.len as u64),
+        ],
+        _ => unreachable!("only ADD and MAX"),
+    };
+    Pending { op, access }
+}
+
+/// Output pixels per tile of a non-GEMM kernel: `spad_per` scratchpad and
+/// `acc_per` accumulator bytes per pixel must fit half of each memory (the
+/// other half belongs to the neighbouring kernels); a tile of at least one
+/// output row is cut to whole rows.
+fn elem_tile(
+    name: &str,
+    cfg: &NpuConfig,
+    pixels: usize,
+    ow: usize,
+    spad_per: usize,
+    acc_per: usize,
+) -> Result<usize, CompileError> {
+    let spad = (cfg.memory.spad_bytes - SCRATCH_BYTES) as usize / 2;
+    let acc = cfg.memory.acc_bytes as usize / 2;
+    let mut m = (spad / spad_per.max(1)).min(pixels).min(u16::MAX as usize);
+    if acc_per > 0 {
+        m = m.min(acc / acc_per);
+    }
+    if m == 0 {
+        return Err(CompileError::Tiling {
+            layer: name.to_string(),
+            config: config_summary(cfg),
+            message: format!(
+                "one pixel needs {spad_per} scratchpad and {acc_per} accumulator bytes; half of \
+                 each memory ({spad} and {acc} bytes) is available to a layer"
+            ),
+        });
+    }
+    if m >= ow && ow > 1 {
+        m = m / ow * ow;
+    }
+    Ok(m)
+}
+
+/// Pooling: per channel panel and tile, one gather per kernel position, MAX
+/// into the result (max) or ADD into an accumulator tile then ACT (average).
+#[allow(clippy::too_many_arguments)]
+fn pool_steps(
+    li: usize,
+    p: &PoolK,
+    x: &TensorLayout,
+    y: &TensorLayout,
+    mt: usize,
+    base: usize,
+    acc_base: usize,
+    fill: u64,
+    steps: &mut Vec<Step>,
+) {
+    let pix = p.geo.p();
+    let npanels = x.cols.div_ceil(x.panel);
+    let mut unit = 0usize;
+    let mut gbuf = 0usize;
+    let pb = x.panel;
+    let slot = mt * pb;
+    for j in 0..npanels {
+        let pw = x.width(j);
+        for m0 in (0..pix).step_by(mt) {
+            let m = mt.min(pix - m0);
+            let len = (m * pw) as u32;
+            let r = base + (unit % 2) * slot;
+            let acc = acc_base + (unit % 2) * slot * 4;
+            unit += 1;
+            let kpos = p.geo.kh * p.geo.kw;
+            for i in 0..kpos {
+                let ch = Chunk {
+                    k0: 0,
+                    w: pw,
+                    ky: i / p.geo.kw,
+                    kx: i % p.geo.kw,
+                    nkx: 1,
+                    c0: j * pb,
+                };
+                let mut st = Step {
+                    layer: li,
+                    ..Default::default()
+                };
+                let direct = p.kind == PoolKind::Max && i == 0;
+                let g = if direct {
+                    r
+                } else {
+                    gbuf += 1;
+                    base + (2 + gbuf % 2) * slot
+                };
+                gather(x, &p.geo, &ch, 0, m0, m, g, fill, &mut st.loads);
+                match p.kind {
+                    PoolKind::Max if !direct => st.computes.push(elementwise(Op::Max(Max {
+                        a: r as u32,
+                        b: g as u32,
+                        dst: r as u32,
+                        len,
+                    }))),
+                    PoolKind::Max => {}
+                    PoolKind::Avg => st.computes.push(elementwise(Op::Add(Add {
+                        a: g as u32,
+                        b: g as u32,
+                        dst: acc as u32,
+                        len,
+                        a_zp: p.zx,
+                        b_zp: 0,
+                        a_mult: 1,
+                        b_mult: 0,
+                        accumulate: i > 0,
+                    }))),
+                }
+                if i + 1 == kpos {
+                    if let Some(rq) = p.requant {
+                        st.computes.push(act(Act {
+                            src: acc as u32,
+                            dst: r as u32,
+                            bias: None,
+                            rows: m as u16,
+                            cols: pw as u16,
+                            multiplier: rq.multiplier,
+                            shift: rq.shift,
+                            zero_point: rq.zero_point,
+                            relu: false,
+                        }));
+                    }
+                    store_tile(y, m0, m, j * pb, pw, r, pw, false, &mut st.stores);
+                }
+                steps.push(st);
+            }
+        }
+    }
+}
+
+/// Add: per channel panel and tile, LOAD both inputs, ADD, ACT, STORE.
+#[allow(clippy::too_many_arguments)]
+fn add_steps(
+    li: usize,
+    a: &AddK,
+    xa: &TensorLayout,
+    xb: &TensorLayout,
+    y: &TensorLayout,
+    mt: usize,
+    base: usize,
+    acc_base: usize,
+    steps: &mut Vec<Step>,
+) {
+    let pb = y.panel;
+    let slot = mt * pb;
+    let mut unit = 0usize;
+    for j in 0..y.cols.div_ceil(pb) {
+        let pw = y.width(j);
+        for m0 in (0..y.rows).step_by(mt) {
+            let m = mt.min(y.rows - m0);
+            let u = unit % 2;
+            unit += 1;
+            let (ba, bb, br) = (
+                base + u * 3 * slot,
+                base + (u * 3 + 1) * slot,
+                base + (u * 3 + 2) * slot,
+            );
+            let acc = acc_base + u * slot * 4;
+            let mut st = Step {
+                layer: li,
+                ..Default::default()
+            };
+            dma2(
+                true,
+                false,
+                ba,
+                xa.offset(m0, j * pb),
+                m,
+                pw,
+                pw as u64,
+                pw,
+                &mut st.loads,
+            );
+            dma2(
+                true,
+                false,
+                bb,
+                xb.offset(m0, j * pb),
+                m,
+                pw,
+                pw as u64,
+                pw,
+                &mut st.loads,
+            );
+            let rq = a.requant;
+            st.computes.push(elementwise(Op::Add(Add {
+                a: ba as u32,
+                b: bb as u32,
+                dst: acc as u32,
+                len: (m * pw) as u32,
+                a_zp: a.za,
+                b_zp: a.zb,
+                a_mult: a.ma,
+                b_mult: a.mb,
+                accumulate: false,
+            })));
+            st.computes.push(act(Act {
+                src: acc as u32,
+                dst: br as u32,
+                bias: None,
+                rows: m as u16,
+                cols: pw as u16,
+                multiplier: rq.multiplier,
+                shift: rq.shift,
+                zero_point: rq.zero_point,
+                relu: rq.relu,
+            }));
+            store_tile(y, m0, m, j * pb, pw, br, pw, false, &mut st.stores);
+            steps.push(st);
+        }
+    }
+}
+
+/// Concat: every channel panel of the input through the scratchpad into its
+/// channels of the output.
+#[allow(clippy::too_many_arguments)]
+fn copy_steps(
+    li: usize,
+    c: &CopyK,
+    x: &TensorLayout,
+    y: &TensorLayout,
+    mt: usize,
+    base: usize,
+    steps: &mut Vec<Step>,
+) {
+    let pb = x.panel;
+    let mut unit = 0usize;
+    for j in 0..x.cols.div_ceil(pb) {
+        let pw = x.width(j);
+        for m0 in (0..x.rows).step_by(mt) {
+            let m = mt.min(x.rows - m0);
+            let b = base + (unit % 2) * mt * pb;
+            unit += 1;
+            let mut st = Step {
+                layer: li,
+                ..Default::default()
+            };
+            dma2(
+                true,
+                false,
+                b,
+                x.offset(m0, j * pb),
+                m,
+                pw,
+                pw as u64,
+                pw,
+                &mut st.loads,
+            );
+            store_tile(y, m0, m, c.col0 + j * pb, pw, b, pw, false, &mut st.stores);
+            steps.push(st);
+        }
+    }
+}
+
+/// Weights as blocks of (N chunk, K chunk), N chunk major, each block `w x nc` row-major.
+fn pretile(g: &Gemm, nc: usize) -> Vec<u8> {
+    let (k, n) = (g.k, g.n);
     let mut out = Vec::with_capacity(k * n);
     for n0 in (0..n).step_by(nc) {
         let ncj = nc.min(n - n0);
-        for k0 in (0..k).step_by(kc) {
-            let kcj = kc.min(k - k0);
-            for kk in k0..k0 + kcj {
-                out.extend(
-                    l.weights[kk * n + n0..kk * n + n0 + ncj]
-                        .iter()
-                        .map(|&w| w as u8),
-                );
-            }
+        for kk in 0..k {
+            out.extend(
+                g.weights[kk * n + n0..kk * n + n0 + ncj]
+                    .iter()
+                    .map(|&w| w as u8),
+            );
         }
     }
     out
 }
 
-fn layer_dims(l: &LoweredLayer) -> LayerDims {
-    let int8_out = matches!(l.output, LoweredOutput::Int8(_));
+fn gemm_dims(g: &Gemm) -> LayerDims {
+    let int8_out = matches!(g.output, LoweredOutput::Int8(_));
+    let pointwise = g.geo.pointwise();
+    let contiguous = g.geo.sx == 1;
     LayerDims {
-        m: l.m,
-        k: l.k,
-        n: l.n,
+        m: g.m,
+        k: g.k,
+        n: g.n,
         int8_out,
-        act_bias: int8_out && l.bias.is_some(),
-        preload: !int8_out && l.bias.is_some(),
+        act_bias: int8_out && g.bias.is_some(),
+        preload: !int8_out && g.bias.is_some(),
+        k_chunk: g.chunks.iter().map(|c| c.w).max().unwrap_or(1),
+        chunks: g.chunks.len(),
+        m_align: if pointwise { 1 } else { g.geo.ow },
+        x_desc_rows: if pointwise || contiguous { 0 } else { 1 },
     }
 }
 
@@ -695,6 +1269,51 @@ pub fn compile(w: &Workload, cfg: &NpuConfig) -> Result<Compiled, CompileError> 
     compile_with(w, cfg, &CompileOptions::default())
 }
 
+/// A first-fit allocator over device memory with reuse of freed blocks.
+#[derive(Debug)]
+struct Dram {
+    top: u64,
+    free: Vec<(u64, u64)>,
+}
+
+impl Dram {
+    fn alloc(&mut self, bytes: u64) -> u64 {
+        let bytes = align_up(bytes.max(1), ALIGN);
+        if let Some(i) = self.free.iter().position(|&(_, len)| len >= bytes) {
+            let (a, len) = self.free[i];
+            if len == bytes {
+                self.free.remove(i);
+            } else {
+                self.free[i] = (a + bytes, len - bytes);
+            }
+            return a;
+        }
+        let a = align_up(self.top, ALIGN);
+        self.top = a + bytes;
+        a
+    }
+
+    fn release(&mut self, addr: u64, bytes: u64) {
+        let bytes = align_up(bytes.max(1), ALIGN);
+        self.free.push((addr, bytes));
+        self.free.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for &(a, l) in &self.free {
+            match merged.last_mut() {
+                Some(m) if m.0 + m.1 == a => m.1 += l,
+                _ => merged.push((a, l)),
+            }
+        }
+        self.free = merged;
+    }
+}
+
+/// What one kernel needs, decided before code generation.
+enum Plan {
+    Gemm(Tiling),
+    Tile(usize),
+}
+
 /// [`compile`] with explicit options.
 pub fn compile_with(
     w: &Workload,
@@ -704,114 +1323,232 @@ pub fn compile_with(
     cfg.validate()
         .map_err(|e| CompileError::Config(e.to_string()))?;
     let graph = w.graph();
-    graph.check_shapes()?;
-    let layers = lower(graph)?;
-    let input = graph.input()?;
-    let outputs = graph.outputs()?;
-    let tilings = layers
+    let rows = cfg.array.rows as usize;
+    let cols = cfg.array.cols as usize;
+    let low = lower_graph(graph, rows, cols)?;
+    let kernels: Vec<(usize, &Kernel)> = low
+        .nodes
         .iter()
-        .map(|l| {
-            plan(&layer_dims(l), cfg, opts.strategy).map_err(|message| CompileError::Tiling {
-                layer: l.name.clone(),
-                config: config_summary(cfg),
-                message,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+        .enumerate()
+        .flat_map(|(ni, n)| n.kernels.iter().map(move |k| (ni, k)))
+        .collect();
+    let pbs: Vec<usize> = low.tensors.iter().map(|t| panel_width(t, rows)).collect();
 
-    // Device-memory layout.
+    // Tiling.
+    let mut plans = Vec::new();
+    for &(ni, k) in &kernels {
+        let name = &low.nodes[ni].name;
+        plans.push(match k {
+            Kernel::Gemm(g) => {
+                Plan::Gemm(plan(&gemm_dims(g), cfg, opts.strategy).map_err(|message| {
+                    CompileError::Tiling {
+                        layer: name.clone(),
+                        config: config_summary(cfg),
+                        message,
+                    }
+                })?)
+            }
+            Kernel::Pool(p) => {
+                let pb = pbs[p.x];
+                let acc = if p.kind == PoolKind::Avg { 8 * pb } else { 0 };
+                Plan::Tile(elem_tile(name, cfg, p.geo.p(), p.geo.ow, 4 * pb, acc)?)
+            }
+            Kernel::Add(a) => {
+                let pb = pbs[a.y];
+                let t = &low.tensors[a.y];
+                Plan::Tile(elem_tile(
+                    name,
+                    cfg,
+                    t.shape.rows(),
+                    t.shape.w,
+                    6 * pb,
+                    8 * pb,
+                )?)
+            }
+            Kernel::Copy(c) => {
+                let pb = pbs[c.x];
+                let t = &low.tensors[c.x];
+                Plan::Tile(elem_tile(name, cfg, t.shape.rows(), t.shape.w, 2 * pb, 0)?)
+            }
+        });
+    }
+
+    // Device-memory layout: ring, constants, input, weights, biases, then the
+    // activations, each allocated when its producer starts and freed after its
+    // last reader, so dead tensors' memory is reused.
     let ring_bytes = cfg.cmdproc.max_ring as u64 * DESC_BYTES as u64;
-    let mut cursor = RING_BASE + ring_bytes;
-    let mut alloc = |bytes: u64| {
-        let a = align_up(cursor, ALIGN);
-        cursor = a + bytes;
-        a
+    let mut dram = Dram {
+        top: RING_BASE + ring_bytes,
+        free: Vec::new(),
     };
-    let batch = graph.batch;
     let mut image = Vec::new();
-    // Each activation is laid out for its consumer: panels of its K chunk.
-    let x_layout = |addr: u64, cols: usize, eb: usize, panel: usize| TensorLayout {
-        addr,
-        rows: batch,
-        cols,
-        eb,
-        panel,
-    };
-    let mut x0 = x_layout(0, input.features, 1, tilings[0].k_chunk);
-    x0.addr = alloc(x0.bytes() as u64);
-    image.push((
-        x0.addr,
-        x0.pack(|r, c| vec![input.data[r * input.features + c] as u8]),
-    ));
-    let mut w_addrs = Vec::new();
-    for (l, t) in layers.iter().zip(&tilings) {
-        let bytes = pretile(l, t.k_chunk, t.n_chunk);
-        let a = alloc(bytes.len() as u64);
-        image.push((a, bytes));
-        w_addrs.push(a);
-    }
-    let mut b_addrs = Vec::new();
-    for l in &layers {
-        b_addrs.push(l.bias.as_ref().map(|b| {
-            let bytes: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let a = alloc(bytes.len() as u64);
-            image.push((a, bytes));
-            a
-        }));
-    }
-    let mut acts = vec![x0];
-    for (i, l) in layers.iter().enumerate() {
-        let eb = match l.output {
-            LoweredOutput::Int8(_) => 1,
-            LoweredOutput::Int32 => 4,
+    let mut fills = Fills::default();
+    for &(_, k) in &kernels {
+        let v = match k {
+            Kernel::Gemm(g) if !g.geo.pointwise() => g.pad,
+            Kernel::Pool(p) => p.pad,
+            _ => continue,
         };
-        let panel = tilings.get(i + 1).map_or(l.n, |t| t.k_chunk);
-        let mut y = x_layout(0, l.n, eb, panel);
-        y.addr = alloc(y.bytes() as u64);
-        acts.push(y);
+        if fills.addrs.iter().all(|a| a.0 != v) {
+            let a = dram.alloc(FILL_BYTES as u64);
+            image.push((a, vec![v as u8; FILL_BYTES]));
+            fills.addrs.push((v, a));
+        }
     }
-    let mem_bytes = align_up(cursor, 4096);
+    let layout = |t: usize, addr: u64| {
+        let d = &low.tensors[t];
+        TensorLayout {
+            addr,
+            rows: d.shape.rows(),
+            cols: d.shape.c,
+            eb: d.dtype.bytes(),
+            panel: pbs[t],
+        }
+    };
+    let mut addrs: Vec<Option<u64>> = vec![None; low.tensors.len()];
+    let input = graph.input()?;
+    let x0 = {
+        let mut l = layout(low.input, 0);
+        l.addr = dram.alloc(l.bytes() as u64);
+        let c = input.shape.c;
+        image.push((l.addr, l.pack(|r, col| vec![input.data[r * c + col] as u8])));
+        addrs[low.input] = Some(l.addr);
+        l
+    };
+    let mut w_addrs = Vec::new();
+    for (i, &(_, k)) in kernels.iter().enumerate() {
+        w_addrs.push(match (k, &plans[i]) {
+            (Kernel::Gemm(g), Plan::Gemm(t)) => {
+                let bytes = pretile(g, t.n_chunk);
+                let a = dram.alloc(bytes.len() as u64);
+                image.push((a, bytes));
+                let b = g.bias.as_ref().map(|b| {
+                    let bytes: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    let a = dram.alloc(bytes.len() as u64);
+                    image.push((a, bytes));
+                    a
+                });
+                Some((a, b))
+            }
+            _ => None,
+        });
+    }
+    let mut last_use = vec![0usize; low.tensors.len()];
+    for (i, &(_, k)) in kernels.iter().enumerate() {
+        for r in k.reads() {
+            last_use[r] = i;
+        }
+    }
+    let mut allocs = Vec::with_capacity(kernels.len());
+    for (i, &(_, k)) in kernels.iter().enumerate() {
+        let y = k.writes();
+        if addrs[y].is_none() {
+            addrs[y] = Some(dram.alloc(layout(y, 0).bytes() as u64));
+        }
+        allocs.push(addrs[y]);
+        // Free what this kernel read last (not the input, not graph outputs).
+        for r in k.reads() {
+            let t = &low.tensors[r];
+            if last_use[r] == i && !t.input && t.outputs.is_empty() && r != y {
+                if let Some(a) = addrs[r] {
+                    dram.release(a, layout(r, 0).bytes() as u64);
+                }
+            }
+        }
+    }
+    let mem_bytes = align_up(dram.top, 4096);
     if mem_bytes > cfg.dram.size_bytes {
         return Err(CompileError::MemoryTooSmall {
             needed: mem_bytes,
             size: cfg.dram.size_bytes,
         });
     }
+    let lay = |t: usize| layout(t, addrs[t].expect("every tensor is placed"));
 
-    // Steps.
+    // Steps. Consecutive kernels use opposite ends of the local memories.
+    let spad = cfg.memory.spad_bytes as usize;
+    let accb = cfg.memory.acc_bytes as usize;
     let mut steps = Vec::new();
-    for (li, (l, t)) in layers.iter().zip(&tilings).enumerate() {
-        let (spad_base, acc_base) = if li % 2 == 0 {
-            (SCRATCH_BYTES, 0)
-        } else {
-            (
-                cfg.memory.spad_bytes - t.spad_bytes as u32,
-                cfg.memory.acc_bytes - t.acc_bytes as u32,
-            )
-        };
-        let lm = LayerMem {
-            x: acts[li],
-            y: acts[li + 1],
-            w_addr: w_addrs[li],
-            b_addr: b_addrs[li],
-            spad_base,
-            acc_base,
-        };
-        layer_steps(li, l, t, &lm, &mut steps);
+    for (i, &(ni, k)) in kernels.iter().enumerate() {
+        let top = i % 2 == 1;
+        match (k, &plans[i]) {
+            (Kernel::Gemm(g), Plan::Gemm(t)) => {
+                let (spad_base, acc_base) = if top {
+                    (spad - t.spad_bytes, accb - t.acc_bytes)
+                } else {
+                    (SCRATCH_BYTES as usize, 0)
+                };
+                let (wa, ba) = w_addrs[i].expect("GEMMs have weights");
+                let (x, y) = (lay(g.x), lay(g.y));
+                let lm = GemmMem {
+                    x: &x,
+                    y: &y,
+                    w_addr: wa,
+                    b_addr: ba,
+                    fill: if g.geo.pointwise() {
+                        0
+                    } else {
+                        fills.addr(g.pad)
+                    },
+                    spad_base,
+                    acc_base,
+                };
+                gemm_steps(ni, g, t, &lm, &mut steps);
+            }
+            (k, &Plan::Tile(mt)) => {
+                let (x, pb) = match k {
+                    Kernel::Pool(p) => (p.x, pbs[p.x]),
+                    Kernel::Add(a) => (a.y, pbs[a.y]),
+                    Kernel::Copy(c) => (c.x, pbs[c.x]),
+                    Kernel::Gemm(_) => unreachable!("GEMMs have a GEMM plan"),
+                };
+                let _ = x;
+                let (sp, ac) = match k {
+                    Kernel::Pool(_) => (4 * mt * pb, 2 * mt * pb * 4),
+                    Kernel::Add(_) => (6 * mt * pb, 2 * mt * pb * 4),
+                    _ => (2 * mt * pb, 0),
+                };
+                let (base, acc_base) = if top {
+                    (spad - sp, accb - ac)
+                } else {
+                    (SCRATCH_BYTES as usize, 0)
+                };
+                match k {
+                    Kernel::Pool(p) => {
+                        let f = fills.addr(p.pad);
+                        pool_steps(
+                            ni,
+                            p,
+                            &lay(p.x),
+                            &lay(p.y),
+                            mt,
+                            base,
+                            acc_base,
+                            f,
+                            &mut steps,
+                        )
+                    }
+                    Kernel::Add(a) => add_steps(
+                        ni,
+                        a,
+                        &lay(a.a),
+                        &lay(a.b),
+                        &lay(a.y),
+                        mt,
+                        base,
+                        acc_base,
+                        &mut steps,
+                    ),
+                    Kernel::Copy(c) => {
+                        copy_steps(ni, c, &lay(c.x), &lay(c.y), mt, base, &mut steps)
+                    }
+                    Kernel::Gemm(_) => unreachable!("GEMMs have a GEMM plan"),
+                }
+            }
+            _ => return Err(CompileError::Internal("a kernel without its plan".into())),
+        }
     }
-
-    // Every operation becomes at least one descriptor: give up early on a
-    // program the ring cannot hold.
-    let ops: usize = steps
-        .iter()
-        .map(|st| st.loads.len() + st.computes.len() + st.stores.len())
-        .sum();
-    if (ops as u64 + 2).next_power_of_two() > cfg.cmdproc.max_ring as u64 {
-        return Err(CompileError::RingTooSmall {
-            descriptors: ops + 1,
-            max_ring: cfg.cmdproc.max_ring,
-        });
-    }
+    let _ = allocs;
 
     // Scheduling, software-pipelined: before the compute of step s, emit the
     // loads of the steps up to s + lookahead, unless one touches what an
@@ -850,12 +1587,6 @@ pub fn compile_with(
 
     let program = Program::from(s.descs.clone());
     let len = program.len();
-    if (len as u64 + 1).next_power_of_two() > cfg.cmdproc.max_ring as u64 {
-        return Err(CompileError::RingTooSmall {
-            descriptors: len,
-            max_ring: cfg.cmdproc.max_ring,
-        });
-    }
     program
         .validate(&cfg.limits())
         .map_err(|(i, e)| CompileError::Internal(format!("descriptor {i}: {e}")))?;
@@ -864,32 +1595,49 @@ pub fn compile_with(
         return Err(CompileError::Internal(format!("unbalanced tokens {bal:?}")));
     }
 
-    let mut sched = Vec::new();
-    for (li, (l, t)) in layers.iter().zip(&tilings).enumerate() {
-        let idx: Vec<usize> = (0..len).filter(|&i| s.layer_of[i] == Some(li)).collect();
-        let descs = match (idx.first(), idx.last()) {
-            (Some(&a), Some(&b)) => a..b + 1,
-            _ => 0..0,
-        };
-        let dram_bytes = idx
-            .iter()
-            .map(|&i| match program.descs()[i].op {
-                Op::Load(d) | Op::Store(d) => d.rows as u64 * d.row_bytes as u64,
-                _ => 0,
-            })
-            .sum();
-        sched.push(LayerSchedule {
-            name: l.name.clone(),
-            descs,
-            macs: l.macs(),
-            dram_bytes,
-            tiling: *t,
-        });
+    let mut sched: Vec<LayerSchedule> = low
+        .nodes
+        .iter()
+        .map(|n| LayerSchedule {
+            name: n.name.clone(),
+            op: n.op,
+            descs: usize::MAX..0,
+            macs: 0,
+            dram_bytes: 0,
+            tiling: None,
+        })
+        .collect();
+    for (i, &(ni, _)) in kernels.iter().enumerate() {
+        if let Plan::Gemm(t) = plans[i] {
+            sched[ni].tiling.get_or_insert(t);
+        }
     }
-    let last = layers.len() - 1;
-    let out_dtype = match layers[last].output {
-        LoweredOutput::Int8(_) => DType::I8,
-        LoweredOutput::Int32 => DType::I32,
+    for (i, d) in program.descs().iter().enumerate() {
+        let Some(li) = s.layer_of[i] else { continue };
+        let l = &mut sched[li];
+        l.descs = l.descs.start.min(i)..l.descs.end.max(i + 1);
+        match d.op {
+            Op::Load(d) | Op::Store(d) => l.dram_bytes += d.rows as u64 * d.row_bytes as u64,
+            Op::Matmul(m) => l.macs += m.m as u64 * m.k as u64 * m.n as u64,
+            _ => {}
+        }
+    }
+    for l in &mut sched {
+        if l.descs.start > l.descs.end {
+            l.descs = 0..0;
+        }
+    }
+    let _ = len;
+    let placement = |name: &str, t: usize| {
+        let d = &low.tensors[t];
+        TensorPlacement {
+            name: name.to_string(),
+            addr: addrs[t].expect("every tensor is placed"),
+            shape: d.dims.clone(),
+            dtype: d.dtype,
+            row_stride: (pbs[t] * d.dtype.bytes()) as u64,
+            panel_cols: pbs[t],
+        }
     };
     Ok(Compiled {
         program,
@@ -897,22 +1645,16 @@ pub fn compile_with(
         ring_base: RING_BASE,
         mem_bytes,
         inputs: vec![TensorPlacement {
-            name: input.name.clone(),
             addr: x0.addr,
-            shape: vec![batch, input.features],
-            dtype: DType::I8,
-            row_stride: x0.panel as u64,
-            panel_cols: x0.panel,
+            ..placement(&input.name, low.input)
         }],
-        outputs: vec![TensorPlacement {
-            name: outputs[0].name.clone(),
-            addr: acts[last + 1].addr,
-            shape: vec![batch, layers[last].n],
-            dtype: out_dtype,
-            row_stride: (layers[last].n * out_dtype.bytes()) as u64,
-            panel_cols: layers[last].n,
-        }],
+        outputs: low
+            .outputs
+            .iter()
+            .map(|(name, t)| placement(name, *t))
+            .collect(),
         layers: sched,
+        desc_layer: s.layer_of.iter().map(|l| l.map(|v| v as u32)).collect(),
         relays: s.relays,
     })
 }

@@ -36,6 +36,8 @@ use std::path::Path;
 
 pub mod codegen;
 pub mod graph;
+mod lower;
+mod netjson;
 pub mod quant;
 pub mod reference;
 mod sched;
@@ -77,12 +79,6 @@ pub enum CompileError {
         config: String,
         message: String,
     },
-    #[error(
-        "the program has {descriptors} descriptors; a ring of {max_ring} entries \
-         (cmdproc.max_ring) holds at most {}",
-        max_ring - 1
-    )]
-    RingTooSmall { descriptors: usize, max_ring: u32 },
     #[error("no output tensor named `{0}`")]
     UnknownOutput(String),
     #[error("device memory of {size} bytes is smaller than the {needed} bytes needed")]

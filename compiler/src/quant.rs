@@ -239,6 +239,106 @@ pub fn lower(graph: &Graph) -> Result<Vec<LoweredLayer>, CompileError> {
         .collect()
 }
 
+/// A convolution's folded bias (`b'[co] = b[co] - zx * sum of its weights`, one
+/// per output channel) and requantisation (`sx * sw / sy`, ReLU not set).
+/// `cin`: the input channels.
+pub fn conv_requant(
+    c: &crate::graph::Conv,
+    input: Quant,
+    cin: usize,
+) -> Result<(Vec<i32>, Requant), String> {
+    let g = c.groups;
+    let (cin_g, cout_g) = (cin / g, c.out_channels / g);
+    let window = c.kernel[0] * c.kernel[1] * cin_g;
+    let zx = input.zero_point as i64;
+    let mut bias = Vec::with_capacity(c.out_channels);
+    for co in 0..c.out_channels {
+        let (grp, j) = (co / cout_g, co % cout_g);
+        let base = grp * window * cout_g;
+        let colsum: i64 = (0..window)
+            .map(|r| c.weights[base + r * cout_g + j] as i64)
+            .sum();
+        let given = c.bias.as_ref().map_or(0, |b| b[co] as i64);
+        let v = given - zx * colsum;
+        bias.push(i32::try_from(v).map_err(|_| {
+            format!("bias[{co}] folded with the input zero point ({given} - {zx} * {colsum}) overflows int32")
+        })?);
+    }
+    let sw = c.weight_scales[0];
+    let real = input.scale * sw / c.output.scale;
+    let fm = quantize_multiplier(real).map_err(|e| {
+        format!(
+            "{e} (input scale {} * weight scale {sw} / output scale {})",
+            input.scale, c.output.scale
+        )
+    })?;
+    Ok((
+        bias,
+        Requant {
+            multiplier: fm.multiplier,
+            shift: fm.shift,
+            zero_point: c.output.zero_point as i8,
+            relu: false,
+        },
+    ))
+}
+
+/// Average pooling: the window sum of `x - zx` times `sx / (sy * count)`.
+pub fn avg_requant(x: Quant, y: Quant, count: usize) -> Result<Requant, String> {
+    let real = x.scale / (y.scale * count as f64);
+    let fm = quantize_multiplier(real).map_err(|e| {
+        format!(
+            "{e} (input scale {} / (output scale {} * {count} window elements))",
+            x.scale, y.scale
+        )
+    })?;
+    Ok(Requant {
+        multiplier: fm.multiplier,
+        shift: fm.shift,
+        zero_point: y.zero_point as i8,
+        relu: false,
+    })
+}
+
+/// Fixed-point scale of the larger add operand (its multiplier is `2^14`).
+pub const ADD_ONE: f64 = 16384.0;
+
+/// The add `y = zy + (sa (a - za) + sb (b - zb)) / sy` in the NPU's integers:
+/// `acc = (a - za) * ma + (b - zb) * mb` (ADD, i16 multipliers, the larger
+/// operand's ratio scaled to `2^14`), then `requantize(acc)` with the
+/// multiplier `max(sa, sb) / (sy * 2^14)` (ACT). Against the float definition
+/// (ONNX QLinearAdd, round half to even) it differs by at most one step of the
+/// output (tested in `tests/quant.rs`).
+pub fn add_requant(a: Quant, b: Quant, y: Quant) -> Result<(i16, i16, Requant), String> {
+    let (ra, rb) = (a.scale / y.scale, b.scale / y.scale);
+    let rmax = ra.max(rb);
+    let ma = (ra / rmax * ADD_ONE).round();
+    let mb = (rb / rmax * ADD_ONE).round();
+    if ma < 1.0 || mb < 1.0 {
+        return Err(format!(
+            "input scales {} and {} differ by more than 2^14; the add would ignore one input",
+            a.scale, b.scale
+        ));
+    }
+    let fm = quantize_multiplier(rmax / ADD_ONE).map_err(|e| {
+        format!(
+            "{e} (input scale {} / output scale {})",
+            a.scale.max(b.scale),
+            y.scale
+        )
+    })?;
+    Ok((
+        ma as i16,
+        mb as i16,
+        Requant {
+            multiplier: fm.multiplier,
+            shift: fm.shift,
+            zero_point: y.zero_point as i8,
+            relu: false,
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

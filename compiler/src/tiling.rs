@@ -45,6 +45,35 @@ pub struct LayerDims {
     pub act_bias: bool,
     /// int32 output with a bias: the output tile is preloaded with the bias rows.
     pub preload: bool,
+    /// Widest K chunk (at most the array's rows).
+    pub k_chunk: usize,
+    /// Number of K chunks.
+    pub chunks: usize,
+    /// M tiles of at least this many rows are cut to a multiple of it (an
+    /// output image row, so gathers stay few 2-D transfers); 1 for none.
+    pub m_align: usize,
+    /// Input panels are gathered with one LOAD per `x_desc_rows` rows of a
+    /// tile (strided windows); 0 when a panel is one or two LOADs.
+    pub x_desc_rows: usize,
+}
+
+impl LayerDims {
+    /// A plain GEMM: K cut into chunks of `min(k, rows)`, panels one LOAD each.
+    pub fn gemm(m: usize, k: usize, n: usize, rows: usize) -> LayerDims {
+        let kc = k.min(rows);
+        LayerDims {
+            m,
+            k,
+            n,
+            int8_out: true,
+            act_bias: true,
+            preload: false,
+            k_chunk: kc,
+            chunks: k.div_ceil(kc),
+            m_align: 1,
+            x_desc_rows: 0,
+        }
+    }
 }
 
 /// A layer's tiling and local-memory footprint.
@@ -178,7 +207,7 @@ impl Costs {
 pub fn estimate(d: &LayerDims, t: &Tiling, cfg: &NpuConfig) -> u64 {
     let c = Costs::new(cfg);
     let (kc, nc, mt, g) = (t.k_chunk, t.n_chunk, t.m_tile, t.k_group);
-    let nk = d.k.div_ceil(kc);
+    let nk = d.chunks;
     let nn = d.n.div_ceil(nc);
     let nq = nk.div_ceil(g);
     let tiles = d.m.div_ceil(mt);
@@ -196,7 +225,12 @@ pub fn estimate(d: &LayerDims, t: &Tiling, cfg: &NpuConfig) -> u64 {
     } else {
         steps
     };
-    let x_load = c.dma(1, g * mt * kc);
+    let gather_descs = if d.x_desc_rows > 0 {
+        mt.div_ceil(d.x_desc_rows) as f64
+    } else {
+        0.0
+    };
+    let x_load = c.dma(1, g * mt * kc) + g as f64 * gather_descs * c.fixed;
     let mut load = steps * w_load + x_steps * x_load;
     let mut descs = steps + x_steps + (tiles * nn * (nk + 1)) as f64;
     if d.act_bias {
@@ -273,9 +307,9 @@ pub fn plan(d: &LayerDims, cfg: &NpuConfig, strategy: Strategy) -> Result<Tiling
     let cols = cfg.array.cols as usize;
     let spad = (cfg.memory.spad_bytes - SCRATCH_BYTES) as usize;
     let acc = cfg.memory.acc_bytes as usize;
-    let kc = d.k.min(rows);
+    let kc = d.k_chunk.min(rows);
     let nc = d.n.min(cols);
-    let nk = d.k.div_ceil(kc);
+    let nk = d.chunks;
     let nn = d.n.div_ceil(nc);
     let mut gs: Vec<usize> = (0..).map(|i| 1usize << i).take_while(|&g| g < nk).collect();
     gs.push(nk);
@@ -302,7 +336,10 @@ pub fn plan(d: &LayerDims, cfg: &NpuConfig, strategy: Strategy) -> Result<Tiling
             let mut mts = Vec::new();
             let mut mt = mt_max;
             while mt > 0 {
-                let bal = d.m.div_ceil(d.m.div_ceil(mt));
+                let mut bal = d.m.div_ceil(d.m.div_ceil(mt));
+                if d.m_align > 1 && bal >= d.m_align {
+                    bal = bal / d.m_align * d.m_align;
+                }
                 if !mts.contains(&bal) {
                     mts.push(bal);
                 }
@@ -378,14 +415,7 @@ mod tests {
     use super::*;
 
     fn dims(m: usize, k: usize, n: usize) -> LayerDims {
-        LayerDims {
-            m,
-            k,
-            n,
-            int8_out: true,
-            act_bias: true,
-            preload: false,
-        }
+        LayerDims::gemm(m, k, n, 16)
     }
 
     #[test]
@@ -405,7 +435,7 @@ mod tests {
         cfg.array.cols = 8;
         cfg.memory.spad_bytes = 256;
         cfg.memory.acc_bytes = 256;
-        let d = dims(100, 300, 70);
+        let d = LayerDims::gemm(100, 300, 70, 4);
         let t = plan(&d, &cfg, Strategy::Auto).unwrap();
         assert!(t.spad_bytes + SCRATCH_BYTES as usize <= 256, "{t}");
         assert!(t.acc_bytes <= 256, "{t}");

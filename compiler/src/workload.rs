@@ -18,7 +18,7 @@ use crate::CompileError;
 pub struct Workload {
     pub name: String,
     pub description: Option<String>,
-    graph: Graph,
+    pub(crate) graph: Graph,
 }
 
 impl Workload {
@@ -71,10 +71,10 @@ fn default_input_name() -> String {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct QuantSpec {
-    scale: f64,
+pub(crate) struct QuantSpec {
+    pub scale: f64,
     #[serde(default)]
-    zero_point: i64,
+    pub zero_point: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,7 +117,7 @@ pub const MAX_DIM: usize = 1 << 20;
 /// holds. (Found by the `workload` fuzz target: the product was allocated.)
 pub const MAX_ELEMENTS: usize = 1 << 26;
 
-fn check_elements(ctx: &str, what: &str, rows: usize, cols: usize) -> Result<usize, CompileError> {
+pub(crate) fn check_elements(ctx: &str, what: &str, rows: usize, cols: usize) -> Result<usize, CompileError> {
     rows.checked_mul(cols)
         .filter(|&n| n <= MAX_ELEMENTS)
         .ok_or_else(|| {
@@ -128,7 +128,7 @@ fn check_elements(ctx: &str, what: &str, rows: usize, cols: usize) -> Result<usi
         })
 }
 
-fn invalid(context: &str, message: impl Into<String>) -> CompileError {
+pub(crate) fn invalid(context: &str, message: impl Into<String>) -> CompileError {
     CompileError::Invalid {
         context: context.to_string(),
         message: message.into(),
@@ -139,8 +139,12 @@ fn invalid(context: &str, message: impl Into<String>) -> CompileError {
 /// graph and runs the shape check and the quantisation lowering, so that every
 /// problem is reported here, naming the layer or field at fault.
 pub fn parse_workload(json: &str) -> Result<Workload, CompileError> {
+    let v: Value = serde_json::from_str(json).map_err(|e| CompileError::Json(e.to_string()))?;
+    if v.get("nodes").is_some() {
+        return crate::netjson::parse_graph(v);
+    }
     let spec: WorkloadSpec =
-        serde_json::from_str(json).map_err(|e| CompileError::Json(e.to_string()))?;
+        serde_json::from_value(v).map_err(|e| CompileError::Json(e.to_string()))?;
     let batch = spec.batch;
     if batch == 0 || batch > MAX_DIM {
         return Err(invalid(
@@ -159,7 +163,8 @@ pub fn parse_workload(json: &str) -> Result<Workload, CompileError> {
     let data = int8_values(&ictx, "data", &inp.data, batch, inp.features)?;
     let input = InputNode {
         name: inp.name,
-        features: inp.features,
+        shape: crate::graph::Shape::matrix(batch, inp.features),
+        matrix: true,
         quant: iquant,
         data,
     };
@@ -170,7 +175,7 @@ pub fn parse_workload(json: &str) -> Result<Workload, CompileError> {
         ));
     }
     let mut layers = Vec::new();
-    let mut prev_out = input.features;
+    let mut prev_out = input.features();
     for (i, v) in spec.layers.into_iter().enumerate() {
         let hint = v
             .get("name")
@@ -194,14 +199,14 @@ pub fn parse_workload(json: &str) -> Result<Workload, CompileError> {
     })
 }
 
-fn check_dim(ctx: &str, field: &str, v: usize) -> Result<(), CompileError> {
+pub(crate) fn check_dim(ctx: &str, field: &str, v: usize) -> Result<(), CompileError> {
     if v == 0 || v > MAX_DIM {
         return Err(invalid(ctx, format!("{field} {v} must be 1 to {MAX_DIM}")));
     }
     Ok(())
 }
 
-fn zero_point(ctx: &str, what: &str, z: i64) -> Result<i32, CompileError> {
+pub(crate) fn zero_point(ctx: &str, what: &str, z: i64) -> Result<i32, CompileError> {
     if !(-128..=127).contains(&z) {
         return Err(invalid(
             ctx,
@@ -211,7 +216,7 @@ fn zero_point(ctx: &str, what: &str, z: i64) -> Result<i32, CompileError> {
     Ok(z as i32)
 }
 
-fn scale(ctx: &str, what: &str, s: f64) -> Result<f64, CompileError> {
+pub(crate) fn scale(ctx: &str, what: &str, s: f64) -> Result<f64, CompileError> {
     if !s.is_finite() || s <= 0.0 {
         return Err(invalid(
             ctx,
@@ -221,7 +226,7 @@ fn scale(ctx: &str, what: &str, s: f64) -> Result<f64, CompileError> {
     Ok(s)
 }
 
-fn quant(ctx: &str, q: &QuantSpec) -> Result<Quant, CompileError> {
+pub(crate) fn quant(ctx: &str, q: &QuantSpec) -> Result<Quant, CompileError> {
     Ok(Quant {
         scale: scale(ctx, "", q.scale)?,
         zero_point: zero_point(ctx, "", q.zero_point)?,
@@ -468,7 +473,7 @@ fn values(
     }
 }
 
-fn int8_values(
+pub(crate) fn int8_values(
     ctx: &str,
     what: &str,
     v: &Value,
@@ -479,7 +484,12 @@ fn int8_values(
     Ok(vals.into_iter().map(|x| x as i8).collect())
 }
 
-fn int32_values(ctx: &str, what: &str, v: &Value, n: usize) -> Result<Vec<i32>, CompileError> {
+pub(crate) fn int32_values(
+    ctx: &str,
+    what: &str,
+    v: &Value,
+    n: usize,
+) -> Result<Vec<i32>, CompileError> {
     let vals = values(ctx, what, v, 1, n, &INT32)?;
     Ok(vals.into_iter().map(|x| x as i32).collect())
 }

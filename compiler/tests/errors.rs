@@ -264,11 +264,6 @@ fn configurations_that_cannot_hold_a_tile_are_named() {
         &e.to_string(),
         &["layer fc1", "smallest tile", "scratchpad"],
     );
-    // A ring too small for the program.
-    let mut c = NpuConfig::default();
-    c.cmdproc.max_ring = 8;
-    let e = compile_err(&w, &c);
-    assert_mentions(&e.to_string(), &["descriptors", "cmdproc.max_ring"]);
     // Device memory too small for the tensors.
     let mut c = NpuConfig::default();
     c.dram.size_bytes = 4096;

@@ -106,7 +106,9 @@ fn tiny_local_memories_force_many_tiles() {
         .unwrap();
         let (cc, _) = run_and_check(&w, c);
         assert!(
-            cc.layers.iter().all(|l| l.tiling.m_tile < 13),
+            cc.layers
+                .iter()
+                .all(|l| l.tiling.is_some_and(|t| t.m_tile < 13)),
             "{:?}",
             cc.layers
         );
@@ -164,4 +166,15 @@ fn memory_system_variants() {
         check_all_strategies(&w, c);
         check_all_strategies(&g, c);
     }
+}
+
+#[test]
+fn programs_longer_than_the_ring_run_through_ring_refill() {
+    // mlp-small is a few hundred descriptors; a ring of 8 holds 7 at a time.
+    let mut c = NpuConfig::default();
+    c.cmdproc.max_ring = 8;
+    let w = builtin_example();
+    let (cc, out) = run_and_check(&w, &c);
+    assert!(cc.program.len() > 50, "{}", cc.program.len());
+    assert!(out.cycles > 0);
 }

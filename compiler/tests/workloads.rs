@@ -32,7 +32,11 @@ fn check(name: &str) {
     for l in &c.layers {
         println!(
             "  {}: descs {:?}, {} MACs, {} DRAM bytes, {}",
-            l.name, l.descs, l.macs, l.dram_bytes, l.tiling
+            l.name,
+            l.descs,
+            l.macs,
+            l.dram_bytes,
+            l.tiling.map(|t| t.to_string()).unwrap_or_default()
         );
     }
 }

@@ -137,7 +137,9 @@ pub fn wait_idle(
     }
 }
 
-/// [`start`] then [`wait_idle`]: the program should end with a FENCE with IRQ, or
+/// Runs a whole program: [`start`] then [`wait_idle`] when it fits the largest
+/// ring the device allows; otherwise through a [`RingRun`] that refills the ring
+/// as the device consumes it. The program should end with a FENCE with IRQ, or
 /// the run only ends at `max_cycles`.
 pub fn run_program(
     dev: &mut dyn Device,
@@ -146,10 +148,157 @@ pub fn run_program(
     descs: &[Descriptor],
     max_cycles: u64,
 ) -> Result<Outcome, RunError> {
-    start(dev, mem, ring_base, descs)?;
-    let cycles = wait_idle(dev, mem, max_cycles)?;
+    let mut run = RingRun::start(dev, mem, ring_base, descs)?;
+    let cycles = run.finish(dev, mem, max_cycles)?;
     Ok(Outcome {
         cycles,
         counters: read_counters(dev),
     })
+}
+
+/// Cycles simulated between two looks at the ring head while a refill is due.
+pub const REFILL_SLICE: u64 = 2048;
+
+/// A program run through a ring that may be smaller than the program, the way
+/// a driver feeds a long command stream: the ring (the device's largest, or the
+/// smallest power of two above the program) is filled, and every
+/// [`REFILL_SLICE`] cycles the descriptors the device has consumed are replaced
+/// by the next ones and the tail is advanced. A program that fits is written
+/// once, exactly as [`start`] does.
+#[derive(Debug, Clone)]
+pub struct RingRun<'a> {
+    descs: &'a [Descriptor],
+    ring_base: u64,
+    size: u32,
+    /// Program index of the next descriptor to write into the ring.
+    written: usize,
+    /// Cycles run so far.
+    cycles: u64,
+}
+
+impl<'a> RingRun<'a> {
+    /// Writes the first part of `descs` at physical `ring_base` and starts the device.
+    pub fn start(
+        dev: &mut dyn Device,
+        mem: &mut dyn DeviceMemory,
+        ring_base: u64,
+        descs: &'a [Descriptor],
+    ) -> Result<Self, RunError> {
+        if descs.is_empty() {
+            return Err(RunError::Empty);
+        }
+        let max = dev.mmio_read(regs::MAX_RING);
+        let first = descs.len().min(max.saturating_sub(1) as usize);
+        if first == 0 {
+            return Err(RunError::RingTooLarge {
+                len: descs.len(),
+                needed: 2,
+                max,
+            });
+        }
+        start(dev, mem, ring_base, &descs[..first])?;
+        let size = (first as u32 + 1).next_power_of_two().max(2);
+        Ok(RingRun {
+            descs,
+            ring_base,
+            size,
+            written: first,
+            cycles: 0,
+        })
+    }
+
+    /// Descriptors of the program the device has been given so far.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Program index of the descriptor the device fetches next (ring head).
+    pub fn head(&self, dev: &mut dyn Device) -> usize {
+        let in_ring = (self.tail_slot() + self.size - dev.mmio_read(regs::RING_HEAD)) % self.size;
+        self.written - in_ring as usize
+    }
+
+    fn tail_slot(&self) -> u32 {
+        (self.written % self.size as usize) as u32
+    }
+
+    /// Tops the ring up with the next descriptors.
+    fn refill(&mut self, dev: &mut dyn Device, mem: &mut dyn DeviceMemory) {
+        let head = dev.mmio_read(regs::RING_HEAD);
+        let used = (self.tail_slot() + self.size - head) % self.size;
+        let free = (self.size - 1 - used) as usize;
+        let n = free.min(self.descs.len() - self.written);
+        if n == 0 {
+            return;
+        }
+        for i in 0..n {
+            let slot = (self.written + i) % self.size as usize;
+            mem.write(
+                self.ring_base + (slot * DESC_BYTES) as u64,
+                &self.descs[self.written + i].encode(),
+            );
+        }
+        self.written += n;
+        dev.mmio_write(regs::RING_TAIL, self.tail_slot());
+    }
+
+    /// Runs for at most `max_cycles`, refilling the ring: `Ok(true)` once the
+    /// whole program has been consumed and the device is idle, `Ok(false)` when
+    /// the cycles ran out first.
+    pub fn run_for(
+        &mut self,
+        dev: &mut dyn Device,
+        mem: &mut dyn DeviceMemory,
+        max_cycles: u64,
+    ) -> Result<bool, RunError> {
+        let mut left = max_cycles;
+        while self.written < self.descs.len() {
+            if left == 0 {
+                return Ok(false);
+            }
+            let slice = REFILL_SLICE.min(left);
+            let t0 = dev.cycle();
+            match wait_idle(dev, mem, slice) {
+                Ok(_) | Err(RunError::Timeout { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            let ran = dev.cycle() - t0;
+            self.cycles += ran;
+            left = left.saturating_sub(ran.max(1));
+            self.refill(dev, mem);
+        }
+        match wait_idle(dev, mem, left) {
+            Ok(n) => {
+                self.cycles += n;
+                Ok(true)
+            }
+            Err(RunError::Timeout { cycles, .. }) => {
+                self.cycles += cycles;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs to the end of the program; a [`RunError::Timeout`] after `max_cycles`.
+    pub fn finish(
+        &mut self,
+        dev: &mut dyn Device,
+        mem: &mut dyn DeviceMemory,
+        max_cycles: u64,
+    ) -> Result<u64, RunError> {
+        if self.run_for(dev, mem, max_cycles)? {
+            return Ok(self.cycles);
+        }
+        Err(RunError::Timeout {
+            cycles: self.cycles,
+            head: dev.mmio_read(regs::RING_HEAD),
+            tail: dev.mmio_read(regs::RING_TAIL),
+        })
+    }
+
+    /// Cycles run so far.
+    pub fn cycles(&self) -> u64 {
+        self.cycles
+    }
 }

@@ -1,0 +1,587 @@
+//! Lowering: graph nodes to *kernels*, the units the code generator tiles.
+//!
+//! * A dense/matmul layer and a convolution become [`Gemm`]s:
+//!   `Y[P x N] = A[P x K] W[K x N]` with `P` the output pixels, `K` the kernel
+//!   window (`kh * kw * channels`), `N` the output channels. `A` is never
+//!   materialised: its panels are gathered from the input tensor by strided
+//!   LOADs, one K chunk at a time ([`Chunk`]: one kernel position and up to
+//!   `rows` channels, or — when the input has fewer channels than the array has
+//!   rows — several horizontally adjacent kernel positions of all channels).
+//!   A dense layer is the 1x1 convolution of a 1x1 image; a dense layer after a
+//!   flatten is the convolution whose kernel is the whole image.
+//! * Grouped convolutions are cut into *super-groups* of `cols / (out channels
+//!   per group)` groups; each super-group is one dense GEMM with block-diagonal
+//!   weights (zeros outside its groups), so a depthwise convolution fills the
+//!   array's columns with channels instead of using one column.
+//! * Pooling, add and concat become [`PoolK`], [`AddK`], [`CopyK`].
+//!
+//! Every tensor lives in device memory as `[ceil(c / pb)][pixels][pb]`
+//! (channel panels of `pb = min(c, rows)` channels; graph outputs use one
+//! panel, i.e. plain NHWC).
+
+use petgraph::graph::NodeIndex;
+
+use crate::graph::{Activation, Graph, Node, PoolKind, Shape};
+use crate::quant::{
+    add_requant, avg_requant, conv_requant, lower_layer, LoweredOutput, Quant, Requant,
+};
+use crate::tensor::DType;
+use crate::CompileError;
+
+/// A tensor of the lowered program.
+#[derive(Debug, Clone)]
+pub(crate) struct TensorDef {
+    pub name: String,
+    pub shape: Shape,
+    pub dims: Vec<usize>,
+    pub dtype: DType,
+    pub quant: Quant,
+    /// The graph input.
+    pub input: bool,
+    /// Graph output names that read it.
+    pub outputs: Vec<String>,
+}
+
+/// The spatial geometry of a gather: input `n x h x w`, output `oh x ow`,
+/// kernel, stride, dilation, top/left padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geo {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sy: usize,
+    pub sx: usize,
+    pub dy: usize,
+    pub dx: usize,
+    pub pt: usize,
+    pub pl: usize,
+}
+
+impl Geo {
+    /// Output pixels.
+    pub fn p(&self) -> usize {
+        self.n * self.oh * self.ow
+    }
+
+    /// A 1x1, stride-1, unpadded window: output pixel `p` reads input pixel `p`.
+    pub fn pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.sy == 1
+            && self.sx == 1
+            && self.pt == 0
+            && self.pl == 0
+            && self.oh == self.h
+            && self.ow == self.w
+    }
+}
+
+/// One K chunk of a GEMM's A operand: kernel row `ky`, kernel columns
+/// `kx .. kx + nkx` (`nkx > 1` only when the chunk takes all `cg` channels of
+/// adjacent pixels), input channels `c0 .. c0 + w / nkx`; `w` columns of A
+/// starting at `k0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Chunk {
+    pub k0: usize,
+    pub w: usize,
+    pub ky: usize,
+    pub kx: usize,
+    pub nkx: usize,
+    pub c0: usize,
+}
+
+/// A GEMM kernel (see the module docs).
+#[derive(Debug, Clone)]
+pub(crate) struct Gemm {
+    pub x: usize,
+    pub y: usize,
+    /// First output channel of `y` this GEMM writes.
+    pub col0: usize,
+    pub geo: Geo,
+    pub chunks: Vec<Chunk>,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    /// `k x n` int8, rows in chunk order.
+    pub weights: Vec<i8>,
+    pub bias: Option<Vec<i32>>,
+    pub output: LoweredOutput,
+    /// The value of padded input positions (the input zero point).
+    pub pad: i8,
+}
+
+/// Max or average pooling over one tensor.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolK {
+    pub x: usize,
+    pub y: usize,
+    pub geo: Geo,
+    pub kind: PoolKind,
+    pub pad: i8,
+    pub zx: i8,
+    /// Average pooling: the requantisation of the window sum.
+    pub requant: Option<Requant>,
+}
+
+/// `y = requant((a - za) * ma + (b - zb) * mb)`.
+#[derive(Debug, Clone)]
+pub(crate) struct AddK {
+    pub a: usize,
+    pub b: usize,
+    pub y: usize,
+    pub za: i8,
+    pub zb: i8,
+    pub ma: i16,
+    pub mb: i16,
+    pub requant: Requant,
+}
+
+/// Copy all channels of `x` into channels `col0..` of `y`.
+#[derive(Debug, Clone)]
+pub(crate) struct CopyK {
+    pub x: usize,
+    pub y: usize,
+    pub col0: usize,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Kernel {
+    Gemm(Gemm),
+    Pool(PoolK),
+    Add(AddK),
+    Copy(CopyK),
+}
+
+impl Kernel {
+    /// Tensors read and the tensor written.
+    pub fn reads(&self) -> Vec<usize> {
+        match self {
+            Kernel::Gemm(g) => vec![g.x],
+            Kernel::Pool(p) => vec![p.x],
+            Kernel::Add(a) => vec![a.a, a.b],
+            Kernel::Copy(c) => vec![c.x],
+        }
+    }
+
+    pub fn writes(&self) -> usize {
+        match self {
+            Kernel::Gemm(g) => g.y,
+            Kernel::Pool(p) => p.y,
+            Kernel::Add(a) => a.y,
+            Kernel::Copy(c) => c.y,
+        }
+    }
+}
+
+/// A graph operation and its kernels.
+#[derive(Debug, Clone)]
+pub(crate) struct LoweredNode {
+    pub name: String,
+    pub op: &'static str,
+    pub kernels: Vec<Kernel>,
+}
+
+/// The lowered program.
+#[derive(Debug, Clone)]
+pub(crate) struct Lowered {
+    pub tensors: Vec<TensorDef>,
+    pub nodes: Vec<LoweredNode>,
+    pub input: usize,
+    /// (output name, tensor).
+    pub outputs: Vec<(String, usize)>,
+}
+
+/// The channel panel width of a tensor: `min(c, rows)`, or `c` for a graph
+/// output (plain NHWC).
+pub(crate) fn panel_width(t: &TensorDef, rows: usize) -> usize {
+    if !t.outputs.is_empty() || t.dtype == DType::I32 {
+        t.shape.c
+    } else {
+        t.shape.c.min(rows)
+    }
+}
+
+fn act_relu(a: Activation) -> bool {
+    a != Activation::None
+}
+
+/// K chunks of a window over channels `cbase .. cbase + cg` of an input with
+/// panels of `pb` channels, for an array of `rows` rows.
+fn chunks(geo: &Geo, cbase: usize, cg: usize, pb: usize, rows: usize) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    let mut k0 = 0;
+    let whole_panel = cg == pb && cbase % pb == 0;
+    if cg < rows && whole_panel && geo.dx == 1 && geo.kw > 1 {
+        let per = rows / cg;
+        for ky in 0..geo.kh {
+            let mut kx = 0;
+            while kx < geo.kw {
+                let nkx = per.min(geo.kw - kx);
+                out.push(Chunk {
+                    k0,
+                    w: nkx * cg,
+                    ky,
+                    kx,
+                    nkx,
+                    c0: cbase,
+                });
+                k0 += nkx * cg;
+                kx += nkx;
+            }
+        }
+        return out;
+    }
+    for ky in 0..geo.kh {
+        for kx in 0..geo.kw {
+            let mut c = cbase;
+            while c < cbase + cg {
+                let panel_end = (c / pb + 1) * pb;
+                let end = (cbase + cg).min(panel_end).min(c + rows);
+                out.push(Chunk {
+                    k0,
+                    w: end - c,
+                    ky,
+                    kx,
+                    nkx: 1,
+                    c0: c,
+                });
+                k0 += end - c;
+                c = end;
+            }
+        }
+    }
+    out
+}
+
+/// GEMM weights (`k x n`, chunk order) from a function giving the weight of
+/// (kernel row, kernel column, input channel relative to the GEMM's first, output column).
+fn gemm_weights(
+    ch: &[Chunk],
+    cbase: usize,
+    cg: usize,
+    n: usize,
+    w: impl Fn(usize, usize, usize, usize) -> i8,
+) -> Vec<i8> {
+    let k: usize = ch.iter().map(|c| c.w).sum();
+    let mut out = vec![0i8; k * n];
+    for c in ch {
+        for e in 0..c.w {
+            let (kx, ci) = if c.nkx > 1 {
+                (c.kx + e / cg, e % cg)
+            } else {
+                (c.kx, c.c0 - cbase + e)
+            };
+            let row = &mut out[(c.k0 + e) * n..(c.k0 + e + 1) * n];
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = w(c.ky, kx, ci, j);
+            }
+        }
+    }
+    out
+}
+
+/// Lowers a shape-checked graph for an array of `rows x cols`.
+pub(crate) fn lower_graph(
+    graph: &Graph,
+    rows: usize,
+    cols: usize,
+) -> Result<Lowered, CompileError> {
+    graph.check_shapes()?;
+    let order = graph.order()?;
+    let mut tensors: Vec<TensorDef> = Vec::new();
+    let mut tid: std::collections::HashMap<NodeIndex, usize> = Default::default();
+    let mut nodes = Vec::new();
+    let mut outputs = Vec::new();
+    let mut input = 0;
+    // Every node's output tensor (aliases for flatten of 1x1 images).
+    for &i in &order {
+        let node = &graph.graph[i];
+        match node {
+            Node::Output(o) => {
+                let src = tid[&graph.producers_of(i)[0]];
+                tensors[src].outputs.push(o.name.clone());
+                outputs.push((o.name.clone(), src));
+                continue;
+            }
+            Node::Flatten(_) => {
+                let x = graph.producers_of(i)[0];
+                let xt = graph.inputs_of(i)[0];
+                if xt.shape.h * xt.shape.w == 1 {
+                    tid.insert(i, tid[&x]);
+                    let t = &mut tensors[tid[&x]];
+                    t.dims = vec![t.shape.n, t.shape.c];
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        let Some(out) = graph.output_of(i) else {
+            continue;
+        };
+        tid.insert(i, tensors.len());
+        if matches!(node, Node::Input(_)) {
+            input = tensors.len();
+        }
+        tensors.push(TensorDef {
+            name: node.name().to_string(),
+            shape: out.shape,
+            dims: out.dims(),
+            dtype: out.dtype,
+            quant: out.quant,
+            input: matches!(node, Node::Input(_)),
+            outputs: Vec::new(),
+        });
+    }
+    let pbs: Vec<usize> = (0..tensors.len())
+        .map(|t| panel_width(&tensors[t], rows))
+        .collect();
+    for &i in &order {
+        let node = &graph.graph[i];
+        let ins = graph.inputs_of(i);
+        let prods = graph.producers_of(i);
+        let err = |m: String| CompileError::Layer {
+            layer: node.name().to_string(),
+            message: m,
+        };
+        let kernels = match node {
+            Node::Input(_) | Node::Output(_) => continue,
+            Node::Flatten(_) => {
+                if tid.get(&i) == tid.get(&prods[0]) {
+                    continue;
+                }
+                // A flatten of an image is read by its dense consumers directly.
+                let cons = graph.consumers_of(i);
+                if cons
+                    .iter()
+                    .any(|&c| !matches!(graph.graph[c], Node::Layer(_)))
+                {
+                    return Err(err(
+                        "a flatten of an image (h x w > 1) can only feed dense layers".into(),
+                    ));
+                }
+                continue;
+            }
+            Node::Layer(l) => {
+                // Reads either a matrix, or (through a flatten) an image.
+                let (x, xs) = match &graph.graph[prods[0]] {
+                    Node::Flatten(_)
+                        if tid.get(&prods[0]) != tid.get(&graph.producers_of(prods[0])[0]) =>
+                    {
+                        let src = graph.producers_of(prods[0])[0];
+                        (tid[&src], graph.inputs_of(prods[0])[0].shape)
+                    }
+                    _ => (tid[&prods[0]], ins[0].shape),
+                };
+                let ll = lower_layer(l, graph.batch, ins[0].quant)?;
+                let geo = Geo {
+                    n: xs.n,
+                    h: xs.h,
+                    w: xs.w,
+                    oh: 1,
+                    ow: 1,
+                    kh: xs.h,
+                    kw: xs.w,
+                    sy: 1,
+                    sx: 1,
+                    dy: 1,
+                    dx: 1,
+                    pt: 0,
+                    pl: 0,
+                };
+                let cg = xs.c;
+                let ch = chunks(&geo, 0, cg, pbs[x], rows);
+                let n = l.out_features;
+                let weights = gemm_weights(&ch, 0, cg, n, |ky, kx, ci, j| {
+                    ll.weights[((ky * xs.w + kx) * cg + ci) * n + j]
+                });
+                vec![Kernel::Gemm(Gemm {
+                    x,
+                    y: tid[&i],
+                    col0: 0,
+                    geo,
+                    m: xs.n,
+                    k: ll.k,
+                    n,
+                    chunks: ch,
+                    weights,
+                    bias: ll.bias,
+                    output: ll.output,
+                    pad: 0,
+                })]
+            }
+            Node::Conv(c) => {
+                if c.weight_scales.len() > 1
+                    && c.weight_scales.iter().any(|&s| s != c.weight_scales[0])
+                {
+                    return Err(err(
+                        "per-output-channel weight scales need per-channel requantisation in the \
+                         activation unit (ACT PER_CHANNEL, ABI 1.1), which this NPU model does not have yet"
+                            .into(),
+                    ));
+                }
+                let x = tid[&prods[0]];
+                let xs = ins[0].shape;
+                let ys = tensors[tid[&i]].shape;
+                let (bias, rq) = conv_requant(c, ins[0].quant, xs.c).map_err(err)?;
+                let geo = Geo {
+                    n: xs.n,
+                    h: xs.h,
+                    w: xs.w,
+                    oh: ys.h,
+                    ow: ys.w,
+                    kh: c.kernel[0],
+                    kw: c.kernel[1],
+                    sy: c.stride[0],
+                    sx: c.stride[1],
+                    dy: c.dilation[0],
+                    dx: c.dilation[1],
+                    pt: c.pads[0],
+                    pl: c.pads[1],
+                };
+                let g = c.groups;
+                let cin_g = xs.c / g;
+                let cout_g = c.out_channels / g;
+                // Groups per super-group: fill the array's columns.
+                let sg = if g == 1 {
+                    1
+                } else {
+                    (cols / cout_g).clamp(1, g)
+                };
+                let [kh, kw] = c.kernel;
+                let mut ks = Vec::new();
+                let mut g0 = 0;
+                while g0 < g {
+                    let gs = sg.min(g - g0);
+                    let cbase = g0 * cin_g;
+                    let cg = gs * cin_g;
+                    let n = gs * cout_g;
+                    let ch = chunks(&geo, cbase, cg, pbs[x], rows);
+                    let weights = gemm_weights(&ch, cbase, cg, n, |ky, kx, ci, j| {
+                        let (gi, cig) = (ci / cin_g, ci % cin_g);
+                        let (gj, coj) = (j / cout_g, j % cout_g);
+                        if gi != gj {
+                            return 0;
+                        }
+                        let grp = g0 + gi;
+                        c.weights[(((grp * kh + ky) * kw + kx) * cin_g + cig) * cout_g + coj]
+                    });
+                    let col0 = g0 * cout_g;
+                    ks.push(Kernel::Gemm(Gemm {
+                        x,
+                        y: tid[&i],
+                        col0,
+                        geo,
+                        m: geo.p(),
+                        k: ch.iter().map(|c| c.w).sum(),
+                        n,
+                        chunks: ch,
+                        weights,
+                        bias: Some(bias[col0..col0 + n].to_vec()),
+                        output: LoweredOutput::Int8(Requant {
+                            relu: act_relu(c.act),
+                            ..rq
+                        }),
+                        pad: ins[0].quant.zero_point as i8,
+                    }));
+                    g0 += gs;
+                }
+                ks
+            }
+            Node::Pool(p) => {
+                let x = tid[&prods[0]];
+                let xs = ins[0].shape;
+                let ys = tensors[tid[&i]].shape;
+                let (kernel, stride, pads) = if p.global {
+                    ([xs.h, xs.w], [1, 1], [0; 4])
+                } else {
+                    (p.kernel, p.stride, p.pads)
+                };
+                let geo = Geo {
+                    n: xs.n,
+                    h: xs.h,
+                    w: xs.w,
+                    oh: ys.h,
+                    ow: ys.w,
+                    kh: kernel[0],
+                    kw: kernel[1],
+                    sy: stride[0],
+                    sx: stride[1],
+                    dy: 1,
+                    dx: 1,
+                    pt: pads[0],
+                    pl: pads[1],
+                };
+                let xq = ins[0].quant;
+                let (pad, requant) = match p.kind {
+                    PoolKind::Max => (-128, None),
+                    PoolKind::Avg => {
+                        let yq = tensors[tid[&i]].quant;
+                        let rq = avg_requant(xq, yq, kernel[0] * kernel[1]).map_err(err)?;
+                        (xq.zero_point as i8, Some(rq))
+                    }
+                };
+                vec![Kernel::Pool(PoolK {
+                    x,
+                    y: tid[&i],
+                    geo,
+                    kind: p.kind,
+                    pad,
+                    zx: xq.zero_point as i8,
+                    requant,
+                })]
+            }
+            Node::Add(a) => {
+                let (qa, qb) = (ins[0].quant, ins[1].quant);
+                let (ma, mb, mut rq) = add_requant(qa, qb, a.output).map_err(err)?;
+                rq.relu = act_relu(a.act);
+                let (ta, tb) = (tid[&prods[0]], tid[&prods[1]]);
+                let y = tid[&i];
+                if pbs[ta] != pbs[y] || pbs[tb] != pbs[y] {
+                    return Err(err(
+                        "an add whose inputs and output have different channel layouts (one of them \
+                         is a graph output) is not supported"
+                            .into(),
+                    ));
+                }
+                vec![Kernel::Add(AddK {
+                    a: ta,
+                    b: tb,
+                    y,
+                    za: qa.zero_point as i8,
+                    zb: qb.zero_point as i8,
+                    ma,
+                    mb,
+                    requant: rq,
+                })]
+            }
+            Node::Concat(_) => {
+                let mut col0 = 0;
+                let mut ks = Vec::new();
+                for (p, t) in prods.iter().zip(&ins) {
+                    ks.push(Kernel::Copy(CopyK {
+                        x: tid[p],
+                        y: tid[&i],
+                        col0,
+                    }));
+                    col0 += t.shape.c;
+                }
+                ks
+            }
+        };
+        nodes.push(LoweredNode {
+            name: node.name().to_string(),
+            op: node.op(),
+            kernels,
+        });
+    }
+    Ok(Lowered {
+        tensors,
+        nodes,
+        input,
+        outputs,
+    })
+}

@@ -1,0 +1,179 @@
+//! Every graph operation (convolutions of every kind, pooling, add, concat,
+//! flatten) compiles, runs on the model and matches the CPU reference bit for
+//! bit, on square and non-square arrays and small local memories.
+
+mod common;
+
+use common::*;
+use npukit_compiler::parse_workload;
+use npukit_sim::NpuConfig;
+
+/// A graph workload with input `[1, h, w, c]` and the given nodes.
+fn net(name: &str, shape: [usize; 4], zp: i32, nodes: &[String], outputs: &[&str]) -> String {
+    format!(
+        r#"{{"name": "{name}",
+           "input": {{"name": "x", "shape": {shape:?}, "quant": {{"scale": 0.05, "zero_point": {zp}}},
+                      "data": {{"random": {{"seed": 7}}}}}},
+           "nodes": [{}], "outputs": {outputs:?}}}"#,
+        nodes.join(",")
+    )
+}
+
+/// A conv node; output scale chosen so outputs spread over int8.
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    name: &str,
+    input: &str,
+    cin: usize,
+    cout: usize,
+    k: [usize; 2],
+    stride: usize,
+    pad: [usize; 4],
+    dil: usize,
+    groups: usize,
+    act: &str,
+    seed: u64,
+) -> String {
+    let window = (k[0] * k[1] * cin / groups) as f64;
+    // acc std ~ sqrt(window) * 74 (input) * 20 (weights) * 0.05 * 0.01
+    let out_scale = window.sqrt() * 74.0 * 20.0 * 0.05 * 0.01 / 40.0;
+    format!(
+        r#"{{"op": "conv2d", "name": "{name}", "input": "{input}", "out_channels": {cout},
+            "kernel": {k:?}, "stride": {stride}, "padding": {pad:?}, "dilation": {dil}, "groups": {groups},
+            "weights": {{"random": {{"seed": {seed}, "range": [-35, 35]}}}}, "weight_quant": {{"scale": 0.01}},
+            "bias": {{"random": {{"seed": {}, "range": [-3000, 3000]}}}},
+            "output": {{"scale": {out_scale}, "zero_point": -5}}, "activation": "{act}"}}"#,
+        seed + 1
+    )
+}
+
+fn configs() -> Vec<(&'static str, NpuConfig)> {
+    vec![
+        ("16x16", NpuConfig::default()),
+        ("8x8", cfg(8, 8, 64 << 10, 16 << 10)),
+        ("4x8-small", cfg(4, 8, 8 << 10, 2 << 10)),
+        ("8x4", cfg(8, 4, 32 << 10, 8 << 10)),
+    ]
+}
+
+fn check_all(json: &str) {
+    let w = parse_workload(json).unwrap_or_else(|e| panic!("{e}"));
+    // The outputs are not degenerate (all saturated or all one value).
+    for (name, t) in npukit_compiler::reference(&w).unwrap() {
+        let mut v = t.to_i32();
+        v.sort_unstable();
+        v.dedup();
+        assert!(
+            v.len() >= 5,
+            "{}: output {name} has only {} distinct values",
+            w.name,
+            v.len()
+        );
+    }
+    for (name, c) in configs() {
+        let (cc, out) = run_and_check(&w, &c);
+        println!(
+            "{} on {name}: {} descriptors, {} cycles",
+            w.name,
+            cc.program.len(),
+            out.cycles
+        );
+    }
+}
+
+#[test]
+fn convolutions_of_every_shape() {
+    let cases: Vec<(
+        &str,
+        [usize; 4],
+        usize,
+        [usize; 2],
+        usize,
+        [usize; 4],
+        usize,
+        usize,
+    )> = vec![
+        // name, input, cout, kernel, stride, pads, dilation, groups
+        ("3x3-pad1", [1, 9, 7, 20], 24, [3, 3], 1, [1, 1, 1, 1], 1, 1),
+        ("3x3-s2", [1, 11, 10, 16], 17, [3, 3], 2, [1, 1, 1, 1], 1, 1),
+        ("1x1", [1, 6, 5, 40], 33, [1, 1], 1, [0; 4], 1, 1),
+        ("1x1-s2", [1, 7, 8, 12], 10, [1, 1], 2, [0; 4], 1, 1),
+        (
+            "7x7-s2-rgb",
+            [1, 20, 18, 3],
+            16,
+            [7, 7],
+            2,
+            [3, 3, 3, 3],
+            1,
+            1,
+        ),
+        ("5x3-asym", [1, 8, 9, 5], 6, [5, 3], 1, [2, 0, 1, 1], 1, 1),
+        ("dilated", [1, 10, 10, 8], 8, [3, 3], 1, [2, 2, 2, 2], 2, 1),
+        ("groups2", [1, 6, 6, 12], 20, [3, 3], 1, [1, 1, 1, 1], 1, 2),
+        (
+            "depthwise",
+            [1, 8, 8, 24],
+            24,
+            [3, 3],
+            1,
+            [1, 1, 1, 1],
+            1,
+            24,
+        ),
+        (
+            "depthwise-s2",
+            [1, 9, 9, 19],
+            19,
+            [3, 3],
+            2,
+            [1, 1, 1, 1],
+            1,
+            19,
+        ),
+        ("batch2", [2, 5, 6, 9], 11, [3, 3], 1, [1, 1, 1, 1], 1, 1),
+    ];
+    for (i, (name, shape, cout, k, s, p, d, g)) in cases.into_iter().enumerate() {
+        let c = conv(
+            "c",
+            "x",
+            shape[3],
+            cout,
+            k,
+            s,
+            p,
+            d,
+            g,
+            "relu",
+            10 + i as u64,
+        );
+        check_all(&net(name, shape, -3, &[c], &["c"]));
+    }
+}
+
+#[test]
+fn pooling_add_concat_flatten() {
+    let c1 = conv("c1", "x", 10, 12, [3, 3], 1, [1, 1, 1, 1], 1, 1, "relu", 1);
+    let c2 = conv("c2", "x", 10, 12, [1, 1], 1, [0; 4], 1, 1, "none", 2);
+    let nodes = vec![
+        c1,
+        c2,
+        r#"{"op": "add", "name": "sum", "inputs": ["c1", "c2"], "output": {"scale": 0.06, "zero_point": 2}, "activation": "relu"}"#.to_string(),
+        r#"{"op": "maxpool", "name": "mp", "input": "sum", "kernel": 3, "stride": 2, "padding": 1}"#.to_string(),
+        r#"{"op": "avgpool", "name": "ap", "input": "c2", "kernel": 2, "stride": 2, "output": {"scale": 0.03, "zero_point": -1}}"#.to_string(),
+        r#"{"op": "avgpool", "name": "ap2", "input": "sum", "kernel": 3, "stride": 2, "padding": 1, "count_include_pad": true, "output": {"scale": 0.06, "zero_point": 2}}"#.to_string(),
+        r#"{"op": "concat", "name": "cat", "inputs": ["mp", "ap2", "mp"]}"#.to_string(),
+        r#"{"op": "global_avgpool", "name": "gap", "input": "cat", "output": {"scale": 0.02, "zero_point": 0}}"#.to_string(),
+        r#"{"op": "flatten", "name": "flat", "input": "ap"}"#.to_string(),
+        r#"{"op": "dense", "name": "fc", "input": "flat", "out_features": 13, "weights": {"random": {"seed": 5, "range": [-30, 30]}}, "weight_quant": {"scale": 0.01}, "output": {"scale": 0.2, "zero_point": 0}}"#.to_string(),
+        r#"{"op": "flatten", "name": "gflat", "input": "gap"}"#.to_string(),
+        r#"{"op": "dense", "name": "fc2", "input": "gflat", "out_features": 7, "weights": {"random": {"seed": 6, "range": [-30, 30]}}, "weight_quant": {"scale": 0.01}, "bias": [1, 2, 3, 4, 5, 6, 7], "output": {"dtype": "int32"}}"#.to_string(),
+    ];
+    check_all(&net(
+        "mixed",
+        [1, 8, 9, 10],
+        4,
+        &nodes,
+        &["fc", "fc2", "cat"],
+    ));
+}
