@@ -1,5 +1,6 @@
 //! The `npukit` command.
 
+mod compile;
 mod cosim;
 mod explore;
 mod run;
@@ -88,6 +89,18 @@ enum Cmd {
     /// results.json, summary.md and report.html with plots (docs/explore.md).
     /// `npukit explore merge DIR...` joins the shards of a sweep.
     Explore(explore::ExploreArgs),
+    /// Compile a workload (JSON or ONNX) and write the command stream
+    /// (program.bin, program.s), the memory image (memory.bin) and a
+    /// per-layer schedule summary (schedule.txt, schedule.json), without simulating.
+    Compile {
+        workload: PathBuf,
+        /// Hardware configuration (TOML); built-in defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long, default_value = "npukit-out/compile")]
+        out: PathBuf,
+    },
     /// Show a hardware configuration with derived figures.
     Info {
         /// Hardware configuration (TOML); built-in defaults when omitted.
@@ -141,6 +154,11 @@ fn serve(socket: &Path) -> Result<()> {
     );
     server.wait();
     Ok(())
+}
+
+/// Loads a workload: JSON, or ONNX by the `.onnx` extension.
+pub fn load_any(path: &Path) -> Result<npukit_compiler::Workload> {
+    Ok(npukit_compiler::load_workload(path)?)
 }
 
 fn load_config(path: Option<&Path>) -> Result<NpuConfig> {
@@ -289,6 +307,11 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Cmd::Explore(a) => explore::explore(a),
+        Cmd::Compile {
+            workload,
+            config,
+            out,
+        } => load_config(config.as_deref()).and_then(|cfg| compile::compile(workload, &cfg, out)),
         Cmd::Info { config, json } => load_config(config.as_deref()).and_then(|c| info(&c, *json)),
         Cmd::Asm {
             input,

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use npukit_compiler::profile::{LayerTime, Profiler};
 use npukit_compiler::{Compiled, Tensor, Workload};
-use npukit_sim::event::Event;
-use npukit_sim::run::{self, RunError};
+use npukit_sim::run::{self, RingRun};
 use npukit_sim::{Counters, Device, ModelDevice, NpuConfig, VecMemory};
 use npukit_traces::RunStats;
 
@@ -28,13 +28,19 @@ pub struct RunArgs {
 /// Cycles simulated between progress updates.
 const CHUNK: u64 = 2_000_000;
 
+/// Events kept for trace.json and trace.vcd (the first ones of the run): a
+/// ResNet-sized run has hundreds of millions, which would not fit in memory.
+const TRACE_EVENTS: usize = 4_000_000;
+
 /// One layer's measured figures.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LayerReport {
     pub name: String,
+    pub op: &'static str,
     pub descriptors: usize,
     pub first_cycle: u64,
     pub last_cycle: u64,
+    /// Cycles the layer adds to the run (the layers' cycles add up to the run's).
     pub cycles: u64,
     pub macs: u64,
     pub mac_utilisation: f64,
@@ -43,33 +49,26 @@ pub struct LayerReport {
     pub bound: &'static str,
 }
 
-fn layer_reports(c: &Compiled, events: &[(u64, Event)], cfg: &NpuConfig) -> Vec<LayerReport> {
+fn layer_reports(c: &Compiled, times: &[LayerTime], cfg: &NpuConfig) -> Vec<LayerReport> {
     let peak = cfg.peak_macs_per_cycle() as f64;
     c.layers
         .iter()
-        .map(|l| {
-            let inside = |i: u32| l.descs.contains(&(i as usize));
-            let mut first = u64::MAX;
-            let mut last = 0;
-            for (cy, e) in events {
-                match e {
-                    Event::Issue { index, .. } | Event::Dispatch { index, .. }
-                        if inside(*index) =>
-                    {
-                        first = first.min(*cy)
-                    }
-                    Event::Complete { index, .. } if inside(*index) => last = last.max(*cy),
-                    _ => {}
-                }
-            }
-            let cycles = last.saturating_sub(first).max(1);
+        .zip(times)
+        .enumerate()
+        .map(|(i, (l, t))| {
+            let cycles = t.cycles.max(1);
             let compute_cycles = l.macs as f64 / peak;
             let memory_cycles = l.dram_bytes as f64 / cfg.dram.bytes_per_cycle as f64;
             LayerReport {
                 name: l.name.clone(),
-                descriptors: l.descs.len(),
-                first_cycle: first.min(last),
-                last_cycle: last,
+                op: l.op,
+                descriptors: c
+                    .desc_layer
+                    .iter()
+                    .filter(|&&d| d == Some(i as u32))
+                    .count(),
+                first_cycle: t.first,
+                last_cycle: t.last,
                 cycles,
                 macs: l.macs,
                 mac_utilisation: l.macs as f64 / (cycles as f64 * peak),
@@ -100,7 +99,7 @@ fn check(c: &Compiled, mem: &VecMemory, reference: &[(String, Tensor)]) -> Resul
             .filter(|&i| got.get(i) != want.get(i))
             .count();
         if let Some((i, g, w)) = got.first_difference(want) {
-            let cols = want.shape.get(1).copied().unwrap_or(1).max(1);
+            let cols = want.shape.last().copied().unwrap_or(1).max(1);
             bail!(
                 "output `{name}` differs from the CPU reference in {diffs} of {} elements; \
                  first at [{}, {}]: NPU {g}, reference {w}",
@@ -128,33 +127,35 @@ fn progress() -> ProgressBar {
     pb
 }
 
-/// Runs the program to completion, with a progress spinner on long runs.
+/// Runs the program to completion (refilling the ring when the program is
+/// longer than it), with a progress spinner on long runs.
 fn simulate(
     dev: &mut dyn Device,
     mem: &mut VecMemory,
     c: &Compiled,
     max_cycles: u64,
 ) -> Result<(u64, Counters)> {
-    run::start(dev, mem, c.ring_base, c.program.descs())?;
+    let mut ring = RingRun::start(dev, mem, c.ring_base, c.program.descs())?;
     let pb = progress();
-    let mut total = 0u64;
     loop {
-        match run::wait_idle(dev, mem, CHUNK.min(max_cycles - total)) {
-            Ok(n) => {
-                total += n;
-                break;
-            }
-            Err(RunError::Timeout { cycles, head, tail }) => {
-                total += cycles;
-                if total >= max_cycles {
+        let left = max_cycles.saturating_sub(ring.cycles());
+        match ring.run_for(dev, mem, CHUNK.min(left)) {
+            Ok(true) => break,
+            Ok(false) => {
+                if ring.cycles() >= max_cycles {
                     pb.finish_and_clear();
                     bail!(
-                        "no completion after {total} cycles (--max-cycles); ring head {head}, tail {tail}"
+                        "no completion after {} cycles (--max-cycles); descriptor {} of {}",
+                        ring.cycles(),
+                        ring.head(dev),
+                        c.program.len()
                     );
                 }
                 pb.set_message(format!(
-                    "{} Mcycles, descriptor {head} of {tail}",
-                    total / 1_000_000
+                    "{} Mcycles, descriptor {} of {}",
+                    ring.cycles() / 1_000_000,
+                    ring.head(dev),
+                    c.program.len()
                 ));
                 pb.tick();
             }
@@ -165,7 +166,7 @@ fn simulate(
         }
     }
     pb.finish_and_clear();
-    Ok((total, run::read_counters(dev)))
+    Ok((ring.cycles(), run::read_counters(dev)))
 }
 
 fn pct(x: f64) -> String {
@@ -303,13 +304,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     npukit_compiler::load_image(&c, &mut mem)?;
 
     let wall = Instant::now();
-    let mut dev = ModelDevice::with_sink(cfg, Vec::<(u64, Event)>::new());
+    let ring = run::ring_entries(c.program.len(), cfg.cmdproc.max_ring);
+    let cap = if args.trace { TRACE_EVENTS } else { 0 };
+    let profiler = Profiler::new(&c.desc_layer, c.layers.len(), ring, cap);
+    let mut dev = ModelDevice::with_sink(cfg, profiler);
     let (_, counters) = simulate(&mut dev, &mut mem, &c, args.max_cycles)?;
     let wall_s = wall.elapsed().as_secs_f64();
-    let events = dev.into_sink();
+    let profiler = dev.into_sink();
+    let events = &profiler.trace;
 
     let checks = check(&c, &mem, &reference)?;
-    let layers = layer_reports(&c, &events, cfg);
+    let layers = layer_reports(&c, &profiler.layers(), cfg);
     let stats = RunStats::new(
         &w.name,
         w.description.as_deref().unwrap_or(""),
@@ -337,10 +342,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     })?);
     if args.trace {
         written.push(write_file(&args.out, "trace.json", |f| {
-            npukit_traces::write_perfetto(&events, cfg, f)
+            npukit_traces::write_perfetto(events, cfg, f)
         })?);
         written.push(write_file(&args.out, "trace.vcd", |f| {
-            npukit_traces::write_vcd(&events, cfg, f)
+            npukit_traces::write_vcd(events, cfg, f)
         })?);
     }
     println!(
@@ -351,6 +356,12 @@ pub fn run(args: RunArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if args.trace && profiler.dropped > 0 {
+        println!(
+            "  the traces hold the first {TRACE_EVENTS} events; {} later events were not kept",
+            profiler.dropped
+        );
+    }
     if args.trace {
         println!("  open trace.json in https://ui.perfetto.dev, trace.vcd in Surfer or GTKWave");
     }

@@ -177,6 +177,10 @@ pub struct LayerSchedule {
     pub dram_bytes: u64,
     /// The tiling of the layer's (first) GEMM; `None` for layers without MATMULs.
     pub tiling: Option<Tiling>,
+    /// Its GEMM input is gathered with one LOAD per output row and K chunk
+    /// (strided windows, or windows of several pixels), rather than one 2-D
+    /// LOAD per K chunk and tile.
+    pub row_gathers: bool,
 }
 
 /// A compiled workload: the program and everything needed to run it.
@@ -792,9 +796,40 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
     let bias_off = acc_off + t.acc_bufs * t.acc_tile_bytes();
     let (mut wstep, mut xgrp, mut done, mut started) = (0usize, 0usize, 0usize, 0usize);
     let mut tile_acc = vec![0u32; nn];
-    for tm in 0..l.m.div_ceil(mt) {
+    let tiles = l.m.div_ceil(mt);
+    let spread = t.x_resident && t.x_bufs >= 2 && tiles > 1;
+    let steps_per_tile = nn * nq;
+    // All input panels of tile `tm` into its resident buffer.
+    let tile_x = |tm: usize| {
         let m0 = tm * mt;
         let m = mt.min(l.m - m0);
+        let xb = x_off + (tm % t.x_bufs) * xbuf;
+        let mut v = Vec::new();
+        for (c, chunk) in ch.iter().enumerate() {
+            let mut one = Vec::new();
+            gather(
+                lm.x,
+                &l.geo,
+                chunk,
+                cg,
+                m0,
+                m,
+                xb + ch[c].k0 * mt,
+                lm.fill,
+                &mut one,
+            );
+            v.extend(merge_contiguous(one));
+        }
+        v
+    };
+    for tm in 0..tiles {
+        let m0 = tm * mt;
+        let m = mt.min(l.m - m0);
+        let next_x = if spread && tm + 1 < tiles {
+            tile_x(tm + 1)
+        } else {
+            Vec::new()
+        };
         let order: Vec<(usize, usize)> = if t.k_outer {
             (0..nq)
                 .flat_map(|q| (0..nn).map(move |jn| (jn, q)))
@@ -805,7 +840,7 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
                 .collect()
         };
         let mut xbase = 0usize;
-        for (jn, q) in order {
+        for (step_in_tile, (jn, q)) in order.into_iter().enumerate() {
             let n0 = jn * nc;
             let ncj = nc.min(n - n0);
             let c0 = q * g;
@@ -839,12 +874,21 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
                     xbase + (ch[c].k0 - ch[c0].k0) * mt
                 }
             };
-            if load_x {
+            if load_x && !(spread && tm > 0) {
                 let mut v = Vec::new();
-                for c in c0..c1 {
-                    gather(lm.x, &l.geo, &ch[c], cg, m0, m, panel(c), lm.fill, &mut v);
+                for (c, chunk) in ch.iter().enumerate().take(c1).skip(c0) {
+                    gather(lm.x, &l.geo, chunk, cg, m0, m, panel(c), lm.fill, &mut v);
                 }
                 st.loads.extend(merge_contiguous(v));
+            }
+            // The next M tile's input panels (its own buffer), spread over
+            // this tile's steps so the load queue never holds a whole tile's
+            // gathers in front of the MATMULs.
+            if spread && tm + 1 < tiles {
+                let next = &next_x;
+                let a = step_in_tile * next.len() / steps_per_tile;
+                let b = (step_in_tile + 1) * next.len() / steps_per_tile;
+                st.loads.extend(next[a..b].iter().cloned());
             }
             let last = q == nq - 1;
             let bslot = bias_off + (done % t.bias_slots.max(1)) * nc * 4;
@@ -878,13 +922,13 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
             let wsrc = lm.w_addr + (jn * k * nc + k0 * ncj) as u64;
             st.loads
                 .extend(dma_contiguous(true, wbuf as u32, wsrc, wbytes, false));
-            for c in c0..c1 {
+            for (c, chunk) in ch.iter().enumerate().take(c1).skip(c0) {
                 st.computes.push(matmul(Matmul {
                     a: panel(c) as u32,
-                    w: (wbuf + (ch[c].k0 - k0) * ncj) as u32,
+                    w: (wbuf + (chunk.k0 - k0) * ncj) as u32,
                     out: acc_tile,
                     m: m as u16,
-                    k: ch[c].w as u16,
+                    k: chunk.w as u16,
                     n: ncj as u16,
                     accumulate: c > 0 || preload,
                 }));
@@ -987,8 +1031,8 @@ fn elem_tile(
     let spad = (cfg.memory.spad_bytes - SCRATCH_BYTES) as usize / 2;
     let acc = cfg.memory.acc_bytes as usize / 2;
     let mut m = (spad / spad_per.max(1)).min(pixels).min(u16::MAX as usize);
-    if acc_per > 0 {
-        m = m.min(acc / acc_per);
+    if let Some(a) = acc.checked_div(acc_per) {
+        m = m.min(a);
     }
     if m == 0 {
         return Err(CompileError::Tiling {
@@ -1253,7 +1297,7 @@ fn gemm_dims(g: &Gemm) -> LayerDims {
         k_chunk: g.chunks.iter().map(|c| c.w).max().unwrap_or(1),
         chunks: g.chunks.len(),
         m_align: if pointwise { 1 } else { g.geo.ow },
-        x_desc_rows: if pointwise || contiguous { 0 } else { 1 },
+        x_desc_rows: if pointwise || contiguous { 0 } else { g.geo.ow },
     }
 }
 
@@ -1446,12 +1490,18 @@ pub fn compile_with(
             addrs[y] = Some(dram.alloc(layout(y, 0).bytes() as u64));
         }
         allocs.push(addrs[y]);
-        // Free what this kernel read last (not the input, not graph outputs).
-        for r in k.reads() {
-            let t = &low.tensors[r];
-            if last_use[r] == i && !t.input && t.outputs.is_empty() && r != y {
-                if let Some(a) = addrs[r] {
-                    dram.release(a, layout(r, 0).bytes() as u64);
+        // Free what this kernel read last (not the input, not graph outputs),
+        // two kernels later: the next kernel's first tiles overlap this one's
+        // last, and a store into memory still being read would wait for it.
+        if i >= 2 {
+            for &(_, k2) in &kernels[i - 2..i - 1] {
+                for r in k2.reads() {
+                    let t = &low.tensors[r];
+                    if last_use[r] == i - 2 && !t.input && t.outputs.is_empty() {
+                        if let Some(a) = addrs[r] {
+                            dram.release(a, layout(r, 0).bytes() as u64);
+                        }
+                    }
                 }
             }
         }
@@ -1496,15 +1546,15 @@ pub fn compile_with(
                 gemm_steps(ni, g, t, &lm, &mut steps);
             }
             (k, &Plan::Tile(mt)) => {
-                let (x, pb) = match k {
-                    Kernel::Pool(p) => (p.x, pbs[p.x]),
-                    Kernel::Add(a) => (a.y, pbs[a.y]),
-                    Kernel::Copy(c) => (c.x, pbs[c.x]),
+                let pb = match k {
+                    Kernel::Pool(p) => pbs[p.x],
+                    Kernel::Add(a) => pbs[a.y],
+                    Kernel::Copy(c) => pbs[c.x],
                     Kernel::Gemm(_) => unreachable!("GEMMs have a GEMM plan"),
                 };
-                let _ = x;
                 let (sp, ac) = match k {
-                    Kernel::Pool(_) => (4 * mt * pb, 2 * mt * pb * 4),
+                    Kernel::Pool(p) if p.kind == PoolKind::Avg => (4 * mt * pb, 2 * mt * pb * 4),
+                    Kernel::Pool(_) => (4 * mt * pb, 0),
                     Kernel::Add(_) => (6 * mt * pb, 2 * mt * pb * 4),
                     _ => (2 * mt * pb, 0),
                 };
@@ -1555,6 +1605,7 @@ pub fn compile_with(
     // earlier step not yet emitted uses (buffers still in use, or device
     // memory a previous layer's stores have not written yet).
     let mut s = Sched::new(0);
+    let max_ahead = cfg.cmdproc.queue_depth as usize;
     let mut pending: Vec<(usize, &Pending)> = Vec::new();
     let mut queued = 0;
     for (i, st) in steps.iter().enumerate() {
@@ -1564,15 +1615,21 @@ pub fn compile_with(
         }
         let mut blocked: Vec<&Pending> = Vec::new();
         let mut keep = Vec::new();
+        // Loads placed ahead of this step's compute, at most a load queue's
+        // worth: the command processor dispatches in ring order, so a longer
+        // run of loads would hold up the MATMULs behind it.
+        let mut ahead = 0usize;
         for (j, p) in pending {
             let ok = j == i
-                || !(steps[i..j]
-                    .iter()
-                    .flat_map(|o| o.computes.iter().chain(&o.stores))
-                    .any(|o| conflict(&o.access, &p.access))
-                    || blocked.iter().any(|o| conflict(&o.access, &p.access)));
+                || ahead < max_ahead
+                    && !(steps[i..j]
+                        .iter()
+                        .flat_map(|o| o.computes.iter().chain(&o.stores))
+                        .any(|o| conflict(&o.access, &p.access))
+                        || blocked.iter().any(|o| conflict(&o.access, &p.access)));
             if ok {
                 s.push(p, steps[j].layer);
+                ahead += usize::from(j > i);
             } else {
                 blocked.push(p);
                 keep.push((j, p));
@@ -1601,30 +1658,37 @@ pub fn compile_with(
         .map(|n| LayerSchedule {
             name: n.name.clone(),
             op: n.op,
-            descs: usize::MAX..0,
+            descs: 0..0,
             macs: 0,
             dram_bytes: 0,
             tiling: None,
+            row_gathers: false,
         })
         .collect();
     for (i, &(ni, _)) in kernels.iter().enumerate() {
         if let Plan::Gemm(t) = plans[i] {
             sched[ni].tiling.get_or_insert(t);
         }
+        if let Kernel::Gemm(g) = kernels[i].1 {
+            let pw = g.chunks.first().map_or(0, |c| c.w);
+            sched[ni].row_gathers |= !g.geo.pointwise()
+                && (g.geo.sx > 1
+                    || g.chunks.iter().any(|c| c.nkx > 1)
+                    || pw < low.tensors[g.x].shape.c.min(rows) && g.geo.sx * pbs[g.x] != pw);
+        }
     }
     for (i, d) in program.descs().iter().enumerate() {
         let Some(li) = s.layer_of[i] else { continue };
         let l = &mut sched[li];
-        l.descs = l.descs.start.min(i)..l.descs.end.max(i + 1);
+        l.descs = if l.descs.is_empty() {
+            i..i + 1
+        } else {
+            l.descs.start.min(i)..l.descs.end.max(i + 1)
+        };
         match d.op {
             Op::Load(d) | Op::Store(d) => l.dram_bytes += d.rows as u64 * d.row_bytes as u64,
             Op::Matmul(m) => l.macs += m.m as u64 * m.k as u64 * m.n as u64,
             _ => {}
-        }
-    }
-    for l in &mut sched {
-        if l.descs.start > l.descs.end {
-            l.descs = 0..0;
         }
     }
     let _ = len;

@@ -492,7 +492,11 @@ pub fn infer(node: &Node, inputs: &[&TensorInfo]) -> Result<TensorInfo, CompileE
             int8_in(x)?;
             check_window(c.kernel, c.stride, c.dilation, c.pads).map_err(err)?;
             let g = c.groups;
-            if g == 0 || x.shape.c % g != 0 || c.out_channels % g != 0 || c.out_channels == 0 {
+            if g == 0
+                || !x.shape.c.is_multiple_of(g)
+                || !c.out_channels.is_multiple_of(g)
+                || c.out_channels == 0
+            {
                 return Err(err(format!(
                     "groups {g} must divide the input channels {} and the output channels {} (both at least 1)",
                     x.shape.c, c.out_channels

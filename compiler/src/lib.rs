@@ -38,6 +38,7 @@ pub mod codegen;
 pub mod graph;
 mod lower;
 mod netjson;
+pub mod profile;
 pub mod quant;
 pub mod reference;
 mod sched;

@@ -31,7 +31,6 @@ use crate::CompileError;
 /// A tensor of the lowered program.
 #[derive(Debug, Clone)]
 pub(crate) struct TensorDef {
-    pub name: String,
     pub shape: Shape,
     pub dims: Vec<usize>,
     pub dtype: DType,
@@ -214,7 +213,7 @@ fn act_relu(a: Activation) -> bool {
 fn chunks(geo: &Geo, cbase: usize, cg: usize, pb: usize, rows: usize) -> Vec<Chunk> {
     let mut out = Vec::new();
     let mut k0 = 0;
-    let whole_panel = cg == pb && cbase % pb == 0;
+    let whole_panel = cg == pb && cbase.is_multiple_of(pb);
     if cg < rows && whole_panel && geo.dx == 1 && geo.kw > 1 {
         let per = rows / cg;
         for ky in 0..geo.kh {
@@ -327,7 +326,6 @@ pub(crate) fn lower_graph(
             input = tensors.len();
         }
         tensors.push(TensorDef {
-            name: node.name().to_string(),
             shape: out.shape,
             dims: out.dims(),
             dtype: out.dtype,

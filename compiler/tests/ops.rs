@@ -2,6 +2,8 @@
 //! flatten) compiles, runs on the model and matches the CPU reference bit for
 //! bit, on square and non-square arrays and small local memories.
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 mod common;
 
 use common::*;

@@ -29,6 +29,11 @@ fn compiled_workloads_in_lockstep() {
             let Ok(c) = npukit_compiler::compile(&w, &cfg) else {
                 continue;
             };
+            // The lockstep corpus writes the ring once (no refill): only
+            // programs that fit the largest ring.
+            if c.program.len() >= cfg.cmdproc.max_ring as usize {
+                continue;
+            }
             // Only what the model finishes quickly enough.
             let mut mem = npukit_sim::VecMemory::new(c.mem_bytes as usize);
             npukit_compiler::load_image(&c, &mut mem).unwrap();

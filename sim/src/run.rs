@@ -156,6 +156,13 @@ pub fn run_program(
     })
 }
 
+/// The ring a [`RingRun`] uses for a program of `len` descriptors on a device
+/// whose largest ring is `max_ring`.
+pub fn ring_entries(len: usize, max_ring: u32) -> u32 {
+    let first = len.min(max_ring.saturating_sub(1) as usize);
+    (first as u32 + 1).next_power_of_two().max(2)
+}
+
 /// Cycles simulated between two looks at the ring head while a refill is due.
 pub const REFILL_SLICE: u64 = 2048;
 
@@ -197,7 +204,7 @@ impl<'a> RingRun<'a> {
             });
         }
         start(dev, mem, ring_base, &descs[..first])?;
-        let size = (first as u32 + 1).next_power_of_two().max(2);
+        let size = ring_entries(descs.len(), max);
         Ok(RingRun {
             descs,
             ring_base,
