@@ -38,6 +38,7 @@ pub mod codegen;
 pub mod graph;
 mod lower;
 mod netjson;
+pub mod onnx;
 pub mod profile;
 pub mod quant;
 pub mod reference;
@@ -90,8 +91,24 @@ pub enum CompileError {
     Internal(String),
 }
 
-/// Reads and parses a workload file.
+/// Reads and parses a workload file: JSON, or ONNX (by the `.onnx` extension).
 pub fn load_workload(path: &Path) -> Result<Workload, CompileError> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    {
+        let bytes = std::fs::read(path).map_err(|e| CompileError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let name = path
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+        return onnx::parse_onnx(&bytes, &name).map_err(|e| CompileError::InFile {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|e| CompileError::Io {
         path: path.display().to_string(),
         message: e.to_string(),

@@ -31,6 +31,7 @@ impl Workload {
     pub fn from_graph(name: &str, graph: Graph) -> Result<Workload, CompileError> {
         graph.check_shapes()?;
         lower(&graph)?;
+        crate::lower::lower_graph(&graph, 16, 16)?;
         Ok(Workload {
             name: name.to_string(),
             description: None,

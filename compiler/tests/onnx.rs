@@ -1,0 +1,196 @@
+//! ONNX import: the quantised models under workloads/onnx/ (made by
+//! tools/make_onnx.py) compile and run bit-exact; a float model, an
+//! unsupported op, a truncated file and inconsistent shapes are clear errors.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{cfg, run_and_check};
+use npukit_compiler::graph::Node;
+use npukit_compiler::onnx::parse_onnx;
+use npukit_compiler::{load_workload, parse_workload};
+use npukit_sim::NpuConfig;
+
+fn path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../workloads/onnx")
+        .join(format!("{name}.onnx"))
+}
+
+fn ops(w: &npukit_compiler::Workload) -> Vec<&'static str> {
+    let g = w.graph();
+    g.ops()
+        .unwrap()
+        .into_iter()
+        .map(|i| g.graph[i].op())
+        .collect()
+}
+
+#[test]
+fn qdq_model_imports_and_runs_bit_exact() {
+    let w = load_workload(&path("qdq-cnn")).unwrap_or_else(|e| panic!("{e}"));
+    let o = ops(&w);
+    for op in [
+        "conv2d",
+        "maxpool",
+        "add",
+        "concat",
+        "avgpool",
+        "global_avgpool",
+        "flatten",
+        "dense",
+    ] {
+        assert!(o.contains(&op), "{op} missing from {o:?}");
+    }
+    // The Clip(0, 6) after the depthwise conv became its fused ReLU6.
+    let g = w.graph();
+    let dw = g
+        .graph
+        .node_weights()
+        .find_map(|n| match n {
+            Node::Conv(c) if c.groups > 1 => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(dw.groups, 16);
+    assert_eq!(dw.act, npukit_compiler::graph::Activation::Relu6);
+    for c in [NpuConfig::default(), cfg(8, 8, 64 << 10, 16 << 10)] {
+        run_and_check(&w, &c);
+    }
+}
+
+#[test]
+fn qlinear_model_imports_and_runs_bit_exact() {
+    let w = load_workload(&path("qlinear")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ops(&w), vec!["conv2d", "maxpool", "flatten", "matmul"]);
+    // uint8 activations become int8: zero point 128 -> 0, 100 -> -28.
+    let input = w.graph().input().unwrap();
+    assert_eq!(input.quant.zero_point, 0);
+    for c in [NpuConfig::default(), cfg(4, 8, 16 << 10, 4 << 10)] {
+        run_and_check(&w, &c);
+    }
+}
+
+fn err_of(name: &str) -> String {
+    match load_workload(&path(name)) {
+        Ok(_) => panic!("{name} was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_float_model_is_refused_naming_the_node() {
+    let e = err_of("float-cnn");
+    assert!(
+        e.contains("float model") && e.contains("conv") && e.contains("Conv"),
+        "{e}"
+    );
+    assert!(e.contains("float-cnn.onnx"), "{e}");
+}
+
+#[test]
+fn an_unsupported_op_is_refused_naming_op_and_node() {
+    let e = err_of("unsupported-op");
+    assert!(
+        e.contains("op Sigmoid is not supported") && e.contains("ONNX node sigmoid"),
+        "{e}"
+    );
+}
+
+#[test]
+fn truncated_and_corrupt_files_are_errors_never_panics() {
+    let bytes = std::fs::read(path("qdq-cnn")).unwrap();
+    // Every prefix: an error (or, at a message boundary, a smaller model that
+    // fails for what it lacks), never a panic.
+    let mut truncated = 0;
+    for len in 0..bytes.len() {
+        if let Err(e) = parse_onnx(&bytes[..len], "cut") {
+            truncated += usize::from(e.to_string().contains("truncated"));
+        }
+    }
+    assert!(
+        truncated > bytes.len() / 2,
+        "{truncated} of {}",
+        bytes.len()
+    );
+    let e = parse_onnx(&bytes[..bytes.len() / 2], "half")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ONNX file") && e.contains("truncated") && e.contains("at byte"),
+        "{e}"
+    );
+    // Flipped bytes.
+    for i in (0..bytes.len()).step_by(7) {
+        let mut b = bytes.clone();
+        b[i] ^= 0xA5;
+        let _ = parse_onnx(&b, "flipped");
+    }
+    let e = parse_onnx(b"not an onnx file at all", "text")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ONNX file"), "{e}");
+}
+
+#[test]
+fn inconsistent_shapes_are_named() {
+    let base = |nodes: &str| {
+        format!(
+            r#"{{"name": "bad", "input": {{"name": "x", "shape": [1, 6, 6, 4], "data": {{"random": {{"seed": 1}}}}}},
+               "nodes": [{nodes}], "outputs": ["y"]}}"#
+        )
+    };
+    let conv = |name: &str, input: &str, k: usize, s: usize| {
+        format!(
+            r#"{{"op": "conv2d", "name": "{name}", "input": "{input}", "out_channels": 4, "kernel": {k}, "stride": {s},
+                "weights": {{"random": {{"seed": 2}}}}, "output": {{"scale": 1.0}}}}"#
+        )
+    };
+    // Adding a 6x6 and a 3x3 map.
+    let j = base(&format!(
+        r#"{},{},{{"op": "add", "name": "y", "inputs": ["a", "b"], "output": {{"scale": 1.0}}}}"#,
+        conv("a", "x", 1, 1),
+        conv("b", "x", 1, 2)
+    ));
+    let e = parse_workload(&j).unwrap_err().to_string();
+    assert!(
+        e.contains("layer y") && e.contains("different shapes") && e.contains("[1, 6, 6, 4]"),
+        "{e}"
+    );
+    // Wrong weight count.
+    let j = base(
+        r#"{"op": "conv2d", "name": "y", "out_channels": 4, "kernel": 3, "weights": [1, 2, 3], "output": {"scale": 1.0}}"#,
+    );
+    let e = parse_workload(&j).unwrap_err().to_string();
+    assert!(
+        e.contains("node y") && e.contains("weights has 3 values, expected 36 x 4 = 144"),
+        "{e}"
+    );
+    // A kernel larger than the padded input.
+    let j = base(&conv("y", "x", 9, 1));
+    let e = parse_workload(&j).unwrap_err().to_string();
+    assert!(
+        e.contains("layer y") && e.contains("larger than the padded input"),
+        "{e}"
+    );
+    // Dense on an image without flatten; concat of different sizes; unknown input.
+    let j = base(
+        r#"{"op": "dense", "name": "y", "out_features": 3, "weights": {"random": {"seed": 1}}, "output": {"scale": 1.0}}"#,
+    );
+    let e = parse_workload(&j).unwrap_err().to_string();
+    assert!(e.contains("y") && e.contains("flatten"), "{e}");
+    let j = base(&format!(
+        r#"{},{{"op": "concat", "name": "y", "inputs": ["x", "a"]}}"#,
+        conv("a", "x", 1, 2)
+    ));
+    let e = parse_workload(&j).unwrap_err().to_string();
+    assert!(
+        e.contains("layer y") && e.contains("differ in more than the channels"),
+        "{e}"
+    );
+    let j = base(r#"{"op": "maxpool", "name": "y", "input": "nope", "kernel": 2}"#);
+    let e = parse_workload(&j).unwrap_err().to_string();
+    assert!(e.contains("node y") && e.contains("nope"), "{e}");
+}
