@@ -1132,6 +1132,7 @@ fn pool_steps(
                             shift: rq.shift,
                             zero_point: rq.zero_point,
                             relu: false,
+                            qtab: None,
                         }));
                     }
                     store_tile(y, m0, m, j * pb, pw, r, pw, false, &mut st.stores);
@@ -1218,6 +1219,7 @@ fn add_steps(
                 shift: rq.shift,
                 zero_point: rq.zero_point,
                 relu: rq.relu,
+                qtab: None,
             }));
             store_tile(y, m0, m, j * pb, pw, br, pw, false, &mut st.stores);
             steps.push(st);

@@ -950,6 +950,19 @@ impl Graph {
             if out.shape.rows() == 0 || out.shape.c == 0 {
                 return Err(layer_err(node.name(), "its output is empty".into()));
             }
+            let elems = [out.shape.n, out.shape.h, out.shape.w, out.shape.c]
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d));
+            if elems.is_none_or(|e| e > crate::workload::MAX_ELEMENTS) {
+                return Err(layer_err(
+                    node.name(),
+                    format!(
+                        "its output {:?} has more elements than a tensor may have ({})",
+                        out.dims(),
+                        crate::workload::MAX_ELEMENTS
+                    ),
+                ));
+            }
             if let Node::Output(_) = node {
                 continue;
             }
@@ -1025,6 +1038,23 @@ impl GraphBuilder {
         }
         let refs: Vec<&TensorInfo> = srcs.iter().map(|(_, t)| t).collect();
         let out = infer(&node, &refs)?;
+        if out
+            .shape
+            .n
+            .checked_mul(out.shape.h)
+            .and_then(|x| x.checked_mul(out.shape.w))
+            .and_then(|x| x.checked_mul(out.shape.c))
+            .is_none_or(|e| e > crate::workload::MAX_ELEMENTS)
+        {
+            return Err(layer_err(
+                &name,
+                format!(
+                    "its output {:?} has more elements than a tensor may have ({})",
+                    out.dims(),
+                    crate::workload::MAX_ELEMENTS
+                ),
+            ));
+        }
         let idx = self.graph.add_node(node);
         for (port, (src, t)) in srcs.into_iter().enumerate() {
             self.graph.add_edge(src, idx, Edge { port, tensor: t });

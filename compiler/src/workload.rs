@@ -118,7 +118,12 @@ pub const MAX_DIM: usize = 1 << 20;
 /// holds. (Found by the `workload` fuzz target: the product was allocated.)
 pub const MAX_ELEMENTS: usize = 1 << 26;
 
-pub(crate) fn check_elements(ctx: &str, what: &str, rows: usize, cols: usize) -> Result<usize, CompileError> {
+pub(crate) fn check_elements(
+    ctx: &str,
+    what: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<usize, CompileError> {
     rows.checked_mul(cols)
         .filter(|&n| n <= MAX_ELEMENTS)
         .ok_or_else(|| {

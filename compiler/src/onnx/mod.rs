@@ -314,12 +314,7 @@ impl Importer {
         Ok(())
     }
 
-    fn conv_attrs(
-        &self,
-        n: &wire::Node,
-        kh: usize,
-        kw: usize,
-    ) -> Result<ConvAttrs, CompileError> {
+    fn conv_attrs(&self, n: &wire::Node, kh: usize, kw: usize) -> Result<ConvAttrs, CompileError> {
         let ap = n
             .attr("auto_pad")
             .and_then(|a| a.s.clone())
