@@ -208,6 +208,41 @@ impl Importer {
         })
     }
 
+    /// The weights of a QLinear op: inputs 3 (values), 4 (scale), 5 (zero point).
+    fn qlinear_weights(&self, n: &wire::Node) -> Result<ConstDq, CompileError> {
+        let wq = match self.get(n, 3)? {
+            Value::Const(c) => c.clone(),
+            _ => {
+                return Err(err(
+                    n,
+                    "input 3 (weights) must be a constant: a product of two activations is not supported",
+                ))
+            }
+        };
+        let scales = match self.get(n, 4)? {
+            Value::Const(c) => c.vals.clone(),
+            _ => return Err(err(n, "the weight scale must be a constant")),
+        };
+        let zps = match self.opt(n, 5) {
+            Some(Value::Const(c)) => c.vals.iter().map(|&v| v as i64).collect(),
+            _ => vec![0],
+        };
+        let w = ConstDq {
+            ints: wq.vals.iter().map(|&v| v as i64).collect(),
+            dims: wq.dims,
+            scales,
+            zps,
+            dtype: wq.dtype,
+        };
+        if w.zps.iter().any(|&z| to_i8(z, w.dtype) != 0) {
+            return Err(err(
+                n,
+                "weights with a zero point other than 0 (asymmetric) are not supported",
+            ));
+        }
+        Ok(w)
+    }
+
     /// A float-world input that must be the dequantized value of an IR tensor.
     fn dq_input(&self, n: &wire::Node, i: usize) -> Result<String, CompileError> {
         match self.get(n, i)? {
@@ -673,31 +708,7 @@ impl Importer {
                 let Value::Q(x) = self.get(n, 0)?.clone() else {
                     return Err(err(n, "input 0 must be a quantized activation"));
                 };
-                let wq = match self.get(n, 3)? {
-                    Value::Const(c) => c.clone(),
-                    _ => return Err(err(n, "the weights must be a constant")),
-                };
-                let ws = match self.get(n, 4)? {
-                    Value::Const(c) => c.vals.clone(),
-                    _ => return Err(err(n, "the weight scale must be a constant")),
-                };
-                let wz = match self.opt(n, 5) {
-                    Some(Value::Const(c)) => c.vals.iter().map(|&v| v as i64).collect(),
-                    _ => vec![0],
-                };
-                let w = ConstDq {
-                    ints: wq.vals.iter().map(|&v| v as i64).collect(),
-                    dims: wq.dims,
-                    scales: ws,
-                    zps: wz,
-                    dtype: wq.dtype,
-                };
-                if w.zps.iter().any(|&z| to_i8(z, w.dtype) != 0) {
-                    return Err(err(
-                        n,
-                        "weights with a zero point other than 0 (asymmetric) are not supported",
-                    ));
-                }
+                let w = self.qlinear_weights(n)?;
                 let y = self.scalar_quant(n, 6, 7)?;
                 let sx = self.quant_of(&x).scale;
                 let c = self.conv(n, &out, &w, sx, 8, y)?;
@@ -725,31 +736,7 @@ impl Importer {
                 let Value::Q(x) = self.get(n, 0)?.clone() else {
                     return Err(err(n, "input 0 must be a quantized activation"));
                 };
-                let wq = match self.get(n, 3)? {
-                    Value::Const(c) => c.clone(),
-                    _ => return Err(err(n, "input 3 (b) must be a constant: a matmul of two activations is not supported")),
-                };
-                let ws = match self.get(n, 4)? {
-                    Value::Const(c) => c.vals.clone(),
-                    _ => return Err(err(n, "the scale of b must be a constant")),
-                };
-                let wz = match self.opt(n, 5) {
-                    Some(Value::Const(c)) => c.vals.iter().map(|&v| v as i64).collect(),
-                    _ => vec![0],
-                };
-                let w = ConstDq {
-                    ints: wq.vals.iter().map(|&v| v as i64).collect(),
-                    dims: wq.dims,
-                    scales: ws,
-                    zps: wz,
-                    dtype: wq.dtype,
-                };
-                if w.zps.iter().any(|&z| to_i8(z, w.dtype) != 0) {
-                    return Err(err(
-                        n,
-                        "weights with a zero point other than 0 (asymmetric) are not supported",
-                    ));
-                }
+                let w = self.qlinear_weights(n)?;
                 let y = self.scalar_quant(n, 6, 7)?;
                 let l = self.dense(n, &out, &x, &w, false, None, OutputKind::Int8(y))?;
                 Value::Q(self.add(Node::Layer(l), &[&x])?)
