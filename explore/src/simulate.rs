@@ -66,21 +66,15 @@ impl Traffic {
         };
         for d in descs {
             match &d.op {
-                Op::Load(x) => {
-                    let b = x.rows as u64 * x.row_bytes as u64;
-                    if x.acc {
-                        t.acc_write_bytes += b
-                    } else {
-                        t.spad_write_bytes += b
-                    }
-                }
-                Op::Store(x) => {
-                    let b = x.rows as u64 * x.row_bytes as u64;
-                    if x.acc {
-                        t.acc_read_bytes += b
-                    } else {
-                        t.spad_read_bytes += b
-                    }
+                // A LOAD writes local memory, a STORE reads it.
+                Op::Load(x) | Op::Store(x) => {
+                    let slot = match (matches!(d.op, Op::Load(_)), x.acc) {
+                        (true, true) => &mut t.acc_write_bytes,
+                        (true, false) => &mut t.spad_write_bytes,
+                        (false, true) => &mut t.acc_read_bytes,
+                        (false, false) => &mut t.spad_read_bytes,
+                    };
+                    *slot += x.rows as u64 * x.row_bytes as u64;
                 }
                 Op::Matmul(m) => {
                     let (m_, k, n) = (m.m as u64, m.k as u64, m.n as u64);
