@@ -151,38 +151,55 @@ impl SimResult {
 
 /// Records each descriptor's dispatch and its issue-to-completion slice on the
 /// three execution units: all the per-layer breakdown needs, without keeping
-/// the event stream.
-#[derive(Debug, Default)]
+/// the event stream. Events name ring slots, which repeat when the ring is
+/// smaller than the program (`run_program` refills it); but the command
+/// processor dispatches in program order and each unit issues in its queue's
+/// order and runs one descriptor at a time, so the n-th dispatch is program
+/// index n, an issue is the oldest dispatched descriptor of its unit, and a
+/// completion is the unit's running one.
+#[derive(Debug)]
 struct SliceSink {
+    dispatched: usize,
     first_seen: Vec<u64>,
-    open: [Option<(u32, u64)>; 4],
-    /// (engine, ring index, issue cycle, completion cycle)
-    slices: Vec<(Engine, u32, u64, u64)>,
+    queued: [std::collections::VecDeque<usize>; 4],
+    open: [Option<(usize, u64)>; 4],
+    /// (engine, program index, issue cycle, completion cycle)
+    slices: Vec<(Engine, usize, u64, u64)>,
 }
 
 impl SliceSink {
-    fn seen(&mut self, index: u32, cycle: u64) {
-        let i = index as usize;
-        if i >= self.first_seen.len() {
-            self.first_seen.resize(i + 1, u64::MAX);
+    fn new(program_len: usize) -> SliceSink {
+        SliceSink {
+            dispatched: 0,
+            first_seen: vec![u64::MAX; program_len],
+            queued: Default::default(),
+            open: [None; 4],
+            slices: vec![],
         }
-        self.first_seen[i] = self.first_seen[i].min(cycle);
     }
 }
 
 impl EventSink for SliceSink {
     fn event(&mut self, cycle: u64, e: Event) {
         match e {
-            Event::Dispatch { index, .. } => self.seen(index, cycle),
-            Event::Issue { unit, index, .. } => {
-                self.seen(index, cycle);
-                self.open[unit as usize] = Some((index, cycle));
+            Event::Dispatch { unit, .. } => {
+                let i = self.dispatched;
+                self.dispatched += 1;
+                if let Some(f) = self.first_seen.get_mut(i) {
+                    *f = (*f).min(cycle);
+                }
+                if unit != Engine::Cmd {
+                    self.queued[unit as usize].push_back(i);
+                }
             }
-            Event::Complete { unit, index, .. } => {
+            Event::Issue { unit, .. } => {
+                if let Some(i) = self.queued[unit as usize].pop_front() {
+                    self.open[unit as usize] = Some((i, cycle));
+                }
+            }
+            Event::Complete { unit, .. } => {
                 if let Some((i, start)) = self.open[unit as usize].take() {
-                    if i == index {
-                        self.slices.push((unit, index, start, cycle));
-                    }
+                    self.slices.push((unit, i, start, cycle));
                 }
             }
             _ => {}
@@ -208,30 +225,12 @@ fn union_len(mut v: Vec<(u64, u64)>) -> u64 {
     total + cur.map_or(0, |(s, e)| e - s)
 }
 
-/// The layer each descriptor belongs to. Ranges of consecutive layers overlap
-/// (the next layer's first weight loads are issued before this layer's last
-/// MATMULs): in an overlap a LOAD belongs to the later layer, anything else to
-/// the earlier one.
-fn owners(c: &Compiled) -> Vec<Option<usize>> {
-    let n = c.program.len();
-    let mut own = vec![None; n];
-    for (li, l) in c.layers.iter().enumerate() {
-        for i in l.descs.clone().filter(|&i| i < n) {
-            let load = matches!(c.program.descs()[i].op, Op::Load(_));
-            if own[i].is_none() || load {
-                own[i] = Some(li);
-            }
-        }
-    }
-    own
-}
-
 fn layer_figures(c: &Compiled, sink: &SliceSink) -> Vec<LayerFigures> {
-    let own = owners(c);
-    let of = |i: u32| own.get(i as usize).copied().flatten();
+    let own = &c.desc_layer;
+    let of = |i: usize| own.get(i).copied().flatten().map(|l| l as usize);
     let mut first = vec![u64::MAX; c.layers.len()];
     for (i, &cy) in sink.first_seen.iter().enumerate() {
-        if let Some(l) = of(i as u32) {
+        if let Some(l) = of(i) {
             first[l] = first[l].min(cy);
         }
     }
@@ -258,7 +257,7 @@ fn layer_figures(c: &Compiled, sink: &SliceSink) -> Vec<LayerFigures> {
             let busy = union_len(comp[li].iter().chain(&dma[li]).copied().collect());
             LayerFigures {
                 name: l.name.clone(),
-                descriptors: own.iter().filter(|o| **o == Some(li)).count(),
+                descriptors: own.iter().filter(|o| **o == Some(li as u32)).count(),
                 first_cycle: first,
                 last_cycle: last,
                 cycles,
@@ -312,7 +311,7 @@ pub fn simulate(
     if let Err(e) = npukit_compiler::load_image(&c, &mut mem) {
         return SimResult::failed(format!("load image: {e}"));
     }
-    let mut dev = ModelDevice::with_sink(cfg, SliceSink::default());
+    let mut dev = ModelDevice::with_sink(cfg, SliceSink::new(c.program.len()));
     let out = match run::run_program(
         &mut dev,
         &mut mem,
@@ -357,9 +356,19 @@ mod tests {
     /// counter when layers do not share the compute unit.
     #[test]
     fn builtin_example_breakdown_is_consistent() {
+        let mut small_ring = NpuConfig::default();
+        small_ring.cmdproc.max_ring = 16;
+        for cfg in [NpuConfig::default(), small_ring] {
+            breakdown_is_consistent(&cfg);
+        }
+    }
+
+    /// With `cfg.cmdproc.max_ring` below the program's length the ring is
+    /// refilled and events name ring slots, not program indices.
+    fn breakdown_is_consistent(cfg: &NpuConfig) {
+        let cfg = cfg.clone();
         let w = npukit_compiler::builtin_example();
         let r = npukit_compiler::reference(&w).unwrap();
-        let cfg = NpuConfig::default();
         let s = simulate(&w, &r, &cfg, 10_000_000);
         assert_eq!(s.error, None);
         assert_eq!(s.layers.len(), 3);
@@ -370,7 +379,12 @@ mod tests {
                 l.cycles,
                 "{l:?}"
             );
-            assert!(l.compute_cycles > 0 && l.last_cycle <= s.cycles);
+            assert!(
+                l.compute_cycles > 0 && l.last_cycle <= s.cycles,
+                "{l:?} {} {}",
+                s.cycles,
+                cfg.cmdproc.max_ring
+            );
             compute += l.compute_cycles;
         }
         assert_eq!(compute, s.counter("PERF_COMPUTE_BUSY"));
