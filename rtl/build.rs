@@ -4,7 +4,9 @@
 //! * The variants come from `rtl/generated/variants.json` (or the file named by
 //!   the `NPUKIT_RTL_VARIANTS` environment variable): a JSON array (or an object
 //!   with a `variants` array) of `{name, file, rows, cols, spad_bytes,
-//!   acc_bytes, beat_bytes, fetch_depth, queue_depth, max_ring, fault}`.
+//!   acc_bytes, beat_bytes, fetch_depth, queue_depth, max_ring, fault}` and,
+//!   optionally, `dataflow` (`"weight-stationary"`, the default, or
+//!   `"output-stationary"`) and `weight_double_buffer` (default false).
 //! * With `verilator` on `PATH` (and `NPUKIT_RTL_NO_VERILATOR` unset), each
 //!   variant is Verilated into `OUT_DIR/<name>/` and linked in; the crate is
 //!   built with `--cfg npukit_verilator`. A variant that fails to Verilate is
@@ -24,6 +26,10 @@ struct Variant {
     name: String,
     file: PathBuf,
     fields: [(&'static str, u64); 8],
+    /// `array.dataflow` (`weight-stationary` when absent).
+    dataflow: String,
+    /// `array.weight_double_buffer` (false when absent).
+    weight_double_buffer: bool,
     fault: Option<String>,
 }
 
@@ -182,6 +188,24 @@ fn read_variants(path: &Path, manifest: &Path) -> Result<Vec<Variant>, String> {
                 .ok_or_else(|| what(f) + " missing or not an unsigned integer")?;
             *slot = (f, val);
         }
+        let dataflow = match v.get("dataflow") {
+            None => "weight-stationary".to_string(),
+            Some(serde_json::Value::String(d))
+                if d == "weight-stationary" || d == "output-stationary" =>
+            {
+                d.clone()
+            }
+            Some(_) => {
+                return Err(
+                    what("dataflow") + " must be \"weight-stationary\" or \"output-stationary\""
+                )
+            }
+        };
+        let weight_double_buffer = match v.get("weight_double_buffer") {
+            None => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(_) => return Err(what("weight_double_buffer") + " must be true or false"),
+        };
         let fault = match v.get("fault") {
             None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => None,
             Some(serde_json::Value::String(s)) if s.is_empty() => None,
@@ -192,6 +216,8 @@ fn read_variants(path: &Path, manifest: &Path) -> Result<Vec<Variant>, String> {
             name,
             file,
             fields,
+            dataflow,
+            weight_double_buffer,
             fault,
         });
     }
@@ -437,7 +463,8 @@ fn write_table(variants: &[Variant], failures: &[Option<String>], error: Option<
             s,
             "crate::variant::VariantEntry {{ info: crate::variant::VariantInfo {{ name: {:?}, file: {:?}, \
              rows: {}, cols: {}, spad_bytes: {}, acc_bytes: {}, beat_bytes: {}, fetch_depth: {}, \
-             queue_depth: {}, max_ring: {}, fault: {:?} }}, api: {api} }},",
+             queue_depth: {}, max_ring: {}, dataflow: npukit_sim::Dataflow::{}, \
+             weight_double_buffer: {}, fault: {:?} }}, api: {api} }},",
             v.name,
             v.file.display().to_string(),
             f(0),
@@ -448,6 +475,12 @@ fn write_table(variants: &[Variant], failures: &[Option<String>], error: Option<
             f(5),
             f(6),
             f(7),
+            if v.dataflow == "output-stationary" {
+                "OutputStationary"
+            } else {
+                "WeightStationary"
+            },
+            v.weight_double_buffer,
             v.fault
         );
     }

@@ -178,8 +178,16 @@ fn info(cfg: &NpuConfig, json: bool) -> Result<()> {
     let kib = |b: u64| b as f64 / 1024.0;
     println!("npukit NPU configuration");
     println!(
-        "  MAC array        {} x {} ({} PEs, weight-stationary)",
-        cfg.array.rows, cfg.array.cols, peak
+        "  MAC array        {} x {} ({} PEs, {}{})",
+        cfg.array.rows,
+        cfg.array.cols,
+        peak,
+        cfg.array.dataflow,
+        if cfg.array.weight_double_buffer {
+            ", weight double-buffering"
+        } else {
+            ""
+        }
     );
     println!("  clock            {} MHz", cfg.clock.freq_mhz);
     println!(
@@ -215,11 +223,23 @@ fn info(cfg: &NpuConfig, json: bool) -> Result<()> {
     );
     let ridge = peak as f64 / cfg.dram.bytes_per_cycle as f64;
     println!("  roofline ridge   {ridge:.1} MAC/byte (below it a layer is memory-bound)");
+    let a = &cfg.array;
+    let formula = match (a.dataflow, a.weight_double_buffer) {
+        (npukit_sim::Dataflow::OutputStationary, _) => "ceil(M / R) * max(R, C) + R + C + 1",
+        (_, true) => "2R + C + M - 2, R + C + M - 1 with the weights loaded ahead",
+        (_, false) => "2R + C + M - 2",
+    };
     println!(
-        "  fold latency     {} cycles for a {}-row MATMUL (2R + C + M - 2)",
-        npukit_sim::mac::matmul_latency(cfg.array.rows, cfg.array.cols, cfg.array.rows),
-        cfg.array.rows
+        "  fold latency     {} cycles for a {}-row MATMUL ({formula})",
+        npukit_sim::mac::fold_latency(a, a.rows, 0),
+        a.rows
     );
+    if a.weight_double_buffer {
+        println!(
+            "                   {} cycles with its weights loaded during the previous fold",
+            npukit_sim::mac::fold_latency(a, a.rows, a.rows as u64)
+        );
+    }
     Ok(())
 }
 

@@ -202,6 +202,8 @@
 #define NPU_CAP_ELEMENTWISE                      0x00000008u  /* element-wise ADD and MAX */
 #define NPU_CAP_WEIGHT_STATIONARY                0x00000010u  /* weight-stationary MAC array */
 #define NPU_CAP_PER_CHANNEL_ACT                  0x00000020u  /* ACT per-output-channel requantisation (PER_CHANNEL flag, ABI 1.1) */
+#define NPU_CAP_OUTPUT_STATIONARY                0x00000040u  /* output-stationary MAC array */
+#define NPU_CAP_WEIGHT_DOUBLE_BUFFER             0x00000080u  /* two weight banks: the next MATMUL's weights load during the current one */
 
 /* Error codes latched in ERR_CODE when the device halts. ERR_DESC then holds
  * the ring index of the descriptor at fault, ERR_ADDR what the code says. */

@@ -49,11 +49,16 @@ pub mod caps {
     pub const WATCHDOG: u32 = 1 << 2;
     /// Element-wise ADD and MAX in the activation unit.
     pub const ELEMENTWISE: u32 = 1 << 3;
-    /// Weight-stationary dataflow.
+    /// Weight-stationary dataflow (docs/timing.md, rule C1a).
     pub const WEIGHT_STATIONARY: u32 = 1 << 4;
     /// ACT's `PER_CHANNEL` flag: per-output-channel multiplier and shift from a
     /// table in the accumulator memory (ABI 1.1).
     pub const PER_CHANNEL_ACT: u32 = 1 << 5;
+    /// Output-stationary dataflow (rule C1c); exclusive with `WEIGHT_STATIONARY`.
+    pub const OUTPUT_STATIONARY: u32 = 1 << 6;
+    /// A second weight bank: the next MATMUL's weights load during the
+    /// current one (rule C1b; with `WEIGHT_STATIONARY` only).
+    pub const WEIGHT_DOUBLE_BUFFER: u32 = 1 << 7;
     /// All capability bits with their names, for generators.
     pub const ALL: &[(&str, u32, &str)] = &[
         ("TRANSLATION", TRANSLATION, "per-job address translation"),
@@ -77,6 +82,16 @@ pub mod caps {
             "PER_CHANNEL_ACT",
             PER_CHANNEL_ACT,
             "ACT per-output-channel requantisation (PER_CHANNEL flag, ABI 1.1)",
+        ),
+        (
+            "OUTPUT_STATIONARY",
+            OUTPUT_STATIONARY,
+            "output-stationary MAC array",
+        ),
+        (
+            "WEIGHT_DOUBLE_BUFFER",
+            WEIGHT_DOUBLE_BUFFER,
+            "two weight banks: the next MATMUL's weights load during the current one",
         ),
     ];
 }

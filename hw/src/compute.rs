@@ -1,4 +1,6 @@
-//! The compute unit (`Compute`): a weight-stationary `R x C` MAC array, the
+//! The compute unit (`Compute`): an `R x C` MAC array (weight-stationary as
+//! described below; with weight double-buffering or output-stationary as in
+//! docs/rtl.md, "The MAC array options", rules C1b and C1c), the
 //! activation unit (`C` lanes, 2 pipeline stages) that also runs ADD and MAX,
 //! and the two local memories with their DMA ports.
 //!
@@ -94,11 +96,11 @@ mod verilog;
 
 use std::fmt;
 
-use npukit_sim::NpuConfig;
+use npukit_sim::{Dataflow, NpuConfig};
 use rust_hdl::core::bitvec::BitVec;
 use rust_hdl::prelude::*;
 
-pub use pe::Pe;
+pub use pe::{Pe, PeDb, PeOs};
 pub use smul::SMul32;
 
 const OP_MATMUL: u32 = 3;
@@ -120,6 +122,10 @@ pub struct ComputeParams {
     pub acc_bytes: u32,
     /// DMA beat width `B` in bytes.
     pub beat_bytes: u32,
+    /// The MAC array's dataflow (docs/timing.md, rule C1).
+    pub dataflow: Dataflow,
+    /// A second weight bank per PE (rule C1b; weight-stationary only).
+    pub weight_double_buffer: bool,
 }
 
 impl ComputeParams {
@@ -131,6 +137,8 @@ impl ComputeParams {
             spad_bytes: cfg.memory.spad_bytes,
             acc_bytes: cfg.memory.acc_bytes,
             beat_bytes: cfg.dma.beat_bytes,
+            dataflow: cfg.array.dataflow,
+            weight_double_buffer: cfg.array.weight_double_buffer,
         }
     }
 
@@ -153,7 +161,19 @@ impl ComputeParams {
         if !(1..=DMA_PORT_BYTES).contains(&self.beat_bytes) {
             return bad("beat_bytes", self.beat_bytes, "1..=64");
         }
+        if self.weight_double_buffer && self.dataflow != Dataflow::WeightStationary {
+            return bad("weight_double_buffer", 1, "the weight-stationary dataflow");
+        }
         Ok(())
+    }
+
+    fn os(&self) -> bool {
+        self.dataflow == Dataflow::OutputStationary
+    }
+
+    /// Output-stationary tile period `P = max(R, C)` (rule C1c).
+    fn period(&self) -> u32 {
+        self.rows.max(self.cols)
     }
 }
 
@@ -194,6 +214,34 @@ struct State {
     skew: Vec<Vec<u8>>,
     /// `dsk[c]` has `C - 1 - c` stages.
     dsk: Vec<Vec<u32>>,
+    /// Weight-stationary: the cycle (`cnt`) in which the A stream starts; `R`
+    /// without weight double-buffering (rule C1b).
+    so: u32,
+    /// C1b: the weight bank of the MATMUL in execution.
+    bank: bool,
+    /// C1b weight loader: loading (`lc` = 1..=R in the cycles of its shifts),
+    /// W address, K and N of the load, the bank it loads (or loaded last), and
+    /// whether it has started a load for the compute-queue head.
+    lb: bool,
+    lc: u32,
+    lw: u32,
+    lk: u32,
+    ln: u32,
+    lbank: bool,
+    pf: bool,
+    /// C1b: `sks[r][s]` is the bank bit beside `skew[r][s]`.
+    sks: Vec<Vec<bool>>,
+    /// C1c: feed step `fq` of tile `fj`, write delay `wd`, write slot `wq` of
+    /// tile `wj`.
+    fq: u32,
+    fj: u32,
+    wd: u32,
+    wq: u32,
+    wj: u32,
+    /// C1c: `skf[r][s]` is the first-operand flag beside `skew[r][s]`.
+    skf: Vec<Vec<bool>>,
+    /// C1c: `wsk[c]` has `c + 1` stages; stage `c` feeds PE `(0, c)`.
+    wsk: Vec<Vec<u8>>,
     v1: bool,
     wa1: u32,
     wn1: u32,
@@ -227,6 +275,23 @@ impl State {
             sg: 0,
             skew: (0..r).map(|i| vec![0; i + 1]).collect(),
             dsk: (0..c).map(|j| vec![0; c - 1 - j]).collect(),
+            so: p.rows,
+            bank: false,
+            lb: false,
+            lc: 0,
+            lw: 0,
+            lk: 0,
+            ln: 0,
+            lbank: false,
+            pf: false,
+            sks: (0..r).map(|i| vec![false; i + 1]).collect(),
+            fq: 0,
+            fj: 0,
+            wd: 0,
+            wq: 0,
+            wj: 0,
+            skf: (0..r).map(|i| vec![false; i + 1]).collect(),
+            wsk: (0..c).map(|j| vec![0; j + 1]).collect(),
             v1: false,
             wa1: 0,
             wn1: 0,
@@ -270,13 +335,21 @@ impl State {
 }
 
 /// Latency of a descriptor (raw words) on an `R x C` unit, as the hardware
-/// computes it at issue (rules C1-C3; 1 for anything else).
+/// computes it at issue (rules C1-C3; 1 for anything else), for a MATMUL
+/// whose weight load starts at its issue.
 pub fn latency(p: &ComputeParams, d: &[u32; 8]) -> u32 {
+    latency_with(p, d, p.rows)
+}
+
+/// [`latency`] of a weight-stationary MATMUL whose A stream starts `so`
+/// cycles after its issue (`R`, or less with weight double-buffering: C1b).
+pub fn latency_with(p: &ComputeParams, d: &[u32; 8], so: u32) -> u32 {
     let (r, c) = (p.rows as u64, p.cols as u64);
     let lo = (d[4] & 0xFFFF) as u64;
     let hi = (d[4] >> 16) as u64;
     let v = match d[0] & 0xFF {
-        OP_MATMUL => 2 * r + c - 2 + lo,
+        OP_MATMUL if p.os() => lo.div_ceil(r) * p.period() as u64 + r + c + 1,
+        OP_MATMUL => so as u64 + r + c - 2 + lo,
         OP_ACT => lo * hi.div_ceil(c) + 2,
         OP_ADD | OP_MAX => (d[4] as u64).div_ceil(c) + 2,
         _ => 1,
@@ -320,6 +393,9 @@ pub struct Compute {
     pub clear: Signal<In, Bit>,
     pub issue: Signal<In, Bit>,
     pub desc: Signal<In, Bits<256>>,
+    /// `desc` is the compute queue's head and every counter it waits on is
+    /// nonzero (the weight loader of rule C1b may start on it).
+    pub head_ready: Signal<In, Bit>,
     pub busy: Signal<Out, Bit>,
     pub done: Signal<Out, Bit>,
     pub dma_wr: Signal<In, Bit>,
@@ -330,8 +406,13 @@ pub struct Compute {
     pub dma_rd_acc: Signal<In, Bit>,
     pub dma_rd_addr: Signal<In, Bits<32>>,
     pub dma_rd_data: Signal<Out, Bits<512>>,
-    /// The array, row-major: PE `(r, c)` is `pe[r * C + c]`.
+    /// The weight-stationary array, row-major: PE `(r, c)` is `pe[r * C + c]`
+    /// (empty in the other variants).
     pub pe: Vec<Pe>,
+    /// The same with two weight banks (weight double-buffering).
+    pub pd: Vec<PeDb>,
+    /// The output-stationary array.
+    pub po: Vec<PeOs>,
     /// The requantiser multipliers, one per lane.
     pub mul: Vec<SMul32>,
     _p: ComputeParams,
@@ -395,6 +476,7 @@ impl Compute {
             clear: Default::default(),
             issue: Default::default(),
             desc: Default::default(),
+            head_ready: Default::default(),
             busy: Default::default(),
             done: Default::default(),
             dma_wr: Default::default(),
@@ -405,7 +487,18 @@ impl Compute {
             dma_rd_acc: Default::default(),
             dma_rd_addr: Default::default(),
             dma_rd_data: Default::default(),
-            pe: (0..r * c).map(|_| Pe::default()).collect(),
+            pe: (0..r * c)
+                .filter(|_| !p.os() && !p.weight_double_buffer)
+                .map(|_| Pe::default())
+                .collect(),
+            pd: (0..r * c)
+                .filter(|_| p.weight_double_buffer)
+                .map(|_| PeDb::default())
+                .collect(),
+            po: (0..r * c)
+                .filter(|_| p.os())
+                .map(|_| PeOs::default())
+                .collect(),
             mul: (0..c).map(|_| SMul32::default()).collect(),
             _p: p,
             _st: State::new(&p),
@@ -431,6 +524,14 @@ impl Compute {
     /// The byte pushed into the top of column `c` while weights shift in.
     fn weight_push(&self, c: u32) -> u8 {
         let st = &self._st;
+        if self._p.weight_double_buffer {
+            let wrow = self._p.rows.wrapping_sub(st.lc);
+            return if wrow < st.lk && c < st.ln {
+                st.sp8(st.lw.wrapping_add(wrow.wrapping_mul(st.ln)).wrapping_add(c))
+            } else {
+                0
+            };
+        }
         let (k, n) = (st.d[4] >> 16, st.d[5] & 0xFFFF);
         let wrow = self._p.rows.wrapping_sub(st.cnt);
         if wrow < k && c < n {
@@ -446,11 +547,17 @@ impl Compute {
         let (r, c) = (self._p.rows as usize, self._p.cols as usize);
         let clock = self.clock.val();
         let en = self.enable.val();
+        if self._p.os() {
+            self.drive_os();
+        } else if self._p.weight_double_buffer {
+            self.drive_db();
+        }
         let st = &self._st;
         let mm = st.busy && st.op() == OP_MATMUL;
         let wshift = mm && st.cnt >= 1 && st.cnt <= self._p.rows;
         let pushes: Vec<u8> = (0..c as u32).map(|j| self.weight_push(j)).collect();
-        for i in 0..r {
+        let rows_ws = if self.pe.is_empty() { 0 } else { r };
+        for i in 0..rows_ws {
             for j in 0..c {
                 let n = i * c + j;
                 let w_in = if i == 0 {
@@ -508,6 +615,73 @@ impl Compute {
         }
     }
 
+    /// [`Compute::drive`] for the double-buffered weight-stationary array.
+    #[allow(clippy::needless_range_loop)] // indices mirror the Verilog
+    fn drive_db(&mut self) {
+        let (r, c) = (self._p.rows as usize, self._p.cols as usize);
+        let (clock, en) = (self.clock.val(), self.enable.val());
+        let pushes: Vec<u8> = (0..c as u32).map(|j| self.weight_push(j)).collect();
+        let st = &self._st;
+        for i in 0..r {
+            for j in 0..c {
+                let n = i * c + j;
+                let w_in = if i == 0 {
+                    Bits::<8>::from(pushes[j] as u64)
+                } else {
+                    self.pd[n - c].w_out.val()
+                };
+                let (a_in, sel_in) = if j == 0 {
+                    (Bits::<8>::from(st.skew[i][i] as u64), st.sks[i][i])
+                } else {
+                    (self.pd[n - 1].a_out.val(), self.pd[n - 1].sel_out.val())
+                };
+                let psum_in = if i == 0 {
+                    Bits::<32>::from(0u64)
+                } else {
+                    self.pd[n - c].psum_out.val()
+                };
+                let pe = &mut self.pd[n];
+                pe.clock.next = clock;
+                pe.en.next = en;
+                pe.w_shift.next = st.lb;
+                pe.w_bank.next = st.lbank;
+                pe.w_in.next = w_in;
+                pe.a_in.next = a_in;
+                pe.sel_in.next = sel_in;
+                pe.psum_in.next = psum_in;
+            }
+        }
+    }
+
+    /// [`Compute::drive`] for the output-stationary array.
+    #[allow(clippy::needless_range_loop)] // indices mirror the Verilog
+    fn drive_os(&mut self) {
+        let (r, c) = (self._p.rows as usize, self._p.cols as usize);
+        let (clock, en) = (self.clock.val(), self.enable.val());
+        let st = &self._st;
+        for i in 0..r {
+            for j in 0..c {
+                let n = i * c + j;
+                let (a_in, f_in) = if j == 0 {
+                    (Bits::<8>::from(st.skew[i][i] as u64), st.skf[i][i])
+                } else {
+                    (self.po[n - 1].a_out.val(), self.po[n - 1].f_out.val())
+                };
+                let w_in = if i == 0 {
+                    Bits::<8>::from(st.wsk[j][j] as u64)
+                } else {
+                    self.po[n - c].w_out.val()
+                };
+                let pe = &mut self.po[n];
+                pe.clock.next = clock;
+                pe.en.next = en;
+                pe.a_in.next = a_in;
+                pe.w_in.next = w_in;
+                pe.f_in.next = f_in;
+            }
+        }
+    }
+
     /// The state change at a rising edge (inputs and children's outputs are
     /// those before the edge).
     #[allow(clippy::needless_range_loop)] // indices mirror the Verilog
@@ -521,20 +695,24 @@ impl Compute {
             st.busy = false;
             st.v1 = false;
             st.v2 = false;
+            st.lb = false;
+            st.pf = false;
             st.version += 1;
             return;
         }
         if !self.enable.val() {
             return;
         }
+        let last = (rows as usize - 1) * cols as usize;
         let bottom: Vec<u32> = (0..cols as usize)
-            .map(|j| {
-                self.pe[(rows as usize - 1) * cols as usize + j]
-                    .sum
-                    .val()
-                    .to_u32()
+            .map(|j| match (self.pe.get(last + j), self.pd.get(last + j)) {
+                (Some(pe), _) => pe.sum.val().to_u32(),
+                (None, Some(pe)) => pe.sum.val().to_u32(),
+                (None, None) => 0,
             })
             .collect();
+        let outs: Vec<u32> = self.po.iter().map(|pe| pe.o.val().to_u32()).collect();
+        let head_ready = self.head_ready.val();
         let prods: Vec<u64> = self.mul.iter().map(|m| m.p.val().to_u64()).collect();
         let issue = self.issue.val();
         let desc = desc_words(&self.desc.val());
@@ -552,57 +730,15 @@ impl Compute {
         let st = &mut self._st;
         let op = old.op();
         let k = old.cnt;
-        let (mk, mm_n, mm_m) = (old.d[4] >> 16, old.d[5] & 0xFFFF, old.d[4] & 0xFFFF);
         let mm = old.busy && op == OP_MATMUL;
         // Memory writes, applied in order after everything has read `old`.
         let mut sp_w: Vec<(u32, u8)> = Vec::new();
         let mut ac_w: Vec<(u32, u8)> = Vec::new();
 
-        // MATMUL: skew buffer (A rows), deskew buffer, output rows.
-        let stream = mm && k >= rows && k < rows.wrapping_add(mm_m);
-        for r in 0..rows as usize {
-            for s in (1..=r).rev() {
-                st.skew[r][s] = old.skew[r][s - 1];
-            }
-            st.skew[r][0] = if stream && (r as u32) < mk {
-                old.sp8(old.sa.wrapping_add(r as u32))
-            } else {
-                0
-            };
-        }
-        if stream {
-            st.sa = old.sa.wrapping_add(mk);
-        }
-        for c in 0..cols as usize {
-            let n = old.dsk[c].len();
-            for s in (1..n).rev() {
-                st.dsk[c][s] = old.dsk[c][s - 1];
-            }
-            if n > 0 {
-                st.dsk[c][0] = bottom[c];
-            }
-        }
-        if mm && k >= 2 * rows + cols - 1 {
-            for c in 0..cols {
-                if c < mm_n {
-                    let dsk = &old.dsk[c as usize];
-                    let v = if dsk.is_empty() {
-                        bottom[c as usize]
-                    } else {
-                        dsk[dsk.len() - 1]
-                    };
-                    let a = old.sb.wrapping_add(4 * c);
-                    let v = if old.flag(0) {
-                        v.wrapping_add(old.ac32(a))
-                    } else {
-                        v
-                    };
-                    for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
-                        ac_w.push((a.wrapping_add(b as u32), byte));
-                    }
-                }
-            }
-            st.sb = old.sb.wrapping_add(4u32.wrapping_mul(mm_n));
+        if p.os() {
+            Self::edge_os(&p, &old, st, &outs, &mut ac_w);
+        } else {
+            Self::edge_ws(&p, &old, st, &bottom, &mut ac_w);
         }
 
         // ACT / ADD / MAX read stage.
@@ -735,15 +871,60 @@ impl Compute {
         if done {
             st.busy = false;
         }
-        if issue && (!old.busy || done) {
+        let free = !old.busy || done;
+        let is_mm = desc[0] & 0xFF == OP_MATMUL;
+        // C1b: the weight loader (start, shifts).
+        let ls = p.weight_double_buffer
+            && head_ready
+            && is_mm
+            && !old.pf
+            && (!old.lb || old.lc == rows)
+            && (free || mm);
+        if old.lb {
+            if old.lc == rows {
+                st.lb = false;
+            } else {
+                st.lc = old.lc.wrapping_add(1);
+            }
+        }
+        if ls {
+            st.lb = true;
+            st.lc = 1;
+            st.lw = desc[2];
+            st.lk = desc[4] >> 16;
+            st.ln = desc[5] & 0xFFFF;
+            st.lbank = !old.lbank;
+            st.pf = true;
+        }
+        if issue && free {
             st.busy = true;
             st.d = desc;
             st.cnt = 1;
-            st.lat = latency(&p, &desc);
-            let is_mm = desc[0] & 0xFF == OP_MATMUL;
+            if p.weight_double_buffer && is_mm {
+                st.so = if ls {
+                    rows
+                } else if old.lb {
+                    let left = rows.wrapping_sub(old.lc);
+                    if left == 0 {
+                        1
+                    } else {
+                        left
+                    }
+                } else {
+                    1
+                };
+                st.bank = if ls { !old.lbank } else { old.lbank };
+                st.pf = false;
+            }
+            st.lat = latency_with(&p, &desc, st.so);
             st.sa = if is_mm { desc[1] } else { 0 };
             st.sb = if is_mm { desc[3] } else { 0 };
             st.sg = 0;
+            st.fq = 0;
+            st.fj = 0;
+            st.wd = p.period().wrapping_add(cols).wrapping_add(1);
+            st.wq = 0;
+            st.wj = 0;
         }
 
         // DMA write (after the compute writes).
@@ -775,6 +956,159 @@ impl Compute {
     }
 }
 
+impl Compute {
+    /// The weight-stationary MATMUL datapath at an edge: skew buffer (A rows
+    /// and, with two banks, their bank bits), deskew buffer, output rows.
+    #[allow(clippy::needless_range_loop)] // indices mirror the Verilog
+    fn edge_ws(
+        p: &ComputeParams,
+        old: &State,
+        st: &mut State,
+        bottom: &[u32],
+        ac_w: &mut Vec<(u32, u8)>,
+    ) {
+        let (rows, cols) = (p.rows, p.cols);
+        let k = old.cnt;
+        let (mk, mm_n, mm_m) = (old.d[4] >> 16, old.d[5] & 0xFFFF, old.d[4] & 0xFFFF);
+        let mm = old.busy && old.op() == OP_MATMUL;
+        let so = old.so;
+        let stream = mm && k >= so && k < so.wrapping_add(mm_m);
+        for r in 0..rows as usize {
+            for s in (1..=r).rev() {
+                st.skew[r][s] = old.skew[r][s - 1];
+                st.sks[r][s] = old.sks[r][s - 1];
+            }
+            st.skew[r][0] = if stream && (r as u32) < mk {
+                old.sp8(old.sa.wrapping_add(r as u32))
+            } else {
+                0
+            };
+            st.sks[r][0] = stream && old.bank;
+        }
+        if stream {
+            st.sa = old.sa.wrapping_add(mk);
+        }
+        for c in 0..cols as usize {
+            let n = old.dsk[c].len();
+            for s in (1..n).rev() {
+                st.dsk[c][s] = old.dsk[c][s - 1];
+            }
+            if n > 0 {
+                st.dsk[c][0] = bottom[c];
+            }
+        }
+        if mm && k >= so.wrapping_add(rows + cols - 1) {
+            for c in 0..cols {
+                if c < mm_n {
+                    let dsk = &old.dsk[c as usize];
+                    let v = if dsk.is_empty() {
+                        bottom[c as usize]
+                    } else {
+                        dsk[dsk.len() - 1]
+                    };
+                    let a = old.sb.wrapping_add(4 * c);
+                    let v = if old.flag(0) {
+                        v.wrapping_add(old.ac32(a))
+                    } else {
+                        v
+                    };
+                    for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
+                        ac_w.push((a.wrapping_add(b as u32), byte));
+                    }
+                }
+            }
+            st.sb = old.sb.wrapping_add(4u32.wrapping_mul(mm_n));
+        }
+    }
+
+    /// The output-stationary MATMUL datapath at an edge (rule C1c): operand
+    /// feed into the A and W skew buffers, tile counters, output-row writes
+    /// from the PEs' output registers (`outs`, row-major).
+    #[allow(clippy::needless_range_loop)] // indices mirror the Verilog
+    fn edge_os(
+        p: &ComputeParams,
+        old: &State,
+        st: &mut State,
+        outs: &[u32],
+        ac_w: &mut Vec<(u32, u8)>,
+    ) {
+        let (rows, cols, per) = (p.rows, p.cols, p.period());
+        let (mk, mm_n, mm_m) = (old.d[4] >> 16, old.d[5] & 0xFFFF, old.d[4] & 0xFFFF);
+        let mm = old.busy && old.op() == OP_MATMUL;
+        let base = old.fj.wrapping_mul(rows);
+        let feed = mm && old.fq < mk && base < mm_m;
+        let first = mm && old.fq == 0 && base < mm_m.wrapping_add(rows);
+        for r in 0..rows as usize {
+            for s in (1..=r).rev() {
+                st.skew[r][s] = old.skew[r][s - 1];
+                st.skf[r][s] = old.skf[r][s - 1];
+            }
+            let row = base.wrapping_add(r as u32);
+            st.skew[r][0] = if feed && row < mm_m {
+                old.sp8(
+                    old.d[1]
+                        .wrapping_add(row.wrapping_mul(mk))
+                        .wrapping_add(old.fq),
+                )
+            } else {
+                0
+            };
+            st.skf[r][0] = first;
+        }
+        for c in 0..cols as usize {
+            for s in (1..=c).rev() {
+                st.wsk[c][s] = old.wsk[c][s - 1];
+            }
+            st.wsk[c][0] = if feed && (c as u32) < mm_n {
+                old.sp8(
+                    old.d[2]
+                        .wrapping_add(old.fq.wrapping_mul(mm_n))
+                        .wrapping_add(c as u32),
+                )
+            } else {
+                0
+            };
+        }
+        if !mm {
+            return;
+        }
+        if old.fq.wrapping_add(1) == per {
+            st.fq = 0;
+            st.fj = old.fj.wrapping_add(1);
+        } else {
+            st.fq = old.fq.wrapping_add(1);
+        }
+        if old.wd != 0 {
+            st.wd = old.wd.wrapping_sub(1);
+            return;
+        }
+        if old.wq.wrapping_add(1) == per {
+            st.wq = 0;
+            st.wj = old.wj.wrapping_add(1);
+        } else {
+            st.wq = old.wq.wrapping_add(1);
+        }
+        let row = old.wj.wrapping_mul(rows).wrapping_add(old.wq);
+        if old.wq < rows && row < mm_m {
+            for c in 0..cols {
+                if c < mm_n {
+                    let v = outs[(old.wq * cols + c) as usize];
+                    let a = old.d[3]
+                        .wrapping_add(4u32.wrapping_mul(mm_n.wrapping_mul(row).wrapping_add(c)));
+                    let v = if old.flag(0) {
+                        v.wrapping_add(old.ac32(a))
+                    } else {
+                        v
+                    };
+                    for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
+                        ac_w.push((a.wrapping_add(b as u32), byte));
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Logic for Compute {
     fn update(&mut self) {
         self.drive();
@@ -794,6 +1128,23 @@ impl Logic for Compute {
             pe.w_in.connect();
             pe.a_in.connect();
             pe.psum_in.connect();
+        }
+        for pe in &mut self.pd {
+            pe.clock.connect();
+            pe.en.connect();
+            pe.w_shift.connect();
+            pe.w_bank.connect();
+            pe.w_in.connect();
+            pe.a_in.connect();
+            pe.sel_in.connect();
+            pe.psum_in.connect();
+        }
+        for pe in &mut self.po {
+            pe.clock.connect();
+            pe.en.connect();
+            pe.a_in.connect();
+            pe.w_in.connect();
+            pe.f_in.connect();
         }
         for m in &mut self.mul {
             m.a.connect();

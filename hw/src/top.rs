@@ -103,6 +103,8 @@ impl NpuTop {
             spad_bytes: params.spad_bytes,
             acc_bytes: params.acc_bytes,
             beat_bytes: params.beat_bytes,
+            dataflow: params.dataflow,
+            weight_double_buffer: params.weight_double_buffer,
         })
         .map_err(|e| e.to_string())?;
         Ok(NpuTop {
@@ -213,6 +215,7 @@ impl Logic for NpuTop {
         self.compute.clear.connect();
         self.compute.issue.connect();
         self.compute.desc.connect();
+        self.compute.head_ready.connect();
         self.compute.dma_wr.connect();
         self.compute.dma_wr_acc.connect();
         self.compute.dma_wr_addr.connect();

@@ -9,6 +9,7 @@ use npukit_hw::compute::{bytes_to_bits, latency, requant_tail, sat_add32, Comput
 use npukit_sim::act;
 use npukit_sim::mac;
 use npukit_sim::spad::LocalMem;
+use npukit_sim::Dataflow;
 use rust_hdl::prelude::*;
 
 /// A small deterministic generator (xorshift64*).
@@ -86,6 +87,7 @@ impl Tb {
         self.u.enable.next = true;
         self.u.clear.next = false;
         self.u.issue.next = false;
+        self.u.head_ready.next = false;
         self.u.dma_wr.next = false;
     }
 
@@ -164,6 +166,8 @@ fn params(rows: u32, cols: u32) -> ComputeParams {
         spad_bytes: 256,
         acc_bytes: 256,
         beat_bytes: 32,
+        dataflow: Dataflow::WeightStationary,
+        weight_double_buffer: false,
     }
 }
 
@@ -176,9 +180,21 @@ fn words(d: &Descriptor) -> [u32; 8] {
     w
 }
 
+fn with_dataflow(mut p: ComputeParams, dataflow: Dataflow, wdb: bool) -> ComputeParams {
+    p.dataflow = dataflow;
+    p.weight_double_buffer = wdb;
+    p
+}
+
+/// Rule C1 (the weight load, with double-buffering, starting at issue).
 fn model_latency(p: &ComputeParams, d: &Descriptor) -> u64 {
+    let mut a = npukit_sim::config::ArrayParams::default();
+    a.rows = p.rows;
+    a.cols = p.cols;
+    a.dataflow = p.dataflow;
+    a.weight_double_buffer = p.weight_double_buffer;
     match &d.op {
-        Op::Matmul(m) => mac::matmul_latency(p.rows, p.cols, m.m as u32),
+        Op::Matmul(m) => mac::fold_latency(&a, m.m as u32, 0),
         Op::Act(a) => act::act_latency(p.cols, a),
         Op::Add(a) => act::elementwise_latency(p.cols, a.len),
         Op::Max(m) => act::elementwise_latency(p.cols, m.len),
@@ -333,6 +349,7 @@ fn run_program(p: ComputeParams, seed: u64, descs: &[(Descriptor, u64)]) {
         assert_eq!(latency(&p, &w) as u64, lat, "{d:?}");
         let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
         tb.u.issue.next = true;
+        tb.u.head_ready.next = true;
         tb.u.desc.next = bytes_to_bits::<256>(&bytes);
         let t0 = tb.t;
         let (busy, done) = tb.edge();
@@ -409,6 +426,89 @@ fn matmul_non_square() {
     }
 }
 
+/// Output-stationary (rule C1c) and weight-double-buffered (C1b, weights
+/// loaded at issue) MATMULs: latency and data as the model.
+#[test]
+fn matmul_other_dataflows_random() {
+    for (df, wdb) in [
+        (Dataflow::OutputStationary, false),
+        (Dataflow::WeightStationary, true),
+    ] {
+        for seed in 1..=15 {
+            random_program(with_dataflow(params(4, 4), df, wdb), 400 + seed, &[0], 5);
+        }
+        for seed in 1..=6 {
+            random_program(with_dataflow(params(3, 5), df, wdb), 420 + seed, &[0], 4);
+            random_program(with_dataflow(params(5, 2), df, wdb), 440 + seed, &[0], 4);
+            random_program(with_dataflow(params(1, 1), df, wdb), 460 + seed, &[0], 3);
+            random_program(
+                with_dataflow(params(4, 4), df, wdb),
+                480 + seed,
+                &[0, 1, 2, 3],
+                8,
+            );
+        }
+    }
+}
+
+/// Rule C1b: the next MATMUL presented as the queue head with its tokens
+/// ready (`head_ready`) from cycle `h` while the current one runs has its
+/// weights loaded from `p = max(h, p_prev + R)`; it issues when the current
+/// one completes (`t`) and takes `max(1, p + R - t) + R + C + M - 2`.
+#[test]
+fn matmul_weight_prefetch() {
+    let mut rng = Rng(0xDB0F);
+    for (r, c) in [(4u32, 4u32), (3, 5), (5, 2), (1, 1), (8, 8)] {
+        let p = with_dataflow(params(r, c), Dataflow::WeightStationary, true);
+        let (rr, cc) = (r as u64, c as u64);
+        for _ in 0..12 {
+            let (mut tb, mut model) = random_bench(p, &mut rng);
+            let n = 4;
+            let descs: Vec<Descriptor> = (0..n).map(|_| random_desc(&mut rng, &p, 0)).collect();
+            let m_of = |d: &Descriptor| match &d.op {
+                Op::Matmul(m) => m.m as u64,
+                _ => unreachable!(),
+            };
+            // The first issues alone (its load starts at issue).
+            let (mut t, mut prev_p) = (tb.t, tb.t);
+            issue(&mut tb, &descs[0]);
+            model_exec(&mut model, &descs[0]);
+            let mut done_at = t + model_latency(&p, &descs[0]);
+            for d in &descs[1..] {
+                // Presented as head from a random cycle of the current run.
+                let h = t + 1 + rng.below(done_at - t);
+                while tb.t < done_at {
+                    if tb.t >= h {
+                        let w = words(d);
+                        let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+                        tb.u.head_ready.next = true;
+                        tb.u.desc.next = bytes_to_bits::<256>(&bytes);
+                    }
+                    let (busy, done) = tb.edge();
+                    assert!(busy && !done);
+                }
+                let pl = h.max(prev_p + rr);
+                let (busy, done) = issue(&mut tb, d);
+                assert!(busy && done, "issues in the completion cycle");
+                t = done_at;
+                let want = (pl + rr).saturating_sub(t).max(1) + rr + cc + m_of(d) - 2;
+                assert_eq!(want, mac::matmul_latency_db(r, c, m_of(d) as u32, t - pl));
+                model_exec(&mut model, d);
+                done_at = t + want;
+                prev_p = pl;
+            }
+            while tb.t < done_at {
+                let (busy, done) = tb.edge();
+                assert!(busy && !done, "early completion at {}", tb.t - 1);
+            }
+            let (busy, done) = tb.edge();
+            assert!(busy && done, "completion at {done_at}");
+            let got = tb.memories();
+            assert_eq!(got.acc, model.acc, "{r}x{c}");
+        }
+    }
+}
+
 #[test]
 fn act_random() {
     for seed in 1..=40 {
@@ -450,6 +550,7 @@ fn random_bench(p: ComputeParams, rng: &mut Rng) -> (Tb, LocalMem) {
 fn issue(tb: &mut Tb, d: &Descriptor) -> (bool, bool) {
     let bytes: Vec<u8> = words(d).iter().flat_map(|x| x.to_le_bytes()).collect();
     tb.u.issue.next = true;
+    tb.u.head_ready.next = true;
     tb.u.desc.next = bytes_to_bits::<256>(&bytes);
     tb.edge()
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use npukit_hw::compute::{Compute, ComputeParams};
+use npukit_sim::Dataflow;
 use rust_hdl::prelude::*;
 
 fn params_4x4() -> ComputeParams {
@@ -17,6 +18,8 @@ fn params_4x4() -> ComputeParams {
         spad_bytes: 16384,
         acc_bytes: 4096,
         beat_bytes: 32,
+        dataflow: Dataflow::WeightStationary,
+        weight_double_buffer: false,
     }
 }
 
@@ -120,14 +123,14 @@ int main(int argc, char** argv) {
   t->eval();
   unsigned long cyc = 0;
   for (;;) {
-    unsigned en, clr, iss, d[8], wr, wracc, wraddr, wrlen, wd[16], rdacc, rdaddr, busy, done, rd[16];
-    if (fscanf(f, "%x %x %x", &en, &clr, &iss) != 3) break;
+    unsigned en, clr, iss, hr, d[8], wr, wracc, wraddr, wrlen, wd[16], rdacc, rdaddr, busy, done, rd[16];
+    if (fscanf(f, "%x %x %x %x", &en, &clr, &iss, &hr) != 4) break;
     for (int i = 0; i < 8; i++) if (fscanf(f, "%x", &d[i]) != 1) return 2;
     if (fscanf(f, "%x %x %x %x", &wr, &wracc, &wraddr, &wrlen) != 4) return 2;
     for (int i = 0; i < 16; i++) if (fscanf(f, "%x", &wd[i]) != 1) return 2;
     if (fscanf(f, "%x %x %x %x", &rdacc, &rdaddr, &busy, &done) != 4) return 2;
     for (int i = 0; i < 16; i++) if (fscanf(f, "%x", &rd[i]) != 1) return 2;
-    t->enable = en; t->clear = clr; t->issue = iss;
+    t->enable = en; t->clear = clr; t->issue = iss; t->head_ready = hr;
     for (int i = 0; i < 8; i++) t->desc[i] = d[i];
     t->dma_wr = wr; t->dma_wr_acc = wracc; t->dma_wr_addr = wraddr; t->dma_wr_len = wrlen;
     for (int i = 0; i < 16; i++) t->dma_wr_data[i] = wd[i];
@@ -162,9 +165,96 @@ fn verilog_matches_simulation_4x4() {
             spad_bytes: 256,
             acc_bytes: 256,
             beat_bytes: 32,
+            dataflow: Dataflow::WeightStationary,
+            weight_double_buffer: false,
         },
         0xC0FF_EE11,
     );
+}
+
+/// The output-stationary array (rule C1c), square and not.
+#[test]
+fn verilog_matches_simulation_output_stationary() {
+    let p = ComputeParams {
+        dataflow: Dataflow::OutputStationary,
+        ..params_4x4()
+    };
+    equivalence(
+        "os4x4",
+        ComputeParams {
+            spad_bytes: 256,
+            acc_bytes: 256,
+            ..p
+        },
+        0x05_4444,
+    );
+    let p = ComputeParams {
+        rows: 3,
+        cols: 5,
+        spad_bytes: 200,
+        acc_bytes: 124,
+        beat_bytes: 8,
+        ..p
+    };
+    equivalence("os3x5", p, 0x05_0035);
+    equivalence(
+        "os5x2",
+        ComputeParams {
+            rows: 5,
+            cols: 2,
+            ..p
+        },
+        0x05_0052,
+    );
+}
+
+/// The double-buffered weight-stationary array (rule C1b), with the head
+/// presented at random.
+#[test]
+fn verilog_matches_simulation_weight_double_buffer() {
+    let p = ComputeParams {
+        weight_double_buffer: true,
+        spad_bytes: 256,
+        acc_bytes: 256,
+        ..params_4x4()
+    };
+    equivalence("db4x4", p, 0xDB_4444);
+    let p = ComputeParams {
+        rows: 3,
+        cols: 5,
+        spad_bytes: 200,
+        acc_bytes: 124,
+        beat_bytes: 8,
+        ..p
+    };
+    equivalence("db3x5", p, 0xDB_0035);
+}
+
+#[test]
+fn verilog_other_dataflows_lint_clean() {
+    for (name, p) in [
+        (
+            "compute_os",
+            ComputeParams {
+                dataflow: Dataflow::OutputStationary,
+                ..params_4x4()
+            },
+        ),
+        (
+            "compute_db",
+            ComputeParams {
+                weight_double_buffer: true,
+                ..params_4x4()
+            },
+        ),
+    ] {
+        let mut u = Compute::new(p).unwrap();
+        u.connect_all();
+        let v = generate_verilog(&u);
+        if let Err(log) = common::verilator_lint(&v, name) {
+            panic!("verilator lint ({name}): {log}");
+        }
+    }
 }
 
 /// A non-square array, odd memory sizes, the narrowest beat.
@@ -178,6 +268,8 @@ fn verilog_matches_simulation_3x5() {
             spad_bytes: 200,
             acc_bytes: 124,
             beat_bytes: 8,
+            dataflow: Dataflow::WeightStationary,
+            weight_double_buffer: false,
         },
         0x5EED_0003,
     );
@@ -213,6 +305,9 @@ fn equivalence(name: &str, p: ComputeParams, seed: u64) {
         let en = !rng.chance(5);
         let clr = rng.chance(1);
         let iss = rng.chance(if u.busy.val() && !u.done.val() { 5 } else { 40 });
+        // The head is ready whenever the top would issue it, and at random
+        // otherwise (the weight loader of rule C1b may start on it).
+        let hr = iss || rng.chance(30);
         let d = random_desc(&mut rng);
         let wr = rng.chance(25);
         let wracc = rng.chance(50);
@@ -224,6 +319,7 @@ fn equivalence(name: &str, p: ComputeParams, seed: u64) {
         u.enable.next = en;
         u.clear.next = clr;
         u.issue.next = iss;
+        u.head_ready.next = hr;
         let db: Vec<u8> = d.iter().flat_map(|w| w.to_le_bytes()).collect();
         u.desc.next = npukit_hw::compute::bytes_to_bits::<256>(&db);
         u.dma_wr.next = wr;
@@ -236,10 +332,11 @@ fn equivalence(name: &str, p: ComputeParams, seed: u64) {
         settle(&mut u);
         let rd = npukit_hw::compute::bits_to_bytes(&u.dma_rd_data.val());
         trace.push_str(&format!(
-            "{:x} {:x} {:x} {} {:x} {:x} {:x} {:x} {} {:x} {:x} {:x} {:x} {}\n",
+            "{:x} {:x} {:x} {:x} {} {:x} {:x} {:x} {:x} {} {:x} {:x} {:x} {:x} {}\n",
             en as u8,
             clr as u8,
             iss as u8,
+            hr as u8,
             hex_words(&db),
             wr as u8,
             wracc as u8,

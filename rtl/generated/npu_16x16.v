@@ -77,6 +77,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg  compute$clear;
     reg  compute$issue;
     reg  [255:0] compute$desc;
+    reg  compute$head_ready;
     wire  compute$busy;
     wire  compute$done;
     reg  compute$dma_wr;
@@ -191,6 +192,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
         .clear(compute$clear),
         .issue(compute$issue),
         .desc(compute$desc),
+        .head_ready(compute$head_ready),
         .busy(compute$busy),
         .done(compute$done),
         .dma_wr(compute$dma_wr),
@@ -661,6 +663,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     assign compute$clear = w_clear;
     assign compute$issue = w_act && issue[1];
     assign compute$desc = qh_desc[1];
+    assign compute$head_ready = qh_valid[1] && qh_ready[1];
     
     // ---- DMA units ----
     assign load$clock = clock;
@@ -1051,7 +1054,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
 endmodule // top
 
 
-module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma_wr_addr,dma_wr_len,dma_wr_data,dma_rd_acc,dma_rd_addr,dma_rd_data);
+module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma_wr_acc,dma_wr_addr,dma_wr_len,dma_wr_data,dma_rd_acc,dma_rd_addr,dma_rd_data);
     
     // Module arguments
     input wire  clock;
@@ -1059,6 +1062,7 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     input wire  clear;
     input wire  issue;
     input wire  [255:0] desc;
+    input wire  head_ready;
     output reg  busy;
     output reg  done;
     input wire  dma_wr;
@@ -8111,7 +8115,7 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [63:0] ihi_w = {48'd0, desc[159:144]};
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd46 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd15) / 64'd16) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd15) / 64'd16 + 64'd2) : 64'd1));
-    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], ash66_0[65:64], ash66_1[65:64], ash66_2[65:64], ash66_3[65:64], ash66_4[65:64], ash66_5[65:64], ash66_6[65:64], ash66_7[65:64], ash66_8[65:64], ash66_9[65:64], ash66_10[65:64], ash66_11[65:64], ash66_12[65:64], ash66_13[65:64], ash66_14[65:64], ash66_15[65:64], pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$56$sum, pe$57$sum, pe$58$sum, pe$59$sum, pe$60$sum, pe$61$sum, pe$62$sum, pe$63$sum, pe$63$a_out, pe$64$sum, pe$65$sum, pe$66$sum, pe$67$sum, pe$68$sum, pe$69$sum, pe$70$sum, pe$71$sum, pe$72$sum, pe$73$sum, pe$74$sum, pe$75$sum, pe$76$sum, pe$77$sum, pe$78$sum, pe$79$sum, pe$79$a_out, pe$80$sum, pe$81$sum, pe$82$sum, pe$83$sum, pe$84$sum, pe$85$sum, pe$86$sum, pe$87$sum, pe$88$sum, pe$89$sum, pe$90$sum, pe$91$sum, pe$92$sum, pe$93$sum, pe$94$sum, pe$95$sum, pe$95$a_out, pe$96$sum, pe$97$sum, pe$98$sum, pe$99$sum, pe$100$sum, pe$101$sum, pe$102$sum, pe$103$sum, pe$104$sum, pe$105$sum, pe$106$sum, pe$107$sum, pe$108$sum, pe$109$sum, pe$110$sum, pe$111$sum, pe$111$a_out, pe$112$sum, pe$113$sum, pe$114$sum, pe$115$sum, pe$116$sum, pe$117$sum, pe$118$sum, pe$119$sum, pe$120$sum, pe$121$sum, pe$122$sum, pe$123$sum, pe$124$sum, pe$125$sum, pe$126$sum, pe$127$sum, pe$127$a_out, pe$128$sum, pe$129$sum, pe$130$sum, pe$131$sum, pe$132$sum, pe$133$sum, pe$134$sum, pe$135$sum, pe$136$sum, pe$137$sum, pe$138$sum, pe$139$sum, pe$140$sum, pe$141$sum, pe$142$sum, pe$143$sum, pe$143$a_out, pe$144$sum, pe$145$sum, pe$146$sum, pe$147$sum, pe$148$sum, pe$149$sum, pe$150$sum, pe$151$sum, pe$152$sum, pe$153$sum, pe$154$sum, pe$155$sum, pe$156$sum, pe$157$sum, pe$158$sum, pe$159$sum, pe$159$a_out, pe$160$sum, pe$161$sum, pe$162$sum, pe$163$sum, pe$164$sum, pe$165$sum, pe$166$sum, pe$167$sum, pe$168$sum, pe$169$sum, pe$170$sum, pe$171$sum, pe$172$sum, pe$173$sum, pe$174$sum, pe$175$sum, pe$175$a_out, pe$176$sum, pe$177$sum, pe$178$sum, pe$179$sum, pe$180$sum, pe$181$sum, pe$182$sum, pe$183$sum, pe$184$sum, pe$185$sum, pe$186$sum, pe$187$sum, pe$188$sum, pe$189$sum, pe$190$sum, pe$191$sum, pe$191$a_out, pe$192$sum, pe$193$sum, pe$194$sum, pe$195$sum, pe$196$sum, pe$197$sum, pe$198$sum, pe$199$sum, pe$200$sum, pe$201$sum, pe$202$sum, pe$203$sum, pe$204$sum, pe$205$sum, pe$206$sum, pe$207$sum, pe$207$a_out, pe$208$sum, pe$209$sum, pe$210$sum, pe$211$sum, pe$212$sum, pe$213$sum, pe$214$sum, pe$215$sum, pe$216$sum, pe$217$sum, pe$218$sum, pe$219$sum, pe$220$sum, pe$221$sum, pe$222$sum, pe$223$sum, pe$223$a_out, pe$224$sum, pe$225$sum, pe$226$sum, pe$227$sum, pe$228$sum, pe$229$sum, pe$230$sum, pe$231$sum, pe$232$sum, pe$233$sum, pe$234$sum, pe$235$sum, pe$236$sum, pe$237$sum, pe$238$sum, pe$239$sum, pe$239$a_out, pe$240$psum_out, pe$240$w_out, pe$241$psum_out, pe$241$w_out, pe$242$psum_out, pe$242$w_out, pe$243$psum_out, pe$243$w_out, pe$244$psum_out, pe$244$w_out, pe$245$psum_out, pe$245$w_out, pe$246$psum_out, pe$246$w_out, pe$247$psum_out, pe$247$w_out, pe$248$psum_out, pe$248$w_out, pe$249$psum_out, pe$249$w_out, pe$250$psum_out, pe$250$w_out, pe$251$psum_out, pe$251$w_out, pe$252$psum_out, pe$252$w_out, pe$253$psum_out, pe$253$w_out, pe$254$psum_out, pe$254$w_out, pe$255$psum_out, pe$255$w_out, pe$255$a_out};
+    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], ash66_0[65:64], ash66_1[65:64], ash66_2[65:64], ash66_3[65:64], ash66_4[65:64], ash66_5[65:64], ash66_6[65:64], ash66_7[65:64], ash66_8[65:64], ash66_9[65:64], ash66_10[65:64], ash66_11[65:64], ash66_12[65:64], ash66_13[65:64], ash66_14[65:64], ash66_15[65:64], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$56$sum, pe$57$sum, pe$58$sum, pe$59$sum, pe$60$sum, pe$61$sum, pe$62$sum, pe$63$sum, pe$63$a_out, pe$64$sum, pe$65$sum, pe$66$sum, pe$67$sum, pe$68$sum, pe$69$sum, pe$70$sum, pe$71$sum, pe$72$sum, pe$73$sum, pe$74$sum, pe$75$sum, pe$76$sum, pe$77$sum, pe$78$sum, pe$79$sum, pe$79$a_out, pe$80$sum, pe$81$sum, pe$82$sum, pe$83$sum, pe$84$sum, pe$85$sum, pe$86$sum, pe$87$sum, pe$88$sum, pe$89$sum, pe$90$sum, pe$91$sum, pe$92$sum, pe$93$sum, pe$94$sum, pe$95$sum, pe$95$a_out, pe$96$sum, pe$97$sum, pe$98$sum, pe$99$sum, pe$100$sum, pe$101$sum, pe$102$sum, pe$103$sum, pe$104$sum, pe$105$sum, pe$106$sum, pe$107$sum, pe$108$sum, pe$109$sum, pe$110$sum, pe$111$sum, pe$111$a_out, pe$112$sum, pe$113$sum, pe$114$sum, pe$115$sum, pe$116$sum, pe$117$sum, pe$118$sum, pe$119$sum, pe$120$sum, pe$121$sum, pe$122$sum, pe$123$sum, pe$124$sum, pe$125$sum, pe$126$sum, pe$127$sum, pe$127$a_out, pe$128$sum, pe$129$sum, pe$130$sum, pe$131$sum, pe$132$sum, pe$133$sum, pe$134$sum, pe$135$sum, pe$136$sum, pe$137$sum, pe$138$sum, pe$139$sum, pe$140$sum, pe$141$sum, pe$142$sum, pe$143$sum, pe$143$a_out, pe$144$sum, pe$145$sum, pe$146$sum, pe$147$sum, pe$148$sum, pe$149$sum, pe$150$sum, pe$151$sum, pe$152$sum, pe$153$sum, pe$154$sum, pe$155$sum, pe$156$sum, pe$157$sum, pe$158$sum, pe$159$sum, pe$159$a_out, pe$160$sum, pe$161$sum, pe$162$sum, pe$163$sum, pe$164$sum, pe$165$sum, pe$166$sum, pe$167$sum, pe$168$sum, pe$169$sum, pe$170$sum, pe$171$sum, pe$172$sum, pe$173$sum, pe$174$sum, pe$175$sum, pe$175$a_out, pe$176$sum, pe$177$sum, pe$178$sum, pe$179$sum, pe$180$sum, pe$181$sum, pe$182$sum, pe$183$sum, pe$184$sum, pe$185$sum, pe$186$sum, pe$187$sum, pe$188$sum, pe$189$sum, pe$190$sum, pe$191$sum, pe$191$a_out, pe$192$sum, pe$193$sum, pe$194$sum, pe$195$sum, pe$196$sum, pe$197$sum, pe$198$sum, pe$199$sum, pe$200$sum, pe$201$sum, pe$202$sum, pe$203$sum, pe$204$sum, pe$205$sum, pe$206$sum, pe$207$sum, pe$207$a_out, pe$208$sum, pe$209$sum, pe$210$sum, pe$211$sum, pe$212$sum, pe$213$sum, pe$214$sum, pe$215$sum, pe$216$sum, pe$217$sum, pe$218$sum, pe$219$sum, pe$220$sum, pe$221$sum, pe$222$sum, pe$223$sum, pe$223$a_out, pe$224$sum, pe$225$sum, pe$226$sum, pe$227$sum, pe$228$sum, pe$229$sum, pe$230$sum, pe$231$sum, pe$232$sum, pe$233$sum, pe$234$sum, pe$235$sum, pe$236$sum, pe$237$sum, pe$238$sum, pe$239$sum, pe$239$a_out, pe$240$psum_out, pe$240$w_out, pe$241$psum_out, pe$241$w_out, pe$242$psum_out, pe$242$w_out, pe$243$psum_out, pe$243$w_out, pe$244$psum_out, pe$244$w_out, pe$245$psum_out, pe$245$w_out, pe$246$psum_out, pe$246$w_out, pe$247$psum_out, pe$247$w_out, pe$248$psum_out, pe$248$w_out, pe$249$psum_out, pe$249$w_out, pe$250$psum_out, pe$250$w_out, pe$251$psum_out, pe$251$w_out, pe$252$psum_out, pe$252$w_out, pe$253$psum_out, pe$253$w_out, pe$254$psum_out, pe$254$w_out, pe$255$psum_out, pe$255$w_out, pe$255$a_out};
     // Array and multipliers.
     always @(*) begin
       pe$0$clock = clock;

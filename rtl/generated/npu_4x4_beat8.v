@@ -77,6 +77,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg  compute$clear;
     reg  compute$issue;
     reg  [255:0] compute$desc;
+    reg  compute$head_ready;
     wire  compute$busy;
     wire  compute$done;
     reg  compute$dma_wr;
@@ -191,6 +192,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
         .clear(compute$clear),
         .issue(compute$issue),
         .desc(compute$desc),
+        .head_ready(compute$head_ready),
         .busy(compute$busy),
         .done(compute$done),
         .dma_wr(compute$dma_wr),
@@ -661,6 +663,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     assign compute$clear = w_clear;
     assign compute$issue = w_act && issue[1];
     assign compute$desc = qh_desc[1];
+    assign compute$head_ready = qh_valid[1] && qh_ready[1];
     
     // ---- DMA units ----
     assign load$clock = clock;
@@ -1051,7 +1054,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
 endmodule // top
 
 
-module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma_wr_addr,dma_wr_len,dma_wr_data,dma_rd_acc,dma_rd_addr,dma_rd_data);
+module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma_wr_acc,dma_wr_addr,dma_wr_len,dma_wr_data,dma_rd_acc,dma_rd_addr,dma_rd_data);
     
     // Module arguments
     input wire  clock;
@@ -1059,6 +1062,7 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     input wire  clear;
     input wire  issue;
     input wire  [255:0] desc;
+    input wire  head_ready;
     output reg  busy;
     output reg  done;
     input wire  dma_wr;
@@ -1727,7 +1731,7 @@ module top$compute(clock,enable,clear,issue,desc,busy,done,dma_wr,dma_wr_acc,dma
     wire [63:0] ihi_w = {48'd0, desc[159:144]};
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd10 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd3) / 64'd4) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd3) / 64'd4 + 64'd2) : 64'd1));
-    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], ash66_0[65:64], ash66_1[65:64], ash66_2[65:64], ash66_3[65:64], pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$3$a_out, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$11$a_out, pe$12$psum_out, pe$12$w_out, pe$13$psum_out, pe$13$w_out, pe$14$psum_out, pe$14$w_out, pe$15$psum_out, pe$15$w_out, pe$15$a_out};
+    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], ash66_0[65:64], ash66_1[65:64], ash66_2[65:64], ash66_3[65:64], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$3$a_out, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$11$a_out, pe$12$psum_out, pe$12$w_out, pe$13$psum_out, pe$13$w_out, pe$14$psum_out, pe$14$w_out, pe$15$psum_out, pe$15$w_out, pe$15$a_out};
     // Array and multipliers.
     always @(*) begin
       pe$0$clock = clock;

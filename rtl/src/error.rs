@@ -23,9 +23,9 @@ pub enum RtlError {
     )]
     NoMatch {
         field: &'static str,
-        want: u64,
+        want: String,
         closest: &'static str,
-        has: u64,
+        has: String,
         known: String,
     },
     #[error("unknown RTL variant `{name}` (known: {known})")]

@@ -1,7 +1,7 @@
 //! The checked-in RTL variants (`rtl/generated/variants.json`) and which of
 //! them this build of the crate could Verilate.
 
-use npukit_sim::NpuConfig;
+use npukit_sim::{Dataflow, NpuConfig};
 
 use crate::error::RtlError;
 use crate::ffi::Api;
@@ -22,14 +22,20 @@ pub struct VariantInfo {
     pub fetch_depth: u64,
     pub queue_depth: u64,
     pub max_ring: u64,
+    /// `array.dataflow`.
+    pub dataflow: Dataflow,
+    /// `array.weight_double_buffer`.
+    pub weight_double_buffer: bool,
     /// A deliberately injected fault (for testing the checker), if any. Such a
     /// variant is never chosen for a configuration, only by name.
     pub fault: Option<&'static str>,
 }
 
 impl VariantInfo {
-    /// `(config field, variant value, config value)` for every field a variant fixes.
-    pub fn fields(&self, cfg: &NpuConfig) -> [(&'static str, u64, u64); 8] {
+    /// `(config field, variant value, config value)` for every field a variant
+    /// fixes (the dataflow as its index in [`Dataflow::ALL`], the flag as 0/1).
+    pub fn fields(&self, cfg: &NpuConfig) -> [(&'static str, u64, u64); 10] {
+        let df = |d: Dataflow| Dataflow::ALL.iter().position(|&x| x == d).unwrap_or(0) as u64;
         [
             ("array.rows", self.rows, cfg.array.rows as u64),
             ("array.cols", self.cols, cfg.array.cols as u64),
@@ -59,12 +65,27 @@ impl VariantInfo {
                 self.max_ring,
                 cfg.cmdproc.max_ring as u64,
             ),
+            ("array.dataflow", df(self.dataflow), df(cfg.array.dataflow)),
+            (
+                "array.weight_double_buffer",
+                self.weight_double_buffer as u64,
+                cfg.array.weight_double_buffer as u64,
+            ),
         ]
     }
 
-    /// The first field in which `cfg` differs from this variant.
-    pub fn first_difference(&self, cfg: &NpuConfig) -> Option<(&'static str, u64, u64)> {
-        self.fields(cfg).into_iter().find(|(_, v, c)| v != c)
+    /// The first field in which `cfg` differs from this variant: (field,
+    /// variant value, config value), values as written in a config file.
+    pub fn first_difference(&self, cfg: &NpuConfig) -> Option<(&'static str, String, String)> {
+        let shown = |f: &str, v: u64| match f {
+            "array.dataflow" => format!("\"{}\"", Dataflow::ALL[v as usize % 2]),
+            "array.weight_double_buffer" => (v != 0).to_string(),
+            _ => v.to_string(),
+        };
+        self.fields(cfg)
+            .into_iter()
+            .find(|(_, v, c)| v != c)
+            .map(|(f, v, c)| (f, shown(f, v), shown(f, c)))
     }
 
     /// `cfg` with every field this variant fixes set to the variant's value.
@@ -78,6 +99,8 @@ impl VariantInfo {
         c.cmdproc.fetch_depth = self.fetch_depth as u32;
         c.cmdproc.queue_depth = self.queue_depth as u32;
         c.cmdproc.max_ring = self.max_ring as u32;
+        c.array.dataflow = self.dataflow;
+        c.array.weight_double_buffer = self.weight_double_buffer;
         c
     }
 }
@@ -174,7 +197,10 @@ fn find(cfg: &NpuConfig) -> Result<&'static VariantEntry, RtlError> {
     let best = sound()
         .max_by_key(|e| prefix(e))
         .ok_or_else(|| RtlError::NoVariants("variants.json lists only faulty variants".into()))?;
-    let (field, has, want) = best.info.first_difference(cfg).unwrap_or(("?", 0, 0));
+    let (field, has, want) =
+        best.info
+            .first_difference(cfg)
+            .unwrap_or(("?", String::new(), String::new()));
     Err(RtlError::NoMatch {
         field,
         want,

@@ -1,5 +1,5 @@
 //! Lockstep (model vs RTL) on constrained-random programs (`corpus::random`):
-//! 70 fixed seeds per variant, on every sound variant (common::VARIANTS: 350 programs).
+//! 70 fixed seeds per variant, on every sound variant (common::VARIANTS: 630 programs).
 //! `NPUKIT_COSIM_SEED=S` starts from another seed, `NPUKIT_COSIM_COUNT=N`
 //! runs N programs per variant.
 

@@ -29,6 +29,39 @@ fn bad(field: &'static str, value: impl ToString, problem: impl Into<String>) ->
     }
 }
 
+/// How the MAC array moves data (docs/timing.md, rule C1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dataflow {
+    /// Weights held in the PEs, activation rows streamed through (rule C1a/C1b).
+    #[default]
+    WeightStationary,
+    /// Output elements held in the PEs, A and W both streamed (rule C1c).
+    OutputStationary,
+}
+
+impl Dataflow {
+    pub const ALL: [Dataflow; 2] = [Dataflow::WeightStationary, Dataflow::OutputStationary];
+
+    /// The name used in configuration files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataflow::WeightStationary => "weight-stationary",
+            Dataflow::OutputStationary => "output-stationary",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+impl std::fmt::Display for Dataflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The MAC array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,11 +71,21 @@ pub struct ArrayParams {
     /// Processing-element columns: output columns N of one fold, and the lanes of
     /// the activation unit. Default 16.
     pub cols: u32,
+    /// `"weight-stationary"` (default) or `"output-stationary"`.
+    pub dataflow: Dataflow,
+    /// A second weight bank per PE: the next MATMUL's weights shift in while
+    /// the current one streams (weight-stationary only). Default false.
+    pub weight_double_buffer: bool,
 }
 
 impl Default for ArrayParams {
     fn default() -> Self {
-        ArrayParams { rows: 16, cols: 16 }
+        ArrayParams {
+            rows: 16,
+            cols: 16,
+            dataflow: Dataflow::WeightStationary,
+            weight_double_buffer: false,
+        }
     }
 }
 
@@ -163,6 +206,16 @@ impl NpuConfig {
                 return Err(bad(f, v, "must be 1 to 256"));
             }
         }
+        if a.weight_double_buffer && a.dataflow != Dataflow::WeightStationary {
+            return Err(bad(
+                "array.weight_double_buffer",
+                true,
+                format!(
+                    "weight double-buffering needs dataflow = \"weight-stationary\" (dataflow is \"{}\")",
+                    a.dataflow
+                ),
+            ));
+        }
         let tile = a.rows * a.cols;
         let m = &self.memory;
         if m.spad_bytes < tile {
@@ -228,6 +281,27 @@ impl NpuConfig {
         }
     }
 
+    /// The `CAPS` register value of a device with this configuration.
+    pub fn caps(&self) -> u32 {
+        use npukit_abi::caps;
+        let dataflow = match self.array.dataflow {
+            Dataflow::WeightStationary => caps::WEIGHT_STATIONARY,
+            Dataflow::OutputStationary => caps::OUTPUT_STATIONARY,
+        };
+        let wdb = if self.array.weight_double_buffer {
+            caps::WEIGHT_DOUBLE_BUFFER
+        } else {
+            0
+        };
+        caps::TRANSLATION
+            | caps::FENCE_WRITEBACK
+            | caps::WATCHDOG
+            | caps::ELEMENTWISE
+            | caps::PER_CHANNEL_ACT
+            | dataflow
+            | wdb
+    }
+
     /// Peak multiply-accumulates per cycle (every PE busy).
     pub fn peak_macs_per_cycle(&self) -> u64 {
         self.array.rows as u64 * self.array.cols as u64
@@ -267,6 +341,29 @@ mod tests {
         assert_eq!(field_of(e), "dma.beat_bytes");
         let e = NpuConfig::from_toml("[dram]\nlatency = 0\n").unwrap_err();
         assert_eq!(field_of(e), "dram.latency");
+    }
+
+    #[test]
+    fn dataflow_options() {
+        let c = NpuConfig::from_toml("[array]\ndataflow = \"output-stationary\"\n").unwrap();
+        assert_eq!(c.array.dataflow, Dataflow::OutputStationary);
+        assert!(!c.array.weight_double_buffer);
+        assert_eq!(NpuConfig::from_toml(&c.to_toml()).unwrap(), c);
+        let c = NpuConfig::from_toml("[array]\nweight_double_buffer = true\n").unwrap();
+        assert_eq!(c.array.dataflow, Dataflow::WeightStationary);
+        assert!(c.array.weight_double_buffer);
+        let e = NpuConfig::from_toml(
+            "[array]\ndataflow = \"output-stationary\"\nweight_double_buffer = true\n",
+        )
+        .unwrap_err();
+        assert_eq!(field_of(e.clone()), "array.weight_double_buffer");
+        assert!(e.to_string().contains("weight-stationary"), "{e}");
+        let e = NpuConfig::from_toml("[array]\ndataflow = \"row-stationary\"\n").unwrap_err();
+        assert!(e.to_string().contains("dataflow"), "{e}");
+        assert!(e.to_string().contains("output-stationary"), "{e}");
+        for d in Dataflow::ALL {
+            assert_eq!(Dataflow::from_name(d.name()), Some(d));
+        }
     }
 
     #[test]

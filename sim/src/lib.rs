@@ -26,7 +26,7 @@ pub mod spad;
 pub mod xlat;
 
 pub use cmdproc::Fault;
-pub use config::{ConfigError, NpuConfig};
+pub use config::{ConfigError, Dataflow, NpuConfig};
 pub use device::{Device, RunExit};
 pub use event::{Engine, Event, EventSink, MemKind, NullSink, TokenQueue};
 pub use mem::{DeviceMemory, VecMemory};

@@ -1,20 +1,53 @@
-//! The MAC array: `rows` x `cols` int8 x int8 -> int32 processing elements,
-//! weight-stationary. A MATMUL is one fold: K <= rows weight rows are shifted in,
-//! M activation rows stream through with a skew of one cycle per row and column,
-//! and partial sums flow down into the accumulator memory.
+//! The MAC array: `rows` x `cols` int8 x int8 -> int32 processing elements.
+//! A MATMUL computes `OUT[M x N] (+)= A[M x K] * W[K x N]` with K <= rows and
+//! N <= cols under both dataflows; only its timing differs (docs/timing.md,
+//! rule C1):
 //!
-//! Timing (docs/timing.md, rule C1): a MATMUL issued in cycle `t` completes in
-//! cycle `t + 2R + C + M - 2` on an R x C array — R cycles to shift in the weights
-//! (always the full array depth), R-1 + C-1 cycles of skew, M cycles of streaming.
+//! * weight-stationary (C1a): K weight rows are shifted in, M activation rows
+//!   stream through with a skew of one cycle per row and column, and partial
+//!   sums flow down into the accumulator memory: `2R + C + M - 2` cycles;
+//! * weight-stationary with a second weight bank (C1b): the weight load may
+//!   start before the MATMUL issues, `max(1, R - lead) + R + C + M - 2` cycles
+//!   where `lead` is how many cycles before the issue the load started;
+//! * output-stationary (C1c): `ceil(M / R)` output tiles every `max(R, C)`
+//!   cycles, `ceil(M / R) * max(R, C) + R + C + 1` cycles.
+//!
 //! The data result is computed in bulk at completion.
 
 use npukit_abi::desc::Matmul;
 
+use crate::config::{ArrayParams, Dataflow};
 use crate::spad::LocalMem;
 
-/// Cycles from issue to completion of a MATMUL streaming `m` rows.
+/// C1a: cycles from issue to completion of a weight-stationary MATMUL
+/// streaming `m` rows (no weight double-buffering).
 pub fn matmul_latency(rows: u32, cols: u32, m: u32) -> u64 {
     2 * rows as u64 + cols as u64 + m as u64 - 2
+}
+
+/// C1b: latency of a weight-stationary MATMUL with weight double-buffering
+/// whose weight load started `lead` cycles before its issue (0: in its issue
+/// cycle). `lead >= rows - 1` hides the load completely: `R + C + M - 1`.
+pub fn matmul_latency_db(rows: u32, cols: u32, m: u32, lead: u64) -> u64 {
+    let r = rows as u64;
+    r.saturating_sub(lead).max(1) + r + cols as u64 + m as u64 - 2
+}
+
+/// C1c: latency of an output-stationary MATMUL streaming `m` rows.
+pub fn matmul_latency_os(rows: u32, cols: u32, m: u32) -> u64 {
+    let (r, c) = (rows as u64, cols as u64);
+    (m as u64).div_ceil(r) * r.max(c) + r + c + 1
+}
+
+/// C1 for an array configuration: the latency of a MATMUL streaming `m` rows
+/// whose weight load (double-buffering only) started `lead` cycles before it
+/// issued; `lead` is ignored without double-buffering.
+pub fn fold_latency(a: &ArrayParams, m: u32, lead: u64) -> u64 {
+    match (a.dataflow, a.weight_double_buffer) {
+        (Dataflow::OutputStationary, _) => matmul_latency_os(a.rows, a.cols, m),
+        (Dataflow::WeightStationary, true) => matmul_latency_db(a.rows, a.cols, m, lead),
+        (Dataflow::WeightStationary, false) => matmul_latency(a.rows, a.cols, m),
+    }
 }
 
 /// Useful multiply-accumulates of a MATMUL.
@@ -69,6 +102,17 @@ mod tests {
         // 16x16 array streaming 16 rows: 16 + 15 + 15 + 16.
         assert_eq!(matmul_latency(16, 16, 16), 62);
         assert_eq!(matmul_latency(4, 8, 1), 2 * 4 + 8 + 1 - 2);
+        // Double-buffered: no lead is C1a; a lead of R - 1 or more hides the load.
+        for lead in 0..20 {
+            let want = (16u64.saturating_sub(lead)).max(1) + 16 + 16 + 16 - 2;
+            assert_eq!(matmul_latency_db(16, 16, 16, lead), want);
+        }
+        assert_eq!(matmul_latency_db(16, 16, 16, 0), 62);
+        assert_eq!(matmul_latency_db(16, 16, 16, 15), 16 + 16 + 16 - 1);
+        // Output-stationary 16x16, 16 rows: one tile of 16 cycles, + 16 + 16 + 1.
+        assert_eq!(matmul_latency_os(16, 16, 16), 49);
+        assert_eq!(matmul_latency_os(16, 16, 17), 2 * 16 + 33);
+        assert_eq!(matmul_latency_os(4, 8, 1), 8 + 4 + 8 + 1);
     }
 
     #[test]

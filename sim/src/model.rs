@@ -23,7 +23,7 @@
 use std::collections::VecDeque;
 
 use npukit_abi::desc::Op;
-use npukit_abi::{caps, regs, Descriptor, ErrorCode, Limits, Opcode, Unit, DESC_BYTES};
+use npukit_abi::{regs, Descriptor, ErrorCode, Limits, Opcode, Unit, DESC_BYTES};
 
 use crate::act;
 use crate::cmdproc::{CmdProc, Fault, FenceOp, FencePhase, FetchEntry};
@@ -36,15 +36,6 @@ use crate::mac;
 use crate::mem::DeviceMemory;
 use crate::spad::LocalMem;
 use crate::xlat::{Xlat, XlatRegs};
-
-/// The `CAPS` register: what this model (and the RTL generated to match it,
-/// which takes the value from here) implements.
-pub const CAPS: u32 = caps::TRANSLATION
-    | caps::FENCE_WRITEBACK
-    | caps::WATCHDOG
-    | caps::ELEMENTWISE
-    | caps::WEIGHT_STATIONARY
-    | caps::PER_CHANNEL_ACT;
 
 /// Largest value of a dependency-token counter.
 pub const TOKEN_MAX: u32 = 255;
@@ -130,6 +121,15 @@ struct ComputeJob {
     done_at: u64,
 }
 
+/// The weight loader of a double-buffered weight-stationary array (rule C1b).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct WeightLoader {
+    /// The cycle in which the load for the current compute-queue head started.
+    head_start: Option<u64>,
+    /// The cycle in which the latest load started.
+    last_start: Option<u64>,
+}
+
 /// What a memory-port request carries until its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Payload {
@@ -199,6 +199,7 @@ pub struct ModelDevice<S: EventSink = NullSink> {
     load: DmaUnit,
     store: DmaUnit,
     compute: Option<ComputeJob>,
+    wload: WeightLoader,
     tokens: [u32; 4],
     dram: DramTiming<InFlight>,
     local: LocalMem,
@@ -231,6 +232,8 @@ struct Plan {
     token_stall: [bool; 3],
     dispatch: bool,
     fence_drained: bool,
+    /// The weight loader starts loading the compute-queue head (C1b).
+    wload: bool,
 }
 
 impl Plan {
@@ -241,6 +244,7 @@ impl Plan {
             && !self.fence_drained
             && self.complete == [false; 3]
             && self.issue == [false; 3]
+            && !self.wload
     }
 }
 
@@ -260,6 +264,7 @@ impl<S: EventSink> ModelDevice<S> {
             load: DmaUnit::default(),
             store: DmaUnit::default(),
             compute: None,
+            wload: WeightLoader::default(),
             tokens: [0; 4],
             dram: DramTiming::new(&cfg.dram, cfg.dma.beat_bytes),
             local: LocalMem::new(cfg.memory.spad_bytes, cfg.memory.acc_bytes),
@@ -380,6 +385,7 @@ impl<S: EventSink> ModelDevice<S> {
         self.load = DmaUnit::default();
         self.store = DmaUnit::default();
         self.compute = None;
+        self.wload = WeightLoader::default();
         self.tokens = [0; 4];
         self.dram.clear();
         self.local = LocalMem::new(self.cfg.memory.spad_bytes, self.cfg.memory.acc_bytes);
@@ -427,6 +433,28 @@ impl<S: EventSink> ModelDevice<S> {
         free && self.queues[unit_index(unit)]
             .front()
             .is_some_and(|(_, d)| self.tokens_ready(unit, d.deps))
+    }
+
+    /// Whether the weight loader starts a load for the compute-queue head in
+    /// this cycle (rule C1b; never without weight double-buffering).
+    fn wload_starts(&self) -> bool {
+        if !self.cfg.array.weight_double_buffer || self.wload.head_start.is_some() {
+            return false;
+        }
+        let r = self.cfg.array.rows as u64;
+        if self.wload.last_start.is_some_and(|q| q + r > self.now) {
+            return false;
+        }
+        let head_ready = self.queues[unit_index(Unit::Compute)]
+            .front()
+            .is_some_and(|(_, d)| {
+                matches!(d.op, Op::Matmul(_)) && self.tokens_ready(Unit::Compute, d.deps)
+            });
+        let unit_ok = match &self.compute {
+            None => true,
+            Some(j) => matches!(j.desc.op, Op::Matmul(_)) || j.done_at == self.now,
+        };
+        head_ready && unit_ok
     }
 
     fn drained(&self) -> bool {
@@ -647,6 +675,7 @@ impl<S: EventSink> ModelDevice<S> {
         }
         p.fence_drained =
             self.cp.fence.is_some_and(|f| f.phase == FencePhase::Drain) && self.drained();
+        p.wload = self.wload_starts();
         // Token overflow: a push onto a full counter.
         for u in Unit::ALL {
             if !p.complete[unit_index(u)] {
@@ -722,6 +751,10 @@ impl<S: EventSink> ModelDevice<S> {
         }
         if let Some(r) = resp {
             self.apply_response(t, r);
+        }
+        if plan.wload {
+            self.wload.head_start = Some(t);
+            self.wload.last_start = Some(t);
         }
         let mut pushes: Vec<TokenQueue> = Vec::new();
         for u in Unit::ALL {
@@ -982,11 +1015,18 @@ impl<S: EventSink> ModelDevice<S> {
         }
     }
 
-    /// Latency of a compute descriptor (docs/timing.md, rules C1-C3).
+    /// Latency of a compute descriptor (docs/timing.md, rules C1-C3) whose
+    /// weight load, if any (C1b), starts in its issue cycle.
     pub fn compute_latency(&self, d: &Descriptor) -> u64 {
-        let (rows, cols) = (self.cfg.array.rows, self.cfg.array.cols);
+        self.compute_latency_with_lead(d, 0)
+    }
+
+    /// Latency of a compute descriptor whose weight load (C1b only) started
+    /// `lead` cycles before its issue.
+    fn compute_latency_with_lead(&self, d: &Descriptor, lead: u64) -> u64 {
+        let cols = self.cfg.array.cols;
         match &d.op {
-            Op::Matmul(m) => mac::matmul_latency(rows, cols, m.m as u32),
+            Op::Matmul(m) => mac::fold_latency(&self.cfg.array, m.m as u32, lead),
             Op::Act(a) => act::act_latency(cols, a),
             Op::Add(a) => act::elementwise_latency(cols, a.len),
             Op::Max(m) => act::elementwise_latency(cols, m.len),
@@ -1004,7 +1044,9 @@ impl<S: EventSink> ModelDevice<S> {
         }
         match (u, d.op) {
             (Unit::Compute, _) => {
-                let done_at = t + self.compute_latency(&d);
+                // C1b: the head's weight load started in this cycle at the latest.
+                let lead = self.wload.head_start.take().map_or(0, |p| t - p);
+                let done_at = t + self.compute_latency_with_lead(&d, lead);
                 self.compute = Some(ComputeJob {
                     index,
                     desc: d,
@@ -1120,6 +1162,13 @@ impl<S: EventSink> ModelDevice<S> {
         if let Some(d) = self.watchdog_deadline() {
             next = next.min(d);
         }
+        // The weight loader frees up (C1b): a load may start then.
+        if let Some(q) = self.wload.last_start {
+            let free = q + self.cfg.array.rows as u64;
+            if free >= self.now {
+                next = next.min(free);
+            }
+        }
         next.max(self.now)
     }
 
@@ -1138,6 +1187,10 @@ impl<S: EventSink> ModelDevice<S> {
                 || self.dram.next_due() != Some(t)
                 || self.compute.is_some_and(|j| j.done_at == t)
                 || self.watchdog_deadline().is_some_and(|d| d <= t)
+                || self
+                    .wload
+                    .last_start
+                    .is_some_and(|q| q + self.cfg.array.rows as u64 == t)
             {
                 return;
             }
@@ -1197,7 +1250,7 @@ impl<S: EventSink> ModelDevice<S> {
     }
 
     fn caps(&self) -> u32 {
-        CAPS
+        self.cfg.caps()
     }
 }
 

@@ -20,8 +20,8 @@ use npukit_abi::xlat::{pte, PAGE_BYTES, PAGE_SHIFT};
 use npukit_abi::{regs, Descriptor, ErrorCode, Opcode, DESC_BYTES};
 use npukit_sim::run::{self, RunError};
 use npukit_sim::{
-    Counters, Device, DeviceMemory, Engine, Event, MemKind, ModelDevice, NpuConfig, TokenQueue,
-    VecMemory,
+    Counters, Dataflow, Device, DeviceMemory, Engine, Event, MemKind, ModelDevice, NpuConfig,
+    TokenQueue, VecMemory,
 };
 
 // ---------------------------------------------------------------------------
@@ -1964,6 +1964,235 @@ fn c1_matmul_latency_is_2r_plus_c_plus_m_minus_2() {
             .map(|&(m, k, n)| m as u64 * k as u64 * n as u64)
             .sum();
         assert_eq!(s.dev.counters().macs, macs);
+    }
+}
+
+fn with_options(mut cfg: NpuConfig, dataflow: Dataflow, double_buffer: bool) -> NpuConfig {
+    cfg.array.dataflow = dataflow;
+    cfg.array.weight_double_buffer = double_buffer;
+    cfg.validate().expect("test config is valid");
+    cfg
+}
+
+/// C1c: `ceil(M / R) * max(R, C) + R + C + 1`.
+fn os_latency(cfg: &NpuConfig, m: u64) -> u64 {
+    let (r, c) = (cfg.array.rows as u64, cfg.array.cols as u64);
+    m.div_ceil(r) * r.max(c) + r + c + 1
+}
+
+/// C1c: an output-stationary MATMUL streaming M rows takes
+/// `ceil(M / R) * max(R, C) + R + C + 1` cycles, whatever K and N; back-to-back
+/// MATMULs start every latency (U1 unchanged); the data is C1a's.
+#[test]
+fn c1c_output_stationary_latency() {
+    for (r, c) in [
+        (4u32, 4u32),
+        (4, 8),
+        (8, 4),
+        (16, 16),
+        (3, 5),
+        (1, 1),
+        (8, 32),
+    ] {
+        let mut ws = cfg(r, c, 32, 9);
+        ws.cmdproc.fetch_depth = 64;
+        let os = with_options(ws.clone(), Dataflow::OutputStationary, false);
+        let shapes: Vec<(u16, u16, u16)> = [1u16, 2, r as u16, r as u16 + 1, 2 * r as u16 + 3, 37]
+            .iter()
+            .flat_map(|&m| {
+                [
+                    (m, 1, 1),
+                    (m, r as u16, c as u16),
+                    (m, r.div_ceil(2) as u16, 1),
+                ]
+            })
+            .collect();
+        let mut prog: Vec<Descriptor> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(m, k, n))| {
+                let mut d = matmul(m, k, n);
+                if let Op::Matmul(mm) = &mut d.op {
+                    mm.accumulate = i % 2 == 1;
+                }
+                d
+            })
+            .collect();
+        prog.push(fence(1));
+        let run = |cfg: &NpuConfig| {
+            let mut s = Sim::new(cfg);
+            s.fill(0x10000, 0x8000, 3);
+            let descs: Vec<Descriptor> = [load(dma(0, 0x10000, 1, 0x2000))]
+                .into_iter()
+                .chain([fence_quiet(9)])
+                .chain(prog.iter().copied())
+                .collect();
+            s.program(&descs).expect("program runs");
+            s
+        };
+        let s = run(&os);
+        let ev = s.ev();
+        for (i, &(m, k, n)) in shapes.iter().enumerate() {
+            let i = i as u32 + 2;
+            let want = os_latency(&os, m as u64);
+            assert_eq!(
+                complete(&ev, i) - issue(&ev, i),
+                want,
+                "{r}x{c} output-stationary, M={m} K={k} N={n}"
+            );
+            if i > 2 {
+                assert_eq!(issue(&ev, i), complete(&ev, i - 1));
+            }
+        }
+        let macs: u64 = shapes
+            .iter()
+            .map(|&(m, k, n)| m as u64 * k as u64 * n as u64)
+            .sum();
+        assert_eq!(s.dev.counters().macs, macs);
+        let busy: u64 = shapes
+            .iter()
+            .map(|&(m, _, _)| os_latency(&os, m as u64))
+            .sum();
+        assert_eq!(s.dev.counters().compute_busy, busy, "P1: busy = latencies");
+        // Same data as weight-stationary.
+        let w = run(&ws);
+        assert_eq!(s.dev.local().acc, w.dev.local().acc, "{r}x{c}");
+    }
+}
+
+/// C1b: the cycle `p` in which the weight loader starts the load for
+/// descriptor `i` (a MATMUL right after MATMUL `i - 1`, no ACT/MAX/ADD
+/// between), from the rule's three conditions: `i` is the queue head (from
+/// the cycle after `i - 1` issued and after its own dispatch), its tokens are
+/// there (`ready`), the previous load (started in `prev_p`) is `R` cycles
+/// old, and the unit executes a MATMUL or is free (always true here).
+fn load_start(ev: &[(u64, Event)], i: u32, ready: u64, prev_p: u64, r: u64) -> u64 {
+    let head = (issue(ev, i - 1) + 1).max(dispatch(ev, i) + 1);
+    head.max(ready).max(prev_p + r)
+}
+
+/// C1b: weight double-buffering. The first MATMUL's load starts at its issue
+/// (C1a latency); in a chain, each next MATMUL's weights load during the
+/// current fold (`R + C + M - 1`); a MATMUL whose tokens come late pays
+/// `max(1, p + R - t) + R + C + M - 2`; after an ACT/MAX (which write the
+/// scratchpad) the load waits for the unit to be free. Data as C1a.
+#[test]
+fn c1b_weight_double_buffering() {
+    for (r, c) in [(4u32, 4u32), (8, 8), (16, 16), (3, 5), (1, 1), (8, 2)] {
+        let (rr, cc) = (r as u64, c as u64);
+        let mut ws = cfg(r, c, 32, 9);
+        ws.cmdproc.fetch_depth = 64;
+        let db = with_options(ws.clone(), Dataflow::WeightStationary, true);
+        let lat_b = |m: u64, p: u64, t: u64| (p + rr).saturating_sub(t).max(1) + rr + cc + m - 2;
+        // A chain of MATMULs, then a MAX, then one more MATMUL.
+        let ms: Vec<u16> = vec![1, 2, r as u16, 2 * r as u16 + 3, 1, 37];
+        let mut prog: Vec<Descriptor> = ms.iter().map(|&m| matmul(m, r as u16, c as u16)).collect();
+        prog.push(maxd(c));
+        prog.push(matmul(3, r as u16, c as u16));
+        prog.push(fence(1));
+        let (s, ev) = run_ok(&db, &prog);
+        let t0 = issue(&ev, 0);
+        assert_eq!(
+            complete(&ev, 0) - t0,
+            matmul_latency(&db, 1),
+            "{r}x{c} first"
+        );
+        let mut prev_p = t0;
+        let mut busy = matmul_latency(&db, 1);
+        for (i, &m) in ms.iter().enumerate().skip(1) {
+            let i = i as u32;
+            let t = issue(&ev, i);
+            assert_eq!(t, complete(&ev, i - 1), "U1 unchanged");
+            let p = load_start(&ev, i, 0, prev_p, rr);
+            assert!(p <= t);
+            let want = lat_b(m as u64, p, t);
+            assert_eq!(
+                want,
+                rr + cc + m as u64 - 1,
+                "{r}x{c}: a chain hides the load"
+            );
+            assert_eq!(complete(&ev, i) - t, want, "{r}x{c} #{i} M={m}");
+            busy += want;
+            prev_p = p;
+        }
+        let n = ms.len() as u32;
+        busy += complete(&ev, n) - issue(&ev, n);
+        // After the MAX: the load starts when the MAX completes (the unit is free).
+        let t = issue(&ev, n + 1);
+        assert_eq!(t, complete(&ev, n));
+        assert_eq!(complete(&ev, n + 1) - t, lat_b(3, t, t));
+        assert_eq!(lat_b(3, t, t), matmul_latency(&db, 3));
+        busy += lat_b(3, t, t);
+        assert_eq!(s.dev.counters().compute_busy, busy, "P1: busy = latencies");
+        // Data as without double-buffering.
+        let (w, _) = run_ok(&ws, &prog);
+        assert_eq!(s.dev.local().acc, w.dev.local().acc);
+    }
+    // Tokens that come during the previous fold: a LOAD the second MATMUL waits
+    // on completes at various points of the first MATMUL's run.
+    let cfg = with_options(cfg(8, 4, 32, 9), Dataflow::WeightStationary, true);
+    let (rr, cc) = (8u64, 4u64);
+    let mut regimes = [false; 3]; // hidden, partial, none
+    for m0 in 1..60u16 {
+        let prog = [
+            matmul(m0, 8, 4),
+            load(dma(0x4000, 0x10000, 4, 64)).with_deps(deps::SIGNAL_NEXT),
+            matmul(5, 8, 4).with_deps(deps::WAIT_PREV),
+            fence(1),
+        ];
+        let (_, ev) = run_ok(&cfg, &prog);
+        let ready = complete(&ev, 1) + 1; // U2
+        let t = issue(&ev, 2);
+        assert_eq!(t, complete(&ev, 0).max(ready), "U1");
+        let head = (issue(&ev, 0) + 1).max(dispatch(&ev, 2) + 1);
+        let p = head.max(ready).max(issue(&ev, 0) + rr);
+        let want = (p + rr).saturating_sub(t).max(1) + rr + cc + 5 - 2;
+        assert_eq!(complete(&ev, 2) - t, want, "M0={m0}");
+        let hide = (p + rr).saturating_sub(t);
+        regimes[if hide <= 1 {
+            0
+        } else if hide < rr {
+            1
+        } else {
+            2
+        }] = true;
+    }
+    assert_eq!(
+        regimes, [true; 3],
+        "hidden, partly hidden and unhidden loads all occur"
+    );
+}
+
+/// C1b / C1c: CAPS announces the options.
+#[test]
+fn c1_caps_announce_the_dataflow() {
+    use npukit_abi::caps;
+    let base = cfg(4, 4, 32, 9);
+    for (df, wdb, set, clear) in [
+        (
+            Dataflow::WeightStationary,
+            false,
+            caps::WEIGHT_STATIONARY,
+            caps::OUTPUT_STATIONARY | caps::WEIGHT_DOUBLE_BUFFER,
+        ),
+        (
+            Dataflow::WeightStationary,
+            true,
+            caps::WEIGHT_STATIONARY | caps::WEIGHT_DOUBLE_BUFFER,
+            caps::OUTPUT_STATIONARY,
+        ),
+        (
+            Dataflow::OutputStationary,
+            false,
+            caps::OUTPUT_STATIONARY,
+            caps::WEIGHT_STATIONARY | caps::WEIGHT_DOUBLE_BUFFER,
+        ),
+    ] {
+        let mut s = Sim::new(&with_options(base.clone(), df, wdb));
+        let v = s.rd(regs::CAPS);
+        assert_eq!(v & set, set, "{df} {wdb}");
+        assert_eq!(v & clear, 0, "{df} {wdb}");
+        assert_ne!(v & caps::ELEMENTWISE, 0);
     }
 }
 

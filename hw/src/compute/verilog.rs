@@ -57,15 +57,135 @@ impl Gen {
     }
 }
 
+/// Port `port` of PE `(i, j)` (`pe$n` weight-stationary, `pd$n` with two
+/// weight banks, `po$n` output-stationary).
+fn pe_port(p: &ComputeParams, i: u32, j: u32, port: &str) -> String {
+    let block = if p.os() {
+        "po"
+    } else if p.weight_double_buffer {
+        "pd"
+    } else {
+        "pe"
+    };
+    format!("{block}${}${port}", i * p.cols + j)
+}
+
+/// Weight-stationary MATMUL control (rules C1a, C1b): weight pushes, the A
+/// stream window, the output rows.
+fn matmul_ws(g: &mut Gen, p: &ComputeParams) {
+    let (r, c) = (p.rows, p.cols);
+    if p.weight_double_buffer {
+        // The weight loader (C1b) and the stream offset so_q.
+        g.line("wire free_w = !busy_q || done_w;");
+        g.line("wire ismm_w = desc[7:0] == 8'd3;");
+        g.line(format!(
+            "wire ls_w = head_ready && ismm_w && !pf_q && (!lb_q || (lc_q == 32'd{r})) && (free_w || mm_w);"
+        ));
+        g.line(format!("wire [31:0] lleft_w = 32'd{r} - lc_q;"));
+        g.line(format!(
+            "wire [31:0] iso_w = ls_w ? 32'd{r} : (lb_q ? ((lleft_w == 32'd0) ? 32'd1 : lleft_w) : 32'd1);"
+        ));
+        g.line("wire [31:0] wrow_w = lleft_w;");
+        g.line("wire stream_w = mm_w && (cnt_q >= so_q) && (cnt_q < (so_q + mm_m_w));");
+        g.line(format!(
+            "wire mmwr_w = mm_w && (cnt_q >= (so_q + 32'd{}));",
+            r + c - 1
+        ));
+    } else {
+        g.line(format!(
+            "wire wshift_w = mm_w && (cnt_q >= 32'd1) && (cnt_q <= 32'd{r});"
+        ));
+        g.line(format!("wire [31:0] wrow_w = 32'd{r} - cnt_q;"));
+        g.line(format!(
+            "wire stream_w = mm_w && (cnt_q >= 32'd{r}) && (cnt_q < (32'd{r} + mm_m_w));"
+        ));
+        g.line(format!(
+            "wire mmwr_w = mm_w && (cnt_q >= 32'd{});",
+            2 * r + c - 1
+        ));
+    }
+    let (wbase, wk, wn) = if p.weight_double_buffer {
+        ("lw_q", "lk_q", "ln_q")
+    } else {
+        ("w2_w", "mk_w", "mn_w")
+    };
+    for j in 0..c {
+        g.line(format!(
+            "wire [31:0] wpa_{j} = {wbase} + wrow_w * {wn} + 32'd{j};"
+        ));
+        let rd = g.sp8(&format!("wpa_{j}"));
+        g.line(format!(
+            "wire [7:0] wp_{j} = ((wrow_w < {wk}) && (32'd{j} < {wn})) ? {rd} : 8'd0;"
+        ));
+        g.line(format!(
+            "wire [31:0] bot_{j} = {};",
+            pe_port(p, r - 1, j, "sum")
+        ));
+        if j == c - 1 {
+            g.line(format!("wire [31:0] dout_{j} = bot_{j};"));
+        } else {
+            g.line(format!("wire [31:0] dout_{j} = ds_{j}_{};", c - 2 - j));
+        }
+        g.line(format!("wire [31:0] moa_{j} = sb_q + 32'd{};", 4 * j));
+        let old = g.ac32(&format!("moa_{j}"));
+        g.line(format!(
+            "wire [31:0] mov_{j} = f0_w ? (dout_{j} + {old}) : dout_{j};"
+        ));
+    }
+}
+
+/// Output-stationary MATMUL control (rule C1c): the operand feed of tile
+/// `fj_q`, step `fq_q`, and the output row `wq_q` of tile `wj_q`.
+fn matmul_os(g: &mut Gen, p: &ComputeParams) {
+    let (r, c) = (p.rows, p.cols);
+    g.line(format!("wire [31:0] obase_w = fj_q * 32'd{r};"));
+    g.line("wire ofeed_w = mm_w && (fq_q < mk_w) && (obase_w < mm_m_w);");
+    g.line(format!(
+        "wire ofirst_w = mm_w && (fq_q == 32'd0) && (obase_w < (mm_m_w + 32'd{r}));"
+    ));
+    for i in 0..r {
+        g.line(format!("wire [31:0] orow_{i} = obase_w + 32'd{i};"));
+        let rd = g.sp8(&format!("w1_w + orow_{i} * mk_w + fq_q"));
+        g.line(format!(
+            "wire [7:0] oa_{i} = (ofeed_w && (orow_{i} < mm_m_w)) ? {rd} : 8'd0;"
+        ));
+    }
+    g.line(format!("wire [31:0] owrow_w = wj_q * 32'd{r} + wq_q;"));
+    g.line(format!(
+        "wire owr_w = mm_w && (wd_q == 32'd0) && (wq_q < 32'd{r}) && (owrow_w < mm_m_w);"
+    ));
+    for j in 0..c {
+        let rd = g.sp8(&format!("w2_w + fq_q * mn_w + 32'd{j}"));
+        g.line(format!(
+            "wire [7:0] ow_{j} = (ofeed_w && (32'd{j} < mn_w)) ? {rd} : 8'd0;"
+        ));
+        // The output register of PE (wq_q, j).
+        let mut mux = "32'd0".to_string();
+        for i in (0..r).rev() {
+            mux = format!("((wq_q == 32'd{i}) ? {} : {mux})", pe_port(p, i, j, "o"));
+        }
+        g.line(format!("wire [31:0] oo_{j} = {mux};"));
+        g.line(format!(
+            "wire [31:0] ooa_{j} = w3_w + 32'd4 * (mn_w * owrow_w + 32'd{j});"
+        ));
+        let old = g.ac32(&format!("ooa_{j}"));
+        g.line(format!(
+            "wire [31:0] oov_{j} = f0_w ? (oo_{j} + {old}) : oo_{j};"
+        ));
+    }
+}
+
 /// The module body for the given parameters.
 pub(super) fn body(p: &ComputeParams) -> String {
     let (r, c, bb) = (p.rows, p.cols, p.beat_bytes);
+    let (os, db) = (p.os(), p.weight_double_buffer);
+    let per = p.period();
     let mut g = Gen {
         s: String::new(),
         sb: p.spad_bytes,
         ab: p.acc_bytes,
     };
-    let pe = |i: u32, j: u32, port: &str| format!("pe${}${port}", i * c + j);
+    let pe = |i: u32, j: u32, port: &str| pe_port(p, i, j, port);
 
     // Registers.
     g.line("// Registers (State in compute.rs).");
@@ -87,9 +207,33 @@ pub(super) fn body(p: &ComputeParams) -> String {
             g.line(format!("reg [7:0] sk_{i}_{s};"));
         }
     }
-    for j in 0..c {
+    for j in (0..c).filter(|_| !os) {
         for s in 0..(c - 1 - j) {
             g.line(format!("reg [31:0] ds_{j}_{s};"));
+        }
+    }
+    let db_regs = ["so_q", "lc_q", "lw_q", "lk_q", "ln_q"];
+    let os_regs = ["fq_q", "fj_q", "wd_q", "wq_q", "wj_q"];
+    if db {
+        g.line(format!("reg [31:0] {};", db_regs.join(", ")));
+        g.line("reg bank_q, lb_q, lbank_q, pf_q;");
+        for i in 0..r {
+            for s in 0..=i {
+                g.line(format!("reg sks_{i}_{s};"));
+            }
+        }
+    }
+    if os {
+        g.line(format!("reg [31:0] {};", os_regs.join(", ")));
+        for i in 0..r {
+            for s in 0..=i {
+                g.line(format!("reg skf_{i}_{s};"));
+            }
+        }
+        for j in 0..c {
+            for s in 0..=j {
+                g.line(format!("reg [7:0] wsk_{j}_{s};"));
+            }
         }
     }
     g.line(format!(
@@ -112,9 +256,35 @@ pub(super) fn body(p: &ComputeParams) -> String {
             g.line(format!("  sk_{i}_{s} = 8'd0;"));
         }
     }
-    for j in 0..c {
+    for j in (0..c).filter(|_| !os) {
         for s in 0..(c - 1 - j) {
             g.line(format!("  ds_{j}_{s} = 32'd0;"));
+        }
+    }
+    if db {
+        g.line(format!(
+            "  so_q = 32'd{r}; lc_q = 32'd0; lw_q = 32'd0; lk_q = 32'd0; ln_q = 32'd0;"
+        ));
+        g.line("  bank_q = 1'b0; lb_q = 1'b0; lbank_q = 1'b0; pf_q = 1'b0;");
+        for i in 0..r {
+            for s in 0..=i {
+                g.line(format!("  sks_{i}_{s} = 1'b0;"));
+            }
+        }
+    }
+    if os {
+        for n in os_regs {
+            g.line(format!("  {n} = 32'd0;"));
+        }
+        for i in 0..r {
+            for s in 0..=i {
+                g.line(format!("  skf_{i}_{s} = 1'b0;"));
+            }
+        }
+        for j in 0..c {
+            for s in 0..=j {
+                g.line(format!("  wsk_{j}_{s} = 8'd0;"));
+            }
         }
     }
     g.line(format!(
@@ -147,36 +317,10 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("wire [31:0] mk_w = {16'd0, w4_w[31:16]};");
     g.line("wire [31:0] mn_w = {16'd0, w5_w[15:0]};");
     g.line("wire [31:0] mm_m_w = {16'd0, w4_w[15:0]};");
-    g.line(format!(
-        "wire wshift_w = mm_w && (cnt_q >= 32'd1) && (cnt_q <= 32'd{r});"
-    ));
-    g.line(format!("wire [31:0] wrow_w = 32'd{r} - cnt_q;"));
-    g.line(format!(
-        "wire stream_w = mm_w && (cnt_q >= 32'd{r}) && (cnt_q < (32'd{r} + mm_m_w));"
-    ));
-    g.line(format!(
-        "wire mmwr_w = mm_w && (cnt_q >= 32'd{});",
-        2 * r + c - 1
-    ));
-    for j in 0..c {
-        g.line(format!(
-            "wire [31:0] wpa_{j} = w2_w + wrow_w * mn_w + 32'd{j};"
-        ));
-        let rd = g.sp8(&format!("wpa_{j}"));
-        g.line(format!(
-            "wire [7:0] wp_{j} = ((wrow_w < mk_w) && (32'd{j} < mn_w)) ? {rd} : 8'd0;"
-        ));
-        g.line(format!("wire [31:0] bot_{j} = {};", pe(r - 1, j, "sum")));
-        if j == c - 1 {
-            g.line(format!("wire [31:0] dout_{j} = bot_{j};"));
-        } else {
-            g.line(format!("wire [31:0] dout_{j} = ds_{j}_{};", c - 2 - j));
-        }
-        g.line(format!("wire [31:0] moa_{j} = sb_q + 32'd{};", 4 * j));
-        let old = g.ac32(&format!("moa_{j}"));
-        g.line(format!(
-            "wire [31:0] mov_{j} = f0_w ? (dout_{j} + {old}) : dout_{j};"
-        ));
+    if os {
+        matmul_os(&mut g, p);
+    } else {
+        matmul_ws(&mut g, p);
     }
 
     // Lane pipeline.
@@ -276,11 +420,21 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("wire [63:0] ilo_w = {48'd0, desc[143:128]};");
     g.line("wire [63:0] ihi_w = {48'd0, desc[159:144]};");
     g.line("wire [63:0] ilen_w = {32'd0, desc[159:128]};");
+    let mm_lat = if os {
+        format!(
+            "(((ilo_w + 64'd{}) / 64'd{r}) * 64'd{per} + 64'd{})",
+            r - 1,
+            r + c + 1
+        )
+    } else if db {
+        format!("({{32'd0, iso_w}} + 64'd{} + ilo_w)", r + c - 2)
+    } else {
+        format!("(64'd{} + ilo_w)", 2 * r + c - 2)
+    };
     g.line(format!(
-        "wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd{} + ilo_w) : \
+        "wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? {mm_lat} : \
          ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd{}) / 64'd{c}) + 64'd2) : \
          (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd{}) / 64'd{c} + 64'd2) : 64'd1));",
-        2 * r + c - 2,
         c - 1,
         c - 1
     ));
@@ -294,8 +448,21 @@ pub(super) fn body(p: &ComputeParams) -> String {
     for l in 0..c {
         unused.push(format!("ash66_{l}[65:64]"));
     }
+    if !db {
+        unused.push("head_ready".to_string());
+    }
     for i in 0..r {
         for j in 0..c {
+            if os {
+                if i + 1 == r {
+                    unused.push(pe(i, j, "w_out"));
+                }
+                if j + 1 == c {
+                    unused.push(pe(i, j, "a_out"));
+                    unused.push(pe(i, j, "f_out"));
+                }
+                continue;
+            }
             if i + 1 < r {
                 unused.push(pe(i, j, "sum"));
             } else {
@@ -304,6 +471,9 @@ pub(super) fn body(p: &ComputeParams) -> String {
             }
             if j + 1 == c {
                 unused.push(pe(i, j, "a_out"));
+                if db {
+                    unused.push(pe(i, j, "sel_out"));
+                }
             }
         }
     }
@@ -316,7 +486,34 @@ pub(super) fn body(p: &ComputeParams) -> String {
         for j in 0..c {
             g.line(format!("  {} = clock;", pe(i, j, "clock")));
             g.line(format!("  {} = enable;", pe(i, j, "en")));
-            g.line(format!("  {} = wshift_w;", pe(i, j, "w_shift")));
+            if os {
+                let (a_in, f_in) = if j == 0 {
+                    (format!("sk_{i}_{i}"), format!("skf_{i}_{i}"))
+                } else {
+                    (pe(i, j - 1, "a_out"), pe(i, j - 1, "f_out"))
+                };
+                let w_in = if i == 0 {
+                    format!("wsk_{j}_{j}")
+                } else {
+                    pe(i - 1, j, "w_out")
+                };
+                g.line(format!("  {} = {a_in};", pe(i, j, "a_in")));
+                g.line(format!("  {} = {f_in};", pe(i, j, "f_in")));
+                g.line(format!("  {} = {w_in};", pe(i, j, "w_in")));
+                continue;
+            }
+            if db {
+                g.line(format!("  {} = lb_q;", pe(i, j, "w_shift")));
+                g.line(format!("  {} = lbank_q;", pe(i, j, "w_bank")));
+                let sel = if j == 0 {
+                    format!("sks_{i}_{i}")
+                } else {
+                    pe(i, j - 1, "sel_out")
+                };
+                g.line(format!("  {} = {sel};", pe(i, j, "sel_in")));
+            } else {
+                g.line(format!("  {} = wshift_w;", pe(i, j, "w_shift")));
+            }
             let w_in = if i == 0 {
                 format!("wp_{j}")
             } else {
@@ -364,35 +561,16 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("always @(posedge clock) begin");
     g.line("  if (clear) begin");
     g.line("    busy_q <= 1'b0;\n    v1_q <= 1'b0;\n    v2_q <= 1'b0;");
+    if db {
+        g.line("    lb_q <= 1'b0;\n    pf_q <= 1'b0;");
+    }
     g.line("    spad <= '{default: 8'd0};\n    accm <= '{default: 8'd0};");
     g.line("  end else if (enable) begin");
-    for i in 0..r {
-        for s in (1..=i).rev() {
-            g.line(format!("    sk_{i}_{s} <= sk_{i}_{};", s - 1));
-        }
-        let rd = g.sp8(&format!("sa_q + 32'd{i}"));
-        g.line(format!(
-            "    sk_{i}_0 <= (stream_w && (32'd{i} < mk_w)) ? {rd} : 8'd0;"
-        ));
+    if os {
+        edge_os(&mut g, p);
+    } else {
+        edge_ws(&mut g, p);
     }
-    g.line("    if (stream_w) sa_q <= sa_q + mk_w;");
-    for j in 0..c {
-        let n = c - 1 - j;
-        for s in (1..n).rev() {
-            g.line(format!("    ds_{j}_{s} <= ds_{j}_{};", s - 1));
-        }
-        if n > 0 {
-            g.line(format!("    ds_{j}_0 <= bot_{j};"));
-        }
-    }
-    g.line("    if (mmwr_w) begin");
-    for j in 0..c {
-        g.line(format!("      if (32'd{j} < mn_w) begin"));
-        g.wr_ac32("        ", &format!("moa_{j}"), &format!("mov_{j}"));
-        g.line("      end");
-    }
-    g.line("      sb_q <= sb_q + 32'd4 * mn_w;");
-    g.line("    end");
     g.line("    v1_q <= rd_w;");
     g.line("    if (rd_w) begin");
     g.line("      if (op_w == 8'd4) begin");
@@ -441,6 +619,16 @@ pub(super) fn body(p: &ComputeParams) -> String {
         g.line("      end");
     }
     g.line("    end");
+    if db {
+        g.line(format!(
+            "    if (lb_q) begin if (lc_q == 32'd{r}) lb_q <= 1'b0; else lc_q <= lc_q + 32'd1; end"
+        ));
+        g.line("    if (ls_w) begin");
+        g.line("      lb_q <= 1'b1;\n      lc_q <= 32'd1;\n      lw_q <= desc[95:64];");
+        g.line("      lk_q <= {16'd0, desc[159:144]};\n      ln_q <= {16'd0, desc[175:160]};");
+        g.line("      lbank_q <= !lbank_q;\n      pf_q <= 1'b1;");
+        g.line("    end");
+    }
     g.line("    if (busy_q && !done_w) cnt_q <= cnt_q + 32'd1;");
     g.line("    if (done_w) busy_q <= 1'b0;");
     g.line("    if (issue && (!busy_q || done_w)) begin");
@@ -448,6 +636,17 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("      sa_q <= (desc[7:0] == 8'd3) ? desc[63:32] : 32'd0;");
     g.line("      sb_q <= (desc[7:0] == 8'd3) ? desc[127:96] : 32'd0;");
     g.line("      sg_q <= 32'd0;");
+    if db {
+        g.line("      if (ismm_w) begin");
+        g.line("        so_q <= iso_w;\n        bank_q <= ls_w ? !lbank_q : lbank_q;\n        pf_q <= 1'b0;");
+        g.line("      end");
+    }
+    if os {
+        g.line(format!(
+            "      fq_q <= 32'd0;\n      fj_q <= 32'd0;\n      wd_q <= 32'd{};\n      wq_q <= 32'd0;\n      wj_q <= 32'd0;",
+            per + c + 1
+        ));
+    }
     g.line("    end");
     g.line("    if (dma_wr) begin");
     for i in 0..DMA_PORT_BYTES {
@@ -464,4 +663,81 @@ pub(super) fn body(p: &ComputeParams) -> String {
     let mut out = String::new();
     let _ = write!(out, "{}", g.s);
     out
+}
+
+/// Weight-stationary MATMUL registers at an edge (`Compute::edge_ws`).
+fn edge_ws(g: &mut Gen, p: &ComputeParams) {
+    let (r, c) = (p.rows, p.cols);
+    for i in 0..r {
+        for s in (1..=i).rev() {
+            g.line(format!("    sk_{i}_{s} <= sk_{i}_{};", s - 1));
+        }
+        let rd = g.sp8(&format!("sa_q + 32'd{i}"));
+        g.line(format!(
+            "    sk_{i}_0 <= (stream_w && (32'd{i} < mk_w)) ? {rd} : 8'd0;"
+        ));
+        if p.weight_double_buffer {
+            for s in (1..=i).rev() {
+                g.line(format!("    sks_{i}_{s} <= sks_{i}_{};", s - 1));
+            }
+            g.line(format!("    sks_{i}_0 <= stream_w && bank_q;"));
+        }
+    }
+    g.line("    if (stream_w) sa_q <= sa_q + mk_w;");
+    for j in 0..c {
+        let n = c - 1 - j;
+        for s in (1..n).rev() {
+            g.line(format!("    ds_{j}_{s} <= ds_{j}_{};", s - 1));
+        }
+        if n > 0 {
+            g.line(format!("    ds_{j}_0 <= bot_{j};"));
+        }
+    }
+    g.line("    if (mmwr_w) begin");
+    for j in 0..c {
+        g.line(format!("      if (32'd{j} < mn_w) begin"));
+        g.wr_ac32("        ", &format!("moa_{j}"), &format!("mov_{j}"));
+        g.line("      end");
+    }
+    g.line("      sb_q <= sb_q + 32'd4 * mn_w;");
+    g.line("    end");
+}
+
+/// Output-stationary MATMUL registers at an edge (`Compute::edge_os`).
+fn edge_os(g: &mut Gen, p: &ComputeParams) {
+    let (r, c, per) = (p.rows, p.cols, p.period());
+    for i in 0..r {
+        for s in (1..=i).rev() {
+            g.line(format!("    sk_{i}_{s} <= sk_{i}_{};", s - 1));
+            g.line(format!("    skf_{i}_{s} <= skf_{i}_{};", s - 1));
+        }
+        g.line(format!("    sk_{i}_0 <= oa_{i};"));
+        g.line(format!("    skf_{i}_0 <= ofirst_w;"));
+    }
+    for j in 0..c {
+        for s in (1..=j).rev() {
+            g.line(format!("    wsk_{j}_{s} <= wsk_{j}_{};", s - 1));
+        }
+        g.line(format!("    wsk_{j}_0 <= ow_{j};"));
+    }
+    g.line("    if (mm_w) begin");
+    g.line(format!(
+        "      if ((fq_q + 32'd1) == 32'd{per}) begin fq_q <= 32'd0; fj_q <= fj_q + 32'd1; end"
+    ));
+    g.line("      else fq_q <= fq_q + 32'd1;");
+    g.line("      if (wd_q != 32'd0) wd_q <= wd_q - 32'd1;");
+    g.line("      else begin");
+    g.line(format!(
+        "        if ((wq_q + 32'd1) == 32'd{per}) begin wq_q <= 32'd0; wj_q <= wj_q + 32'd1; end"
+    ));
+    g.line("        else wq_q <= wq_q + 32'd1;");
+    g.line("        if (owr_w) begin");
+    for j in 0..c {
+        g.line(format!("          if (32'd{j} < mn_w) begin"));
+        g.wr_ac32("            ", &format!("ooa_{j}"), &format!("oov_{j}"));
+        g.line("          end");
+    }
+    g.line("        end");
+    g.line("      end");
+    g.line("    end");
 }

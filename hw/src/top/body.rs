@@ -33,7 +33,7 @@ pub(super) fn body(p: &Params) -> String {
             .replace("@ACC@", &p.acc_bytes.to_string())
             .replace("@BEAT@", &b.to_string())
             .replace("@VERSION@", &format!("{:08X}", npukit_abi::abi_version()))
-            .replace("@CAPS@", &format!("{:08X}", npukit_sim::model::CAPS))
+            .replace("@CAPS@", &format!("{:08X}", p.caps()))
             .replace(
                 "@LATE@",
                 if p.inject == Some(Inject::DispatchLate) {

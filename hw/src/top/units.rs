@@ -42,6 +42,7 @@ assign compute$enable = w_act;
 assign compute$clear = w_clear;
 assign compute$issue = w_act && issue[1];
 assign compute$desc = qh_desc[1];
+assign compute$head_ready = qh_valid[1] && qh_ready[1];
 "#;
 
 /// The DMA units: `load` (who 1) and `store` (who 2), sharing the compute

@@ -6,12 +6,16 @@ use npukit_rtl::{variant, LockstepOptions, RtlError};
 use npukit_sim::NpuConfig;
 
 /// The sound variants every lockstep test runs on.
-pub const VARIANTS: [&str; 5] = [
+pub const VARIANTS: [&str; 9] = [
     "npu_4x4",
     "npu_8x8",
     "npu_16x16",
     "npu_4x4_beat8",
     "npu_4x4_beat64",
+    "npu_4x4_os",
+    "npu_8x8_os",
+    "npu_4x4_wdb",
+    "npu_8x8_wdb",
 ];
 
 /// Fails the test, saying how to get Verilator, when the crate was built without it.
