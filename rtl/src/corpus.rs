@@ -374,6 +374,89 @@ fn gemm(cfg: &NpuConfig, m: u16, act: bool) -> Vec<Descriptor> {
     v
 }
 
+/// MATMUL sequences whose timing differs between the array options (rule
+/// C1): back-to-back folds accumulating into one output (C1b hides the next
+/// fold's weight load), an ACT between two folds (no load during an ACT),
+/// and folds whose weights arrive by LOAD at different points of the
+/// previous fold (hidden, partly hidden and unhidden loads). Valid on every
+/// configuration with at least 16 KiB of scratchpad and 4 KiB of accumulators.
+fn matmul_chains(cfg: &NpuConfig) -> Vec<Case> {
+    let (r, c) = (cfg.array.rows as u16, cfg.array.cols as u16);
+    let act_dst = 8192u32.min(cfg.memory.spad_bytes / 2);
+    let mut chain = vec![with(
+        d(Op::Load(dma(0, DATA, 4, 1024, 1024, false))),
+        deps::SIGNAL_NEXT,
+    )];
+    let shapes = [
+        (1u16, r, c),
+        (2, r, c),
+        (r, r.div_ceil(2), c),
+        (37, r, c.div_ceil(2)),
+        (1, 1, 1),
+        (r + 1, r, c),
+    ];
+    for (i, &(m, k, n)) in shapes.iter().enumerate() {
+        let mm = matmul(64 * i as u32, 2048 + 7 * i as u32, 0, m, k, n, i % 3 != 0);
+        chain.push(if i == 0 {
+            with(mm, deps::WAIT_PREV)
+        } else {
+            mm
+        });
+    }
+    chain.push(d(Op::Act(Act {
+        src: 0,
+        dst: act_dst,
+        bias: None,
+        rows: 1,
+        cols: c,
+        multiplier: 0x4000_0000,
+        shift: 31,
+        zero_point: 1,
+        relu: false,
+    })));
+    // Its weights are the ACT's output.
+    chain.push(with(
+        matmul(0, act_dst, 256, 1, 1, c, false),
+        deps::SIGNAL_NEXT,
+    ));
+    chain.push(with(
+        d(Op::Store(dma(0, OUT, 37, c * 4, c as u32 * 4, true))),
+        deps::WAIT_PREV,
+    ));
+    chain.push(end());
+    // Weights by LOAD while the previous fold runs: LOAD i fills W region i,
+    // MATMUL i waits for it (a token per pair).
+    let mut late = vec![d(Op::Load(dma(0, DATA, 1, 1024, 1024, false)))];
+    for i in 0..6u16 {
+        let w = 4096 + 1024 * i as u32;
+        late.push(with(
+            d(Op::Load(dma(
+                w,
+                DATA + 0x3000,
+                r,
+                c * (1 + i % 3),
+                c as u32,
+                false,
+            ))),
+            deps::SIGNAL_NEXT,
+        ));
+        late.push(with(
+            matmul(0, w, 0, 3 + 11 * (i % 3), r, c, i > 0),
+            deps::WAIT_PREV | if i == 5 { deps::SIGNAL_NEXT } else { 0 },
+        ));
+    }
+    late.push(with(
+        d(Op::Store(dma(0, OUT, 25, c * 4, c as u32 * 4, true))),
+        deps::WAIT_PREV,
+    ));
+    late.push(end());
+    vec![
+        Case::new("matmul_chain", &chain),
+        Case::new("matmul_weights_during_fold", &late),
+        Case::new("matmul_weights_during_fold_fast_dram", &late).dram(5, 32, 16),
+    ]
+}
+
 /// The hand-written corpus for the array shape and memories of `cfg`: every
 /// opcode, token patterns, translation, DRAM timings, and every error path.
 #[allow(clippy::vec_init_then_push)]
@@ -382,6 +465,9 @@ pub fn handwritten(cfg: &NpuConfig) -> Vec<Case> {
     let spad = cfg.memory.spad_bytes;
     let acc = cfg.memory.acc_bytes;
     let mut v = Vec::new();
+
+    // ---- MATMUL timing under every array option (rules C1a-C1c)
+    v.extend(matmul_chains(cfg));
 
     // ---- every opcode
     v.push(Case::new(

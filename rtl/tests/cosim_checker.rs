@@ -247,3 +247,86 @@ fn random_programs_use_translation_and_complete() {
         "{xlat} of 40 random programs translate"
     );
 }
+
+/// The MATMUL chains of the corpus exercise rule C1b on a double-buffered
+/// configuration: some folds have their weights loaded before they issue
+/// (faster than C1a), the one after the ACT does not (exactly C1a); on an
+/// output-stationary configuration every fold takes C1c's latency.
+#[test]
+fn matmul_chains_exercise_the_array_options() {
+    use npukit_abi::Opcode;
+    for (r, c) in [(4u32, 4u32), (8, 8)] {
+        let base = common_cfg(r, c, 16384 * r / 4 * r / 4, 4096 * r / 4 * r / 4);
+        let (rr, cc) = (r as u64, c as u64);
+        for df in [
+            npukit_sim::Dataflow::WeightStationary,
+            npukit_sim::Dataflow::OutputStationary,
+        ] {
+            let mut cfg = base.clone();
+            cfg.array.dataflow = df;
+            cfg.array.weight_double_buffer = df == npukit_sim::Dataflow::WeightStationary;
+            let (mut faster, mut full) = (0, 0);
+            for case in corpus::handwritten(&cfg)
+                .iter()
+                .filter(|c| c.name == "matmul_chain" || c.name.starts_with("matmul_weights_during"))
+            {
+                let ev = model_events(case, &cfg);
+                let ms: std::collections::HashMap<u32, u64> = ev
+                    .iter()
+                    .filter_map(|(_, e)| match e {
+                        Event::Dispatch { index, desc, .. } => match desc.op {
+                            npukit_abi::desc::Op::Matmul(m) => Some((*index, m.m as u64)),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect();
+                let at =
+                    |f: &dyn Fn(&Event) -> Option<u32>| -> std::collections::HashMap<u32, u64> {
+                        ev.iter()
+                            .filter_map(|(t, e)| f(e).map(|i| (i, *t)))
+                            .collect()
+                    };
+                let issue = at(&|e| match e {
+                    Event::Issue {
+                        index,
+                        opcode: Opcode::Matmul,
+                        ..
+                    } => Some(*index),
+                    _ => None,
+                });
+                let done = at(&|e| match e {
+                    Event::Complete {
+                        index,
+                        opcode: Opcode::Matmul,
+                        ..
+                    } => Some(*index),
+                    _ => None,
+                });
+                assert!(ms.len() >= 6, "{}", case.name);
+                for (i, m) in &ms {
+                    let lat = done[i] - issue[i];
+                    if cfg.array.weight_double_buffer {
+                        let c1a = 2 * rr + cc + m - 2;
+                        assert!(lat <= c1a && lat + rr > c1a, "{} #{i}: {lat}", case.name);
+                        faster += (lat < c1a) as u32;
+                        full += (lat == c1a) as u32;
+                    } else {
+                        assert_eq!(
+                            lat,
+                            m.div_ceil(rr) * rr.max(cc) + rr + cc + 1,
+                            "{} #{i}",
+                            case.name
+                        );
+                    }
+                }
+            }
+            if cfg.array.weight_double_buffer {
+                assert!(
+                    faster >= 5 && full >= 2,
+                    "{r}x{c}: {faster} hidden loads, {full} unhidden"
+                );
+            }
+        }
+    }
+}
