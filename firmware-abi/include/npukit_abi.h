@@ -262,7 +262,7 @@
 #define NPU_OP_LOAD                              1
 /* 2-D strided copy from the scratchpad or accumulator to device memory. [store] */
 #define NPU_OP_STORE                             2
-/* One weight-stationary fold: OUT[M x N] (+)= A[M x K] * W[K x N], int8 x int8 -> int32, wrapping. [compute] */
+/* One fold of the MAC array (any dataflow; timing rule C1): OUT[M x N] (+)= A[M x K] * W[K x N], int8 x int8 -> int32, wrapping. [compute] */
 #define NPU_OP_MATMUL                            3
 /* Requantise int32 accumulators to int8: bias, fixed-point multiply, rounding shift, zero point, optional ReLU. [compute] */
 #define NPU_OP_ACT                               4
@@ -369,7 +369,7 @@ NPU_STATIC_ASSERT(offsetof(struct npu_desc_store, dram_stride) == 20, "npu_desc_
 NPU_STATIC_ASSERT(offsetof(struct npu_desc_store, local_stride) == 24, "npu_desc_store.local_stride");
 NPU_STATIC_ASSERT(offsetof(struct npu_desc_store, reserved0) == 28, "npu_desc_store.reserved0");
 
-/* MATMUL: One weight-stationary fold: OUT[M x N] (+)= A[M x K] * W[K x N], int8 x int8 -> int32, wrapping. */
+/* MATMUL: One fold of the MAC array (any dataflow; timing rule C1): OUT[M x N] (+)= A[M x K] * W[K x N], int8 x int8 -> int32, wrapping. */
 struct npu_desc_matmul {
 	NPU_U32 word0;     /* word 0: NPU_DESC_WORD0(NPU_OP_MATMUL, deps, flags) */
 	NPU_U32 a;         /* word 1 [31:0]: scratchpad address of A, M x K int8 packed */

@@ -115,7 +115,7 @@ opcodes! {
     Nop = 0, None, "No operation; retired by the command processor.";
     Load = 1, Some(Unit::Load), "2-D strided copy from device memory to the scratchpad or accumulator.";
     Store = 2, Some(Unit::Store), "2-D strided copy from the scratchpad or accumulator to device memory.";
-    Matmul = 3, Some(Unit::Compute), "One weight-stationary fold: OUT[M x N] (+)= A[M x K] * W[K x N], int8 x int8 -> int32, wrapping.";
+    Matmul = 3, Some(Unit::Compute), "One fold of the MAC array (any dataflow; timing rule C1): OUT[M x N] (+)= A[M x K] * W[K x N], int8 x int8 -> int32, wrapping.";
     Act = 4, Some(Unit::Compute), "Requantise int32 accumulators to int8: bias, fixed-point multiply, rounding shift, zero point, optional ReLU.";
     Add = 5, Some(Unit::Compute), "Element-wise OUT (+)= (A - za) * ma + (B - zb) * mb, int8 inputs, int32 result in the accumulator (accumulation wraps).";
     Max = 6, Some(Unit::Compute), "Element-wise int8 maximum of two scratchpad vectors.";

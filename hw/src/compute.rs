@@ -332,6 +332,19 @@ impl State {
     fn flag(&self, bit: u32) -> bool {
         (self.d[0] >> (12 + bit)) & 1 == 1
     }
+
+    /// Queues the int32 `v` (plus the old value with ACCUMULATE, flag 0) for
+    /// the accumulator memory at `a`.
+    fn write_acc32(&self, ac_w: &mut Vec<(u32, u8)>, a: u32, v: u32) {
+        let v = if self.flag(0) {
+            v.wrapping_add(self.ac32(a))
+        } else {
+            v
+        };
+        for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
+            ac_w.push((a.wrapping_add(b as u32), byte));
+        }
+    }
 }
 
 /// Latency of a descriptor (raw words) on an `R x C` unit, as the hardware
@@ -848,14 +861,7 @@ impl Compute {
                     )),
                     OP_ADD => {
                         let a = old.wa2.wrapping_add(4 * l);
-                        let v = if old.flag(0) {
-                            (p2 as u32).wrapping_add(old.ac32(a))
-                        } else {
-                            p2 as u32
-                        };
-                        for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
-                            ac_w.push((a.wrapping_add(b as u32), byte));
-                        }
+                        old.write_acc32(&mut ac_w, a, p2 as u32);
                     }
                     OP_MAX => sp_w.push((old.wa2.wrapping_add(l), p2 as u8)),
                     _ => {}
@@ -1007,14 +1013,7 @@ impl Compute {
                         dsk[dsk.len() - 1]
                     };
                     let a = old.sb.wrapping_add(4 * c);
-                    let v = if old.flag(0) {
-                        v.wrapping_add(old.ac32(a))
-                    } else {
-                        v
-                    };
-                    for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
-                        ac_w.push((a.wrapping_add(b as u32), byte));
-                    }
+                    old.write_acc32(ac_w, a, v);
                 }
             }
             st.sb = old.sb.wrapping_add(4u32.wrapping_mul(mm_n));
@@ -1095,14 +1094,7 @@ impl Compute {
                     let v = outs[(old.wq * cols + c) as usize];
                     let a = old.d[3]
                         .wrapping_add(4u32.wrapping_mul(mm_n.wrapping_mul(row).wrapping_add(c)));
-                    let v = if old.flag(0) {
-                        v.wrapping_add(old.ac32(a))
-                    } else {
-                        v
-                    };
-                    for (b, byte) in v.to_le_bytes().into_iter().enumerate() {
-                        ac_w.push((a.wrapping_add(b as u32), byte));
-                    }
+                    old.write_acc32(ac_w, a, v);
                 }
             }
         }

@@ -413,6 +413,7 @@ fn matmul_chains(cfg: &NpuConfig) -> Vec<Case> {
         shift: 31,
         zero_point: 1,
         relu: false,
+        qtab: None,
     })));
     // Its weights are the ACT's output.
     chain.push(with(

@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(matmul_latency(4, 8, 1), 2 * 4 + 8 + 1 - 2);
         // Double-buffered: no lead is C1a; a lead of R - 1 or more hides the load.
         for lead in 0..20 {
-            let want = (16u64.saturating_sub(lead)).max(1) + 16 + 16 + 16 - 2;
+            let want = 16u64.saturating_sub(lead).max(1) + 16 + 16 + 16 - 2;
             assert_eq!(matmul_latency_db(16, 16, 16, lead), want);
         }
         assert_eq!(matmul_latency_db(16, 16, 16, 0), 62);
