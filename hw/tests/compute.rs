@@ -188,11 +188,12 @@ fn with_dataflow(mut p: ComputeParams, dataflow: Dataflow, wdb: bool) -> Compute
 
 /// Rule C1 (the weight load, with double-buffering, starting at issue).
 fn model_latency(p: &ComputeParams, d: &Descriptor) -> u64 {
-    let mut a = npukit_sim::config::ArrayParams::default();
-    a.rows = p.rows;
-    a.cols = p.cols;
-    a.dataflow = p.dataflow;
-    a.weight_double_buffer = p.weight_double_buffer;
+    let a = npukit_sim::config::ArrayParams {
+        rows: p.rows,
+        cols: p.cols,
+        dataflow: p.dataflow,
+        weight_double_buffer: p.weight_double_buffer,
+    };
     match &d.op {
         Op::Matmul(m) => mac::fold_latency(&a, m.m as u32, 0),
         Op::Act(a) => act::act_latency(p.cols, a),
