@@ -54,12 +54,14 @@ pub enum BackendError {
     NoVariant {
         backend: &'static str,
         config: String,
-        error: RtlError,
+        // Boxed: the variant-matching report is large, and every fallible
+        // shim call carries this error type.
+        error: Box<RtlError>,
     },
     #[error("backend {backend}: {error}")]
     Rtl {
         backend: &'static str,
-        error: RtlError,
+        error: Box<RtlError>,
     },
     #[error("hardware configuration: {0}")]
     Config(#[from] npukit_sim::ConfigError),
@@ -77,9 +79,12 @@ impl BackendError {
                     Ok(p) if !p.is_empty() => format!("NPUKIT_CONFIG={p}"),
                     _ => "the built-in default or Options::config".into(),
                 },
-                error: e,
+                error: Box::new(e),
             },
-            error => BackendError::Rtl { backend: b, error },
+            error => BackendError::Rtl {
+                backend: b,
+                error: Box::new(error),
+            },
         }
     }
 }
