@@ -186,16 +186,16 @@ fn find(cfg: &NpuConfig) -> Result<&'static VariantEntry, RtlError> {
         return Ok(e);
     }
     // Name the first differing field of the closest variant: the one that
-    // agrees on the longest prefix of fields (array shape first).
-    let prefix = |e: &VariantEntry| {
-        e.info
-            .fields(cfg)
-            .iter()
-            .take_while(|(_, v, c)| v == c)
-            .count()
+    // agrees on the longest prefix of fields (array shape first), then on the
+    // most fields in all; of equals, the first listed.
+    let closeness = |e: &VariantEntry| {
+        let fields = e.info.fields(cfg);
+        let prefix = fields.iter().take_while(|(_, v, c)| v == c).count();
+        let agree = fields.iter().filter(|(_, v, c)| v == c).count();
+        std::cmp::Reverse((prefix, agree))
     };
     let best = sound()
-        .max_by_key(|e| prefix(e))
+        .min_by_key(|e| closeness(e))
         .ok_or_else(|| RtlError::NoVariants("variants.json lists only faulty variants".into()))?;
     let (field, has, want) =
         best.info
