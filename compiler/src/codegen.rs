@@ -35,7 +35,9 @@ use npukit_abi::DESC_BYTES;
 use npukit_sim::{DeviceMemory, NpuConfig};
 
 use crate::graph::PoolKind;
-use crate::lower::{lower_graph, panel_width, AddK, Chunk, CopyK, Gemm, Geo, Kernel, PoolK};
+use crate::lower::{
+    lower_graph, panel_width, AddK, Chunk, CopyK, Gemm, Geo, Kernel, PoolK, TensorWeights,
+};
 use crate::quant::LoweredOutput;
 use crate::sched::{conflict, token_balance, Access, Pending, Sched, Space};
 use crate::tensor::{DType, Tensor};
@@ -107,6 +109,7 @@ impl TensorPlacement {
             cols: self.cols(),
             eb: self.dtype.bytes(),
             panel: self.panel_cols,
+            transposed: false,
         }
     }
 
@@ -129,6 +132,9 @@ struct TensorLayout {
     cols: usize,
     eb: usize,
     panel: usize,
+    /// Stored transposed, column after column (`[cols][rows]` row-major): the
+    /// second operand of a matmul `A B^T` (see `lower::TensorDef::transposed`).
+    transposed: bool,
 }
 
 impl TensorLayout {
@@ -137,6 +143,9 @@ impl TensorLayout {
     }
 
     fn offset(&self, r: usize, c: usize) -> u64 {
+        if self.transposed {
+            return self.addr + ((c * self.rows + r) * self.eb) as u64;
+        }
         let p = c / self.panel;
         self.addr
             + ((p * self.panel * self.rows + r * self.width(p) + c % self.panel) * self.eb) as u64
@@ -738,23 +747,89 @@ fn store_tile(
     acc: bool,
     out: &mut Vec<Pending>,
 ) {
-    let eb = y.eb;
+    tile_dma(false, y, m0, m, col, ncols, src, src_stride, acc, out);
+}
+
+/// LOADs (`load`) or STOREs of the `m x ncols` tile of rows `m0 ..`, columns
+/// `col ..` of `t`, packed `local_stride` bytes a row at `local`: one 2-D
+/// transfer per panel of `t` the columns cross. A transposed `t` (int8)
+/// moves one byte per DMA row (the DMA has no transpose): one transfer per
+/// tile column, or per tile row if there are fewer rows.
+#[allow(clippy::too_many_arguments)]
+fn tile_dma(
+    load: bool,
+    t: &TensorLayout,
+    m0: usize,
+    m: usize,
+    col: usize,
+    ncols: usize,
+    local: usize,
+    local_stride: usize,
+    acc: bool,
+    out: &mut Vec<Pending>,
+) {
+    let eb = t.eb;
+    if t.transposed {
+        if ncols <= m {
+            for c in col..col + ncols {
+                let at = local + (c - col) * eb;
+                dma2(load, acc, at, t.offset(m0, c), m, eb, eb as u64, local_stride, out);
+            }
+        } else {
+            for r in m0..m0 + m {
+                let at = local + (r - m0) * local_stride;
+                let ds = (t.rows * eb) as u64;
+                dma2(load, acc, at, t.offset(r, col), ncols, eb, ds, eb, out);
+            }
+        }
+        return;
+    }
     let mut c = col;
     while c < col + ncols {
-        let p = c / y.panel;
-        let end = (col + ncols).min((p + 1) * y.panel);
+        let p = c / t.panel;
+        let end = (col + ncols).min((p + 1) * t.panel);
         dma2(
-            false,
+            load,
             acc,
-            src + (c - col) * eb,
-            y.offset(m0, c),
+            local + (c - col) * eb,
+            t.offset(m0, c),
             m,
             (end - c) * eb,
-            (y.width(p) * eb) as u64,
-            src_stride,
+            (t.width(p) * eb) as u64,
+            local_stride,
             out,
         );
         c = end;
+    }
+}
+
+/// LOADs of the weight rows `k0..k1`, columns `n0 .. n0 + ncj` of a GEMM
+/// whose weights are the runtime tensor `b` (`W[k][n] = b[k][col0 + n]`, or
+/// `b[n][col0 + k]` when transposed: then `b` is stored transposed and the
+/// block is again a plain 2-D LOAD), packed `ncj` bytes a row at `local`.
+#[allow(clippy::too_many_arguments)]
+fn tensor_weight_loads(
+    b: &TensorLayout,
+    w: TensorWeights,
+    k0: usize,
+    k1: usize,
+    n0: usize,
+    ncj: usize,
+    local: usize,
+    out: &mut Vec<Pending>,
+) {
+    if w.transposed {
+        // b^T row-major: row col0 + k, column n.
+        let bt = TensorLayout {
+            rows: b.cols,
+            cols: b.rows,
+            panel: b.rows,
+            transposed: false,
+            ..*b
+        };
+        tile_dma(true, &bt, w.col0 + k0, k1 - k0, n0, ncj, local, ncj, false, out);
+    } else {
+        tile_dma(true, b, k0, k1 - k0, w.col0 + n0, ncj, local, ncj, false, out);
     }
 }
 
@@ -763,6 +838,8 @@ struct GemmMem<'a> {
     x: &'a TensorLayout,
     y: &'a TensorLayout,
     w_addr: u64,
+    /// The weights are a runtime tensor (`w_addr` is unused).
+    tensor_w: Option<(TensorLayout, TensorWeights)>,
     b_addr: Option<u64>,
     fill: u64,
     spad_base: usize,
@@ -919,9 +996,16 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
             let k0 = ch[c0].k0;
             let k1 = ch[c1 - 1].k0 + ch[c1 - 1].w;
             let wbytes = (k1 - k0) * ncj;
-            let wsrc = lm.w_addr + (jn * k * nc + k0 * ncj) as u64;
-            st.loads
-                .extend(dma_contiguous(true, wbuf as u32, wsrc, wbytes, false));
+            match lm.tensor_w {
+                Some((b, tw)) => {
+                    tensor_weight_loads(&b, tw, k0, k1, n0, ncj, wbuf, &mut st.loads);
+                }
+                None => {
+                    let wsrc = lm.w_addr + (jn * k * nc + k0 * ncj) as u64;
+                    st.loads
+                        .extend(dma_contiguous(true, wbuf as u32, wsrc, wbytes, false));
+                }
+            }
             for (c, chunk) in ch.iter().enumerate().take(c1).skip(c0) {
                 st.computes.push(matmul(Matmul {
                     a: panel(c) as u32,
@@ -1156,11 +1240,13 @@ fn add_steps(
     acc_base: usize,
     steps: &mut Vec<Step>,
 ) {
-    let pb = y.panel;
+    // The inputs' panels (the output may be a graph output, one panel:
+    // the STOREs cut each tile at the output's panels).
+    let pb = xa.panel;
     let slot = mt * pb;
     let mut unit = 0usize;
     for j in 0..y.cols.div_ceil(pb) {
-        let pw = y.width(j);
+        let pw = xa.width(j);
         for m0 in (0..y.rows).step_by(mt) {
             let m = mt.min(y.rows - m0);
             let u = unit % 2;
@@ -1400,7 +1486,7 @@ pub fn compile_with(
                 Plan::Tile(elem_tile(name, cfg, p.geo.p(), p.geo.ow, 4 * pb, acc)?)
             }
             Kernel::Add(a) => {
-                let pb = pbs[a.y];
+                let pb = pbs[a.a];
                 let t = &low.tensors[a.y];
                 Plan::Tile(elem_tile(
                     name,
@@ -1449,6 +1535,7 @@ pub fn compile_with(
             cols: d.shape.c,
             eb: d.dtype.bytes(),
             panel: pbs[t],
+            transposed: d.transposed,
         }
     };
     let mut addrs: Vec<Option<u64>> = vec![None; low.tensors.len()];
@@ -1464,6 +1551,7 @@ pub fn compile_with(
     let mut w_addrs = Vec::new();
     for (i, &(_, k)) in kernels.iter().enumerate() {
         w_addrs.push(match (k, &plans[i]) {
+            (Kernel::Gemm(g), Plan::Gemm(_)) if g.tensor_weights.is_some() => Some((0, None)),
             (Kernel::Gemm(g), Plan::Gemm(t)) => {
                 let bytes = pretile(g, t.n_chunk);
                 let a = dram.alloc(bytes.len() as u64);
@@ -1536,6 +1624,7 @@ pub fn compile_with(
                     x: &x,
                     y: &y,
                     w_addr: wa,
+                    tensor_w: g.tensor_weights.map(|w| (lay(w.t), w)),
                     b_addr: ba,
                     fill: if g.geo.pointwise() {
                         0
@@ -1550,7 +1639,7 @@ pub fn compile_with(
             (k, &Plan::Tile(mt)) => {
                 let pb = match k {
                     Kernel::Pool(p) => pbs[p.x],
-                    Kernel::Add(a) => pbs[a.y],
+                    Kernel::Add(a) => pbs[a.a],
                     Kernel::Copy(c) => pbs[c.x],
                     Kernel::Gemm(_) => unreachable!("GEMMs have a GEMM plan"),
                 };

@@ -11,6 +11,8 @@
 //!
 //! Operations:
 //! * [`Layer`]: dense/gemm (`x W + b`) and matmul (`A B`) on matrices;
+//! * [`TensorMatmul`]: the product of two runtime tensors (`A B` or `A B^T`),
+//!   optionally per head (attention's `Q K^T` and `P V`);
 //! * [`Conv`]: 2-D convolution with stride, padding, dilation and groups
 //!   (depthwise when `groups` equals the channels), fused ReLU/ReLU6;
 //! * [`Pool`]: max and average pooling, global average pooling;
@@ -122,6 +124,38 @@ pub struct Layer {
     pub relu: bool,
 }
 
+/// The product of two runtime tensors (neither is a constant), requantised to
+/// int8: `heads` independent products side by side. Port 0 is `A`
+/// `[M, heads * K]`, port 1 is `B`:
+/// * `transpose_b = false`: `B` is `[K, heads * N]`, head `h` computes
+///   `A[:, hK..(h+1)K] B[:, hN..(h+1)N]`;
+/// * `transpose_b = true`: `B` is `[N, heads * K]`, head `h` computes
+///   `A[:, hK..(h+1)K] B[:, hK..(h+1)K]^T`.
+///
+/// The output is `[M, heads * N]`, head `h` in columns `hN..(h+1)N`. Both
+/// inputs must have zero point 0: the MAC array has no way to subtract a
+/// runtime zero point (it would need the runtime row and column sums).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorMatmul {
+    pub name: String,
+    pub heads: usize,
+    pub transpose_b: bool,
+    pub output: Quant,
+    pub relu: bool,
+}
+
+impl TensorMatmul {
+    /// `(k, n)` of one head for inputs `a` and `b`.
+    pub fn head_dims(&self, a: &TensorInfo, b: &TensorInfo) -> (usize, usize) {
+        let h = self.heads.max(1);
+        if self.transpose_b {
+            (a.shape.c / h, b.shape.n)
+        } else {
+            (a.shape.c / h, b.shape.c / h)
+        }
+    }
+}
+
 /// A fused activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Activation {
@@ -211,6 +245,7 @@ pub struct OutputNode {
 pub enum Node {
     Input(InputNode),
     Layer(Layer),
+    TensorMatmul(TensorMatmul),
     Conv(Conv),
     Pool(Pool),
     Add(AddNode),
@@ -224,6 +259,7 @@ impl Node {
         match self {
             Node::Input(n) => &n.name,
             Node::Layer(n) => &n.name,
+            Node::TensorMatmul(n) => &n.name,
             Node::Conv(n) => &n.name,
             Node::Pool(n) => &n.name,
             Node::Add(n) => &n.name,
@@ -241,6 +277,7 @@ impl Node {
                 LayerKind::Dense => "dense",
                 LayerKind::Matmul => "matmul",
             },
+            Node::TensorMatmul(_) => "matmul",
             Node::Conv(_) => "conv2d",
             Node::Pool(p) => match (p.kind, p.global) {
                 (PoolKind::Max, _) => "maxpool",
@@ -258,6 +295,13 @@ impl Node {
     pub fn macs(&self, inputs: &[&TensorInfo], out: &TensorInfo) -> u64 {
         match self {
             Node::Layer(l) => (out.shape.rows() * l.in_features * l.out_features) as u64,
+            Node::TensorMatmul(t) => match inputs {
+                [a, b] => {
+                    let (k, n) = t.head_dims(a, b);
+                    (out.shape.rows() * k * n * t.heads) as u64
+                }
+                _ => 0,
+            },
             Node::Conv(c) => {
                 let cin = inputs.first().map_or(0, |t| t.shape.c);
                 (out.shape.elems() * c.kernel[0] * c.kernel[1] * cin / c.groups.max(1)) as u64
@@ -484,6 +528,53 @@ pub fn infer(node: &Node, inputs: &[&TensorInfo]) -> Result<TensorInfo, CompileE
                 true,
                 l.output.dtype(),
                 quant,
+            ))
+        }
+        Node::TensorMatmul(t) => {
+            want_inputs(2)?;
+            let (a, b) = (inputs[0], inputs[1]);
+            for x in [a, b] {
+                int8_in(x)?;
+                if x.shape.h != 1 || x.shape.w != 1 {
+                    return Err(err(format!(
+                        "its input {} is {:?}; a matmul reads matrices (flatten it first)",
+                        x.name,
+                        x.dims()
+                    )));
+                }
+                if x.quant.zero_point != 0 {
+                    return Err(err(format!(
+                        "its input {} has zero point {}; a matmul of two tensors needs zero point 0 \
+                         on both (the MAC array cannot subtract a runtime zero point)",
+                        x.name, x.quant.zero_point
+                    )));
+                }
+            }
+            let h = t.heads;
+            if h == 0 || !a.shape.c.is_multiple_of(h) || !b.shape.c.is_multiple_of(h) {
+                return Err(err(format!(
+                    "heads {h} must divide the columns of both inputs ({} has {}, {} has {})",
+                    a.name, a.shape.c, b.name, b.shape.c
+                )));
+            }
+            let (k, n) = t.head_dims(a, b);
+            let bk = if t.transpose_b { b.shape.c / h } else { b.shape.n };
+            if k != bk {
+                return Err(err(format!(
+                    "{} {:?} and {} {:?}{} do not multiply: {k} columns per head against {bk} {}",
+                    a.name,
+                    a.dims(),
+                    b.name,
+                    b.dims(),
+                    if t.transpose_b { " transposed" } else { "" },
+                    if t.transpose_b { "columns per head" } else { "rows" }
+                )));
+            }
+            Ok(out(
+                Shape::matrix(a.shape.n, n * h),
+                true,
+                DType::I8,
+                t.output,
             ))
         }
         Node::Conv(c) => {

@@ -13,6 +13,9 @@
 //!   per group)` groups; each super-group is one dense GEMM with block-diagonal
 //!   weights (zeros outside its groups), so a depthwise convolution fills the
 //!   array's columns with channels instead of using one column.
+//! * A matmul of two tensors becomes one [`Gemm`] per head whose weights are
+//!   the second tensor ([`TensorWeights`]), gathered from device memory at run
+//!   time instead of pre-tiled into the image.
 //! * Pooling, add and concat become [`PoolK`], [`AddK`], [`CopyK`].
 //!
 //! Every tensor lives in device memory as `[ceil(c / pb)][pixels][pb]`
@@ -23,7 +26,8 @@ use petgraph::graph::NodeIndex;
 
 use crate::graph::{Activation, Graph, Node, PoolKind, Shape};
 use crate::quant::{
-    add_requant, avg_requant, conv_requant, lower_layer, LoweredOutput, Quant, Requant,
+    add_requant, avg_requant, conv_requant, lower_layer, tensor_matmul_requant, LoweredOutput,
+    Quant, Requant,
 };
 use crate::tensor::DType;
 use crate::CompileError;
@@ -39,6 +43,10 @@ pub(crate) struct TensorDef {
     pub input: bool,
     /// Graph output names that read it.
     pub outputs: Vec<String>,
+    /// Stored transposed (`[c][pixels]` row-major) because its only readers
+    /// are matmuls `A B^T` that take it as `B`: their weight blocks are then
+    /// plain 2-D LOADs, and the producer's STOREs do the transposing.
+    pub transposed: bool,
 }
 
 /// The spatial geometry of a gather: input `n x h x w`, output `oh x ow`,
@@ -93,6 +101,16 @@ pub(crate) struct Chunk {
     pub c0: usize,
 }
 
+/// GEMM weights that are a runtime tensor `t` (the second operand of a matmul
+/// of two tensors): `W[k][n] = t[k][col0 + n]`, or, `transposed`,
+/// `W[k][n] = t[n][col0 + k]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TensorWeights {
+    pub t: usize,
+    pub col0: usize,
+    pub transposed: bool,
+}
+
 /// A GEMM kernel (see the module docs).
 #[derive(Debug, Clone)]
 pub(crate) struct Gemm {
@@ -105,8 +123,10 @@ pub(crate) struct Gemm {
     pub m: usize,
     pub k: usize,
     pub n: usize,
-    /// `k x n` int8, rows in chunk order.
+    /// `k x n` int8, rows in chunk order (empty with `tensor_weights`).
     pub weights: Vec<i8>,
+    /// The weights are this runtime tensor, not constants.
+    pub tensor_weights: Option<TensorWeights>,
     pub bias: Option<Vec<i32>>,
     pub output: LoweredOutput,
     /// The value of padded input positions (the input zero point).
@@ -159,7 +179,10 @@ impl Kernel {
     /// Tensors read and the tensor written.
     pub fn reads(&self) -> Vec<usize> {
         match self {
-            Kernel::Gemm(g) => vec![g.x],
+            Kernel::Gemm(g) => match g.tensor_weights {
+                Some(w) => vec![g.x, w.t],
+                None => vec![g.x],
+            },
             Kernel::Pool(p) => vec![p.x],
             Kernel::Add(a) => vec![a.a, a.b],
             Kernel::Copy(c) => vec![c.x],
@@ -332,6 +355,7 @@ pub(crate) fn lower_graph(
             quant: out.quant,
             input: matches!(node, Node::Input(_)),
             outputs: Vec::new(),
+            transposed: false,
         });
     }
     let pbs: Vec<usize> = (0..tensors.len())
@@ -406,10 +430,56 @@ pub(crate) fn lower_graph(
                     n,
                     chunks: ch,
                     weights,
+                    tensor_weights: None,
                     bias: ll.bias,
                     output: ll.output,
                     pad: 0,
                 })]
+            }
+            Node::TensorMatmul(t) => {
+                let (a, b) = (tid[&prods[0]], tid[&prods[1]]);
+                let rq = tensor_matmul_requant(ins[0].quant, ins[1].quant, t).map_err(err)?;
+                let (k, n) = t.head_dims(ins[0], ins[1]);
+                let m = ins[0].shape.n;
+                let geo = Geo {
+                    n: m,
+                    h: 1,
+                    w: 1,
+                    oh: 1,
+                    ow: 1,
+                    kh: 1,
+                    kw: 1,
+                    sy: 1,
+                    sx: 1,
+                    dy: 1,
+                    dx: 1,
+                    pt: 0,
+                    pl: 0,
+                };
+                (0..t.heads)
+                    .map(|h| {
+                        let ch = chunks(&geo, h * k, k, pbs[a], rows);
+                        Kernel::Gemm(Gemm {
+                            x: a,
+                            y: tid[&i],
+                            col0: h * n,
+                            geo,
+                            chunks: ch,
+                            m,
+                            k,
+                            n,
+                            weights: Vec::new(),
+                            tensor_weights: Some(TensorWeights {
+                                t: b,
+                                col0: if t.transpose_b { h * k } else { h * n },
+                                transposed: t.transpose_b,
+                            }),
+                            bias: None,
+                            output: LoweredOutput::Int8(rq),
+                            pad: 0,
+                        })
+                    })
+                    .collect()
             }
             Node::Conv(c) => {
                 if c.weight_scales.len() > 1
@@ -478,6 +548,7 @@ pub(crate) fn lower_graph(
                         n,
                         chunks: ch,
                         weights,
+                        tensor_weights: None,
                         bias: Some(bias[col0..col0 + n].to_vec()),
                         output: LoweredOutput::Int8(Requant {
                             relu: act_relu(c.act),
@@ -538,10 +609,10 @@ pub(crate) fn lower_graph(
                 rq.relu = act_relu(a.act);
                 let (ta, tb) = (tid[&prods[0]], tid[&prods[1]]);
                 let y = tid[&i];
-                if pbs[ta] != pbs[y] || pbs[tb] != pbs[y] {
+                if pbs[ta] != pbs[tb] {
                     return Err(err(
-                        "an add whose inputs and output have different channel layouts (one of them \
-                         is a graph output) is not supported"
+                        "an add whose two inputs have different channel layouts (one of them is a \
+                         graph output) is not supported"
                             .into(),
                     ));
                 }
@@ -575,6 +646,47 @@ pub(crate) fn lower_graph(
             op: node.op(),
             kernels,
         });
+    }
+    // The second operands of `A B^T`: stored transposed, which only works if
+    // a kernel of the graph writes them and nothing else reads them.
+    for n in &nodes {
+        for k in &n.kernels {
+            let Kernel::Gemm(Gemm {
+                tensor_weights: Some(w),
+                ..
+            }) = k
+            else {
+                continue;
+            };
+            if !w.transposed || tensors[w.t].transposed {
+                continue;
+            }
+            let t = &tensors[w.t];
+            let other = nodes.iter().flat_map(|m| &m.kernels).find(|k2| {
+                k2.reads().contains(&w.t)
+                    && !matches!(k2, Kernel::Gemm(Gemm { x, tensor_weights: Some(w2), .. })
+                        if *x != w.t && w2.t == w.t && w2.transposed)
+            });
+            let why = if t.input {
+                Some("it is the graph input".to_string())
+            } else if !t.outputs.is_empty() {
+                Some("it is a graph output".to_string())
+            } else {
+                other.map(|_| {
+                    "another operation reads it too (only matmuls A B^T may read it)".to_string()
+                })
+            };
+            if let Some(why) = why {
+                return Err(CompileError::Layer {
+                    layer: n.name.clone(),
+                    message: format!(
+                        "the transposed operand B of A B^T is stored transposed by the operation \
+                         that writes it, and {why}"
+                    ),
+                });
+            }
+            tensors[w.t].transposed = true;
+        }
     }
     Ok(Lowered {
         tensors,

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::graph::{
     Activation, AddNode, ConcatNode, Conv, FlattenNode, GraphBuilder, InputNode, Layer, LayerKind,
-    Node, OutputKind, Pool, PoolKind, Shape,
+    Node, OutputKind, Pool, PoolKind, Shape, TensorMatmul,
 };
 use crate::quant::{lower, Quant};
 use crate::tensor::DType;
@@ -123,6 +123,10 @@ struct NodeSpec {
     activation: Option<String>,
     #[serde(default)]
     count_include_pad: bool,
+    #[serde(default)]
+    heads: Option<usize>,
+    #[serde(default)]
+    transpose_b: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,7 +240,33 @@ pub(crate) fn parse_graph(v: Value) -> Result<Workload, CompileError> {
                 )
             })?;
         let act = activation(&ctx, &ns.activation)?;
+        if (ns.heads.is_some() || ns.transpose_b) && !(ns.op == "matmul" && inputs.len() == 2) {
+            return Err(invalid(
+                &ctx,
+                "`heads` and `transpose_b` belong to a matmul of two tensors (op matmul, `inputs: [a, b]`)",
+            ));
+        }
         let node = match ns.op.as_str() {
+            "matmul" if inputs.len() == 2 => {
+                if ns.weights.is_some() || ns.bias.is_some() || ns.out_features.is_some() {
+                    return Err(invalid(
+                        &ctx,
+                        "a matmul of two tensors (`inputs: [a, b]`) takes no weights, bias or out_features",
+                    ));
+                }
+                if act == Activation::Relu6 {
+                    return Err(invalid(&ctx, "a matmul takes activation none or relu"));
+                }
+                let output = out_quant(&ctx, &ns.output)?
+                    .ok_or_else(|| invalid(&ctx, "missing field `output` (an int8 scale and zero point)"))?;
+                Node::TensorMatmul(TensorMatmul {
+                    name: ns.name.clone(),
+                    heads: ns.heads.unwrap_or(1),
+                    transpose_b: ns.transpose_b,
+                    output,
+                    relu: act == Activation::Relu,
+                })
+            }
             "conv2d" | "conv" => {
                 let cout = need(&ctx, "out_channels", ns.out_channels)?;
                 check_dim(&ctx, "out_channels", cout)?;

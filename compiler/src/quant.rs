@@ -283,6 +283,28 @@ pub fn conv_requant(
     ))
 }
 
+/// A matmul of two tensors (`a`, `b` with zero point 0, checked by the
+/// shape pass): `y = requantize(sum a * b, 0, sa * sb / sy)`.
+pub fn tensor_matmul_requant(
+    a: Quant,
+    b: Quant,
+    t: &crate::graph::TensorMatmul,
+) -> Result<Requant, String> {
+    let real = a.scale * b.scale / t.output.scale;
+    let fm = quantize_multiplier(real).map_err(|e| {
+        format!(
+            "{e} (input scales {} * {} / output scale {})",
+            a.scale, b.scale, t.output.scale
+        )
+    })?;
+    Ok(Requant {
+        multiplier: fm.multiplier,
+        shift: fm.shift,
+        zero_point: t.output.zero_point as i8,
+        relu: t.relu,
+    })
+}
+
 /// Average pooling: the window sum of `x - zx` times `sx / (sy * count)`.
 pub fn avg_requant(x: Quant, y: Quant, count: usize) -> Result<Requant, String> {
     let real = x.scale / (y.scale * count as f64);

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 
 use petgraph::graph::NodeIndex;
 
-use crate::graph::{Activation, Conv, Graph, Node, Pool, PoolKind, Shape};
+use crate::graph::{Activation, Conv, Graph, Node, Pool, PoolKind, Shape, TensorMatmul};
 use crate::quant::{
-    add_requant, avg_requant, conv_requant, lower_layer, LoweredLayer, LoweredOutput,
+    add_requant, avg_requant, conv_requant, lower_layer, tensor_matmul_requant, LoweredLayer,
+    LoweredOutput, Quant,
 };
 use crate::tensor::{Tensor, TensorData};
 use crate::CompileError;
@@ -128,6 +129,41 @@ fn conv(
     Ok(y)
 }
 
+/// A matmul of two tensors, head by head, straight from its definition.
+fn tensor_matmul(
+    t: &TensorMatmul,
+    a: &[i8],
+    b: &[i8],
+    (sa, sb): (Shape, Shape),
+    (qa, qb): (Quant, Quant),
+) -> Result<Vec<i8>, String> {
+    let rq = tensor_matmul_requant(qa, qb, t)?;
+    let h = t.heads;
+    let m = sa.rows();
+    let k = sa.c / h;
+    let n = if t.transpose_b { sb.rows() } else { sb.c / h };
+    let cols = n * h;
+    let mut y = vec![0i8; m * cols];
+    for hd in 0..h {
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0i32;
+                for kk in 0..k {
+                    let x = a[i * sa.c + hd * k + kk] as i32;
+                    let w = if t.transpose_b {
+                        b[j * sb.c + hd * k + kk]
+                    } else {
+                        b[kk * sb.c + hd * n + j]
+                    } as i32;
+                    acc = acc.wrapping_add(x * w);
+                }
+                y[i * cols + hd * n + j] = rq.apply(acc, 0);
+            }
+        }
+    }
+    Ok(y)
+}
+
 fn pool(
     p: &Pool,
     x: &[i8],
@@ -209,6 +245,17 @@ pub fn run_graph(graph: &Graph) -> Result<Vec<(String, Tensor)>, CompileError> {
                 let mut t = run_layer(&ll, data(0));
                 t.shape = dims;
                 t
+            }
+            Node::TensorMatmul(t) => {
+                let y = tensor_matmul(
+                    t,
+                    data(0),
+                    data(1),
+                    (ins[0].shape, ins[1].shape),
+                    (ins[0].quant, ins[1].quant),
+                )
+                .map_err(|m| err(name, m))?;
+                Tensor::i8(dims, y)
             }
             Node::Conv(c) => {
                 let o = out.as_ref().expect("checked: a conv has an output");

@@ -179,3 +179,50 @@ fn pooling_add_concat_flatten() {
         &["fc", "fc2", "cat"],
     ));
 }
+
+/// A dense node on a matrix, output zero point `zp`.
+fn dense(name: &str, input: &str, n: usize, out_scale: f64, zp: i32, seed: u64) -> String {
+    format!(
+        r#"{{"op": "dense", "name": "{name}", "input": "{input}", "out_features": {n},
+            "weights": {{"random": {{"seed": {seed}, "range": [-30, 30]}}}}, "weight_quant": {{"scale": 0.01}},
+            "bias": {{"random": {{"seed": {}, "range": [-2000, 2000]}}}},
+            "output": {{"scale": {out_scale}, "zero_point": {zp}}}}}"#,
+        seed + 1
+    )
+}
+
+/// Matmuls of two tensors: attention-shaped (per head, `Q K^T` with `K`
+/// stored transposed by its producer, then `P V`), a plain one whose second
+/// operand is the graph input, and a residual add whose output is a graph
+/// output (one panel) while its inputs are panelled.
+#[test]
+fn matmul_of_two_tensors() {
+    let nodes = vec![
+        dense("q", "x", 36, 0.12, 0, 1),
+        dense("k", "x", 36, 0.12, 0, 3),
+        dense("v", "x", 36, 0.12, 0, 5),
+        r#"{"op": "matmul", "name": "s", "inputs": ["q", "k"], "heads": 3, "transpose_b": true,
+            "output": {"scale": 0.3, "zero_point": 0}, "activation": "relu"}"#
+            .to_string(),
+        r#"{"op": "matmul", "name": "ctx", "inputs": ["s", "v"], "heads": 3,
+            "output": {"scale": 0.8, "zero_point": 0}}"#
+            .to_string(),
+        dense("o", "ctx", 40, 0.08, 0, 7),
+        r#"{"op": "add", "name": "res", "inputs": ["x", "o"], "output": {"scale": 0.09, "zero_point": 0}}"#
+            .to_string(),
+        dense("q2", "x", 24, 0.12, 0, 9),
+        r#"{"op": "matmul", "name": "qx", "inputs": ["q2", "x"],
+            "output": {"scale": 0.5, "zero_point": 0}}"#
+            .to_string(),
+    ];
+    let json = format!(
+        r#"{{"name": "attention",
+           "input": {{"name": "x", "shape": [24, 40], "quant": {{"scale": 0.05, "zero_point": 0}},
+                      "data": {{"random": {{"seed": 7}}}}}},
+           "nodes": [{}], "outputs": ["res", "qx", "s"]}}"#,
+        nodes.join(",")
+    );
+    check_all(&json);
+    let w = parse_workload(&json).unwrap();
+    assert!(check_all_strategies(&w, &cfg(8, 8, 16 << 10, 4 << 10)) >= 2);
+}
