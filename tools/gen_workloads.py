@@ -29,6 +29,7 @@ class Net:
         self.seed = 100
         self.scales = {"x": (in_scale, in_zp)}
         self.shape = {"x": list(shape)}
+        self.relu_out = {}
         self.input = {
             "name": "x",
             "shape": list(shape),
@@ -129,6 +130,28 @@ class Net:
         self.scales[name] = (sy, zp)
         return name
 
+    def matmul(self, name, a, b, heads, transpose_b=False, relu=False):
+        """A matmul of two tensors (zero points 0), per head."""
+        n, _, _, ca = self.shape[a]
+        nb, _, _, cb = self.shape[b]
+        k = ca // heads
+        cols = nb * heads if transpose_b else cb
+        # Inputs spread about SIGMA_Y steps (a ReLU output: its rms, SIGMA_Y / sqrt(2)).
+        rms = [SIGMA_Y / math.sqrt(2) if self.relu_out.get(t) else SIGMA_Y for t in (a, b)]
+        acc_std = math.sqrt(k) * rms[0] * rms[1]
+        sy = self.scales[a][0] * self.scales[b][0] * acc_std / SIGMA_Y
+        node = {"op": "matmul", "name": name, "inputs": [a, b], "heads": heads}
+        if transpose_b:
+            node["transpose_b"] = True
+        node["output"] = {"scale": round(sy, 12), "zero_point": 0}
+        if relu:
+            node["activation"] = "relu"
+        self.nodes.append(node)
+        self.shape[name] = [n, 1, 1, cols]
+        self.scales[name] = (sy, 0)
+        self.relu_out[name] = relu
+        return name
+
     def write(self, outputs):
         doc = {"name": self.name, "description": self.description,
                "input": self.input, "nodes": self.nodes, "outputs": outputs}
@@ -208,7 +231,32 @@ def mobilenetv2():
     net.write([x])
 
 
+def transformer_block(name="transformer-block", seq=128, hidden=768, heads=12, ffn=3072):
+    d = hidden // heads
+    net = Net(name, f"The matmuls of a transformer encoder block (sequence {seq}, hidden {hidden}, "
+              f"{heads} heads of {d}, FFN {hidden} -> {ffn} -> {hidden}): Q, K, V projections, per "
+              "head scores Q K^T and context P V, output projection, residual add, FFN with ReLU "
+              "(for GELU), residual add. Softmax and LayerNorm are not NPU operations: P is "
+              "ReLU(requantised Q K^T / sqrt(d)), and there is no LayerNorm. Activations between "
+              "matmuls have zero point 0 (a matmul of two tensors needs it). Seeded random "
+              "weights.", [seq, hidden])
+    net.shape["x"] = [seq, 1, 1, hidden]
+    q = net.dense("q", "x", hidden)
+    k = net.dense("k", "x", hidden)
+    v = net.dense("v", "x", hidden)
+    # 1 / sqrt(d) is folded into the scores' output scale.
+    s = net.matmul("scores", q, k, heads, transpose_b=True, relu=True)
+    c = net.matmul("context", s, v, heads)
+    o = net.dense("attn_out", c, hidden)
+    r1 = net.add("residual1", "x", o, act="none")
+    f = net.dense("ffn1", r1, ffn, relu=True)
+    f = net.dense("ffn2", f, hidden)
+    r2 = net.add("residual2", r1, f, act="none")
+    net.write([r2])
+
+
 if __name__ == "__main__":
     cnn28()
     resnet18()
     mobilenetv2()
+    transformer_block()

@@ -754,7 +754,11 @@ fn store_tile(
 /// `col ..` of `t`, packed `local_stride` bytes a row at `local`: one 2-D
 /// transfer per panel of `t` the columns cross. A transposed `t` (int8)
 /// moves one byte per DMA row (the DMA has no transpose): one transfer per
-/// tile column, or per tile row if there are fewer rows.
+/// tile row, `ncols` beats each. (One per tile column would be fewer
+/// descriptors, but its bursts of `m` beats hold the memory port long enough
+/// to delay the weight LOADs behind them: the K projection of
+/// transformer-block then misses the weight-stationary bound of
+/// tests/networks.rs.)
 #[allow(clippy::too_many_arguments)]
 fn tile_dma(
     load: bool,
@@ -770,17 +774,10 @@ fn tile_dma(
 ) {
     let eb = t.eb;
     if t.transposed {
-        if ncols <= m {
-            for c in col..col + ncols {
-                let at = local + (c - col) * eb;
-                dma2(load, acc, at, t.offset(m0, c), m, eb, eb as u64, local_stride, out);
-            }
-        } else {
-            for r in m0..m0 + m {
-                let at = local + (r - m0) * local_stride;
-                let ds = (t.rows * eb) as u64;
-                dma2(load, acc, at, t.offset(r, col), ncols, eb, ds, eb, out);
-            }
+        for r in m0..m0 + m {
+            let at = local + (r - m0) * local_stride;
+            let ds = (t.rows * eb) as u64;
+            dma2(load, acc, at, t.offset(r, col), ncols, eb, ds, eb, out);
         }
         return;
     }
@@ -827,9 +824,31 @@ fn tensor_weight_loads(
             transposed: false,
             ..*b
         };
-        tile_dma(true, &bt, w.col0 + k0, k1 - k0, n0, ncj, local, ncj, false, out);
+        tile_dma(
+            true,
+            &bt,
+            w.col0 + k0,
+            k1 - k0,
+            n0,
+            ncj,
+            local,
+            ncj,
+            false,
+            out,
+        );
     } else {
-        tile_dma(true, b, k0, k1 - k0, w.col0 + n0, ncj, local, ncj, false, out);
+        tile_dma(
+            true,
+            b,
+            k0,
+            k1 - k0,
+            w.col0 + n0,
+            ncj,
+            local,
+            ncj,
+            false,
+            out,
+        );
     }
 }
 
@@ -876,6 +895,7 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
     let tiles = l.m.div_ceil(mt);
     let spread = t.x_resident && t.x_bufs >= 2 && tiles > 1;
     let steps_per_tile = nn * nq;
+    let (mut deferred, mut per_step) = (Vec::new(), 0usize);
     // All input panels of tile `tm` into its resident buffer.
     let tile_x = |tm: usize| {
         let m0 = tm * mt;
@@ -1049,10 +1069,23 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
                     rq.is_none(),
                     &mut v,
                 );
-                st.stores.extend(v);
+                if lm.y.transposed {
+                    // One STORE per tile row: spread them over the next
+                    // tile's steps, so they never fill the store queue in
+                    // front of the MATMULs behind them in the ring.
+                    deferred.extend(v);
+                    per_step = deferred.len().div_ceil(nq);
+                } else {
+                    st.stores.extend(v);
+                }
             }
+            let k = per_step.min(deferred.len());
+            st.stores.extend(deferred.drain(..k));
             steps.push(st);
         }
+    }
+    if let Some(st) = steps.last_mut() {
+        st.stores.extend(deferred);
     }
 }
 

@@ -558,7 +558,11 @@ pub fn infer(node: &Node, inputs: &[&TensorInfo]) -> Result<TensorInfo, CompileE
                 )));
             }
             let (k, n) = t.head_dims(a, b);
-            let bk = if t.transpose_b { b.shape.c / h } else { b.shape.n };
+            let bk = if t.transpose_b {
+                b.shape.c / h
+            } else {
+                b.shape.n
+            };
             if k != bk {
                 return Err(err(format!(
                     "{} {:?} and {} {:?}{} do not multiply: {k} columns per head against {bk} {}",
@@ -567,7 +571,11 @@ pub fn infer(node: &Node, inputs: &[&TensorInfo]) -> Result<TensorInfo, CompileE
                     b.name,
                     b.dims(),
                     if t.transpose_b { " transposed" } else { "" },
-                    if t.transpose_b { "columns per head" } else { "rows" }
+                    if t.transpose_b {
+                        "columns per head"
+                    } else {
+                        "rows"
+                    }
                 )));
             }
             Ok(out(

@@ -82,6 +82,11 @@ fn mobilenetv2_bit_exact_on_8x8_16x16_32x32() {
     bit_exact_everywhere("mobilenetv2");
 }
 
+#[test]
+fn transformer_block_bit_exact_on_8x8_16x16_32x32() {
+    bit_exact_everywhere("transformer-block");
+}
+
 /// The default 16x16 NPU with a memory system that never limits: one-cycle
 /// latency, 64-byte beats, far more bandwidth and outstanding requests than
 /// the port can use.
@@ -169,7 +174,7 @@ fn compute_bound_holds(w: &Workload) -> Vec<String> {
 #[test]
 fn unlimited_bandwidth_layers_stay_within_the_weight_stationary_count() {
     let mut over = Vec::new();
-    for f in ["cnn-28", "resnet18", "mobilenetv2"] {
+    for f in ["cnn-28", "resnet18", "mobilenetv2", "transformer-block"] {
         over.extend(compute_bound_holds(
             &load_workload(&path(&format!("workloads/{f}.json"))).unwrap(),
         ));
