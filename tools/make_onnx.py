@@ -9,6 +9,9 @@ python3 tools/make_onnx.py
   AveragePool, GlobalAveragePool, Flatten, Gemm; int8 activations.
 * qlinear.onnx: QLinearConv and QLinearMatMul with uint8 activations,
   Reshape, MaxPool.
+* matmul2.onnx: matmuls of two activations (uint8, zero point 128 = int8 0):
+  QLinearMatMul of two activations, and a QDQ MatMul of two dequantized
+  activations + Relu.
 * float-cnn.onnx: a float Conv/Relu/Gemm model (no quantisation): refused.
 * unsupported-op.onnx: a QDQ model with a Sigmoid: refused.
 """
@@ -172,9 +175,36 @@ def unsupported():
           [helper.make_tensor_value_info("out", TensorProto.INT8, [1, 4, 8, 8])])
 
 
+def matmul2():
+    g = G()
+    u8 = np.uint8
+    g.inits += [scalar("x_s", 0.05, np.float32), scalar("x_z", 128, u8)]
+    g.nodes.append(helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"], name="Qx"))
+    w = rng.integers(-40, 41, size=(32, 16)).astype(np.int8)
+    g.inits += [init("w1", w), scalar("w1_s", 0.004, np.float32), scalar("w1_z", 0, np.int8),
+                scalar("a_s", 0.043, np.float32), scalar("a_z", 128, u8)]
+    # A constant-weight QLinearMatMul, then one whose second operand is an activation.
+    g.nodes.append(helper.make_node("QLinearMatMul", ["xq", "x_s", "x_z", "w1", "w1_s", "w1_z", "a_s", "a_z"],
+                                    ["a"], name="proj"))
+    g.inits += [scalar("b_s", 0.64, np.float32), scalar("b_z", 128, u8)]
+    g.nodes.append(helper.make_node("QLinearMatMul", ["a", "a_s", "a_z", "xq", "x_s", "x_z", "b_s", "b_z"],
+                                    ["b"], name="a_times_x"))
+    # QDQ form: MatMul of two dequantized activations, Relu, QuantizeLinear.
+    a = g.dq("a", 0.043, 128, dtype=u8)
+    b = g.dq("b", 0.64, 128, dtype=u8)
+    y = g.node("MatMul", [a, b], "a_times_b")
+    y = g.node("Relu", [y], "relu")
+    g.q(y, 2.5, 0, out="out")
+    model(g, "matmul2",
+          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16, 32])],
+          [helper.make_tensor_value_info("out", TensorProto.INT8, [16, 32]),
+           helper.make_tensor_value_info("b", TensorProto.UINT8, [16, 32])])
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     qdq_cnn()
     qlinear()
     float_cnn()
     unsupported()
+    matmul2()

@@ -73,6 +73,39 @@ fn qlinear_model_imports_and_runs_bit_exact() {
     }
 }
 
+#[test]
+fn matmul_of_two_activations_imports_and_runs_bit_exact() {
+    let w = load_workload(&path("matmul2")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ops(&w), vec!["matmul", "matmul", "matmul"]);
+    // A constant-weight layer, then QLinearMatMul and QDQ MatMul (+ Relu) of
+    // two activations, both the IR's matmul of two tensors.
+    let tm: Vec<_> = w
+        .graph()
+        .graph
+        .node_weights()
+        .filter_map(|n| match n {
+            Node::TensorMatmul(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tm.len(), 2);
+    assert!(!tm[0].relu && tm[1].relu, "{tm:?}");
+    assert_eq!(tm[1].output.scale, 2.5f32 as f64);
+    for (name, t) in npukit_compiler::reference(&w).unwrap() {
+        let mut v = t.to_i32();
+        v.sort_unstable();
+        v.dedup();
+        assert!(v.len() >= 20, "output {name}: {} distinct values", v.len());
+    }
+    for c in [
+        NpuConfig::default(),
+        cfg(8, 8, 64 << 10, 16 << 10),
+        cfg(4, 8, 16 << 10, 4 << 10),
+    ] {
+        run_and_check(&w, &c);
+    }
+}
+
 fn err_of(name: &str) -> String {
     match load_workload(&path(name)) {
         Ok(_) => panic!("{name} was accepted"),

@@ -226,3 +226,49 @@ fn matmul_of_two_tensors() {
     let w = parse_workload(&json).unwrap();
     assert!(check_all_strategies(&w, &cfg(8, 8, 16 << 10, 4 << 10)) >= 2);
 }
+
+/// A matmul of two tensors that the NPU cannot run is a clear error naming
+/// the node: a zero point other than 0, a transposed operand the graph does
+/// not write (the input), heads that do not divide, shapes that do not
+/// multiply, weights given.
+#[test]
+fn matmul_of_two_tensors_errors() {
+    let net = |zp: i32, nodes: &[String]| {
+        format!(
+            r#"{{"name": "bad",
+               "input": {{"name": "x", "shape": [8, 12], "quant": {{"scale": 0.05, "zero_point": {zp}}},
+                          "data": {{"random": {{"seed": 7}}}}}},
+               "nodes": [{}], "outputs": ["y"]}}"#,
+            nodes.join(",")
+        )
+    };
+    let mm = |extra: &str| {
+        format!(
+            r#"{{"op": "matmul", "name": "y", "inputs": ["q", "x"], {extra} "output": {{"scale": 0.5, "zero_point": 0}}}}"#
+        )
+    };
+    let err = |j: String| match parse_workload(&j) {
+        Ok(_) => panic!("accepted: {j}"),
+        Err(e) => e.to_string(),
+    };
+    let q = dense("q", "x", 12, 0.1, 0, 1);
+    let e = err(net(3, &[q.clone(), mm(r#""transpose_b": true,"#)]));
+    assert!(e.contains("layer y") && e.contains("zero point 3"), "{e}");
+    let e = err(net(0, &[q.clone(), mm(r#""transpose_b": true,"#)]));
+    assert!(
+        e.contains("layer y") && e.contains("stored transposed") && e.contains("graph input"),
+        "{e}"
+    );
+    let e = err(net(0, &[q.clone(), mm(r#""heads": 5,"#)]));
+    assert!(e.contains("layer y") && e.contains("heads 5"), "{e}");
+    let e = err(net(0, &[q.clone(), mm("")]));
+    assert!(
+        e.contains("layer y") && e.contains("do not multiply"),
+        "{e}"
+    );
+    let e = err(net(0, &[q, mm(r#""weights": [1, 2],"#)]));
+    assert!(
+        e.contains("node y") && e.contains("takes no weights"),
+        "{e}"
+    );
+}

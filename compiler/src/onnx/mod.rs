@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use crate::graph::{
     Activation, AddNode, ConcatNode, Conv, FlattenNode, GraphBuilder, InputNode, Layer, LayerKind,
-    Node, OutputKind, Pool, PoolKind, Shape,
+    Node, OutputKind, Pool, PoolKind, Shape, TensorMatmul,
 };
 use crate::quant::Quant;
 use crate::workload::{random_values, Workload};
@@ -73,6 +73,8 @@ enum PendingOp {
     Dense(Box<Layer>, String),
     Add(Box<AddNode>, String, String),
     Pool(Box<Pool>, String),
+    /// A MatMul of two activations.
+    TensorMatmul(Box<TensorMatmul>, String, String),
 }
 
 /// What an ONNX tensor name stands for.
@@ -121,6 +123,18 @@ fn attr_ints(n: &wire::Node, name: &str, default: &[i64]) -> Vec<i64> {
 
 fn attr_int(n: &wire::Node, name: &str, default: i64) -> i64 {
     n.attr(name).and_then(|a| a.i).unwrap_or(default)
+}
+
+/// A matmul of two activations named `name` (one head, `B` not transposed),
+/// output quantisation still to be set.
+fn tensor_matmul(name: &str) -> TensorMatmul {
+    TensorMatmul {
+        name: name.to_string(),
+        heads: 1,
+        transpose_b: false,
+        output: Quant::default(),
+        relu: false,
+    }
 }
 
 /// int8 from an int8 or uint8 ONNX value.
@@ -215,7 +229,7 @@ impl Importer {
             _ => {
                 return Err(err(
                     n,
-                    "input 3 (weights) must be a constant: a product of two activations is not supported",
+                    "input 3 (weights) must be a constant or a quantized activation",
                 ))
             }
         };
@@ -622,6 +636,14 @@ impl Importer {
                                 a.act = act;
                                 (Node::Add(*a), vec![x, y])
                             }
+                            PendingOp::TensorMatmul(mut t, x, y) => {
+                                if act == Activation::Relu6 {
+                                    return Err(err(n, "Clip(0, 6) after MatMul is not supported"));
+                                }
+                                t.output = q;
+                                t.relu = act == Activation::Relu;
+                                (Node::TensorMatmul(*t), vec![x, y])
+                            }
                             PendingOp::Pool(mut p, x) => {
                                 if act != Activation::None {
                                     return Err(err(
@@ -714,6 +736,12 @@ impl Importer {
                 let c = self.conv(n, &out, &w, sx, 8, y)?;
                 Value::Q(self.add(Node::Conv(c), &[&x])?)
             }
+            "MatMul" if matches!(self.get(n, 1)?, Value::Dq(_)) => {
+                let a = self.dq_input(n, 0)?;
+                let b = self.dq_input(n, 1)?;
+                let t = tensor_matmul(&out);
+                Value::Pending(PendingOp::TensorMatmul(Box::new(t), a, b), Activation::None)
+            }
             "MatMul" | "Gemm" => {
                 let x = self.dq_input(n, 0)?;
                 let w = self.weights(n, 1)?;
@@ -731,6 +759,18 @@ impl Importer {
                 };
                 let l = self.dense(n, &out, &x, &w, trans, bias, OutputKind::Int32)?;
                 Value::Pending(PendingOp::Dense(Box::new(l), x), Activation::None)
+            }
+            "QLinearMatMul" if matches!(self.get(n, 3)?, Value::Q(_)) => {
+                let (Value::Q(a), Value::Q(b)) = (self.get(n, 0)?.clone(), self.get(n, 3)?.clone())
+                else {
+                    return Err(err(n, "input 0 must be a quantized activation"));
+                };
+                let y = self.scalar_quant(n, 6, 7)?;
+                let t = TensorMatmul {
+                    output: y,
+                    ..tensor_matmul(&out)
+                };
+                Value::Q(self.add(Node::TensorMatmul(t), &[&a, &b])?)
             }
             "QLinearMatMul" => {
                 let Value::Q(x) = self.get(n, 0)?.clone() else {
