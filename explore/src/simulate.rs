@@ -11,9 +11,10 @@
 use std::collections::BTreeMap;
 
 use npukit_abi::desc::Op;
+use npukit_compiler::profile::{LayerTime, Profiler};
 use npukit_compiler::{Compiled, Tensor, Workload};
 use npukit_sim::run;
-use npukit_sim::{Engine, Event, EventSink, ModelDevice, NpuConfig, VecMemory};
+use npukit_sim::{ModelDevice, NpuConfig, VecMemory};
 use serde::{Deserialize, Serialize};
 
 /// One layer's measured figures. The layer's span runs from the first dispatch
@@ -149,123 +150,30 @@ impl SimResult {
     }
 }
 
-/// Records each descriptor's dispatch and its issue-to-completion slice on the
-/// three execution units: all the per-layer breakdown needs, without keeping
-/// the event stream. Events name ring slots, which repeat when the ring is
-/// smaller than the program (`run_program` refills it); but the command
-/// processor dispatches in program order and each unit issues in its queue's
-/// order and runs one descriptor at a time, so the n-th dispatch is program
-/// index n, an issue is the oldest dispatched descriptor of its unit, and a
-/// completion is the unit's running one.
-#[derive(Debug)]
-struct SliceSink {
-    dispatched: usize,
-    first_seen: Vec<u64>,
-    queued: [std::collections::VecDeque<usize>; 4],
-    open: [Option<(usize, u64)>; 4],
-    /// (engine, program index, issue cycle, completion cycle)
-    slices: Vec<(Engine, usize, u64, u64)>,
-}
-
-impl SliceSink {
-    fn new(program_len: usize) -> SliceSink {
-        SliceSink {
-            dispatched: 0,
-            first_seen: vec![u64::MAX; program_len],
-            queued: Default::default(),
-            open: [None; 4],
-            slices: vec![],
-        }
-    }
-}
-
-impl EventSink for SliceSink {
-    fn event(&mut self, cycle: u64, e: Event) {
-        match e {
-            Event::Dispatch { unit, .. } => {
-                let i = self.dispatched;
-                self.dispatched += 1;
-                if let Some(f) = self.first_seen.get_mut(i) {
-                    *f = (*f).min(cycle);
-                }
-                if unit != Engine::Cmd {
-                    self.queued[unit as usize].push_back(i);
-                }
-            }
-            Event::Issue { unit, .. } => {
-                if let Some(i) = self.queued[unit as usize].pop_front() {
-                    self.open[unit as usize] = Some((i, cycle));
-                }
-            }
-            Event::Complete { unit, .. } => {
-                if let Some((i, start)) = self.open[unit as usize].take() {
-                    self.slices.push((unit, i, start, cycle));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Total length of the union of half-open intervals.
-fn union_len(mut v: Vec<(u64, u64)>) -> u64 {
-    v.sort_unstable();
-    let mut total = 0;
-    let mut cur: Option<(u64, u64)> = None;
-    for (s, e) in v {
-        match cur {
-            Some((cs, ce)) if s <= ce => cur = Some((cs, ce.max(e))),
-            Some((cs, ce)) => {
-                total += ce - cs;
-                cur = Some((s, e));
-            }
-            None => cur = Some((s, e)),
-        }
-    }
-    total + cur.map_or(0, |(s, e)| e - s)
-}
-
-fn layer_figures(c: &Compiled, sink: &SliceSink) -> Vec<LayerFigures> {
-    let own = &c.desc_layer;
-    let of = |i: usize| own.get(i).copied().flatten().map(|l| l as usize);
-    let mut first = vec![u64::MAX; c.layers.len()];
-    for (i, &cy) in sink.first_seen.iter().enumerate() {
-        if let Some(l) = of(i) {
-            first[l] = first[l].min(cy);
-        }
-    }
-    let mut last = vec![0u64; c.layers.len()];
-    let mut comp = vec![vec![]; c.layers.len()];
-    let mut dma = vec![vec![]; c.layers.len()];
-    for &(unit, index, s, e) in &sink.slices {
-        let Some(l) = of(index) else { continue };
-        last[l] = last[l].max(e);
-        match unit {
-            Engine::Compute => comp[l].push((s, e)),
-            Engine::Load | Engine::Store => dma[l].push((s, e)),
-            Engine::Cmd => {}
-        }
-    }
+/// Each layer's figures from the compiler's per-layer profiler (the sink
+/// `npukit run` uses too).
+fn layer_figures(c: &Compiled, times: &[LayerTime]) -> Vec<LayerFigures> {
     c.layers
         .iter()
+        .zip(times)
         .enumerate()
-        .map(|(li, l)| {
-            let last = last[li];
-            let first = first[li].min(last);
-            let cycles = last - first;
-            let compute = union_len(comp[li].clone());
-            let busy = union_len(comp[li].iter().chain(&dma[li]).copied().collect());
+        .map(|(li, (l, t))| {
+            let cycles = t.last - t.dispatched.min(t.last);
             LayerFigures {
                 name: l.name.clone(),
-                descriptors: own.iter().filter(|o| **o == Some(li as u32)).count(),
-                first_cycle: first,
-                last_cycle: last,
+                descriptors: c
+                    .desc_layer
+                    .iter()
+                    .filter(|o| **o == Some(li as u32))
+                    .count(),
+                first_cycle: t.dispatched.min(t.last),
+                last_cycle: t.last,
                 cycles,
                 macs: l.macs,
                 dram_bytes: l.dram_bytes,
-                compute_cycles: compute,
-                memory_stall_cycles: busy - compute,
-                dependency_stall_cycles: cycles.saturating_sub(busy),
+                compute_cycles: t.unit_busy,
+                memory_stall_cycles: t.active - t.unit_busy,
+                dependency_stall_cycles: cycles.saturating_sub(t.active),
             }
         })
         .collect()
@@ -311,7 +219,9 @@ pub fn simulate(
     if let Err(e) = npukit_compiler::load_image(&c, &mut mem) {
         return SimResult::failed(format!("load image: {e}"));
     }
-    let mut dev = ModelDevice::with_sink(cfg, SliceSink::new(c.program.len()));
+    let ring = run::ring_entries(c.program.len(), cfg.cmdproc.max_ring);
+    let profiler = Profiler::new(&c.desc_layer, c.layers.len(), ring, 0);
+    let mut dev = ModelDevice::with_sink(cfg, profiler);
     let out = match run::run_program(
         &mut dev,
         &mut mem,
@@ -325,7 +235,7 @@ pub fn simulate(
     if let Err(e) = check(&c, &mem, reference) {
         return SimResult::failed(format!("wrong result: {e}"));
     }
-    let sink = dev.into_sink();
+    let times = dev.into_sink().layers();
     SimResult {
         error: None,
         cycles: out.counters.cycles,
@@ -336,7 +246,7 @@ pub fn simulate(
             .map(|(n, v)| (n.to_string(), v))
             .collect(),
         descriptors: c.program.len(),
-        layers: layer_figures(&c, &sink),
+        layers: layer_figures(&c, &times),
         traffic: Traffic::of(c.program.descs()),
     }
 }
@@ -344,13 +254,6 @@ pub fn simulate(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn union_of_intervals() {
-        assert_eq!(union_len(vec![]), 0);
-        assert_eq!(union_len(vec![(5, 10), (0, 3), (2, 4), (10, 12)]), 4 + 7);
-        assert_eq!(union_len(vec![(0, 10), (2, 3)]), 10);
-    }
 
     /// The breakdown adds up, and its compute part equals the compute unit's busy
     /// counter when layers do not share the compute unit.
