@@ -484,10 +484,11 @@ pub fn html(res: &Results, plots: &[Plot], svgs: &[String], summary: &Summary) -
     }
     let (head, rows) = table_rows(res);
     s.push_str(
-        "<h2>Every point</h2>\n<p>Fold est.: the first-order fold formula of the \
-        point's dataflow (WS: folds x (2R+C+M-2); WS-DB, double-buffered weights: R + folds x \
-        (R+C+M-1); OS: folds x (2R+C+K-2)); roofline est.: \
-        max(MACs/peak, DRAM bytes/bandwidth); ratio: measured / estimate.</p>\n\
+        "<h2>Every point</h2>\n<p>Fold est.: the program's MATMULs (folds), one after the other, \
+        at their latency by rule C1 of the timing contract for the point's array option (WS: \
+        2R+C+M-2; WS-DB: R+C+M-1 for a fold right after another fold, else 2R+C+M-2; OS: \
+        ceil(M/R) max(R,C)+R+C+1), nothing else; roofline est.: \
+        max(MACs/peak, DRAM bytes/bandwidth) per layer; ratio: measured / estimate.</p>\n\
         <table id=\"results\"><thead><tr>",
     );
     for h in head {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::energy::{AreaBreakdown, EnergyBreakdown, EnergyTable};
 use crate::estimate::{self, Estimates};
 use crate::simulate::SimResult;
-use crate::sweep::{dataflow, show_value, weight_double_buffer, Point, Sweep};
+use crate::sweep::{dataflow, show_value, Point, Sweep};
 use crate::ExploreError;
 
 /// Which slice of a sweep a results file holds (`--shard K/N`, 1-based).
@@ -102,13 +102,7 @@ pub fn row(sweep: &Sweep, p: &Point, key: String, sim: SimResult, table: &Energy
             arithmetic_intensity: if bytes > 0.0 { macs / bytes } else { 0.0 },
             energy: table.energy(cfg, &sim),
             area: table.area(cfg),
-            estimates: estimate::estimate(
-                &estimate::gemms(&w.workload),
-                cfg,
-                &df,
-                weight_double_buffer(cfg),
-                &sim,
-            ),
+            estimates: estimate::estimate(cfg, &sim),
             pareto: false,
         }
     } else {
@@ -301,6 +295,7 @@ pub fn to_csv(r: &Results) -> String {
             "area_activation_mm2",
             "area_control_mm2",
             "area_total_mm2",
+            "folds",
             "est_weight_stationary_cycles",
             "est_weight_stationary_double_buffered_cycles",
             "est_output_stationary_cycles",
@@ -361,9 +356,10 @@ pub fn to_csv(r: &Results) -> String {
         ] {
             f.push(format!("{v}"));
         }
-        f.push(x.weight_stationary_cycles.to_string());
-        f.push(x.weight_stationary_double_buffered_cycles.to_string());
-        f.push(x.output_stationary_cycles.to_string());
+        f.push(x.folds.count.to_string());
+        f.push(x.folds.weight_stationary.to_string());
+        f.push(x.folds.weight_stationary_double_buffered.to_string());
+        f.push(x.folds.output_stationary.to_string());
         f.push(format!("{}", x.roofline_cycles));
         f.push(x.fold_cycles.to_string());
         for v in [x.fold_ratio, x.roofline_ratio] {

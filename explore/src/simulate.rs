@@ -17,6 +17,8 @@ use npukit_sim::run;
 use npukit_sim::{ModelDevice, NpuConfig, VecMemory};
 use serde::{Deserialize, Serialize};
 
+use crate::estimate::{self, Folds};
+
 /// One layer's measured figures. The layer's span runs from the first dispatch
 /// of one of its descriptors to the last completion; spans of consecutive
 /// layers can overlap (the next layer's first loads start early).
@@ -38,6 +40,9 @@ pub struct LayerFigures {
     pub compute_cycles: u64,
     pub memory_stall_cycles: u64,
     pub dependency_stall_cycles: u64,
+    /// The layer's MATMULs at their unoverlapped latency under each array
+    /// option of rule C1 (see [`crate::estimate`]).
+    pub folds: Folds,
 }
 
 /// Local-memory and array traffic of the program, counted from its descriptors
@@ -152,12 +157,13 @@ impl SimResult {
 
 /// Each layer's figures from the compiler's per-layer profiler (the sink
 /// `npukit run` uses too).
-fn layer_figures(c: &Compiled, times: &[LayerTime]) -> Vec<LayerFigures> {
+fn layer_figures(c: &Compiled, times: &[LayerTime], folds: &[Folds]) -> Vec<LayerFigures> {
     c.layers
         .iter()
         .zip(times)
+        .zip(folds)
         .enumerate()
-        .map(|(li, (l, t))| {
+        .map(|(li, ((l, t), f))| {
             let cycles = t.last - t.dispatched.min(t.last);
             LayerFigures {
                 name: l.name.clone(),
@@ -174,6 +180,7 @@ fn layer_figures(c: &Compiled, times: &[LayerTime]) -> Vec<LayerFigures> {
                 compute_cycles: t.unit_busy,
                 memory_stall_cycles: t.active - t.unit_busy,
                 dependency_stall_cycles: cycles.saturating_sub(t.active),
+                folds: *f,
             }
         })
         .collect()
@@ -246,7 +253,7 @@ pub fn simulate(
             .map(|(n, v)| (n.to_string(), v))
             .collect(),
         descriptors: c.program.len(),
-        layers: layer_figures(&c, &times),
+        layers: layer_figures(&c, &times, &estimate::program_folds(&c, cfg)),
         traffic: Traffic::of(c.program.descs()),
     }
 }

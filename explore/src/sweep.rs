@@ -144,19 +144,14 @@ pub fn get_field(cfg: &NpuConfig, field: &str) -> Option<toml::Value> {
     field.split('.').try_fold(v, |v, p| v.get(p).cloned())
 }
 
-/// The MAC array's dataflow (`array.dataflow`); weight-stationary when the
-/// configuration has no such field.
+/// The MAC array's dataflow (`array.dataflow`) by its configuration name.
 pub fn dataflow(cfg: &NpuConfig) -> String {
-    get_field(cfg, "array.dataflow")
-        .map(|v| show_value(&v))
-        .unwrap_or_else(|| "weight-stationary".to_string())
+    cfg.array.dataflow.name().to_string()
 }
 
 /// Whether weights are double-buffered (`array.weight_double_buffer`).
 pub fn weight_double_buffer(cfg: &NpuConfig) -> bool {
-    get_field(cfg, "array.weight_double_buffer")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false)
+    cfg.array.weight_double_buffer
 }
 
 fn config_table(cfg: &NpuConfig) -> Result<toml::Table, ExploreError> {
