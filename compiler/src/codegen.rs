@@ -750,15 +750,19 @@ fn store_tile(
     tile_dma(false, y, m0, m, col, ncols, src, src_stride, acc, out);
 }
 
+/// Tile rows per transfer into a transposed tensor (see [`tile_dma`]).
+const TRANSPOSED_ROWS: usize = 32;
+
 /// LOADs (`load`) or STOREs of the `m x ncols` tile of rows `m0 ..`, columns
 /// `col ..` of `t`, packed `local_stride` bytes a row at `local`: one 2-D
 /// transfer per panel of `t` the columns cross. A transposed `t` (int8)
 /// moves one byte per DMA row (the DMA has no transpose): one transfer per
-/// tile row, `ncols` beats each. (One per tile column would be fewer
-/// descriptors, but its bursts of `m` beats hold the memory port long enough
-/// to delay the weight LOADs behind them: the K projection of
-/// transformer-block then misses the weight-stationary bound of
-/// tests/networks.rs.)
+/// tile column and [`TRANSPOSED_ROWS`] tile rows, one beat per byte. (Whole
+/// columns are fewer descriptors, but their bursts of `m` beats hold the
+/// memory port long enough to delay the weight LOADs behind them: the K
+/// projection of transformer-block then misses the weight-stationary bound
+/// of tests/networks.rs; one transfer per tile row meets it but pays a DRAM
+/// latency per `ncols` bytes. 32 was the fastest of 16, 24, 32 on 16x16.)
 #[allow(clippy::too_many_arguments)]
 fn tile_dma(
     load: bool,
@@ -774,10 +778,22 @@ fn tile_dma(
 ) {
     let eb = t.eb;
     if t.transposed {
-        for r in m0..m0 + m {
-            let at = local + (r - m0) * local_stride;
-            let ds = (t.rows * eb) as u64;
-            dma2(load, acc, at, t.offset(r, col), ncols, eb, ds, eb, out);
+        for r0 in (m0..m0 + m).step_by(TRANSPOSED_ROWS) {
+            let rows = TRANSPOSED_ROWS.min(m0 + m - r0);
+            for c in col..col + ncols {
+                let at = local + (r0 - m0) * local_stride + (c - col) * eb;
+                dma2(
+                    load,
+                    acc,
+                    at,
+                    t.offset(r0, c),
+                    rows,
+                    eb,
+                    eb as u64,
+                    local_stride,
+                    out,
+                );
+            }
         }
         return;
     }
@@ -1070,7 +1086,7 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
                     &mut v,
                 );
                 if lm.y.transposed {
-                    // One STORE per tile row: spread them over the next
+                    // Many small STOREs: spread them over the next
                     // tile's steps, so they never fill the store queue in
                     // front of the MATMULs behind them in the ring.
                     deferred.extend(v);
