@@ -529,23 +529,30 @@ fn dma2(
         out.extend(dma_contiguous(load, local as u32, dram, rows * rb, acc));
         return;
     }
-    const MAXB: usize = 32768;
+    pieces(rows, rb, 32768, |r, c, n, w| {
+        out.extend(dma_2d(
+            load,
+            (local + r * ls + c) as u32,
+            dram + r as u64 * ds + c as u64,
+            n,
+            w,
+            ds,
+            ls,
+            acc,
+        ))
+    });
+}
+
+/// Cuts `rows x rb` bytes into pieces of at most `u16::MAX` rows and `maxb`
+/// bytes a row: `f(first row, first byte, rows, bytes)` for each.
+fn pieces(rows: usize, rb: usize, maxb: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
     let mut c = 0;
     while c < rb {
-        let w = MAXB.min(rb - c);
+        let w = maxb.min(rb - c);
         let mut r = 0;
         while r < rows {
             let n = (u16::MAX as usize).min(rows - r);
-            out.extend(dma_2d(
-                load,
-                (local + r * ls + c) as u32,
-                dram + r as u64 * ds + c as u64,
-                n,
-                w,
-                ds,
-                ls,
-                acc,
-            ));
+            f(r, c, n, w);
             r += n;
         }
         c += w;
@@ -576,28 +583,20 @@ fn fill2(local: usize, rows: usize, rb: usize, ls: usize, fill: u64, out: &mut V
     if rows == 0 || rb == 0 {
         return;
     }
-    let mut c = 0;
-    while c < rb {
-        let w = FILL_BYTES.min(rb - c);
-        let mut r = 0;
-        while r < rows {
-            let n = (u16::MAX as usize).min(rows - r);
-            out.extend(dma(
-                true,
-                Dma {
-                    local: (local + r * ls + c) as u32,
-                    dram: fill,
-                    rows: n as u16,
-                    row_bytes: w as u16,
-                    dram_stride: 0,
-                    local_stride: if n > 1 { ls as u32 } else { w as u32 },
-                    acc: false,
-                },
-            ));
-            r += n;
-        }
-        c += w;
-    }
+    pieces(rows, rb, FILL_BYTES, |r, c, n, w| {
+        out.extend(dma(
+            true,
+            Dma {
+                local: (local + r * ls + c) as u32,
+                dram: fill,
+                rows: n as u16,
+                row_bytes: w as u16,
+                dram_stride: 0,
+                local_stride: if n > 1 { ls as u32 } else { w as u32 },
+                acc: false,
+            },
+        ))
+    });
 }
 
 /// LOADs that gather the packed `m x chunk.w` panel of output pixels

@@ -440,6 +440,17 @@ pub fn infer(node: &Node, inputs: &[&TensorInfo]) -> Result<TensorInfo, CompileE
         }
         Ok(())
     };
+    let matrix_in = |t: &TensorInfo| -> Result<(), CompileError> {
+        if t.shape.h != 1 || t.shape.w != 1 {
+            return Err(err(format!(
+                "its input {} is {:?}; a {} layer reads a matrix (flatten it first)",
+                t.name,
+                t.dims(),
+                node.op()
+            )));
+        }
+        Ok(())
+    };
     let out = |shape: Shape, matrix: bool, dtype: DType, quant: Quant| TensorInfo {
         name: name.to_string(),
         shape,
@@ -485,13 +496,7 @@ pub fn infer(node: &Node, inputs: &[&TensorInfo]) -> Result<TensorInfo, CompileE
             want_inputs(1)?;
             let x = inputs[0];
             int8_in(x)?;
-            if x.shape.h != 1 || x.shape.w != 1 {
-                return Err(err(format!(
-                    "its input {} is {:?}; a dense or matmul layer reads a matrix (flatten it first)",
-                    x.name,
-                    x.dims()
-                )));
-            }
+            matrix_in(x)?;
             if l.out_features == 0 {
                 return Err(err("out_features must be at least 1".into()));
             }
@@ -535,13 +540,7 @@ pub fn infer(node: &Node, inputs: &[&TensorInfo]) -> Result<TensorInfo, CompileE
             let (a, b) = (inputs[0], inputs[1]);
             for x in [a, b] {
                 int8_in(x)?;
-                if x.shape.h != 1 || x.shape.w != 1 {
-                    return Err(err(format!(
-                        "its input {} is {:?}; a matmul reads matrices (flatten it first)",
-                        x.name,
-                        x.dims()
-                    )));
-                }
+                matrix_in(x)?;
                 if x.quant.zero_point != 0 {
                     return Err(err(format!(
                         "its input {} has zero point {}; a matmul of two tensors needs zero point 0 \

@@ -69,6 +69,26 @@ pub(crate) struct Geo {
 }
 
 impl Geo {
+    /// A dense layer over an `n x h x w` image: one output pixel per image,
+    /// the kernel is the whole image (`h = w = 1` for a matrix).
+    pub fn dense(n: usize, h: usize, w: usize) -> Geo {
+        Geo {
+            n,
+            h,
+            w,
+            oh: 1,
+            ow: 1,
+            kh: h,
+            kw: w,
+            sy: 1,
+            sx: 1,
+            dy: 1,
+            dx: 1,
+            pt: 0,
+            pl: 0,
+        }
+    }
+
     /// Output pixels.
     pub fn p(&self) -> usize {
         self.n * self.oh * self.ow
@@ -399,21 +419,7 @@ pub(crate) fn lower_graph(
                     _ => (tid[&prods[0]], ins[0].shape),
                 };
                 let ll = lower_layer(l, graph.batch, ins[0].quant)?;
-                let geo = Geo {
-                    n: xs.n,
-                    h: xs.h,
-                    w: xs.w,
-                    oh: 1,
-                    ow: 1,
-                    kh: xs.h,
-                    kw: xs.w,
-                    sy: 1,
-                    sx: 1,
-                    dy: 1,
-                    dx: 1,
-                    pt: 0,
-                    pl: 0,
-                };
+                let geo = Geo::dense(xs.n, xs.h, xs.w);
                 let cg = xs.c;
                 let ch = chunks(&geo, 0, cg, pbs[x], rows);
                 let n = l.out_features;
@@ -441,21 +447,7 @@ pub(crate) fn lower_graph(
                 let rq = tensor_matmul_requant(ins[0].quant, ins[1].quant, t).map_err(err)?;
                 let (k, n) = t.head_dims(ins[0], ins[1]);
                 let m = ins[0].shape.n;
-                let geo = Geo {
-                    n: m,
-                    h: 1,
-                    w: 1,
-                    oh: 1,
-                    ow: 1,
-                    kh: 1,
-                    kw: 1,
-                    sy: 1,
-                    sx: 1,
-                    dy: 1,
-                    dx: 1,
-                    pt: 0,
-                    pl: 0,
-                };
+                let geo = Geo::dense(m, 1, 1);
                 (0..t.heads)
                     .map(|h| {
                         let ch = chunks(&geo, h * k, k, pbs[a], rows);

@@ -31,16 +31,12 @@ struct GraphSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InputSpec {
-    #[serde(default = "default_input_name")]
+    #[serde(default = "crate::workload::default_input_name")]
     name: String,
     shape: Vec<usize>,
     #[serde(default)]
     quant: Option<QuantSpec>,
     data: Value,
-}
-
-fn default_input_name() -> String {
-    "input".into()
 }
 
 /// An int or a list of ints.

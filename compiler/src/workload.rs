@@ -66,7 +66,7 @@ struct InputSpec {
     data: Value,
 }
 
-fn default_input_name() -> String {
+pub(crate) fn default_input_name() -> String {
     "input".into()
 }
 
