@@ -942,9 +942,13 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
         } else {
             Vec::new()
         };
+        let ng = t.n_group.max(1);
         let order: Vec<(usize, usize)> = if t.k_outer {
-            (0..nq)
-                .flat_map(|q| (0..nn).map(move |jn| (jn, q)))
+            (0..nn)
+                .step_by(ng)
+                .flat_map(|g0| {
+                    (0..nq).flat_map(move |q| (g0..nn.min(g0 + ng)).map(move |jn| (jn, q)))
+                })
                 .collect()
         } else {
             (0..nn)
@@ -969,7 +973,7 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
             let load_x = if t.x_resident {
                 jn == 0
             } else {
-                !t.k_outer || jn == 0
+                !t.k_outer || jn % ng == 0
             };
             if load_x {
                 xbase = if t.x_resident {
@@ -1419,6 +1423,22 @@ fn pretile(g: &Gemm, nc: usize) -> Vec<u8> {
     out
 }
 
+/// Fill LOADs a K chunk's gather needs on average for the padding: one per
+/// padded side of its kernel position (rows above or below, columns left or
+/// right of the input).
+fn fill_descs(g: &Geo) -> f64 {
+    let sides = |k: usize, d: usize, s: usize, o: usize, p: usize, n: usize| {
+        usize::from(k * d < p) + usize::from((o - 1) * s + k * d >= n + p)
+    };
+    let rows: usize = (0..g.kh)
+        .map(|ky| sides(ky, g.dy, g.sy, g.oh, g.pt, g.h))
+        .sum();
+    let cols: usize = (0..g.kw)
+        .map(|kx| sides(kx, g.dx, g.sx, g.ow, g.pl, g.w))
+        .sum();
+    rows as f64 / g.kh as f64 + cols as f64 / g.kw as f64
+}
+
 fn gemm_dims(g: &Gemm) -> LayerDims {
     let int8_out = matches!(g.output, LoweredOutput::Int8(_));
     let pointwise = g.geo.pointwise();
@@ -1434,6 +1454,8 @@ fn gemm_dims(g: &Gemm) -> LayerDims {
         chunks: g.chunks.len(),
         m_align: if pointwise { 1 } else { g.geo.ow },
         x_desc_rows: if pointwise || contiguous { 0 } else { g.geo.ow },
+        x_gathered: !pointwise,
+        x_fill_descs: if pointwise { 0.0 } else { fill_descs(&g.geo) },
     }
 }
 

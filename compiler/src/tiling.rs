@@ -14,9 +14,11 @@
 //!   panels of each step loaded with the step).
 //! * **Loop order** within an M tile: *n-outer* finishes one output tile (all
 //!   its K groups) before the next, so one or two accumulator tiles suffice;
-//!   *k-outer* keeps every output tile of the M tile in the accumulator and
-//!   runs all N chunks for each K group, so the input streams through once,
-//!   interleaved with the weights, instead of being front-loaded.
+//!   *k-outer* keeps the output tiles of a group of `n_group` N chunks in the
+//!   accumulator and runs all of the group's N chunks for each K group, so the
+//!   input streams through once per N group, interleaved with the weights,
+//!   instead of being front-loaded (one group of all N chunks: once per M tile).
+//!   Smaller groups trade input traffic for taller M tiles (fewer folds).
 //! * Buffers are double-buffered when they fit (input panels, weights, int8
 //!   output staging, int32 output tiles, bias vectors), so the loads of step
 //!   `i + 1` overlap the MATMULs of step `i`; weights (and streamed inputs)
@@ -33,7 +35,7 @@ use npukit_sim::NpuConfig;
 pub const SCRATCH_BYTES: u32 = 4;
 
 /// The shape of a layer as the tiler sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerDims {
     pub m: usize,
     pub k: usize,
@@ -55,6 +57,10 @@ pub struct LayerDims {
     /// Input panels are gathered with one LOAD per `x_desc_rows` rows of a
     /// tile (strided windows); 0 when a panel is one or two LOADs.
     pub x_desc_rows: usize,
+    /// Gathered (non-pointwise) input: every K chunk of a tile is at least one
+    /// LOAD, plus `x_fill_descs` (on average) for padding.
+    pub x_gathered: bool,
+    pub x_fill_descs: f64,
 }
 
 impl LayerDims {
@@ -72,6 +78,8 @@ impl LayerDims {
             chunks: k.div_ceil(kc),
             m_align: 1,
             x_desc_rows: 0,
+            x_gathered: false,
+            x_fill_descs: 0.0,
         }
     }
 }
@@ -87,10 +95,12 @@ pub struct Tiling {
     pub n_chunk: usize,
     /// K chunks per weight LOAD (per step).
     pub k_group: usize,
-    /// Loop order within an M tile: K groups outside N chunks. Every output
-    /// tile of the M tile stays in the accumulator (`acc_bufs` = N chunks) while
-    /// the input panels stream through once.
+    /// Loop order within an M tile: K groups outside N chunks. The output
+    /// tiles of `n_group` N chunks stay in the accumulator (`acc_bufs` =
+    /// `n_group`) while the input panels stream through once per N group.
     pub k_outer: bool,
+    /// N chunks per group in k-outer order (1 in n-outer order).
+    pub n_group: usize,
     /// (N chunks outside) input rows of an M tile loaded once and reused for
     /// every N chunk.
     pub x_resident: bool,
@@ -141,7 +151,7 @@ impl std::fmt::Display for Tiling {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "m_tile {} k_chunk {} n_chunk {} k_group {} {} bufs x{} w{} o{} acc{}; spad {} B, acc {} B",
+            "m_tile {} k_chunk {} n_chunk {} k_group {} {}{} bufs x{} w{} o{} acc{}; spad {} B, acc {} B",
             self.m_tile,
             self.k_chunk,
             self.n_chunk,
@@ -152,6 +162,11 @@ impl std::fmt::Display for Tiling {
                 "n-outer x-resident"
             } else {
                 "n-outer x-streamed"
+            },
+            if self.k_outer {
+                format!(" n_group {}", self.n_group)
+            } else {
+                String::new()
             },
             self.x_bufs,
             self.w_bufs,
@@ -220,17 +235,23 @@ pub fn estimate(d: &LayerDims, t: &Tiling, cfg: &NpuConfig) -> u64 {
     // Loads: one weight group per step; the input panels of a group are one
     // LOAD (panel-major activations), once per M tile if resident.
     let w_load = c.dma(1, g * kc * nc);
-    let x_steps = if t.x_resident || t.k_outer {
+    let groups = nn.div_ceil(t.n_group.max(1));
+    let x_steps = if t.x_resident {
         (tiles * nq) as f64
+    } else if t.k_outer {
+        (tiles * nq * groups) as f64
     } else {
         steps
     };
     let gather_descs = if d.x_desc_rows > 0 {
         mt.div_ceil(d.x_desc_rows) as f64
+    } else if d.x_gathered {
+        1.0
     } else {
         0.0
     };
-    let x_load = c.dma(1, g * mt * kc) + g as f64 * gather_descs * c.fixed;
+    let x_descs = (g as f64 * (gather_descs + d.x_fill_descs)).max(1.0);
+    let x_load = c.dma(1, g * mt * kc) + (x_descs - 1.0) * c.fixed;
     let mut load = steps * w_load + x_steps * x_load;
     let mut descs = steps + x_steps + (tiles * nn * (nk + 1)) as f64;
     if d.act_bias {
@@ -250,16 +271,23 @@ pub fn estimate(d: &LayerDims, t: &Tiling, cfg: &NpuConfig) -> u64 {
     // With b weight buffers the loads run up to b - 1 steps ahead; a burst of
     // stores (which have priority on the port) longer than that lead stalls the
     // loads and then the array: once per output tile in n-outer order, once per
-    // M tile (all its output tiles) in k-outer order.
+    // N group (its output tiles) in k-outer order.
     let c_step = compute / steps;
     let lead = (t.w_bufs as f64 - 1.0) * c_step;
     let (bursts, burst, last) = if t.k_outer {
-        (tiles, nn as f64 * store_tile, nn as f64 * store_tile)
+        let ng = t.n_group.min(nn) as f64;
+        (tiles * groups, ng * store_tile, ng * store_tile)
     } else {
         (tiles * nn, store_tile, store_tile)
     };
     // (The last burst is `last`.)
     let mut stall = (bursts - 1) as f64 * (burst + w_load - lead).max(0.0);
+    // At most a load queue's worth of LOADs is placed ahead of the compute
+    // (codegen): the rest of a streamed input group's gathers are exposed.
+    let qd = cfg.cmdproc.queue_depth as f64;
+    if !t.x_resident && x_descs > qd {
+        stall += x_steps * x_load * (1.0 - qd / x_descs);
+    }
     if t.x_resident && !t.k_outer {
         // The first N chunk of an M tile needs all its input rows.
         let port0 =
@@ -315,12 +343,19 @@ pub fn plan(d: &LayerDims, cfg: &NpuConfig, strategy: Strategy) -> Result<Tiling
     gs.push(nk);
     gs.reverse();
     let bias_opts: &[usize] = if d.act_bias { &[2, 1] } else { &[0] };
+    // k-outer N groups: all N chunks, and halvings down to 2.
+    let mut n_groups = vec![nn];
+    let mut ng = nn / 2;
+    while ng >= 2 {
+        n_groups.push(ng);
+        ng /= 2;
+    }
     let mut best: Option<Tiling> = None;
     for k_outer in [false, true] {
-        let acc_opts: &[usize] = match (k_outer, d.int8_out) {
-            (true, _) => &[nn],
-            (false, true) => &[1],
-            (false, false) => &[2, 1],
+        let acc_opts: Vec<usize> = match (k_outer, d.int8_out) {
+            (true, _) => n_groups.clone(),
+            (false, true) => vec![1],
+            (false, false) => vec![2, 1],
         };
         for (&acc_bufs, &bias_slots) in acc_opts
             .iter()
@@ -367,6 +402,7 @@ pub fn plan(d: &LayerDims, cfg: &NpuConfig, strategy: Strategy) -> Result<Tiling
                                 n_chunk: nc,
                                 k_group: g,
                                 k_outer,
+                                n_group: if k_outer { acc_bufs } else { 1 },
                                 x_resident: resident,
                                 x_bufs: xb,
                                 w_bufs: wb,
