@@ -1279,6 +1279,211 @@ fn pool_steps(
     }
 }
 
+/// Pooling schedules that read their input once, for the two common shapes
+/// (the generic [`pool_steps`] gathers the input once per kernel position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FastPool {
+    /// Global average pooling: per channel panel and image, one LOAD of all its
+    /// pixels, then ADDs of pixel pairs from the scratchpad into one
+    /// accumulator row, ACT.
+    GlobalAvg,
+    /// Max pooling 3x3, stride 2, padding 1 of an input with even height and
+    /// width (output half of each): per panel and tile of `rows` output rows,
+    /// one contiguous LOAD of the `2 rows + 1` input rows, MAX of the three
+    /// input rows of every output row (`V`), MAX of `V` with itself one pixel
+    /// to the right (`H`) and then with `V` one pixel to the left (`H3`, every
+    /// pixel: the array has no strided MAX); a STORE of every second pixel of
+    /// `H3`, and one of column 0 from `H` (its left neighbour is padding).
+    Max3x3s2 { rows: usize },
+}
+
+impl FastPool {
+    fn choose(p: &PoolK, pb: usize, cfg: &NpuConfig) -> Option<FastPool> {
+        let g = &p.geo;
+        let half = (cfg.memory.spad_bytes - SCRATCH_BYTES) as usize / 2;
+        let global = g.kh == g.h && g.kw == g.w && g.oh == 1 && g.ow == 1 && g.pt == 0 && g.pl == 0;
+        if p.kind == PoolKind::Avg && global {
+            let f = FastPool::GlobalAvg;
+            let (sp, ac) = f.bytes(g, pb);
+            return (sp <= half && ac <= cfg.memory.acc_bytes as usize / 2).then_some(f);
+        }
+        let shape = (g.kh, g.kw, g.sy, g.sx, g.pt, g.pl) == (3, 3, 2, 2, 1, 1)
+            && g.oh * 2 == g.h
+            && g.ow * 2 == g.w;
+        if p.kind != PoolKind::Max || !shape {
+            return None;
+        }
+        // Two units of (2 rows + 1) + 3 rows input rows' worth each.
+        let row = g.w * pb;
+        let rows = ((half / 2 / row).saturating_sub(1) / 5).min(g.oh);
+        (rows >= 1).then_some(FastPool::Max3x3s2 { rows })
+    }
+
+    /// Scratchpad and accumulator bytes (two units, double-buffered).
+    fn bytes(self, g: &Geo, pb: usize) -> (usize, usize) {
+        match self {
+            FastPool::GlobalAvg => (2 * (g.h * g.w + 1) * pb, 2 * pb * 4),
+            FastPool::Max3x3s2 { rows } => (2 * (5 * rows + 1) * g.w * pb, 0),
+        }
+    }
+}
+
+/// Global average pooling (see [`FastPool::GlobalAvg`]).
+fn global_avg_steps(
+    li: usize,
+    p: &PoolK,
+    x: &TensorLayout,
+    y: &TensorLayout,
+    base: usize,
+    acc_base: usize,
+    steps: &mut Vec<Step>,
+) {
+    let g = &p.geo;
+    let hw = g.h * g.w;
+    let pb = x.panel;
+    let rq = p.requant.expect("average pooling has a requantisation");
+    let mut unit = 0usize;
+    for j in 0..x.cols.div_ceil(pb) {
+        let pw = x.width(j);
+        for img in 0..g.n {
+            let u = unit % 2;
+            unit += 1;
+            let buf = base + u * (hw + 1) * pb;
+            let out = buf + hw * pb;
+            let acc = acc_base + u * pb * 4;
+            let mut st = Step {
+                layer: li,
+                ..Default::default()
+            };
+            st.loads.extend(dma_contiguous(
+                true,
+                buf as u32,
+                x.offset(img * hw, j * pb),
+                hw * pw,
+                false,
+            ));
+            for i in (0..hw).step_by(2) {
+                let pair = i + 1 < hw;
+                st.computes.push(elementwise(Op::Add(Add {
+                    a: (buf + i * pw) as u32,
+                    b: (buf + (i + usize::from(pair)) * pw) as u32,
+                    dst: acc as u32,
+                    len: pw as u32,
+                    a_zp: p.zx,
+                    b_zp: p.zx,
+                    a_mult: 1,
+                    b_mult: i16::from(pair),
+                    accumulate: i > 0,
+                })));
+            }
+            st.computes.push(act(Act {
+                src: acc as u32,
+                dst: out as u32,
+                bias: None,
+                rows: 1,
+                cols: pw as u16,
+                multiplier: rq.multiplier,
+                shift: rq.shift,
+                zero_point: rq.zero_point,
+                relu: false,
+                qtab: None,
+            }));
+            store_tile(y, img, 1, j * pb, pw, out, pw, false, &mut st.stores);
+            steps.push(st);
+        }
+    }
+}
+
+fn max_op(a: usize, b: usize, dst: usize, len: usize) -> Pending {
+    elementwise(Op::Max(Max {
+        a: a as u32,
+        b: b as u32,
+        dst: dst as u32,
+        len: len as u32,
+    }))
+}
+
+/// 3x3 stride-2 max pooling (see [`FastPool::Max3x3s2`]).
+#[allow(clippy::too_many_arguments)]
+fn max3x3s2_steps(
+    li: usize,
+    p: &PoolK,
+    x: &TensorLayout,
+    y: &TensorLayout,
+    rows: usize,
+    base: usize,
+    fill: u64,
+    steps: &mut Vec<Step>,
+) {
+    let g = &p.geo;
+    let pb = x.panel;
+    let unit_bytes = (5 * rows + 1) * g.w * pb;
+    let mut unit = 0usize;
+    for j in 0..x.cols.div_ceil(pb) {
+        let pw = x.width(j);
+        let rb = g.w * pw;
+        for img in 0..g.n {
+            for oy0 in (0..g.oh).step_by(rows) {
+                let t = rows.min(g.oh - oy0);
+                let inb = base + (unit % 2) * unit_bytes;
+                unit += 1;
+                let vb = inb + (2 * t + 1) * rb;
+                let hb = vb + t * rb;
+                let h3 = hb + t * rb;
+                let mut st = Step {
+                    layer: li,
+                    ..Default::default()
+                };
+                // Input rows 2 oy0 - 1 ..= 2 (oy0 + t) - 1; the one above the
+                // image is padding.
+                let r0 = usize::from(oy0 == 0);
+                if r0 == 1 {
+                    fill2(inb, 1, rb, rb, fill, &mut st.loads);
+                }
+                let iy0 = 2 * oy0 + r0 - 1;
+                st.loads.extend(dma_contiguous(
+                    true,
+                    (inb + r0 * rb) as u32,
+                    x.offset((img * g.h + iy0) * g.w, j * pb),
+                    (2 * t + 1 - r0) * rb,
+                    false,
+                ));
+                for r in 0..t {
+                    let v = vb + r * rb;
+                    st.computes
+                        .push(max_op(inb + 2 * r * rb, inb + (2 * r + 1) * rb, v, rb));
+                    st.computes.push(max_op(v, inb + (2 * r + 2) * rb, v, rb));
+                }
+                let n = t * g.w;
+                st.computes.push(max_op(vb, vb + pw, hb, (n - 1) * pw));
+                if n > 2 {
+                    st.computes.push(max_op(hb + pw, vb, h3 + pw, (n - 2) * pw));
+                }
+                let m0 = (img * g.oh + oy0) * g.ow;
+                let c = j * pb;
+                store_tile(y, m0, t * g.ow, c, pw, h3, 2 * pw, false, &mut st.stores);
+                // Column 0 of every output row, from H.
+                let ystride = if t > 1 {
+                    y.offset(m0 + g.ow, c) - y.offset(m0, c)
+                } else {
+                    0
+                };
+                st.stores.extend(dma_2d(
+                    false,
+                    hb as u32,
+                    y.offset(m0, c),
+                    t,
+                    pw,
+                    ystride,
+                    rb,
+                    false,
+                ));
+                steps.push(st);
+            }
+        }
+    }
+}
+
 /// Add: per channel panel and tile, LOAD both inputs, ADD, ACT, STORE.
 #[allow(clippy::too_many_arguments)]
 fn add_steps(
@@ -1514,6 +1719,7 @@ impl Dram {
 enum Plan {
     Gemm(Tiling),
     Tile(usize),
+    Pool(FastPool),
 }
 
 /// [`compile`] with explicit options.
@@ -1553,7 +1759,10 @@ pub fn compile_with(
             Kernel::Pool(p) => {
                 let pb = pbs[p.x];
                 let acc = if p.kind == PoolKind::Avg { 8 * pb } else { 0 };
-                Plan::Tile(elem_tile(name, cfg, p.geo.p(), p.geo.ow, 4 * pb, acc)?)
+                match FastPool::choose(p, pb, cfg) {
+                    Some(f) => Plan::Pool(f),
+                    None => Plan::Tile(elem_tile(name, cfg, p.geo.p(), p.geo.ow, 4 * pb, acc)?),
+                }
             }
             Kernel::Add(a) => {
                 let pb = pbs[a.a];
@@ -1705,6 +1914,25 @@ pub fn compile_with(
                     acc_base,
                 };
                 gemm_steps(ni, g, t, &lm, &mut steps);
+            }
+            (Kernel::Pool(p), &Plan::Pool(f)) => {
+                let pb = pbs[p.x];
+                let (sp, ac) = f.bytes(&p.geo, pb);
+                let (base, acc_base) = if top {
+                    (spad - sp, accb - ac)
+                } else {
+                    (SCRATCH_BYTES as usize, 0)
+                };
+                let (x, y) = (lay(p.x), lay(p.y));
+                match f {
+                    FastPool::GlobalAvg => {
+                        global_avg_steps(ni, p, &x, &y, base, acc_base, &mut steps)
+                    }
+                    FastPool::Max3x3s2 { rows } => {
+                        let fill = fills.addr(p.pad);
+                        max3x3s2_steps(ni, p, &x, &y, rows, base, fill, &mut steps)
+                    }
+                }
             }
             (k, &Plan::Tile(mt)) => {
                 let pb = match k {
