@@ -1056,6 +1056,7 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
                     accumulate: c > 0 || preload,
                 }));
             }
+            let before = deferred.len();
             if last {
                 done += 1;
                 let src = match rq {
@@ -1096,6 +1097,19 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
                     per_step = deferred.len().div_ceil(nq);
                 } else {
                     st.stores.extend(v);
+                }
+            }
+            // A deferred STORE reads its tile before a later compute
+            // overwrites it (a staging buffer or accumulator tile reused by
+            // this step): those go with the previous step.
+            if let Some(i) = deferred[..before]
+                .iter()
+                .rposition(|d| st.computes.iter().any(|c| conflict(&c.access, &d.access)))
+            {
+                let early: Vec<Pending> = deferred.drain(..=i).collect();
+                match steps.last_mut() {
+                    Some(prev) => prev.stores.extend(early),
+                    None => st.stores.extend(early),
                 }
             }
             let k = per_step.min(deferred.len());
