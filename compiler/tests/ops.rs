@@ -266,9 +266,26 @@ fn matmul_of_two_tensors_errors() {
         e.contains("layer y") && e.contains("do not multiply"),
         "{e}"
     );
-    let e = err(net(0, &[q, mm(r#""weights": [1, 2],"#)]));
+    let e = err(net(0, &[q.clone(), mm(r#""weights": [1, 2],"#)]));
     assert!(
         e.contains("node y") && e.contains("takes no weights"),
         "{e}"
     );
+    // B of A B^T must be written by the graph and read by such matmuls only.
+    let k = dense("k", "x", 12, 0.1, 0, 3);
+    let qk = r#"{"op": "matmul", "name": "y", "inputs": ["q", "k"], "transpose_b": true,
+                 "output": {"scale": 0.5, "zero_point": 0}}"#;
+    let add = r#"{"op": "add", "name": "z", "inputs": ["k", "q"], "output": {"scale": 0.1}}"#;
+    let j =
+        net(0, &[q.clone(), k.clone(), qk.into(), add.into()]).replace(r#"["y"]"#, r#"["y", "z"]"#);
+    let e = err(j);
+    assert!(
+        e.contains("layer y") && e.contains("another operation reads it"),
+        "{e}"
+    );
+    let j = net(0, &[q.clone(), k.clone(), qk.into()]).replace(r#"["y"]"#, r#"["y", "k"]"#);
+    let e = err(j);
+    assert!(e.contains("layer y") && e.contains("graph output"), "{e}");
+    // Without those, the same graph is accepted.
+    assert!(parse_workload(&net(0, &[q, k, qk.into()])).is_ok());
 }
