@@ -227,6 +227,32 @@ fn matmul_of_two_tensors() {
     assert!(check_all_strategies(&w, &cfg(8, 8, 16 << 10, 4 << 10)) >= 2);
 }
 
+/// `Q K^T` whose `K` projection has many K groups and N chunks, so that its
+/// transposing STOREs, deferred over later steps, meet steps that reuse the
+/// int8 staging they read (k-outer with N groups on 4x8: fails without the
+/// flush of ed5e5dd).
+#[test]
+fn matmul_of_two_tensors_every_strategy() {
+    let nodes = [
+        dense("q", "x", 48, 0.25, 0, 1),
+        dense("k", "x", 48, 0.25, 0, 3),
+        r#"{"op": "matmul", "name": "s", "inputs": ["q", "k"], "heads": 2, "transpose_b": true,
+            "output": {"scale": 0.5, "zero_point": 0}}"#
+            .to_string(),
+    ];
+    let json = format!(
+        r#"{{"name": "qk",
+           "input": {{"name": "x", "shape": [40, 384], "quant": {{"scale": 0.05, "zero_point": 0}},
+                      "data": {{"random": {{"seed": 7}}}}}},
+           "nodes": [{}], "outputs": ["s"]}}"#,
+        nodes.join(",")
+    );
+    let w = parse_workload(&json).unwrap();
+    for c in [cfg(8, 8, 8 << 10, 2 << 10), cfg(4, 8, 4 << 10, 2 << 10)] {
+        assert!(check_all_strategies(&w, &c) >= 4);
+    }
+}
+
 /// A matmul of two tensors that the NPU cannot run is a clear error naming
 /// the node: a zero point other than 0, a transposed operand the graph does
 /// not write (the input), heads that do not divide, shapes that do not
