@@ -14,6 +14,9 @@ python3 tools/make_onnx.py
   activations + Relu.
 * float-cnn.onnx: a float Conv/Relu/Gemm model (no quantisation): refused.
 * unsupported-op.onnx: a QDQ model with a Sigmoid: refused.
+* per-channel.onnx: per-output-channel weight scales: a QLinearConv with a
+  per-axis weight scale and a QDQ Conv whose weights and bias are
+  dequantized per axis (axis 0), then Relu.
 """
 import os
 
@@ -201,6 +204,36 @@ def matmul2():
            helper.make_tensor_value_info("b", TensorProto.UINT8, [16, 32])])
 
 
+def per_channel():
+    g = G()
+    g.inits += [scalar("x_s", 0.02, np.float32), scalar("x_z", -3, np.int8)]
+    g.nodes.append(helper.make_node("QuantizeLinear", ["image", "x_s", "x_z"], ["xq"], name="Qx"))
+    # QLinearConv 3 -> 8, 3x3, per-axis weight scale (one per output channel).
+    w = rng.integers(-60, 61, size=(8, 3, 3, 3)).astype(np.int8)
+    ws = np.linspace(0.001, 0.009, 8).astype(np.float32)
+    b = rng.integers(-1000, 1001, size=8).astype(np.int32)
+    g.inits += [init("w1", w), init("w1_s", ws), init("w1_z", np.zeros(8, dtype=np.int8)), init("b1", b),
+                scalar("y1_s", 0.05, np.float32), scalar("y1_z", 5, np.int8)]
+    g.nodes.append(helper.make_node("QLinearConv", ["xq", "x_s", "x_z", "w1", "w1_s", "w1_z", "y1_s", "y1_z", "b1"],
+                                    ["y1"], name="qconv_pc", kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+    # QDQ Conv 8 -> 20, 3x3 stride 2, weights and bias dequantized per axis.
+    x = g.dq("y1", 0.05, 5, dtype=np.int8)
+    w2 = rng.integers(-60, 61, size=(20, 8, 3, 3)).astype(np.int8)
+    ws2 = (0.0015 * (1.0 + rng.random(20) * 4.0)).astype(np.float32)
+    b2 = rng.integers(-2000, 2001, size=20).astype(np.int32)
+    g.inits += [init("w2_int8", w2), init("w2_s", ws2), init("w2_z", np.zeros(20, dtype=np.int8)),
+                init("b2_int32", b2), init("b2_s", (ws2 * np.float32(0.05)).astype(np.float32)),
+                init("b2_z", np.zeros(20, dtype=np.int32))]
+    g.nodes.append(helper.make_node("DequantizeLinear", ["w2_int8", "w2_s", "w2_z"], ["w2"], name="DQ_w2", axis=0))
+    g.nodes.append(helper.make_node("DequantizeLinear", ["b2_int32", "b2_s", "b2_z"], ["b2"], name="DQ_b2", axis=0))
+    y = g.node("Conv", [x, "w2", "b2"], "conv_pc", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    y = g.node("Relu", [y], "conv_pc_relu")
+    g.q(y, 0.04, -10, out="out")
+    model(g, "per-channel",
+          [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 10, 10])],
+          [helper.make_tensor_value_info("out", TensorProto.INT8, [1, 20, 5, 5])])
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     qdq_cnn()
@@ -208,3 +241,4 @@ if __name__ == "__main__":
     float_cnn()
     unsupported()
     matmul2()
+    per_channel()

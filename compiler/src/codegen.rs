@@ -29,7 +29,7 @@
 
 use std::ops::Range;
 
-use npukit_abi::desc::{Act, Add, Dma, Matmul, Max, Op};
+use npukit_abi::desc::{Act, Add, Dma, Matmul, Max, Op, QuantEntry, QTAB_ENTRY_BYTES};
 use npukit_abi::program::Program;
 use npukit_abi::DESC_BYTES;
 use npukit_sim::{DeviceMemory, NpuConfig};
@@ -424,6 +424,13 @@ fn act(a: Act) -> Pending {
     ];
     if let Some(b) = a.bias {
         access.push(Access::read(Space::Acc, b as u64, a.cols as u64 * 4));
+    }
+    if let Some(q) = a.qtab {
+        access.push(Access::read(
+            Space::Acc,
+            q as u64,
+            a.cols as u64 * QTAB_ENTRY_BYTES as u64,
+        ));
     }
     Pending {
         op: Op::Act(a),
@@ -875,6 +882,8 @@ struct GemmMem<'a> {
     /// The weights are a runtime tensor (`w_addr` is unused).
     tensor_w: Option<(TensorLayout, TensorWeights)>,
     b_addr: Option<u64>,
+    /// The per-channel requantisation table (8-byte entries, one per column).
+    q_addr: Option<u64>,
     fill: u64,
     spad_base: usize,
     acc_base: usize,
@@ -905,6 +914,9 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
     let o_off = w_off + t.w_bufs * t.w_buf_bytes();
     let acc_off = lm.acc_base;
     let bias_off = acc_off + t.acc_bufs * t.acc_tile_bytes();
+    let slot_bytes = gemm_dims(l).act_slot_bytes(nc);
+    // A slot: the bias vector (with a bias), then the per-channel table.
+    let qtab_in_slot = if act_bias { nc * 4 } else { 0 };
     let (mut wstep, mut xgrp, mut done, mut started) = (0usize, 0usize, 0usize, 0usize);
     let mut tile_acc = vec![0u32; nn];
     let tiles = l.m.div_ceil(mt);
@@ -1007,7 +1019,17 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
                 st.loads.extend(next[a..b].iter().cloned());
             }
             let last = q == nq - 1;
-            let bslot = bias_off + (done % t.bias_slots.max(1)) * nc * 4;
+            let bslot = bias_off + (done % t.bias_slots.max(1)) * slot_bytes;
+            let qslot = bslot + qtab_in_slot;
+            if let (Some(q), true) = (lm.q_addr, last) {
+                st.loads.extend(dma_contiguous(
+                    true,
+                    qslot as u32,
+                    q + n0 as u64 * QTAB_ENTRY_BYTES as u64,
+                    ncj * QTAB_ENTRY_BYTES as usize,
+                    true,
+                ));
+            }
             let obuf = o_off + (done % t.o_bufs.max(1)) * t.o_buf_bytes();
             if let Some(b) = lm.b_addr {
                 let src = b + n0 as u64 * 4;
@@ -1071,7 +1093,7 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
                             shift: r.shift,
                             zero_point: r.zero_point,
                             relu: r.relu,
-                            qtab: None,
+                            qtab: lm.q_addr.map(|_| qslot as u32),
                         }));
                         obuf
                     }
@@ -1668,6 +1690,7 @@ fn gemm_dims(g: &Gemm) -> LayerDims {
         n: g.n,
         int8_out,
         act_bias: int8_out && g.bias.is_some(),
+        qtab: int8_out && g.qtab.is_some(),
         preload: !int8_out && g.bias.is_some(),
         k_chunk: g.chunks.iter().map(|c| c.w).max().unwrap_or(1),
         chunks: g.chunks.len(),
@@ -1844,18 +1867,34 @@ pub fn compile_with(
     let mut w_addrs = Vec::new();
     for (i, &(_, k)) in kernels.iter().enumerate() {
         w_addrs.push(match (k, &plans[i]) {
-            (Kernel::Gemm(g), Plan::Gemm(_)) if g.tensor_weights.is_some() => Some((0, None)),
+            (Kernel::Gemm(g), Plan::Gemm(_)) if g.tensor_weights.is_some() => Some((0, None, None)),
             (Kernel::Gemm(g), Plan::Gemm(t)) => {
                 let bytes = pretile(g, t.n_chunk);
                 let a = dram.alloc(bytes.len() as u64);
                 image.push((a, bytes));
-                let b = g.bias.as_ref().map(|b| {
-                    let bytes: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let mut constant = |bytes: Vec<u8>| {
                     let a = dram.alloc(bytes.len() as u64);
                     image.push((a, bytes));
                     a
+                };
+                let b = g
+                    .bias
+                    .as_ref()
+                    .map(|b| constant(b.iter().flat_map(|v| v.to_le_bytes()).collect()));
+                let q = g.qtab.as_ref().map(|t| {
+                    constant(
+                        t.iter()
+                            .flat_map(|f| {
+                                QuantEntry {
+                                    multiplier: f.multiplier,
+                                    shift: f.shift as u32,
+                                }
+                                .to_bytes()
+                            })
+                            .collect(),
+                    )
                 });
-                Some((a, b))
+                Some((a, b, q))
             }
             _ => None,
         });
@@ -1911,7 +1950,7 @@ pub fn compile_with(
                 } else {
                     (SCRATCH_BYTES as usize, 0)
                 };
-                let (wa, ba) = w_addrs[i].expect("GEMMs have weights");
+                let (wa, ba, qa) = w_addrs[i].expect("GEMMs have weights");
                 let (x, y) = (lay(g.x), lay(g.y));
                 let lm = GemmMem {
                     x: &x,
@@ -1919,6 +1958,7 @@ pub fn compile_with(
                     w_addr: wa,
                     tensor_w: g.tensor_weights.map(|w| (lay(w.t), w)),
                     b_addr: ba,
+                    q_addr: qa,
                     fill: if g.geo.pointwise() {
                         0
                     } else {

@@ -26,8 +26,8 @@ use petgraph::graph::NodeIndex;
 
 use crate::graph::{Activation, Graph, Node, PoolKind, Shape};
 use crate::quant::{
-    add_requant, avg_requant, conv_requant, lower_layer, tensor_matmul_requant, LoweredOutput,
-    Quant, Requant,
+    add_requant, avg_requant, conv_requant, lower_layer, tensor_matmul_requant, FixedMultiplier,
+    LoweredOutput, Quant, Requant,
 };
 use crate::tensor::DType;
 use crate::CompileError;
@@ -149,6 +149,10 @@ pub(crate) struct Gemm {
     pub tensor_weights: Option<TensorWeights>,
     pub bias: Option<Vec<i32>>,
     pub output: LoweredOutput,
+    /// Per-output-channel requantisation (ACT `PER_CHANNEL`): the multiplier
+    /// and shift of each of the `n` columns; the output's own multiplier and
+    /// shift are then 0.
+    pub qtab: Option<Vec<FixedMultiplier>>,
     /// The value of padded input positions (the input zero point).
     pub pad: i8,
 }
@@ -439,6 +443,7 @@ pub(crate) fn lower_graph(
                     tensor_weights: None,
                     bias: ll.bias,
                     output: ll.output,
+                    qtab: None,
                     pad: 0,
                 })]
             }
@@ -468,25 +473,18 @@ pub(crate) fn lower_graph(
                             }),
                             bias: None,
                             output: LoweredOutput::Int8(rq),
+                            qtab: None,
                             pad: 0,
                         })
                     })
                     .collect()
             }
             Node::Conv(c) => {
-                if c.weight_scales.len() > 1
-                    && c.weight_scales.iter().any(|&s| s != c.weight_scales[0])
-                {
-                    return Err(err(
-                        "per-output-channel weight scales need per-channel requantisation in the \
-                         activation unit (ACT PER_CHANNEL, ABI 1.1), which this NPU model does not have yet"
-                            .into(),
-                    ));
-                }
                 let x = tid[&prods[0]];
                 let xs = ins[0].shape;
                 let ys = tensors[tid[&i]].shape;
-                let (bias, rq) = conv_requant(c, ins[0].quant, xs.c).map_err(err)?;
+                let cr = conv_requant(c, ins[0].quant, xs.c).map_err(err)?;
+                let (bias, rq) = (&cr.bias, cr.requant);
                 let geo = Geo {
                     n: xs.n,
                     h: xs.h,
@@ -546,6 +544,7 @@ pub(crate) fn lower_graph(
                             relu: act_relu(c.act),
                             ..rq
                         }),
+                        qtab: cr.per_channel.as_ref().map(|t| t[col0..col0 + n].to_vec()),
                         pad: ins[0].quant.zero_point as i8,
                     }));
                     g0 += gs;

@@ -172,6 +172,34 @@ impl LoweredLayer {
     }
 }
 
+/// The folded bias `b'[j] = b[j] - zx * colsums[j]` (`b` all zero when not
+/// given), checked to fit int32.
+fn fold_bias(
+    given: Option<&[i32]>,
+    zx: i64,
+    colsums: impl IntoIterator<Item = i64>,
+) -> Result<Vec<i32>, String> {
+    colsums
+        .into_iter()
+        .enumerate()
+        .map(|(j, colsum)| {
+            let given = given.map_or(0, |b| b[j] as i64);
+            let v = given - zx * colsum;
+            i32::try_from(v).map_err(|_| {
+                format!(
+                    "bias[{j}] folded with the input zero point ({given} - {zx} * {colsum}) overflows int32"
+                )
+            })
+        })
+        .collect()
+}
+
+/// The fixed-point form of the requantisation multiplier `sx * sw / sy`.
+fn scale_multiplier(sx: f64, sw: f64, sy: f64) -> Result<FixedMultiplier, String> {
+    quantize_multiplier(sx * sw / sy)
+        .map_err(|e| format!("{e} (input scale {sx} * weight scale {sw} / output scale {sy})"))
+}
+
 /// Lowers one layer whose input has quantisation `input`.
 pub fn lower_layer(
     layer: &Layer,
@@ -185,32 +213,16 @@ pub fn lower_layer(
     let (k, n) = (layer.in_features, layer.out_features);
     let zx = input.zero_point as i64;
     let bias = if layer.bias.is_some() || zx != 0 {
-        let mut b = Vec::with_capacity(n);
-        for j in 0..n {
-            let given = layer.bias.as_ref().map_or(0, |b| b[j] as i64);
-            let colsum: i64 = (0..k).map(|i| layer.weights[i * n + j] as i64).sum();
-            let v = given - zx * colsum;
-            let v = i32::try_from(v).map_err(|_| {
-                err(format!(
-                    "bias[{j}] folded with the input zero point ({given} - {zx} * {colsum}) overflows int32"
-                ))
-            })?;
-            b.push(v);
-        }
-        Some(b)
+        let colsums = (0..n).map(|j| (0..k).map(|i| layer.weights[i * n + j] as i64).sum());
+        Some(fold_bias(layer.bias.as_deref(), zx, colsums).map_err(err)?)
     } else {
         None
     };
     let output = match layer.output {
         OutputKind::Int32 => LoweredOutput::Int32,
         OutputKind::Int8(q) => {
-            let real = input.scale * layer.weight_quant.scale / q.scale;
-            let fm = quantize_multiplier(real).map_err(|e| {
-                err(format!(
-                    "{e} (input scale {} * weight scale {} / output scale {})",
-                    input.scale, layer.weight_quant.scale, q.scale
-                ))
-            })?;
+            let fm =
+                scale_multiplier(input.scale, layer.weight_quant.scale, q.scale).map_err(err)?;
             LoweredOutput::Int8(Requant {
                 multiplier: fm.multiplier,
                 shift: fm.shift,
@@ -239,48 +251,84 @@ pub fn lower(graph: &Graph) -> Result<Vec<LoweredLayer>, CompileError> {
         .collect()
 }
 
-/// A convolution's folded bias (`b'[co] = b[co] - zx * sum of its weights`, one
-/// per output channel) and requantisation (`sx * sw / sy`, ReLU not set).
-/// `cin`: the input channels.
+/// A convolution's folded bias (`b'[co] = b[co] - zx * sum of its weights`,
+/// one per output channel) and requantisation (`sx * sw / sy`, ReLU not set):
+/// one multiplier for the tensor, or one per output channel when the weight
+/// scales differ between channels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvRequant {
+    pub bias: Vec<i32>,
+    /// Zero point, and (per tensor) the multiplier and shift; with
+    /// `per_channel` its multiplier and shift are 0.
+    pub requant: Requant,
+    /// Per output channel: the multiplier and shift of `sx * sw[co] / sy`.
+    pub per_channel: Option<Vec<FixedMultiplier>>,
+}
+
+impl ConvRequant {
+    /// The requantisation of output channel `co`.
+    pub fn channel(&self, co: usize) -> Requant {
+        match &self.per_channel {
+            Some(t) => Requant {
+                multiplier: t[co].multiplier,
+                shift: t[co].shift,
+                ..self.requant
+            },
+            None => self.requant,
+        }
+    }
+}
+
+/// The [`ConvRequant`] of convolution `c` on an input with quantisation
+/// `input` and `cin` channels.
 pub fn conv_requant(
     c: &crate::graph::Conv,
     input: Quant,
     cin: usize,
-) -> Result<(Vec<i32>, Requant), String> {
+) -> Result<ConvRequant, String> {
     let g = c.groups;
     let (cin_g, cout_g) = (cin / g, c.out_channels / g);
     let window = c.kernel[0] * c.kernel[1] * cin_g;
-    let zx = input.zero_point as i64;
-    let mut bias = Vec::with_capacity(c.out_channels);
-    for co in 0..c.out_channels {
-        let (grp, j) = (co / cout_g, co % cout_g);
-        let base = grp * window * cout_g;
-        let colsum: i64 = (0..window)
-            .map(|r| c.weights[base + r * cout_g + j] as i64)
-            .sum();
-        let given = c.bias.as_ref().map_or(0, |b| b[co] as i64);
-        let v = given - zx * colsum;
-        bias.push(i32::try_from(v).map_err(|_| {
-            format!("bias[{co}] folded with the input zero point ({given} - {zx} * {colsum}) overflows int32")
-        })?);
+    let colsums = (0..c.out_channels).map(|co| {
+        let base = (co / cout_g) * window * cout_g;
+        (0..window)
+            .map(|r| c.weights[base + r * cout_g + co % cout_g] as i64)
+            .sum()
+    });
+    let bias = fold_bias(c.bias.as_deref(), input.zero_point as i64, colsums)?;
+    let (sx, sy) = (input.scale, c.output.scale);
+    let zero_point = c.output.zero_point as i8;
+    let sw = &c.weight_scales;
+    if sw.iter().all(|&s| s == sw[0]) {
+        let fm = scale_multiplier(sx, sw[0], sy)?;
+        return Ok(ConvRequant {
+            bias,
+            requant: Requant {
+                multiplier: fm.multiplier,
+                shift: fm.shift,
+                zero_point,
+                relu: false,
+            },
+            per_channel: None,
+        });
     }
-    let sw = c.weight_scales[0];
-    let real = input.scale * sw / c.output.scale;
-    let fm = quantize_multiplier(real).map_err(|e| {
-        format!(
-            "{e} (input scale {} * weight scale {sw} / output scale {})",
-            input.scale, c.output.scale
-        )
-    })?;
-    Ok((
+    let table = sw
+        .iter()
+        .enumerate()
+        .map(|(co, &s)| {
+            scale_multiplier(sx, s, sy).map_err(|e| format!("output channel {co}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ConvRequant {
         bias,
-        Requant {
-            multiplier: fm.multiplier,
-            shift: fm.shift,
-            zero_point: c.output.zero_point as i8,
+        requant: Requant {
+            multiplier: 0,
+            shift: 0,
+            zero_point,
             relu: false,
         },
-    ))
+        per_channel: Some(table),
+    })
 }
 
 /// A matmul of two tensors (`a`, `b` with zero point 0, checked by the

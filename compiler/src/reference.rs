@@ -88,8 +88,8 @@ fn conv(
     zx: i32,
     q: crate::quant::Quant,
 ) -> Result<Vec<i8>, String> {
-    let (bias, mut rq) = conv_requant(c, q, s.c)?;
-    rq.relu = c.act != Activation::None;
+    let mut cr = conv_requant(c, q, s.c)?;
+    cr.requant.relu = c.act != Activation::None;
     let (xp, hp, wp) = padded(x, s, c.pads, zx as i8);
     let g = c.groups;
     let (cin_g, cout_g) = (s.c / g, c.out_channels / g);
@@ -120,7 +120,7 @@ fn conv(
                     }
                     for (j, &a) in acc.iter().enumerate() {
                         let co = grp * cout_g + j;
-                        y[opix + co] = rq.apply(a, bias[co]);
+                        y[opix + co] = cr.channel(co).apply(a, cr.bias[co]);
                     }
                 }
             }

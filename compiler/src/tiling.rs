@@ -45,6 +45,9 @@ pub struct LayerDims {
     pub int8_out: bool,
     /// ACT adds a per-column bias vector (held in the accumulator memory).
     pub act_bias: bool,
+    /// ACT requantises per column (`PER_CHANNEL`) with a table of 8-byte
+    /// entries held next to the bias vector.
+    pub qtab: bool,
     /// int32 output with a bias: the output tile is preloaded with the bias rows.
     pub preload: bool,
     /// Widest K chunk (at most the array's rows).
@@ -64,6 +67,12 @@ pub struct LayerDims {
 }
 
 impl LayerDims {
+    /// Accumulator bytes of one ACT parameter slot of `nc` columns: the bias
+    /// vector and the per-channel table (0 when ACT needs neither).
+    pub fn act_slot_bytes(&self, nc: usize) -> usize {
+        nc * (4 * usize::from(self.act_bias) + 8 * usize::from(self.qtab))
+    }
+
     /// A plain GEMM: K cut into chunks of `min(k, rows)`, panels one LOAD each.
     pub fn gemm(m: usize, k: usize, n: usize, rows: usize) -> LayerDims {
         let kc = k.min(rows);
@@ -73,6 +82,7 @@ impl LayerDims {
             n,
             int8_out: true,
             act_bias: true,
+            qtab: false,
             preload: false,
             k_chunk: kc,
             chunks: k.div_ceil(kc),
@@ -110,7 +120,8 @@ pub struct Tiling {
     pub o_bufs: usize,
     /// int32 output tiles in the accumulator memory.
     pub acc_bufs: usize,
-    /// Bias vectors in the accumulator memory (0 without ACT bias).
+    /// ACT parameter slots (bias vector, per-channel table) in the
+    /// accumulator memory (0 when ACT needs neither).
     pub bias_slots: usize,
     /// Scratchpad bytes used.
     pub spad_bytes: usize,
@@ -254,9 +265,11 @@ pub fn estimate(d: &LayerDims, t: &Tiling, cfg: &NpuConfig) -> u64 {
     let x_load = c.dma(1, g * mt * kc) + (x_descs - 1.0) * c.fixed;
     let mut load = steps * w_load + x_steps * x_load;
     let mut descs = steps + x_steps + (tiles * nn * (nk + 1)) as f64;
-    if d.act_bias {
-        load += (tiles * nn) as f64 * c.dma(1, nc * 4);
-        descs += (tiles * nn) as f64;
+    for (used, bytes) in [(d.act_bias, nc * 4), (d.qtab, nc * 8)] {
+        if used {
+            load += (tiles * nn) as f64 * c.dma(1, bytes);
+            descs += (tiles * nn) as f64;
+        }
     }
     if d.preload {
         load += (tiles * nn) as f64 * c.dma(mt, nc * 4);
@@ -342,7 +355,8 @@ pub fn plan(d: &LayerDims, cfg: &NpuConfig, strategy: Strategy) -> Result<Tiling
     let mut gs: Vec<usize> = (0..).map(|i| 1usize << i).take_while(|&g| g < nk).collect();
     gs.push(nk);
     gs.reverse();
-    let bias_opts: &[usize] = if d.act_bias { &[2, 1] } else { &[0] };
+    let slot = d.act_slot_bytes(nc);
+    let bias_opts: &[usize] = if slot > 0 { &[2, 1] } else { &[0] };
     // k-outer N groups: all N chunks, and halvings down to 2.
     let mut n_groups = vec![nn];
     let mut ng = nn / 2;
@@ -361,7 +375,7 @@ pub fn plan(d: &LayerDims, cfg: &NpuConfig, strategy: Strategy) -> Result<Tiling
             .iter()
             .flat_map(|a| bias_opts.iter().map(move |b| (a, b)))
         {
-            let bias_bytes = bias_slots * nc * 4;
+            let bias_bytes = bias_slots * slot;
             if bias_bytes + nc * 4 * acc_bufs > acc {
                 continue;
             }
@@ -431,7 +445,7 @@ pub fn plan(d: &LayerDims, cfg: &NpuConfig, strategy: Strategy) -> Result<Tiling
     }
     best.ok_or_else(|| {
         let need_spad = kc + kc * nc + if d.int8_out { nc } else { 0 };
-        let need_acc = (1 + usize::from(d.act_bias)) * nc * 4;
+        let need_acc = nc * 4 + slot;
         let what = if strategy == Strategy::Auto {
             String::new()
         } else {

@@ -1,5 +1,5 @@
 //! ONNX import: the quantised models under workloads/onnx/ (made by
-//! tools/make_onnx.py) compile and run bit-exact; a float model, an
+//! tools/make_onnx.py, per-tensor and per-channel) compile and run bit-exact; a float model, an
 //! unsupported op, a truncated file and inconsistent shapes are clear errors.
 #![allow(clippy::unwrap_used)]
 
@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{cfg, run_and_check};
+use npukit_abi::desc::Op;
 use npukit_compiler::graph::Node;
 use npukit_compiler::onnx::parse_onnx;
 use npukit_compiler::{load_workload, parse_workload};
@@ -58,6 +59,45 @@ fn qdq_model_imports_and_runs_bit_exact() {
     assert_eq!(dw.act, npukit_compiler::graph::Activation::Relu6);
     for c in [NpuConfig::default(), cfg(8, 8, 64 << 10, 16 << 10)] {
         run_and_check(&w, &c);
+    }
+}
+
+/// Per-output-channel weight scales (a QLinearConv with a per-axis weight
+/// scale, a QDQ Conv with weights and bias dequantized per axis) lower to
+/// PER_CHANNEL ACTs and run bit-exact against the reference, which
+/// requantises each channel with its own multiplier.
+#[test]
+fn per_channel_model_imports_and_runs_bit_exact() {
+    let w = load_workload(&path("per-channel")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ops(&w), vec!["conv2d", "conv2d"]);
+    let scales: Vec<Vec<f64>> = w
+        .graph()
+        .graph
+        .node_weights()
+        .filter_map(|n| match n {
+            Node::Conv(c) => Some(c.weight_scales.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scales.iter().map(Vec::len).collect::<Vec<_>>(), [8, 20]);
+    assert!(scales.iter().all(|s| s.iter().any(|&v| v != s[0])));
+    for c in [NpuConfig::default(), cfg(4, 8, 16 << 10, 4 << 10)] {
+        let (compiled, _) = run_and_check(&w, &c);
+        let acts: Vec<_> = compiled
+            .program
+            .descs()
+            .iter()
+            .filter_map(|d| match d.op {
+                Op::Act(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        assert!(!acts.is_empty());
+        assert!(
+            acts.iter()
+                .all(|a| a.qtab.is_some() && a.multiplier == 0 && a.shift == 0),
+            "{acts:?}"
+        );
     }
 }
 
