@@ -1,4 +1,4 @@
-//! The README's example sweep (`sweeps/example.toml`, 24 points) from an empty
+//! The README's example sweep (`sweeps/example.toml`, 36 points) from an empty
 //! cache to a written report: `cargo bench -p npukit-explore --bench sweep`.
 //! The target is under 2 minutes on the 2-core development machine.
 

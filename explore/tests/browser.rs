@@ -72,10 +72,19 @@ fn example_report_renders_in_headless_chromium() {
     let d = tmp("browser");
     let s =
         Sweep::load(&root().join("sweeps/example.toml")).expect("the README's example sweep loads");
+    // At least 4 array shapes x 2 dataflows x 3 workloads (the example).
+    let distinct = |f: &dyn Fn(&npukit_explore::sweep::Point) -> String| {
+        let mut v: Vec<String> = s.points.iter().map(f).collect();
+        v.sort();
+        v.dedup();
+        v.len()
+    };
+    let shapes = distinct(&|p| format!("{}x{}", p.config.array.rows, p.config.array.cols));
+    let dataflows = distinct(&|p| p.config.array.dataflow.name().to_string());
     assert!(
-        s.points.len() >= 24,
-        "the example has {} points",
-        s.points.len()
+        shapes >= 4 && dataflows >= 2 && s.workloads.len() >= 3,
+        "the example has {shapes} shapes, {dataflows} dataflows, {} workloads",
+        s.workloads.len()
     );
     let out = d.join("out");
     let o = npukit_explore::run(&s, &options(&out, None)).unwrap();

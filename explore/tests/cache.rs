@@ -65,6 +65,8 @@ fn results_hold_every_counter_and_consistent_figures() {
         // The roofline bound is a lower bound of the cycle model.
         assert!(x.roofline_ratio >= 1.0, "{r:?}");
         assert!((x.fold_ratio - r.sim.cycles as f64 / x.fold_cycles as f64).abs() < 1e-12);
+        // The fold estimate leaves out only costs (docs/explore.md).
+        assert!(x.folds.count > 0 && x.fold_ratio >= 1.0, "{r:?}");
         assert!(r.derived.energy.total_nj > 0.0 && r.derived.area.total_mm2 > 0.0);
     }
     // More bandwidth never makes a run slower here, and a bigger array costs area.
