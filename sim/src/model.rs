@@ -206,6 +206,8 @@ pub struct ModelDevice<S: EventSink = NullSink> {
     counters: Counters,
     last_progress: u64,
     skip: bool,
+    /// MATMUL's widened weights, kept to save an allocation per MATMUL.
+    mac_buf: mac::MatmulBuf,
 }
 
 impl ModelDevice<NullSink> {
@@ -271,6 +273,7 @@ impl<S: EventSink> ModelDevice<S> {
             counters: Counters::default(),
             last_progress: 0,
             skip: true,
+            mac_buf: mac::MatmulBuf::default(),
             cfg: cfg.clone(),
         }
     }
@@ -1005,7 +1008,7 @@ impl<S: EventSink> ModelDevice<S> {
     fn execute_compute(&mut self, d: &Descriptor) {
         match &d.op {
             Op::Matmul(m) => {
-                mac::matmul(&mut self.local, m);
+                mac::matmul_with(&mut self.local, m, &mut self.mac_buf);
                 self.counters.macs += mac::matmul_macs(m);
             }
             Op::Act(a) => act::act(&mut self.local, a),
