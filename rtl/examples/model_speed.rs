@@ -2,7 +2,7 @@
 //! compiled for a variant), for profilers: `valgrind --tool=callgrind` counts
 //! instructions exactly, where wall-clock benches on a shared machine are noisy.
 //!
-//! `cargo run --release -p npukit-rtl --example model_speed -- npu_8x8 [RUNS] [--step]`
+//! `cargo run --release -p npukit-rtl --example model_speed -- npu_8x8 [RUNS] [--step] [--counters]`
 
 use npukit_rtl::variant;
 use npukit_sim::run::run_program;
@@ -19,13 +19,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = info.apply(&NpuConfig::default());
     let c = npukit_compiler::compile(&npukit_compiler::builtin_example(), &cfg)?;
     let mut cycles = 0;
+    let mut counters = Default::default();
     for _ in 0..runs {
         let mut dev = ModelDevice::new(&cfg);
         dev.set_skip(!step);
         let mut mem = VecMemory::new(c.mem_bytes as usize);
         npukit_compiler::load_image(&c, &mut mem)?;
-        cycles = run_program(&mut dev, &mut mem, c.ring_base, c.program.descs(), 1 << 34)?.cycles;
+        let out = run_program(&mut dev, &mut mem, c.ring_base, c.program.descs(), 1 << 34)?;
+        (cycles, counters) = (out.cycles, out.counters);
     }
     println!("{name}: {cycles} cycles per run, {runs} runs");
+    if args.iter().any(|a| a == "--counters") {
+        println!("{counters:?}");
+    }
     Ok(())
 }

@@ -143,6 +143,22 @@ impl<T> DramTiming<T> {
         self.in_flight.len() < self.max_outstanding && self.credit_at(now) >= self.beat
     }
 
+    /// The first cycle from `now` on in which a request would be accepted if
+    /// nothing is delivered or accepted before it; `None` while the
+    /// outstanding limit is reached (only a delivery frees a slot).
+    pub fn next_accept(&self, now: u64) -> Option<u64> {
+        if self.in_flight.len() >= self.max_outstanding {
+            return None;
+        }
+        let have = self.credit_at(now);
+        if have >= self.beat {
+            return Some(now);
+        }
+        // credit_at(t) grows by `rate` per cycle from credit_cycle on.
+        let need = self.beat - self.credit;
+        Some(self.credit_cycle + need.div_ceil(self.rate))
+    }
+
     /// Accepts a request in cycle `now`; returns the cycle its response is due.
     /// The caller must have checked [`DramTiming::can_accept`].
     pub fn accept(&mut self, now: u64, payload: T) -> u64 {
@@ -196,6 +212,23 @@ mod tests {
             }
         }
         acc
+    }
+
+    /// `next_accept` names exactly the first cycle `can_accept` holds.
+    #[test]
+    fn next_accept_is_the_first_acceptance() {
+        for (bpc, max) in [(1, 4), (5, 2), (12, 3), (16, 16), (32, 1), (100, 2)] {
+            let mut d = timing(7, bpc, max);
+            for t in 0..400u64 {
+                d.deliver(t);
+                let want = (t..t + 200).find(|&u| d.can_accept(u));
+                let full = d.outstanding() >= max as usize;
+                assert_eq!(d.next_accept(t), if full { None } else { want }, "bpc {bpc} t {t}");
+                if d.can_accept(t) && t % 3 != 1 {
+                    d.accept(t, t);
+                }
+            }
+        }
     }
 
     #[test]

@@ -221,6 +221,18 @@ fn unit_index(u: Unit) -> usize {
     u as usize
 }
 
+/// What the cycles after a [`ModelDevice::tick`] are known to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Anything may happen: plan the next cycle.
+    Busy,
+    /// Quiet until something is due.
+    Quiet,
+    /// The same requests offered and denied (these units' memory stalls)
+    /// until something is due or the port could accept.
+    Denied([bool; 3]),
+}
+
 /// Everything decided for one cycle, before it is applied.
 #[derive(Debug, Default)]
 struct Plan {
@@ -239,6 +251,18 @@ struct Plan {
 }
 
 impl Plan {
+    /// Requests were offered and all denied, and nothing else happens in the
+    /// cycle (a response may still be delivered in it).
+    fn denied_only(&self) -> bool {
+        self.offered
+            && self.grant.is_none()
+            && !self.dispatch
+            && !self.fence_drained
+            && self.complete == [false; 3]
+            && self.issue == [false; 3]
+            && !self.wload
+    }
+
     /// Nothing happens in the cycle (a response may still be delivered in it).
     fn quiet(&self) -> bool {
         !self.offered
@@ -723,16 +747,18 @@ impl<S: EventSink> ModelDevice<S> {
 
     // ---- applying a cycle ----
 
-    /// Simulates one cycle. Returns whether it was quiet (S1: no request, issue,
-    /// completion, dispatch or fault) and left the state every decision depends
-    /// on as it was (no response, or an inert one): then the following cycles
-    /// are quiet too, up to the next cycle something is due ([`Self::quiet_until`]).
-    fn tick(&mut self, mem: &mut dyn DeviceMemory) -> bool {
+    /// Simulates one cycle. Returns what the following cycles are when the
+    /// cycle left the state every decision depends on as it was (no response,
+    /// or an inert one): quiet (S1: no request, issue, completion, dispatch or
+    /// fault) up to the next cycle something is due ([`Self::quiet_until`]), or
+    /// denied (the same requests offered and refused, nothing else) up to that
+    /// cycle or the first in which the port could accept.
+    fn tick(&mut self, mem: &mut dyn DeviceMemory) -> Next {
         let t = self.now;
         if self.regs.error.is_some() {
             // Halted: frozen until reset; time passes, nothing counts.
             self.now += 1;
-            return false;
+            return Next::Busy;
         }
         let resp = self.dram.deliver(t);
         let plan = match self.plan(mem.size(), resp.is_some()) {
@@ -740,14 +766,30 @@ impl<S: EventSink> ModelDevice<S> {
             Err(f) => {
                 self.halt(t, f);
                 self.now += 1;
-                return false;
+                return Next::Busy;
             }
         };
         if self.skip && plan.quiet() {
             // Only the response, if any, changes anything (and the counters).
             let inert = resp.is_none_or(|r| self.apply_response(t, r));
             self.skip_to(t + 1);
-            return inert;
+            return if inert { Next::Quiet } else { Next::Busy };
+        }
+        if self.skip && plan.denied_only() {
+            // The response, if any, and the counters (with the memory stalls).
+            let inert = resp.is_none_or(|r| self.apply_response(t, r));
+            self.skip_to(t + 1);
+            self.counters.load_mem_stall += plan.denied[0] as u64;
+            self.counters.store_mem_stall += plan.denied[2] as u64;
+            // The next cycles offer the same requests; with a request in
+            // flight or a unit executing, nothing but a response, a completion
+            // or the port's credit can change that (no deadlock either, E1).
+            let live = self.dram.outstanding() > 0 || Unit::ALL.iter().any(|&u| self.unit_active(u));
+            return if inert && live {
+                Next::Denied(plan.denied)
+            } else {
+                Next::Busy
+            };
         }
         if let Some(r) = plan.grant {
             self.apply_grant(t, r, mem);
@@ -796,7 +838,7 @@ impl<S: EventSink> ModelDevice<S> {
         c.load_mem_stall += plan.denied[0] as u64;
         c.store_mem_stall += plan.denied[2] as u64;
         self.now += 1;
-        false
+        Next::Busy
     }
 
     fn apply_grant(&mut self, t: u64, r: Req, mem: &mut dyn DeviceMemory) {
@@ -1210,6 +1252,23 @@ impl<S: EventSink> ModelDevice<S> {
         }
     }
 
+    /// From a denied, unchanged state (see [`Self::tick`]): skips the cycles in
+    /// which the same requests are offered and refused again, up to the next
+    /// cycle something is due or the port could accept, counting each as
+    /// stepping would (with a memory stall for each denied DMA unit).
+    fn skip_denied(&mut self, limit: u64, denied: [bool; 3]) {
+        let mut to = self.quiet_until().min(limit);
+        if let Some(a) = self.dram.next_accept(self.now) {
+            to = to.min(a);
+        }
+        if to > self.now {
+            let n = to - self.now;
+            self.skip_to(to);
+            self.counters.load_mem_stall += n * denied[0] as u64;
+            self.counters.store_mem_stall += n * denied[2] as u64;
+        }
+    }
+
     /// Advances the clock to `to` through quiet cycles, counting them as stepping would.
     fn skip_to(&mut self, to: u64) {
         let n = if self.regs.error.is_some() {
@@ -1402,9 +1461,10 @@ impl<S: EventSink> Device for ModelDevice<S> {
                 self.skip_to(cycle);
                 continue;
             }
-            let quiet = self.tick(mem);
-            if self.skip && quiet {
-                self.skip_quiet(cycle);
+            match self.tick(mem) {
+                Next::Quiet => self.skip_quiet(cycle),
+                Next::Denied(d) => self.skip_denied(cycle, d),
+                Next::Busy => {}
             }
         }
     }
