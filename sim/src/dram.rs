@@ -138,6 +138,14 @@ impl<T> DramTiming<T> {
         }
     }
 
+    /// The response due in cycle `now`, if any, without delivering it.
+    pub fn peek_due(&self, now: u64) -> Option<&T> {
+        match self.in_flight.front() {
+            Some((due, t)) if *due <= now => Some(t),
+            _ => None,
+        }
+    }
+
     /// Whether a request offered in cycle `now` would be accepted.
     pub fn can_accept(&self, now: u64) -> bool {
         self.in_flight.len() < self.max_outstanding && self.credit_at(now) >= self.beat

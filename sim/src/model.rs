@@ -231,6 +231,10 @@ enum Next {
     /// The same requests offered and denied (these units' memory stalls)
     /// until something is due or the port could accept.
     Denied([bool; 3]),
+    /// This DMA unit is the only requester and nothing else happens until
+    /// something is due: its beats can be granted one per cycle without
+    /// planning the whole device.
+    Stream(Unit),
 }
 
 /// Everything decided for one cycle, before it is applied.
@@ -248,15 +252,20 @@ struct Plan {
     fence_drained: bool,
     /// The weight loader starts loading the compute-queue head (C1b).
     wload: bool,
+    /// The only request offered was this DMA unit's data beat.
+    lone: Option<Unit>,
 }
 
 impl Plan {
     /// Requests were offered and all denied, and nothing else happens in the
     /// cycle (a response may still be delivered in it).
     fn denied_only(&self) -> bool {
-        self.offered
-            && self.grant.is_none()
-            && !self.dispatch
+        self.offered && self.grant.is_none() && self.nothing_but_requests()
+    }
+
+    /// Nothing but requests (granted or denied) happens in the cycle.
+    fn nothing_but_requests(&self) -> bool {
+        !self.dispatch
             && !self.fence_drained
             && self.complete == [false; 3]
             && self.issue == [false; 3]
@@ -686,6 +695,11 @@ impl<S: EventSink> ModelDevice<S> {
         }
         let accept = self.dram.can_accept(self.now);
         p.offered = cp_req.is_some() || store_req.is_some() || load_req.is_some();
+        p.lone = match (cp_req, store_req, load_req) {
+            (None, Some(Req::Data { .. }), None) => Some(Unit::Store),
+            (None, None, Some(Req::Data { .. })) => Some(Unit::Load),
+            _ => None,
+        };
         for r in [cp_req, store_req, load_req].into_iter().flatten() {
             if p.grant.is_none() && accept {
                 p.grant = Some(r);
@@ -794,9 +808,7 @@ impl<S: EventSink> ModelDevice<S> {
         if let Some(r) = plan.grant {
             self.apply_grant(t, r, mem);
         }
-        if let Some(r) = resp {
-            self.apply_response(t, r);
-        }
+        let inert = resp.is_none_or(|r| self.apply_response(t, r));
         if plan.wload {
             self.wload.head_start = Some(t);
             self.wload.last_start = Some(t);
@@ -838,7 +850,14 @@ impl<S: EventSink> ModelDevice<S> {
         c.load_mem_stall += plan.denied[0] as u64;
         c.store_mem_stall += plan.denied[2] as u64;
         self.now += 1;
-        Next::Busy
+        // A lone DMA unit's granted beat with nothing else happening: the
+        // cycles after it are that unit's request stream ([`Self::stream`]).
+        match plan.lone {
+            Some(u) if self.skip && inert && plan.grant.is_some() && plan.nothing_but_requests() => {
+                Next::Stream(u)
+            }
+            _ => Next::Busy,
+        }
     }
 
     fn apply_grant(&mut self, t: u64, r: Req, mem: &mut dyn DeviceMemory) {
@@ -1197,10 +1216,15 @@ impl<S: EventSink> ModelDevice<S> {
     /// changes until then and no decision depends on time but these three (and
     /// the bandwidth credit, which matters only to a request).
     fn quiet_until(&self) -> u64 {
+        let next = self.due_until();
+        self.dram.next_due().map_or(next, |d| next.min(d.max(self.now)))
+    }
+
+    /// The first cycle in which a compute completion, the watchdog or the
+    /// weight loader (C1b) is due: until then, with no response and no
+    /// request, no decision changes.
+    fn due_until(&self) -> u64 {
         let mut next = u64::MAX;
-        if let Some(d) = self.dram.next_due() {
-            next = next.min(d);
-        }
         if let Some(j) = self.compute {
             next = next.min(j.done_at);
         }
@@ -1215,6 +1239,85 @@ impl<S: EventSink> ModelDevice<S> {
             }
         }
         next.max(self.now)
+    }
+
+    /// Whether delivering `r` now would be inert (see [`Self::apply_response`]),
+    /// decided without delivering it.
+    fn would_be_inert(&self, r: &InFlight) -> bool {
+        let unfinished = |j: &Option<DmaJob>| {
+            j.as_ref()
+                .is_some_and(|j| !(j.issued_all && j.outstanding == 1))
+        };
+        match r.payload {
+            Payload::Load { .. } => unfinished(&self.load.job),
+            Payload::WriteAck if r.who == Engine::Store => unfinished(&self.store.job),
+            Payload::Fetch { .. } => {
+                self.dram.outstanding() > 1
+                    && self
+                        .cp
+                        .fifo
+                        .iter()
+                        .find(|e| e.beats_arrived < e.beats_issued)
+                        .is_some_and(|e| e.beats_arrived + 1 < e.beats_total)
+            }
+            _ => false,
+        }
+    }
+
+    /// A lone DMA unit's request stream (after a tick that returned
+    /// [`Next::Stream`]): while `unit` is the only requester and nothing else
+    /// is due, each cycle is its beat, granted or denied by the port, and an
+    /// inert response at most. Those are exactly the cycles a full plan would
+    /// find (no other unit's decision can change: no completion, issue,
+    /// dispatch or non-inert response happens), so they are applied without
+    /// one. Returns at the first cycle that needs a full plan: a non-inert
+    /// response, a compute completion, the watchdog, the weight loader, the
+    /// unit's last beat granted or a beat that is not a plain data request
+    /// (translation, fault).
+    fn stream(&mut self, mem: &mut dyn DeviceMemory, limit: u64, unit: Unit) {
+        let stop = self.due_until().min(limit);
+        let size = mem.size();
+        while self.now < stop {
+            let t = self.now;
+            if self
+                .dram
+                .peek_due(t)
+                .is_some_and(|r| !self.would_be_inert(r))
+            {
+                return;
+            }
+            let req = match self.dma_request(unit, size) {
+                Ok(Some(r @ Req::Data { .. })) => r,
+                _ => return,
+            };
+            let resp = self.dram.deliver(t);
+            let granted = self.dram.can_accept(t);
+            if granted {
+                self.apply_grant(t, req, mem);
+            }
+            if let Some(r) = resp {
+                self.apply_response(t, r);
+            }
+            self.skip_to(t + 1);
+            if !granted {
+                // Denied until a response or the credit may change that.
+                let mut to = stop;
+                if let Some(d) = self.dram.next_due() {
+                    to = to.min(d);
+                }
+                if let Some(a) = self.dram.next_accept(self.now) {
+                    to = to.min(a);
+                }
+                let n = 1 + to.saturating_sub(self.now);
+                if to > self.now {
+                    self.skip_to(to);
+                }
+                match unit {
+                    Unit::Load => self.counters.load_mem_stall += n,
+                    _ => self.counters.store_mem_stall += n,
+                }
+            }
+        }
     }
 
     /// From a quiet, unchanged state: skips to the next cycle something is due,
@@ -1464,6 +1567,7 @@ impl<S: EventSink> Device for ModelDevice<S> {
             match self.tick(mem) {
                 Next::Quiet => self.skip_quiet(cycle),
                 Next::Denied(d) => self.skip_denied(cycle, d),
+                Next::Stream(u) => self.stream(mem, cycle, u),
                 Next::Busy => {}
             }
         }
