@@ -33,7 +33,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let mut mem = VecMemory::new(c.mem_bytes as usize);
         npukit_compiler::load_image(&c, &mut mem)?;
-        let out = run_program(dev.as_mut(), &mut mem, c.ring_base, c.program.descs(), 1 << 34)?;
+        let out = run_program(
+            dev.as_mut(),
+            &mut mem,
+            c.ring_base,
+            c.program.descs(),
+            1 << 34,
+        )?;
         (cycles, counters) = (out.cycles, out.counters);
     }
     println!("{name}: {cycles} cycles per run, {runs} runs");

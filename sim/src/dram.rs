@@ -231,7 +231,11 @@ mod tests {
                 d.deliver(t);
                 let want = (t..t + 200).find(|&u| d.can_accept(u));
                 let full = d.outstanding() >= max as usize;
-                assert_eq!(d.next_accept(t), if full { None } else { want }, "bpc {bpc} t {t}");
+                assert_eq!(
+                    d.next_accept(t),
+                    if full { None } else { want },
+                    "bpc {bpc} t {t}"
+                );
                 if d.can_accept(t) && t % 3 != 1 {
                     d.accept(t, t);
                 }

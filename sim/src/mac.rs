@@ -152,8 +152,8 @@ fn pack_pair(lo: u8, hi: u8) -> u32 {
 #[inline]
 fn block_sum(a: &[u32], w: &[[i16; 2 * LANES]]) -> [i32; LANES] {
     use std::arch::x86_64::{
-        __m128i, _mm_add_epi32, _mm_loadu_si128, _mm_madd_epi16, _mm_set1_epi32,
-        _mm_setzero_si128, _mm_storeu_si128,
+        __m128i, _mm_add_epi32, _mm_loadu_si128, _mm_madd_epi16, _mm_set1_epi32, _mm_setzero_si128,
+        _mm_storeu_si128,
     };
     let mut sum = [0i32; LANES];
     // SAFETY: SSE2 is part of the x86_64 baseline, so every intrinsic here

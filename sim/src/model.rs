@@ -798,7 +798,8 @@ impl<S: EventSink> ModelDevice<S> {
             // The next cycles offer the same requests; with a request in
             // flight or a unit executing, nothing but a response, a completion
             // or the port's credit can change that (no deadlock either, E1).
-            let live = self.dram.outstanding() > 0 || Unit::ALL.iter().any(|&u| self.unit_active(u));
+            let live =
+                self.dram.outstanding() > 0 || Unit::ALL.iter().any(|&u| self.unit_active(u));
             return if inert && live {
                 Next::Denied(plan.denied)
             } else {
@@ -853,7 +854,9 @@ impl<S: EventSink> ModelDevice<S> {
         // A lone DMA unit's granted beat with nothing else happening: the
         // cycles after it are that unit's request stream ([`Self::stream`]).
         match plan.lone {
-            Some(u) if self.skip && inert && plan.grant.is_some() && plan.nothing_but_requests() => {
+            Some(u)
+                if self.skip && inert && plan.grant.is_some() && plan.nothing_but_requests() =>
+            {
                 Next::Stream(u)
             }
             _ => Next::Busy,
@@ -1217,7 +1220,9 @@ impl<S: EventSink> ModelDevice<S> {
     /// the bandwidth credit, which matters only to a request).
     fn quiet_until(&self) -> u64 {
         let next = self.due_until();
-        self.dram.next_due().map_or(next, |d| next.min(d.max(self.now)))
+        self.dram
+            .next_due()
+            .map_or(next, |d| next.min(d.max(self.now)))
     }
 
     /// The first cycle in which a compute completion, the watchdog or the
