@@ -1785,13 +1785,25 @@ pub fn compile_with(
         let name = &low.nodes[ni].name;
         plans.push(match k {
             Kernel::Gemm(g) => {
-                Plan::Gemm(plan(&gemm_dims(g), cfg, opts.strategy).map_err(|message| {
-                    CompileError::Tiling {
-                        layer: name.clone(),
-                        config: config_summary(cfg),
-                        message,
+                let dims = gemm_dims(g);
+                // A transposed output leaves through many small STOREs
+                // deferred over the following steps; k-outer finishes its
+                // output tiles back to back and reuses their staging at
+                // once, bunching those STOREs in front of the MATMULs.
+                let n_outer = (opts.strategy == Strategy::Auto && low.tensors[g.y].transposed)
+                    .then(|| plan(&dims, cfg, Strategy::NOuterResident).ok())
+                    .flatten();
+                let t = match n_outer {
+                    Some(t) => t,
+                    None => {
+                        plan(&dims, cfg, opts.strategy).map_err(|message| CompileError::Tiling {
+                            layer: name.clone(),
+                            config: config_summary(cfg),
+                            message,
+                        })?
                     }
-                })?)
+                };
+                Plan::Gemm(t)
             }
             Kernel::Pool(p) => {
                 let pb = pbs[p.x];
