@@ -10,8 +10,8 @@ use common::*;
 use npukit_compiler::parse_workload;
 use npukit_sim::NpuConfig;
 
-/// A graph workload with input `[1, h, w, c]` and the given nodes.
-fn net(name: &str, shape: [usize; 4], zp: i32, nodes: &[String], outputs: &[&str]) -> String {
+/// A graph workload with input `shape` (`[n, h, w, c]` or `[n, features]`) and the given nodes.
+fn net(name: &str, shape: &[usize], zp: i32, nodes: &[String], outputs: &[&str]) -> String {
     format!(
         r#"{{"name": "{name}",
            "input": {{"name": "x", "shape": {shape:?}, "quant": {{"scale": 0.05, "zero_point": {zp}}},
@@ -149,7 +149,7 @@ fn convolutions_of_every_shape() {
             "relu",
             10 + i as u64,
         );
-        check_all(&net(name, shape, -3, &[c], &["c"]));
+        check_all(&net(name, &shape, -3, &[c], &["c"]));
     }
 }
 
@@ -173,7 +173,7 @@ fn pooling_add_concat_flatten() {
     ];
     check_all(&net(
         "mixed",
-        [1, 8, 9, 10],
+        &[1, 8, 9, 10],
         4,
         &nodes,
         &["fc", "fc2", "cat"],
@@ -215,13 +215,7 @@ fn matmul_of_two_tensors() {
             "output": {"scale": 0.5, "zero_point": 0}}"#
             .to_string(),
     ];
-    let json = format!(
-        r#"{{"name": "attention",
-           "input": {{"name": "x", "shape": [24, 40], "quant": {{"scale": 0.05, "zero_point": 0}},
-                      "data": {{"random": {{"seed": 7}}}}}},
-           "nodes": [{}], "outputs": ["res", "qx", "s"]}}"#,
-        nodes.join(",")
-    );
+    let json = net("attention", &[24, 40], 0, &nodes, &["res", "qx", "s"]);
     check_all(&json);
     let w = parse_workload(&json).unwrap();
     assert!(check_all_strategies(&w, &cfg(8, 8, 16 << 10, 4 << 10)) >= 2);
@@ -240,13 +234,7 @@ fn matmul_of_two_tensors_every_strategy() {
             "output": {"scale": 0.5, "zero_point": 0}}"#
             .to_string(),
     ];
-    let json = format!(
-        r#"{{"name": "qk",
-           "input": {{"name": "x", "shape": [40, 384], "quant": {{"scale": 0.05, "zero_point": 0}},
-                      "data": {{"random": {{"seed": 7}}}}}},
-           "nodes": [{}], "outputs": ["s"]}}"#,
-        nodes.join(",")
-    );
+    let json = net("qk", &[40, 384], 0, &nodes, &["s"]);
     let w = parse_workload(&json).unwrap();
     for c in [cfg(8, 8, 8 << 10, 2 << 10), cfg(4, 8, 4 << 10, 2 << 10)] {
         assert!(check_all_strategies(&w, &c) >= 4);
@@ -259,15 +247,7 @@ fn matmul_of_two_tensors_every_strategy() {
 /// multiply, weights given.
 #[test]
 fn matmul_of_two_tensors_errors() {
-    let net = |zp: i32, nodes: &[String]| {
-        format!(
-            r#"{{"name": "bad",
-               "input": {{"name": "x", "shape": [8, 12], "quant": {{"scale": 0.05, "zero_point": {zp}}},
-                          "data": {{"random": {{"seed": 7}}}}}},
-               "nodes": [{}], "outputs": ["y"]}}"#,
-            nodes.join(",")
-        )
-    };
+    let net = |zp: i32, nodes: &[String]| net("bad", &[8, 12], zp, nodes, &["y"]);
     let mm = |extra: &str| {
         format!(
             r#"{{"op": "matmul", "name": "y", "inputs": ["q", "x"], {extra} "output": {{"scale": 0.5, "zero_point": 0}}}}"#
