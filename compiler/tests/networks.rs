@@ -163,12 +163,11 @@ fn compute_bound_holds(w: &Workload) -> Vec<String> {
         if !matches!(l.op, "conv2d" | "dense" | "matmul") {
             continue;
         }
-        if l.row_gathers {
-            // Strided windows are gathered with one LOAD per output row and
-            // K chunk; even with unlimited DRAM the DMA's descriptor rate
-            // limits those layers (known gap, see docs/workloads.md).
+        if OVER_BOUND.contains(&(w.name.as_str(), l.name.as_str())) {
+            // Known gap: only layers whose input is gathered pixel by pixel.
+            assert!(l.row_gathers, "{} {} is not row-gathered", w.name, l.name);
             println!(
-                "{} {} (row gathers, not asserted): compute span {} cycles, bound {b}",
+                "{} {} (row gathers, known over the bound): compute span {} cycles, bound {b}",
                 w.name, l.name, t.compute_span
             );
             continue;
@@ -188,6 +187,21 @@ fn compute_bound_holds(w: &Workload) -> Vec<String> {
     assert!(checked > 0);
     over
 }
+
+/// The layers that still exceed the bound with unlimited DRAM (known gap,
+/// docs/workloads.md): their input is gathered one pixel per DMA row (stride-2
+/// windows, or several kernel positions of a 1- or 3-channel input), so the
+/// memory port takes about one request per row of every fold and the port,
+/// not the array, sets their pace. Every other conv and matmul layer,
+/// row-gathered or not, is asserted.
+const OVER_BOUND: &[(&str, &str)] = &[
+    ("cnn-28", "conv1"),
+    ("resnet18", "layer3.0.conv1"),
+    ("mobilenetv2", "conv0"),
+    ("mobilenetv2", "block1.dw"),
+    ("mobilenetv2", "block3.dw"),
+    ("mobilenetv2", "block6.dw"),
+];
 
 #[test]
 fn unlimited_bandwidth_layers_stay_within_the_weight_stationary_count() {
