@@ -81,7 +81,7 @@ pub fn compile(workload: &Path, cfg: &NpuConfig, out: &Path) -> Result<()> {
             p.name.clone(),
             serde_json::json!({
                 "addr": p.addr, "shape": p.shape, "dtype": p.dtype.name(),
-                "panel_channels": p.panel_cols,
+                "panel_channels": p.panel_cols, "space_to_depth": p.space_to_depth,
             }),
         );
     }

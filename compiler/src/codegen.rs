@@ -89,6 +89,11 @@ pub struct TensorPlacement {
     pub row_stride: u64,
     /// Columns per panel.
     pub panel_cols: usize,
+    /// Stored space-to-depth (the graph input of a stride-2 first
+    /// convolution): the panels hold the `[n][h/2][w/2][4c]` tensor whose
+    /// channel `(ry * 2 + rx) * c + ch` at `(y, x)` is element `(2y + ry,
+    /// 2x + rx, ch)` of `shape` ([`TensorPlacement::offset`] maps).
+    pub space_to_depth: bool,
 }
 
 impl TensorPlacement {
@@ -103,10 +108,11 @@ impl TensorPlacement {
     }
 
     fn layout(&self) -> TensorLayout {
+        let f = if self.space_to_depth { 4 } else { 1 };
         TensorLayout {
             addr: self.addr,
-            rows: self.rows(),
-            cols: self.cols(),
+            rows: self.rows() / f,
+            cols: self.cols() * f,
             eb: self.dtype.bytes(),
             panel: self.panel_cols,
             transposed: false,
@@ -115,7 +121,28 @@ impl TensorPlacement {
 
     /// Device address of element `(r, c)` (`r`: the row of the `[rows, channels]` view).
     pub fn offset(&self, r: usize, c: usize) -> u64 {
+        if self.space_to_depth {
+            let [_, h, w, ch] = self.shape[..] else {
+                unreachable!("space-to-depth tensors are images")
+            };
+            let (img, y, x) = (r / (h * w), r / w % h, r % w);
+            let r2 = (img * (h / 2) + y / 2) * (w / 2) + x / 2;
+            return self.layout().offset(r2, ((y % 2) * 2 + x % 2) * ch + c);
+        }
         self.layout().offset(r, c)
+    }
+
+    /// The tensor's bytes laid out from row-major values (`bytes_of(r, c)`).
+    fn pack(&self, bytes_of: impl Fn(usize, usize) -> Vec<u8>) -> Vec<u8> {
+        let eb = self.dtype.bytes();
+        let mut out = vec![0u8; self.bytes() as usize];
+        for r in 0..self.rows() {
+            for c in 0..self.cols() {
+                let o = (self.offset(r, c) - self.addr) as usize;
+                out[o..o + eb].copy_from_slice(&bytes_of(r, c));
+            }
+        }
+        out
     }
 
     /// Bytes the tensor occupies.
@@ -153,18 +180,6 @@ impl TensorLayout {
 
     fn bytes(&self) -> usize {
         self.rows * self.cols * self.eb
-    }
-
-    /// The tensor's bytes laid out from row-major values.
-    fn pack(&self, bytes_of: impl Fn(usize, usize) -> Vec<u8>) -> Vec<u8> {
-        let mut out = vec![0u8; self.bytes()];
-        for r in 0..self.rows {
-            for c in 0..self.cols {
-                let o = (self.offset(r, c) - self.addr) as usize;
-                out[o..o + self.eb].copy_from_slice(&bytes_of(r, c));
-            }
-        }
-        out
     }
 }
 
@@ -307,7 +322,7 @@ pub fn write_tensor(
         });
     }
     let cols = p.cols();
-    let bytes = p.layout().pack(|r, col| match &t.data {
+    let bytes = p.pack(|r, col| match &t.data {
         crate::tensor::TensorData::I8(v) => vec![v[r * cols + col] as u8],
         crate::tensor::TensorData::I32(v) => v[r * cols + col].to_le_bytes().to_vec(),
     });
@@ -1752,6 +1767,26 @@ impl Dram {
     }
 }
 
+/// The placement of lowered tensor `t` at `addr`, named `name`.
+fn placement_of(
+    low: &crate::lower::Lowered,
+    pbs: &[usize],
+    name: &str,
+    t: usize,
+    addr: u64,
+) -> TensorPlacement {
+    let d = &low.tensors[t];
+    TensorPlacement {
+        name: name.to_string(),
+        addr,
+        shape: d.dims.clone(),
+        dtype: d.dtype,
+        row_stride: (pbs[t] * d.dtype.bytes()) as u64,
+        panel_cols: pbs[t],
+        space_to_depth: d.space_to_depth,
+    }
+}
+
 /// What one kernel needs, decided before code generation.
 enum Plan {
     Gemm(Tiling),
@@ -1872,7 +1907,8 @@ pub fn compile_with(
         let mut l = layout(low.input, 0);
         l.addr = dram.alloc(l.bytes() as u64);
         let c = input.shape.c;
-        image.push((l.addr, l.pack(|r, col| vec![input.data[r * c + col] as u8])));
+        let p = placement_of(&low, &pbs, &input.name, low.input, l.addr);
+        image.push((l.addr, p.pack(|r, col| vec![input.data[r * c + col] as u8])));
         addrs[low.input] = Some(l.addr);
         l
     };
@@ -2148,15 +2184,13 @@ pub fn compile_with(
     }
     let _ = len;
     let placement = |name: &str, t: usize| {
-        let d = &low.tensors[t];
-        TensorPlacement {
-            name: name.to_string(),
-            addr: addrs[t].expect("every tensor is placed"),
-            shape: d.dims.clone(),
-            dtype: d.dtype,
-            row_stride: (pbs[t] * d.dtype.bytes()) as u64,
-            panel_cols: pbs[t],
-        }
+        placement_of(
+            &low,
+            &pbs,
+            name,
+            t,
+            addrs[t].expect("every tensor is placed"),
+        )
     };
     Ok(Compiled {
         program,

@@ -47,6 +47,11 @@ pub(crate) struct TensorDef {
     /// are matmuls `A B^T` that take it as `B`: their weight blocks are then
     /// plain 2-D LOADs, and the producer's STOREs do the transposing.
     pub transposed: bool,
+    /// The graph input stored space-to-depth for its only reader, a stride-2
+    /// convolution of few channels: `shape` is `n x h/2 x w/2 x 4c`, channel
+    /// `(ry * 2 + rx) * c + ch` of pixel `(y, x)` is input pixel
+    /// `(2y + ry, 2x + rx)` channel `ch` (`dims` stay the graph's).
+    pub space_to_depth: bool,
 }
 
 /// The spatial geometry of a gather: input `n x h x w`, output `oh x ow`,
@@ -251,6 +256,29 @@ pub(crate) fn panel_width(t: &TensorDef, rows: usize) -> usize {
     }
 }
 
+/// Whether convolution `c` on an input of shape `x` reads it space-to-depth
+/// (see [`TensorDef::space_to_depth`]): stride 2, no dilation or groups, a
+/// window of at least 2x2, even height and width, and 4x the channels within
+/// one K chunk of the array's `rows`.
+fn space_to_depth_fits(c: &crate::graph::Conv, x: Shape, rows: usize) -> bool {
+    c.stride == [2, 2]
+        && c.dilation == [1, 1]
+        && c.groups == 1
+        && c.kernel[0] >= 2
+        && c.kernel[1] >= 2
+        && x.h.is_multiple_of(2)
+        && x.w.is_multiple_of(2)
+        && 4 * x.c <= rows
+}
+
+/// A stride-2 window of `k` taps with `p` leading padding, on the
+/// space-to-depth grid: its leading padding and taps.
+fn space_to_depth_dim(p: usize, k: usize) -> (usize, usize) {
+    let p2 = p.div_ceil(2);
+    let last = (k as i64 - 1 - p as i64).div_euclid(2);
+    (p2, (last + p2 as i64 + 1).max(1) as usize)
+}
+
 fn act_relu(a: Activation) -> bool {
     a != Activation::None
 }
@@ -380,7 +408,30 @@ pub(crate) fn lower_graph(
             input: matches!(node, Node::Input(_)),
             outputs: Vec::new(),
             transposed: false,
+            space_to_depth: false,
         });
+    }
+    // A stride-2 convolution of few channels on the graph input reads it
+    // space-to-depth: a stride-1 window of 4x the channels, gathered with
+    // 2-D transfers instead of one DMA row per output pixel.
+    for &i in &order {
+        if !matches!(graph.graph[i], Node::Input(_)) {
+            continue;
+        }
+        if let [c] = graph.consumers_of(i)[..] {
+            let t = &mut tensors[tid[&i]];
+            if let Node::Conv(cv) = &graph.graph[c] {
+                if space_to_depth_fits(cv, t.shape, rows) {
+                    t.shape = Shape {
+                        h: t.shape.h / 2,
+                        w: t.shape.w / 2,
+                        c: 4 * t.shape.c,
+                        ..t.shape
+                    };
+                    t.space_to_depth = true;
+                }
+            }
+        }
     }
     let pbs: Vec<usize> = (0..tensors.len())
         .map(|t| panel_width(&tensors[t], rows))
@@ -485,53 +536,49 @@ pub(crate) fn lower_graph(
                 let ys = tensors[tid[&i]].shape;
                 let cr = conv_requant(c, ins[0].quant, xs.c).map_err(err)?;
                 let (bias, rq) = (&cr.bias, cr.requant);
-                let geo = Geo {
-                    n: xs.n,
-                    h: xs.h,
-                    w: xs.w,
-                    oh: ys.h,
-                    ow: ys.w,
-                    kh: c.kernel[0],
-                    kw: c.kernel[1],
-                    sy: c.stride[0],
-                    sx: c.stride[1],
-                    dy: c.dilation[0],
-                    dx: c.dilation[1],
-                    pt: c.pads[0],
-                    pl: c.pads[1],
-                };
-                let g = c.groups;
-                let cin_g = xs.c / g;
-                let cout_g = c.out_channels / g;
-                // Groups per super-group: fill the array's columns.
-                let sg = if g == 1 {
-                    1
-                } else {
-                    (cols / cout_g).clamp(1, g)
-                };
-                let [kh, kw] = c.kernel;
-                let mut ks = Vec::new();
-                let mut g0 = 0;
-                while g0 < g {
-                    let gs = sg.min(g - g0);
-                    let cbase = g0 * cin_g;
-                    let cg = gs * cin_g;
-                    let n = gs * cout_g;
-                    let ch = chunks(&geo, cbase, cg, pbs[x], rows);
-                    let weights = gemm_weights(&ch, cbase, cg, n, |ky, kx, ci, j| {
-                        let (gi, cig) = (ci / cin_g, ci % cin_g);
-                        let (gj, coj) = (j / cout_g, j % cout_g);
-                        if gi != gj {
-                            return 0;
+                if tensors[x].space_to_depth {
+                    let (pt, kh) = space_to_depth_dim(c.pads[0], c.kernel[0]);
+                    let (pl, kw) = space_to_depth_dim(c.pads[1], c.kernel[1]);
+                    let geo = Geo {
+                        n: xs.n,
+                        h: xs.h / 2,
+                        w: xs.w / 2,
+                        oh: ys.h,
+                        ow: ys.w,
+                        kh,
+                        kw,
+                        sy: 1,
+                        sx: 1,
+                        dy: 1,
+                        dx: 1,
+                        pt,
+                        pl,
+                    };
+                    let (cin, n) = (xs.c, c.out_channels);
+                    let ch = chunks(&geo, 0, 4 * cin, pbs[x], rows);
+                    // Kernel position (ky', kx'), channel (ry * 2 + rx) * cin + ci
+                    // of the space-to-depth window is original kernel position
+                    // (2 (ky' - pt') + ry + pt, ...), zero outside the kernel.
+                    let orig = |k2: usize, r: usize, p2: usize, p: usize, k: usize| {
+                        let v = 2 * k2 as i64 + r as i64 - 2 * p2 as i64 + p as i64;
+                        (0..k as i64).contains(&v).then_some(v as usize)
+                    };
+                    let weights = gemm_weights(&ch, 0, 4 * cin, n, |ky2, kx2, ci, j| {
+                        let (q, cc) = (ci / cin, ci % cin);
+                        match (
+                            orig(ky2, q / 2, pt, c.pads[0], c.kernel[0]),
+                            orig(kx2, q % 2, pl, c.pads[1], c.kernel[1]),
+                        ) {
+                            (Some(ky), Some(kx)) => {
+                                c.weights[((ky * c.kernel[1] + kx) * cin + cc) * n + j]
+                            }
+                            _ => 0,
                         }
-                        let grp = g0 + gi;
-                        c.weights[(((grp * kh + ky) * kw + kx) * cin_g + cig) * cout_g + coj]
                     });
-                    let col0 = g0 * cout_g;
-                    ks.push(Kernel::Gemm(Gemm {
+                    vec![Kernel::Gemm(Gemm {
                         x,
                         y: tid[&i],
-                        col0,
+                        col0: 0,
                         geo,
                         m: geo.p(),
                         k: ch.iter().map(|c| c.w).sum(),
@@ -539,17 +586,81 @@ pub(crate) fn lower_graph(
                         chunks: ch,
                         weights,
                         tensor_weights: None,
-                        bias: Some(bias[col0..col0 + n].to_vec()),
+                        bias: Some(bias.clone()),
                         output: LoweredOutput::Int8(Requant {
                             relu: act_relu(c.act),
                             ..rq
                         }),
-                        qtab: cr.per_channel.as_ref().map(|t| t[col0..col0 + n].to_vec()),
+                        qtab: cr.per_channel.clone(),
                         pad: ins[0].quant.zero_point as i8,
-                    }));
-                    g0 += gs;
+                    })]
+                } else {
+                    let geo = Geo {
+                        n: xs.n,
+                        h: xs.h,
+                        w: xs.w,
+                        oh: ys.h,
+                        ow: ys.w,
+                        kh: c.kernel[0],
+                        kw: c.kernel[1],
+                        sy: c.stride[0],
+                        sx: c.stride[1],
+                        dy: c.dilation[0],
+                        dx: c.dilation[1],
+                        pt: c.pads[0],
+                        pl: c.pads[1],
+                    };
+                    let g = c.groups;
+                    let cin_g = xs.c / g;
+                    let cout_g = c.out_channels / g;
+                    // Groups per super-group: fill the array's columns.
+                    let sg = if g == 1 {
+                        1
+                    } else {
+                        (cols / cout_g).clamp(1, g)
+                    };
+                    let [kh, kw] = c.kernel;
+                    let mut ks = Vec::new();
+                    let mut g0 = 0;
+                    while g0 < g {
+                        let gs = sg.min(g - g0);
+                        let cbase = g0 * cin_g;
+                        let cg = gs * cin_g;
+                        let n = gs * cout_g;
+                        let ch = chunks(&geo, cbase, cg, pbs[x], rows);
+                        let weights = gemm_weights(&ch, cbase, cg, n, |ky, kx, ci, j| {
+                            let (gi, cig) = (ci / cin_g, ci % cin_g);
+                            let (gj, coj) = (j / cout_g, j % cout_g);
+                            if gi != gj {
+                                return 0;
+                            }
+                            let grp = g0 + gi;
+                            c.weights[(((grp * kh + ky) * kw + kx) * cin_g + cig) * cout_g + coj]
+                        });
+                        let col0 = g0 * cout_g;
+                        ks.push(Kernel::Gemm(Gemm {
+                            x,
+                            y: tid[&i],
+                            col0,
+                            geo,
+                            m: geo.p(),
+                            k: ch.iter().map(|c| c.w).sum(),
+                            n,
+                            chunks: ch,
+                            weights,
+                            tensor_weights: None,
+                            bias: Some(bias[col0..col0 + n].to_vec()),
+                            output: LoweredOutput::Int8(Requant {
+                                relu: act_relu(c.act),
+                                ..rq
+                            }),
+                            qtab: cr.per_channel.as_ref().map(|t| t[col0..col0 + n].to_vec()),
+                            pad: ins[0].quant.zero_point as i8,
+                        }));
+                        g0 += gs;
+                    }
+                    ks
                 }
-                ks
             }
             Node::Pool(p) => {
                 let x = tid[&prods[0]];

@@ -197,7 +197,6 @@ fn compute_bound_holds(w: &Workload) -> Vec<String> {
 const OVER_BOUND: &[(&str, &str)] = &[
     ("cnn-28", "conv1"),
     ("resnet18", "layer3.0.conv1"),
-    ("mobilenetv2", "conv0"),
     ("mobilenetv2", "block1.dw"),
     ("mobilenetv2", "block3.dw"),
     ("mobilenetv2", "block6.dw"),
