@@ -13,14 +13,30 @@
 //! ```
 //!
 //! The block is a rust-hdl `LogicBlock` whose ports are exactly those of
-//! `docs/rtl.md`. Its behaviour is written as Verilog, generated per
-//! configuration from Rust (one function per concern in `top/*.rs`), because
-//! it is a large sequential design whose widths and depths come from the
-//! configuration and which `#[hdl_gen]` cannot express (no locals, no indexed
-//! loops). It is verified against the model in lockstep under Verilator
-//! (`npukit-rtl`, `hw/tests/top_lockstep.rs`); rust-hdl's own simulator does
-//! not run it (its `update()` is empty: the children have their own rust-hdl
-//! simulations and block tests).
+//! `docs/rtl.md`. What is rust-hdl logic (`#[hdl_gen]` blocks, simulated by
+//! rust-hdl's simulator in their block tests and generated from the same
+//! source) and what is Verilog text:
+//!
+//! * rust-hdl logic, as child blocks: the issue rule of the three unit
+//!   queues and the four token counters ([`Tokens`], `tok`), the memory-port
+//!   arbiter and the request mux ([`Port`], `port`), the translation
+//!   caches ([`Tlb`], `cptlb` and one inside each DMA unit), the LOAD and
+//!   STORE engines ([`DmaUnit`]) and the processing elements of the MAC array
+//!   (inside [`Compute`]);
+//! * Verilog text generated per configuration from Rust (one function per
+//!   concern in `top/*.rs`): the register file and MMIO read mux, the command
+//!   processor (fetch buffer, decode and validation, dispatch, FENCE), the
+//!   unit queues, the requesters' offers (fetch, FENCE writeback and its
+//!   translation read), fault priority, deadlock
+//!   and watchdog, the performance counters, the IRQ logic and the event
+//!   ports, and the wiring of the children; and, inside [`Compute`], its
+//!   control, skew buffers, lane pipeline and memories (`Verilog::Custom`
+//!   mirrored by a hand-written Rust `update()`, see `compute.rs`).
+//!
+//! The top's own `update()` is empty, so rust-hdl's simulator cannot run the
+//! whole NPU: it is verified against the model in lockstep under Verilator
+//! (`npukit-rtl`, `hw/tests/top_lockstep.rs`), its children by their block
+//! tests.
 //!
 //! Edge protocol: a rising edge with `advance = 1` is one simulated cycle; a
 //! rising edge with `advance = 0, mmio_we = 1` applies one register write; no
@@ -31,6 +47,8 @@ use rust_hdl::prelude::*;
 use crate::compute::{Compute, ComputeParams};
 use crate::dma::DmaUnit;
 use crate::gen::Params;
+use crate::port::Port;
+use crate::tokens::Tokens;
 use crate::xlat::Tlb;
 
 mod body;
@@ -84,6 +102,10 @@ pub struct NpuTop {
     pub ev_err_addr: Signal<Out, Bits<64>>,
     /// The command processor's translation cache (FENCE writeback).
     pub cptlb: Tlb,
+    /// The issue rule (U1) and the token counters (U2).
+    pub tok: Tokens,
+    /// The memory-port arbiter (M1) and the request mux.
+    pub port: Port,
     /// The compute unit and the local memories.
     pub compute: Compute,
     /// The LOAD engine.
@@ -151,6 +173,8 @@ impl NpuTop {
             ev_err_desc: Default::default(),
             ev_err_addr: Default::default(),
             cptlb: Tlb::default(),
+            tok: Tokens::default(),
+            port: Port::new(params.beat_bytes)?,
             load: DmaUnit::new(false, params.beat_bytes).map_err(|e| e.to_string())?,
             store: DmaUnit::new(true, params.beat_bytes).map_err(|e| e.to_string())?,
             compute,
@@ -210,6 +234,42 @@ impl Logic for NpuTop {
         self.cptlb.pte_valid.connect();
         self.cptlb.pte_vpn.connect();
         self.cptlb.pte_entry.connect();
+        self.tok.clock.connect();
+        self.tok.enable.connect();
+        self.tok.clear.connect();
+        self.tok.l_head.connect();
+        self.tok.c_head.connect();
+        self.tok.s_head.connect();
+        self.tok.l_deps.connect();
+        self.tok.c_deps.connect();
+        self.tok.s_deps.connect();
+        self.tok.l_active.connect();
+        self.tok.c_active.connect();
+        self.tok.s_active.connect();
+        self.tok.l_done.connect();
+        self.tok.c_done.connect();
+        self.tok.s_done.connect();
+        self.tok.l_job.connect();
+        self.tok.c_job.connect();
+        self.tok.s_job.connect();
+        self.port.go.connect();
+        self.port.ready.connect();
+        self.port.cp_req.connect();
+        self.port.cp_kind.connect();
+        self.port.cp_addr.connect();
+        self.port.cp_own.connect();
+        self.port.cp_wdata.connect();
+        self.port.cp_wmask.connect();
+        self.port.store_req.connect();
+        self.port.store_kind.connect();
+        self.port.store_addr.connect();
+        self.port.store_own.connect();
+        self.port.store_wdata.connect();
+        self.port.store_wmask.connect();
+        self.port.load_req.connect();
+        self.port.load_kind.connect();
+        self.port.load_addr.connect();
+        self.port.load_own.connect();
         self.compute.clock.connect();
         self.compute.enable.connect();
         self.compute.clear.connect();

@@ -72,6 +72,80 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire  cptlb$fault;
     wire  [7:0] cptlb$fault_code;
     wire  [63:0] cptlb$fault_addr;
+    reg  tok$clock;
+    reg  tok$enable;
+    reg  tok$clear;
+    reg  tok$l_head;
+    reg  tok$c_head;
+    reg  tok$s_head;
+    reg  [3:0] tok$l_deps;
+    reg  [3:0] tok$c_deps;
+    reg  [3:0] tok$s_deps;
+    reg  tok$l_active;
+    reg  tok$c_active;
+    reg  tok$s_active;
+    reg  tok$l_done;
+    reg  tok$c_done;
+    reg  tok$s_done;
+    reg  [3:0] tok$l_job;
+    reg  [3:0] tok$c_job;
+    reg  [3:0] tok$s_job;
+    wire  tok$l_ready;
+    wire  tok$c_ready;
+    wire  tok$s_ready;
+    wire  tok$l_issue;
+    wire  tok$c_issue;
+    wire  tok$s_issue;
+    wire  tok$l_stall;
+    wire  tok$c_stall;
+    wire  tok$s_stall;
+    wire  tok$pop_lc;
+    wire  tok$pop_cl;
+    wire  tok$pop_cs;
+    wire  tok$pop_sc;
+    wire  tok$push_lc;
+    wire  tok$push_cl;
+    wire  tok$push_cs;
+    wire  tok$push_sc;
+    wire  tok$over_lc;
+    wire  tok$over_cl;
+    wire  tok$over_cs;
+    wire  tok$over_sc;
+    wire  [8:0] tok$count_lc;
+    wire  [8:0] tok$count_cl;
+    wire  [8:0] tok$count_cs;
+    wire  [8:0] tok$count_sc;
+    reg  port$go;
+    reg  port$ready;
+    reg  port$cp_req;
+    reg  [2:0] port$cp_kind;
+    reg  [63:0] port$cp_addr;
+    reg  [55:0] port$cp_own;
+    reg  [511:0] port$cp_wdata;
+    reg  [63:0] port$cp_wmask;
+    reg  port$store_req;
+    reg  [2:0] port$store_kind;
+    reg  [63:0] port$store_addr;
+    reg  [55:0] port$store_own;
+    reg  [511:0] port$store_wdata;
+    reg  [63:0] port$store_wmask;
+    reg  port$load_req;
+    reg  [2:0] port$load_kind;
+    reg  [63:0] port$load_addr;
+    reg  [55:0] port$load_own;
+    wire  port$req_valid;
+    wire  port$req_write;
+    wire  [63:0] port$req_addr;
+    wire  [511:0] port$req_wdata;
+    wire  [63:0] port$req_wmask;
+    wire  [1:0] port$req_who;
+    wire  [2:0] port$req_kind;
+    wire  [63:0] port$req_tag;
+    wire  port$g_cp;
+    wire  port$g_store;
+    wire  port$g_load;
+    wire  port$denied_store;
+    wire  port$denied_load;
     reg  compute$clock;
     reg  compute$enable;
     reg  compute$clear;
@@ -185,6 +259,84 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
         .fault(cptlb$fault),
         .fault_code(cptlb$fault_code),
         .fault_addr(cptlb$fault_addr)
+    );
+    top$tok tok(
+        .clock(tok$clock),
+        .enable(tok$enable),
+        .clear(tok$clear),
+        .l_head(tok$l_head),
+        .c_head(tok$c_head),
+        .s_head(tok$s_head),
+        .l_deps(tok$l_deps),
+        .c_deps(tok$c_deps),
+        .s_deps(tok$s_deps),
+        .l_active(tok$l_active),
+        .c_active(tok$c_active),
+        .s_active(tok$s_active),
+        .l_done(tok$l_done),
+        .c_done(tok$c_done),
+        .s_done(tok$s_done),
+        .l_job(tok$l_job),
+        .c_job(tok$c_job),
+        .s_job(tok$s_job),
+        .l_ready(tok$l_ready),
+        .c_ready(tok$c_ready),
+        .s_ready(tok$s_ready),
+        .l_issue(tok$l_issue),
+        .c_issue(tok$c_issue),
+        .s_issue(tok$s_issue),
+        .l_stall(tok$l_stall),
+        .c_stall(tok$c_stall),
+        .s_stall(tok$s_stall),
+        .pop_lc(tok$pop_lc),
+        .pop_cl(tok$pop_cl),
+        .pop_cs(tok$pop_cs),
+        .pop_sc(tok$pop_sc),
+        .push_lc(tok$push_lc),
+        .push_cl(tok$push_cl),
+        .push_cs(tok$push_cs),
+        .push_sc(tok$push_sc),
+        .over_lc(tok$over_lc),
+        .over_cl(tok$over_cl),
+        .over_cs(tok$over_cs),
+        .over_sc(tok$over_sc),
+        .count_lc(tok$count_lc),
+        .count_cl(tok$count_cl),
+        .count_cs(tok$count_cs),
+        .count_sc(tok$count_sc)
+    );
+    top$port port(
+        .go(port$go),
+        .ready(port$ready),
+        .cp_req(port$cp_req),
+        .cp_kind(port$cp_kind),
+        .cp_addr(port$cp_addr),
+        .cp_own(port$cp_own),
+        .cp_wdata(port$cp_wdata),
+        .cp_wmask(port$cp_wmask),
+        .store_req(port$store_req),
+        .store_kind(port$store_kind),
+        .store_addr(port$store_addr),
+        .store_own(port$store_own),
+        .store_wdata(port$store_wdata),
+        .store_wmask(port$store_wmask),
+        .load_req(port$load_req),
+        .load_kind(port$load_kind),
+        .load_addr(port$load_addr),
+        .load_own(port$load_own),
+        .req_valid(port$req_valid),
+        .req_write(port$req_write),
+        .req_addr(port$req_addr),
+        .req_wdata(port$req_wdata),
+        .req_wmask(port$req_wmask),
+        .req_who(port$req_who),
+        .req_kind(port$req_kind),
+        .req_tag(port$req_tag),
+        .g_cp(port$g_cp),
+        .g_store(port$g_store),
+        .g_load(port$g_load),
+        .denied_store(port$denied_store),
+        .denied_load(port$denied_load)
     );
     top$compute compute(
         .clock(compute$clock),
@@ -331,8 +483,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg [3-1:0] r_q_rd [0:2];
     reg [3-1:0] r_q_wr [0:2];
     reg [3:0] r_q_count [0:2];
-    // token counters (TokenQueue order: L->C, C->L, C->S, S->C)
-    reg [8:0] r_tok [0:3];
     // the descriptor each unit executes
     reg [2:0] r_active;
     reg [31:0] r_job_index [0:2];
@@ -340,7 +490,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg [7:0] r_job_op [0:2];
     reg [63:0] r_job_macs;
     
-    integer ii, iq, ip, io, ia, ic;
+    integer ii, iq, io, ia, ic;
     initial begin
        r_now = 64'd0; r_reset_cycle = 64'd0; r_last_progress = 64'd0;
        r_control = 32'd0; r_irq_status = 2'd0; r_irq_mask = 2'd0;
@@ -362,7 +512,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
           r_q_rd[ii] = 0; r_q_wr[ii] = 0; r_q_count[ii] = 0;
           r_job_index[ii] = 32'd0; r_job_deps[ii] = 4'd0; r_job_op[ii] = 8'd0;
        end
-       for (ii = 0; ii < 4; ii = ii + 1) r_tok[ii] = 9'd0;
        r_active = 3'd0; r_job_macs = 64'd0;
     end
     
@@ -624,21 +773,17 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        end
     end
     
-    // ---- queue heads and tokens (U1) ----
+    // ---- queue heads; their tokens (U1) are the `tok` block's ----
     reg [31:0] qh_index [0:2];
     reg [255:0] qh_desc [0:2];
-    reg [2:0] qh_valid, qh_ready;
-    reg [3:0] pop_q;               // a token is taken from counter q (if its consumer issues)
+    reg [2:0] qh_valid;
+    wire [2:0] qh_ready = {tok$s_ready, tok$c_ready, tok$l_ready};
     always @(*) begin
        for (iq = 0; iq < 3; iq = iq + 1) begin
           qh_index[iq] = q_index[iq * QD + r_q_rd[iq]];
           qh_desc[iq] = q_desc[iq * QD + r_q_rd[iq]];
           qh_valid[iq] = r_q_count[iq] != 0;
        end
-       // waits: load WAIT_NEXT on C->L; compute WAIT_PREV on L->C, WAIT_NEXT on S->C; store WAIT_PREV on C->S
-       qh_ready[0] = !qh_desc[0][9] || r_tok[1] != 9'd0;
-       qh_ready[1] = (!qh_desc[1][8] || r_tok[0] != 9'd0) && (!qh_desc[1][9] || r_tok[3] != 9'd0);
-       qh_ready[2] = !qh_desc[2][8] || r_tok[2] != 9'd0;
     end
     
     // ---- the command processor's translation cache (FENCE writeback) ----
@@ -723,34 +868,43 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire unused_dma = ^{load$busy, store$busy, load$index, store$index, load$req_wdata, load$req_wmask,
        store$lm_wr, store$lm_wr_acc, store$lm_wr_addr, store$lm_wr_len, store$lm_wr_data, load$lm_rd_acc, load$lm_rd_addr};
     
+    // ---- the issue rule (U1) and the token counters (U2) ----
+    assign tok$clock = clock;
+    assign tok$enable = w_act;
+    assign tok$clear = w_clear;
+    assign tok$l_head = qh_valid[0];
+    assign tok$c_head = qh_valid[1];
+    assign tok$s_head = qh_valid[2];
+    assign tok$l_deps = qh_desc[0][11:8];
+    assign tok$c_deps = qh_desc[1][11:8];
+    assign tok$s_deps = qh_desc[2][11:8];
+    assign tok$l_active = r_active[0];
+    assign tok$c_active = r_active[1];
+    assign tok$s_active = r_active[2];
+    assign tok$l_done = load_done;
+    assign tok$c_done = cmp_done;
+    assign tok$s_done = store_done;
+    assign tok$l_job = r_job_deps[0];
+    assign tok$c_job = r_job_deps[1];
+    assign tok$s_job = r_job_deps[2];
+    
     // ---- faults of this cycle, in G3 order ----
     reg dl, wd, ovf;
     reg [31:0] dl_idx, ovf_idx;
     reg cp_blocked;
-    reg [2:0] complete, issue, tstall, denied;
-    reg [3:0] push_q;
+    // issue (U1), token stalls (P1), pops and pushes (U2): the `tok` block
+    wire [2:0] complete = {store_done, cmp_done, load_done};
+    wire [2:0] issue = {tok$s_issue, tok$c_issue, tok$l_issue};
+    wire [2:0] tstall = {tok$s_stall, tok$c_stall, tok$l_stall};
+    wire [3:0] pop_q = {tok$pop_sc, tok$pop_cs, tok$pop_cl, tok$pop_lc};
+    wire [3:0] push_q = {tok$push_sc, tok$push_cs, tok$push_cl, tok$push_lc};
+    wire [3:0] over_q = {tok$over_sc, tok$over_cs, tok$over_cl, tok$over_lc};
     reg f_any;
     reg [7:0] f_code;
     reg [31:0] f_idx;
     reg [63:0] f_addr_v;
     reg w_plan_busy;
     reg fence_drained;
-    always @(*) begin
-       complete = {store_done, cmp_done, load_done};
-       for (ip = 0; ip < 3; ip = ip + 1) begin
-          issue[ip] = (!r_active[ip] || complete[ip]) && qh_valid[ip] && qh_ready[ip];
-          tstall[ip] = (!r_active[ip] || complete[ip]) && !issue[ip] && qh_valid[ip];
-       end
-       pop_q[0] = issue[1] && qh_desc[1][8];
-       pop_q[1] = issue[0] && qh_desc[0][9];
-       pop_q[2] = issue[2] && qh_desc[2][8];
-       pop_q[3] = issue[1] && qh_desc[1][9];
-       // signals: load SIGNAL_NEXT -> L->C; compute SIGNAL_PREV -> C->L, SIGNAL_NEXT -> C->S; store SIGNAL_PREV -> S->C
-       push_q[0] = complete[0] && r_job_deps[0][3];
-       push_q[1] = complete[1] && r_job_deps[1][2];
-       push_q[2] = complete[1] && r_job_deps[1][3];
-       push_q[3] = complete[2] && r_job_deps[2][2];
-    end
     always @(*) begin
        // E1 deadlock
        dl = 1'b0; dl_idx = 32'd0;
@@ -766,7 +920,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        // U2 token overflow: a push onto a counter that stays at 255 after this cycle's pop
        ovf = 1'b0; ovf_idx = 32'd0;
        for (io = 3; io >= 0; io = io - 1) begin
-          if (push_q[io] && r_tok[io] - {8'd0, pop_q[io]} >= 9'd255) begin
+          if (over_q[io]) begin
              ovf = 1'b1;
              ovf_idx = (io == 0) ? r_job_index[0] : (io == 3) ? r_job_index[2] : r_job_index[1];
           end
@@ -785,39 +939,31 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     
     wire w_go = w_act && !f_any;                  // the cycle happens (G3)
     
-    // ---- the port (M1): command processor > store > load ----
-    reg g_cp, g_store, g_load;
+    // ---- the port (M1): command processor > store > load, the `port` block ----
+    wire g_cp = port$g_cp, g_store = port$g_store, g_load = port$g_load;
+    wire denied_store = port$denied_store, denied_load = port$denied_load;
+    assign port$go = w_go;
+    assign port$ready = port_ready;
+    assign port$cp_req = cp_req;
+    assign port$cp_kind = cp_kind;
+    assign port$cp_addr = cp_addr;
+    assign port$cp_own = cp_own[55:0];
+    assign port$cp_wdata = {480'd0, r_fence_seqv} << {cp_addr[5:0] & 6'd31, 3'd0};
+    assign port$cp_wmask = 64'hF << (cp_addr[5:0] & 6'd31);
+    assign port$store_req = store_req;
+    assign port$store_kind = store_kind;
+    assign port$store_addr = store_addr;
+    assign port$store_own = store_own;
+    assign port$store_wdata = store_wdata;
+    assign port$store_wmask = store_wmask;
+    assign port$load_req = load_req;
+    assign port$load_kind = load_kind;
+    assign port$load_addr = load_addr;
+    assign port$load_own = load_own;
     always @(*) begin
-       g_cp = 1'b0; g_store = 1'b0; g_load = 1'b0;
-       denied = 3'd0;
-       if (cp_req) g_cp = port_ready;
-       else if (store_req) g_store = port_ready;
-       else if (load_req) g_load = port_ready;
-       denied[2] = store_req && !g_store;
-       denied[0] = load_req && !g_load;
-       req_valid = w_go && (cp_req || store_req || load_req);
-       req_write = 1'b0; req_addr = 64'd0; req_wdata = 512'd0; req_wmask = 64'd0;
-       req_who = 2'd0; req_kind = 3'd0; req_tag = 64'd0;
-       if (cp_req) begin
-          req_who = 2'd0; req_kind = cp_kind; req_addr = cp_addr; req_tag[63:8] = cp_own[55:0];
-          if (cp_kind == K_FENCEW) begin
-             req_write = 1'b1;
-             req_wdata = {480'd0, r_fence_seqv} << {cp_addr[5:0] & 6'd31, 3'd0};
-             req_wmask = 64'hF << (cp_addr[5:0] & 6'd31);
-          end
-       end else if (store_req) begin
-          req_who = 2'd2; req_kind = store_kind; req_addr = store_addr; req_tag[63:8] = store_own[55:0];
-          req_write = store_kind == K_WRITE; req_wdata = store_wdata; req_wmask = store_wmask;
-       end else if (load_req) begin
-          req_who = 2'd1; req_kind = load_kind; req_addr = load_addr; req_tag[63:8] = load_own[55:0];
-       end
-       req_addr = req_addr & ~64'd31;
-       req_tag[1:0] = req_who;
-       req_tag[4:2] = req_kind;
-       if (!req_valid) begin
-          req_write = 1'b0; req_addr = 64'd0; req_wdata = 512'd0; req_wmask = 64'd0;
-          req_who = 2'd0; req_kind = 3'd0; req_tag = 64'd0;
-       end
+       req_valid = port$req_valid; req_write = port$req_write; req_addr = port$req_addr;
+       req_wdata = port$req_wdata; req_wmask = port$req_wmask; req_who = port$req_who;
+       req_kind = port$req_kind; req_tag = port$req_tag;
     end
     wire w_grant = req_valid && port_ready;
     wire w_take = w_go && resp_valid;             // the response is consumed
@@ -911,8 +1057,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
              end
              if (issue[1]) r_job_macs <= {48'd0, qh_desc[1][143:128]} * {48'd0, qh_desc[1][159:144]} * {48'd0, qh_desc[1][175:160]};
              if (complete[1] && r_job_op[1] == 8'd3) r_cnt[9] <= r_cnt[9] + r_job_macs;
-             for (ic = 0; ic < 4; ic = ic + 1)
-                r_tok[ic] <= r_tok[ic] - {8'd0, pop_q[ic]} + {8'd0, push_q[ic]};
              if (n_done != 3'd0) begin
                 r_cnt[12] <= r_cnt[12] + {61'd0, n_done};
                 r_last_progress <= r_now;
@@ -949,8 +1093,8 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
              r_cnt[2] <= r_cnt[2] + {63'd0, tstall[0]};
              r_cnt[5] <= r_cnt[5] + {63'd0, tstall[1]};
              r_cnt[7] <= r_cnt[7] + {63'd0, tstall[2]};
-             r_cnt[3] <= r_cnt[3] + {63'd0, denied[0]};
-             r_cnt[8] <= r_cnt[8] + {63'd0, denied[2]};
+             r_cnt[3] <= r_cnt[3] + {63'd0, denied_load};
+             r_cnt[8] <= r_cnt[8] + {63'd0, denied_store};
           end
        end else if (mmio_we) begin
           case (mmio_addr)
@@ -968,7 +1112,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
                    r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
                    r_fence <= 1'b0; r_fence_phase <= F_DRAIN;
                    for (ic = 0; ic < 3; ic = ic + 1) begin r_q_rd[ic] <= 0; r_q_wr[ic] <= 0; r_q_count[ic] <= 0; end
-                   for (ic = 0; ic < 4; ic = ic + 1) r_tok[ic] <= 9'd0;
                    r_active <= 3'd0;
                 end else begin
                    r_control <= mmio_wdata & 32'h5;
@@ -1050,7 +1193,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     end
     
     wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy, d_dend[63:0],
-       cp_own[63:56], denied[1]};
+       cp_own[63:56], tok$count_lc, tok$count_cl, tok$count_cs, tok$count_sc};
 endmodule // top
 
 
@@ -44331,6 +44474,117 @@ module top$load$tlb$stale(d,q,clock);
 endmodule // top$load$tlb$stale
 
 
+module top$port(go,ready,cp_req,cp_kind,cp_addr,cp_own,cp_wdata,cp_wmask,store_req,store_kind,store_addr,store_own,store_wdata,store_wmask,load_req,load_kind,load_addr,load_own,req_valid,req_write,req_addr,req_wdata,req_wmask,req_who,req_kind,req_tag,g_cp,g_store,g_load,denied_store,denied_load);
+    
+    // Module arguments
+    input wire  go;
+    input wire  ready;
+    input wire  cp_req;
+    input wire  [2:0] cp_kind;
+    input wire  [63:0] cp_addr;
+    input wire  [55:0] cp_own;
+    input wire  [511:0] cp_wdata;
+    input wire  [63:0] cp_wmask;
+    input wire  store_req;
+    input wire  [2:0] store_kind;
+    input wire  [63:0] store_addr;
+    input wire  [55:0] store_own;
+    input wire  [511:0] store_wdata;
+    input wire  [63:0] store_wmask;
+    input wire  load_req;
+    input wire  [2:0] load_kind;
+    input wire  [63:0] load_addr;
+    input wire  [55:0] load_own;
+    output reg  req_valid;
+    output reg  req_write;
+    output reg  [63:0] req_addr;
+    output reg  [511:0] req_wdata;
+    output reg  [63:0] req_wmask;
+    output reg  [1:0] req_who;
+    output reg  [2:0] req_kind;
+    output reg  [63:0] req_tag;
+    output reg  g_cp;
+    output reg  g_store;
+    output reg  g_load;
+    output reg  denied_store;
+    output reg  denied_load;
+    
+    // Constant declarations
+    localparam  align = 64'hffffffffffffffe0;
+    localparam  who_store = 2'b10;
+    localparam  who_load = 2'b1;
+    localparam  kind_write = 3'b11;
+    localparam  kind_fence_write = 3'b100;
+    
+    // Local signals
+    reg  [2:0] kind;
+    reg  [1:0] who;
+    reg  [55:0] own;
+    reg  any;
+    
+    // Update code
+    always @(*) begin
+        g_cp = 1'b0;
+        g_store = 1'b0;
+        g_load = 1'b0;
+        req_write = 1'b0;
+        req_addr = 32'h0;
+        req_wdata = 32'h0;
+        req_wmask = 32'h0;
+        kind = 32'h0;
+        who = 32'h0;
+        own = 32'h0;
+        if (cp_req) begin
+            g_cp = ready;
+            kind = cp_kind;
+            own = cp_own;
+            req_addr = cp_addr & align;
+            if (cp_kind == kind_fence_write) begin
+                req_write = 1'b1;
+                req_wdata = cp_wdata;
+                req_wmask = cp_wmask;
+            end
+        end
+        else if (store_req) begin
+            g_store = ready;
+            kind = store_kind;
+            who = who_store;
+            own = store_own;
+            req_addr = store_addr & align;
+            if (store_kind == kind_write) begin
+                req_write = 1'b1;
+                req_wdata = store_wdata;
+                req_wmask = store_wmask;
+            end
+        end
+        else if (load_req) begin
+            g_load = ready;
+            kind = load_kind;
+            who = who_load;
+            own = load_own;
+            req_addr = load_addr & align;
+        end
+        denied_store = store_req & ~g_store;
+        denied_load = load_req & ~g_load;
+        any = cp_req | store_req | load_req;
+        req_valid = go & any;
+        req_who = who;
+        req_kind = kind;
+        req_tag = (((own) & 64'hffffffffffffffff) << 64'h8) | (((kind) & 64'hffffffffffffffff) << 64'h2) | ((who) & 64'hffffffffffffffff);
+        if (~req_valid) begin
+            req_write = 1'b0;
+            req_addr = 32'h0;
+            req_wdata = 32'h0;
+            req_wmask = 32'h0;
+            req_who = 32'h0;
+            req_kind = 32'h0;
+            req_tag = 32'h0;
+        end
+    end
+    
+endmodule // top$port
+
+
 module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat_base,xlat_pages,mem_size,grant,resp_valid,resp_tag,resp_data,lm_rd_data,busy,done,index,req_valid,req_pte,req_addr,req_wdata,req_wmask,req_tag,req_bytes,fault,fault_code,fault_addr,lm_wr,lm_wr_acc,lm_wr_addr,lm_wr_len,lm_wr_data,lm_rd_acc,lm_rd_addr);
     
     // Module arguments
@@ -45239,3 +45493,278 @@ module top$store$tlb$stale(d,q,clock);
     end
           
 endmodule // top$store$tlb$stale
+
+
+module top$tok(clock,enable,clear,l_head,c_head,s_head,l_deps,c_deps,s_deps,l_active,c_active,s_active,l_done,c_done,s_done,l_job,c_job,s_job,l_ready,c_ready,s_ready,l_issue,c_issue,s_issue,l_stall,c_stall,s_stall,pop_lc,pop_cl,pop_cs,pop_sc,push_lc,push_cl,push_cs,push_sc,over_lc,over_cl,over_cs,over_sc,count_lc,count_cl,count_cs,count_sc);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  l_head;
+    input wire  c_head;
+    input wire  s_head;
+    input wire  [3:0] l_deps;
+    input wire  [3:0] c_deps;
+    input wire  [3:0] s_deps;
+    input wire  l_active;
+    input wire  c_active;
+    input wire  s_active;
+    input wire  l_done;
+    input wire  c_done;
+    input wire  s_done;
+    input wire  [3:0] l_job;
+    input wire  [3:0] c_job;
+    input wire  [3:0] s_job;
+    output reg  l_ready;
+    output reg  c_ready;
+    output reg  s_ready;
+    output reg  l_issue;
+    output reg  c_issue;
+    output reg  s_issue;
+    output reg  l_stall;
+    output reg  c_stall;
+    output reg  s_stall;
+    output reg  pop_lc;
+    output reg  pop_cl;
+    output reg  pop_cs;
+    output reg  pop_sc;
+    output reg  push_lc;
+    output reg  push_cl;
+    output reg  push_cs;
+    output reg  push_sc;
+    output reg  over_lc;
+    output reg  over_cl;
+    output reg  over_cs;
+    output reg  over_sc;
+    output reg  [8:0] count_lc;
+    output reg  [8:0] count_cl;
+    output reg  [8:0] count_cs;
+    output reg  [8:0] count_sc;
+    
+    // Stub signals
+    reg  [8:0] lc$d;
+    wire  [8:0] lc$q;
+    reg  lc$clock;
+    reg  [8:0] cl$d;
+    wire  [8:0] cl$q;
+    reg  cl$clock;
+    reg  [8:0] cs$d;
+    wire  [8:0] cs$q;
+    reg  cs$clock;
+    reg  [8:0] sc$d;
+    wire  [8:0] sc$q;
+    reg  sc$clock;
+    
+    // Local signals
+    reg  lr;
+    reg  cr;
+    reg  sr;
+    reg  li;
+    reg  ci;
+    reg  si;
+    reg  p_lc;
+    reg  p_cl;
+    reg  p_cs;
+    reg  p_sc;
+    reg  q_lc;
+    reg  q_cl;
+    reg  q_cs;
+    reg  q_sc;
+    reg  [8:0] a_lc;
+    reg  [8:0] a_cl;
+    reg  [8:0] a_cs;
+    reg  [8:0] a_sc;
+    reg  unused_flags;
+    
+    // Sub module instances
+    top$tok$lc lc(
+        .d(lc$d),
+        .q(lc$q),
+        .clock(lc$clock)
+    );
+    top$tok$cl cl(
+        .d(cl$d),
+        .q(cl$q),
+        .clock(cl$clock)
+    );
+    top$tok$cs cs(
+        .d(cs$d),
+        .q(cs$q),
+        .clock(cs$clock)
+    );
+    top$tok$sc sc(
+        .d(sc$d),
+        .q(sc$q),
+        .clock(sc$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        lc$clock = clock;
+        cl$clock = clock;
+        cs$clock = clock;
+        sc$clock = clock;
+        lc$d = lc$q;
+        cl$d = cl$q;
+        cs$d = cs$q;
+        sc$d = sc$q;
+        lr = ~l_deps[32'h1] | |cl$q;
+        cr = (~c_deps[32'h0] | |lc$q) & (~c_deps[32'h1] | |sc$q);
+        sr = ~s_deps[32'h0] | |cs$q;
+        li = (~l_active | l_done) & l_head & lr;
+        ci = (~c_active | c_done) & c_head & cr;
+        si = (~s_active | s_done) & s_head & sr;
+        l_ready = lr;
+        c_ready = cr;
+        s_ready = sr;
+        l_issue = li;
+        c_issue = ci;
+        s_issue = si;
+        l_stall = (~l_active | l_done) & l_head & ~li;
+        c_stall = (~c_active | c_done) & c_head & ~ci;
+        s_stall = (~s_active | s_done) & s_head & ~si;
+        p_lc = ci & c_deps[32'h0];
+        p_cl = li & l_deps[32'h1];
+        p_cs = si & s_deps[32'h0];
+        p_sc = ci & c_deps[32'h1];
+        q_lc = l_done & l_job[32'h3];
+        q_cl = c_done & c_job[32'h2];
+        q_cs = c_done & c_job[32'h3];
+        q_sc = s_done & s_job[32'h2];
+        pop_lc = p_lc;
+        pop_cl = p_cl;
+        pop_cs = p_cs;
+        pop_sc = p_sc;
+        push_lc = q_lc;
+        push_cl = q_cl;
+        push_cs = q_cs;
+        push_sc = q_sc;
+        a_lc = lc$q;
+        a_cl = cl$q;
+        a_cs = cs$q;
+        a_sc = sc$q;
+        if (p_lc) begin
+            a_lc = lc$q - 64'h1;
+        end
+        if (p_cl) begin
+            a_cl = cl$q - 64'h1;
+        end
+        if (p_cs) begin
+            a_cs = cs$q - 64'h1;
+        end
+        if (p_sc) begin
+            a_sc = sc$q - 64'h1;
+        end
+        over_lc = q_lc & (a_lc >= 64'hff);
+        over_cl = q_cl & (a_cl >= 64'hff);
+        over_cs = q_cs & (a_cs >= 64'hff);
+        over_sc = q_sc & (a_sc >= 64'hff);
+        count_lc = lc$q;
+        count_cl = cl$q;
+        count_cs = cs$q;
+        count_sc = sc$q;
+        if (enable) begin
+            lc$d = a_lc;
+            cl$d = a_cl;
+            cs$d = a_cs;
+            sc$d = a_sc;
+            if (q_lc) begin
+                lc$d = a_lc + 64'h1;
+            end
+            if (q_cl) begin
+                cl$d = a_cl + 64'h1;
+            end
+            if (q_cs) begin
+                cs$d = a_cs + 64'h1;
+            end
+            if (q_sc) begin
+                sc$d = a_sc + 64'h1;
+            end
+        end
+        unused_flags = ^l_deps ^ ^c_deps ^ ^s_deps ^ ^l_job ^ ^c_job ^ ^s_job;
+        if (clear) begin
+            lc$d = 32'h0;
+            cl$d = 32'h0;
+            cs$d = 32'h0;
+            sc$d = 32'h0;
+        end
+    end
+    
+endmodule // top$tok
+
+
+module top$tok$cl(d,q,clock);
+    
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 9'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$tok$cl
+
+
+module top$tok$cs(d,q,clock);
+    
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 9'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$tok$cs
+
+
+module top$tok$lc(d,q,clock);
+    
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 9'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$tok$lc
+
+
+module top$tok$sc(d,q,clock);
+    
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 9'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$tok$sc

@@ -106,8 +106,6 @@ reg [255:0] q_desc [0:@QN@-1];
 reg [@QDW@-1:0] r_q_rd [0:2];
 reg [@QDW@-1:0] r_q_wr [0:2];
 reg [@QDW@:0] r_q_count [0:2];
-// token counters (TokenQueue order: L->C, C->L, C->S, S->C)
-reg [8:0] r_tok [0:3];
 // the descriptor each unit executes
 reg [2:0] r_active;
 reg [31:0] r_job_index [0:2];
@@ -115,7 +113,7 @@ reg [3:0] r_job_deps [0:2];
 reg [7:0] r_job_op [0:2];
 reg [63:0] r_job_macs;
 
-integer ii, iq, ip, io, ia, ic;
+integer ii, iq, io, ia, ic;
 initial begin
    r_now = 64'd0; r_reset_cycle = 64'd0; r_last_progress = 64'd0;
    r_control = 32'd0; r_irq_status = 2'd0; r_irq_mask = 2'd0;
@@ -137,7 +135,6 @@ initial begin
       r_q_rd[ii] = 0; r_q_wr[ii] = 0; r_q_count[ii] = 0;
       r_job_index[ii] = 32'd0; r_job_deps[ii] = 4'd0; r_job_op[ii] = 8'd0;
    end
-   for (ii = 0; ii < 4; ii = ii + 1) r_tok[ii] = 9'd0;
    r_active = 3'd0; r_job_macs = 64'd0;
 end
 
@@ -274,21 +271,17 @@ always @(*) begin
    end
 end
 
-// ---- queue heads and tokens (U1) ----
+// ---- queue heads; their tokens (U1) are the `tok` block's ----
 reg [31:0] qh_index [0:2];
 reg [255:0] qh_desc [0:2];
-reg [2:0] qh_valid, qh_ready;
-reg [3:0] pop_q;               // a token is taken from counter q (if its consumer issues)
+reg [2:0] qh_valid;
+wire [2:0] qh_ready = {tok$s_ready, tok$c_ready, tok$l_ready};
 always @(*) begin
    for (iq = 0; iq < 3; iq = iq + 1) begin
       qh_index[iq] = q_index[iq * QD + r_q_rd[iq]];
       qh_desc[iq] = q_desc[iq * QD + r_q_rd[iq]];
       qh_valid[iq] = r_q_count[iq] != 0;
    end
-   // waits: load WAIT_NEXT on C->L; compute WAIT_PREV on L->C, WAIT_NEXT on S->C; store WAIT_PREV on C->S
-   qh_ready[0] = !qh_desc[0][9] || r_tok[1] != 9'd0;
-   qh_ready[1] = (!qh_desc[1][8] || r_tok[0] != 9'd0) && (!qh_desc[1][9] || r_tok[3] != 9'd0);
-   qh_ready[2] = !qh_desc[2][8] || r_tok[2] != 9'd0;
 end
 "#;
 
@@ -298,30 +291,19 @@ const FAULTS: &str = r#"
 reg dl, wd, ovf;
 reg [31:0] dl_idx, ovf_idx;
 reg cp_blocked;
-reg [2:0] complete, issue, tstall, denied;
-reg [3:0] push_q;
+// issue (U1), token stalls (P1), pops and pushes (U2): the `tok` block
+wire [2:0] complete = {store_done, cmp_done, load_done};
+wire [2:0] issue = {tok$s_issue, tok$c_issue, tok$l_issue};
+wire [2:0] tstall = {tok$s_stall, tok$c_stall, tok$l_stall};
+wire [3:0] pop_q = {tok$pop_sc, tok$pop_cs, tok$pop_cl, tok$pop_lc};
+wire [3:0] push_q = {tok$push_sc, tok$push_cs, tok$push_cl, tok$push_lc};
+wire [3:0] over_q = {tok$over_sc, tok$over_cs, tok$over_cl, tok$over_lc};
 reg f_any;
 reg [7:0] f_code;
 reg [31:0] f_idx;
 reg [63:0] f_addr_v;
 reg w_plan_busy;
 reg fence_drained;
-always @(*) begin
-   complete = {store_done, cmp_done, load_done};
-   for (ip = 0; ip < 3; ip = ip + 1) begin
-      issue[ip] = (!r_active[ip] || complete[ip]) && qh_valid[ip] && qh_ready[ip];
-      tstall[ip] = (!r_active[ip] || complete[ip]) && !issue[ip] && qh_valid[ip];
-   end
-   pop_q[0] = issue[1] && qh_desc[1][8];
-   pop_q[1] = issue[0] && qh_desc[0][9];
-   pop_q[2] = issue[2] && qh_desc[2][8];
-   pop_q[3] = issue[1] && qh_desc[1][9];
-   // signals: load SIGNAL_NEXT -> L->C; compute SIGNAL_PREV -> C->L, SIGNAL_NEXT -> C->S; store SIGNAL_PREV -> S->C
-   push_q[0] = complete[0] && r_job_deps[0][3];
-   push_q[1] = complete[1] && r_job_deps[1][2];
-   push_q[2] = complete[1] && r_job_deps[1][3];
-   push_q[3] = complete[2] && r_job_deps[2][2];
-end
 always @(*) begin
    // E1 deadlock
    dl = 1'b0; dl_idx = 32'd0;
@@ -337,7 +319,7 @@ always @(*) begin
    // U2 token overflow: a push onto a counter that stays at 255 after this cycle's pop
    ovf = 1'b0; ovf_idx = 32'd0;
    for (io = 3; io >= 0; io = io - 1) begin
-      if (push_q[io] && r_tok[io] - {8'd0, pop_q[io]} >= 9'd255) begin
+      if (over_q[io]) begin
          ovf = 1'b1;
          ovf_idx = (io == 0) ? r_job_index[0] : (io == 3) ? r_job_index[2] : r_job_index[1];
       end
@@ -359,39 +341,31 @@ wire w_go = w_act && !f_any;                  // the cycle happens (G3)
 
 /// The memory port (M1), response routing and the fetch buffer's arrivals.
 const PORT: &str = r#"
-// ---- the port (M1): command processor > store > load ----
-reg g_cp, g_store, g_load;
+// ---- the port (M1): command processor > store > load, the `port` block ----
+wire g_cp = port$g_cp, g_store = port$g_store, g_load = port$g_load;
+wire denied_store = port$denied_store, denied_load = port$denied_load;
+assign port$go = w_go;
+assign port$ready = port_ready;
+assign port$cp_req = cp_req;
+assign port$cp_kind = cp_kind;
+assign port$cp_addr = cp_addr;
+assign port$cp_own = cp_own[55:0];
+assign port$cp_wdata = {480'd0, r_fence_seqv} << {cp_addr[5:0] & 6'd@BM1@, 3'd0};
+assign port$cp_wmask = 64'hF << (cp_addr[5:0] & 6'd@BM1@);
+assign port$store_req = store_req;
+assign port$store_kind = store_kind;
+assign port$store_addr = store_addr;
+assign port$store_own = store_own;
+assign port$store_wdata = store_wdata;
+assign port$store_wmask = store_wmask;
+assign port$load_req = load_req;
+assign port$load_kind = load_kind;
+assign port$load_addr = load_addr;
+assign port$load_own = load_own;
 always @(*) begin
-   g_cp = 1'b0; g_store = 1'b0; g_load = 1'b0;
-   denied = 3'd0;
-   if (cp_req) g_cp = port_ready;
-   else if (store_req) g_store = port_ready;
-   else if (load_req) g_load = port_ready;
-   denied[2] = store_req && !g_store;
-   denied[0] = load_req && !g_load;
-   req_valid = w_go && (cp_req || store_req || load_req);
-   req_write = 1'b0; req_addr = 64'd0; req_wdata = 512'd0; req_wmask = 64'd0;
-   req_who = 2'd0; req_kind = 3'd0; req_tag = 64'd0;
-   if (cp_req) begin
-      req_who = 2'd0; req_kind = cp_kind; req_addr = cp_addr; req_tag[63:8] = cp_own[55:0];
-      if (cp_kind == K_FENCEW) begin
-         req_write = 1'b1;
-         req_wdata = {480'd0, r_fence_seqv} << {cp_addr[5:0] & 6'd@BM1@, 3'd0};
-         req_wmask = 64'hF << (cp_addr[5:0] & 6'd@BM1@);
-      end
-   end else if (store_req) begin
-      req_who = 2'd2; req_kind = store_kind; req_addr = store_addr; req_tag[63:8] = store_own[55:0];
-      req_write = store_kind == K_WRITE; req_wdata = store_wdata; req_wmask = store_wmask;
-   end else if (load_req) begin
-      req_who = 2'd1; req_kind = load_kind; req_addr = load_addr; req_tag[63:8] = load_own[55:0];
-   end
-   req_addr = req_addr & ~64'd@BM1@;
-   req_tag[1:0] = req_who;
-   req_tag[4:2] = req_kind;
-   if (!req_valid) begin
-      req_write = 1'b0; req_addr = 64'd0; req_wdata = 512'd0; req_wmask = 64'd0;
-      req_who = 2'd0; req_kind = 3'd0; req_tag = 64'd0;
-   end
+   req_valid = port$req_valid; req_write = port$req_write; req_addr = port$req_addr;
+   req_wdata = port$req_wdata; req_wmask = port$req_wmask; req_who = port$req_who;
+   req_kind = port$req_kind; req_tag = port$req_tag;
 end
 wire w_grant = req_valid && port_ready;
 wire w_take = w_go && resp_valid;             // the response is consumed
@@ -488,8 +462,6 @@ always @(posedge clock) begin
          end
          if (issue[1]) r_job_macs <= {48'd0, qh_desc[1][143:128]} * {48'd0, qh_desc[1][159:144]} * {48'd0, qh_desc[1][175:160]};
          if (complete[1] && r_job_op[1] == 8'd3) r_cnt[9] <= r_cnt[9] + r_job_macs;
-         for (ic = 0; ic < 4; ic = ic + 1)
-            r_tok[ic] <= r_tok[ic] - {8'd0, pop_q[ic]} + {8'd0, push_q[ic]};
          if (n_done != 3'd0) begin
             r_cnt[12] <= r_cnt[12] + {61'd0, n_done};
             r_last_progress <= r_now;
@@ -526,8 +498,8 @@ always @(posedge clock) begin
          r_cnt[2] <= r_cnt[2] + {63'd0, tstall[0]};
          r_cnt[5] <= r_cnt[5] + {63'd0, tstall[1]};
          r_cnt[7] <= r_cnt[7] + {63'd0, tstall[2]};
-         r_cnt[3] <= r_cnt[3] + {63'd0, denied[0]};
-         r_cnt[8] <= r_cnt[8] + {63'd0, denied[2]};
+         r_cnt[3] <= r_cnt[3] + {63'd0, denied_load};
+         r_cnt[8] <= r_cnt[8] + {63'd0, denied_store};
       end
    end else if (mmio_we) begin
       case (mmio_addr)
@@ -545,7 +517,6 @@ always @(posedge clock) begin
                r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
                r_fence <= 1'b0; r_fence_phase <= F_DRAIN;
                for (ic = 0; ic < 3; ic = ic + 1) begin r_q_rd[ic] <= 0; r_q_wr[ic] <= 0; r_q_count[ic] <= 0; end
-               for (ic = 0; ic < 4; ic = ic + 1) r_tok[ic] <= 9'd0;
                r_active <= 3'd0;
             end else begin
                r_control <= mmio_wdata & 32'h5;
@@ -633,5 +604,5 @@ end
 /// Bits that carry nothing here (named `unused*`, which Verilator's lint skips).
 const UNUSED: &str = r#"
 wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy, d_dend[63:0],
-   cp_own[63:56], denied[1]};
+   cp_own[63:56], tok$count_lc, tok$count_cl, tok$count_cs, tok$count_sc};
 "#;

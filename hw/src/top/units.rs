@@ -1,6 +1,7 @@
 //! Wiring of the child blocks: the command processor's translation cache
-//! (`cptlb`, a [`crate::xlat::Tlb`]), the compute unit (`compute`) and the two
-//! DMA units (`load`, `store`).
+//! (`cptlb`, a [`crate::xlat::Tlb`]), the issue rule and token counters
+//! (`tok`, a [`crate::tokens::Tokens`]), the compute unit (`compute`) and the
+//! two DMA units (`load`, `store`).
 //!
 //! Each DMA unit presents to the top, from the state at the start of the cycle:
 //! `<u>_req` (a request to offer), `<u>_kind` (`MemKind` code), `<u>_addr`
@@ -14,6 +15,7 @@ pub(super) fn wiring(_p: &Params) -> String {
     let mut s = String::from(CPTLB);
     s += COMPUTE;
     s += DMA;
+    s += TOKENS;
     s
 }
 
@@ -32,6 +34,29 @@ assign cptlb$pte_granted = w_act && port_ready && cp_req && cp_kind == K_PTE;
 assign cptlb$pte_valid = w_act && resp_valid && w_resp_who == 2'd0 && w_resp_kind == K_PTE;
 assign cptlb$pte_vpn = w_resp_vpn;
 assign cptlb$pte_entry = resp_data[{w_resp_off, 3'd0} +: 64];
+"#;
+
+/// The issue rule and the token counters ([`crate::tokens::Tokens`]).
+const TOKENS: &str = r#"
+// ---- the issue rule (U1) and the token counters (U2) ----
+assign tok$clock = clock;
+assign tok$enable = w_act;
+assign tok$clear = w_clear;
+assign tok$l_head = qh_valid[0];
+assign tok$c_head = qh_valid[1];
+assign tok$s_head = qh_valid[2];
+assign tok$l_deps = qh_desc[0][11:8];
+assign tok$c_deps = qh_desc[1][11:8];
+assign tok$s_deps = qh_desc[2][11:8];
+assign tok$l_active = r_active[0];
+assign tok$c_active = r_active[1];
+assign tok$s_active = r_active[2];
+assign tok$l_done = load_done;
+assign tok$c_done = cmp_done;
+assign tok$s_done = store_done;
+assign tok$l_job = r_job_deps[0];
+assign tok$c_job = r_job_deps[1];
+assign tok$s_job = r_job_deps[2];
 "#;
 
 const COMPUTE: &str = r#"
