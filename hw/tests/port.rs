@@ -2,6 +2,8 @@
 //! rule and the port table of `docs/rtl.md`, on random offers under rust-hdl's
 //! simulator, and its Verilog alone under Verilator's linter.
 
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)]
+
 mod common;
 use common::Rng;
 use npukit_hw::port::{Port, KIND_FENCE_WRITE, KIND_WRITE};
