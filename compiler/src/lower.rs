@@ -536,6 +536,28 @@ pub(crate) fn lower_graph(
                 let ys = tensors[tid[&i]].shape;
                 let cr = conv_requant(c, ins[0].quant, xs.c).map_err(err)?;
                 let (bias, rq) = (&cr.bias, cr.requant);
+                // The GEMM of output channels col0 .. col0 + n.
+                let conv_gemm = |geo: Geo, ch: Vec<Chunk>, col0: usize, n: usize, weights| {
+                    Kernel::Gemm(Gemm {
+                        x,
+                        y: tid[&i],
+                        col0,
+                        geo,
+                        m: geo.p(),
+                        k: ch.iter().map(|c| c.w).sum(),
+                        n,
+                        chunks: ch,
+                        weights,
+                        tensor_weights: None,
+                        bias: Some(bias[col0..col0 + n].to_vec()),
+                        output: LoweredOutput::Int8(Requant {
+                            relu: act_relu(c.act),
+                            ..rq
+                        }),
+                        qtab: cr.per_channel.as_ref().map(|t| t[col0..col0 + n].to_vec()),
+                        pad: ins[0].quant.zero_point as i8,
+                    })
+                };
                 if tensors[x].space_to_depth {
                     let (pt, kh) = space_to_depth_dim(c.pads[0], c.kernel[0]);
                     let (pl, kw) = space_to_depth_dim(c.pads[1], c.kernel[1]);
@@ -575,25 +597,7 @@ pub(crate) fn lower_graph(
                             _ => 0,
                         }
                     });
-                    vec![Kernel::Gemm(Gemm {
-                        x,
-                        y: tid[&i],
-                        col0: 0,
-                        geo,
-                        m: geo.p(),
-                        k: ch.iter().map(|c| c.w).sum(),
-                        n,
-                        chunks: ch,
-                        weights,
-                        tensor_weights: None,
-                        bias: Some(bias.clone()),
-                        output: LoweredOutput::Int8(Requant {
-                            relu: act_relu(c.act),
-                            ..rq
-                        }),
-                        qtab: cr.per_channel.clone(),
-                        pad: ins[0].quant.zero_point as i8,
-                    })]
+                    vec![conv_gemm(geo, ch, 0, n, weights)]
                 } else {
                     let geo = Geo {
                         n: xs.n,
@@ -637,26 +641,7 @@ pub(crate) fn lower_graph(
                             let grp = g0 + gi;
                             c.weights[(((grp * kh + ky) * kw + kx) * cin_g + cig) * cout_g + coj]
                         });
-                        let col0 = g0 * cout_g;
-                        ks.push(Kernel::Gemm(Gemm {
-                            x,
-                            y: tid[&i],
-                            col0,
-                            geo,
-                            m: geo.p(),
-                            k: ch.iter().map(|c| c.w).sum(),
-                            n,
-                            chunks: ch,
-                            weights,
-                            tensor_weights: None,
-                            bias: Some(bias[col0..col0 + n].to_vec()),
-                            output: LoweredOutput::Int8(Requant {
-                                relu: act_relu(c.act),
-                                ..rq
-                            }),
-                            qtab: cr.per_channel.as_ref().map(|t| t[col0..col0 + n].to_vec()),
-                            pad: ins[0].quant.zero_point as i8,
-                        }));
+                        ks.push(conv_gemm(geo, ch, g0 * cout_g, n, weights));
                         g0 += gs;
                     }
                     ks
