@@ -80,8 +80,8 @@ enum PendingOp {
 /// What an ONNX tensor name stands for.
 #[derive(Debug, Clone)]
 enum Value {
-    /// The float graph input, not yet quantized.
-    FloatInput,
+    /// The float graph input (its name), not yet quantized.
+    FloatInput(String),
     /// An int8 IR tensor (quantized values).
     Q(String),
     /// The float value of an int8 IR tensor.
@@ -137,6 +137,53 @@ fn tensor_matmul(name: &str) -> TensorMatmul {
     }
 }
 
+/// A dequantized constant: one scale (and zero point) or one per slice of
+/// axis 0, every scale positive. (Found by the `onnx` fuzz target: an empty
+/// scale or zero-point tensor divided by zero.)
+fn const_dq(
+    n: &wire::Node,
+    c: &Const,
+    scales: Vec<f64>,
+    zps: Vec<i64>,
+) -> Result<ConstDq, CompileError> {
+    if scales.is_empty() || !(zps.len() == 1 || zps.len() == scales.len()) {
+        return Err(err(
+            n,
+            format!(
+                "{} scales and {} zero points: expected one of each, or as many zero points as scales",
+                scales.len(),
+                zps.len()
+            ),
+        ));
+    }
+    if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        return Err(err(n, format!("scale {s} must be positive")));
+    }
+    Ok(ConstDq {
+        ints: c.vals.iter().map(|&v| v as i64).collect(),
+        dims: c.dims.clone(),
+        scales,
+        zps,
+        dtype: c.dtype,
+    })
+}
+
+/// Weights must be int8 or uint8 values. (Seen while writing the `onnx` fuzz target:
+/// int32 weights were truncated to int8 without a word.)
+fn int8_weights(n: &wire::Node, dt: i64) -> Result<(), CompileError> {
+    if dt == dtype::INT8 || dt == dtype::UINT8 {
+        Ok(())
+    } else {
+        Err(err(
+            n,
+            format!(
+                "its weights are {}: int8 or uint8 weights only",
+                dtype::name(dt)
+            ),
+        ))
+    }
+}
+
 /// int8 from an int8 or uint8 ONNX value.
 fn to_i8(v: i64, dt: i64) -> i64 {
     if dt == dtype::UINT8 {
@@ -147,12 +194,6 @@ fn to_i8(v: i64, dt: i64) -> i64 {
 }
 
 impl Importer {
-    fn b(&mut self) -> &mut GraphBuilder {
-        self.b
-            .as_mut()
-            .expect("the input is created before any node reads it")
-    }
-
     fn get(&self, n: &wire::Node, i: usize) -> Result<&Value, CompileError> {
         let name = n
             .inputs
@@ -241,13 +282,8 @@ impl Importer {
             Some(Value::Const(c)) => c.vals.iter().map(|&v| v as i64).collect(),
             _ => vec![0],
         };
-        let w = ConstDq {
-            ints: wq.vals.iter().map(|&v| v as i64).collect(),
-            dims: wq.dims,
-            scales,
-            zps,
-            dtype: wq.dtype,
-        };
+        int8_weights(n, wq.dtype)?;
+        let w = const_dq(n, &wq, scales, zps)?;
         if w.zps.iter().any(|&z| to_i8(z, w.dtype) != 0) {
             return Err(err(
                 n,
@@ -261,7 +297,7 @@ impl Importer {
     fn dq_input(&self, n: &wire::Node, i: usize) -> Result<String, CompileError> {
         match self.get(n, i)? {
             Value::Dq(t) => Ok(t.clone()),
-            Value::FloatInput | Value::Const(_) | Value::Pending(..) => Err(err(
+            Value::FloatInput(_) | Value::Const(_) | Value::Pending(..) => Err(err(
                 n,
                 format!(
                     "reads the float tensor `{}`, which is not dequantized from int8: a float model \
@@ -277,6 +313,7 @@ impl Importer {
     fn weights(&self, n: &wire::Node, i: usize) -> Result<ConstDq, CompileError> {
         match self.get(n, i)? {
             Value::ConstDq(c) => {
+                int8_weights(n, c.dtype)?;
                 if c.zps.iter().any(|&z| to_i8(z, c.dtype) != 0) {
                     return Err(err(n, "weights with a zero point other than 0 (asymmetric) are not supported"));
                 }
@@ -335,16 +372,40 @@ impl Importer {
     }
 
     fn ensure_input(&mut self, name: &str, dims: &[i64], q: Quant) -> Result<(), CompileError> {
+        let ctx = || format!("ONNX input {name}");
         if self.b.is_some() {
+            // Quantized again: one IR input, so only with the same parameters.
+            let have = self.quant_of(name);
+            if (have.scale / q.scale - 1.0).abs() > 1e-6 || have.zero_point != q.zero_point {
+                return Err(CompileError::Invalid {
+                    context: ctx(),
+                    message: format!(
+                        "is quantized twice, with scale {} zero point {} and scale {} zero point {}",
+                        have.scale, have.zero_point, q.scale, q.zero_point
+                    ),
+                });
+            }
             return Ok(());
         }
         let d: Vec<usize> = dims.iter().map(|&x| x.max(1) as usize).collect();
+        // (Seen while writing the `onnx` fuzz target: the random data of a [1, 2^40]
+        // input was allocated.)
+        let max = crate::workload::MAX_ELEMENTS;
+        if d.iter()
+            .try_fold(1usize, |a, &x| a.checked_mul(x))
+            .is_none_or(|e| e > max)
+        {
+            return Err(CompileError::Invalid {
+                context: ctx(),
+                message: format!("shape {dims:?} has more than {max} elements"),
+            });
+        }
         let (shape, matrix) = match d[..] {
             [n, c, h, w] => (Shape::nhwc(n, h, w, c), false),
             [n, f] => (Shape::matrix(n, f), true),
             _ => {
                 return Err(CompileError::Invalid {
-                    context: format!("ONNX input {name}"),
+                    context: ctx(),
                     message: format!("shape {dims:?} must be [n, c, h, w] or [n, features]"),
                 })
             }
@@ -554,7 +615,15 @@ impl Importer {
     /// Adds a node reading IR tensors; returns the IR tensor name (the node's).
     fn add(&mut self, node: Node, ins: &[&str]) -> Result<String, CompileError> {
         let name = node.name().to_string();
-        self.b().add(node, ins)?;
+        // A node that reads no IR tensor (a Concat of nothing) can come
+        // before the input is quantized. (Seen while writing the `onnx` fuzz target.)
+        let Some(b) = self.b.as_mut() else {
+            return Err(CompileError::Invalid {
+                context: format!("ONNX node {name}"),
+                message: "comes before the graph input is quantized and reads none of it".into(),
+            });
+        };
+        b.add(node, ins)?;
         Ok(name)
     }
 
@@ -608,8 +677,10 @@ impl Importer {
             "QuantizeLinear" => {
                 let q = self.scalar_quant(n, 1, 2)?;
                 match self.get(n, 0)?.clone() {
-                    Value::FloatInput => {
-                        let x = n.inputs[0].clone();
+                    Value::FloatInput(x) => {
+                        // `x`, not this node's input name: that may be an
+                        // Identity of the input. (Seen while writing the `onnx` fuzz
+                        // target: the dims were looked up under that name.)
                         self.ensure_input(&x, &inputs[&x], q)?;
                         Value::Q(x)
                     }
@@ -703,13 +774,7 @@ impl Importer {
                             "per-axis scales are supported on axis 0 (output channels) only",
                         ));
                     }
-                    Value::ConstDq(ConstDq {
-                        ints: c.vals.iter().map(|&v| v as i64).collect(),
-                        dims: c.dims.clone(),
-                        scales,
-                        zps,
-                        dtype: c.dtype,
-                    })
+                    Value::ConstDq(const_dq(n, &c, scales, zps)?)
                 }
                 _ => {
                     return Err(err(
@@ -1006,7 +1071,8 @@ pub fn parse_onnx(bytes: &[u8], name: &str) -> Result<Workload, CompileError> {
     input_dims.insert(inp.name.clone(), dims.clone());
     match inp.elem_type {
         dtype::FLOAT => {
-            imp.vals.insert(inp.name.clone(), Value::FloatInput);
+            imp.vals
+                .insert(inp.name.clone(), Value::FloatInput(inp.name.clone()));
         }
         t @ (dtype::INT8 | dtype::UINT8) => {
             // A quantized input: its scale comes from the QLinear op that reads it.

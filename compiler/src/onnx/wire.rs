@@ -221,13 +221,28 @@ impl Tensor {
         Ok(t)
     }
 
-    pub fn elems(&self) -> usize {
-        self.dims.iter().map(|&d| d.max(0) as usize).product()
+    /// The element count of the dims: an error for a negative dimension or
+    /// more than [`MAX_ELEMENTS`](crate::workload::MAX_ELEMENTS) elements.
+    /// (Found by the `onnx` fuzz target: the product overflowed.)
+    pub fn elems(&self) -> Result<usize, String> {
+        let max = crate::workload::MAX_ELEMENTS;
+        self.dims
+            .iter()
+            .try_fold(1usize, |n, &d| {
+                let d = usize::try_from(d).ok()?;
+                n.checked_mul(d).filter(|&n| n <= max)
+            })
+            .ok_or_else(|| {
+                format!(
+                    "tensor {} has dims {:?}: a negative dimension, or more than {max} elements",
+                    self.name, self.dims
+                )
+            })
     }
 
     /// The values as f64 (float, double, integer types), checked against the dims.
     pub fn values(&self) -> Result<Vec<f64>, String> {
-        let n = self.elems();
+        let n = self.elems()?;
         let v: Vec<f64> = if !self.raw.is_empty() {
             let (size, f): (usize, fn(&[u8]) -> f64) = match self.data_type {
                 dtype::FLOAT => (4, |c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64),
