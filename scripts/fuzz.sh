@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz / libFuzzer) for a bounded time:
 # every target in fuzz/ for FUZZ_SECONDS seconds (default 25), starting from
-# the checked-in seed corpora (fuzz/corpus/TARGET); new inputs go to
+# the checked-in seed corpora (fuzz/corpus/TARGET; the `onnx` target also
+# starts from the models in workloads/onnx/); new inputs go to
 # fuzz/target/corpus-run (not checked in). A crash, a hang (-timeout) or an
 # allocation past -rss_limit_mb fails the run and leaves the input in
 # fuzz/artifacts/TARGET. Then the planted-bug check: a build whose descriptor
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/../fuzz"
 
 secs="${FUZZ_SECONDS:-25}"
 planted_secs="${PLANTED_SECONDS:-120}"
-targets=(${FUZZ_TARGETS:-decode model workload ioctl ioctl_server})
+targets=(${FUZZ_TARGETS:-decode model workload onnx ioctl ioctl_server})
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "npukit fuzz: cargo-fuzz is missing; installing it from crates.io (cargo install cargo-fuzz --locked)"
@@ -35,9 +36,13 @@ cargo fuzz build "${flags[@]}"
 for t in "${targets[@]}"; do
     work="target/corpus-run/$t"
     mkdir -p "$work" "artifacts/$t"
+    seeds=("corpus/$t")
+    if [ "$t" = onnx ]; then
+        seeds+=(../workloads/onnx)
+    fi
     echo "npukit fuzz: $t for ${secs} s"
     log="target/fuzz-$t.log"
-    if ! cargo fuzz run "${flags[@]}" "$t" "$work" "corpus/$t" -- \
+    if ! cargo fuzz run "${flags[@]}" "$t" "$work" "${seeds[@]}" -- \
         -max_total_time="$secs" "${libfuzzer[@]}" >"$log" 2>&1; then
         tail -n 60 "$log"
         echo "npukit fuzz: target $t FAILED (input kept in fuzz/artifacts/$t)"

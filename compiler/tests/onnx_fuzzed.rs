@@ -214,9 +214,7 @@ fn a_concat_of_nothing_before_the_input_is_quantized_is_an_error() {
 #[test]
 fn int32_weights_are_refused_not_truncated() {
     let (mut inits, nodes) = qdq_dense();
-    let raw: Vec<u8> = (0..32)
-        .flat_map(|i| (300 * i as i32).to_le_bytes())
-        .collect();
+    let raw: Vec<u8> = (0..32i32).flat_map(|i| (300 * i).to_le_bytes()).collect();
     inits[1] = tensor("w", 6, &[8, 4], &raw);
     let e = err(&model(&input(&[1, 8]), &inits, &nodes, &["y"]));
     assert!(

@@ -400,34 +400,36 @@ pub trait Ioctl {
 
     /// `GET_PARAM` returning the value.
     fn param(&self, param: u32) -> IoctlResult<u64> {
-        let mut p = GetParam {
+        let p = GetParam {
             param,
             ..GetParam::default()
         };
-        self.ioctl(uapi::DRM_IOCTL_NPUKIT_GET_PARAM, &mut p as *mut _ as u64)?;
-        Ok(p.value)
+        Ok(call(self, uapi::DRM_IOCTL_NPUKIT_GET_PARAM, p)?.value)
     }
 
     /// `BO_CREATE` of `size` bytes.
     fn create_bo(&self, size: u64, flags: u32) -> IoctlResult<BoCreate> {
-        let mut b = BoCreate {
+        let b = BoCreate {
             size,
             flags,
             ..BoCreate::default()
         };
-        self.ioctl(uapi::DRM_IOCTL_NPUKIT_BO_CREATE, &mut b as *mut _ as u64)?;
-        Ok(b)
+        call(self, uapi::DRM_IOCTL_NPUKIT_BO_CREATE, b)
     }
 
     /// `GEM_CLOSE` of a handle.
     fn close_bo(&self, handle: u32) -> IoctlResult {
-        let mut c = DrmGemClose { handle, pad: 0 };
-        self.ioctl(uapi::DRM_IOCTL_GEM_CLOSE, &mut c as *mut _ as u64)
+        call(
+            self,
+            uapi::DRM_IOCTL_GEM_CLOSE,
+            DrmGemClose { handle, pad: 0 },
+        )
+        .map(drop)
     }
 
     /// SUBMIT of `len` bytes at `offset` in `cmd` using `bos`; the sequence number.
     fn submit_job(&self, cmd: u32, offset: u64, len: u64, bos: &[u32]) -> IoctlResult<u64> {
-        let mut s = Submit {
+        let s = Submit {
             cmd_handle: cmd,
             cmd_offset: offset,
             cmd_length: len,
@@ -435,30 +437,34 @@ pub trait Ioctl {
             bo_count: bos.len() as u32,
             ..Submit::default()
         };
-        self.ioctl(uapi::DRM_IOCTL_NPUKIT_SUBMIT, &mut s as *mut _ as u64)?;
-        Ok(s.seq)
+        Ok(call(self, uapi::DRM_IOCTL_NPUKIT_SUBMIT, s)?.seq)
     }
 
     /// WAIT with a relative timeout in nanoseconds.
     fn wait_job(&self, seq: u64, timeout_ns: i64) -> IoctlResult<Wait> {
-        let mut w = Wait {
+        let w = Wait {
             seq,
             timeout_ns: monotonic_ns().saturating_add(timeout_ns),
             ..Wait::default()
         };
-        self.ioctl(uapi::DRM_IOCTL_NPUKIT_WAIT, &mut w as *mut _ as u64)?;
-        Ok(w)
+        call(self, uapi::DRM_IOCTL_NPUKIT_WAIT, w)
     }
 
     /// JOB_STATS of a finished job.
     fn stats_of(&self, seq: u64) -> IoctlResult<JobStats> {
-        let mut s = JobStats {
+        let s = JobStats {
             seq,
             ..JobStats::default()
         };
-        self.ioctl(uapi::DRM_IOCTL_NPUKIT_JOB_STATS, &mut s as *mut _ as u64)?;
-        Ok(s)
+        call(self, uapi::DRM_IOCTL_NPUKIT_JOB_STATS, s)
     }
+}
+
+/// One ioctl on `arg` (the struct the request names); the struct as the
+/// driver left it.
+fn call<T>(f: &(impl Ioctl + ?Sized), req: u32, mut arg: T) -> IoctlResult<T> {
+    f.ioctl(req, &mut arg as *mut T as u64)?;
+    Ok(arg)
 }
 
 impl Ioctl for File {

@@ -24,6 +24,33 @@ use npukit_sim::{Device, DeviceMemory, RunExit};
 
 use crate::backend::BackendDevice;
 
+/// A small seeded generator (xorshift64) for the fault campaign
+/// (`npukit-campaign`) and the shim's randomized tests: the same seed gives
+/// the same faults and ioctls on every machine. Not for anything secret.
+#[derive(Debug, Clone, Copy)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator from `seed` (zero, the one state xorshift never leaves, is replaced).
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// A value below `n` (> 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
 /// One scripted fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {

@@ -36,5 +36,5 @@ pub use backend::Backend;
 pub use client::{Accel, AccelFile, Client, RemoteFile};
 pub use driver::{DeviceFactory, JobResult, Options, ShimError, Usage};
 pub use errno::{Errno, IoctlResult};
-pub use fault::{Fault, Injection, JobRef};
+pub use fault::{Fault, Injection, JobRef, XorShift};
 pub use server::Server;

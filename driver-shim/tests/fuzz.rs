@@ -6,31 +6,19 @@ mod common;
 use common::*;
 
 use npukit_shim::uapi::*;
-use npukit_shim::Errno;
+use npukit_shim::{Errno, XorShift as Rng};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// Small values most of the time, so that validation goes deep.
-    fn field(&mut self) -> u64 {
-        match self.below(8) {
-            0 => 0,
-            1 => self.below(8),
-            2 => self.below(8) * 32,
-            3 => self.below(1 << 16),
-            4 => self.next(),
-            5 => 4096 * self.below(4),
-            6 => (1 << 32) + 4096 * self.below(64),
-            _ => self.below(64),
-        }
+/// A struct field: small values most of the time, so that validation goes deep.
+fn field(rng: &mut Rng) -> u64 {
+    match rng.below(8) {
+        0 => 0,
+        1 => rng.below(8),
+        2 => rng.below(8) * 32,
+        3 => rng.below(1 << 16),
+        4 => rng.next_u64(),
+        5 => 4096 * rng.below(4),
+        6 => (1 << 32) + 4096 * rng.below(64),
+        _ => rng.below(64),
     }
 }
 
@@ -42,7 +30,7 @@ fn random_ioctls_fail_cleanly_and_the_shim_keeps_working() {
         o.mem_bytes = 16 << 20;
     });
     let files: Vec<_> = (0..3).map(|_| s.open().unwrap()).collect();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut scratch = [0u64; 64];
     for (i, w) in scratch.iter_mut().enumerate() {
         // As __u32 handles: 1, 2, 3, ... (some exist, some do not).
@@ -64,13 +52,13 @@ fn random_ioctls_fail_cleanly_and_the_shim_keeps_working() {
     for i in 0..20_000 {
         let f = &files[rng.below(3) as usize];
         let req = if rng.below(16) == 0 {
-            rng.next() as u32
+            rng.next_u64() as u32
         } else {
             reqs[rng.below(reqs.len() as u64) as usize]
         };
         let mut arg = [0u64; 8];
         for w in arg.iter_mut() {
-            *w = rng.field();
+            *w = field(&mut rng);
         }
         // Pointer fields get harmless values only: NULL, unmapped, or scratch.
         let ptr = |r: &mut Rng| match r.below(3) {

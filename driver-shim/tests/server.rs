@@ -117,13 +117,8 @@ fn processes_run_at_once_on_the_one_device() {
 /// BO handle list, deadlines either past or far away), run on `f`; the
 /// result and output bytes of every call.
 fn ioctl_script(f: &dyn Ioctl, seed: u64) -> Vec<(u32, Result<(), Errno>, Vec<u64>)> {
-    let mut x = seed;
-    let mut rnd = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = npukit_shim::XorShift::new(seed);
+    let mut rnd = move || rng.next_u64();
     let reqs = KNOWN_IOCTLS.map(|k| k.0);
     let mut handles = [0u32; 8];
     let mut strings = [0u8; 96];

@@ -15,7 +15,7 @@ use std::ffi::c_void;
 use std::sync::Once;
 
 use libfuzzer_sys::fuzz_target;
-use npukit_fuzz::ioctl_ops::{run, Dev};
+use npukit_fuzz::ioctl_ops::{run, Dev, Map};
 use npukit_shim::preload::*;
 use npukit_shim::Usage;
 
@@ -53,18 +53,11 @@ impl Dev for Preload {
         // SAFETY: the shim only reaches `arg` through checked copies.
         unsafe { npukit_preload_ioctl(FD0 + slot as i32, req as libc::c_ulong, arg as *mut c_void) }
     }
-    fn mmap(
-        &mut self,
-        slot: usize,
-        addr: *mut c_void,
-        len: usize,
-        flags: i32,
-        offset: i64,
-    ) -> Result<*mut c_void, i32> {
+    fn mmap(&mut self, slot: usize, m: Map) -> Result<*mut c_void, i32> {
         let mut out: *mut c_void = std::ptr::null_mut();
+        let fd = FD0 + slot as i32;
         // SAFETY: `out` is a valid pointer to write.
-        let r =
-            unsafe { npukit_preload_mmap(FD0 + slot as i32, addr, len, flags, offset, &mut out) };
+        let r = unsafe { npukit_preload_mmap(fd, m.addr, m.len, m.flags, m.offset, &mut out) };
         if r == 0 {
             Ok(out)
         } else {

@@ -11,7 +11,7 @@ use std::ffi::c_void;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use npukit_fuzz::ioctl_ops::{run, Dev};
+use npukit_fuzz::ioctl_ops::{run, Dev, Map};
 use npukit_shim::{Client, Ioctl, Options, RemoteFile, Server, Usage};
 
 fn client() -> &'static Client {
@@ -55,22 +55,15 @@ impl Dev for Remote {
             Err(e) => -e.0,
         }
     }
-    fn mmap(
-        &mut self,
-        slot: usize,
-        addr: *mut c_void,
-        len: usize,
-        flags: i32,
-        offset: i64,
-    ) -> Result<*mut c_void, i32> {
+    fn mmap(&mut self, slot: usize, m: Map) -> Result<*mut c_void, i32> {
         let Some(f) = &self.0[slot] else {
             return Err(-libc::EBADF);
         };
-        if flags & libc::MAP_FIXED != 0 && !addr.is_null() {
+        if m.flags & libc::MAP_FIXED != 0 && !m.addr.is_null() {
             return Err(-libc::EINVAL);
         }
-        let offset = u64::try_from(offset).map_err(|_| -libc::EINVAL)?;
-        f.mmap(offset, len as u64)
+        let offset = u64::try_from(m.offset).map_err(|_| -libc::EINVAL)?;
+        f.mmap(offset, m.len as u64)
             .map(|p| p.cast())
             .map_err(|e| -e.0)
     }

@@ -20,17 +20,19 @@ pub trait Dev {
     fn open(&mut self, slot: usize);
     fn close(&mut self, slot: usize);
     fn ioctl(&mut self, slot: usize, req: u64, arg: u64) -> i32;
-    fn mmap(
-        &mut self,
-        slot: usize,
-        addr: *mut c_void,
-        len: usize,
-        flags: i32,
-        offset: i64,
-    ) -> Result<*mut c_void, i32>;
+    fn mmap(&mut self, slot: usize, m: Map) -> Result<*mut c_void, i32>;
     fn munmap(&mut self, p: *mut c_void, len: usize) -> i32;
     /// What the device holds (None: not known yet).
     fn usage(&mut self) -> Option<Usage>;
+}
+
+/// The arguments of one `mmap(addr, len, PROT_READ | PROT_WRITE, flags, fd, offset)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Map {
+    pub addr: *mut c_void,
+    pub len: usize,
+    pub flags: i32,
+    pub offset: i64,
 }
 
 /// Two pages: an argument buffer, then a PROT_NONE guard page.
@@ -111,6 +113,12 @@ fn pointer(sel: u64, arena: &Arena, scratch: u64) -> u64 {
     }
 }
 
+/// An ioctl of the final check, which must succeed.
+fn ok<T>(dev: &mut dyn Dev, slot: usize, req: u32, arg: &mut T) {
+    let r = dev.ioctl(slot, req as u64, arg as *mut T as u64);
+    assert_eq!(r, 0, "ioctl {req:#x} of the final check");
+}
+
 /// After the input: a fresh file copies 256 bytes through the device bit-exact.
 fn device_still_works(dev: &mut dyn Dev) {
     let slot = FILES;
@@ -120,12 +128,7 @@ fn device_still_works(dev: &mut dyn Dev) {
             size,
             ..BoCreate::default()
         };
-        let r = dev.ioctl(
-            slot,
-            DRM_IOCTL_NPUKIT_BO_CREATE as u64,
-            &mut b as *mut _ as u64,
-        );
-        assert_eq!(r, 0);
+        ok(dev, slot, DRM_IOCTL_NPUKIT_BO_CREATE, &mut b);
         b
     };
     let (src, dst) = (bo(dev, 4096), bo(dev, 4096));
@@ -145,14 +148,13 @@ fn device_still_works(dev: &mut dyn Dev) {
     let prog = p.encode();
     let cmd = bo(dev, 4096);
     let map = |dev: &mut dyn Dev, b: &BoCreate| {
-        let r = dev.mmap(
-            slot,
-            std::ptr::null_mut(),
-            4096,
-            libc::MAP_SHARED,
-            b.mmap_offset as i64,
-        );
-        r.expect("mmap of a fresh BO").cast::<u8>()
+        let m = Map {
+            addr: std::ptr::null_mut(),
+            len: 4096,
+            flags: libc::MAP_SHARED,
+            offset: b.mmap_offset as i64,
+        };
+        dev.mmap(slot, m).expect("mmap of a fresh BO").cast::<u8>()
     };
     let (ps, pd, pc) = (map(dev, &src), map(dev, &dst), map(dev, &cmd));
     let pattern: Vec<u8> = (0..256u32).map(|i| (i * 7 + 3) as u8).collect();
@@ -169,19 +171,13 @@ fn device_still_works(dev: &mut dyn Dev) {
         bo_count: 2,
         ..Submit::default()
     };
-    let r = dev.ioctl(
-        slot,
-        DRM_IOCTL_NPUKIT_SUBMIT as u64,
-        &mut s as *mut _ as u64,
-    );
-    assert_eq!(r, 0);
+    ok(dev, slot, DRM_IOCTL_NPUKIT_SUBMIT, &mut s);
     let mut w = Wait {
         seq: s.seq,
         timeout_ns: npukit_shim::api::monotonic_ns() + 10_000_000_000,
         ..Wait::default()
     };
-    let r = dev.ioctl(slot, DRM_IOCTL_NPUKIT_WAIT as u64, &mut w as *mut _ as u64);
-    assert_eq!(r, 0);
+    ok(dev, slot, DRM_IOCTL_NPUKIT_WAIT, &mut w);
     assert_eq!(w.status, status::OK, "{w:?}");
     // SAFETY: pd maps the 4 KiB destination BO.
     let got = unsafe { std::slice::from_raw_parts(pd, 256) };
@@ -223,7 +219,16 @@ pub fn run(dev: &mut dyn Dev, data: &[u8]) {
                 } else {
                     libc::MAP_FIXED
                 };
-                let m = dev.mmap(slot, scratch_ptr as *mut c_void, len, flags, offset);
+                let addr = scratch_ptr as *mut c_void;
+                let m = dev.mmap(
+                    slot,
+                    Map {
+                        addr,
+                        len,
+                        flags,
+                        offset,
+                    },
+                );
                 let (r, out) = match m {
                     Ok(p) => (0, p),
                     Err(e) => (e, std::ptr::null_mut()),

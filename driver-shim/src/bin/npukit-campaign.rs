@@ -27,7 +27,7 @@ use npukit_abi::desc::{deps, Matmul, Max};
 use npukit_abi::program::Program;
 use npukit_abi::ErrorCode;
 use npukit_shim::uapi::{err, status, BoCreate};
-use npukit_shim::{Accel, AccelFile, Errno, Ioctl, Options, Server};
+use npukit_shim::{Accel, AccelFile, Errno, Ioctl, Options, Server, XorShift as Rng};
 
 const SEC: i64 = 1_000_000_000;
 /// The driver's watchdog on the campaign's device (a GEMM job makes
@@ -38,20 +38,6 @@ const M: usize = 8;
 const K: usize = 16;
 const N: usize = 16;
 const SENTINEL: u8 = 0xCD;
-
-#[derive(Debug, Clone, Copy)]
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// The figures of one client, or all together.
 #[derive(Debug, Clone, Default)]
@@ -209,7 +195,7 @@ impl Ctx {
         let mut w = vec![0u8; K * N];
         a.iter_mut()
             .chain(w.iter_mut())
-            .for_each(|b| *b = rng.next() as u8);
+            .for_each(|b| *b = rng.next_u64() as u8);
         self.a.write(0, &a);
         self.w.write(0, &w);
         cpu_gemm(&a, &w)
@@ -316,7 +302,7 @@ fn faults_client(
     registry: &Path,
 ) -> Counts {
     let mut c = Counts::default();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     let mut ctxs: Vec<Ctx> = Vec::new();
     for i in 0..contexts {
         match Ctx::new(dev) {
@@ -492,7 +478,7 @@ fn faults_client(
 /// One soak client: a random mix of operations until `deadline`.
 fn soak_client(dev: &Accel, me: &str, seed: u64, deadline: Instant) -> Counts {
     let mut c = Counts::default();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     let mut ctxs: Vec<Ctx> = Vec::new();
     let mut extra: Vec<(usize, Bo)> = Vec::new();
     while Instant::now() < deadline {
@@ -556,7 +542,7 @@ fn soak_client(dev: &Accel, me: &str, seed: u64, deadline: Instant) -> Counts {
             5 if !ctxs.is_empty() => {
                 // Bad arguments: each must fail cleanly.
                 let x = &ctxs[rng.below(ctxs.len() as u64) as usize];
-                let r = x.f.ioctl(rng.next() as u32, 0xDEAD_0000_0000);
+                let r = x.f.ioctl(rng.next_u64() as u32, 0xDEAD_0000_0000);
                 let r2 = x.f.submit_job(x.cmd.b.handle, 16, 32, &[]);
                 if r != Err(Errno::ENOTTY) && r != Err(Errno::EFAULT) || r2 != Err(Errno::EINVAL) {
                     eprintln!("{me}: bad ioctls answered {r:?}, {r2:?}");
