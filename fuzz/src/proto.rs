@@ -146,35 +146,17 @@ fn at<'a>(root: &'a mut Vec<Field>, path: &[usize]) -> &'a mut Vec<Field> {
 fn strings(fields: &[Field], out: &mut Vec<Vec<u8>>) {
     for f in fields {
         match &f.val {
-            Val::Bytes(b) if b.len() <= 64 && b.iter().all(|c| c.is_ascii_graphic()) => {
-                out.push(b.clone())
-            }
+            Val::Bytes(b) if is_name(b) => out.push(b.clone()),
             Val::Msg(m) => strings(m, out),
             _ => {}
         }
     }
 }
 
-/// Names an ONNX mutation may write into a string: ops the importer knows
-/// and some it does not, attribute names and values.
+/// Names an ONNX mutation may write into a string besides the ops the
+/// importer knows (`SUPPORTED_OPS`): an op it does not, attribute names and
+/// values, domains.
 const WORDS: &[&str] = &[
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "QLinearConv",
-    "QLinearMatMul",
-    "Conv",
-    "MatMul",
-    "Gemm",
-    "Add",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "Relu",
-    "Clip",
-    "Reshape",
-    "Flatten",
-    "Concat",
-    "Identity",
     "Sigmoid",
     "kernel_shape",
     "strides",
@@ -238,6 +220,25 @@ fn leaves(fields: &[Field], path: &mut Vec<usize>, out: &mut Vec<(Vec<usize>, us
     }
 }
 
+/// A random one of the leaves `ls` whose value `want` accepts.
+fn pick(
+    tree: &mut Vec<Field>,
+    ls: &[(Vec<usize>, usize)],
+    rng: &mut Rng,
+    want: impl Fn(&Val) -> bool,
+) -> Option<(Vec<usize>, usize)> {
+    let ok: Vec<_> = ls
+        .iter()
+        .filter(|(p, i)| want(&at(tree, p)[*i].val))
+        .collect();
+    ok.get(rng.below(ok.len())).map(|&l| l.clone())
+}
+
+/// A short printable string (a name, an op type, an attribute name).
+fn is_name(b: &[u8]) -> bool {
+    b.len() <= 64 && b.iter().all(|c| c.is_ascii_graphic())
+}
+
 /// One structural mutation of `tree`; false if there was nothing to do.
 fn mutate_tree(tree: &mut Vec<Field>, rng: &mut Rng) -> bool {
     let mut msgs = Vec::new();
@@ -247,16 +248,10 @@ fn mutate_tree(tree: &mut Vec<Field>, rng: &mut Rng) -> bool {
     match rng.below(7) {
         // A varint leaf to an interesting value, or near its own value.
         0 | 1 => {
-            let vs: Vec<_> = ls
-                .iter()
-                .filter(|(p, i)| matches!(at(tree, p)[*i].val, Val::Varint(_)))
-                .cloned()
-                .collect();
-            let Some((p, i)) = vs.get(rng.below(vs.len())).cloned() else {
+            let Some((p, i)) = pick(tree, &ls, rng, |v| matches!(v, Val::Varint(_))) else {
                 return false;
             };
-            let f = &mut at(tree, &p)[i];
-            let Val::Varint(v) = &mut f.val else {
+            let Val::Varint(v) = &mut at(tree, &p)[i].val else {
                 return false;
             };
             *v = match rng.below(3) {
@@ -267,15 +262,8 @@ fn mutate_tree(tree: &mut Vec<Field>, rng: &mut Rng) -> bool {
         }
         // A string leaf to another string of the model or a word.
         2 | 3 => {
-            let ss: Vec<_> = ls
-                .iter()
-                .filter(|(p, i)| {
-                    matches!(&at(tree, p)[*i].val,
-                        Val::Bytes(b) if b.len() <= 64 && b.iter().all(|c| c.is_ascii_graphic()))
-                })
-                .cloned()
-                .collect();
-            let Some((p, i)) = ss.get(rng.below(ss.len())).cloned() else {
+            let Some((p, i)) = pick(tree, &ls, rng, |v| matches!(v, Val::Bytes(b) if is_name(b)))
+            else {
                 return false;
             };
             let mut pool = Vec::new();
@@ -283,7 +271,12 @@ fn mutate_tree(tree: &mut Vec<Field>, rng: &mut Rng) -> bool {
             let new = if rng.below(2) == 0 && !pool.is_empty() {
                 pool[rng.below(pool.len())].clone()
             } else {
-                WORDS[rng.below(WORDS.len())].as_bytes().to_vec()
+                let ops = npukit_compiler::onnx::SUPPORTED_OPS;
+                let k = rng.below(ops.len() + WORDS.len());
+                ops.get(k)
+                    .unwrap_or_else(|| &WORDS[k - ops.len()])
+                    .as_bytes()
+                    .to_vec()
             };
             at(tree, &p)[i].val = Val::Bytes(new);
         }
@@ -325,12 +318,7 @@ fn mutate_tree(tree: &mut Vec<Field>, rng: &mut Rng) -> bool {
         }
         // libFuzzer's byte mutations on one bytes leaf (tensor data, names).
         _ => {
-            let bs: Vec<_> = ls
-                .iter()
-                .filter(|(p, i)| matches!(at(tree, p)[*i].val, Val::Bytes(_)))
-                .cloned()
-                .collect();
-            let Some((p, i)) = bs.get(rng.below(bs.len())).cloned() else {
+            let Some((p, i)) = pick(tree, &ls, rng, |v| matches!(v, Val::Bytes(_))) else {
                 return false;
             };
             let Val::Bytes(b) = &mut at(tree, &p)[i].val else {
