@@ -82,6 +82,10 @@ pub fn compile(workload: &Path, cfg: &NpuConfig, out: &Path) -> Result<()> {
             serde_json::json!({
                 "addr": p.addr, "shape": p.shape, "dtype": p.dtype.name(),
                 "panel_channels": p.panel_cols, "space_to_depth": p.space_to_depth,
+                "im2col": p.im2col.map(|w| serde_json::json!({
+                    "out": w.out, "kernel": w.kernel, "stride": w.stride,
+                    "dilation": w.dilation, "pads": w.pads, "pad": w.pad,
+                })),
             }),
         );
     }

@@ -94,6 +94,47 @@ pub struct TensorPlacement {
     /// channel `(ry * 2 + rx) * c + ch` at `(y, x)` is element `(2y + ry,
     /// 2x + rx, ch)` of `shape` ([`TensorPlacement::offset`] maps).
     pub space_to_depth: bool,
+    /// Stored as its consumer's windows (the graph input of a convolution of
+    /// few channels, see [`Im2col`]): row `(img, oy, ox)`, channel
+    /// `(ky * kw + kx) * c + ch` is element `(oy * sy + ky * dy - pt,
+    /// ox * sx + kx * dx - pl, ch)` of `shape`, or the pad value outside it.
+    pub im2col: Option<Im2col>,
+}
+
+/// The window geometry of an input stored im2col ([`TensorPlacement::im2col`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Im2col {
+    /// Output `[oh, ow]`.
+    pub out: [usize; 2],
+    /// `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// `[sy, sx]`.
+    pub stride: [usize; 2],
+    /// `[dy, dx]`.
+    pub dilation: [usize; 2],
+    /// Top and left padding.
+    pub pads: [usize; 2],
+    /// The value of the window positions outside the image (the input zero point).
+    pub pad: i8,
+}
+
+impl Im2col {
+    /// Output position and kernel tap of the first window that holds input
+    /// coordinate `v` along dimension `d` (0: rows, 1: columns).
+    pub fn covering(&self, d: usize, v: usize) -> Option<(usize, usize)> {
+        (0..self.kernel[d]).find_map(|k| {
+            let o = (v + self.pads[d]).checked_sub(k * self.dilation[d])?;
+            (o % self.stride[d] == 0 && o / self.stride[d] < self.out[d])
+                .then_some((o / self.stride[d], k))
+        })
+    }
+
+    /// The input coordinate along `d` of output `o`, tap `k` (`None`: padding).
+    fn source(&self, d: usize, o: usize, k: usize, size: usize) -> Option<usize> {
+        (o * self.stride[d] + k * self.dilation[d])
+            .checked_sub(self.pads[d])
+            .filter(|&v| v < size)
+    }
 }
 
 impl TensorPlacement {
@@ -109,13 +150,21 @@ impl TensorPlacement {
 
     fn layout(&self) -> TensorLayout {
         let f = if self.space_to_depth { 4 } else { 1 };
+        let (rows, cols) = match self.im2col {
+            Some(w) => (
+                self.shape[0] * w.out[0] * w.out[1],
+                w.kernel[0] * w.kernel[1] * self.cols(),
+            ),
+            None => (self.rows() / f, self.cols() * f),
+        };
         TensorLayout {
             addr: self.addr,
-            rows: self.rows() / f,
-            cols: self.cols() * f,
+            rows,
+            cols,
             eb: self.dtype.bytes(),
             panel: self.panel_cols,
             transposed: false,
+            phases: None,
         }
     }
 
@@ -129,6 +178,18 @@ impl TensorPlacement {
             let r2 = (img * (h / 2) + y / 2) * (w / 2) + x / 2;
             return self.layout().offset(r2, ((y % 2) * 2 + x % 2) * ch + c);
         }
+        if let Some(w) = self.im2col {
+            // The first window that holds the element (every element is in
+            // one: `lower` stores an input im2col only then).
+            let [_, h, wd, ch] = self.shape[..] else {
+                unreachable!("im2col tensors are images")
+            };
+            let (img, y, x) = (r / (h * wd), r / wd % h, r % wd);
+            let (oy, ky) = w.covering(0, y).expect("every row is in a window");
+            let (ox, kx) = w.covering(1, x).expect("every column is in a window");
+            let r2 = (img * w.out[0] + oy) * w.out[1] + ox;
+            return self.layout().offset(r2, (ky * w.kernel[1] + kx) * ch + c);
+        }
         self.layout().offset(r, c)
     }
 
@@ -136,6 +197,32 @@ impl TensorPlacement {
     fn pack(&self, bytes_of: impl Fn(usize, usize) -> Vec<u8>) -> Vec<u8> {
         let eb = self.dtype.bytes();
         let mut out = vec![0u8; self.bytes() as usize];
+        if let Some(w) = self.im2col {
+            let [_, h, wd, ch] = self.shape[..] else {
+                unreachable!("im2col tensors are images")
+            };
+            let l = self.layout();
+            let [kh, kw] = w.kernel;
+            for r2 in 0..l.rows {
+                let (img, oy, ox) = (
+                    r2 / (w.out[0] * w.out[1]),
+                    r2 / w.out[1] % w.out[0],
+                    r2 % w.out[1],
+                );
+                for c2 in 0..l.cols {
+                    let (ky, kx, c) = (c2 / ch / kw, c2 / ch % kw, c2 % ch);
+                    debug_assert!(ky < kh);
+                    let o = (l.offset(r2, c2) - self.addr) as usize;
+                    match (w.source(0, oy, ky, h), w.source(1, ox, kx, wd)) {
+                        (Some(y), Some(x)) => {
+                            out[o..o + eb].copy_from_slice(&bytes_of((img * h + y) * wd + x, c))
+                        }
+                        _ => out[o..o + eb].fill(w.pad as u8),
+                    }
+                }
+            }
+            return out;
+        }
         for r in 0..self.rows() {
             for c in 0..self.cols() {
                 let o = (self.offset(r, c) - self.addr) as usize;
@@ -147,7 +234,7 @@ impl TensorPlacement {
 
     /// Bytes the tensor occupies.
     pub fn bytes(&self) -> u64 {
-        (self.rows() * self.cols() * self.dtype.bytes()) as u64
+        self.layout().bytes() as u64
     }
 }
 
@@ -162,6 +249,9 @@ struct TensorLayout {
     /// Stored transposed, column after column (`[cols][rows]` row-major): the
     /// second operand of a matmul `A B^T` (see `lower::TensorDef::transposed`).
     transposed: bool,
+    /// Stored phase-split (`lower::TensorDef::phase_split`): the image's
+    /// height and width.
+    phases: Option<(usize, usize)>,
 }
 
 impl TensorLayout {
@@ -169,7 +259,32 @@ impl TensorLayout {
         self.panel.min(self.cols - p * self.panel)
     }
 
+    /// Phase `q` of a phase-split tensor: a plain `n x h/2 x w/2` tensor.
+    fn phase(&self, q: usize) -> TensorLayout {
+        let rows = self.rows / 4;
+        TensorLayout {
+            addr: self.addr + (q * rows * self.cols * self.eb) as u64,
+            rows,
+            phases: None,
+            ..*self
+        }
+    }
+
+    /// Of the pixel in row `r` of a phase-split tensor: its phase and its row there.
+    fn phase_of(&self, r: usize) -> (usize, usize) {
+        let (h, w) = self.phases.expect("a phase-split tensor");
+        let (img, y, x) = (r / (h * w), r / w % h, r % w);
+        (
+            (y % 2) * 2 + x % 2,
+            (img * (h / 2) + y / 2) * (w / 2) + x / 2,
+        )
+    }
+
     fn offset(&self, r: usize, c: usize) -> u64 {
+        if self.phases.is_some() {
+            let (q, r2) = self.phase_of(r);
+            return self.phase(q).offset(r2, c);
+        }
         if self.transposed {
             return self.addr + ((c * self.rows + r) * self.eb) as u64;
         }
@@ -637,6 +752,34 @@ fn gather(
     fill: u64,
     out: &mut Vec<Pending>,
 ) {
+    if let Some((h, wd)) = x.phases {
+        // Kernel position (ky, kx) of a stride-2 window reads input row
+        // 2 oy + ky - pt = 2 (oy + dy) + py: row oy + dy of phase row py
+        // (and the same for columns), a stride-1 window on that phase.
+        debug_assert!((g.sy, g.sx, g.dy, g.dx, g.h, g.w) == (2, 2, 1, 1, h, wd));
+        let split = |k: usize, p: usize| {
+            let a = k as i64 - p as i64;
+            let off = a.div_euclid(2);
+            let pad = (-off).max(0);
+            (a.rem_euclid(2) as usize, pad as usize, (off + pad) as usize)
+        };
+        let (py, pt, ky) = split(ch.ky, g.pt);
+        let (px, pl, kx) = split(ch.kx, g.pl);
+        let g2 = Geo {
+            h: h / 2,
+            w: wd / 2,
+            kh: ky + 1,
+            kw: kx + 1,
+            sy: 1,
+            sx: 1,
+            pt,
+            pl,
+            ..*g
+        };
+        let ch2 = Chunk { ky, kx, ..*ch };
+        let plane = x.phase(py * 2 + px);
+        return gather(&plane, &g2, &ch2, cg, m0, m, local, fill, out);
+    }
     let w = ch.w;
     let pw = x.width(ch.c0 / x.panel);
     if g.pointwise() {
@@ -798,6 +941,35 @@ fn tile_dma(
     out: &mut Vec<Pending>,
 ) {
     let eb = t.eb;
+    if let Some((_, w)) = t.phases {
+        // Per output image row, its even and its odd pixels: consecutive
+        // pixels of one phase row, every second row of the tile.
+        let mut r = m0;
+        while r < m0 + m {
+            let end = (m0 + m).min((r / w + 1) * w);
+            for first in [r, r + 1] {
+                if first >= end {
+                    continue;
+                }
+                let (q, r2) = t.phase_of(first);
+                let plane = t.phase(q);
+                tile_dma_strided(
+                    load,
+                    &plane,
+                    r2,
+                    (end - first).div_ceil(2),
+                    col,
+                    ncols,
+                    local + (first - m0) * local_stride,
+                    2 * local_stride,
+                    acc,
+                    out,
+                );
+            }
+            r = end;
+        }
+        return;
+    }
     if t.transposed {
         for r0 in (m0..m0 + m).step_by(TRANSPOSED_ROWS) {
             let rows = TRANSPOSED_ROWS.min(m0 + m - r0);
@@ -818,6 +990,24 @@ fn tile_dma(
         }
         return;
     }
+    tile_dma_strided(load, t, m0, m, col, ncols, local, local_stride, acc, out);
+}
+
+/// [`tile_dma`] of a plain (not transposed, not phase-split) `t`.
+#[allow(clippy::too_many_arguments)]
+fn tile_dma_strided(
+    load: bool,
+    t: &TensorLayout,
+    m0: usize,
+    m: usize,
+    col: usize,
+    ncols: usize,
+    local: usize,
+    local_stride: usize,
+    acc: bool,
+    out: &mut Vec<Pending>,
+) {
+    let eb = t.eb;
     let mut c = col;
     while c < col + ncols {
         let p = c / t.panel;
@@ -1126,16 +1316,19 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
                     rq.is_none(),
                     &mut v,
                 );
-                if lm.y.transposed {
+                if lm.y.transposed || lm.y.phases.is_some() {
                     // Many small STOREs: spread them over the next
                     // tile's steps, so they never fill the store queue in
-                    // front of the MATMULs behind them in the ring.
+                    // front of the MATMULs behind them in the ring (a
+                    // phase-split tile's from the next step on: one step
+                    // of an N chunk is not enough to drain them).
                     deferred.extend(v);
                     per_step = deferred.len().div_ceil(nq);
                 } else {
                     st.stores.extend(v);
                 }
             }
+            let added = deferred.len() - before;
             // A deferred STORE reads its tile before a later compute
             // overwrites it (a staging buffer or accumulator tile reused by
             // this step): those go with the previous step.
@@ -1149,7 +1342,12 @@ fn gemm_steps(li: usize, l: &Gemm, t: &Tiling, lm: &GemmMem<'_>, steps: &mut Vec
                     None => st.stores.extend(early),
                 }
             }
-            let k = per_step.min(deferred.len());
+            let ready = if lm.y.phases.is_some() {
+                deferred.len() - added
+            } else {
+                deferred.len()
+            };
+            let k = per_step.min(ready);
             st.stores.extend(deferred.drain(..k));
             steps.push(st);
         }
@@ -1698,7 +1896,8 @@ fn fill_descs(g: &Geo) -> f64 {
 fn gemm_dims(g: &Gemm) -> LayerDims {
     let int8_out = matches!(g.output, LoweredOutput::Int8(_));
     let pointwise = g.geo.pointwise();
-    let contiguous = g.geo.sx == 1;
+    // A phase-split input makes a stride-2 window's gathers stride-1 ones.
+    let contiguous = g.geo.sx == 1 || g.x_phases;
     LayerDims {
         m: g.m,
         k: g.k,
@@ -1784,6 +1983,7 @@ fn placement_of(
         row_stride: (pbs[t] * d.dtype.bytes()) as u64,
         panel_cols: pbs[t],
         space_to_depth: d.space_to_depth,
+        im2col: d.im2col,
     }
 }
 
@@ -1899,6 +2099,7 @@ pub fn compile_with(
             eb: d.dtype.bytes(),
             panel: pbs[t],
             transposed: d.transposed,
+            phases: d.phase_split.then_some((d.shape.h, d.shape.w)),
         }
     };
     let mut addrs: Vec<Option<u64>> = vec![None; low.tensors.len()];
@@ -2110,12 +2311,21 @@ pub fn compile_with(
         // worth: the command processor dispatches in ring order, so a longer
         // run of loads would hold up the MATMULs behind it.
         let mut ahead = 0usize;
+        // A load that reads what the previous step of this layer STOREs
+        // (the next layer's input) needs a relay on the compute unit that
+        // waits for those STOREs: placed here, it would hold this step's
+        // compute until they are done.
+        let fresh = match i.checked_sub(1) {
+            Some(p) if steps[p].layer == st.layer => &steps[p].stores[..],
+            _ => &[][..],
+        };
         for (j, p) in pending {
             let ok = j == i
                 || ahead < max_ahead
                     && !(steps[i..j]
                         .iter()
                         .flat_map(|o| o.computes.iter().chain(&o.stores))
+                        .chain(fresh)
                         .any(|o| conflict(&o.access, &p.access))
                         || blocked.iter().any(|o| conflict(&o.access, &p.access)));
             if ok {
@@ -2161,11 +2371,17 @@ pub fn compile_with(
             sched[ni].tiling.get_or_insert(t);
         }
         if let Kernel::Gemm(g) = kernels[i].1 {
-            let pw = g.chunks.first().map_or(0, |c| c.w);
+            // `gather`'s test for one 2-D transfer per chunk and block of
+            // output rows: the chunk is one kernel position, its whole
+            // panel, at a column stride of one pixel (a phase-split input
+            // turns stride 2 into 1).
+            let (c, pb) = (low.tensors[g.x].shape.c, pbs[g.x]);
+            let sx = if g.x_phases { 1 } else { g.geo.sx };
             sched[ni].row_gathers |= !g.geo.pointwise()
-                && (g.geo.sx > 1
-                    || g.chunks.iter().any(|c| c.nkx > 1)
-                    || pw < low.tensors[g.x].shape.c.min(rows) && g.geo.sx * pbs[g.x] != pw);
+                && g.chunks.iter().any(|ch| {
+                    let pw = pb.min(c - ch.c0 / pb * pb);
+                    ch.nkx > 1 || sx * pw != ch.w
+                });
         }
     }
     for (i, d) in program.descs().iter().enumerate() {

@@ -48,7 +48,7 @@ pub mod tiling;
 pub mod workload;
 
 pub use codegen::{
-    compile, compile_with, load_image, read_output, write_tensor, CompileOptions, Compiled,
+    compile, compile_with, load_image, read_output, write_tensor, CompileOptions, Compiled, Im2col,
     LayerSchedule, TensorPlacement, RING_BASE,
 };
 pub use graph::Graph;

@@ -24,6 +24,7 @@
 
 use petgraph::graph::NodeIndex;
 
+use crate::codegen::Im2col;
 use crate::graph::{Activation, Graph, Node, PoolKind, Shape};
 use crate::quant::{
     add_requant, avg_requant, conv_requant, lower_layer, tensor_matmul_requant, FixedMultiplier,
@@ -52,6 +53,18 @@ pub(crate) struct TensorDef {
     /// `(ry * 2 + rx) * c + ch` of pixel `(y, x)` is input pixel
     /// `(2y + ry, 2x + rx)` channel `ch` (`dims` stay the graph's).
     pub space_to_depth: bool,
+    /// The graph input stored as the windows of its only reader, a
+    /// convolution of fewer channels than the array has rows (see
+    /// [`crate::codegen::Im2col`]): `shape` is `n x oh x ow x (kh kw c)`, and
+    /// the convolution is a pointwise GEMM on it (`dims` stay the graph's).
+    pub im2col: Option<Im2col>,
+    /// Stored phase-split because every reader is a stride-2 convolution:
+    /// four tensors `n x h/2 x w/2 x c` one after the other, phase
+    /// `(y % 2) * 2 + x % 2` holding pixel `(y, x)` at `(y / 2, x / 2)`, so
+    /// that each kernel position of a stride-2 window reads one phase with
+    /// stride 1 (2-D transfers instead of one DMA row per output pixel). The
+    /// writers' STOREs scatter their tiles into the phases.
+    pub phase_split: bool,
 }
 
 /// The spatial geometry of a gather: input `n x h x w`, output `oh x ow`,
@@ -160,6 +173,9 @@ pub(crate) struct Gemm {
     pub qtab: Option<Vec<FixedMultiplier>>,
     /// The value of padded input positions (the input zero point).
     pub pad: i8,
+    /// `x` is stored phase-split ([`TensorDef::phase_split`]): the stride-2
+    /// window reads each kernel position from one phase with stride 1.
+    pub x_phases: bool,
 }
 
 /// Max or average pooling over one tensor.
@@ -269,6 +285,37 @@ fn space_to_depth_fits(c: &crate::graph::Conv, x: Shape, rows: usize) -> bool {
         && x.h.is_multiple_of(2)
         && x.w.is_multiple_of(2)
         && 4 * x.c <= rows
+}
+
+/// Whether convolution `c` from an input of shape `x` to one of shape `y`
+/// reads it im2col (see [`TensorDef::im2col`]), and how: no groups, a window
+/// of more than one pixel, fewer channels than `rows` (the gathers would move
+/// a few bytes per output pixel), every input pixel in some window (so each
+/// element has a place to be written to and read back from), and the windows
+/// at most 16 times the input's bytes.
+fn im2col_fits(
+    c: &crate::graph::Conv,
+    x: Shape,
+    y: Shape,
+    zero_point: i8,
+    rows: usize,
+) -> Option<Im2col> {
+    let w = Im2col {
+        out: [y.h, y.w],
+        kernel: c.kernel,
+        stride: c.stride,
+        dilation: c.dilation,
+        pads: [c.pads[0], c.pads[1]],
+        pad: zero_point,
+    };
+    let k = c.kernel[0] * c.kernel[1];
+    let fits = c.groups == 1
+        && k > 1
+        && x.c < rows
+        && y.h * y.w * k <= 16 * x.h * x.w
+        && (0..x.h).all(|v| w.covering(0, v).is_some())
+        && (0..x.w).all(|v| w.covering(1, v).is_some());
+    fits.then_some(w)
 }
 
 /// A stride-2 window of `k` taps with `p` leading padding, on the
@@ -409,6 +456,8 @@ pub(crate) fn lower_graph(
             outputs: Vec::new(),
             transposed: false,
             space_to_depth: false,
+            im2col: None,
+            phase_split: false,
         });
     }
     // A stride-2 convolution of few channels on the graph input reads it
@@ -429,6 +478,23 @@ pub(crate) fn lower_graph(
                         ..t.shape
                     };
                     t.space_to_depth = true;
+                } else if let Some(w) = im2col_fits(
+                    cv,
+                    t.shape,
+                    graph
+                        .output_of(c)
+                        .expect("a convolution has an output")
+                        .shape,
+                    t.quant.zero_point as i8,
+                    rows,
+                ) {
+                    t.shape = Shape {
+                        h: w.out[0],
+                        w: w.out[1],
+                        c: w.kernel[0] * w.kernel[1] * t.shape.c,
+                        ..t.shape
+                    };
+                    t.im2col = Some(w);
                 }
             }
         }
@@ -496,6 +562,7 @@ pub(crate) fn lower_graph(
                     output: ll.output,
                     qtab: None,
                     pad: 0,
+                    x_phases: false,
                 })]
             }
             Node::TensorMatmul(t) => {
@@ -526,6 +593,7 @@ pub(crate) fn lower_graph(
                             output: LoweredOutput::Int8(rq),
                             qtab: None,
                             pad: 0,
+                            x_phases: false,
                         })
                     })
                     .collect()
@@ -556,9 +624,33 @@ pub(crate) fn lower_graph(
                         }),
                         qtab: cr.per_channel.as_ref().map(|t| t[col0..col0 + n].to_vec()),
                         pad: ins[0].quant.zero_point as i8,
+                        x_phases: false,
                     })
                 };
-                if tensors[x].space_to_depth {
+                if tensors[x].im2col.is_some() {
+                    // A pointwise GEMM over the stored windows: column
+                    // `(ky * kw + kx) * cin + ci` is weight row
+                    // `(ky * kw + kx) * cin + ci` (groups are 1).
+                    let (k, n) = (tensors[x].shape.c, c.out_channels);
+                    let geo = Geo {
+                        n: xs.n,
+                        h: ys.h,
+                        w: ys.w,
+                        oh: ys.h,
+                        ow: ys.w,
+                        kh: 1,
+                        kw: 1,
+                        sy: 1,
+                        sx: 1,
+                        dy: 1,
+                        dx: 1,
+                        pt: 0,
+                        pl: 0,
+                    };
+                    let ch = chunks(&geo, 0, k, pbs[x], rows);
+                    let weights = gemm_weights(&ch, 0, k, n, |_, _, ci, j| c.weights[ci * n + j]);
+                    vec![conv_gemm(geo, ch, 0, n, weights)]
+                } else if tensors[x].space_to_depth {
                     let (pt, kh) = space_to_depth_dim(c.pads[0], c.kernel[0]);
                     let (pl, kw) = space_to_depth_dim(c.pads[1], c.kernel[1]);
                     let geo = Geo {
@@ -773,6 +865,55 @@ pub(crate) fn lower_graph(
                 });
             }
             tensors[w.t].transposed = true;
+        }
+    }
+    // Phase-split tensors: every reader a stride-2 convolution whose K
+    // chunks are one kernel position each (the adjacent positions of a
+    // multi-position chunk fall into different phases), every writer a GEMM,
+    // an add or a concat (their STOREs go through one path that scatters).
+    let fits = |t: usize, d: &TensorDef| {
+        if d.input
+            || !d.outputs.is_empty()
+            || d.transposed
+            || d.dtype != DType::I8
+            || d.shape.h < 2
+            || d.shape.w < 2
+            || !d.shape.h.is_multiple_of(2)
+            || !d.shape.w.is_multiple_of(2)
+        {
+            return false;
+        }
+        let ks = || nodes.iter().flat_map(|n| &n.kernels);
+        let mut readers = ks().filter(|k| k.reads().contains(&t)).peekable();
+        if readers.peek().is_none() {
+            return false;
+        }
+        let readers_fit = readers.all(|k| match k {
+            Kernel::Gemm(g) => {
+                g.x == t
+                    && g.tensor_weights.is_none()
+                    && (g.geo.sy, g.geo.sx, g.geo.dy, g.geo.dx) == (2, 2, 1, 1)
+                    && (g.geo.h, g.geo.w) == (d.shape.h, d.shape.w)
+                    && g.chunks.iter().all(|c| c.nkx == 1)
+            }
+            _ => false,
+        });
+        readers_fit
+            && ks()
+                .filter(|k| k.writes() == t)
+                .all(|k| matches!(k, Kernel::Gemm(_) | Kernel::Add(_) | Kernel::Copy(_)))
+    };
+    let split: Vec<bool> = tensors
+        .iter()
+        .enumerate()
+        .map(|(t, d)| fits(t, d))
+        .collect();
+    for (d, &s) in tensors.iter_mut().zip(&split) {
+        d.phase_split = s;
+    }
+    for k in nodes.iter_mut().flat_map(|n| &mut n.kernels) {
+        if let Kernel::Gemm(g) = k {
+            g.x_phases = split[g.x];
         }
     }
     Ok(Lowered {

@@ -163,15 +163,6 @@ fn compute_bound_holds(w: &Workload) -> Vec<String> {
         if !matches!(l.op, "conv2d" | "dense" | "matmul") {
             continue;
         }
-        if OVER_BOUND.contains(&(w.name.as_str(), l.name.as_str())) {
-            // Known gap: only layers whose input is gathered pixel by pixel.
-            assert!(l.row_gathers, "{} {} is not row-gathered", w.name, l.name);
-            println!(
-                "{} {} (row gathers, known over the bound): compute span {} cycles, bound {b}",
-                w.name, l.name, t.compute_span
-            );
-            continue;
-        }
         println!(
             "{} {}: compute span {} cycles, unoverlapped bound {b}, layer cycles {}",
             w.name, l.name, t.compute_span, t.cycles
@@ -187,20 +178,6 @@ fn compute_bound_holds(w: &Workload) -> Vec<String> {
     assert!(checked > 0);
     over
 }
-
-/// The layers that still exceed the bound with unlimited DRAM (known gap,
-/// docs/workloads.md): their input is gathered one pixel per DMA row (stride-2
-/// windows, or several kernel positions of a 1- or 3-channel input), so the
-/// memory port takes about one request per row of every fold and the port,
-/// not the array, sets their pace. Every other conv and matmul layer,
-/// row-gathered or not, is asserted.
-const OVER_BOUND: &[(&str, &str)] = &[
-    ("cnn-28", "conv1"),
-    ("resnet18", "layer3.0.conv1"),
-    ("mobilenetv2", "block1.dw"),
-    ("mobilenetv2", "block3.dw"),
-    ("mobilenetv2", "block6.dw"),
-];
 
 #[test]
 fn unlimited_bandwidth_layers_stay_within_the_weight_stationary_count() {

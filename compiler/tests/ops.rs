@@ -180,6 +180,97 @@ fn pooling_add_concat_flatten() {
     ));
 }
 
+/// Tensors whose every reader is a stride-2 convolution are stored
+/// phase-split by their writers (a GEMM, an add, a concat), and those readers
+/// gather them with 2-D transfers; everything stays bit-exact on every array,
+/// every loop strategy too.
+#[test]
+fn phase_split_intermediates() {
+    let add = |name: &str, a: &str, b: &str| {
+        format!(
+            r#"{{"op": "add", "name": "{name}", "inputs": ["{a}", "{b}"], "output": {{"scale": 0.08, "zero_point": 3}}, "activation": "relu"}}"#
+        )
+    };
+    let nodes = vec![
+        // GEMM writer, depthwise 3x3/2 reader.
+        conv("e", "x", 10, 24, [1, 1], 1, [0; 4], 1, 1, "relu", 1),
+        conv("dw", "e", 24, 24, [3, 3], 2, [1, 1, 1, 1], 1, 24, "relu", 2),
+        // Add writer, 3x3/2 and 1x1/2 readers.
+        conv("a1", "x", 10, 24, [3, 3], 1, [1, 1, 1, 1], 1, 1, "none", 3),
+        conv("a2", "x", 10, 24, [1, 1], 1, [0; 4], 1, 1, "none", 4),
+        add("sum", "a1", "a2"),
+        conv("s3", "sum", 24, 9, [3, 3], 2, [1, 1, 1, 1], 1, 1, "relu", 5),
+        conv("s1", "sum", 24, 9, [1, 1], 2, [0; 4], 1, 1, "none", 6),
+        // Concat writer, a 2x2/2 reader without padding.
+        conv("f1", "x", 10, 8, [1, 1], 1, [0; 4], 1, 1, "relu", 7),
+        conv("f2", "x", 10, 16, [1, 1], 1, [0; 4], 1, 1, "relu", 8),
+        r#"{"op": "concat", "name": "cat", "inputs": ["f1", "f2"]}"#.to_string(),
+        conv("c2", "cat", 24, 7, [2, 2], 2, [0; 4], 1, 1, "relu", 9),
+    ];
+    let json = net(
+        "phases",
+        &[1, 10, 12, 10],
+        -2,
+        &nodes,
+        &["dw", "s3", "s1", "c2"],
+    );
+    check_all(&json);
+    let w = parse_workload(&json).unwrap();
+    let c = npukit_compiler::compile(&w, &NpuConfig::default()).unwrap();
+    for l in &c.layers {
+        if ["dw", "s3", "s1", "c2"].contains(&l.name.as_str()) {
+            assert!(!l.row_gathers, "{} is row-gathered", l.name);
+        }
+    }
+    assert!(check_all_strategies(&w, &NpuConfig::default()) >= 2);
+}
+
+/// The graph input of a convolution of few channels is stored as its windows
+/// (im2col): the convolution is a pointwise GEMM, not row-gathered; writing
+/// a tensor in the graph's coordinates and reading it back gives it again,
+/// each element read from a byte of its own.
+#[test]
+fn im2col_input() {
+    let nodes = vec![conv(
+        "c",
+        "x",
+        2,
+        12,
+        [3, 3],
+        1,
+        [1, 1, 1, 1],
+        1,
+        1,
+        "relu",
+        1,
+    )];
+    let json = net("im2col", &[1, 9, 11, 2], 5, &nodes, &["c"]);
+    check_all(&json);
+    let w = parse_workload(&json).unwrap();
+    let c = npukit_compiler::compile(&w, &NpuConfig::default()).unwrap();
+    assert!(!c.layers[0].row_gathers);
+    let p = &c.inputs[0];
+    let win = p.im2col.expect("stored im2col");
+    assert_eq!((win.kernel, win.out, win.pad), ([3, 3], [9, 11], 5));
+    assert_eq!(p.bytes(), 9 * 11 * 9 * 2);
+    let n: usize = p.shape.iter().product();
+    let t = npukit_compiler::Tensor::i8(
+        p.shape.clone(),
+        (0..n).map(|i| (i * 7 % 251) as i8).collect(),
+    );
+    let mut mem = npukit_sim::VecMemory::new(c.mem_bytes as usize);
+    npukit_compiler::write_tensor(&c, &mut mem, &p.name, &t).unwrap();
+    assert_eq!(npukit_compiler::read_output(&c, &mem, &p.name).unwrap(), t);
+    let mut seen: Vec<u64> = (0..p.rows())
+        .flat_map(|r| (0..p.cols()).map(move |col| (r, col)))
+        .map(|(r, col)| p.offset(r, col))
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), n);
+    assert!(seen.iter().all(|&a| a >= p.addr && a < p.addr + p.bytes()));
+}
+
 /// A dense node on a matrix, output zero point `zp`.
 fn dense(name: &str, input: &str, n: usize, out_scale: f64, zp: i32, seed: u64) -> String {
     format!(
