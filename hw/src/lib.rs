@@ -1,12 +1,13 @@
 //! npukit hardware in rust-hdl: the NPU's blocks and the Verilog generator.
 //!
 //! * [`top`]: `NpuTop`, the whole device with the harness port contract of
-//!   `docs/rtl.md` (register file, command processor, unit queues, faults,
-//!   counters, IRQ, event ports as Verilog text; the children below).
+//!   `docs/rtl.md` (command processor, unit queues, fault priority, event
+//!   ports as Verilog text; the children below).
 //! * [`dma`]: `DmaUnit`, one LOAD or STORE engine.
 //! * [`xlat`]: `Tlb`, a one-entry translation cache.
 //! * [`tokens`]: `Tokens`, the issue rule and the dependency-token counters.
 //! * [`port`]: `Port`, the memory-port arbiter and the request mux.
+//! * [`regs`]: `Regs`, the MMIO register file, counters, IRQ and watchdog.
 //! * [`compute`]: `Compute`, the MAC array, activation unit and local memories.
 //! * [`gen`]: the variants (one Verilog file per configuration) and the
 //!   generator behind `npukit-hwgen`.
@@ -15,6 +16,7 @@ pub mod compute;
 pub mod dma;
 pub mod gen;
 pub mod port;
+pub mod regs;
 pub mod tokens;
 pub mod top;
 pub mod xlat;

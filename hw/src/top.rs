@@ -17,18 +17,19 @@
 //! rust-hdl's simulator in their block tests and generated from the same
 //! source) and what is Verilog text:
 //!
-//! * rust-hdl logic, as child blocks: the issue rule of the three unit
+//! * rust-hdl logic, as child blocks: the register file with the MMIO read
+//!   mux, the IRQ line, the error latch, the performance counters and the
+//!   watchdog ([`Regs`], `regs`), the issue rule of the three unit
 //!   queues and the four token counters ([`Tokens`], `tok`), the memory-port
 //!   arbiter and the request mux ([`Port`], `port`), the translation
 //!   caches ([`Tlb`], `cptlb` and one inside each DMA unit), the LOAD and
 //!   STORE engines ([`DmaUnit`]) and the processing elements of the MAC array
 //!   (inside [`Compute`]);
 //! * Verilog text generated per configuration from Rust (one function per
-//!   concern in `top/*.rs`): the register file and MMIO read mux, the command
+//!   concern in `top/*.rs`): the command
 //!   processor (fetch buffer, decode and validation, dispatch, FENCE), the
 //!   unit queues, the requesters' offers (fetch, FENCE writeback and its
-//!   translation read), fault priority, deadlock
-//!   and watchdog, the performance counters, the IRQ logic and the event
+//!   translation read), fault priority, deadlock and the event
 //!   ports, and the wiring of the children; and, inside [`Compute`], its
 //!   control, skew buffers, lane pipeline and memories (`Verilog::Custom`
 //!   mirrored by a hand-written Rust `update()`, see `compute.rs`).
@@ -48,6 +49,7 @@ use crate::compute::{Compute, ComputeParams};
 use crate::dma::DmaUnit;
 use crate::gen::Params;
 use crate::port::Port;
+use crate::regs::Regs;
 use crate::tokens::Tokens;
 use crate::xlat::Tlb;
 
@@ -100,6 +102,8 @@ pub struct NpuTop {
     pub ev_err_code: Signal<Out, Bits<8>>,
     pub ev_err_desc: Signal<Out, Bits<32>>,
     pub ev_err_addr: Signal<Out, Bits<64>>,
+    /// The register file, counters, IRQ, error latch and watchdog.
+    pub regs: Regs,
     /// The command processor's translation cache (FENCE writeback).
     pub cptlb: Tlb,
     /// The issue rule (U1) and the token counters (U2).
@@ -172,6 +176,7 @@ impl NpuTop {
             ev_err_code: Default::default(),
             ev_err_desc: Default::default(),
             ev_err_addr: Default::default(),
+            regs: Regs::new(&params)?,
             cptlb: Tlb::default(),
             tok: Tokens::default(),
             port: Port::new(params.beat_bytes)?,
@@ -221,6 +226,39 @@ impl Logic for NpuTop {
         self.ev_err_desc.connect();
         self.ev_err_addr.connect();
         // The children's inputs are driven by the Verilog body.
+        self.regs.clock.connect();
+        self.regs.advance.connect();
+        self.regs.mmio_we.connect();
+        self.regs.mmio_addr.connect();
+        self.regs.mmio_wdata.connect();
+        self.regs.halt.connect();
+        self.regs.f_code.connect();
+        self.regs.f_desc.connect();
+        self.regs.f_addr.connect();
+        self.regs.go.connect();
+        self.regs.grant.connect();
+        self.regs.resp.connect();
+        self.regs.rd.connect();
+        self.regs.rd_len.connect();
+        self.regs.wr.connect();
+        self.regs.wr_len.connect();
+        self.regs.busy_l.connect();
+        self.regs.busy_c.connect();
+        self.regs.busy_s.connect();
+        self.regs.tstall_l.connect();
+        self.regs.tstall_c.connect();
+        self.regs.tstall_s.connect();
+        self.regs.mstall_l.connect();
+        self.regs.mstall_s.connect();
+        self.regs.macs.connect();
+        self.regs.job_macs.connect();
+        self.regs.done_n.connect();
+        self.regs.fence_done.connect();
+        self.regs.fence_irq.connect();
+        self.regs.fence_seqv.connect();
+        self.regs.head.connect();
+        self.regs.fetch_ptr.connect();
+        self.regs.work.connect();
         self.cptlb.clock.connect();
         self.cptlb.enable.connect();
         self.cptlb.clear.connect();

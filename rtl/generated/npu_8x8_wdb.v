@@ -50,6 +50,60 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     output reg  [63:0] ev_err_addr;
     
     // Stub signals
+    reg  regs$clock;
+    reg  regs$advance;
+    reg  regs$mmio_we;
+    reg  [11:0] regs$mmio_addr;
+    reg  [31:0] regs$mmio_wdata;
+    reg  regs$halt;
+    reg  [7:0] regs$f_code;
+    reg  [31:0] regs$f_desc;
+    reg  [63:0] regs$f_addr;
+    reg  regs$go;
+    reg  regs$grant;
+    reg  regs$resp;
+    reg  regs$rd;
+    reg  [7:0] regs$rd_len;
+    reg  regs$wr;
+    reg  [7:0] regs$wr_len;
+    reg  regs$busy_l;
+    reg  regs$busy_c;
+    reg  regs$busy_s;
+    reg  regs$tstall_l;
+    reg  regs$tstall_c;
+    reg  regs$tstall_s;
+    reg  regs$mstall_l;
+    reg  regs$mstall_s;
+    reg  regs$macs;
+    reg  [63:0] regs$job_macs;
+    reg  [2:0] regs$done_n;
+    reg  regs$fence_done;
+    reg  regs$fence_irq;
+    reg  [31:0] regs$fence_seqv;
+    reg  [31:0] regs$head;
+    reg  [31:0] regs$fetch_ptr;
+    reg  regs$work;
+    wire  [31:0] regs$mmio_rdata;
+    wire  regs$irq;
+    wire  regs$run;
+    wire  regs$running;
+    wire  regs$xlat_en;
+    wire  regs$halted;
+    wire  [63:0] regs$ring_base;
+    wire  [31:0] regs$ring_size;
+    wire  [31:0] regs$tail;
+    wire  [63:0] regs$xlat_base;
+    wire  [31:0] regs$xlat_pages;
+    wire  [31:0] regs$inflight;
+    wire  [1:0] regs$irq_status;
+    wire  regs$clear;
+    wire  regs$flush;
+    wire  regs$wd;
+    wire  regs$mev;
+    wire  [7:0] regs$mev_code;
+    wire  [31:0] regs$mev_desc;
+    wire  [63:0] regs$mev_addr;
+    wire  [1:0] regs$mev_irq;
     reg  cptlb$clock;
     reg  cptlb$enable;
     reg  cptlb$clear;
@@ -236,6 +290,62 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire  [31:0] store$lm_rd_addr;
     
     // Sub module instances
+    top$regs regs(
+        .clock(regs$clock),
+        .advance(regs$advance),
+        .mmio_we(regs$mmio_we),
+        .mmio_addr(regs$mmio_addr),
+        .mmio_wdata(regs$mmio_wdata),
+        .halt(regs$halt),
+        .f_code(regs$f_code),
+        .f_desc(regs$f_desc),
+        .f_addr(regs$f_addr),
+        .go(regs$go),
+        .grant(regs$grant),
+        .resp(regs$resp),
+        .rd(regs$rd),
+        .rd_len(regs$rd_len),
+        .wr(regs$wr),
+        .wr_len(regs$wr_len),
+        .busy_l(regs$busy_l),
+        .busy_c(regs$busy_c),
+        .busy_s(regs$busy_s),
+        .tstall_l(regs$tstall_l),
+        .tstall_c(regs$tstall_c),
+        .tstall_s(regs$tstall_s),
+        .mstall_l(regs$mstall_l),
+        .mstall_s(regs$mstall_s),
+        .macs(regs$macs),
+        .job_macs(regs$job_macs),
+        .done_n(regs$done_n),
+        .fence_done(regs$fence_done),
+        .fence_irq(regs$fence_irq),
+        .fence_seqv(regs$fence_seqv),
+        .head(regs$head),
+        .fetch_ptr(regs$fetch_ptr),
+        .work(regs$work),
+        .mmio_rdata(regs$mmio_rdata),
+        .irq(regs$irq),
+        .run(regs$run),
+        .running(regs$running),
+        .xlat_en(regs$xlat_en),
+        .halted(regs$halted),
+        .ring_base(regs$ring_base),
+        .ring_size(regs$ring_size),
+        .tail(regs$tail),
+        .xlat_base(regs$xlat_base),
+        .xlat_pages(regs$xlat_pages),
+        .inflight(regs$inflight),
+        .irq_status(regs$irq_status),
+        .clear(regs$clear),
+        .flush(regs$flush),
+        .wd(regs$wd),
+        .mev(regs$mev),
+        .mev_code(regs$mev_code),
+        .mev_desc(regs$mev_desc),
+        .mev_addr(regs$mev_addr),
+        .mev_irq(regs$mev_irq)
+    );
     top$cptlb cptlb(
         .clock(cptlb$clock),
         .enable(cptlb$enable),
@@ -443,25 +553,18 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     localparam [2:0] K_FETCH = 3'd0, K_PTE = 3'd1, K_READ = 3'd2, K_WRITE = 3'd3, K_FENCEW = 3'd4;
     localparam [1:0] F_DRAIN = 2'd0, F_WRITE = 2'd1, F_ACK = 2'd2;
     
-    reg [63:0] r_now;              // cycles since power-up (cycle edges)
-    reg [63:0] r_reset_cycle;      // r_now at the last CONTROL.RESET
-    reg [63:0] r_last_progress;    // E2: last completion / TAIL or WATCHDOG write / RUN 0->1
-    reg [31:0] r_control;
-    reg [1:0] r_irq_status, r_irq_mask;
-    reg [63:0] r_ring_base, r_xlat_base;
-    reg [31:0] r_ring_size, r_tail, r_xlat_pages, r_watchdog, r_fence_seq;
-    reg r_err;
-    reg [7:0] r_err_code;
-    reg [31:0] r_err_desc;
-    reg [63:0] r_err_addr;
-    reg [63:0] r_cnt [1:13];       // PERF_* counters but PERF_CYCLES, in register order
-    reg [31:0] r_inflight;         // memory requests accepted and not yet answered
+    // the register file (the `regs` block): its registers as the rest of the body reads them
+    wire r_err = regs$halted;       // halted (G3)
+    wire [63:0] r_ring_base = regs$ring_base, r_xlat_base = regs$xlat_base;
+    wire [31:0] r_ring_size = regs$ring_size, r_tail = regs$tail, r_xlat_pages = regs$xlat_pages;
+    wire [31:0] r_inflight = regs$inflight; // memory requests accepted and not yet answered
+    wire [1:0] r_irq_status = regs$irq_status;
     // a BAD_RING halt raised by an MMIO write, reported at the next cycle edge
-    reg r_mev;
-    reg [7:0] r_mev_code;
-    reg [31:0] r_mev_desc;
-    reg [63:0] r_mev_addr;
-    reg [1:0] r_mev_irq;
+    wire r_mev = regs$mev;
+    wire [7:0] r_mev_code = regs$mev_code;
+    wire [31:0] r_mev_desc = regs$mev_desc;
+    wire [63:0] r_mev_addr = regs$mev_addr;
+    wire [1:0] r_mev_irq = regs$mev_irq;
     // command processor
     reg [31:0] r_head, r_fetch_ptr;
     reg [31:0] f_index [0:FD-1];
@@ -492,14 +595,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     
     integer ii, iq, io, ia, ic;
     initial begin
-       r_now = 64'd0; r_reset_cycle = 64'd0; r_last_progress = 64'd0;
-       r_control = 32'd0; r_irq_status = 2'd0; r_irq_mask = 2'd0;
-       r_ring_base = 64'd0; r_xlat_base = 64'd0; r_ring_size = 32'd0; r_tail = 32'd0;
-       r_xlat_pages = 32'd0; r_watchdog = 32'd0; r_fence_seq = 32'd0;
-       r_err = 1'b0; r_err_code = 8'd0; r_err_desc = 32'd0; r_err_addr = 64'd0;
-       for (ii = 1; ii <= 13; ii = ii + 1) r_cnt[ii] = 64'd0;
-       r_inflight = 32'd0;
-       r_mev = 1'b0; r_mev_code = 8'd0; r_mev_desc = 32'd0; r_mev_addr = 64'd0; r_mev_irq = 2'd0;
        r_head = 32'd0; r_fetch_ptr = 32'd0;
        for (ii = 0; ii < FD; ii = ii + 1) begin
           f_index[ii] = 32'd0; f_addr[ii] = 64'd0; f_bytes[ii] = 256'd0; f_issued[ii] = 4'd0; f_arrived[ii] = 4'd0;
@@ -515,10 +610,9 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        r_active = 3'd0; r_job_macs = 64'd0;
     end
     
-    wire w_run = r_control[0];
-    wire w_running = w_run && !r_err;
-    wire w_xlat_en = r_control[2];
-    wire [63:0] w_cycles = r_now - r_reset_cycle;
+    wire w_run = regs$run;
+    wire w_running = regs$running;
+    wire w_xlat_en = regs$xlat_en;
     
     // ---- fetch buffer views ----
     wire [2-1:0] w_f_back = (r_f_wr == 0) ? FD - 1 : r_f_wr - 1;
@@ -526,50 +620,10 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire w_head_ripe = !1'b0 || r_ripe[r_f_rd];
     wire w_queues_empty = r_q_count[0] == 0 && r_q_count[1] == 0 && r_q_count[2] == 0;
     
-    // STATUS.BUSY (from the state at the end of the last cycle)
-    wire w_busy = !r_err && ((w_running && r_fetch_ptr != r_tail) || r_f_count != 0 || r_fence
-       || !w_queues_empty || r_active != 3'd0 || r_inflight != 32'd0);
-    
-    // ---- MMIO read (combinational, G2) ----
-    reg [63:0] rd_cnt;
+    // ---- MMIO read (combinational, G2) and the IRQ line: the `regs` block ----
     always @(*) begin
-       rd_cnt = 64'd0;
-       if (mmio_addr >= 12'h100 && mmio_addr < 12'h170) begin
-          if (mmio_addr[11:3] == 9'h20) rd_cnt = w_cycles;
-          else rd_cnt = r_cnt[mmio_addr[6:3]];
-       end
-       case (mmio_addr)
-          12'h000: mmio_rdata = 32'h4E50554B;
-          12'h004: mmio_rdata = 32'h00010001;
-          12'h008: mmio_rdata = 32'h000000BF;
-          12'h00C: mmio_rdata = {16'd8, 16'd8};
-          12'h010: mmio_rdata = 32'd65536;
-          12'h014: mmio_rdata = 32'd16384;
-          12'h018: mmio_rdata = 32'd32;
-          12'h020: mmio_rdata = r_control;
-          12'h024: mmio_rdata = {30'd0, r_err, w_busy};
-          12'h028: mmio_rdata = {30'd0, r_irq_status};
-          12'h02C: mmio_rdata = {30'd0, r_irq_mask};
-          12'h030: mmio_rdata = r_ring_base[31:0];
-          12'h034: mmio_rdata = r_ring_base[63:32];
-          12'h038: mmio_rdata = r_ring_size;
-          12'h03C: mmio_rdata = r_head;
-          12'h040: mmio_rdata = r_tail;
-          12'h044: mmio_rdata = r_fence_seq;
-          12'h048: mmio_rdata = r_err ? {24'd0, r_err_code} : 32'd0;
-          12'h04C: mmio_rdata = r_err ? r_err_desc : 32'd0;
-          12'h050: mmio_rdata = r_err ? r_err_addr[31:0] : 32'd0;
-          12'h054: mmio_rdata = r_err ? r_err_addr[63:32] : 32'd0;
-          12'h058: mmio_rdata = r_xlat_base[31:0];
-          12'h05C: mmio_rdata = r_xlat_base[63:32];
-          12'h060: mmio_rdata = r_xlat_pages;
-          12'h064: mmio_rdata = r_watchdog;
-          12'h068: mmio_rdata = 32'd4096;
-          12'h06C: mmio_rdata = 32'd8;
-          default: mmio_rdata = (mmio_addr >= 12'h100 && mmio_addr < 12'h170 && mmio_addr[1:0] == 2'd0)
-                                ? (mmio_addr[2] ? rd_cnt[63:32] : rd_cnt[31:0]) : 32'd0;
-       endcase
-       irq = (r_irq_status & r_irq_mask) != 2'd0;
+       mmio_rdata = regs$mmio_rdata;
+       irq = regs$irq;
     end
     
     // ---- descriptor decode and validation (firmware-abi desc.rs decode + validate) ----
@@ -888,6 +942,41 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     assign tok$c_job = r_job_deps[1];
     assign tok$s_job = r_job_deps[2];
     
+    // ---- the register file (G2), counters (P1), IRQ, error latch (G3), watchdog (E2) ----
+    assign regs$clock = clock;
+    assign regs$advance = advance;
+    assign regs$mmio_we = mmio_we;
+    assign regs$mmio_addr = mmio_addr;
+    assign regs$mmio_wdata = mmio_wdata;
+    assign regs$halt = w_act && f_any;
+    assign regs$f_code = f_code;
+    assign regs$f_desc = f_idx;
+    assign regs$f_addr = f_addr_v;
+    assign regs$go = w_go;
+    assign regs$grant = w_grant;
+    assign regs$resp = resp_valid;
+    assign regs$rd = g_load && load_kind == K_READ;
+    assign regs$rd_len = load_len;
+    assign regs$wr = g_store && store_kind == K_WRITE;
+    assign regs$wr_len = store_len;
+    assign regs$busy_l = issue[0] || (r_active[0] && !complete[0]);
+    assign regs$busy_c = issue[1] || (r_active[1] && !complete[1]);
+    assign regs$busy_s = issue[2] || (r_active[2] && !complete[2]);
+    assign regs$tstall_l = tstall[0];
+    assign regs$tstall_c = tstall[1];
+    assign regs$tstall_s = tstall[2];
+    assign regs$mstall_l = denied_load;
+    assign regs$mstall_s = denied_store;
+    assign regs$macs = complete[1] && r_job_op[1] == 8'd3;
+    assign regs$job_macs = r_job_macs;
+    assign regs$done_n = n_done;
+    assign regs$fence_done = w_fence_done;
+    assign regs$fence_irq = r_fence_irq;
+    assign regs$fence_seqv = r_fence_seqv;
+    assign regs$head = r_head;
+    assign regs$fetch_ptr = r_fetch_ptr;
+    assign regs$work = r_f_count != 0 || r_fence || !w_queues_empty || r_active != 3'd0;
+    
     // ---- faults of this cycle, in G3 order ----
     reg dl, wd, ovf;
     reg [31:0] dl_idx, ovf_idx;
@@ -903,7 +992,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg [7:0] f_code;
     reg [31:0] f_idx;
     reg [63:0] f_addr_v;
-    reg w_plan_busy;
     reg fence_drained;
     always @(*) begin
        // E1 deadlock
@@ -913,10 +1001,8 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
           dl = qh_valid != 3'd0 && (qh_valid & qh_ready) == 3'd0;
           dl_idx = qh_valid[0] ? qh_index[0] : qh_valid[1] ? qh_index[1] : qh_index[2];
        end
-       // E2 watchdog (busy after this cycle's response is delivered)
-       w_plan_busy = (w_running && r_fetch_ptr != r_tail) || r_f_count != 0 || r_fence
-          || !w_queues_empty || r_active != 3'd0 || (r_inflight - {31'd0, resp_valid}) != 32'd0;
-       wd = r_watchdog != 32'd0 && w_plan_busy && r_now >= r_last_progress + {32'd0, r_watchdog};
+       // E2 watchdog: the `regs` block
+       wd = regs$wd;
        // U2 token overflow: a push onto a counter that stays at 255 after this cycle's pop
        ovf = 1'b0; ovf_idx = 32'd0;
        for (io = 3; io >= 0; io = io - 1) begin
@@ -1005,18 +1091,10 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     // ======== the clock edge ========
     always @(posedge clock) begin
        if (advance) begin
-          r_now <= r_now + 64'd1;
-          r_mev <= 1'b0;
-          if (w_act && f_any) begin
-             // G3: halt, latch, raise IRQ_ERROR; nothing else happens
-             r_err <= 1'b1; r_err_code <= f_code; r_err_desc <= f_idx; r_err_addr <= f_addr_v;
-             r_irq_status <= r_irq_status | 2'b10;
-             r_inflight <= 32'd0;
-          end else if (w_go) begin
-             r_inflight <= r_inflight + {31'd0, w_grant} - {31'd0, resp_valid};
+          // G3: a fault halts the device; nothing else happens (the `regs` block latches it)
+          if (w_go) begin
              // -- grant --
              if (w_grant) begin
-                r_cnt[13] <= r_cnt[13] + 64'd1;
                 if (g_cp && cp_kind == K_FETCH) begin
                    if (cp_new) begin
                       f_index[r_f_wr] <= r_fetch_ptr;
@@ -1030,8 +1108,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
                    end
                 end
                 if (g_cp && cp_kind == K_FENCEW) r_fence_phase <= F_ACK;
-                if (g_load && load_kind == K_READ) r_cnt[10] <= r_cnt[10] + {56'd0, load_len};
-                if (g_store && store_kind == K_WRITE) r_cnt[11] <= r_cnt[11] + {56'd0, store_len};
              end
              // -- response --
              if (w_resp_fetch && arr_found) begin
@@ -1056,11 +1132,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
                 end
              end
              if (issue[1]) r_job_macs <= {48'd0, qh_desc[1][143:128]} * {48'd0, qh_desc[1][159:144]} * {48'd0, qh_desc[1][175:160]};
-             if (complete[1] && r_job_op[1] == 8'd3) r_cnt[9] <= r_cnt[9] + r_job_macs;
-             if (n_done != 3'd0) begin
-                r_cnt[12] <= r_cnt[12] + {61'd0, n_done};
-                r_last_progress <= r_now;
-             end
              // -- dispatch (F2-F4) --
              for (ic = 0; ic < 3; ic = ic + 1) begin
                 r_q_count[ic] <= r_q_count[ic] - {3'd0, issue[ic]}
@@ -1083,84 +1154,33 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
              if (fence_drained && r_fence_wb) r_fence_phase <= F_WRITE;
              if (w_fence_done) begin
                 r_fence <= 1'b0;
-                r_fence_seq <= r_fence_seqv;
-                if (r_fence_irq) r_irq_status <= r_irq_status | 2'b01;
              end
-             // -- counters (P1): unit state after this cycle --
-             r_cnt[1] <= r_cnt[1] + {63'd0, issue[0] || (r_active[0] && !complete[0])};
-             r_cnt[4] <= r_cnt[4] + {63'd0, issue[1] || (r_active[1] && !complete[1])};
-             r_cnt[6] <= r_cnt[6] + {63'd0, issue[2] || (r_active[2] && !complete[2])};
-             r_cnt[2] <= r_cnt[2] + {63'd0, tstall[0]};
-             r_cnt[5] <= r_cnt[5] + {63'd0, tstall[1]};
-             r_cnt[7] <= r_cnt[7] + {63'd0, tstall[2]};
-             r_cnt[3] <= r_cnt[3] + {63'd0, denied_load};
-             r_cnt[8] <= r_cnt[8] + {63'd0, denied_store};
           end
        end else if (mmio_we) begin
           case (mmio_addr)
              12'h020: begin
                 if (mmio_wdata[1]) begin
-                   // CONTROL.RESET: everything but time itself starts afresh
-                   r_reset_cycle <= r_now; r_last_progress <= r_now;
-                   r_control <= 32'd0; r_irq_status <= 2'd0; r_irq_mask <= 2'd0;
-                   r_ring_base <= 64'd0; r_xlat_base <= 64'd0; r_ring_size <= 32'd0; r_tail <= 32'd0;
-                   r_xlat_pages <= 32'd0; r_watchdog <= 32'd0; r_fence_seq <= 32'd0;
-                   r_err <= 1'b0; r_err_code <= 8'd0; r_err_desc <= 32'd0; r_err_addr <= 64'd0;
-                   for (ic = 1; ic <= 13; ic = ic + 1) r_cnt[ic] <= 64'd0;
-                   r_inflight <= 32'd0;
+                   // CONTROL.RESET: everything but time itself starts afresh (the registers: `regs`)
                    r_head <= 32'd0; r_fetch_ptr <= 32'd0;
                    r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
                    r_fence <= 1'b0; r_fence_phase <= F_DRAIN;
                    for (ic = 0; ic < 3; ic = ic + 1) begin r_q_rd[ic] <= 0; r_q_wr[ic] <= 0; r_q_count[ic] <= 0; end
                    r_active <= 3'd0;
-                end else begin
-                   r_control <= mmio_wdata & 32'h5;
-                   if (!w_run && mmio_wdata[0] && !r_err) begin
-                      r_last_progress <= r_now;
-                      if (!w_ring_ok) begin
-                         r_err <= 1'b1; r_err_code <= 8'd11; r_err_desc <= r_tail; r_err_addr <= r_ring_base;
-                         r_irq_status <= r_irq_status | 2'b10; r_inflight <= 32'd0;
-                         r_mev <= 1'b1; r_mev_code <= 8'd11; r_mev_desc <= r_tail; r_mev_addr <= r_ring_base;
-                         r_mev_irq <= r_irq_status | 2'b10;
-                      end
-                   end
                 end
              end
-             12'h028: r_irq_status <= r_irq_status & ~mmio_wdata[1:0];
-             12'h02C: r_irq_mask <= mmio_wdata[1:0];
+             // RING_BASE/SIZE writes while stopped (the registers and RING_TAIL: `regs`)
              12'h030, 12'h034, 12'h038: if (!w_run) begin
-                if (mmio_addr == 12'h030) r_ring_base[31:0] <= mmio_wdata;
-                if (mmio_addr == 12'h034) r_ring_base[63:32] <= mmio_wdata;
-                if (mmio_addr == 12'h038) r_ring_size <= mmio_wdata;
-                r_head <= 32'd0; r_fetch_ptr <= 32'd0; r_tail <= 32'd0;
+                r_head <= 32'd0; r_fetch_ptr <= 32'd0;
                 r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
              end
-             12'h040: begin
-                r_tail <= mmio_wdata;
-                r_last_progress <= r_now;
-                if (w_run && mmio_wdata >= r_ring_size && !r_err) begin
-                   r_err <= 1'b1; r_err_code <= 8'd11; r_err_desc <= mmio_wdata; r_err_addr <= r_ring_base;
-                   r_irq_status <= r_irq_status | 2'b10; r_inflight <= 32'd0;
-                   r_mev <= 1'b1; r_mev_code <= 8'd11; r_mev_desc <= mmio_wdata; r_mev_addr <= r_ring_base;
-                   r_mev_irq <= r_irq_status | 2'b10;
-                end
-             end
-             12'h058: r_xlat_base[31:0] <= {mmio_wdata[31:3], 3'd0};
-             12'h05C: r_xlat_base[63:32] <= mmio_wdata;
-             12'h060: r_xlat_pages <= mmio_wdata;
-             12'h064: begin r_watchdog <= mmio_wdata; r_last_progress <= r_now; end
              default: ;
           endcase
        end
     end
     
-    // BAD_RING at RUN 0->1: RING_SIZE a power of two in 2..=MAX_RING, RING_BASE 32-byte aligned, TAIL < SIZE
-    wire w_ring_ok = r_ring_size >= 32'd2 && r_ring_size <= 32'd4096
-       && (r_ring_size & (r_ring_size - 32'd1)) == 32'd0 && r_ring_base[4:0] == 5'd0 && r_tail < r_ring_size;
-    // the translation caches are emptied by reset and by writes to CONTROL and XLAT_*
-    wire w_flush = !advance && mmio_we && (mmio_addr == 12'h020 || mmio_addr == 12'h058
-       || mmio_addr == 12'h05C || mmio_addr == 12'h060);
-    wire w_clear = !advance && mmio_we && mmio_addr == 12'h020 && mmio_wdata[1];
+    // the translation caches are emptied by reset and by writes to CONTROL and XLAT_* (`regs`)
+    wire w_flush = regs$flush;
+    wire w_clear = regs$clear;
     
     // ======== event ports ========
     always @(*) begin
@@ -19300,6 +19320,1521 @@ module top$port(go,ready,cp_req,cp_kind,cp_addr,cp_own,cp_wdata,cp_wmask,store_r
     end
     
 endmodule // top$port
+
+
+module top$regs(clock,advance,mmio_we,mmio_addr,mmio_wdata,halt,f_code,f_desc,f_addr,go,grant,resp,rd,rd_len,wr,wr_len,busy_l,busy_c,busy_s,tstall_l,tstall_c,tstall_s,mstall_l,mstall_s,macs,job_macs,done_n,fence_done,fence_irq,fence_seqv,head,fetch_ptr,work,mmio_rdata,irq,run,running,xlat_en,halted,ring_base,ring_size,tail,xlat_base,xlat_pages,inflight,irq_status,clear,flush,wd,mev,mev_code,mev_desc,mev_addr,mev_irq);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  advance;
+    input wire  mmio_we;
+    input wire  [11:0] mmio_addr;
+    input wire  [31:0] mmio_wdata;
+    input wire  halt;
+    input wire  [7:0] f_code;
+    input wire  [31:0] f_desc;
+    input wire  [63:0] f_addr;
+    input wire  go;
+    input wire  grant;
+    input wire  resp;
+    input wire  rd;
+    input wire  [7:0] rd_len;
+    input wire  wr;
+    input wire  [7:0] wr_len;
+    input wire  busy_l;
+    input wire  busy_c;
+    input wire  busy_s;
+    input wire  tstall_l;
+    input wire  tstall_c;
+    input wire  tstall_s;
+    input wire  mstall_l;
+    input wire  mstall_s;
+    input wire  macs;
+    input wire  [63:0] job_macs;
+    input wire  [2:0] done_n;
+    input wire  fence_done;
+    input wire  fence_irq;
+    input wire  [31:0] fence_seqv;
+    input wire  [31:0] head;
+    input wire  [31:0] fetch_ptr;
+    input wire  work;
+    output reg  [31:0] mmio_rdata;
+    output reg  irq;
+    output reg  run;
+    output reg  running;
+    output reg  xlat_en;
+    output reg  halted;
+    output reg  [63:0] ring_base;
+    output reg  [31:0] ring_size;
+    output reg  [31:0] tail;
+    output reg  [63:0] xlat_base;
+    output reg  [31:0] xlat_pages;
+    output reg  [31:0] inflight;
+    output reg  [1:0] irq_status;
+    output reg  clear;
+    output reg  flush;
+    output reg  wd;
+    output reg  mev;
+    output reg  [7:0] mev_code;
+    output reg  [31:0] mev_desc;
+    output reg  [63:0] mev_addr;
+    output reg  [1:0] mev_irq;
+    
+    // Constant declarations
+    localparam  a_id = 12'h0;
+    localparam  a_version = 12'h4;
+    localparam  a_caps = 12'h8;
+    localparam  a_array_shape = 12'hc;
+    localparam  a_spad_bytes = 12'h10;
+    localparam  a_acc_bytes = 12'h14;
+    localparam  a_beat_bytes = 12'h18;
+    localparam  a_control = 12'h20;
+    localparam  a_status = 12'h24;
+    localparam  a_irq_status = 12'h28;
+    localparam  a_irq_mask = 12'h2c;
+    localparam  a_ring_base_lo = 12'h30;
+    localparam  a_ring_base_hi = 12'h34;
+    localparam  a_ring_size = 12'h38;
+    localparam  a_ring_head = 12'h3c;
+    localparam  a_ring_tail = 12'h40;
+    localparam  a_fence_seq = 12'h44;
+    localparam  a_err_code = 12'h48;
+    localparam  a_err_desc = 12'h4c;
+    localparam  a_err_addr_lo = 12'h50;
+    localparam  a_err_addr_hi = 12'h54;
+    localparam  a_xlat_base_lo = 12'h58;
+    localparam  a_xlat_base_hi = 12'h5c;
+    localparam  a_xlat_pages = 12'h60;
+    localparam  a_watchdog = 12'h64;
+    localparam  a_max_ring = 12'h68;
+    localparam  a_queue_depth = 12'h6c;
+    localparam  a_perf_first = 12'h100;
+    localparam  a_perf_end = 12'h170;
+    localparam  control_keep = 32'h5;
+    localparam  irq_fence = 2'b1;
+    localparam  irq_error = 2'b10;
+    localparam  bad_ring = 8'hb;
+    localparam  id = 32'h4e50554b;
+    localparam  version = 32'h10001;
+    localparam  caps = 32'hbf;
+    localparam  shape = 32'h80008;
+    localparam  spad = 32'h10000;
+    localparam  acc = 32'h4000;
+    localparam  beat = 32'h20;
+    localparam  max_ring = 32'h1000;
+    localparam  queue_depth = 32'h8;
+    
+    // Stub signals
+    reg  [63:0] now$d;
+    wire  [63:0] now$q;
+    reg  now$clock;
+    reg  [63:0] reset_cycle$d;
+    wire  [63:0] reset_cycle$q;
+    reg  reset_cycle$clock;
+    reg  [63:0] last_progress$d;
+    wire  [63:0] last_progress$q;
+    reg  last_progress$clock;
+    reg  [31:0] control$d;
+    wire  [31:0] control$q;
+    reg  control$clock;
+    reg  [1:0] irq_st$d;
+    wire  [1:0] irq_st$q;
+    reg  irq_st$clock;
+    reg  [1:0] irq_mask$d;
+    wire  [1:0] irq_mask$q;
+    reg  irq_mask$clock;
+    reg  [63:0] ring_base_r$d;
+    wire  [63:0] ring_base_r$q;
+    reg  ring_base_r$clock;
+    reg  [31:0] ring_size_r$d;
+    wire  [31:0] ring_size_r$q;
+    reg  ring_size_r$clock;
+    reg  [31:0] tail_r$d;
+    wire  [31:0] tail_r$q;
+    reg  tail_r$clock;
+    reg  [63:0] xlat_base_r$d;
+    wire  [63:0] xlat_base_r$q;
+    reg  xlat_base_r$clock;
+    reg  [31:0] xlat_pages_r$d;
+    wire  [31:0] xlat_pages_r$q;
+    reg  xlat_pages_r$clock;
+    reg  [31:0] watchdog$d;
+    wire  [31:0] watchdog$q;
+    reg  watchdog$clock;
+    reg  [31:0] fence_seq$d;
+    wire  [31:0] fence_seq$q;
+    reg  fence_seq$clock;
+    reg  err$d;
+    wire  err$q;
+    reg  err$clock;
+    reg  [7:0] err_code$d;
+    wire  [7:0] err_code$q;
+    reg  err_code$clock;
+    reg  [31:0] err_desc$d;
+    wire  [31:0] err_desc$q;
+    reg  err_desc$clock;
+    reg  [63:0] err_addr$d;
+    wire  [63:0] err_addr$q;
+    reg  err_addr$clock;
+    reg  [31:0] inflight_r$d;
+    wire  [31:0] inflight_r$q;
+    reg  inflight_r$clock;
+    reg  mev_r$d;
+    wire  mev_r$q;
+    reg  mev_r$clock;
+    reg  [7:0] mev_code_r$d;
+    wire  [7:0] mev_code_r$q;
+    reg  mev_code_r$clock;
+    reg  [31:0] mev_desc_r$d;
+    wire  [31:0] mev_desc_r$q;
+    reg  mev_desc_r$clock;
+    reg  [63:0] mev_addr_r$d;
+    wire  [63:0] mev_addr_r$q;
+    reg  mev_addr_r$clock;
+    reg  [1:0] mev_irq_r$d;
+    wire  [1:0] mev_irq_r$q;
+    reg  mev_irq_r$clock;
+    reg  [63:0] load_busy$d;
+    wire  [63:0] load_busy$q;
+    reg  load_busy$clock;
+    reg  [63:0] load_token_stall$d;
+    wire  [63:0] load_token_stall$q;
+    reg  load_token_stall$clock;
+    reg  [63:0] load_mem_stall$d;
+    wire  [63:0] load_mem_stall$q;
+    reg  load_mem_stall$clock;
+    reg  [63:0] compute_busy$d;
+    wire  [63:0] compute_busy$q;
+    reg  compute_busy$clock;
+    reg  [63:0] compute_token_stall$d;
+    wire  [63:0] compute_token_stall$q;
+    reg  compute_token_stall$clock;
+    reg  [63:0] store_busy$d;
+    wire  [63:0] store_busy$q;
+    reg  store_busy$clock;
+    reg  [63:0] store_token_stall$d;
+    wire  [63:0] store_token_stall$q;
+    reg  store_token_stall$clock;
+    reg  [63:0] store_mem_stall$d;
+    wire  [63:0] store_mem_stall$q;
+    reg  store_mem_stall$clock;
+    reg  [63:0] macs_r$d;
+    wire  [63:0] macs_r$q;
+    reg  macs_r$clock;
+    reg  [63:0] rd_bytes$d;
+    wire  [63:0] rd_bytes$q;
+    reg  rd_bytes$clock;
+    reg  [63:0] wr_bytes$d;
+    wire  [63:0] wr_bytes$q;
+    reg  wr_bytes$clock;
+    reg  [63:0] desc_done$d;
+    wire  [63:0] desc_done$q;
+    reg  desc_done$clock;
+    reg  [63:0] mem_beats$d;
+    wire  [63:0] mem_beats$q;
+    reg  mem_beats$clock;
+    
+    // Local signals
+    reg  run_l;
+    reg  running_l;
+    reg  [63:0] cycles;
+    reg  pending;
+    reg  busy;
+    reg  [31:0] inflight_after;
+    reg  ring_ok;
+    reg  bad_tail;
+    reg  [63:0] perf;
+    reg  in_perf;
+    reg  mmio_write;
+    
+    // Sub module instances
+    top$regs$now now(
+        .d(now$d),
+        .q(now$q),
+        .clock(now$clock)
+    );
+    top$regs$reset_cycle reset_cycle(
+        .d(reset_cycle$d),
+        .q(reset_cycle$q),
+        .clock(reset_cycle$clock)
+    );
+    top$regs$last_progress last_progress(
+        .d(last_progress$d),
+        .q(last_progress$q),
+        .clock(last_progress$clock)
+    );
+    top$regs$control control(
+        .d(control$d),
+        .q(control$q),
+        .clock(control$clock)
+    );
+    top$regs$irq_st irq_st(
+        .d(irq_st$d),
+        .q(irq_st$q),
+        .clock(irq_st$clock)
+    );
+    top$regs$irq_mask irq_mask(
+        .d(irq_mask$d),
+        .q(irq_mask$q),
+        .clock(irq_mask$clock)
+    );
+    top$regs$ring_base_r ring_base_r(
+        .d(ring_base_r$d),
+        .q(ring_base_r$q),
+        .clock(ring_base_r$clock)
+    );
+    top$regs$ring_size_r ring_size_r(
+        .d(ring_size_r$d),
+        .q(ring_size_r$q),
+        .clock(ring_size_r$clock)
+    );
+    top$regs$tail_r tail_r(
+        .d(tail_r$d),
+        .q(tail_r$q),
+        .clock(tail_r$clock)
+    );
+    top$regs$xlat_base_r xlat_base_r(
+        .d(xlat_base_r$d),
+        .q(xlat_base_r$q),
+        .clock(xlat_base_r$clock)
+    );
+    top$regs$xlat_pages_r xlat_pages_r(
+        .d(xlat_pages_r$d),
+        .q(xlat_pages_r$q),
+        .clock(xlat_pages_r$clock)
+    );
+    top$regs$watchdog watchdog(
+        .d(watchdog$d),
+        .q(watchdog$q),
+        .clock(watchdog$clock)
+    );
+    top$regs$fence_seq fence_seq(
+        .d(fence_seq$d),
+        .q(fence_seq$q),
+        .clock(fence_seq$clock)
+    );
+    top$regs$err err(
+        .d(err$d),
+        .q(err$q),
+        .clock(err$clock)
+    );
+    top$regs$err_code err_code(
+        .d(err_code$d),
+        .q(err_code$q),
+        .clock(err_code$clock)
+    );
+    top$regs$err_desc err_desc(
+        .d(err_desc$d),
+        .q(err_desc$q),
+        .clock(err_desc$clock)
+    );
+    top$regs$err_addr err_addr(
+        .d(err_addr$d),
+        .q(err_addr$q),
+        .clock(err_addr$clock)
+    );
+    top$regs$inflight_r inflight_r(
+        .d(inflight_r$d),
+        .q(inflight_r$q),
+        .clock(inflight_r$clock)
+    );
+    top$regs$mev_r mev_r(
+        .d(mev_r$d),
+        .q(mev_r$q),
+        .clock(mev_r$clock)
+    );
+    top$regs$mev_code_r mev_code_r(
+        .d(mev_code_r$d),
+        .q(mev_code_r$q),
+        .clock(mev_code_r$clock)
+    );
+    top$regs$mev_desc_r mev_desc_r(
+        .d(mev_desc_r$d),
+        .q(mev_desc_r$q),
+        .clock(mev_desc_r$clock)
+    );
+    top$regs$mev_addr_r mev_addr_r(
+        .d(mev_addr_r$d),
+        .q(mev_addr_r$q),
+        .clock(mev_addr_r$clock)
+    );
+    top$regs$mev_irq_r mev_irq_r(
+        .d(mev_irq_r$d),
+        .q(mev_irq_r$q),
+        .clock(mev_irq_r$clock)
+    );
+    top$regs$load_busy load_busy(
+        .d(load_busy$d),
+        .q(load_busy$q),
+        .clock(load_busy$clock)
+    );
+    top$regs$load_token_stall load_token_stall(
+        .d(load_token_stall$d),
+        .q(load_token_stall$q),
+        .clock(load_token_stall$clock)
+    );
+    top$regs$load_mem_stall load_mem_stall(
+        .d(load_mem_stall$d),
+        .q(load_mem_stall$q),
+        .clock(load_mem_stall$clock)
+    );
+    top$regs$compute_busy compute_busy(
+        .d(compute_busy$d),
+        .q(compute_busy$q),
+        .clock(compute_busy$clock)
+    );
+    top$regs$compute_token_stall compute_token_stall(
+        .d(compute_token_stall$d),
+        .q(compute_token_stall$q),
+        .clock(compute_token_stall$clock)
+    );
+    top$regs$store_busy store_busy(
+        .d(store_busy$d),
+        .q(store_busy$q),
+        .clock(store_busy$clock)
+    );
+    top$regs$store_token_stall store_token_stall(
+        .d(store_token_stall$d),
+        .q(store_token_stall$q),
+        .clock(store_token_stall$clock)
+    );
+    top$regs$store_mem_stall store_mem_stall(
+        .d(store_mem_stall$d),
+        .q(store_mem_stall$q),
+        .clock(store_mem_stall$clock)
+    );
+    top$regs$macs_r macs_r(
+        .d(macs_r$d),
+        .q(macs_r$q),
+        .clock(macs_r$clock)
+    );
+    top$regs$rd_bytes rd_bytes(
+        .d(rd_bytes$d),
+        .q(rd_bytes$q),
+        .clock(rd_bytes$clock)
+    );
+    top$regs$wr_bytes wr_bytes(
+        .d(wr_bytes$d),
+        .q(wr_bytes$q),
+        .clock(wr_bytes$clock)
+    );
+    top$regs$desc_done desc_done(
+        .d(desc_done$d),
+        .q(desc_done$q),
+        .clock(desc_done$clock)
+    );
+    top$regs$mem_beats mem_beats(
+        .d(mem_beats$d),
+        .q(mem_beats$q),
+        .clock(mem_beats$clock)
+    );
+    
+    // Update code (custom)
+    always @(*) begin
+        run_l = control$q[32'h0];
+        running_l = run_l & ~err$q;
+        cycles = now$q - reset_cycle$q;
+        pending = (running_l & (fetch_ptr != tail_r$q)) | work;
+        busy = ~err$q & (pending | |inflight_r$q);
+        inflight_after = inflight_r$q;
+        if (resp) begin
+            inflight_after = inflight_r$q - 64'h1;
+        end
+        wd = |watchdog$q & (pending | |inflight_after) & (now$q >= (last_progress$q + ((watchdog$q) & 64'hffffffffffffffff)));
+        ring_ok = (ring_size_r$q >= 64'h2) & (ring_size_r$q <= max_ring) & ~|(ring_size_r$q & (ring_size_r$q - 64'h1)) & ~|ring_base_r$q[(32'h0)+:(5)] & (tail_r$q < ring_size_r$q);
+        bad_tail = run_l & (mmio_wdata >= ring_size_r$q) & ~err$q;
+        run = run_l;
+        running = running_l;
+        xlat_en = control$q[32'h2];
+        halted = err$q;
+        ring_base = ring_base_r$q;
+        ring_size = ring_size_r$q;
+        tail = tail_r$q;
+        xlat_base = xlat_base_r$q;
+        xlat_pages = xlat_pages_r$q;
+        inflight = inflight_r$q;
+        irq_status = irq_st$q;
+        irq = |(irq_st$q & irq_mask$q);
+        mev = mev_r$q;
+        mev_code = mev_code_r$q;
+        mev_desc = mev_desc_r$q;
+        mev_addr = mev_addr_r$q;
+        mev_irq = mev_irq_r$q;
+        perf = cycles;
+        if (mmio_addr[(32'h3)+:(4)] == 64'h1) begin
+            perf = load_busy$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'h2) begin
+            perf = load_token_stall$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'h3) begin
+            perf = load_mem_stall$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'h4) begin
+            perf = compute_busy$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'h5) begin
+            perf = compute_token_stall$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'h6) begin
+            perf = store_busy$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'h7) begin
+            perf = store_token_stall$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'h8) begin
+            perf = store_mem_stall$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'h9) begin
+            perf = macs_r$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'ha) begin
+            perf = rd_bytes$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'hb) begin
+            perf = wr_bytes$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'hc) begin
+            perf = desc_done$q;
+        end
+        if (mmio_addr[(32'h3)+:(4)] == 64'hd) begin
+            perf = mem_beats$q;
+        end
+        in_perf = (mmio_addr >= a_perf_first) & (mmio_addr < a_perf_end) & ~|mmio_addr[(32'h0)+:(2)];
+        mmio_rdata = 32'h0;
+        if (mmio_addr == a_id) begin
+            mmio_rdata = id;
+        end
+        else if (mmio_addr == a_version) begin
+            mmio_rdata = version;
+        end
+        else if (mmio_addr == a_caps) begin
+            mmio_rdata = caps;
+        end
+        else if (mmio_addr == a_array_shape) begin
+            mmio_rdata = shape;
+        end
+        else if (mmio_addr == a_spad_bytes) begin
+            mmio_rdata = spad;
+        end
+        else if (mmio_addr == a_acc_bytes) begin
+            mmio_rdata = acc;
+        end
+        else if (mmio_addr == a_beat_bytes) begin
+            mmio_rdata = beat;
+        end
+        else if (mmio_addr == a_control) begin
+            mmio_rdata = control$q;
+        end
+        else if (mmio_addr == a_status) begin
+            mmio_rdata = (((err$q) & 32'hffffffff) << 64'h1) | ((busy) & 32'hffffffff);
+        end
+        else if (mmio_addr == a_irq_status) begin
+            mmio_rdata = ((irq_st$q) & 32'hffffffff);
+        end
+        else if (mmio_addr == a_irq_mask) begin
+            mmio_rdata = ((irq_mask$q) & 32'hffffffff);
+        end
+        else if (mmio_addr == a_ring_base_lo) begin
+            mmio_rdata = ring_base_r$q[(32'h0)+:(32)];
+        end
+        else if (mmio_addr == a_ring_base_hi) begin
+            mmio_rdata = ring_base_r$q[(32'h20)+:(32)];
+        end
+        else if (mmio_addr == a_ring_size) begin
+            mmio_rdata = ring_size_r$q;
+        end
+        else if (mmio_addr == a_ring_head) begin
+            mmio_rdata = head;
+        end
+        else if (mmio_addr == a_ring_tail) begin
+            mmio_rdata = tail_r$q;
+        end
+        else if (mmio_addr == a_fence_seq) begin
+            mmio_rdata = fence_seq$q;
+        end
+        else if (mmio_addr == a_err_code) begin
+            if (err$q) begin
+                mmio_rdata = ((err_code$q) & 32'hffffffff);
+            end
+        end
+        else if (mmio_addr == a_err_desc) begin
+            if (err$q) begin
+                mmio_rdata = err_desc$q;
+            end
+        end
+        else if (mmio_addr == a_err_addr_lo) begin
+            if (err$q) begin
+                mmio_rdata = err_addr$q[(32'h0)+:(32)];
+            end
+        end
+        else if (mmio_addr == a_err_addr_hi) begin
+            if (err$q) begin
+                mmio_rdata = err_addr$q[(32'h20)+:(32)];
+            end
+        end
+        else if (mmio_addr == a_xlat_base_lo) begin
+            mmio_rdata = xlat_base_r$q[(32'h0)+:(32)];
+        end
+        else if (mmio_addr == a_xlat_base_hi) begin
+            mmio_rdata = xlat_base_r$q[(32'h20)+:(32)];
+        end
+        else if (mmio_addr == a_xlat_pages) begin
+            mmio_rdata = xlat_pages_r$q;
+        end
+        else if (mmio_addr == a_watchdog) begin
+            mmio_rdata = watchdog$q;
+        end
+        else if (mmio_addr == a_max_ring) begin
+            mmio_rdata = max_ring;
+        end
+        else if (mmio_addr == a_queue_depth) begin
+            mmio_rdata = queue_depth;
+        end
+        else if (in_perf) begin
+            if (mmio_addr[32'h2]) begin
+                mmio_rdata = perf[(32'h20)+:(32)];
+            end
+            else begin
+                mmio_rdata = perf[(32'h0)+:(32)];
+            end
+        end
+        mmio_write = ~advance & mmio_we;
+        clear = mmio_write & (mmio_addr == a_control) & mmio_wdata[32'h1];
+        flush = mmio_write & ((mmio_addr == a_control) | (mmio_addr == a_xlat_base_lo) | (mmio_addr == a_xlat_base_hi) | (mmio_addr == a_xlat_pages));
+    end
+    
+    always @(*) begin
+        now$clock = clock;
+        reset_cycle$clock = clock;
+        last_progress$clock = clock;
+        control$clock = clock;
+        irq_st$clock = clock;
+        irq_mask$clock = clock;
+        ring_base_r$clock = clock;
+        ring_size_r$clock = clock;
+        tail_r$clock = clock;
+        xlat_base_r$clock = clock;
+        xlat_pages_r$clock = clock;
+        watchdog$clock = clock;
+        fence_seq$clock = clock;
+        err$clock = clock;
+        err_code$clock = clock;
+        err_desc$clock = clock;
+        err_addr$clock = clock;
+        inflight_r$clock = clock;
+        mev_r$clock = clock;
+        mev_code_r$clock = clock;
+        mev_desc_r$clock = clock;
+        mev_addr_r$clock = clock;
+        mev_irq_r$clock = clock;
+        load_busy$clock = clock;
+        load_token_stall$clock = clock;
+        load_mem_stall$clock = clock;
+        compute_busy$clock = clock;
+        compute_token_stall$clock = clock;
+        store_busy$clock = clock;
+        store_token_stall$clock = clock;
+        store_mem_stall$clock = clock;
+        macs_r$clock = clock;
+        rd_bytes$clock = clock;
+        wr_bytes$clock = clock;
+        desc_done$clock = clock;
+        mem_beats$clock = clock;
+        now$d = now$q;
+        reset_cycle$d = reset_cycle$q;
+        last_progress$d = last_progress$q;
+        control$d = control$q;
+        irq_st$d = irq_st$q;
+        irq_mask$d = irq_mask$q;
+        ring_base_r$d = ring_base_r$q;
+        ring_size_r$d = ring_size_r$q;
+        tail_r$d = tail_r$q;
+        xlat_base_r$d = xlat_base_r$q;
+        xlat_pages_r$d = xlat_pages_r$q;
+        watchdog$d = watchdog$q;
+        fence_seq$d = fence_seq$q;
+        err$d = err$q;
+        err_code$d = err_code$q;
+        err_desc$d = err_desc$q;
+        err_addr$d = err_addr$q;
+        inflight_r$d = inflight_r$q;
+        mev_r$d = mev_r$q;
+        mev_code_r$d = mev_code_r$q;
+        mev_desc_r$d = mev_desc_r$q;
+        mev_addr_r$d = mev_addr_r$q;
+        mev_irq_r$d = mev_irq_r$q;
+        load_busy$d = load_busy$q;
+        load_token_stall$d = load_token_stall$q;
+        load_mem_stall$d = load_mem_stall$q;
+        compute_busy$d = compute_busy$q;
+        compute_token_stall$d = compute_token_stall$q;
+        store_busy$d = store_busy$q;
+        store_token_stall$d = store_token_stall$q;
+        store_mem_stall$d = store_mem_stall$q;
+        macs_r$d = macs_r$q;
+        rd_bytes$d = rd_bytes$q;
+        wr_bytes$d = wr_bytes$q;
+        desc_done$d = desc_done$q;
+        mem_beats$d = mem_beats$q;
+        if (advance) begin
+            now$d = now$q + 64'h1;
+            mev_r$d = 1'b0;
+            if (halt) begin
+                err$d = 1'b1;
+                err_code$d = f_code;
+                err_desc$d = f_desc;
+                err_addr$d = f_addr;
+                irq_st$d = irq_st$q | irq_error;
+                inflight_r$d = 32'h0;
+            end
+            else if (go) begin
+                if (grant & ~resp) begin
+                    inflight_r$d = inflight_r$q + 64'h1;
+                end
+                if (resp & ~grant) begin
+                    inflight_r$d = inflight_r$q - 64'h1;
+                end
+                if (grant) begin
+                    mem_beats$d = mem_beats$q + 64'h1;
+                    if (rd) begin
+                        rd_bytes$d = rd_bytes$q + ((rd_len) & 64'hffffffffffffffff);
+                    end
+                    if (wr) begin
+                        wr_bytes$d = wr_bytes$q + ((wr_len) & 64'hffffffffffffffff);
+                    end
+                end
+                if (macs) begin
+                    macs_r$d = macs_r$q + job_macs;
+                end
+                if (|done_n) begin
+                    desc_done$d = desc_done$q + ((done_n) & 64'hffffffffffffffff);
+                    last_progress$d = now$q;
+                end
+                if (fence_done) begin
+                    fence_seq$d = fence_seqv;
+                    if (fence_irq) begin
+                        irq_st$d = irq_st$q | irq_fence;
+                    end
+                end
+                if (busy_l) begin
+                    load_busy$d = load_busy$q + 64'h1;
+                end
+                if (busy_c) begin
+                    compute_busy$d = compute_busy$q + 64'h1;
+                end
+                if (busy_s) begin
+                    store_busy$d = store_busy$q + 64'h1;
+                end
+                if (tstall_l) begin
+                    load_token_stall$d = load_token_stall$q + 64'h1;
+                end
+                if (tstall_c) begin
+                    compute_token_stall$d = compute_token_stall$q + 64'h1;
+                end
+                if (tstall_s) begin
+                    store_token_stall$d = store_token_stall$q + 64'h1;
+                end
+                if (mstall_l) begin
+                    load_mem_stall$d = load_mem_stall$q + 64'h1;
+                end
+                if (mstall_s) begin
+                    store_mem_stall$d = store_mem_stall$q + 64'h1;
+                end
+            end
+        end
+        else if (mmio_we) begin
+            if (mmio_addr == a_control) begin
+                if (mmio_wdata[32'h1]) begin
+                    reset_cycle$d = now$q;
+                    last_progress$d = now$q;
+                    control$d = 32'h0;
+                    irq_st$d = 32'h0;
+                    irq_mask$d = 32'h0;
+                    ring_base_r$d = 32'h0;
+                    ring_size_r$d = 32'h0;
+                    tail_r$d = 32'h0;
+                    xlat_base_r$d = 32'h0;
+                    xlat_pages_r$d = 32'h0;
+                    watchdog$d = 32'h0;
+                    fence_seq$d = 32'h0;
+                    err$d = 1'b0;
+                    err_code$d = 32'h0;
+                    err_desc$d = 32'h0;
+                    err_addr$d = 32'h0;
+                    inflight_r$d = 32'h0;
+                    load_busy$d = 32'h0;
+                    load_token_stall$d = 32'h0;
+                    load_mem_stall$d = 32'h0;
+                    compute_busy$d = 32'h0;
+                    compute_token_stall$d = 32'h0;
+                    store_busy$d = 32'h0;
+                    store_token_stall$d = 32'h0;
+                    store_mem_stall$d = 32'h0;
+                    macs_r$d = 32'h0;
+                    rd_bytes$d = 32'h0;
+                    wr_bytes$d = 32'h0;
+                    desc_done$d = 32'h0;
+                    mem_beats$d = 32'h0;
+                end
+                else begin
+                    control$d = mmio_wdata & control_keep;
+                    if (~run_l & mmio_wdata[32'h0] & ~err$q) begin
+                        last_progress$d = now$q;
+                        if (~ring_ok) begin
+                            err$d = 1'b1;
+                            err_code$d = bad_ring;
+                            err_desc$d = tail_r$q;
+                            err_addr$d = ring_base_r$q;
+                            irq_st$d = irq_st$q | irq_error;
+                            inflight_r$d = 32'h0;
+                            mev_r$d = 1'b1;
+                            mev_code_r$d = bad_ring;
+                            mev_desc_r$d = tail_r$q;
+                            mev_addr_r$d = ring_base_r$q;
+                            mev_irq_r$d = irq_st$q | irq_error;
+                        end
+                    end
+                end
+            end
+            if (mmio_addr == a_irq_status) begin
+                irq_st$d = irq_st$q & ~mmio_wdata[(32'h0)+:(2)];
+            end
+            if (mmio_addr == a_irq_mask) begin
+                irq_mask$d = mmio_wdata[(32'h0)+:(2)];
+            end
+            if (~run_l) begin
+                if (mmio_addr == a_ring_base_lo) begin
+                    ring_base_r$d = (ring_base_r$q & 64'hffffffff00000000) | ((mmio_wdata) & 64'hffffffffffffffff);
+                    tail_r$d = 32'h0;
+                end
+                if (mmio_addr == a_ring_base_hi) begin
+                    ring_base_r$d = (ring_base_r$q & 64'hffffffff) | (((mmio_wdata) & 64'hffffffffffffffff) << 64'h20);
+                    tail_r$d = 32'h0;
+                end
+                if (mmio_addr == a_ring_size) begin
+                    ring_size_r$d = mmio_wdata;
+                    tail_r$d = 32'h0;
+                end
+            end
+            if (mmio_addr == a_ring_tail) begin
+                tail_r$d = mmio_wdata;
+                last_progress$d = now$q;
+                if (bad_tail) begin
+                    err$d = 1'b1;
+                    err_code$d = bad_ring;
+                    err_desc$d = mmio_wdata;
+                    err_addr$d = ring_base_r$q;
+                    irq_st$d = irq_st$q | irq_error;
+                    inflight_r$d = 32'h0;
+                    mev_r$d = 1'b1;
+                    mev_code_r$d = bad_ring;
+                    mev_desc_r$d = mmio_wdata;
+                    mev_addr_r$d = ring_base_r$q;
+                    mev_irq_r$d = irq_st$q | irq_error;
+                end
+            end
+            if (mmio_addr == a_xlat_base_lo) begin
+                xlat_base_r$d = (xlat_base_r$q & 64'hffffffff00000000) | ((mmio_wdata & 64'hfffffff8) & 64'hffffffffffffffff);
+            end
+            if (mmio_addr == a_xlat_base_hi) begin
+                xlat_base_r$d = (xlat_base_r$q & 64'hffffffff) | (((mmio_wdata) & 64'hffffffffffffffff) << 64'h20);
+            end
+            if (mmio_addr == a_xlat_pages) begin
+                xlat_pages_r$d = mmio_wdata;
+            end
+            if (mmio_addr == a_watchdog) begin
+                watchdog$d = mmio_wdata;
+                last_progress$d = now$q;
+            end
+        end
+    end
+    
+endmodule // top$regs
+
+
+module top$regs$compute_busy(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$compute_busy
+
+
+module top$regs$compute_token_stall(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$compute_token_stall
+
+
+module top$regs$control(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$control
+
+
+module top$regs$desc_done(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$desc_done
+
+
+module top$regs$err(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$err
+
+
+module top$regs$err_addr(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$err_addr
+
+
+module top$regs$err_code(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$err_code
+
+
+module top$regs$err_desc(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$err_desc
+
+
+module top$regs$fence_seq(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$fence_seq
+
+
+module top$regs$inflight_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$inflight_r
+
+
+module top$regs$irq_mask(d,q,clock);
+    
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 2'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$irq_mask
+
+
+module top$regs$irq_st(d,q,clock);
+    
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 2'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$irq_st
+
+
+module top$regs$last_progress(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$last_progress
+
+
+module top$regs$load_busy(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$load_busy
+
+
+module top$regs$load_mem_stall(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$load_mem_stall
+
+
+module top$regs$load_token_stall(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$load_token_stall
+
+
+module top$regs$macs_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$macs_r
+
+
+module top$regs$mem_beats(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$mem_beats
+
+
+module top$regs$mev_addr_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$mev_addr_r
+
+
+module top$regs$mev_code_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$mev_code_r
+
+
+module top$regs$mev_desc_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$mev_desc_r
+
+
+module top$regs$mev_irq_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 2'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$mev_irq_r
+
+
+module top$regs$mev_r(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$mev_r
+
+
+module top$regs$now(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$now
+
+
+module top$regs$rd_bytes(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$rd_bytes
+
+
+module top$regs$reset_cycle(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$reset_cycle
+
+
+module top$regs$ring_base_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$ring_base_r
+
+
+module top$regs$ring_size_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$ring_size_r
+
+
+module top$regs$store_busy(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$store_busy
+
+
+module top$regs$store_mem_stall(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$store_mem_stall
+
+
+module top$regs$store_token_stall(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$store_token_stall
+
+
+module top$regs$tail_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$tail_r
+
+
+module top$regs$watchdog(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$watchdog
+
+
+module top$regs$wr_bytes(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$wr_bytes
+
+
+module top$regs$xlat_base_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$xlat_base_r
+
+
+module top$regs$xlat_pages_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$regs$xlat_pages_r
 
 
 module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat_base,xlat_pages,mem_size,grant,resp_valid,resp_tag,resp_data,lm_rd_data,busy,done,index,req_valid,req_pte,req_addr,req_wdata,req_wmask,req_tag,req_bytes,fault,fault_code,fault_addr,lm_wr,lm_wr_acc,lm_wr_addr,lm_wr_len,lm_wr_data,lm_rd_acc,lm_rd_addr);

@@ -1,5 +1,5 @@
 //! The Verilog body of `top`, generated per variant. One section per concern:
-//! state and MMIO, fetch buffer, unit queues and tokens, the per-cycle plan
+//! state (the register file is the `regs` block), fetch buffer, unit queues and tokens, the per-cycle plan
 //! (requests, faults in G3 order, grant, issue, completion, dispatch), the
 //! state update, and the event ports. Sections are templates whose `@NAME@`
 //! placeholders are the variant's parameters.
@@ -26,14 +26,6 @@ pub(super) fn body(p: &Params) -> String {
             .replace("@CHUNK@", &b.min(32).to_string())
             .replace("@CHUNKBITS@", &(8 * b.min(32)).to_string())
             .replace("@BM1@", &(b - 1).to_string())
-            .replace("@MAXRING@", &p.max_ring.to_string())
-            .replace("@ROWS@", &p.rows.to_string())
-            .replace("@COLS@", &p.cols.to_string())
-            .replace("@SPAD@", &p.spad_bytes.to_string())
-            .replace("@ACC@", &p.acc_bytes.to_string())
-            .replace("@BEAT@", &b.to_string())
-            .replace("@VERSION@", &format!("{:08X}", npukit_abi::abi_version()))
-            .replace("@CAPS@", &format!("{:08X}", p.caps()))
             .replace(
                 "@LATE@",
                 if p.inject == Some(Inject::DispatchLate) {
@@ -56,7 +48,7 @@ pub(super) fn body(p: &Params) -> String {
     s
 }
 
-/// Registers, the read mux, the IRQ line.
+/// State, the register file's values (the `regs` block), the read port.
 const STATE: &str = r#"
 // ======== state (all zero at power-up, as a fresh ModelDevice) ========
 localparam NB = @NB@;          // fetch beats per descriptor
@@ -66,25 +58,18 @@ localparam QD = @QD@;          // unit queue depth
 localparam [2:0] K_FETCH = 3'd0, K_PTE = 3'd1, K_READ = 3'd2, K_WRITE = 3'd3, K_FENCEW = 3'd4;
 localparam [1:0] F_DRAIN = 2'd0, F_WRITE = 2'd1, F_ACK = 2'd2;
 
-reg [63:0] r_now;              // cycles since power-up (cycle edges)
-reg [63:0] r_reset_cycle;      // r_now at the last CONTROL.RESET
-reg [63:0] r_last_progress;    // E2: last completion / TAIL or WATCHDOG write / RUN 0->1
-reg [31:0] r_control;
-reg [1:0] r_irq_status, r_irq_mask;
-reg [63:0] r_ring_base, r_xlat_base;
-reg [31:0] r_ring_size, r_tail, r_xlat_pages, r_watchdog, r_fence_seq;
-reg r_err;
-reg [7:0] r_err_code;
-reg [31:0] r_err_desc;
-reg [63:0] r_err_addr;
-reg [63:0] r_cnt [1:13];       // PERF_* counters but PERF_CYCLES, in register order
-reg [31:0] r_inflight;         // memory requests accepted and not yet answered
+// the register file (the `regs` block): its registers as the rest of the body reads them
+wire r_err = regs$halted;       // halted (G3)
+wire [63:0] r_ring_base = regs$ring_base, r_xlat_base = regs$xlat_base;
+wire [31:0] r_ring_size = regs$ring_size, r_tail = regs$tail, r_xlat_pages = regs$xlat_pages;
+wire [31:0] r_inflight = regs$inflight; // memory requests accepted and not yet answered
+wire [1:0] r_irq_status = regs$irq_status;
 // a BAD_RING halt raised by an MMIO write, reported at the next cycle edge
-reg r_mev;
-reg [7:0] r_mev_code;
-reg [31:0] r_mev_desc;
-reg [63:0] r_mev_addr;
-reg [1:0] r_mev_irq;
+wire r_mev = regs$mev;
+wire [7:0] r_mev_code = regs$mev_code;
+wire [31:0] r_mev_desc = regs$mev_desc;
+wire [63:0] r_mev_addr = regs$mev_addr;
+wire [1:0] r_mev_irq = regs$mev_irq;
 // command processor
 reg [31:0] r_head, r_fetch_ptr;
 reg [31:0] f_index [0:FD-1];
@@ -115,14 +100,6 @@ reg [63:0] r_job_macs;
 
 integer ii, iq, io, ia, ic;
 initial begin
-   r_now = 64'd0; r_reset_cycle = 64'd0; r_last_progress = 64'd0;
-   r_control = 32'd0; r_irq_status = 2'd0; r_irq_mask = 2'd0;
-   r_ring_base = 64'd0; r_xlat_base = 64'd0; r_ring_size = 32'd0; r_tail = 32'd0;
-   r_xlat_pages = 32'd0; r_watchdog = 32'd0; r_fence_seq = 32'd0;
-   r_err = 1'b0; r_err_code = 8'd0; r_err_desc = 32'd0; r_err_addr = 64'd0;
-   for (ii = 1; ii <= 13; ii = ii + 1) r_cnt[ii] = 64'd0;
-   r_inflight = 32'd0;
-   r_mev = 1'b0; r_mev_code = 8'd0; r_mev_desc = 32'd0; r_mev_addr = 64'd0; r_mev_irq = 2'd0;
    r_head = 32'd0; r_fetch_ptr = 32'd0;
    for (ii = 0; ii < FD; ii = ii + 1) begin
       f_index[ii] = 32'd0; f_addr[ii] = 64'd0; f_bytes[ii] = 256'd0; f_issued[ii] = 4'd0; f_arrived[ii] = 4'd0;
@@ -138,10 +115,9 @@ initial begin
    r_active = 3'd0; r_job_macs = 64'd0;
 end
 
-wire w_run = r_control[0];
-wire w_running = w_run && !r_err;
-wire w_xlat_en = r_control[2];
-wire [63:0] w_cycles = r_now - r_reset_cycle;
+wire w_run = regs$run;
+wire w_running = regs$running;
+wire w_xlat_en = regs$xlat_en;
 
 // ---- fetch buffer views ----
 wire [@FDW@-1:0] w_f_back = (r_f_wr == 0) ? FD - 1 : r_f_wr - 1;
@@ -149,50 +125,10 @@ wire w_head_full = r_f_count != 0 && f_arrived[r_f_rd] == NB;
 wire w_head_ripe = !@LATE@ || r_ripe[r_f_rd];
 wire w_queues_empty = r_q_count[0] == 0 && r_q_count[1] == 0 && r_q_count[2] == 0;
 
-// STATUS.BUSY (from the state at the end of the last cycle)
-wire w_busy = !r_err && ((w_running && r_fetch_ptr != r_tail) || r_f_count != 0 || r_fence
-   || !w_queues_empty || r_active != 3'd0 || r_inflight != 32'd0);
-
-// ---- MMIO read (combinational, G2) ----
-reg [63:0] rd_cnt;
+// ---- MMIO read (combinational, G2) and the IRQ line: the `regs` block ----
 always @(*) begin
-   rd_cnt = 64'd0;
-   if (mmio_addr >= 12'h100 && mmio_addr < 12'h170) begin
-      if (mmio_addr[11:3] == 9'h20) rd_cnt = w_cycles;
-      else rd_cnt = r_cnt[mmio_addr[6:3]];
-   end
-   case (mmio_addr)
-      12'h000: mmio_rdata = 32'h4E50554B;
-      12'h004: mmio_rdata = 32'h@VERSION@;
-      12'h008: mmio_rdata = 32'h@CAPS@;
-      12'h00C: mmio_rdata = {16'd@COLS@, 16'd@ROWS@};
-      12'h010: mmio_rdata = 32'd@SPAD@;
-      12'h014: mmio_rdata = 32'd@ACC@;
-      12'h018: mmio_rdata = 32'd@BEAT@;
-      12'h020: mmio_rdata = r_control;
-      12'h024: mmio_rdata = {30'd0, r_err, w_busy};
-      12'h028: mmio_rdata = {30'd0, r_irq_status};
-      12'h02C: mmio_rdata = {30'd0, r_irq_mask};
-      12'h030: mmio_rdata = r_ring_base[31:0];
-      12'h034: mmio_rdata = r_ring_base[63:32];
-      12'h038: mmio_rdata = r_ring_size;
-      12'h03C: mmio_rdata = r_head;
-      12'h040: mmio_rdata = r_tail;
-      12'h044: mmio_rdata = r_fence_seq;
-      12'h048: mmio_rdata = r_err ? {24'd0, r_err_code} : 32'd0;
-      12'h04C: mmio_rdata = r_err ? r_err_desc : 32'd0;
-      12'h050: mmio_rdata = r_err ? r_err_addr[31:0] : 32'd0;
-      12'h054: mmio_rdata = r_err ? r_err_addr[63:32] : 32'd0;
-      12'h058: mmio_rdata = r_xlat_base[31:0];
-      12'h05C: mmio_rdata = r_xlat_base[63:32];
-      12'h060: mmio_rdata = r_xlat_pages;
-      12'h064: mmio_rdata = r_watchdog;
-      12'h068: mmio_rdata = 32'd@MAXRING@;
-      12'h06C: mmio_rdata = 32'd@QD@;
-      default: mmio_rdata = (mmio_addr >= 12'h100 && mmio_addr < 12'h170 && mmio_addr[1:0] == 2'd0)
-                            ? (mmio_addr[2] ? rd_cnt[63:32] : rd_cnt[31:0]) : 32'd0;
-   endcase
-   irq = (r_irq_status & r_irq_mask) != 2'd0;
+   mmio_rdata = regs$mmio_rdata;
+   irq = regs$irq;
 end
 "#;
 
@@ -302,7 +238,6 @@ reg f_any;
 reg [7:0] f_code;
 reg [31:0] f_idx;
 reg [63:0] f_addr_v;
-reg w_plan_busy;
 reg fence_drained;
 always @(*) begin
    // E1 deadlock
@@ -312,10 +247,8 @@ always @(*) begin
       dl = qh_valid != 3'd0 && (qh_valid & qh_ready) == 3'd0;
       dl_idx = qh_valid[0] ? qh_index[0] : qh_valid[1] ? qh_index[1] : qh_index[2];
    end
-   // E2 watchdog (busy after this cycle's response is delivered)
-   w_plan_busy = (w_running && r_fetch_ptr != r_tail) || r_f_count != 0 || r_fence
-      || !w_queues_empty || r_active != 3'd0 || (r_inflight - {31'd0, resp_valid}) != 32'd0;
-   wd = r_watchdog != 32'd0 && w_plan_busy && r_now >= r_last_progress + {32'd0, r_watchdog};
+   // E2 watchdog: the `regs` block
+   wd = regs$wd;
    // U2 token overflow: a push onto a counter that stays at 255 after this cycle's pop
    ovf = 1'b0; ovf_idx = 32'd0;
    for (io = 3; io >= 0; io = io - 1) begin
@@ -410,18 +343,10 @@ endfunction
 // ======== the clock edge ========
 always @(posedge clock) begin
    if (advance) begin
-      r_now <= r_now + 64'd1;
-      r_mev <= 1'b0;
-      if (w_act && f_any) begin
-         // G3: halt, latch, raise IRQ_ERROR; nothing else happens
-         r_err <= 1'b1; r_err_code <= f_code; r_err_desc <= f_idx; r_err_addr <= f_addr_v;
-         r_irq_status <= r_irq_status | 2'b10;
-         r_inflight <= 32'd0;
-      end else if (w_go) begin
-         r_inflight <= r_inflight + {31'd0, w_grant} - {31'd0, resp_valid};
+      // G3: a fault halts the device; nothing else happens (the `regs` block latches it)
+      if (w_go) begin
          // -- grant --
          if (w_grant) begin
-            r_cnt[13] <= r_cnt[13] + 64'd1;
             if (g_cp && cp_kind == K_FETCH) begin
                if (cp_new) begin
                   f_index[r_f_wr] <= r_fetch_ptr;
@@ -435,8 +360,6 @@ always @(posedge clock) begin
                end
             end
             if (g_cp && cp_kind == K_FENCEW) r_fence_phase <= F_ACK;
-            if (g_load && load_kind == K_READ) r_cnt[10] <= r_cnt[10] + {56'd0, load_len};
-            if (g_store && store_kind == K_WRITE) r_cnt[11] <= r_cnt[11] + {56'd0, store_len};
          end
          // -- response --
          if (w_resp_fetch && arr_found) begin
@@ -461,11 +384,6 @@ always @(posedge clock) begin
             end
          end
          if (issue[1]) r_job_macs <= {48'd0, qh_desc[1][143:128]} * {48'd0, qh_desc[1][159:144]} * {48'd0, qh_desc[1][175:160]};
-         if (complete[1] && r_job_op[1] == 8'd3) r_cnt[9] <= r_cnt[9] + r_job_macs;
-         if (n_done != 3'd0) begin
-            r_cnt[12] <= r_cnt[12] + {61'd0, n_done};
-            r_last_progress <= r_now;
-         end
          // -- dispatch (F2-F4) --
          for (ic = 0; ic < 3; ic = ic + 1) begin
             r_q_count[ic] <= r_q_count[ic] - {@QDW@'d0, issue[ic]}
@@ -488,84 +406,33 @@ always @(posedge clock) begin
          if (fence_drained && r_fence_wb) r_fence_phase <= F_WRITE;
          if (w_fence_done) begin
             r_fence <= 1'b0;
-            r_fence_seq <= r_fence_seqv;
-            if (r_fence_irq) r_irq_status <= r_irq_status | 2'b01;
          end
-         // -- counters (P1): unit state after this cycle --
-         r_cnt[1] <= r_cnt[1] + {63'd0, issue[0] || (r_active[0] && !complete[0])};
-         r_cnt[4] <= r_cnt[4] + {63'd0, issue[1] || (r_active[1] && !complete[1])};
-         r_cnt[6] <= r_cnt[6] + {63'd0, issue[2] || (r_active[2] && !complete[2])};
-         r_cnt[2] <= r_cnt[2] + {63'd0, tstall[0]};
-         r_cnt[5] <= r_cnt[5] + {63'd0, tstall[1]};
-         r_cnt[7] <= r_cnt[7] + {63'd0, tstall[2]};
-         r_cnt[3] <= r_cnt[3] + {63'd0, denied_load};
-         r_cnt[8] <= r_cnt[8] + {63'd0, denied_store};
       end
    end else if (mmio_we) begin
       case (mmio_addr)
          12'h020: begin
             if (mmio_wdata[1]) begin
-               // CONTROL.RESET: everything but time itself starts afresh
-               r_reset_cycle <= r_now; r_last_progress <= r_now;
-               r_control <= 32'd0; r_irq_status <= 2'd0; r_irq_mask <= 2'd0;
-               r_ring_base <= 64'd0; r_xlat_base <= 64'd0; r_ring_size <= 32'd0; r_tail <= 32'd0;
-               r_xlat_pages <= 32'd0; r_watchdog <= 32'd0; r_fence_seq <= 32'd0;
-               r_err <= 1'b0; r_err_code <= 8'd0; r_err_desc <= 32'd0; r_err_addr <= 64'd0;
-               for (ic = 1; ic <= 13; ic = ic + 1) r_cnt[ic] <= 64'd0;
-               r_inflight <= 32'd0;
+               // CONTROL.RESET: everything but time itself starts afresh (the registers: `regs`)
                r_head <= 32'd0; r_fetch_ptr <= 32'd0;
                r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
                r_fence <= 1'b0; r_fence_phase <= F_DRAIN;
                for (ic = 0; ic < 3; ic = ic + 1) begin r_q_rd[ic] <= 0; r_q_wr[ic] <= 0; r_q_count[ic] <= 0; end
                r_active <= 3'd0;
-            end else begin
-               r_control <= mmio_wdata & 32'h5;
-               if (!w_run && mmio_wdata[0] && !r_err) begin
-                  r_last_progress <= r_now;
-                  if (!w_ring_ok) begin
-                     r_err <= 1'b1; r_err_code <= 8'd11; r_err_desc <= r_tail; r_err_addr <= r_ring_base;
-                     r_irq_status <= r_irq_status | 2'b10; r_inflight <= 32'd0;
-                     r_mev <= 1'b1; r_mev_code <= 8'd11; r_mev_desc <= r_tail; r_mev_addr <= r_ring_base;
-                     r_mev_irq <= r_irq_status | 2'b10;
-                  end
-               end
             end
          end
-         12'h028: r_irq_status <= r_irq_status & ~mmio_wdata[1:0];
-         12'h02C: r_irq_mask <= mmio_wdata[1:0];
+         // RING_BASE/SIZE writes while stopped (the registers and RING_TAIL: `regs`)
          12'h030, 12'h034, 12'h038: if (!w_run) begin
-            if (mmio_addr == 12'h030) r_ring_base[31:0] <= mmio_wdata;
-            if (mmio_addr == 12'h034) r_ring_base[63:32] <= mmio_wdata;
-            if (mmio_addr == 12'h038) r_ring_size <= mmio_wdata;
-            r_head <= 32'd0; r_fetch_ptr <= 32'd0; r_tail <= 32'd0;
+            r_head <= 32'd0; r_fetch_ptr <= 32'd0;
             r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
          end
-         12'h040: begin
-            r_tail <= mmio_wdata;
-            r_last_progress <= r_now;
-            if (w_run && mmio_wdata >= r_ring_size && !r_err) begin
-               r_err <= 1'b1; r_err_code <= 8'd11; r_err_desc <= mmio_wdata; r_err_addr <= r_ring_base;
-               r_irq_status <= r_irq_status | 2'b10; r_inflight <= 32'd0;
-               r_mev <= 1'b1; r_mev_code <= 8'd11; r_mev_desc <= mmio_wdata; r_mev_addr <= r_ring_base;
-               r_mev_irq <= r_irq_status | 2'b10;
-            end
-         end
-         12'h058: r_xlat_base[31:0] <= {mmio_wdata[31:3], 3'd0};
-         12'h05C: r_xlat_base[63:32] <= mmio_wdata;
-         12'h060: r_xlat_pages <= mmio_wdata;
-         12'h064: begin r_watchdog <= mmio_wdata; r_last_progress <= r_now; end
          default: ;
       endcase
    end
 end
 
-// BAD_RING at RUN 0->1: RING_SIZE a power of two in 2..=MAX_RING, RING_BASE 32-byte aligned, TAIL < SIZE
-wire w_ring_ok = r_ring_size >= 32'd2 && r_ring_size <= 32'd@MAXRING@
-   && (r_ring_size & (r_ring_size - 32'd1)) == 32'd0 && r_ring_base[4:0] == 5'd0 && r_tail < r_ring_size;
-// the translation caches are emptied by reset and by writes to CONTROL and XLAT_*
-wire w_flush = !advance && mmio_we && (mmio_addr == 12'h020 || mmio_addr == 12'h058
-   || mmio_addr == 12'h05C || mmio_addr == 12'h060);
-wire w_clear = !advance && mmio_we && mmio_addr == 12'h020 && mmio_wdata[1];
+// the translation caches are emptied by reset and by writes to CONTROL and XLAT_* (`regs`)
+wire w_flush = regs$flush;
+wire w_clear = regs$clear;
 "#;
 
 /// Event ports: what happened in this cycle (valid before the cycle edge).

@@ -1,4 +1,5 @@
-//! Wiring of the child blocks: the command processor's translation cache
+//! Wiring of the child blocks: the register file (`regs`, a
+//! [`crate::regs::Regs`]), the command processor's translation cache
 //! (`cptlb`, a [`crate::xlat::Tlb`]), the issue rule and token counters
 //! (`tok`, a [`crate::tokens::Tokens`]), the compute unit (`compute`) and the
 //! two DMA units (`load`, `store`).
@@ -16,6 +17,7 @@ pub(super) fn wiring(_p: &Params) -> String {
     s += COMPUTE;
     s += DMA;
     s += TOKENS;
+    s += REGS;
     s
 }
 
@@ -130,4 +132,43 @@ wire load_done = load$done, store_done = store$done;
 // the units' own copies of what the top tracks, and the LOAD's unused write data path
 wire unused_dma = ^{load$busy, store$busy, load$index, store$index, load$req_wdata, load$req_wmask,
    store$lm_wr, store$lm_wr_acc, store$lm_wr_addr, store$lm_wr_len, store$lm_wr_data, load$lm_rd_acc, load$lm_rd_addr};
+"#;
+
+/// The register file, the counters, the IRQ line and the watchdog
+/// ([`crate::regs::Regs`]).
+const REGS: &str = r#"
+// ---- the register file (G2), counters (P1), IRQ, error latch (G3), watchdog (E2) ----
+assign regs$clock = clock;
+assign regs$advance = advance;
+assign regs$mmio_we = mmio_we;
+assign regs$mmio_addr = mmio_addr;
+assign regs$mmio_wdata = mmio_wdata;
+assign regs$halt = w_act && f_any;
+assign regs$f_code = f_code;
+assign regs$f_desc = f_idx;
+assign regs$f_addr = f_addr_v;
+assign regs$go = w_go;
+assign regs$grant = w_grant;
+assign regs$resp = resp_valid;
+assign regs$rd = g_load && load_kind == K_READ;
+assign regs$rd_len = load_len;
+assign regs$wr = g_store && store_kind == K_WRITE;
+assign regs$wr_len = store_len;
+assign regs$busy_l = issue[0] || (r_active[0] && !complete[0]);
+assign regs$busy_c = issue[1] || (r_active[1] && !complete[1]);
+assign regs$busy_s = issue[2] || (r_active[2] && !complete[2]);
+assign regs$tstall_l = tstall[0];
+assign regs$tstall_c = tstall[1];
+assign regs$tstall_s = tstall[2];
+assign regs$mstall_l = denied_load;
+assign regs$mstall_s = denied_store;
+assign regs$macs = complete[1] && r_job_op[1] == 8'd3;
+assign regs$job_macs = r_job_macs;
+assign regs$done_n = n_done;
+assign regs$fence_done = w_fence_done;
+assign regs$fence_irq = r_fence_irq;
+assign regs$fence_seqv = r_fence_seqv;
+assign regs$head = r_head;
+assign regs$fetch_ptr = r_fetch_ptr;
+assign regs$work = r_f_count != 0 || r_fence || !w_queues_empty || r_active != 3'd0;
 "#;
