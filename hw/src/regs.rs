@@ -2,21 +2,22 @@
 //! `npukit_abi::regs` that are the device's own (not the command processor's
 //! `RING_HEAD`), the combinational read mux (G2), the interrupt line, the
 //! performance counters (P1), the error latch (G3), the memory requests in
-//! flight, and the watchdog (E2). The model is `ModelDevice`'s register
-//! accesses and the counter and fault parts of its cycle.
+//! flight, the watchdog (E2) and the IRQ and error event ports. The model is
+//! `ModelDevice`'s register accesses and the counter and fault parts of its
+//! cycle.
 //!
 //! ```text
-//!  mmio_we, mmio_addr, mmio_wdata ──►┌────────────────────────┐──► mmio_rdata, irq
-//!  advance, go, halt + f_code/desc/addr ─►│ CONTROL IRQ_* RING_*   │──► run, running, xlat_en, halted
-//!  grant, resp, rd/wr + len, busy/stall ─►│ XLAT_* WATCHDOG ERR_*  │──► ring_*, tail, xlat_*, inflight
-//!  macs, done_n, fence_done/irq/seqv ───►│ FENCE_SEQ PERF_*       │──► clear, flush, wd
-//!  head, fetch_ptr, work ───────────────►└────────────────────────┘──► irq_status, mev*
+//!  mmio_we, mmio_addr, mmio_wdata ───────►┌───────────────────────┐──► mmio_rdata, irq
+//!  advance, go, halt + f_code/desc/addr ─►│ CONTROL IRQ_* RING_*  │──► run, running, xlat_en, halted
+//!  grant, resp, rd/wr + len, busy/stall ─►│ XLAT_* WATCHDOG ERR_* │──► ring_*, tail, xlat_*, inflight
+//!  macs, done_n, fence_done/irq/seqv ────►│ FENCE_SEQ PERF_*      │──► clear, flush, wd
+//!  head, fetch_ptr, work ────────────────►└───────────────────────┘──► ev_irq*, ev_error, ev_err_*
 //! ```
 //!
 //! # Edges
 //!
 //! * A **cycle edge** (`advance`): time (`PERF_CYCLES`) counts and a pending
-//!   MMIO-raised error event (`mev`) is dropped. If `halt` (a fault detected in
+//!   MMIO-raised error event is reported on `ev_*` and dropped. If `halt` (a fault detected in
 //!   this cycle, G3), the device halts: `ERR_CODE/DESC/ADDR` latch
 //!   `f_code/f_desc/f_addr`, `IRQ_ERROR` is raised, the requests in flight are
 //!   forgotten, and no counter counts. Otherwise, if `go` (the cycle happens):
@@ -31,7 +32,7 @@
 //!   `mmio_wdata` to `mmio_addr` as `docs/abi.md` says: `CONTROL.RESET` zeroes
 //!   everything but time (`clear`); `CONTROL` keeps RUN and XLAT_EN, and RUN
 //!   0->1 restarts the watchdog and checks the ring (`BAD_RING` halts the
-//!   device and is reported at the next cycle edge on `mev*`); `IRQ_STATUS` is
+//!   device and is reported at the next cycle edge on `ev_*`); `IRQ_STATUS` is
 //!   write-1-to-clear; `RING_BASE/SIZE` are ignored while RUN is set and clear
 //!   `RING_TAIL`; a `RING_TAIL` write restarts the watchdog and, running, with
 //!   a tail past the ring, faults `BAD_RING`; `WATCHDOG` writes restart it;
@@ -43,6 +44,8 @@
 //! `irq` is `IRQ_STATUS & IRQ_MASK != 0`; `wd` is E2: `WATCHDOG = w > 0`, the
 //! device still busy after this cycle's response (`fetch_ptr != RING_TAIL`
 //! while running, `work`, or a request in flight) and `now >= p + w`.
+//! The `ev_*` outputs are the IRQ and error events of a cycle edge (`halt`,
+//! a FENCE with its IRQ flag, or the pending MMIO-raised BAD_RING).
 //!
 //! # Ports
 //!
@@ -68,10 +71,10 @@
 //! | `ring_base`, `ring_size`, `tail` | out | 64, 32, 32 | RING_BASE, RING_SIZE, RING_TAIL |
 //! | `xlat_base`, `xlat_pages` | out | 64, 32 | XLAT_BASE, XLAT_PAGES |
 //! | `inflight` | out | 32 | memory requests accepted and not yet answered |
-//! | `irq_status` | out | 2 | IRQ_STATUS |
 //! | `clear`, `flush` | out | 1 | device reset; translation-cache flush (at this MMIO write edge) |
 //! | `wd` | out | 1 | the watchdog fires in this cycle (E2) |
-//! | `mev`, `mev_code`, `mev_desc`, `mev_addr`, `mev_irq` | out | 1, 8, 32, 64, 2 | a BAD_RING raised by an MMIO write, to report at the next cycle edge, and IRQ_STATUS then |
+//! | `ev_irq`, `ev_irq_status` | out | 1, 2 | interrupt causes raised at this edge; IRQ_STATUS after raising them |
+//! | `ev_error`, `ev_err_code`, `ev_err_desc`, `ev_err_addr` | out | 1, 8, 32, 64 | the device halts at this edge, with ERR_* (`f_*` unless an MMIO-raised BAD_RING is reported) |
 
 use rust_hdl::core::verilog_gen::verilog_combinatorial;
 use rust_hdl::prelude::*;
@@ -128,15 +131,15 @@ pub struct Regs {
     pub xlat_base: Signal<Out, Bits<64>>,
     pub xlat_pages: Signal<Out, Bits<32>>,
     pub inflight: Signal<Out, Bits<32>>,
-    pub irq_status: Signal<Out, Bits<2>>,
     pub clear: Signal<Out, Bit>,
     pub flush: Signal<Out, Bit>,
     pub wd: Signal<Out, Bit>,
-    pub mev: Signal<Out, Bit>,
-    pub mev_code: Signal<Out, Bits<8>>,
-    pub mev_desc: Signal<Out, Bits<32>>,
-    pub mev_addr: Signal<Out, Bits<64>>,
-    pub mev_irq: Signal<Out, Bits<2>>,
+    pub ev_irq: Signal<Out, Bit>,
+    pub ev_irq_status: Signal<Out, Bits<2>>,
+    pub ev_error: Signal<Out, Bit>,
+    pub ev_err_code: Signal<Out, Bits<8>>,
+    pub ev_err_desc: Signal<Out, Bits<32>>,
+    pub ev_err_addr: Signal<Out, Bits<64>>,
     // Register offsets (`npukit_abi::regs`), the counters' window
     // (PERF_CYCLES up to PERF_MEM_BEATS' high word) and field values.
     a_id: Constant<Bits<12>>,
@@ -292,15 +295,15 @@ impl Regs {
             xlat_base: Default::default(),
             xlat_pages: Default::default(),
             inflight: Default::default(),
-            irq_status: Default::default(),
             clear: Default::default(),
             flush: Default::default(),
             wd: Default::default(),
-            mev: Default::default(),
-            mev_code: Default::default(),
-            mev_desc: Default::default(),
-            mev_addr: Default::default(),
-            mev_irq: Default::default(),
+            ev_irq: Default::default(),
+            ev_irq_status: Default::default(),
+            ev_error: Default::default(),
+            ev_err_code: Default::default(),
+            ev_err_desc: Default::default(),
+            ev_err_addr: Default::default(),
             a_id: a(r::ID),
             a_version: a(r::VERSION),
             a_caps: a(r::CAPS),
@@ -465,13 +468,7 @@ mod half {
             self.xlat_base.next = self.xlat_base_r.q.val();
             self.xlat_pages.next = self.xlat_pages_r.q.val();
             self.inflight.next = self.inflight_r.q.val();
-            self.irq_status.next = self.irq_st.q.val();
             self.irq.next = (self.irq_st.q.val() & self.irq_mask.q.val()).any();
-            self.mev.next = self.mev_r.q.val();
-            self.mev_code.next = self.mev_code_r.q.val();
-            self.mev_desc.next = self.mev_desc_r.q.val();
-            self.mev_addr.next = self.mev_addr_r.q.val();
-            self.mev_irq.next = self.mev_irq_r.q.val();
             // ---- MMIO read (combinational, G2) ----
             self.perf.next = self.cycles.val();
             if self.mmio_addr.val().get_bits::<4>(3) == 1_u64 {
@@ -645,6 +642,32 @@ mod half {
                 desc_done,
                 mem_beats
             );
+            // ---- the IRQ and error events of this edge (the top's ev_* ports) ----
+            self.ev_irq.next = (self.fence_done.val() & self.fence_irq.val()) | self.halt.val();
+            self.ev_irq_status.next = self.irq_st.q.val();
+            if self.halt.val() {
+                self.ev_irq_status.next = self.irq_st.q.val() | self.irq_error.val();
+            }
+            if self.fence_done.val() & self.fence_irq.val() {
+                self.ev_irq_status.next = self.irq_st.q.val() | self.irq_fence.val();
+            }
+            if self.halt.val() & self.fence_done.val() & self.fence_irq.val() {
+                self.ev_irq_status.next =
+                    self.irq_st.q.val() | self.irq_error.val() | self.irq_fence.val();
+            }
+            self.ev_error.next = self.halt.val();
+            self.ev_err_code.next = self.f_code.val();
+            self.ev_err_desc.next = self.f_desc.val();
+            self.ev_err_addr.next = self.f_addr.val();
+            // a BAD_RING raised by an MMIO write: at the next cycle edge
+            if self.advance.val() & self.mev_r.q.val() {
+                self.ev_irq.next = true;
+                self.ev_irq_status.next = self.mev_irq_r.q.val();
+                self.ev_error.next = true;
+                self.ev_err_code.next = self.mev_code_r.q.val();
+                self.ev_err_desc.next = self.mev_desc_r.q.val();
+                self.ev_err_addr.next = self.mev_addr_r.q.val();
+            }
             // ======== the clock edge ========
             if self.advance.val() {
                 self.now.d.next = self.now.q.val() + 1_u64;

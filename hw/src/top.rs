@@ -18,8 +18,8 @@
 //! source) and what is Verilog text:
 //!
 //! * rust-hdl logic, as child blocks: the register file with the MMIO read
-//!   mux, the IRQ line, the error latch, the performance counters and the
-//!   watchdog ([`Regs`], `regs`), the issue rule of the three unit
+//!   mux, the IRQ line, the error latch, the performance counters, the
+//!   watchdog and the IRQ and error event ports ([`Regs`], `regs`), the issue rule of the three unit
 //!   queues and the four token counters ([`Tokens`], `tok`), the memory-port
 //!   arbiter and the request mux ([`Port`], `port`), the translation
 //!   caches ([`Tlb`], `cptlb` and one inside each DMA unit), the LOAD and
@@ -29,7 +29,7 @@
 //!   concern in `top/*.rs`): the command
 //!   processor (fetch buffer, decode and validation, dispatch, FENCE), the
 //!   unit queues, the requesters' offers (fetch, FENCE writeback and its
-//!   translation read), fault priority, deadlock and the event
+//!   translation read), fault priority, deadlock and the other event
 //!   ports, and the wiring of the children; and, inside [`Compute`], its
 //!   control, skew buffers, lane pipeline and memories (`Verilog::Custom`
 //!   mirrored by a hand-written Rust `update()`, see `compute.rs`).

@@ -109,11 +109,14 @@ struct Outputs {
     xlat_base: u64,
     xlat_pages: u32,
     inflight: u32,
-    irq_status: u32,
     clear: bool,
     flush: bool,
     wd: bool,
-    mev: Option<(Fault, u32)>,
+    /// `ev_irq` with `ev_irq_status`, and `ev_error` with `ev_err_*`.
+    ev_irq: Option<u32>,
+    ev_error: Option<Fault>,
+    /// `ev_err_*` whatever `ev_error`.
+    ev_err: Fault,
 }
 
 fn set_lo(v: &mut u64, lo: u32) {
@@ -208,6 +211,27 @@ impl Ref {
 
     fn outputs(&self, i: &Inputs) -> Outputs {
         let write = !i.advance && i.mmio_we;
+        // the events of a cycle edge: a halt raises IRQ_ERROR, a FENCE with
+        // IRQ raises IRQ_FENCE; an MMIO-raised BAD_RING is reported instead
+        let raised = (if i.halt { r::IRQ_ERROR } else { 0 })
+            | if i.fence_done && i.fence_irq {
+                r::IRQ_FENCE
+            } else {
+                0
+            };
+        let f = Fault {
+            code: i.f_code,
+            desc: i.f_desc,
+            addr: i.f_addr,
+        };
+        let (ev_irq, ev_error, ev_err) = match self.mev {
+            Some((mf, status)) if i.advance => (Some(status), Some(mf), mf),
+            _ => (
+                (raised != 0).then_some(self.irq_status | raised),
+                i.halt.then_some(f),
+                f,
+            ),
+        };
         Outputs {
             irq: self.irq_status & self.irq_mask != 0,
             run: self.run(),
@@ -220,12 +244,13 @@ impl Ref {
             xlat_base: self.xlat_base,
             xlat_pages: self.xlat_pages,
             inflight: self.inflight,
-            irq_status: self.irq_status,
             clear: write && i.addr == r::CONTROL && i.wdata & r::CONTROL_RESET != 0,
             flush: write
                 && [r::CONTROL, r::XLAT_BASE_LO, r::XLAT_BASE_HI, r::XLAT_PAGES].contains(&i.addr),
             wd: self.wd(i),
-            mev: self.mev,
+            ev_irq,
+            ev_error,
+            ev_err,
         }
     }
 
@@ -394,6 +419,11 @@ fn drive(uut: &mut Regs, i: &Inputs) {
 }
 
 fn observed(uut: &Regs) -> Outputs {
+    let err = Fault {
+        code: uut.ev_err_code.val().to_u32() as u8,
+        desc: uut.ev_err_desc.val().to_u32(),
+        addr: uut.ev_err_addr.val().to_u64(),
+    };
     Outputs {
         irq: uut.irq.val(),
         run: uut.run.val(),
@@ -406,20 +436,12 @@ fn observed(uut: &Regs) -> Outputs {
         xlat_base: uut.xlat_base.val().to_u64(),
         xlat_pages: uut.xlat_pages.val().to_u32(),
         inflight: uut.inflight.val().to_u32(),
-        irq_status: uut.irq_status.val().to_u32(),
         clear: uut.clear.val(),
         flush: uut.flush.val(),
         wd: uut.wd.val(),
-        mev: uut.mev.val().then(|| {
-            (
-                Fault {
-                    code: uut.mev_code.val().to_u32() as u8,
-                    desc: uut.mev_desc.val().to_u32(),
-                    addr: uut.mev_addr.val().to_u64(),
-                },
-                uut.mev_irq.val().to_u32(),
-            )
-        }),
+        ev_irq: uut.ev_irq.val().then(|| uut.ev_irq_status.val().to_u32()),
+        ev_error: uut.ev_error.val().then_some(err),
+        ev_err: err,
     }
 }
 
@@ -581,7 +603,8 @@ fn random_edges_match_the_rules() {
     let mut m = Ref::default();
     let mut rng = Rng(0x5EED_0F2E_65D0_0D11);
     let all = offsets();
-    let mut seen = [0u32; 6]; // wd, fault, BAD_RING by RUN, BAD_RING by TAIL, irq line, reset
+    // wd, fault, BAD_RING by RUN, BAD_RING by TAIL, irq line, reset, BAD_RING reported
+    let mut seen = [0u32; 7];
     let mut head = 0u32;
     for step in 0..30000 {
         if rng.chance(10) {
@@ -615,6 +638,7 @@ fn random_edges_match_the_rules() {
         seen[1] += i.halt as u32;
         seen[4] += want.irq as u32;
         seen[5] += want.clear as u32;
+        seen[6] += (i.advance && m.mev.is_some()) as u32;
         let before = m.error;
         m.edge(&i, &p);
         if before.is_none() && !i.advance {
@@ -627,7 +651,7 @@ fn random_edges_match_the_rules() {
     }
     assert!(
         seen.iter().all(|&n| n > 3),
-        "watchdog, faults, both BAD_RINGs, the IRQ line and resets all occur: {seen:?}"
+        "watchdog, faults, both BAD_RINGs, the IRQ line, resets and reported BAD_RINGs all occur: {seen:?}"
     );
 }
 

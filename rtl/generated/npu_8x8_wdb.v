@@ -95,15 +95,15 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire  [63:0] regs$xlat_base;
     wire  [31:0] regs$xlat_pages;
     wire  [31:0] regs$inflight;
-    wire  [1:0] regs$irq_status;
     wire  regs$clear;
     wire  regs$flush;
     wire  regs$wd;
-    wire  regs$mev;
-    wire  [7:0] regs$mev_code;
-    wire  [31:0] regs$mev_desc;
-    wire  [63:0] regs$mev_addr;
-    wire  [1:0] regs$mev_irq;
+    wire  regs$ev_irq;
+    wire  [1:0] regs$ev_irq_status;
+    wire  regs$ev_error;
+    wire  [7:0] regs$ev_err_code;
+    wire  [31:0] regs$ev_err_desc;
+    wire  [63:0] regs$ev_err_addr;
     reg  cptlb$clock;
     reg  cptlb$enable;
     reg  cptlb$clear;
@@ -336,15 +336,15 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
         .xlat_base(regs$xlat_base),
         .xlat_pages(regs$xlat_pages),
         .inflight(regs$inflight),
-        .irq_status(regs$irq_status),
         .clear(regs$clear),
         .flush(regs$flush),
         .wd(regs$wd),
-        .mev(regs$mev),
-        .mev_code(regs$mev_code),
-        .mev_desc(regs$mev_desc),
-        .mev_addr(regs$mev_addr),
-        .mev_irq(regs$mev_irq)
+        .ev_irq(regs$ev_irq),
+        .ev_irq_status(regs$ev_irq_status),
+        .ev_error(regs$ev_error),
+        .ev_err_code(regs$ev_err_code),
+        .ev_err_desc(regs$ev_err_desc),
+        .ev_err_addr(regs$ev_err_addr)
     );
     top$cptlb cptlb(
         .clock(cptlb$clock),
@@ -558,13 +558,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire [63:0] r_ring_base = regs$ring_base, r_xlat_base = regs$xlat_base;
     wire [31:0] r_ring_size = regs$ring_size, r_tail = regs$tail, r_xlat_pages = regs$xlat_pages;
     wire [31:0] r_inflight = regs$inflight; // memory requests accepted and not yet answered
-    wire [1:0] r_irq_status = regs$irq_status;
-    // a BAD_RING halt raised by an MMIO write, reported at the next cycle edge
-    wire r_mev = regs$mev;
-    wire [7:0] r_mev_code = regs$mev_code;
-    wire [31:0] r_mev_desc = regs$mev_desc;
-    wire [63:0] r_mev_addr = regs$mev_addr;
-    wire [1:0] r_mev_irq = regs$mev_irq;
     // command processor
     reg [31:0] r_head, r_fetch_ptr;
     reg [31:0] f_index [0:FD-1];
@@ -1200,16 +1193,13 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        ev_fence = w_fence_done;
        ev_fence_index = r_fence_index;
        ev_fence_seq = r_fence_seqv;
-       ev_irq = (w_fence_done && r_fence_irq) || (w_act && f_any);
-       ev_irq_status = {30'd0, r_irq_status | {w_act && f_any, w_fence_done && r_fence_irq}};
-       ev_error = w_act && f_any;
-       ev_err_code = f_code;
-       ev_err_desc = f_idx;
-       ev_err_addr = f_addr_v;
-       if (advance && r_mev) begin
-          ev_irq = 1'b1; ev_irq_status = {30'd0, r_mev_irq};
-          ev_error = 1'b1; ev_err_code = r_mev_code; ev_err_desc = r_mev_desc; ev_err_addr = r_mev_addr;
-       end
+       // IRQ and error events (with a BAD_RING raised by an MMIO write): the `regs` block
+       ev_irq = regs$ev_irq;
+       ev_irq_status = {30'd0, regs$ev_irq_status};
+       ev_error = regs$ev_error;
+       ev_err_code = regs$ev_err_code;
+       ev_err_desc = regs$ev_err_desc;
+       ev_err_addr = regs$ev_err_addr;
     end
     
     wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy, d_dend[63:0],
@@ -19322,7 +19312,7 @@ module top$port(go,ready,cp_req,cp_kind,cp_addr,cp_own,cp_wdata,cp_wmask,store_r
 endmodule // top$port
 
 
-module top$regs(clock,advance,mmio_we,mmio_addr,mmio_wdata,halt,f_code,f_desc,f_addr,go,grant,resp,rd,rd_len,wr,wr_len,busy_l,busy_c,busy_s,tstall_l,tstall_c,tstall_s,mstall_l,mstall_s,macs,job_macs,done_n,fence_done,fence_irq,fence_seqv,head,fetch_ptr,work,mmio_rdata,irq,run,running,xlat_en,halted,ring_base,ring_size,tail,xlat_base,xlat_pages,inflight,irq_status,clear,flush,wd,mev,mev_code,mev_desc,mev_addr,mev_irq);
+module top$regs(clock,advance,mmio_we,mmio_addr,mmio_wdata,halt,f_code,f_desc,f_addr,go,grant,resp,rd,rd_len,wr,wr_len,busy_l,busy_c,busy_s,tstall_l,tstall_c,tstall_s,mstall_l,mstall_s,macs,job_macs,done_n,fence_done,fence_irq,fence_seqv,head,fetch_ptr,work,mmio_rdata,irq,run,running,xlat_en,halted,ring_base,ring_size,tail,xlat_base,xlat_pages,inflight,clear,flush,wd,ev_irq,ev_irq_status,ev_error,ev_err_code,ev_err_desc,ev_err_addr);
     
     // Module arguments
     input wire  clock;
@@ -19370,15 +19360,15 @@ module top$regs(clock,advance,mmio_we,mmio_addr,mmio_wdata,halt,f_code,f_desc,f_
     output reg  [63:0] xlat_base;
     output reg  [31:0] xlat_pages;
     output reg  [31:0] inflight;
-    output reg  [1:0] irq_status;
     output reg  clear;
     output reg  flush;
     output reg  wd;
-    output reg  mev;
-    output reg  [7:0] mev_code;
-    output reg  [31:0] mev_desc;
-    output reg  [63:0] mev_addr;
-    output reg  [1:0] mev_irq;
+    output reg  ev_irq;
+    output reg  [1:0] ev_irq_status;
+    output reg  ev_error;
+    output reg  [7:0] ev_err_code;
+    output reg  [31:0] ev_err_desc;
+    output reg  [63:0] ev_err_addr;
     
     // Constant declarations
     localparam  a_id = 12'h0;
@@ -19753,13 +19743,7 @@ module top$regs(clock,advance,mmio_we,mmio_addr,mmio_wdata,halt,f_code,f_desc,f_
         xlat_base = xlat_base_r$q;
         xlat_pages = xlat_pages_r$q;
         inflight = inflight_r$q;
-        irq_status = irq_st$q;
         irq = |(irq_st$q & irq_mask$q);
-        mev = mev_r$q;
-        mev_code = mev_code_r$q;
-        mev_desc = mev_desc_r$q;
-        mev_addr = mev_addr_r$q;
-        mev_irq = mev_irq_r$q;
         perf = cycles;
         if (mmio_addr[(32'h3)+:(4)] == 64'h1) begin
             perf = load_busy$q;
@@ -19977,6 +19961,29 @@ module top$regs(clock,advance,mmio_we,mmio_addr,mmio_wdata,halt,f_code,f_desc,f_
         wr_bytes$d = wr_bytes$q;
         desc_done$d = desc_done$q;
         mem_beats$d = mem_beats$q;
+        ev_irq = (fence_done & fence_irq) | halt;
+        ev_irq_status = irq_st$q;
+        if (halt) begin
+            ev_irq_status = irq_st$q | irq_error;
+        end
+        if (fence_done & fence_irq) begin
+            ev_irq_status = irq_st$q | irq_fence;
+        end
+        if (halt & fence_done & fence_irq) begin
+            ev_irq_status = irq_st$q | irq_error | irq_fence;
+        end
+        ev_error = halt;
+        ev_err_code = f_code;
+        ev_err_desc = f_desc;
+        ev_err_addr = f_addr;
+        if (advance & mev_r$q) begin
+            ev_irq = 1'b1;
+            ev_irq_status = mev_irq_r$q;
+            ev_error = 1'b1;
+            ev_err_code = mev_code_r$q;
+            ev_err_desc = mev_desc_r$q;
+            ev_err_addr = mev_addr_r$q;
+        end
         if (advance) begin
             now$d = now$q + 64'h1;
             mev_r$d = 1'b0;

@@ -63,13 +63,6 @@ wire r_err = regs$halted;       // halted (G3)
 wire [63:0] r_ring_base = regs$ring_base, r_xlat_base = regs$xlat_base;
 wire [31:0] r_ring_size = regs$ring_size, r_tail = regs$tail, r_xlat_pages = regs$xlat_pages;
 wire [31:0] r_inflight = regs$inflight; // memory requests accepted and not yet answered
-wire [1:0] r_irq_status = regs$irq_status;
-// a BAD_RING halt raised by an MMIO write, reported at the next cycle edge
-wire r_mev = regs$mev;
-wire [7:0] r_mev_code = regs$mev_code;
-wire [31:0] r_mev_desc = regs$mev_desc;
-wire [63:0] r_mev_addr = regs$mev_addr;
-wire [1:0] r_mev_irq = regs$mev_irq;
 // command processor
 reg [31:0] r_head, r_fetch_ptr;
 reg [31:0] f_index [0:FD-1];
@@ -455,16 +448,13 @@ always @(*) begin
    ev_fence = w_fence_done;
    ev_fence_index = r_fence_index;
    ev_fence_seq = r_fence_seqv;
-   ev_irq = (w_fence_done && r_fence_irq) || (w_act && f_any);
-   ev_irq_status = {30'd0, r_irq_status | {w_act && f_any, w_fence_done && r_fence_irq}};
-   ev_error = w_act && f_any;
-   ev_err_code = f_code;
-   ev_err_desc = f_idx;
-   ev_err_addr = f_addr_v;
-   if (advance && r_mev) begin
-      ev_irq = 1'b1; ev_irq_status = {30'd0, r_mev_irq};
-      ev_error = 1'b1; ev_err_code = r_mev_code; ev_err_desc = r_mev_desc; ev_err_addr = r_mev_addr;
-   end
+   // IRQ and error events (with a BAD_RING raised by an MMIO write): the `regs` block
+   ev_irq = regs$ev_irq;
+   ev_irq_status = {30'd0, regs$ev_irq_status};
+   ev_error = regs$ev_error;
+   ev_err_code = regs$ev_err_code;
+   ev_err_desc = regs$ev_err_desc;
+   ev_err_addr = regs$ev_err_addr;
 end
 "#;
 
