@@ -318,6 +318,28 @@ fn im2col_fits(
     fits.then_some(w)
 }
 
+/// K chunks of convolution `c` on input `x` read space-to-depth.
+fn space_to_depth_chunks(c: &crate::graph::Conv, x: Shape, rows: usize) -> usize {
+    let (_, kh) = space_to_depth_dim(c.pads[0], c.kernel[0]);
+    let (_, kw) = space_to_depth_dim(c.pads[1], c.kernel[1]);
+    let geo = Geo {
+        n: 1,
+        h: 1,
+        w: 1,
+        oh: 1,
+        ow: 1,
+        kh,
+        kw,
+        sy: 1,
+        sx: 1,
+        dy: 1,
+        dx: 1,
+        pt: 0,
+        pl: 0,
+    };
+    chunks(&geo, 0, 4 * x.c, (4 * x.c).min(rows), rows).len()
+}
+
 /// A stride-2 window of `k` taps with `p` leading padding, on the
 /// space-to-depth grid: its leading padding and taps.
 fn space_to_depth_dim(p: usize, k: usize) -> (usize, usize) {
@@ -470,7 +492,19 @@ pub(crate) fn lower_graph(
         if let [c] = graph.consumers_of(i)[..] {
             let t = &mut tensors[tid[&i]];
             if let Node::Conv(cv) = &graph.graph[c] {
-                if space_to_depth_fits(cv, t.shape, rows) {
+                let ys = graph
+                    .output_of(c)
+                    .expect("a convolution has an output")
+                    .shape;
+                let windows = im2col_fits(cv, t.shape, ys, t.quant.zero_point as i8, rows);
+                // Both fit: the one with fewer K chunks (folds per tile and
+                // N chunk), space-to-depth on a tie (a smaller input).
+                let s2d = space_to_depth_fits(cv, t.shape, rows)
+                    && windows.is_none_or(|_| {
+                        let k = cv.kernel[0] * cv.kernel[1] * t.shape.c;
+                        k.div_ceil(rows) >= space_to_depth_chunks(cv, t.shape, rows)
+                    });
+                if s2d {
                     t.shape = Shape {
                         h: t.shape.h / 2,
                         w: t.shape.w / 2,
@@ -478,16 +512,7 @@ pub(crate) fn lower_graph(
                         ..t.shape
                     };
                     t.space_to_depth = true;
-                } else if let Some(w) = im2col_fits(
-                    cv,
-                    t.shape,
-                    graph
-                        .output_of(c)
-                        .expect("a convolution has an output")
-                        .shape,
-                    t.quant.zero_point as i8,
-                    rows,
-                ) {
+                } else if let Some(w) = windows {
                     t.shape = Shape {
                         h: w.out[0],
                         w: w.out[1],

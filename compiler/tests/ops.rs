@@ -271,6 +271,38 @@ fn im2col_input() {
     assert!(seen.iter().all(|&a| a >= p.addr && a < p.addr + p.bytes()));
 }
 
+/// A 2x2/2 convolution of 3 channels reads its input space-to-depth (one K
+/// chunk of 12 channels, as many as im2col would take, on a smaller input),
+/// a pointwise GEMM; the input round-trips through write_tensor, one byte
+/// per element.
+#[test]
+fn space_to_depth_input() {
+    let nodes = vec![conv("c", "x", 3, 10, [2, 2], 2, [0; 4], 1, 1, "relu", 1)];
+    let json = net("s2d", &[1, 8, 10, 3], 5, &nodes, &["c"]);
+    check_all(&json);
+    let w = parse_workload(&json).unwrap();
+    let c = npukit_compiler::compile(&w, &NpuConfig::default()).unwrap();
+    assert!(!c.layers[0].row_gathers);
+    let p = &c.inputs[0];
+    assert!(p.space_to_depth && p.im2col.is_none(), "{p:?}");
+    let n: usize = p.shape.iter().product();
+    let t = npukit_compiler::Tensor::i8(
+        p.shape.clone(),
+        (0..n).map(|i| (i * 7 % 251) as i8).collect(),
+    );
+    let mut mem = npukit_sim::VecMemory::new(c.mem_bytes as usize);
+    npukit_compiler::write_tensor(&c, &mut mem, &p.name, &t).unwrap();
+    assert_eq!(npukit_compiler::read_output(&c, &mem, &p.name).unwrap(), t);
+    let mut seen: Vec<u64> = (0..p.rows())
+        .flat_map(|r| (0..p.cols()).map(move |col| (r, col)))
+        .map(|(r, col)| p.offset(r, col))
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), n);
+    assert_eq!(p.bytes(), n as u64);
+}
+
 /// A dense node on a matrix, output zero point `zp`.
 fn dense(name: &str, input: &str, n: usize, out_scale: f64, zp: i32, seed: u64) -> String {
     format!(
