@@ -42,6 +42,10 @@ impl From<anyhow::Error> for CosimFailure {
     }
 }
 
+/// The most recent events of each side kept for the Perfetto traces written on
+/// a divergence (a long workload makes tens of millions).
+const TRACE_EVENTS: usize = 1_000_000;
+
 fn cases(a: &CosimArgs, cfg: &NpuConfig) -> Result<Vec<Case>> {
     if a.random {
         return Ok((a.seed..a.seed.saturating_add(a.count))
@@ -57,8 +61,10 @@ fn cases(a: &CosimArgs, cfg: &NpuConfig) -> Result<Vec<Case>> {
         let src = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         let prog =
             npukit_abi::asm::assemble(&src).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        // The ring goes at the top of memory, out of the program's way.
-        let ring_bytes = (prog.len() as u64 + 1).next_power_of_two().max(2) * 32;
+        // The ring goes at the top of memory, out of the program's way (a
+        // program longer than the largest ring is refilled through it).
+        let entries = npukit_sim::run::ring_entries(prog.len(), cfg.cmdproc.max_ring);
+        let ring_bytes = entries as u64 * npukit_abi::DESC_BYTES as u64;
         let mem = a.mem_bytes.max(4096).next_multiple_of(4096);
         if ring_bytes > mem {
             bail!(
@@ -100,6 +106,15 @@ fn spinner() -> ProgressBar {
     pb
 }
 
+/// The cycles the model alone needs for `case` (fast: the model skips quiet
+/// cycles), when it runs to completion; sizes the progress bar of a long run.
+fn model_cycles(case: &Case, cfg: &NpuConfig) -> Option<u64> {
+    match corpus::model_alone(case, cfg) {
+        Ok(o) if o.result.is_ok() => Some(o.cycles),
+        _ => None,
+    }
+}
+
 /// Runs the command; prints the summary or the divergence report.
 pub fn cosim(a: &CosimArgs) -> Result<(), CosimFailure> {
     if !variant::verilator_available() {
@@ -130,7 +145,7 @@ pub fn cosim(a: &CosimArgs) -> Result<(), CosimFailure> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let pb = spinner();
     let start = Instant::now();
-    let (mut cycles, mut events) = (0u64, 0u64);
+    let (mut cycles, mut events, mut refills) = (0u64, 0u64, 0u64);
     let mut last = None;
     let n = cases.len();
     for (i, case) in cases.iter().enumerate() {
@@ -146,6 +161,7 @@ pub fn cosim(a: &CosimArgs) -> Result<(), CosimFailure> {
         });
         let opts = LockstepOptions {
             keep_events: true,
+            keep_last: TRACE_EVENTS,
             trace_dir: Some(a.out.clone()),
             ..LockstepOptions::default()
         };
@@ -153,16 +169,41 @@ pub fn cosim(a: &CosimArgs) -> Result<(), CosimFailure> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let p2 = pb.clone();
         let label = format!("{} ({}/{n})", case.name, i + 1);
+        // One program: a bar to the model's cycle count, with the time left.
+        let total = if n == 1 {
+            pb.set_message(format!("{label}: running the model alone first"));
+            pb.tick();
+            model_cycles(case, &cfg)
+        } else {
+            None
+        };
+        if let Some(t) = total {
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} lockstep: {msg} {wide_bar} {pos}/{len} cycles [{elapsed}, ~{eta} left]",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb.set_length(t.max(1));
+            pb.set_message(label.clone());
+        }
+        let mut shown = Instant::now();
         ls.on_progress(move |c| {
-            if c % 4096 < 256 {
-                p2.set_message(format!("{label}: cycle {c}"));
-                p2.tick();
+            if shown.elapsed().as_millis() >= 100 {
+                shown = Instant::now();
+                if total.is_some() {
+                    p2.set_position(c);
+                } else {
+                    p2.set_message(format!("{label}: cycle {c}"));
+                    p2.tick();
+                }
             }
         });
         match corpus::run(&mut ls, case) {
             Ok(o) => {
                 cycles += o.cycles;
                 events += o.events;
+                refills += o.refills;
                 last = Some(o.result);
             }
             Err(CosimError::Diverged(d)) => {
@@ -196,6 +237,12 @@ pub fn cosim(a: &CosimArgs) -> Result<(), CosimFailure> {
     }
     println!("  cycles compared   {cycles}");
     println!("  events matched    {events}");
+    if refills > 0 {
+        println!(
+            "  ring refills      {refills} (the program is longer than the {}-entry ring)",
+            info.max_ring
+        );
+    }
     println!(
         "  wall time         {secs:.2} s ({:.0} cycles/s for model + RTL)",
         cycles as f64 / secs.max(1e-9)

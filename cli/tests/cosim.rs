@@ -131,3 +131,50 @@ fn a_config_no_variant_matches_is_refused_naming_the_field() {
         assert!(t.contains("`array.rows` = 32"), "{t}");
     }
 }
+
+/// The number after `key` in `text` (digits only, up to the next non-digit).
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn a_workload_longer_than_the_ring_is_refilled_and_takes_npukit_runs_cycles() {
+    // mlp-mnist on 4x4: 21,804 descriptors through the 4096-entry ring.
+    let dir = tmp("long");
+    let cfg = root().join("configs/4x4.toml");
+    let w = root().join("workloads/mlp-mnist.json");
+    let o = npukit()
+        .args(["cosim", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg(&w)
+        .output()
+        .expect("runs");
+    if !rtl_or_explains(&o) {
+        return;
+    }
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("no divergence"), "{t}");
+    let refills = number_after(&t, "ring refills").unwrap_or(0);
+    assert!(refills > 4, "{t}");
+    let cosim_cycles = number_after(&t, "completed in").expect("cycles");
+    let o = npukit()
+        .args(["run", "--no-trace", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.join("run"))
+        .arg(&w)
+        .output()
+        .expect("runs");
+    let r = text(&o);
+    assert!(o.status.success(), "{r}");
+    assert_eq!(number_after(&r, "  cycles"), Some(cosim_cycles), "{t}\n{r}");
+}

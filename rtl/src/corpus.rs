@@ -39,7 +39,9 @@ pub struct Case {
     /// Register writes before the ring is started (translation, watchdog).
     pub setup: Vec<(u32, u32)>,
     pub ring_base: u64,
-    /// The ring, raw (so that invalid descriptors can be written).
+    /// The ring, raw (so that invalid descriptors can be written). A ring of
+    /// at least `[cmdproc] max_ring` entries is refilled as the device consumes
+    /// it (see [`run`]) and must then decode.
     pub ring: Vec<[u8; DESC_BYTES]>,
     /// RING_SIZE to program instead of the smallest fitting power of two.
     pub ring_size: Option<u32>,
@@ -106,6 +108,8 @@ pub struct CaseOutcome {
     pub cycles: u64,
     /// Events compared and found equal.
     pub events: u64,
+    /// Times the ring was refilled (0 when the program fitted the ring).
+    pub refills: u64,
 }
 
 /// Why a case did not pass.
@@ -199,25 +203,23 @@ fn start_raw(
 
 /// Plays `case` on a lockstep pair (whose devices were made for
 /// [`Case::config`]) and compares every register at the end.
+///
+/// A ring that fits the device's largest ring (`[cmdproc] max_ring`) is
+/// written once, raw, and run to idle. A longer one (a compiled workload) must
+/// decode, and is fed through the model's own driver loop,
+/// [`npukit_sim::run::RingRun`]: the ring is filled, and every
+/// [`run::REFILL_SLICE`] cycles the consumed entries are replaced by the next
+/// descriptors and `RING_TAIL` is written. The pair sees those memory and MMIO
+/// writes at the same cycle on both sides (side B's memory is refreshed from
+/// the caller's at the start of every `run_until`).
 pub fn run<A: Observed, B: Observed>(
     ls: &mut Lockstep<A, B>,
     case: &Case,
 ) -> Result<CaseOutcome, CosimError> {
-    let mut mem = VecMemory::new(case.mem_size as usize);
-    for (a, bytes) in &case.image {
-        if mem.store(*a, bytes).is_none() {
-            return Err(CosimError::Case {
-                case: case.name.clone(),
-                problem: format!("image segment at {a:#x} does not fit in memory"),
-            });
-        }
-    }
+    let mut mem = image(case)?;
     ls.set_compare_memory(case.compare_memory);
-    for &(r, v) in &case.setup {
-        ls.mmio_write(r, v);
-    }
-    start_raw(ls, &mut mem, case)?;
-    let result = run::wait_idle(ls, &mut mem, case.max_cycles);
+    let max_ring = ls.a().npu_config().cmdproc.max_ring;
+    let (result, refills) = play(ls, &mut mem, case, max_ring)?;
     // Every register, compared through the pair's MMIO reads.
     for r in npukit_abi::regs::REGISTERS {
         ls.mmio_read(r.offset);
@@ -244,7 +246,84 @@ pub fn run<A: Observed, B: Observed>(
         result,
         cycles: ls.cycle(),
         events: ls.matched_events(),
+        refills,
     })
+}
+
+/// Plays `case` on the model alone (events are not collected or compared,
+/// `events` is 0): what the lockstep run will do, quickly (the model skips
+/// quiet cycles), e.g. to size a progress bar.
+pub fn model_alone(case: &Case, cfg: &NpuConfig) -> Result<CaseOutcome, CosimError> {
+    let cfg = case.config(cfg);
+    let mut dev = npukit_sim::ModelDevice::new(&cfg);
+    let mut mem = image(case)?;
+    let (result, refills) = play(&mut dev, &mut mem, case, cfg.cmdproc.max_ring)?;
+    Ok(CaseOutcome {
+        result,
+        cycles: dev.cycle(),
+        events: 0,
+        refills,
+    })
+}
+
+/// The case's memory image.
+fn image(case: &Case) -> Result<VecMemory, CosimError> {
+    let mut mem = VecMemory::new(case.mem_size as usize);
+    for (a, bytes) in &case.image {
+        if mem.store(*a, bytes).is_none() {
+            return Err(CosimError::Case {
+                case: case.name.clone(),
+                problem: format!("image segment at {a:#x} does not fit in memory"),
+            });
+        }
+    }
+    Ok(mem)
+}
+
+/// The set-up writes, then the ring: written once, or refilled through
+/// [`run::RingRun`] when it is longer than `max_ring`. The driver-level
+/// result and the number of refills.
+fn play(
+    dev: &mut dyn Device,
+    mem: &mut VecMemory,
+    case: &Case,
+    max_ring: u32,
+) -> Result<(Result<u64, RunError>, u64), CosimError> {
+    for &(r, v) in &case.setup {
+        dev.mmio_write(r, v);
+    }
+    if case.ring.len() >= max_ring as usize && case.ring_size.is_none() {
+        let descs = decode_ring(case)?;
+        let mut ring = run::RingRun::start(dev, mem, case.ring_base, &descs).map_err(|e| {
+            CosimError::Case {
+                case: case.name.clone(),
+                problem: e.to_string(),
+            }
+        })?;
+        let r = ring.finish(dev, mem, case.max_cycles);
+        Ok((r, ring.refills()))
+    } else {
+        start_raw(dev, mem, case)?;
+        Ok((run::wait_idle(dev, mem, case.max_cycles), 0))
+    }
+}
+
+/// The ring of a case longer than the device's largest ring, as descriptors.
+fn decode_ring(case: &Case) -> Result<Vec<Descriptor>, CosimError> {
+    case.ring
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            Descriptor::decode(b).map_err(|e| CosimError::Case {
+                case: case.name.clone(),
+                problem: format!(
+                    "the ring of {} entries is longer than the device's largest ring, so it \
+                     is refilled, which needs valid descriptors; entry {i}: {e}",
+                    case.ring.len()
+                ),
+            })
+        })
+        .collect()
 }
 
 impl From<RunError> for CosimError {

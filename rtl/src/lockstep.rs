@@ -8,7 +8,9 @@
 //! events of one cycle does not matter, their cycle does). Side A runs on the
 //! caller's memory, side B on a private copy that is refreshed from the
 //! caller's memory at the start of every `run_until` and compared with it at
-//! the end of every `run_until` (the device memories must be equal).
+//! the end of every `run_until` (the device memories must be equal; there the
+//! pages either side wrote in that call are compared, the rest being equal
+//! since the refresh, and [`Lockstep::finish`] compares all of memory).
 //!
 //! At the first difference the pair stops (`run_until` returns at once from
 //! then on) and [`Lockstep::divergence`] holds a [`Divergence`], whose
@@ -73,6 +75,10 @@ pub struct LockstepOptions {
     pub history: usize,
     /// Keep every event of both sides (for Perfetto traces on divergence).
     pub keep_events: bool,
+    /// With `keep_events`, keep only about the last this many events of each
+    /// side (between this and twice this), so that long runs do not fill
+    /// memory; 0 keeps all (default).
+    pub keep_last: usize,
     /// Where to write `<name>.trace.json` for both sides on divergence.
     pub trace_dir: Option<PathBuf>,
     /// Compare device memory at the end of every `run_until` (default true;
@@ -87,6 +93,7 @@ impl Default for LockstepOptions {
             chunk: 256,
             history: 20,
             keep_events: false,
+            keep_last: 0,
             trace_dir: None,
             compare_memory: true,
         }
@@ -134,6 +141,12 @@ pub struct Divergence {
     pub queued: Vec<String>,
     /// The last events both sides agreed on, oldest first.
     pub recent: Vec<(u64, Event)>,
+    /// The last MMIO writes (both sides got each one), oldest first:
+    /// `(cycle, offset, value)`; the cycle is the device's when it was written
+    /// (the write takes effect from that cycle on).
+    pub writes: Vec<(u64, u32, u32)>,
+    /// MMIO writes before the divergence (both sides).
+    pub write_count: u64,
     /// Side names.
     pub names: [String; 2],
     /// Perfetto traces written for both sides, if any.
@@ -300,6 +313,8 @@ pub struct Lockstep<A: Observed, B: Observed> {
     b: B,
     opts: LockstepOptions,
     shadow: VecMemory,
+    /// Pages (of [`PAGE`] bytes) either side wrote in this `run_until`, one bit each.
+    dirty: Vec<u64>,
     pend_a: Vec<(u64, Event)>,
     pend_b: Vec<(u64, Event)>,
     all_a: Vec<(u64, Event)>,
@@ -311,7 +326,41 @@ pub struct Lockstep<A: Observed, B: Observed> {
     compared: u64,
     /// Events that matched so far.
     matched: u64,
+    /// The last MMIO writes, and how many there were.
+    writes: VecDeque<(u64, u32, u32)>,
+    write_count: u64,
     progress: Option<Box<dyn FnMut(u64)>>,
+}
+
+/// MMIO writes shown in a divergence report.
+const WRITES_SHOWN: usize = 6;
+
+/// The granule in which `run_until` notes what the devices wrote, in bytes.
+const PAGE: u64 = 4096;
+
+/// Device memory that notes the pages written through it.
+struct Noted<'a> {
+    inner: &'a mut dyn DeviceMemory,
+    pages: &'a mut [u64],
+}
+
+impl DeviceMemory for Noted<'_> {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read(&self, addr: u64, buf: &mut [u8]) {
+        self.inner.read(addr, buf)
+    }
+    fn write(&mut self, addr: u64, data: &[u8]) {
+        if let Some(last) = (data.len() as u64).checked_sub(1) {
+            for p in addr / PAGE..=(addr + last) / PAGE {
+                if let Some(w) = self.pages.get_mut((p / 64) as usize) {
+                    *w |= 1 << (p % 64);
+                }
+            }
+        }
+        self.inner.write(addr, data)
+    }
 }
 
 impl<A: Observed + fmt::Debug, B: Observed + fmt::Debug> fmt::Debug for Lockstep<A, B> {
@@ -332,6 +381,7 @@ impl<A: Observed, B: Observed> Lockstep<A, B> {
             b,
             opts,
             shadow: VecMemory::new(0),
+            dirty: Vec::new(),
             pend_a: Vec::new(),
             pend_b: Vec::new(),
             all_a: Vec::new(),
@@ -341,6 +391,8 @@ impl<A: Observed, B: Observed> Lockstep<A, B> {
             divergence: None,
             compared: 0,
             matched: 0,
+            writes: VecDeque::new(),
+            write_count: 0,
             progress: None,
         }
     }
@@ -374,9 +426,14 @@ impl<A: Observed, B: Observed> Lockstep<A, B> {
     pub fn matched_events(&self) -> u64 {
         self.matched
     }
-    /// Every event of both sides (with `keep_events`).
+    /// Every event of both sides (with `keep_events`; the last ones only
+    /// with `keep_last`).
     pub fn all_events(&self) -> [&[(u64, Event)]; 2] {
         [&self.all_a, &self.all_b]
+    }
+    /// MMIO writes so far (each went to both sides).
+    pub fn mmio_writes(&self) -> u64 {
+        self.write_count
     }
 
     fn diverge(&mut self, cycle: u64, unit: String, event_kind: String, kind: DivergenceKind) {
@@ -408,6 +465,8 @@ impl<A: Observed, B: Observed> Lockstep<A, B> {
             in_flight,
             queued,
             recent: self.recent.iter().cloned().collect(),
+            writes: self.writes.iter().copied().collect(),
+            write_count: self.write_count,
             names: self.opts.names.clone(),
             traces: Vec::new(),
         };
@@ -517,6 +576,12 @@ impl<A: Observed, B: Observed> Lockstep<A, B> {
         if self.opts.keep_events {
             self.all_a.extend(done_a);
             self.all_b.extend(done_b);
+            let keep = self.opts.keep_last;
+            for all in [&mut self.all_a, &mut self.all_b] {
+                if keep > 0 && all.len() > 2 * keep {
+                    all.drain(..all.len() - keep);
+                }
+            }
         }
         self.compared = upto;
     }
@@ -538,6 +603,9 @@ impl<A: Observed, B: Observed> Lockstep<A, B> {
         if self.shadow.size() != mem.size() {
             self.shadow = VecMemory::new(size);
         }
+        let words = (mem.size().div_ceil(PAGE)).div_ceil(64) as usize;
+        self.dirty.clear();
+        self.dirty.resize(words, 0);
         const CHUNK: usize = 1 << 20;
         let dst = self.shadow.bytes_mut();
         let mut at = 0;
@@ -553,19 +621,58 @@ impl<A: Observed, B: Observed> Lockstep<A, B> {
         self.opts.compare_memory = on;
     }
 
-    /// Compares `mem` (side A) with side B's memory.
-    fn compare_memory(&mut self, mem: &dyn DeviceMemory) {
+    /// Compares `mem` (side A) with side B's memory: all of it, or (`full`
+    /// false, at the end of a `run_until`, which started from equal memories)
+    /// the pages either side wrote. The first differing byte either way.
+    fn compare_memory(&mut self, mem: &dyn DeviceMemory, full: bool) {
         if !self.opts.compare_memory {
             return;
         }
-        const CHUNK: usize = 1 << 20;
-        let size = mem.size() as usize;
-        let mut buf = vec![0u8; CHUNK.min(size)];
-        let mut at = 0;
-        while at < size {
-            let n = CHUNK.min(size - at);
-            mem.read(at as u64, &mut buf[..n]);
-            let b = &self.shadow.bytes()[at..at + n];
+        let size = mem.size().min(self.shadow.size());
+        if full {
+            self.compare_range(mem, 0, size);
+            return;
+        }
+        // Runs of consecutive dirty pages, in address order.
+        let pages = size.div_ceil(PAGE);
+        let dirty = |p: u64| {
+            self.dirty
+                .get((p / 64) as usize)
+                .is_some_and(|w| w >> (p % 64) & 1 != 0)
+        };
+        let mut runs = Vec::new();
+        let mut p = 0;
+        while p < pages {
+            if self.dirty.get((p / 64) as usize) == Some(&0) {
+                p = (p / 64 + 1) * 64;
+                continue;
+            }
+            if !dirty(p) {
+                p += 1;
+                continue;
+            }
+            let start = p;
+            while p < pages && dirty(p) {
+                p += 1;
+            }
+            runs.push((start * PAGE, (p * PAGE).min(size)));
+        }
+        for (from, to) in runs {
+            if self.compare_range(mem, from, to) {
+                return;
+            }
+        }
+    }
+
+    /// Compares `from..to` of both memories; true on a difference (reported).
+    fn compare_range(&mut self, mem: &dyn DeviceMemory, from: u64, to: u64) -> bool {
+        const CHUNK: u64 = 1 << 20;
+        let mut buf = vec![0u8; CHUNK.min(to - from) as usize];
+        let mut at = from;
+        while at < to {
+            let n = CHUNK.min(to - at) as usize;
+            mem.read(at, &mut buf[..n]);
+            let b = &self.shadow.bytes()[at as usize..at as usize + n];
             if buf[..n] != *b {
                 if let Some(k) = (0..n).find(|&k| buf[k] != b[k]) {
                     let (va, vb) = (buf[k], b[k]);
@@ -574,16 +681,17 @@ impl<A: Observed, B: Observed> Lockstep<A, B> {
                         "memory".into(),
                         "memory".into(),
                         DivergenceKind::Memory {
-                            addr: (at + k) as u64,
+                            addr: at + k as u64,
                             a: va,
                             b: vb,
                         },
                     );
-                    return;
+                    return true;
                 }
             }
-            at += n;
+            at += n as u64;
         }
+        false
     }
 
     /// Compares the final state: simulates one more cycle on both sides (a
@@ -600,7 +708,7 @@ impl<A: Observed, B: Observed> Lockstep<A, B> {
             self.compare_until(upto);
         }
         if self.divergence.is_none() && self.shadow.size() == mem.size() {
-            self.compare_memory(mem);
+            self.compare_memory(mem, true);
         }
         match &self.divergence {
             Some(d) => Err(d.clone()),
@@ -637,6 +745,11 @@ impl<A: Observed, B: Observed> Device for Lockstep<A, B> {
     fn mmio_write(&mut self, offset: u32, value: u32) {
         self.a.mmio_write(offset, value);
         self.b.mmio_write(offset, value);
+        if self.writes.len() == WRITES_SHOWN {
+            self.writes.pop_front();
+        }
+        self.writes.push_back((self.a.cycle(), offset, value));
+        self.write_count += 1;
     }
 
     fn run_until(&mut self, mem: &mut dyn DeviceMemory, cycle: u64, stop_on_irq: bool) -> RunExit {
@@ -652,9 +765,23 @@ impl<A: Observed, B: Observed> Device for Lockstep<A, B> {
                 break;
             }
             let target = cycle.min(now.saturating_add(self.opts.chunk.max(1)));
-            let ea = self.a.run_until(mem, target, stop_on_irq);
+            let ea = self.a.run_until(
+                &mut Noted {
+                    inner: &mut *mem,
+                    pages: &mut self.dirty,
+                },
+                target,
+                stop_on_irq,
+            );
             let stop = self.a.cycle();
-            let eb = self.b.run_until(&mut self.shadow, stop, stop_on_irq);
+            let eb = self.b.run_until(
+                &mut Noted {
+                    inner: &mut self.shadow,
+                    pages: &mut self.dirty,
+                },
+                stop,
+                stop_on_irq,
+            );
             let (ca, cb) = (self.a.cycle(), self.b.cycle());
             self.compare_until(ca.min(cb));
             if self.divergence.is_some() {
@@ -688,7 +815,7 @@ impl<A: Observed, B: Observed> Device for Lockstep<A, B> {
             }
         }
         if self.divergence.is_none() {
-            self.compare_memory(mem);
+            self.compare_memory(mem, false);
         }
         exit
     }
@@ -780,6 +907,18 @@ impl fmt::Display for Divergence {
         )?;
         for (c, e) in &self.recent {
             writeln!(f, "    {c:>8}: {}", describe(e))?;
+        }
+        if !self.writes.is_empty() {
+            writeln!(
+                f,
+                "  last {} of {} MMIO writes (cycle: register = value):",
+                self.writes.len(),
+                self.write_count
+            )?;
+            for &(c, off, v) in &self.writes {
+                let name = regs::by_offset(off).map_or("?", |r| r.name);
+                writeln!(f, "    {c:>8}: {name} = {v:#x} ({v})")?;
+            }
         }
         for t in &self.traces {
             writeln!(f, "  trace: {}", t.display())?;

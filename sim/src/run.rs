@@ -181,6 +181,8 @@ pub struct RingRun<'a> {
     written: usize,
     /// Cycles run so far.
     cycles: u64,
+    /// Refills that wrote descriptors (each one `RING_TAIL` write).
+    refills: u64,
 }
 
 impl<'a> RingRun<'a> {
@@ -211,12 +213,19 @@ impl<'a> RingRun<'a> {
             size,
             written: first,
             cycles: 0,
+            refills: 0,
         })
     }
 
     /// Descriptors of the program the device has been given so far.
     pub fn written(&self) -> usize {
         self.written
+    }
+
+    /// Refills so far: times the ring was topped up after the start (each a
+    /// write of `RING_TAIL`); 0 for a program that fits the ring.
+    pub fn refills(&self) -> u64 {
+        self.refills
     }
 
     /// Program index of the descriptor the device fetches next (ring head).
@@ -229,14 +238,14 @@ impl<'a> RingRun<'a> {
         (self.written % self.size as usize) as u32
     }
 
-    /// Tops the ring up with the next descriptors.
-    fn refill(&mut self, dev: &mut dyn Device, mem: &mut dyn DeviceMemory) {
+    /// Tops the ring up with the next descriptors; how many it wrote.
+    fn refill(&mut self, dev: &mut dyn Device, mem: &mut dyn DeviceMemory) -> usize {
         let head = dev.mmio_read(regs::RING_HEAD);
         let used = (self.tail_slot() + self.size - head) % self.size;
         let free = (self.size - 1 - used) as usize;
         let n = free.min(self.descs.len() - self.written);
         if n == 0 {
-            return;
+            return 0;
         }
         for i in 0..n {
             let slot = (self.written + i) % self.size as usize;
@@ -246,12 +255,16 @@ impl<'a> RingRun<'a> {
             );
         }
         self.written += n;
+        self.refills += 1;
         dev.mmio_write(regs::RING_TAIL, self.tail_slot());
+        n
     }
 
     /// Runs for at most `max_cycles`, refilling the ring: `Ok(true)` once the
     /// whole program has been consumed and the device is idle, `Ok(false)` when
-    /// the cycles ran out first.
+    /// the cycles ran out first, or when a slice neither advanced the device's
+    /// clock nor refilled the ring (a device that no longer runs, such as
+    /// a lockstep pair stopped at a divergence).
     pub fn run_for(
         &mut self,
         dev: &mut dyn Device,
@@ -272,7 +285,9 @@ impl<'a> RingRun<'a> {
             let ran = dev.cycle() - t0;
             self.cycles += ran;
             left = left.saturating_sub(ran.max(1));
-            self.refill(dev, mem);
+            if self.refill(dev, mem) == 0 && ran == 0 {
+                return Ok(false);
+            }
         }
         match wait_idle(dev, mem, left) {
             Ok(n) => {
