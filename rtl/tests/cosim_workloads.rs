@@ -9,8 +9,8 @@
 //! * the transformer block on 16x16, 9.4 rings long (its own test, so that the
 //!   two test threads run it beside the first);
 //! * `-- --ignored`: every workload on 4x4, 8x8 and 16x16, ResNet-18
-//!   included (about 20 minutes of RTL time on a quiet machine; for release
-//!   checks, not CI).
+//!   included (estimated from the rates: about 20 minutes on a quiet machine,
+//!   over an hour on a loaded one; for release checks, not CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -164,7 +164,7 @@ fn long_workload_transformer_block_on_16x16() {
 /// Every workload on 4x4, 8x8 and 16x16: `cargo test --release -p npukit-rtl
 /// --test cosim_workloads -- --ignored --nocapture` (prints each run's rate).
 #[test]
-#[ignore = "every workload incl. ResNet-18 on three variants: ~20 min of RTL time"]
+#[ignore = "every workload incl. ResNet-18 on three variants: 20 min to over an hour"]
 fn every_workload_on_4x4_8x8_16x16() {
     common::require_rtl();
     let only = std::env::var("NPUKIT_COSIM_WORKLOAD").unwrap_or_default();
