@@ -59,9 +59,12 @@
 //! one [`SMul32`] per lane (32 x 32 -> 64);
 //! ADD computes `(a - za) * ma + (b - zb) * mb`; MAX the signed maximum. Write
 //! stage (two cycles after the read): ACT rounds, shifts (the descriptor's shift
-//! or the lane's, carried along; exact in 66 bits, 0 for shifts above 63), adds
+//! or the lane's, carried along; `floor(p / 2^s)` plus bit `s - 1` of `p`, 0
+//! for shifts above 63), adds
 //! the zero point and clamps (ReLU) and writes int8 to the scratchpad; ADD writes (or accumulates)
 //! int32 to the accumulator memory; MAX writes int8 to the scratchpad.
+//! The lane arithmetic and its registers are the `#[hdl_gen]` block [`Lane`]
+//! (`lane$<l>`); this block reads the memories for it and writes its results.
 //!
 //! Memories: byte arrays `spad` and `acc` (`reg [7:0] spad [0:spad_bytes-1]`,
 //! `accm`) with combinational reads at any address (reads beyond the end return
@@ -80,16 +83,21 @@
 //! while busy is ignored. A frozen edge (`enable = 0`) changes nothing, so a
 //! descriptor completes after exactly `latency` enabled edges.
 //!
-//! The block is a custom Verilog block whose Rust `update()` behaves identically
-//! (the generated Verilog is checked against this simulation by
-//! `hw/tests/compute_verilog.rs`); the PEs ([`Pe`], `#[hdl_gen]`) and the
-//! multipliers ([`SMul32`]) are child blocks (`pe$<r*C+c>`, `mul$<lane>`).
+//! The block's own logic (control, skew and deskew buffers, the memories and
+//! their ports, the lane pipeline's addresses and write enables) is a custom
+//! Verilog block whose Rust `update()` behaves identically (the generated
+//! Verilog is checked against this simulation by
+//! `hw/tests/compute_verilog.rs`); its children are `#[hdl_gen]` blocks,
+//! simulated and generated from one source: the PEs ([`Pe`], [`PeDb`],
+//! [`PeOs`]: `pe$<r*C+c>`, `pd$<n>`, `po$<n>`) and the lanes ([`Lane`],
+//! `lane$<l>`, each with its multiplier [`SMul32`], a one-line custom block).
 //!
 //! Data results equal the model's bulk computation (`npukit_sim::mac`,
 //! `npukit_sim::act`) for every program in which accesses to the same bytes by
 //! different units are ordered by tokens and each descriptor's input and output
 //! ranges are equal or disjoint (docs/rtl.md, end).
 
+pub mod lane;
 pub mod pe;
 pub mod smul;
 mod verilog;
@@ -100,6 +108,7 @@ use npukit_sim::{Dataflow, NpuConfig};
 use rust_hdl::core::bitvec::BitVec;
 use rust_hdl::prelude::*;
 
+pub use lane::Lane;
 pub use pe::{Pe, PeDb, PeOs};
 pub use smul::SMul32;
 
@@ -242,22 +251,28 @@ struct State {
     skf: Vec<Vec<bool>>,
     /// C1c: `wsk[c]` has `c + 1` stages; stage `c` feeds PE `(0, c)`.
     wsk: Vec<Vec<u8>>,
+    /// The lane pipeline's shared part (the lanes' own registers are in
+    /// [`Lane`]): valid, write address and lane count after the read stage
+    /// and after stage 2.
     v1: bool,
     wa1: u32,
     wn1: u32,
-    x1: Vec<u32>,
-    y1: Vec<u8>,
-    /// Per lane: the PER_CHANNEL table entry read with the accumulators
-    /// (multiplier and shift bits 7:0), and the shift one stage later.
-    qm1: Vec<u32>,
-    qs1: Vec<u8>,
     v2: bool,
     wa2: u32,
     wn2: u32,
-    p2: Vec<u64>,
-    qs2: Vec<u8>,
     /// Bumped at every memory change (for the DMA read cache).
     version: u64,
+}
+
+/// The memory reads of one lane (see [`State::lane_reads`]).
+struct LaneReads {
+    acc: u32,
+    bias: u32,
+    qm: u32,
+    qs: u8,
+    ea: u8,
+    eb: u8,
+    old: u32,
 }
 
 impl State {
@@ -295,15 +310,9 @@ impl State {
             v1: false,
             wa1: 0,
             wn1: 0,
-            x1: vec![0; c],
-            y1: vec![0; c],
-            qm1: vec![0; c],
-            qs1: vec![0; c],
             v2: false,
             wa2: 0,
             wn2: 0,
-            p2: vec![0; c],
-            qs2: vec![0; c],
             version: 0,
         }
     }
@@ -331,6 +340,54 @@ impl State {
 
     fn flag(&self, bit: u32) -> bool {
         (self.d[0] >> (12 + bit)) & 1 == 1
+    }
+
+    /// The lane pipeline's read stage is active: an ACT, ADD or MAX with at
+    /// least two cycles to go.
+    fn lane_read(&self) -> bool {
+        let op = self.op();
+        self.busy
+            && (op == OP_ACT || op == OP_ADD || op == OP_MAX)
+            && self.cnt.wrapping_add(2) <= self.lat
+    }
+
+    /// What `Compute` reads from the memories for lane `l` (the inputs of
+    /// [`Lane`]).
+    fn lane_reads(&self, l: u32) -> LaneReads {
+        let d = &self.d;
+        let e = self.sg.wrapping_add(l);
+        let aok = e < d[4] >> 16;
+        let acc = if aok {
+            self.ac32(d[1].wrapping_add(4u32.wrapping_mul(self.sb.wrapping_add(e))))
+        } else {
+            0
+        };
+        let bias = if aok && self.flag(1) {
+            self.ac32(d[3].wrapping_add(4u32.wrapping_mul(e)))
+        } else {
+            0
+        };
+        let qa = d[7].wrapping_add(8u32.wrapping_mul(e));
+        let qok = aok && self.flag(2);
+        let ee = self.sa.wrapping_add(l);
+        let eok = ee < d[4];
+        LaneReads {
+            acc,
+            bias,
+            qm: if qok { self.ac32(qa) } else { 0 },
+            qs: if qok { self.ac8(qa.wrapping_add(4)) } else { 0 },
+            ea: if eok {
+                self.sp8(d[1].wrapping_add(ee))
+            } else {
+                0
+            },
+            eb: if eok {
+                self.sp8(d[2].wrapping_add(ee))
+            } else {
+                0
+            },
+            old: self.ac32(self.wa2.wrapping_add(4u32.wrapping_mul(l))),
+        }
     }
 
     /// Queues the int32 `v` (plus the old value with ACCUMULATE, flag 0) for
@@ -426,8 +483,8 @@ pub struct Compute {
     pub pd: Vec<PeDb>,
     /// The output-stationary array.
     pub po: Vec<PeOs>,
-    /// The requantiser multipliers, one per lane.
-    pub mul: Vec<SMul32>,
+    /// The activation / ADD / MAX lanes.
+    pub lane: Vec<Lane>,
     _p: ComputeParams,
     _st: State,
     _rd_cache: Option<(bool, u32, u64)>,
@@ -512,7 +569,7 @@ impl Compute {
                 .filter(|_| p.os())
                 .map(|_| PeOs::default())
                 .collect(),
-            mul: (0..c).map(|_| SMul32::default()).collect(),
+            lane: (0..c).map(|_| Lane::default()).collect(),
             _p: p,
             _st: State::new(&p),
             _rd_cache: None,
@@ -598,11 +655,28 @@ impl Compute {
             }
         }
         let st = &self._st;
-        let per_channel = st.flag(2);
-        for (l, m) in self.mul.iter_mut().enumerate() {
-            m.a.next = Bits::<32>::from(st.x1[l] as u64);
-            let b = if per_channel { st.qm1[l] } else { st.d[5] };
-            m.b.next = Bits::<32>::from(b as u64);
+        let op = st.op();
+        let rd = st.lane_read();
+        let lane_en = en && !self.clear.val();
+        for (l, ln) in self.lane.iter_mut().enumerate() {
+            let x = st.lane_reads(l as u32);
+            ln.clock.next = clock;
+            ln.en.next = lane_en;
+            ln.ld.next = rd;
+            ln.is_act.next = op == OP_ACT;
+            ln.is_add.next = op == OP_ADD;
+            ln.is_max.next = op == OP_MAX;
+            ln.f0.next = st.flag(0);
+            ln.f2.next = st.flag(2);
+            ln.w5.next = Bits::<32>::from(st.d[5] as u64);
+            ln.w6.next = Bits::<32>::from(st.d[6] as u64);
+            ln.acc.next = Bits::<32>::from(x.acc as u64);
+            ln.bias.next = Bits::<32>::from(x.bias as u64);
+            ln.qm.next = Bits::<32>::from(x.qm as u64);
+            ln.qs.next = Bits::<8>::from(x.qs as u64);
+            ln.ea.next = Bits::<8>::from(x.ea as u64);
+            ln.eb.next = Bits::<8>::from(x.eb as u64);
+            ln.old.next = Bits::<32>::from(x.old as u64);
         }
         self.busy.next = st.busy;
         self.done.next = st.busy && st.cnt == st.lat;
@@ -726,7 +800,11 @@ impl Compute {
             .collect();
         let outs: Vec<u32> = self.po.iter().map(|pe| pe.o.val().to_u32()).collect();
         let head_ready = self.head_ready.val();
-        let prods: Vec<u64> = self.mul.iter().map(|m| m.p.val().to_u64()).collect();
+        let lane_out: Vec<(u8, u32)> = self
+            .lane
+            .iter()
+            .map(|l| (l.q8.val().to_u8(), l.q32.val().to_u32()))
+            .collect();
         let issue = self.issue.val();
         let desc = desc_words(&self.desc.val());
         let dma = if self.dma_wr.val() {
@@ -742,7 +820,6 @@ impl Compute {
         let old = self._st.clone();
         let st = &mut self._st;
         let op = old.op();
-        let k = old.cnt;
         let mm = old.busy && op == OP_MATMUL;
         // Memory writes, applied in order after everything has read `old`.
         let mut sp_w: Vec<(u32, u8)> = Vec::new();
@@ -754,40 +831,13 @@ impl Compute {
             Self::edge_ws(&p, &old, st, &bottom, &mut ac_w);
         }
 
-        // ACT / ADD / MAX read stage.
-        let rd = old.busy
-            && (op == OP_ACT || op == OP_ADD || op == OP_MAX)
-            && k.wrapping_add(2) <= old.lat;
+        // ACT / ADD / MAX read stage (the lanes latch their operands).
+        let rd = old.lane_read();
         st.v1 = rd;
         if rd {
             if op == OP_ACT {
-                let (src, dst, bias, qtab) = (old.d[1], old.d[2], old.d[3], old.d[7]);
                 let acols = old.d[4] >> 16;
-                let per_channel = old.flag(2);
-                for l in 0..cols {
-                    let e = old.sg.wrapping_add(l);
-                    let valid = e < acols;
-                    let av = if valid {
-                        old.ac32(src.wrapping_add(4u32.wrapping_mul(old.sb.wrapping_add(e))))
-                    } else {
-                        0
-                    };
-                    let bv = if valid && old.flag(1) {
-                        old.ac32(bias.wrapping_add(4u32.wrapping_mul(e)))
-                    } else {
-                        0
-                    };
-                    st.x1[l as usize] = sat_add32(av, bv);
-                    let qa = qtab.wrapping_add(8u32.wrapping_mul(e));
-                    let table = valid && per_channel;
-                    st.qm1[l as usize] = if table { old.ac32(qa) } else { 0 };
-                    st.qs1[l as usize] = if table {
-                        old.ac8(qa.wrapping_add(4))
-                    } else {
-                        0
-                    };
-                }
-                st.wa1 = dst.wrapping_add(old.sb).wrapping_add(old.sg);
+                st.wa1 = old.d[2].wrapping_add(old.sb).wrapping_add(old.sg);
                 let left = acols.wrapping_sub(old.sg);
                 st.wn1 = if left < cols { left } else { cols };
                 if old.sg.wrapping_add(cols) < acols {
@@ -797,17 +847,7 @@ impl Compute {
                     st.sb = old.sb.wrapping_add(acols);
                 }
             } else {
-                let (a, b, dst, len) = (old.d[1], old.d[2], old.d[3], old.d[4]);
-                for l in 0..cols {
-                    let e = old.sa.wrapping_add(l);
-                    let valid = e < len;
-                    st.x1[l as usize] = if valid {
-                        old.sp8(a.wrapping_add(e)) as u32
-                    } else {
-                        0
-                    };
-                    st.y1[l as usize] = if valid { old.sp8(b.wrapping_add(e)) } else { 0 };
-                }
+                let (dst, len) = (old.d[3], old.d[4]);
                 st.wa1 = if op == OP_ADD {
                     dst.wrapping_add(4u32.wrapping_mul(old.sa))
                 } else {
@@ -819,51 +859,23 @@ impl Compute {
             }
         }
 
-        // Stage 2.
+        // Stage 2 (in the lanes).
         st.v2 = old.v1;
         st.wa2 = old.wa1;
         st.wn2 = old.wn1;
-        st.qs2.clone_from(&old.qs1);
-        let (za, zb) = (old.d[5] & 0xFF, (old.d[5] >> 8) & 0xFF);
-        let (ma, mb) = (old.d[6] & 0xFFFF, old.d[6] >> 16);
-        for l in 0..cols as usize {
-            st.p2[l] = if op == OP_ADD {
-                let a = (old.x1[l] as u8 as i8 as i32 - za as u8 as i8 as i32)
-                    .wrapping_mul(ma as u16 as i16 as i32);
-                let b = (old.y1[l] as i8 as i32 - zb as u8 as i8 as i32)
-                    .wrapping_mul(mb as u16 as i16 as i32);
-                a.wrapping_add(b) as i64 as u64
-            } else if op == OP_MAX {
-                let (a, b) = (old.x1[l] as u8, old.y1[l]);
-                (if (a as i8) > (b as i8) { a } else { b }) as u64
-            } else {
-                prods[l]
-            };
-        }
 
-        // Write stage.
+        // Write stage: the lanes' results.
         if old.v2 {
-            let (shift, zp) = (old.d[6] & 0xFF, ((old.d[6] >> 8) & 0xFF) as u8);
-            for l in 0..cols {
-                if l >= old.wn2 {
-                    continue;
-                }
-                let p2 = old.p2[l as usize];
-                let shift = if old.flag(2) {
-                    old.qs2[l as usize] as u32
-                } else {
-                    shift
-                };
+            for l in 0..cols.min(old.wn2) {
+                let (q8, q32) = lane_out[l as usize];
                 match op {
-                    OP_ACT => sp_w.push((
-                        old.wa2.wrapping_add(l),
-                        requant_tail(p2, shift, zp, old.flag(0)),
-                    )),
+                    OP_ACT | OP_MAX => sp_w.push((old.wa2.wrapping_add(l), q8)),
                     OP_ADD => {
                         let a = old.wa2.wrapping_add(4 * l);
-                        old.write_acc32(&mut ac_w, a, p2 as u32);
+                        for (b, byte) in q32.to_le_bytes().into_iter().enumerate() {
+                            ac_w.push((a.wrapping_add(b as u32), byte));
+                        }
                     }
-                    OP_MAX => sp_w.push((old.wa2.wrapping_add(l), p2 as u8)),
                     _ => {}
                 }
             }
@@ -1138,9 +1150,24 @@ impl Logic for Compute {
             pe.w_in.connect();
             pe.f_in.connect();
         }
-        for m in &mut self.mul {
-            m.a.connect();
-            m.b.connect();
+        for l in &mut self.lane {
+            l.clock.connect();
+            l.en.connect();
+            l.ld.connect();
+            l.is_act.connect();
+            l.is_add.connect();
+            l.is_max.connect();
+            l.f0.connect();
+            l.f2.connect();
+            l.w5.connect();
+            l.w6.connect();
+            l.acc.connect();
+            l.bias.connect();
+            l.qm.connect();
+            l.qs.connect();
+            l.ea.connect();
+            l.eb.connect();
+            l.old.connect();
         }
     }
 

@@ -38,13 +38,15 @@ fn verilog_4x4_lints_clean() {
     if let Err(log) = common::verilator_lint(&v, "compute_4x4") {
         panic!("verilator lint: {log}");
     }
-    // One module per PE and per multiplier lane, as documented.
+    // One module per PE and per activation lane (with its multiplier), as
+    // documented.
     for i in 0..16 {
         assert!(v.contains(&format!("module top$pe${i}(")), "PE {i}");
     }
     for l in 0..4 {
+        assert!(v.contains(&format!("module top$lane${l}(")), "lane {l}");
         assert!(
-            v.contains(&format!("module top$mul${l}(")),
+            v.contains(&format!("module top$lane${l}$mul(")),
             "multiplier {l}"
         );
     }

@@ -3788,54 +3788,310 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire  [7:0] pe$255$a_out;
     wire  [31:0] pe$255$psum_out;
     wire  [31:0] pe$255$sum;
-    reg  [31:0] mul$0$a;
-    reg  [31:0] mul$0$b;
-    wire  [63:0] mul$0$p;
-    reg  [31:0] mul$1$a;
-    reg  [31:0] mul$1$b;
-    wire  [63:0] mul$1$p;
-    reg  [31:0] mul$2$a;
-    reg  [31:0] mul$2$b;
-    wire  [63:0] mul$2$p;
-    reg  [31:0] mul$3$a;
-    reg  [31:0] mul$3$b;
-    wire  [63:0] mul$3$p;
-    reg  [31:0] mul$4$a;
-    reg  [31:0] mul$4$b;
-    wire  [63:0] mul$4$p;
-    reg  [31:0] mul$5$a;
-    reg  [31:0] mul$5$b;
-    wire  [63:0] mul$5$p;
-    reg  [31:0] mul$6$a;
-    reg  [31:0] mul$6$b;
-    wire  [63:0] mul$6$p;
-    reg  [31:0] mul$7$a;
-    reg  [31:0] mul$7$b;
-    wire  [63:0] mul$7$p;
-    reg  [31:0] mul$8$a;
-    reg  [31:0] mul$8$b;
-    wire  [63:0] mul$8$p;
-    reg  [31:0] mul$9$a;
-    reg  [31:0] mul$9$b;
-    wire  [63:0] mul$9$p;
-    reg  [31:0] mul$10$a;
-    reg  [31:0] mul$10$b;
-    wire  [63:0] mul$10$p;
-    reg  [31:0] mul$11$a;
-    reg  [31:0] mul$11$b;
-    wire  [63:0] mul$11$p;
-    reg  [31:0] mul$12$a;
-    reg  [31:0] mul$12$b;
-    wire  [63:0] mul$12$p;
-    reg  [31:0] mul$13$a;
-    reg  [31:0] mul$13$b;
-    wire  [63:0] mul$13$p;
-    reg  [31:0] mul$14$a;
-    reg  [31:0] mul$14$b;
-    wire  [63:0] mul$14$p;
-    reg  [31:0] mul$15$a;
-    reg  [31:0] mul$15$b;
-    wire  [63:0] mul$15$p;
+    reg  lane$0$clock;
+    reg  lane$0$en;
+    reg  lane$0$ld;
+    reg  lane$0$is_act;
+    reg  lane$0$is_add;
+    reg  lane$0$is_max;
+    reg  lane$0$f0;
+    reg  lane$0$f2;
+    reg  [31:0] lane$0$w5;
+    reg  [31:0] lane$0$w6;
+    reg  [31:0] lane$0$acc;
+    reg  [31:0] lane$0$bias;
+    reg  [31:0] lane$0$qm;
+    reg  [7:0] lane$0$qs;
+    reg  [7:0] lane$0$ea;
+    reg  [7:0] lane$0$eb;
+    reg  [31:0] lane$0$old;
+    wire  [7:0] lane$0$q8;
+    wire  [31:0] lane$0$q32;
+    reg  lane$1$clock;
+    reg  lane$1$en;
+    reg  lane$1$ld;
+    reg  lane$1$is_act;
+    reg  lane$1$is_add;
+    reg  lane$1$is_max;
+    reg  lane$1$f0;
+    reg  lane$1$f2;
+    reg  [31:0] lane$1$w5;
+    reg  [31:0] lane$1$w6;
+    reg  [31:0] lane$1$acc;
+    reg  [31:0] lane$1$bias;
+    reg  [31:0] lane$1$qm;
+    reg  [7:0] lane$1$qs;
+    reg  [7:0] lane$1$ea;
+    reg  [7:0] lane$1$eb;
+    reg  [31:0] lane$1$old;
+    wire  [7:0] lane$1$q8;
+    wire  [31:0] lane$1$q32;
+    reg  lane$2$clock;
+    reg  lane$2$en;
+    reg  lane$2$ld;
+    reg  lane$2$is_act;
+    reg  lane$2$is_add;
+    reg  lane$2$is_max;
+    reg  lane$2$f0;
+    reg  lane$2$f2;
+    reg  [31:0] lane$2$w5;
+    reg  [31:0] lane$2$w6;
+    reg  [31:0] lane$2$acc;
+    reg  [31:0] lane$2$bias;
+    reg  [31:0] lane$2$qm;
+    reg  [7:0] lane$2$qs;
+    reg  [7:0] lane$2$ea;
+    reg  [7:0] lane$2$eb;
+    reg  [31:0] lane$2$old;
+    wire  [7:0] lane$2$q8;
+    wire  [31:0] lane$2$q32;
+    reg  lane$3$clock;
+    reg  lane$3$en;
+    reg  lane$3$ld;
+    reg  lane$3$is_act;
+    reg  lane$3$is_add;
+    reg  lane$3$is_max;
+    reg  lane$3$f0;
+    reg  lane$3$f2;
+    reg  [31:0] lane$3$w5;
+    reg  [31:0] lane$3$w6;
+    reg  [31:0] lane$3$acc;
+    reg  [31:0] lane$3$bias;
+    reg  [31:0] lane$3$qm;
+    reg  [7:0] lane$3$qs;
+    reg  [7:0] lane$3$ea;
+    reg  [7:0] lane$3$eb;
+    reg  [31:0] lane$3$old;
+    wire  [7:0] lane$3$q8;
+    wire  [31:0] lane$3$q32;
+    reg  lane$4$clock;
+    reg  lane$4$en;
+    reg  lane$4$ld;
+    reg  lane$4$is_act;
+    reg  lane$4$is_add;
+    reg  lane$4$is_max;
+    reg  lane$4$f0;
+    reg  lane$4$f2;
+    reg  [31:0] lane$4$w5;
+    reg  [31:0] lane$4$w6;
+    reg  [31:0] lane$4$acc;
+    reg  [31:0] lane$4$bias;
+    reg  [31:0] lane$4$qm;
+    reg  [7:0] lane$4$qs;
+    reg  [7:0] lane$4$ea;
+    reg  [7:0] lane$4$eb;
+    reg  [31:0] lane$4$old;
+    wire  [7:0] lane$4$q8;
+    wire  [31:0] lane$4$q32;
+    reg  lane$5$clock;
+    reg  lane$5$en;
+    reg  lane$5$ld;
+    reg  lane$5$is_act;
+    reg  lane$5$is_add;
+    reg  lane$5$is_max;
+    reg  lane$5$f0;
+    reg  lane$5$f2;
+    reg  [31:0] lane$5$w5;
+    reg  [31:0] lane$5$w6;
+    reg  [31:0] lane$5$acc;
+    reg  [31:0] lane$5$bias;
+    reg  [31:0] lane$5$qm;
+    reg  [7:0] lane$5$qs;
+    reg  [7:0] lane$5$ea;
+    reg  [7:0] lane$5$eb;
+    reg  [31:0] lane$5$old;
+    wire  [7:0] lane$5$q8;
+    wire  [31:0] lane$5$q32;
+    reg  lane$6$clock;
+    reg  lane$6$en;
+    reg  lane$6$ld;
+    reg  lane$6$is_act;
+    reg  lane$6$is_add;
+    reg  lane$6$is_max;
+    reg  lane$6$f0;
+    reg  lane$6$f2;
+    reg  [31:0] lane$6$w5;
+    reg  [31:0] lane$6$w6;
+    reg  [31:0] lane$6$acc;
+    reg  [31:0] lane$6$bias;
+    reg  [31:0] lane$6$qm;
+    reg  [7:0] lane$6$qs;
+    reg  [7:0] lane$6$ea;
+    reg  [7:0] lane$6$eb;
+    reg  [31:0] lane$6$old;
+    wire  [7:0] lane$6$q8;
+    wire  [31:0] lane$6$q32;
+    reg  lane$7$clock;
+    reg  lane$7$en;
+    reg  lane$7$ld;
+    reg  lane$7$is_act;
+    reg  lane$7$is_add;
+    reg  lane$7$is_max;
+    reg  lane$7$f0;
+    reg  lane$7$f2;
+    reg  [31:0] lane$7$w5;
+    reg  [31:0] lane$7$w6;
+    reg  [31:0] lane$7$acc;
+    reg  [31:0] lane$7$bias;
+    reg  [31:0] lane$7$qm;
+    reg  [7:0] lane$7$qs;
+    reg  [7:0] lane$7$ea;
+    reg  [7:0] lane$7$eb;
+    reg  [31:0] lane$7$old;
+    wire  [7:0] lane$7$q8;
+    wire  [31:0] lane$7$q32;
+    reg  lane$8$clock;
+    reg  lane$8$en;
+    reg  lane$8$ld;
+    reg  lane$8$is_act;
+    reg  lane$8$is_add;
+    reg  lane$8$is_max;
+    reg  lane$8$f0;
+    reg  lane$8$f2;
+    reg  [31:0] lane$8$w5;
+    reg  [31:0] lane$8$w6;
+    reg  [31:0] lane$8$acc;
+    reg  [31:0] lane$8$bias;
+    reg  [31:0] lane$8$qm;
+    reg  [7:0] lane$8$qs;
+    reg  [7:0] lane$8$ea;
+    reg  [7:0] lane$8$eb;
+    reg  [31:0] lane$8$old;
+    wire  [7:0] lane$8$q8;
+    wire  [31:0] lane$8$q32;
+    reg  lane$9$clock;
+    reg  lane$9$en;
+    reg  lane$9$ld;
+    reg  lane$9$is_act;
+    reg  lane$9$is_add;
+    reg  lane$9$is_max;
+    reg  lane$9$f0;
+    reg  lane$9$f2;
+    reg  [31:0] lane$9$w5;
+    reg  [31:0] lane$9$w6;
+    reg  [31:0] lane$9$acc;
+    reg  [31:0] lane$9$bias;
+    reg  [31:0] lane$9$qm;
+    reg  [7:0] lane$9$qs;
+    reg  [7:0] lane$9$ea;
+    reg  [7:0] lane$9$eb;
+    reg  [31:0] lane$9$old;
+    wire  [7:0] lane$9$q8;
+    wire  [31:0] lane$9$q32;
+    reg  lane$10$clock;
+    reg  lane$10$en;
+    reg  lane$10$ld;
+    reg  lane$10$is_act;
+    reg  lane$10$is_add;
+    reg  lane$10$is_max;
+    reg  lane$10$f0;
+    reg  lane$10$f2;
+    reg  [31:0] lane$10$w5;
+    reg  [31:0] lane$10$w6;
+    reg  [31:0] lane$10$acc;
+    reg  [31:0] lane$10$bias;
+    reg  [31:0] lane$10$qm;
+    reg  [7:0] lane$10$qs;
+    reg  [7:0] lane$10$ea;
+    reg  [7:0] lane$10$eb;
+    reg  [31:0] lane$10$old;
+    wire  [7:0] lane$10$q8;
+    wire  [31:0] lane$10$q32;
+    reg  lane$11$clock;
+    reg  lane$11$en;
+    reg  lane$11$ld;
+    reg  lane$11$is_act;
+    reg  lane$11$is_add;
+    reg  lane$11$is_max;
+    reg  lane$11$f0;
+    reg  lane$11$f2;
+    reg  [31:0] lane$11$w5;
+    reg  [31:0] lane$11$w6;
+    reg  [31:0] lane$11$acc;
+    reg  [31:0] lane$11$bias;
+    reg  [31:0] lane$11$qm;
+    reg  [7:0] lane$11$qs;
+    reg  [7:0] lane$11$ea;
+    reg  [7:0] lane$11$eb;
+    reg  [31:0] lane$11$old;
+    wire  [7:0] lane$11$q8;
+    wire  [31:0] lane$11$q32;
+    reg  lane$12$clock;
+    reg  lane$12$en;
+    reg  lane$12$ld;
+    reg  lane$12$is_act;
+    reg  lane$12$is_add;
+    reg  lane$12$is_max;
+    reg  lane$12$f0;
+    reg  lane$12$f2;
+    reg  [31:0] lane$12$w5;
+    reg  [31:0] lane$12$w6;
+    reg  [31:0] lane$12$acc;
+    reg  [31:0] lane$12$bias;
+    reg  [31:0] lane$12$qm;
+    reg  [7:0] lane$12$qs;
+    reg  [7:0] lane$12$ea;
+    reg  [7:0] lane$12$eb;
+    reg  [31:0] lane$12$old;
+    wire  [7:0] lane$12$q8;
+    wire  [31:0] lane$12$q32;
+    reg  lane$13$clock;
+    reg  lane$13$en;
+    reg  lane$13$ld;
+    reg  lane$13$is_act;
+    reg  lane$13$is_add;
+    reg  lane$13$is_max;
+    reg  lane$13$f0;
+    reg  lane$13$f2;
+    reg  [31:0] lane$13$w5;
+    reg  [31:0] lane$13$w6;
+    reg  [31:0] lane$13$acc;
+    reg  [31:0] lane$13$bias;
+    reg  [31:0] lane$13$qm;
+    reg  [7:0] lane$13$qs;
+    reg  [7:0] lane$13$ea;
+    reg  [7:0] lane$13$eb;
+    reg  [31:0] lane$13$old;
+    wire  [7:0] lane$13$q8;
+    wire  [31:0] lane$13$q32;
+    reg  lane$14$clock;
+    reg  lane$14$en;
+    reg  lane$14$ld;
+    reg  lane$14$is_act;
+    reg  lane$14$is_add;
+    reg  lane$14$is_max;
+    reg  lane$14$f0;
+    reg  lane$14$f2;
+    reg  [31:0] lane$14$w5;
+    reg  [31:0] lane$14$w6;
+    reg  [31:0] lane$14$acc;
+    reg  [31:0] lane$14$bias;
+    reg  [31:0] lane$14$qm;
+    reg  [7:0] lane$14$qs;
+    reg  [7:0] lane$14$ea;
+    reg  [7:0] lane$14$eb;
+    reg  [31:0] lane$14$old;
+    wire  [7:0] lane$14$q8;
+    wire  [31:0] lane$14$q32;
+    reg  lane$15$clock;
+    reg  lane$15$en;
+    reg  lane$15$ld;
+    reg  lane$15$is_act;
+    reg  lane$15$is_add;
+    reg  lane$15$is_max;
+    reg  lane$15$f0;
+    reg  lane$15$f2;
+    reg  [31:0] lane$15$w5;
+    reg  [31:0] lane$15$w6;
+    reg  [31:0] lane$15$acc;
+    reg  [31:0] lane$15$bias;
+    reg  [31:0] lane$15$qm;
+    reg  [7:0] lane$15$qs;
+    reg  [7:0] lane$15$ea;
+    reg  [7:0] lane$15$eb;
+    reg  [31:0] lane$15$old;
+    wire  [7:0] lane$15$q8;
+    wire  [31:0] lane$15$q32;
     
     // Sub module instances
     top$compute$pe$0 pe$0(
@@ -6910,85 +7166,341 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         .psum_out(pe$255$psum_out),
         .sum(pe$255$sum)
     );
-    top$compute$mul$0 mul$0(
-        .a(mul$0$a),
-        .b(mul$0$b),
-        .p(mul$0$p)
+    top$compute$lane$0 lane$0(
+        .clock(lane$0$clock),
+        .en(lane$0$en),
+        .ld(lane$0$ld),
+        .is_act(lane$0$is_act),
+        .is_add(lane$0$is_add),
+        .is_max(lane$0$is_max),
+        .f0(lane$0$f0),
+        .f2(lane$0$f2),
+        .w5(lane$0$w5),
+        .w6(lane$0$w6),
+        .acc(lane$0$acc),
+        .bias(lane$0$bias),
+        .qm(lane$0$qm),
+        .qs(lane$0$qs),
+        .ea(lane$0$ea),
+        .eb(lane$0$eb),
+        .old(lane$0$old),
+        .q8(lane$0$q8),
+        .q32(lane$0$q32)
     );
-    top$compute$mul$1 mul$1(
-        .a(mul$1$a),
-        .b(mul$1$b),
-        .p(mul$1$p)
+    top$compute$lane$1 lane$1(
+        .clock(lane$1$clock),
+        .en(lane$1$en),
+        .ld(lane$1$ld),
+        .is_act(lane$1$is_act),
+        .is_add(lane$1$is_add),
+        .is_max(lane$1$is_max),
+        .f0(lane$1$f0),
+        .f2(lane$1$f2),
+        .w5(lane$1$w5),
+        .w6(lane$1$w6),
+        .acc(lane$1$acc),
+        .bias(lane$1$bias),
+        .qm(lane$1$qm),
+        .qs(lane$1$qs),
+        .ea(lane$1$ea),
+        .eb(lane$1$eb),
+        .old(lane$1$old),
+        .q8(lane$1$q8),
+        .q32(lane$1$q32)
     );
-    top$compute$mul$2 mul$2(
-        .a(mul$2$a),
-        .b(mul$2$b),
-        .p(mul$2$p)
+    top$compute$lane$2 lane$2(
+        .clock(lane$2$clock),
+        .en(lane$2$en),
+        .ld(lane$2$ld),
+        .is_act(lane$2$is_act),
+        .is_add(lane$2$is_add),
+        .is_max(lane$2$is_max),
+        .f0(lane$2$f0),
+        .f2(lane$2$f2),
+        .w5(lane$2$w5),
+        .w6(lane$2$w6),
+        .acc(lane$2$acc),
+        .bias(lane$2$bias),
+        .qm(lane$2$qm),
+        .qs(lane$2$qs),
+        .ea(lane$2$ea),
+        .eb(lane$2$eb),
+        .old(lane$2$old),
+        .q8(lane$2$q8),
+        .q32(lane$2$q32)
     );
-    top$compute$mul$3 mul$3(
-        .a(mul$3$a),
-        .b(mul$3$b),
-        .p(mul$3$p)
+    top$compute$lane$3 lane$3(
+        .clock(lane$3$clock),
+        .en(lane$3$en),
+        .ld(lane$3$ld),
+        .is_act(lane$3$is_act),
+        .is_add(lane$3$is_add),
+        .is_max(lane$3$is_max),
+        .f0(lane$3$f0),
+        .f2(lane$3$f2),
+        .w5(lane$3$w5),
+        .w6(lane$3$w6),
+        .acc(lane$3$acc),
+        .bias(lane$3$bias),
+        .qm(lane$3$qm),
+        .qs(lane$3$qs),
+        .ea(lane$3$ea),
+        .eb(lane$3$eb),
+        .old(lane$3$old),
+        .q8(lane$3$q8),
+        .q32(lane$3$q32)
     );
-    top$compute$mul$4 mul$4(
-        .a(mul$4$a),
-        .b(mul$4$b),
-        .p(mul$4$p)
+    top$compute$lane$4 lane$4(
+        .clock(lane$4$clock),
+        .en(lane$4$en),
+        .ld(lane$4$ld),
+        .is_act(lane$4$is_act),
+        .is_add(lane$4$is_add),
+        .is_max(lane$4$is_max),
+        .f0(lane$4$f0),
+        .f2(lane$4$f2),
+        .w5(lane$4$w5),
+        .w6(lane$4$w6),
+        .acc(lane$4$acc),
+        .bias(lane$4$bias),
+        .qm(lane$4$qm),
+        .qs(lane$4$qs),
+        .ea(lane$4$ea),
+        .eb(lane$4$eb),
+        .old(lane$4$old),
+        .q8(lane$4$q8),
+        .q32(lane$4$q32)
     );
-    top$compute$mul$5 mul$5(
-        .a(mul$5$a),
-        .b(mul$5$b),
-        .p(mul$5$p)
+    top$compute$lane$5 lane$5(
+        .clock(lane$5$clock),
+        .en(lane$5$en),
+        .ld(lane$5$ld),
+        .is_act(lane$5$is_act),
+        .is_add(lane$5$is_add),
+        .is_max(lane$5$is_max),
+        .f0(lane$5$f0),
+        .f2(lane$5$f2),
+        .w5(lane$5$w5),
+        .w6(lane$5$w6),
+        .acc(lane$5$acc),
+        .bias(lane$5$bias),
+        .qm(lane$5$qm),
+        .qs(lane$5$qs),
+        .ea(lane$5$ea),
+        .eb(lane$5$eb),
+        .old(lane$5$old),
+        .q8(lane$5$q8),
+        .q32(lane$5$q32)
     );
-    top$compute$mul$6 mul$6(
-        .a(mul$6$a),
-        .b(mul$6$b),
-        .p(mul$6$p)
+    top$compute$lane$6 lane$6(
+        .clock(lane$6$clock),
+        .en(lane$6$en),
+        .ld(lane$6$ld),
+        .is_act(lane$6$is_act),
+        .is_add(lane$6$is_add),
+        .is_max(lane$6$is_max),
+        .f0(lane$6$f0),
+        .f2(lane$6$f2),
+        .w5(lane$6$w5),
+        .w6(lane$6$w6),
+        .acc(lane$6$acc),
+        .bias(lane$6$bias),
+        .qm(lane$6$qm),
+        .qs(lane$6$qs),
+        .ea(lane$6$ea),
+        .eb(lane$6$eb),
+        .old(lane$6$old),
+        .q8(lane$6$q8),
+        .q32(lane$6$q32)
     );
-    top$compute$mul$7 mul$7(
-        .a(mul$7$a),
-        .b(mul$7$b),
-        .p(mul$7$p)
+    top$compute$lane$7 lane$7(
+        .clock(lane$7$clock),
+        .en(lane$7$en),
+        .ld(lane$7$ld),
+        .is_act(lane$7$is_act),
+        .is_add(lane$7$is_add),
+        .is_max(lane$7$is_max),
+        .f0(lane$7$f0),
+        .f2(lane$7$f2),
+        .w5(lane$7$w5),
+        .w6(lane$7$w6),
+        .acc(lane$7$acc),
+        .bias(lane$7$bias),
+        .qm(lane$7$qm),
+        .qs(lane$7$qs),
+        .ea(lane$7$ea),
+        .eb(lane$7$eb),
+        .old(lane$7$old),
+        .q8(lane$7$q8),
+        .q32(lane$7$q32)
     );
-    top$compute$mul$8 mul$8(
-        .a(mul$8$a),
-        .b(mul$8$b),
-        .p(mul$8$p)
+    top$compute$lane$8 lane$8(
+        .clock(lane$8$clock),
+        .en(lane$8$en),
+        .ld(lane$8$ld),
+        .is_act(lane$8$is_act),
+        .is_add(lane$8$is_add),
+        .is_max(lane$8$is_max),
+        .f0(lane$8$f0),
+        .f2(lane$8$f2),
+        .w5(lane$8$w5),
+        .w6(lane$8$w6),
+        .acc(lane$8$acc),
+        .bias(lane$8$bias),
+        .qm(lane$8$qm),
+        .qs(lane$8$qs),
+        .ea(lane$8$ea),
+        .eb(lane$8$eb),
+        .old(lane$8$old),
+        .q8(lane$8$q8),
+        .q32(lane$8$q32)
     );
-    top$compute$mul$9 mul$9(
-        .a(mul$9$a),
-        .b(mul$9$b),
-        .p(mul$9$p)
+    top$compute$lane$9 lane$9(
+        .clock(lane$9$clock),
+        .en(lane$9$en),
+        .ld(lane$9$ld),
+        .is_act(lane$9$is_act),
+        .is_add(lane$9$is_add),
+        .is_max(lane$9$is_max),
+        .f0(lane$9$f0),
+        .f2(lane$9$f2),
+        .w5(lane$9$w5),
+        .w6(lane$9$w6),
+        .acc(lane$9$acc),
+        .bias(lane$9$bias),
+        .qm(lane$9$qm),
+        .qs(lane$9$qs),
+        .ea(lane$9$ea),
+        .eb(lane$9$eb),
+        .old(lane$9$old),
+        .q8(lane$9$q8),
+        .q32(lane$9$q32)
     );
-    top$compute$mul$10 mul$10(
-        .a(mul$10$a),
-        .b(mul$10$b),
-        .p(mul$10$p)
+    top$compute$lane$10 lane$10(
+        .clock(lane$10$clock),
+        .en(lane$10$en),
+        .ld(lane$10$ld),
+        .is_act(lane$10$is_act),
+        .is_add(lane$10$is_add),
+        .is_max(lane$10$is_max),
+        .f0(lane$10$f0),
+        .f2(lane$10$f2),
+        .w5(lane$10$w5),
+        .w6(lane$10$w6),
+        .acc(lane$10$acc),
+        .bias(lane$10$bias),
+        .qm(lane$10$qm),
+        .qs(lane$10$qs),
+        .ea(lane$10$ea),
+        .eb(lane$10$eb),
+        .old(lane$10$old),
+        .q8(lane$10$q8),
+        .q32(lane$10$q32)
     );
-    top$compute$mul$11 mul$11(
-        .a(mul$11$a),
-        .b(mul$11$b),
-        .p(mul$11$p)
+    top$compute$lane$11 lane$11(
+        .clock(lane$11$clock),
+        .en(lane$11$en),
+        .ld(lane$11$ld),
+        .is_act(lane$11$is_act),
+        .is_add(lane$11$is_add),
+        .is_max(lane$11$is_max),
+        .f0(lane$11$f0),
+        .f2(lane$11$f2),
+        .w5(lane$11$w5),
+        .w6(lane$11$w6),
+        .acc(lane$11$acc),
+        .bias(lane$11$bias),
+        .qm(lane$11$qm),
+        .qs(lane$11$qs),
+        .ea(lane$11$ea),
+        .eb(lane$11$eb),
+        .old(lane$11$old),
+        .q8(lane$11$q8),
+        .q32(lane$11$q32)
     );
-    top$compute$mul$12 mul$12(
-        .a(mul$12$a),
-        .b(mul$12$b),
-        .p(mul$12$p)
+    top$compute$lane$12 lane$12(
+        .clock(lane$12$clock),
+        .en(lane$12$en),
+        .ld(lane$12$ld),
+        .is_act(lane$12$is_act),
+        .is_add(lane$12$is_add),
+        .is_max(lane$12$is_max),
+        .f0(lane$12$f0),
+        .f2(lane$12$f2),
+        .w5(lane$12$w5),
+        .w6(lane$12$w6),
+        .acc(lane$12$acc),
+        .bias(lane$12$bias),
+        .qm(lane$12$qm),
+        .qs(lane$12$qs),
+        .ea(lane$12$ea),
+        .eb(lane$12$eb),
+        .old(lane$12$old),
+        .q8(lane$12$q8),
+        .q32(lane$12$q32)
     );
-    top$compute$mul$13 mul$13(
-        .a(mul$13$a),
-        .b(mul$13$b),
-        .p(mul$13$p)
+    top$compute$lane$13 lane$13(
+        .clock(lane$13$clock),
+        .en(lane$13$en),
+        .ld(lane$13$ld),
+        .is_act(lane$13$is_act),
+        .is_add(lane$13$is_add),
+        .is_max(lane$13$is_max),
+        .f0(lane$13$f0),
+        .f2(lane$13$f2),
+        .w5(lane$13$w5),
+        .w6(lane$13$w6),
+        .acc(lane$13$acc),
+        .bias(lane$13$bias),
+        .qm(lane$13$qm),
+        .qs(lane$13$qs),
+        .ea(lane$13$ea),
+        .eb(lane$13$eb),
+        .old(lane$13$old),
+        .q8(lane$13$q8),
+        .q32(lane$13$q32)
     );
-    top$compute$mul$14 mul$14(
-        .a(mul$14$a),
-        .b(mul$14$b),
-        .p(mul$14$p)
+    top$compute$lane$14 lane$14(
+        .clock(lane$14$clock),
+        .en(lane$14$en),
+        .ld(lane$14$ld),
+        .is_act(lane$14$is_act),
+        .is_add(lane$14$is_add),
+        .is_max(lane$14$is_max),
+        .f0(lane$14$f0),
+        .f2(lane$14$f2),
+        .w5(lane$14$w5),
+        .w6(lane$14$w6),
+        .acc(lane$14$acc),
+        .bias(lane$14$bias),
+        .qm(lane$14$qm),
+        .qs(lane$14$qs),
+        .ea(lane$14$ea),
+        .eb(lane$14$eb),
+        .old(lane$14$old),
+        .q8(lane$14$q8),
+        .q32(lane$14$q32)
     );
-    top$compute$mul$15 mul$15(
-        .a(mul$15$a),
-        .b(mul$15$b),
-        .p(mul$15$p)
+    top$compute$lane$15 lane$15(
+        .clock(lane$15$clock),
+        .en(lane$15$en),
+        .ld(lane$15$ld),
+        .is_act(lane$15$is_act),
+        .is_add(lane$15$is_add),
+        .is_max(lane$15$is_max),
+        .f0(lane$15$f0),
+        .f2(lane$15$f2),
+        .w5(lane$15$w5),
+        .w6(lane$15$w6),
+        .acc(lane$15$acc),
+        .bias(lane$15$bias),
+        .qm(lane$15$qm),
+        .qs(lane$15$qs),
+        .ea(lane$15$ea),
+        .eb(lane$15$eb),
+        .old(lane$15$old),
+        .q8(lane$15$q8),
+        .q32(lane$15$q32)
     );
     
     // Update code (custom)
@@ -7006,102 +7518,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg [31:0] wn2_q;
     reg v1_q;
     reg v2_q;
-    reg [31:0] x1_q_0;
-    reg [7:0] y1_q_0;
-    reg [63:0] p2_q_0;
-    reg [31:0] qm1_q_0;
-    reg [7:0] qs1_q_0;
-    reg [7:0] qs2_q_0;
-    reg [31:0] x1_q_1;
-    reg [7:0] y1_q_1;
-    reg [63:0] p2_q_1;
-    reg [31:0] qm1_q_1;
-    reg [7:0] qs1_q_1;
-    reg [7:0] qs2_q_1;
-    reg [31:0] x1_q_2;
-    reg [7:0] y1_q_2;
-    reg [63:0] p2_q_2;
-    reg [31:0] qm1_q_2;
-    reg [7:0] qs1_q_2;
-    reg [7:0] qs2_q_2;
-    reg [31:0] x1_q_3;
-    reg [7:0] y1_q_3;
-    reg [63:0] p2_q_3;
-    reg [31:0] qm1_q_3;
-    reg [7:0] qs1_q_3;
-    reg [7:0] qs2_q_3;
-    reg [31:0] x1_q_4;
-    reg [7:0] y1_q_4;
-    reg [63:0] p2_q_4;
-    reg [31:0] qm1_q_4;
-    reg [7:0] qs1_q_4;
-    reg [7:0] qs2_q_4;
-    reg [31:0] x1_q_5;
-    reg [7:0] y1_q_5;
-    reg [63:0] p2_q_5;
-    reg [31:0] qm1_q_5;
-    reg [7:0] qs1_q_5;
-    reg [7:0] qs2_q_5;
-    reg [31:0] x1_q_6;
-    reg [7:0] y1_q_6;
-    reg [63:0] p2_q_6;
-    reg [31:0] qm1_q_6;
-    reg [7:0] qs1_q_6;
-    reg [7:0] qs2_q_6;
-    reg [31:0] x1_q_7;
-    reg [7:0] y1_q_7;
-    reg [63:0] p2_q_7;
-    reg [31:0] qm1_q_7;
-    reg [7:0] qs1_q_7;
-    reg [7:0] qs2_q_7;
-    reg [31:0] x1_q_8;
-    reg [7:0] y1_q_8;
-    reg [63:0] p2_q_8;
-    reg [31:0] qm1_q_8;
-    reg [7:0] qs1_q_8;
-    reg [7:0] qs2_q_8;
-    reg [31:0] x1_q_9;
-    reg [7:0] y1_q_9;
-    reg [63:0] p2_q_9;
-    reg [31:0] qm1_q_9;
-    reg [7:0] qs1_q_9;
-    reg [7:0] qs2_q_9;
-    reg [31:0] x1_q_10;
-    reg [7:0] y1_q_10;
-    reg [63:0] p2_q_10;
-    reg [31:0] qm1_q_10;
-    reg [7:0] qs1_q_10;
-    reg [7:0] qs2_q_10;
-    reg [31:0] x1_q_11;
-    reg [7:0] y1_q_11;
-    reg [63:0] p2_q_11;
-    reg [31:0] qm1_q_11;
-    reg [7:0] qs1_q_11;
-    reg [7:0] qs2_q_11;
-    reg [31:0] x1_q_12;
-    reg [7:0] y1_q_12;
-    reg [63:0] p2_q_12;
-    reg [31:0] qm1_q_12;
-    reg [7:0] qs1_q_12;
-    reg [7:0] qs2_q_12;
-    reg [31:0] x1_q_13;
-    reg [7:0] y1_q_13;
-    reg [63:0] p2_q_13;
-    reg [31:0] qm1_q_13;
-    reg [7:0] qs1_q_13;
-    reg [7:0] qs2_q_13;
-    reg [31:0] x1_q_14;
-    reg [7:0] y1_q_14;
-    reg [63:0] p2_q_14;
-    reg [31:0] qm1_q_14;
-    reg [7:0] qs1_q_14;
-    reg [7:0] qs2_q_14;
-    reg [31:0] x1_q_15;
-    reg [7:0] y1_q_15;
-    reg [63:0] p2_q_15;
-    reg [31:0] qm1_q_15;
-    reg [7:0] qs1_q_15;
-    reg [7:0] qs2_q_15;
     reg [7:0] sk_0_0;
     reg [7:0] sk_1_0;
     reg [7:0] sk_1_1;
@@ -7365,22 +7781,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      x1_q_0 = 32'd0; y1_q_0 = 8'd0; p2_q_0 = 64'd0; qm1_q_0 = 32'd0; qs1_q_0 = 8'd0; qs2_q_0 = 8'd0;
-      x1_q_1 = 32'd0; y1_q_1 = 8'd0; p2_q_1 = 64'd0; qm1_q_1 = 32'd0; qs1_q_1 = 8'd0; qs2_q_1 = 8'd0;
-      x1_q_2 = 32'd0; y1_q_2 = 8'd0; p2_q_2 = 64'd0; qm1_q_2 = 32'd0; qs1_q_2 = 8'd0; qs2_q_2 = 8'd0;
-      x1_q_3 = 32'd0; y1_q_3 = 8'd0; p2_q_3 = 64'd0; qm1_q_3 = 32'd0; qs1_q_3 = 8'd0; qs2_q_3 = 8'd0;
-      x1_q_4 = 32'd0; y1_q_4 = 8'd0; p2_q_4 = 64'd0; qm1_q_4 = 32'd0; qs1_q_4 = 8'd0; qs2_q_4 = 8'd0;
-      x1_q_5 = 32'd0; y1_q_5 = 8'd0; p2_q_5 = 64'd0; qm1_q_5 = 32'd0; qs1_q_5 = 8'd0; qs2_q_5 = 8'd0;
-      x1_q_6 = 32'd0; y1_q_6 = 8'd0; p2_q_6 = 64'd0; qm1_q_6 = 32'd0; qs1_q_6 = 8'd0; qs2_q_6 = 8'd0;
-      x1_q_7 = 32'd0; y1_q_7 = 8'd0; p2_q_7 = 64'd0; qm1_q_7 = 32'd0; qs1_q_7 = 8'd0; qs2_q_7 = 8'd0;
-      x1_q_8 = 32'd0; y1_q_8 = 8'd0; p2_q_8 = 64'd0; qm1_q_8 = 32'd0; qs1_q_8 = 8'd0; qs2_q_8 = 8'd0;
-      x1_q_9 = 32'd0; y1_q_9 = 8'd0; p2_q_9 = 64'd0; qm1_q_9 = 32'd0; qs1_q_9 = 8'd0; qs2_q_9 = 8'd0;
-      x1_q_10 = 32'd0; y1_q_10 = 8'd0; p2_q_10 = 64'd0; qm1_q_10 = 32'd0; qs1_q_10 = 8'd0; qs2_q_10 = 8'd0;
-      x1_q_11 = 32'd0; y1_q_11 = 8'd0; p2_q_11 = 64'd0; qm1_q_11 = 32'd0; qs1_q_11 = 8'd0; qs2_q_11 = 8'd0;
-      x1_q_12 = 32'd0; y1_q_12 = 8'd0; p2_q_12 = 64'd0; qm1_q_12 = 32'd0; qs1_q_12 = 8'd0; qs2_q_12 = 8'd0;
-      x1_q_13 = 32'd0; y1_q_13 = 8'd0; p2_q_13 = 64'd0; qm1_q_13 = 32'd0; qs1_q_13 = 8'd0; qs2_q_13 = 8'd0;
-      x1_q_14 = 32'd0; y1_q_14 = 8'd0; p2_q_14 = 64'd0; qm1_q_14 = 32'd0; qs1_q_14 = 8'd0; qs2_q_14 = 8'd0;
-      x1_q_15 = 32'd0; y1_q_15 = 8'd0; p2_q_15 = 64'd0; qm1_q_15 = 32'd0; qs1_q_15 = 8'd0; qs2_q_15 = 8'd0;
       sk_0_0 = 8'd0;
       sk_1_0 = 8'd0;
       sk_1_1 = 8'd0;
@@ -7763,18 +8163,12 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] acols_w = {16'd0, w4_w[31:16]};
     wire [31:0] aleft_w = acols_w - sg_q;
     wire [31:0] eleft_w = w4_w - sa_q;
-    wire [7:0] ash_w = w6_w[7:0];
-    wire [7:0] azp_w = w6_w[15:8];
-    wire signed [63:0] azp64_w = $signed({{56{azp_w[7]}}, azp_w});
-    wire signed [63:0] alo_w = f0_w ? azp64_w : -64'sd128;
     wire [31:0] ae_0 = sg_q + 32'd0;
     wire aok_0 = ae_0 < acols_w;
     wire [31:0] asrc_0 = w1_w + 32'd4 * (sb_q + ae_0);
     wire [31:0] abia_0 = w3_w + 32'd4 * ae_0;
     wire [31:0] aacc_0 = aok_0 ? {((((asrc_0) + 32'd3) < 32'd65536) ? accm[(asrc_0) + 32'd3] : 8'd0), ((((asrc_0) + 32'd2) < 32'd65536) ? accm[(asrc_0) + 32'd2] : 8'd0), ((((asrc_0) + 32'd1) < 32'd65536) ? accm[(asrc_0) + 32'd1] : 8'd0), ((((asrc_0) + 32'd0) < 32'd65536) ? accm[(asrc_0) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_0 = (aok_0 && f1_w) ? {((((abia_0) + 32'd3) < 32'd65536) ? accm[(abia_0) + 32'd3] : 8'd0), ((((abia_0) + 32'd2) < 32'd65536) ? accm[(abia_0) + 32'd2] : 8'd0), ((((abia_0) + 32'd1) < 32'd65536) ? accm[(abia_0) + 32'd1] : 8'd0), ((((abia_0) + 32'd0) < 32'd65536) ? accm[(abia_0) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_0 = {aacc_0[31], aacc_0} + {abv_0[31], abv_0};
-    wire [31:0] ax_0 = (asum_0[32] != asum_0[31]) ? (asum_0[32] ? 32'h80000000 : 32'h7fffffff) : asum_0[31:0];
     wire [31:0] qta_0 = w7_w + 32'd8 * ae_0;
     wire qok_0 = aok_0 && f2_w;
     wire [31:0] qm_0 = qok_0 ? {((((qta_0) + 32'd3) < 32'd65536) ? accm[(qta_0) + 32'd3] : 8'd0), ((((qta_0) + 32'd2) < 32'd65536) ? accm[(qta_0) + 32'd2] : 8'd0), ((((qta_0) + 32'd1) < 32'd65536) ? accm[(qta_0) + 32'd1] : 8'd0), ((((qta_0) + 32'd0) < 32'd65536) ? accm[(qta_0) + 32'd0] : 8'd0)} : 32'd0;
@@ -7783,29 +8177,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_0 = ee_0 < w4_w;
     wire [7:0] ea_0 = eok_0 ? (((w1_w + ee_0) < 32'd262144) ? spad[w1_w + ee_0] : 8'd0) : 8'd0;
     wire [7:0] eb_0 = eok_0 ? (((w2_w + ee_0) < 32'd262144) ? spad[w2_w + ee_0] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_0 = ($signed({{24{x1_q_0[7]}}, x1_q_0[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_0 = ($signed({{24{y1_q_0[7]}}, y1_q_0}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_0 = sda_0 + sdb_0;
-    wire [7:0] smax_0 = ($signed(x1_q_0[7:0]) > $signed(y1_q_0)) ? x1_q_0[7:0] : y1_q_0;
-    wire [63:0] s2_0 = (op_w == 8'd5) ? {{32{sadd_0[31]}}, sadd_0} : ((op_w == 8'd6) ? {56'd0, smax_0} : mul$0$p);
-    wire [7:0] ash_0 = f2_w ? qs2_q_0 : ash_w;
-    wire signed [65:0] arnd_0 = ((ash_0 == 8'd0) || (ash_0 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_0 - 8'd1));
-    wire signed [65:0] asum2_0 = $signed({{2{p2_q_0[63]}}, p2_q_0}) + arnd_0;
-    wire signed [65:0] ash66_0 = asum2_0 >>> ash_0;
-    wire signed [63:0] ar_0 = (ash_0 > 8'd63) ? 64'sd0 : $signed(ash66_0[63:0]);
-    wire signed [63:0] ay_0 = ar_0 + azp64_w;
-    wire [7:0] aq_0 = (ay_0 < alo_w) ? alo_w[7:0] : ((ay_0 > 64'sd127) ? 8'd127 : ay_0[7:0]);
     wire [31:0] wsb_0 = wa2_q + 32'd0;
     wire [31:0] wav_0 = wa2_q + 32'd0;
-    wire [31:0] wv_0 = f0_w ? (p2_q_0[31:0] + {((((wav_0) + 32'd3) < 32'd65536) ? accm[(wav_0) + 32'd3] : 8'd0), ((((wav_0) + 32'd2) < 32'd65536) ? accm[(wav_0) + 32'd2] : 8'd0), ((((wav_0) + 32'd1) < 32'd65536) ? accm[(wav_0) + 32'd1] : 8'd0), ((((wav_0) + 32'd0) < 32'd65536) ? accm[(wav_0) + 32'd0] : 8'd0)}) : p2_q_0[31:0];
+    wire [31:0] wold_0 = {((((wav_0) + 32'd3) < 32'd65536) ? accm[(wav_0) + 32'd3] : 8'd0), ((((wav_0) + 32'd2) < 32'd65536) ? accm[(wav_0) + 32'd2] : 8'd0), ((((wav_0) + 32'd1) < 32'd65536) ? accm[(wav_0) + 32'd1] : 8'd0), ((((wav_0) + 32'd0) < 32'd65536) ? accm[(wav_0) + 32'd0] : 8'd0)};
     wire [31:0] ae_1 = sg_q + 32'd1;
     wire aok_1 = ae_1 < acols_w;
     wire [31:0] asrc_1 = w1_w + 32'd4 * (sb_q + ae_1);
     wire [31:0] abia_1 = w3_w + 32'd4 * ae_1;
     wire [31:0] aacc_1 = aok_1 ? {((((asrc_1) + 32'd3) < 32'd65536) ? accm[(asrc_1) + 32'd3] : 8'd0), ((((asrc_1) + 32'd2) < 32'd65536) ? accm[(asrc_1) + 32'd2] : 8'd0), ((((asrc_1) + 32'd1) < 32'd65536) ? accm[(asrc_1) + 32'd1] : 8'd0), ((((asrc_1) + 32'd0) < 32'd65536) ? accm[(asrc_1) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_1 = (aok_1 && f1_w) ? {((((abia_1) + 32'd3) < 32'd65536) ? accm[(abia_1) + 32'd3] : 8'd0), ((((abia_1) + 32'd2) < 32'd65536) ? accm[(abia_1) + 32'd2] : 8'd0), ((((abia_1) + 32'd1) < 32'd65536) ? accm[(abia_1) + 32'd1] : 8'd0), ((((abia_1) + 32'd0) < 32'd65536) ? accm[(abia_1) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_1 = {aacc_1[31], aacc_1} + {abv_1[31], abv_1};
-    wire [31:0] ax_1 = (asum_1[32] != asum_1[31]) ? (asum_1[32] ? 32'h80000000 : 32'h7fffffff) : asum_1[31:0];
     wire [31:0] qta_1 = w7_w + 32'd8 * ae_1;
     wire qok_1 = aok_1 && f2_w;
     wire [31:0] qm_1 = qok_1 ? {((((qta_1) + 32'd3) < 32'd65536) ? accm[(qta_1) + 32'd3] : 8'd0), ((((qta_1) + 32'd2) < 32'd65536) ? accm[(qta_1) + 32'd2] : 8'd0), ((((qta_1) + 32'd1) < 32'd65536) ? accm[(qta_1) + 32'd1] : 8'd0), ((((qta_1) + 32'd0) < 32'd65536) ? accm[(qta_1) + 32'd0] : 8'd0)} : 32'd0;
@@ -7814,29 +8194,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_1 = ee_1 < w4_w;
     wire [7:0] ea_1 = eok_1 ? (((w1_w + ee_1) < 32'd262144) ? spad[w1_w + ee_1] : 8'd0) : 8'd0;
     wire [7:0] eb_1 = eok_1 ? (((w2_w + ee_1) < 32'd262144) ? spad[w2_w + ee_1] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_1 = ($signed({{24{x1_q_1[7]}}, x1_q_1[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_1 = ($signed({{24{y1_q_1[7]}}, y1_q_1}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_1 = sda_1 + sdb_1;
-    wire [7:0] smax_1 = ($signed(x1_q_1[7:0]) > $signed(y1_q_1)) ? x1_q_1[7:0] : y1_q_1;
-    wire [63:0] s2_1 = (op_w == 8'd5) ? {{32{sadd_1[31]}}, sadd_1} : ((op_w == 8'd6) ? {56'd0, smax_1} : mul$1$p);
-    wire [7:0] ash_1 = f2_w ? qs2_q_1 : ash_w;
-    wire signed [65:0] arnd_1 = ((ash_1 == 8'd0) || (ash_1 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_1 - 8'd1));
-    wire signed [65:0] asum2_1 = $signed({{2{p2_q_1[63]}}, p2_q_1}) + arnd_1;
-    wire signed [65:0] ash66_1 = asum2_1 >>> ash_1;
-    wire signed [63:0] ar_1 = (ash_1 > 8'd63) ? 64'sd0 : $signed(ash66_1[63:0]);
-    wire signed [63:0] ay_1 = ar_1 + azp64_w;
-    wire [7:0] aq_1 = (ay_1 < alo_w) ? alo_w[7:0] : ((ay_1 > 64'sd127) ? 8'd127 : ay_1[7:0]);
     wire [31:0] wsb_1 = wa2_q + 32'd1;
     wire [31:0] wav_1 = wa2_q + 32'd4;
-    wire [31:0] wv_1 = f0_w ? (p2_q_1[31:0] + {((((wav_1) + 32'd3) < 32'd65536) ? accm[(wav_1) + 32'd3] : 8'd0), ((((wav_1) + 32'd2) < 32'd65536) ? accm[(wav_1) + 32'd2] : 8'd0), ((((wav_1) + 32'd1) < 32'd65536) ? accm[(wav_1) + 32'd1] : 8'd0), ((((wav_1) + 32'd0) < 32'd65536) ? accm[(wav_1) + 32'd0] : 8'd0)}) : p2_q_1[31:0];
+    wire [31:0] wold_1 = {((((wav_1) + 32'd3) < 32'd65536) ? accm[(wav_1) + 32'd3] : 8'd0), ((((wav_1) + 32'd2) < 32'd65536) ? accm[(wav_1) + 32'd2] : 8'd0), ((((wav_1) + 32'd1) < 32'd65536) ? accm[(wav_1) + 32'd1] : 8'd0), ((((wav_1) + 32'd0) < 32'd65536) ? accm[(wav_1) + 32'd0] : 8'd0)};
     wire [31:0] ae_2 = sg_q + 32'd2;
     wire aok_2 = ae_2 < acols_w;
     wire [31:0] asrc_2 = w1_w + 32'd4 * (sb_q + ae_2);
     wire [31:0] abia_2 = w3_w + 32'd4 * ae_2;
     wire [31:0] aacc_2 = aok_2 ? {((((asrc_2) + 32'd3) < 32'd65536) ? accm[(asrc_2) + 32'd3] : 8'd0), ((((asrc_2) + 32'd2) < 32'd65536) ? accm[(asrc_2) + 32'd2] : 8'd0), ((((asrc_2) + 32'd1) < 32'd65536) ? accm[(asrc_2) + 32'd1] : 8'd0), ((((asrc_2) + 32'd0) < 32'd65536) ? accm[(asrc_2) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_2 = (aok_2 && f1_w) ? {((((abia_2) + 32'd3) < 32'd65536) ? accm[(abia_2) + 32'd3] : 8'd0), ((((abia_2) + 32'd2) < 32'd65536) ? accm[(abia_2) + 32'd2] : 8'd0), ((((abia_2) + 32'd1) < 32'd65536) ? accm[(abia_2) + 32'd1] : 8'd0), ((((abia_2) + 32'd0) < 32'd65536) ? accm[(abia_2) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_2 = {aacc_2[31], aacc_2} + {abv_2[31], abv_2};
-    wire [31:0] ax_2 = (asum_2[32] != asum_2[31]) ? (asum_2[32] ? 32'h80000000 : 32'h7fffffff) : asum_2[31:0];
     wire [31:0] qta_2 = w7_w + 32'd8 * ae_2;
     wire qok_2 = aok_2 && f2_w;
     wire [31:0] qm_2 = qok_2 ? {((((qta_2) + 32'd3) < 32'd65536) ? accm[(qta_2) + 32'd3] : 8'd0), ((((qta_2) + 32'd2) < 32'd65536) ? accm[(qta_2) + 32'd2] : 8'd0), ((((qta_2) + 32'd1) < 32'd65536) ? accm[(qta_2) + 32'd1] : 8'd0), ((((qta_2) + 32'd0) < 32'd65536) ? accm[(qta_2) + 32'd0] : 8'd0)} : 32'd0;
@@ -7845,29 +8211,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_2 = ee_2 < w4_w;
     wire [7:0] ea_2 = eok_2 ? (((w1_w + ee_2) < 32'd262144) ? spad[w1_w + ee_2] : 8'd0) : 8'd0;
     wire [7:0] eb_2 = eok_2 ? (((w2_w + ee_2) < 32'd262144) ? spad[w2_w + ee_2] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_2 = ($signed({{24{x1_q_2[7]}}, x1_q_2[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_2 = ($signed({{24{y1_q_2[7]}}, y1_q_2}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_2 = sda_2 + sdb_2;
-    wire [7:0] smax_2 = ($signed(x1_q_2[7:0]) > $signed(y1_q_2)) ? x1_q_2[7:0] : y1_q_2;
-    wire [63:0] s2_2 = (op_w == 8'd5) ? {{32{sadd_2[31]}}, sadd_2} : ((op_w == 8'd6) ? {56'd0, smax_2} : mul$2$p);
-    wire [7:0] ash_2 = f2_w ? qs2_q_2 : ash_w;
-    wire signed [65:0] arnd_2 = ((ash_2 == 8'd0) || (ash_2 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_2 - 8'd1));
-    wire signed [65:0] asum2_2 = $signed({{2{p2_q_2[63]}}, p2_q_2}) + arnd_2;
-    wire signed [65:0] ash66_2 = asum2_2 >>> ash_2;
-    wire signed [63:0] ar_2 = (ash_2 > 8'd63) ? 64'sd0 : $signed(ash66_2[63:0]);
-    wire signed [63:0] ay_2 = ar_2 + azp64_w;
-    wire [7:0] aq_2 = (ay_2 < alo_w) ? alo_w[7:0] : ((ay_2 > 64'sd127) ? 8'd127 : ay_2[7:0]);
     wire [31:0] wsb_2 = wa2_q + 32'd2;
     wire [31:0] wav_2 = wa2_q + 32'd8;
-    wire [31:0] wv_2 = f0_w ? (p2_q_2[31:0] + {((((wav_2) + 32'd3) < 32'd65536) ? accm[(wav_2) + 32'd3] : 8'd0), ((((wav_2) + 32'd2) < 32'd65536) ? accm[(wav_2) + 32'd2] : 8'd0), ((((wav_2) + 32'd1) < 32'd65536) ? accm[(wav_2) + 32'd1] : 8'd0), ((((wav_2) + 32'd0) < 32'd65536) ? accm[(wav_2) + 32'd0] : 8'd0)}) : p2_q_2[31:0];
+    wire [31:0] wold_2 = {((((wav_2) + 32'd3) < 32'd65536) ? accm[(wav_2) + 32'd3] : 8'd0), ((((wav_2) + 32'd2) < 32'd65536) ? accm[(wav_2) + 32'd2] : 8'd0), ((((wav_2) + 32'd1) < 32'd65536) ? accm[(wav_2) + 32'd1] : 8'd0), ((((wav_2) + 32'd0) < 32'd65536) ? accm[(wav_2) + 32'd0] : 8'd0)};
     wire [31:0] ae_3 = sg_q + 32'd3;
     wire aok_3 = ae_3 < acols_w;
     wire [31:0] asrc_3 = w1_w + 32'd4 * (sb_q + ae_3);
     wire [31:0] abia_3 = w3_w + 32'd4 * ae_3;
     wire [31:0] aacc_3 = aok_3 ? {((((asrc_3) + 32'd3) < 32'd65536) ? accm[(asrc_3) + 32'd3] : 8'd0), ((((asrc_3) + 32'd2) < 32'd65536) ? accm[(asrc_3) + 32'd2] : 8'd0), ((((asrc_3) + 32'd1) < 32'd65536) ? accm[(asrc_3) + 32'd1] : 8'd0), ((((asrc_3) + 32'd0) < 32'd65536) ? accm[(asrc_3) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_3 = (aok_3 && f1_w) ? {((((abia_3) + 32'd3) < 32'd65536) ? accm[(abia_3) + 32'd3] : 8'd0), ((((abia_3) + 32'd2) < 32'd65536) ? accm[(abia_3) + 32'd2] : 8'd0), ((((abia_3) + 32'd1) < 32'd65536) ? accm[(abia_3) + 32'd1] : 8'd0), ((((abia_3) + 32'd0) < 32'd65536) ? accm[(abia_3) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_3 = {aacc_3[31], aacc_3} + {abv_3[31], abv_3};
-    wire [31:0] ax_3 = (asum_3[32] != asum_3[31]) ? (asum_3[32] ? 32'h80000000 : 32'h7fffffff) : asum_3[31:0];
     wire [31:0] qta_3 = w7_w + 32'd8 * ae_3;
     wire qok_3 = aok_3 && f2_w;
     wire [31:0] qm_3 = qok_3 ? {((((qta_3) + 32'd3) < 32'd65536) ? accm[(qta_3) + 32'd3] : 8'd0), ((((qta_3) + 32'd2) < 32'd65536) ? accm[(qta_3) + 32'd2] : 8'd0), ((((qta_3) + 32'd1) < 32'd65536) ? accm[(qta_3) + 32'd1] : 8'd0), ((((qta_3) + 32'd0) < 32'd65536) ? accm[(qta_3) + 32'd0] : 8'd0)} : 32'd0;
@@ -7876,29 +8228,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_3 = ee_3 < w4_w;
     wire [7:0] ea_3 = eok_3 ? (((w1_w + ee_3) < 32'd262144) ? spad[w1_w + ee_3] : 8'd0) : 8'd0;
     wire [7:0] eb_3 = eok_3 ? (((w2_w + ee_3) < 32'd262144) ? spad[w2_w + ee_3] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_3 = ($signed({{24{x1_q_3[7]}}, x1_q_3[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_3 = ($signed({{24{y1_q_3[7]}}, y1_q_3}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_3 = sda_3 + sdb_3;
-    wire [7:0] smax_3 = ($signed(x1_q_3[7:0]) > $signed(y1_q_3)) ? x1_q_3[7:0] : y1_q_3;
-    wire [63:0] s2_3 = (op_w == 8'd5) ? {{32{sadd_3[31]}}, sadd_3} : ((op_w == 8'd6) ? {56'd0, smax_3} : mul$3$p);
-    wire [7:0] ash_3 = f2_w ? qs2_q_3 : ash_w;
-    wire signed [65:0] arnd_3 = ((ash_3 == 8'd0) || (ash_3 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_3 - 8'd1));
-    wire signed [65:0] asum2_3 = $signed({{2{p2_q_3[63]}}, p2_q_3}) + arnd_3;
-    wire signed [65:0] ash66_3 = asum2_3 >>> ash_3;
-    wire signed [63:0] ar_3 = (ash_3 > 8'd63) ? 64'sd0 : $signed(ash66_3[63:0]);
-    wire signed [63:0] ay_3 = ar_3 + azp64_w;
-    wire [7:0] aq_3 = (ay_3 < alo_w) ? alo_w[7:0] : ((ay_3 > 64'sd127) ? 8'd127 : ay_3[7:0]);
     wire [31:0] wsb_3 = wa2_q + 32'd3;
     wire [31:0] wav_3 = wa2_q + 32'd12;
-    wire [31:0] wv_3 = f0_w ? (p2_q_3[31:0] + {((((wav_3) + 32'd3) < 32'd65536) ? accm[(wav_3) + 32'd3] : 8'd0), ((((wav_3) + 32'd2) < 32'd65536) ? accm[(wav_3) + 32'd2] : 8'd0), ((((wav_3) + 32'd1) < 32'd65536) ? accm[(wav_3) + 32'd1] : 8'd0), ((((wav_3) + 32'd0) < 32'd65536) ? accm[(wav_3) + 32'd0] : 8'd0)}) : p2_q_3[31:0];
+    wire [31:0] wold_3 = {((((wav_3) + 32'd3) < 32'd65536) ? accm[(wav_3) + 32'd3] : 8'd0), ((((wav_3) + 32'd2) < 32'd65536) ? accm[(wav_3) + 32'd2] : 8'd0), ((((wav_3) + 32'd1) < 32'd65536) ? accm[(wav_3) + 32'd1] : 8'd0), ((((wav_3) + 32'd0) < 32'd65536) ? accm[(wav_3) + 32'd0] : 8'd0)};
     wire [31:0] ae_4 = sg_q + 32'd4;
     wire aok_4 = ae_4 < acols_w;
     wire [31:0] asrc_4 = w1_w + 32'd4 * (sb_q + ae_4);
     wire [31:0] abia_4 = w3_w + 32'd4 * ae_4;
     wire [31:0] aacc_4 = aok_4 ? {((((asrc_4) + 32'd3) < 32'd65536) ? accm[(asrc_4) + 32'd3] : 8'd0), ((((asrc_4) + 32'd2) < 32'd65536) ? accm[(asrc_4) + 32'd2] : 8'd0), ((((asrc_4) + 32'd1) < 32'd65536) ? accm[(asrc_4) + 32'd1] : 8'd0), ((((asrc_4) + 32'd0) < 32'd65536) ? accm[(asrc_4) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_4 = (aok_4 && f1_w) ? {((((abia_4) + 32'd3) < 32'd65536) ? accm[(abia_4) + 32'd3] : 8'd0), ((((abia_4) + 32'd2) < 32'd65536) ? accm[(abia_4) + 32'd2] : 8'd0), ((((abia_4) + 32'd1) < 32'd65536) ? accm[(abia_4) + 32'd1] : 8'd0), ((((abia_4) + 32'd0) < 32'd65536) ? accm[(abia_4) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_4 = {aacc_4[31], aacc_4} + {abv_4[31], abv_4};
-    wire [31:0] ax_4 = (asum_4[32] != asum_4[31]) ? (asum_4[32] ? 32'h80000000 : 32'h7fffffff) : asum_4[31:0];
     wire [31:0] qta_4 = w7_w + 32'd8 * ae_4;
     wire qok_4 = aok_4 && f2_w;
     wire [31:0] qm_4 = qok_4 ? {((((qta_4) + 32'd3) < 32'd65536) ? accm[(qta_4) + 32'd3] : 8'd0), ((((qta_4) + 32'd2) < 32'd65536) ? accm[(qta_4) + 32'd2] : 8'd0), ((((qta_4) + 32'd1) < 32'd65536) ? accm[(qta_4) + 32'd1] : 8'd0), ((((qta_4) + 32'd0) < 32'd65536) ? accm[(qta_4) + 32'd0] : 8'd0)} : 32'd0;
@@ -7907,29 +8245,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_4 = ee_4 < w4_w;
     wire [7:0] ea_4 = eok_4 ? (((w1_w + ee_4) < 32'd262144) ? spad[w1_w + ee_4] : 8'd0) : 8'd0;
     wire [7:0] eb_4 = eok_4 ? (((w2_w + ee_4) < 32'd262144) ? spad[w2_w + ee_4] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_4 = ($signed({{24{x1_q_4[7]}}, x1_q_4[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_4 = ($signed({{24{y1_q_4[7]}}, y1_q_4}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_4 = sda_4 + sdb_4;
-    wire [7:0] smax_4 = ($signed(x1_q_4[7:0]) > $signed(y1_q_4)) ? x1_q_4[7:0] : y1_q_4;
-    wire [63:0] s2_4 = (op_w == 8'd5) ? {{32{sadd_4[31]}}, sadd_4} : ((op_w == 8'd6) ? {56'd0, smax_4} : mul$4$p);
-    wire [7:0] ash_4 = f2_w ? qs2_q_4 : ash_w;
-    wire signed [65:0] arnd_4 = ((ash_4 == 8'd0) || (ash_4 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_4 - 8'd1));
-    wire signed [65:0] asum2_4 = $signed({{2{p2_q_4[63]}}, p2_q_4}) + arnd_4;
-    wire signed [65:0] ash66_4 = asum2_4 >>> ash_4;
-    wire signed [63:0] ar_4 = (ash_4 > 8'd63) ? 64'sd0 : $signed(ash66_4[63:0]);
-    wire signed [63:0] ay_4 = ar_4 + azp64_w;
-    wire [7:0] aq_4 = (ay_4 < alo_w) ? alo_w[7:0] : ((ay_4 > 64'sd127) ? 8'd127 : ay_4[7:0]);
     wire [31:0] wsb_4 = wa2_q + 32'd4;
     wire [31:0] wav_4 = wa2_q + 32'd16;
-    wire [31:0] wv_4 = f0_w ? (p2_q_4[31:0] + {((((wav_4) + 32'd3) < 32'd65536) ? accm[(wav_4) + 32'd3] : 8'd0), ((((wav_4) + 32'd2) < 32'd65536) ? accm[(wav_4) + 32'd2] : 8'd0), ((((wav_4) + 32'd1) < 32'd65536) ? accm[(wav_4) + 32'd1] : 8'd0), ((((wav_4) + 32'd0) < 32'd65536) ? accm[(wav_4) + 32'd0] : 8'd0)}) : p2_q_4[31:0];
+    wire [31:0] wold_4 = {((((wav_4) + 32'd3) < 32'd65536) ? accm[(wav_4) + 32'd3] : 8'd0), ((((wav_4) + 32'd2) < 32'd65536) ? accm[(wav_4) + 32'd2] : 8'd0), ((((wav_4) + 32'd1) < 32'd65536) ? accm[(wav_4) + 32'd1] : 8'd0), ((((wav_4) + 32'd0) < 32'd65536) ? accm[(wav_4) + 32'd0] : 8'd0)};
     wire [31:0] ae_5 = sg_q + 32'd5;
     wire aok_5 = ae_5 < acols_w;
     wire [31:0] asrc_5 = w1_w + 32'd4 * (sb_q + ae_5);
     wire [31:0] abia_5 = w3_w + 32'd4 * ae_5;
     wire [31:0] aacc_5 = aok_5 ? {((((asrc_5) + 32'd3) < 32'd65536) ? accm[(asrc_5) + 32'd3] : 8'd0), ((((asrc_5) + 32'd2) < 32'd65536) ? accm[(asrc_5) + 32'd2] : 8'd0), ((((asrc_5) + 32'd1) < 32'd65536) ? accm[(asrc_5) + 32'd1] : 8'd0), ((((asrc_5) + 32'd0) < 32'd65536) ? accm[(asrc_5) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_5 = (aok_5 && f1_w) ? {((((abia_5) + 32'd3) < 32'd65536) ? accm[(abia_5) + 32'd3] : 8'd0), ((((abia_5) + 32'd2) < 32'd65536) ? accm[(abia_5) + 32'd2] : 8'd0), ((((abia_5) + 32'd1) < 32'd65536) ? accm[(abia_5) + 32'd1] : 8'd0), ((((abia_5) + 32'd0) < 32'd65536) ? accm[(abia_5) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_5 = {aacc_5[31], aacc_5} + {abv_5[31], abv_5};
-    wire [31:0] ax_5 = (asum_5[32] != asum_5[31]) ? (asum_5[32] ? 32'h80000000 : 32'h7fffffff) : asum_5[31:0];
     wire [31:0] qta_5 = w7_w + 32'd8 * ae_5;
     wire qok_5 = aok_5 && f2_w;
     wire [31:0] qm_5 = qok_5 ? {((((qta_5) + 32'd3) < 32'd65536) ? accm[(qta_5) + 32'd3] : 8'd0), ((((qta_5) + 32'd2) < 32'd65536) ? accm[(qta_5) + 32'd2] : 8'd0), ((((qta_5) + 32'd1) < 32'd65536) ? accm[(qta_5) + 32'd1] : 8'd0), ((((qta_5) + 32'd0) < 32'd65536) ? accm[(qta_5) + 32'd0] : 8'd0)} : 32'd0;
@@ -7938,29 +8262,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_5 = ee_5 < w4_w;
     wire [7:0] ea_5 = eok_5 ? (((w1_w + ee_5) < 32'd262144) ? spad[w1_w + ee_5] : 8'd0) : 8'd0;
     wire [7:0] eb_5 = eok_5 ? (((w2_w + ee_5) < 32'd262144) ? spad[w2_w + ee_5] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_5 = ($signed({{24{x1_q_5[7]}}, x1_q_5[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_5 = ($signed({{24{y1_q_5[7]}}, y1_q_5}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_5 = sda_5 + sdb_5;
-    wire [7:0] smax_5 = ($signed(x1_q_5[7:0]) > $signed(y1_q_5)) ? x1_q_5[7:0] : y1_q_5;
-    wire [63:0] s2_5 = (op_w == 8'd5) ? {{32{sadd_5[31]}}, sadd_5} : ((op_w == 8'd6) ? {56'd0, smax_5} : mul$5$p);
-    wire [7:0] ash_5 = f2_w ? qs2_q_5 : ash_w;
-    wire signed [65:0] arnd_5 = ((ash_5 == 8'd0) || (ash_5 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_5 - 8'd1));
-    wire signed [65:0] asum2_5 = $signed({{2{p2_q_5[63]}}, p2_q_5}) + arnd_5;
-    wire signed [65:0] ash66_5 = asum2_5 >>> ash_5;
-    wire signed [63:0] ar_5 = (ash_5 > 8'd63) ? 64'sd0 : $signed(ash66_5[63:0]);
-    wire signed [63:0] ay_5 = ar_5 + azp64_w;
-    wire [7:0] aq_5 = (ay_5 < alo_w) ? alo_w[7:0] : ((ay_5 > 64'sd127) ? 8'd127 : ay_5[7:0]);
     wire [31:0] wsb_5 = wa2_q + 32'd5;
     wire [31:0] wav_5 = wa2_q + 32'd20;
-    wire [31:0] wv_5 = f0_w ? (p2_q_5[31:0] + {((((wav_5) + 32'd3) < 32'd65536) ? accm[(wav_5) + 32'd3] : 8'd0), ((((wav_5) + 32'd2) < 32'd65536) ? accm[(wav_5) + 32'd2] : 8'd0), ((((wav_5) + 32'd1) < 32'd65536) ? accm[(wav_5) + 32'd1] : 8'd0), ((((wav_5) + 32'd0) < 32'd65536) ? accm[(wav_5) + 32'd0] : 8'd0)}) : p2_q_5[31:0];
+    wire [31:0] wold_5 = {((((wav_5) + 32'd3) < 32'd65536) ? accm[(wav_5) + 32'd3] : 8'd0), ((((wav_5) + 32'd2) < 32'd65536) ? accm[(wav_5) + 32'd2] : 8'd0), ((((wav_5) + 32'd1) < 32'd65536) ? accm[(wav_5) + 32'd1] : 8'd0), ((((wav_5) + 32'd0) < 32'd65536) ? accm[(wav_5) + 32'd0] : 8'd0)};
     wire [31:0] ae_6 = sg_q + 32'd6;
     wire aok_6 = ae_6 < acols_w;
     wire [31:0] asrc_6 = w1_w + 32'd4 * (sb_q + ae_6);
     wire [31:0] abia_6 = w3_w + 32'd4 * ae_6;
     wire [31:0] aacc_6 = aok_6 ? {((((asrc_6) + 32'd3) < 32'd65536) ? accm[(asrc_6) + 32'd3] : 8'd0), ((((asrc_6) + 32'd2) < 32'd65536) ? accm[(asrc_6) + 32'd2] : 8'd0), ((((asrc_6) + 32'd1) < 32'd65536) ? accm[(asrc_6) + 32'd1] : 8'd0), ((((asrc_6) + 32'd0) < 32'd65536) ? accm[(asrc_6) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_6 = (aok_6 && f1_w) ? {((((abia_6) + 32'd3) < 32'd65536) ? accm[(abia_6) + 32'd3] : 8'd0), ((((abia_6) + 32'd2) < 32'd65536) ? accm[(abia_6) + 32'd2] : 8'd0), ((((abia_6) + 32'd1) < 32'd65536) ? accm[(abia_6) + 32'd1] : 8'd0), ((((abia_6) + 32'd0) < 32'd65536) ? accm[(abia_6) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_6 = {aacc_6[31], aacc_6} + {abv_6[31], abv_6};
-    wire [31:0] ax_6 = (asum_6[32] != asum_6[31]) ? (asum_6[32] ? 32'h80000000 : 32'h7fffffff) : asum_6[31:0];
     wire [31:0] qta_6 = w7_w + 32'd8 * ae_6;
     wire qok_6 = aok_6 && f2_w;
     wire [31:0] qm_6 = qok_6 ? {((((qta_6) + 32'd3) < 32'd65536) ? accm[(qta_6) + 32'd3] : 8'd0), ((((qta_6) + 32'd2) < 32'd65536) ? accm[(qta_6) + 32'd2] : 8'd0), ((((qta_6) + 32'd1) < 32'd65536) ? accm[(qta_6) + 32'd1] : 8'd0), ((((qta_6) + 32'd0) < 32'd65536) ? accm[(qta_6) + 32'd0] : 8'd0)} : 32'd0;
@@ -7969,29 +8279,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_6 = ee_6 < w4_w;
     wire [7:0] ea_6 = eok_6 ? (((w1_w + ee_6) < 32'd262144) ? spad[w1_w + ee_6] : 8'd0) : 8'd0;
     wire [7:0] eb_6 = eok_6 ? (((w2_w + ee_6) < 32'd262144) ? spad[w2_w + ee_6] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_6 = ($signed({{24{x1_q_6[7]}}, x1_q_6[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_6 = ($signed({{24{y1_q_6[7]}}, y1_q_6}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_6 = sda_6 + sdb_6;
-    wire [7:0] smax_6 = ($signed(x1_q_6[7:0]) > $signed(y1_q_6)) ? x1_q_6[7:0] : y1_q_6;
-    wire [63:0] s2_6 = (op_w == 8'd5) ? {{32{sadd_6[31]}}, sadd_6} : ((op_w == 8'd6) ? {56'd0, smax_6} : mul$6$p);
-    wire [7:0] ash_6 = f2_w ? qs2_q_6 : ash_w;
-    wire signed [65:0] arnd_6 = ((ash_6 == 8'd0) || (ash_6 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_6 - 8'd1));
-    wire signed [65:0] asum2_6 = $signed({{2{p2_q_6[63]}}, p2_q_6}) + arnd_6;
-    wire signed [65:0] ash66_6 = asum2_6 >>> ash_6;
-    wire signed [63:0] ar_6 = (ash_6 > 8'd63) ? 64'sd0 : $signed(ash66_6[63:0]);
-    wire signed [63:0] ay_6 = ar_6 + azp64_w;
-    wire [7:0] aq_6 = (ay_6 < alo_w) ? alo_w[7:0] : ((ay_6 > 64'sd127) ? 8'd127 : ay_6[7:0]);
     wire [31:0] wsb_6 = wa2_q + 32'd6;
     wire [31:0] wav_6 = wa2_q + 32'd24;
-    wire [31:0] wv_6 = f0_w ? (p2_q_6[31:0] + {((((wav_6) + 32'd3) < 32'd65536) ? accm[(wav_6) + 32'd3] : 8'd0), ((((wav_6) + 32'd2) < 32'd65536) ? accm[(wav_6) + 32'd2] : 8'd0), ((((wav_6) + 32'd1) < 32'd65536) ? accm[(wav_6) + 32'd1] : 8'd0), ((((wav_6) + 32'd0) < 32'd65536) ? accm[(wav_6) + 32'd0] : 8'd0)}) : p2_q_6[31:0];
+    wire [31:0] wold_6 = {((((wav_6) + 32'd3) < 32'd65536) ? accm[(wav_6) + 32'd3] : 8'd0), ((((wav_6) + 32'd2) < 32'd65536) ? accm[(wav_6) + 32'd2] : 8'd0), ((((wav_6) + 32'd1) < 32'd65536) ? accm[(wav_6) + 32'd1] : 8'd0), ((((wav_6) + 32'd0) < 32'd65536) ? accm[(wav_6) + 32'd0] : 8'd0)};
     wire [31:0] ae_7 = sg_q + 32'd7;
     wire aok_7 = ae_7 < acols_w;
     wire [31:0] asrc_7 = w1_w + 32'd4 * (sb_q + ae_7);
     wire [31:0] abia_7 = w3_w + 32'd4 * ae_7;
     wire [31:0] aacc_7 = aok_7 ? {((((asrc_7) + 32'd3) < 32'd65536) ? accm[(asrc_7) + 32'd3] : 8'd0), ((((asrc_7) + 32'd2) < 32'd65536) ? accm[(asrc_7) + 32'd2] : 8'd0), ((((asrc_7) + 32'd1) < 32'd65536) ? accm[(asrc_7) + 32'd1] : 8'd0), ((((asrc_7) + 32'd0) < 32'd65536) ? accm[(asrc_7) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_7 = (aok_7 && f1_w) ? {((((abia_7) + 32'd3) < 32'd65536) ? accm[(abia_7) + 32'd3] : 8'd0), ((((abia_7) + 32'd2) < 32'd65536) ? accm[(abia_7) + 32'd2] : 8'd0), ((((abia_7) + 32'd1) < 32'd65536) ? accm[(abia_7) + 32'd1] : 8'd0), ((((abia_7) + 32'd0) < 32'd65536) ? accm[(abia_7) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_7 = {aacc_7[31], aacc_7} + {abv_7[31], abv_7};
-    wire [31:0] ax_7 = (asum_7[32] != asum_7[31]) ? (asum_7[32] ? 32'h80000000 : 32'h7fffffff) : asum_7[31:0];
     wire [31:0] qta_7 = w7_w + 32'd8 * ae_7;
     wire qok_7 = aok_7 && f2_w;
     wire [31:0] qm_7 = qok_7 ? {((((qta_7) + 32'd3) < 32'd65536) ? accm[(qta_7) + 32'd3] : 8'd0), ((((qta_7) + 32'd2) < 32'd65536) ? accm[(qta_7) + 32'd2] : 8'd0), ((((qta_7) + 32'd1) < 32'd65536) ? accm[(qta_7) + 32'd1] : 8'd0), ((((qta_7) + 32'd0) < 32'd65536) ? accm[(qta_7) + 32'd0] : 8'd0)} : 32'd0;
@@ -8000,29 +8296,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_7 = ee_7 < w4_w;
     wire [7:0] ea_7 = eok_7 ? (((w1_w + ee_7) < 32'd262144) ? spad[w1_w + ee_7] : 8'd0) : 8'd0;
     wire [7:0] eb_7 = eok_7 ? (((w2_w + ee_7) < 32'd262144) ? spad[w2_w + ee_7] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_7 = ($signed({{24{x1_q_7[7]}}, x1_q_7[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_7 = ($signed({{24{y1_q_7[7]}}, y1_q_7}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_7 = sda_7 + sdb_7;
-    wire [7:0] smax_7 = ($signed(x1_q_7[7:0]) > $signed(y1_q_7)) ? x1_q_7[7:0] : y1_q_7;
-    wire [63:0] s2_7 = (op_w == 8'd5) ? {{32{sadd_7[31]}}, sadd_7} : ((op_w == 8'd6) ? {56'd0, smax_7} : mul$7$p);
-    wire [7:0] ash_7 = f2_w ? qs2_q_7 : ash_w;
-    wire signed [65:0] arnd_7 = ((ash_7 == 8'd0) || (ash_7 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_7 - 8'd1));
-    wire signed [65:0] asum2_7 = $signed({{2{p2_q_7[63]}}, p2_q_7}) + arnd_7;
-    wire signed [65:0] ash66_7 = asum2_7 >>> ash_7;
-    wire signed [63:0] ar_7 = (ash_7 > 8'd63) ? 64'sd0 : $signed(ash66_7[63:0]);
-    wire signed [63:0] ay_7 = ar_7 + azp64_w;
-    wire [7:0] aq_7 = (ay_7 < alo_w) ? alo_w[7:0] : ((ay_7 > 64'sd127) ? 8'd127 : ay_7[7:0]);
     wire [31:0] wsb_7 = wa2_q + 32'd7;
     wire [31:0] wav_7 = wa2_q + 32'd28;
-    wire [31:0] wv_7 = f0_w ? (p2_q_7[31:0] + {((((wav_7) + 32'd3) < 32'd65536) ? accm[(wav_7) + 32'd3] : 8'd0), ((((wav_7) + 32'd2) < 32'd65536) ? accm[(wav_7) + 32'd2] : 8'd0), ((((wav_7) + 32'd1) < 32'd65536) ? accm[(wav_7) + 32'd1] : 8'd0), ((((wav_7) + 32'd0) < 32'd65536) ? accm[(wav_7) + 32'd0] : 8'd0)}) : p2_q_7[31:0];
+    wire [31:0] wold_7 = {((((wav_7) + 32'd3) < 32'd65536) ? accm[(wav_7) + 32'd3] : 8'd0), ((((wav_7) + 32'd2) < 32'd65536) ? accm[(wav_7) + 32'd2] : 8'd0), ((((wav_7) + 32'd1) < 32'd65536) ? accm[(wav_7) + 32'd1] : 8'd0), ((((wav_7) + 32'd0) < 32'd65536) ? accm[(wav_7) + 32'd0] : 8'd0)};
     wire [31:0] ae_8 = sg_q + 32'd8;
     wire aok_8 = ae_8 < acols_w;
     wire [31:0] asrc_8 = w1_w + 32'd4 * (sb_q + ae_8);
     wire [31:0] abia_8 = w3_w + 32'd4 * ae_8;
     wire [31:0] aacc_8 = aok_8 ? {((((asrc_8) + 32'd3) < 32'd65536) ? accm[(asrc_8) + 32'd3] : 8'd0), ((((asrc_8) + 32'd2) < 32'd65536) ? accm[(asrc_8) + 32'd2] : 8'd0), ((((asrc_8) + 32'd1) < 32'd65536) ? accm[(asrc_8) + 32'd1] : 8'd0), ((((asrc_8) + 32'd0) < 32'd65536) ? accm[(asrc_8) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_8 = (aok_8 && f1_w) ? {((((abia_8) + 32'd3) < 32'd65536) ? accm[(abia_8) + 32'd3] : 8'd0), ((((abia_8) + 32'd2) < 32'd65536) ? accm[(abia_8) + 32'd2] : 8'd0), ((((abia_8) + 32'd1) < 32'd65536) ? accm[(abia_8) + 32'd1] : 8'd0), ((((abia_8) + 32'd0) < 32'd65536) ? accm[(abia_8) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_8 = {aacc_8[31], aacc_8} + {abv_8[31], abv_8};
-    wire [31:0] ax_8 = (asum_8[32] != asum_8[31]) ? (asum_8[32] ? 32'h80000000 : 32'h7fffffff) : asum_8[31:0];
     wire [31:0] qta_8 = w7_w + 32'd8 * ae_8;
     wire qok_8 = aok_8 && f2_w;
     wire [31:0] qm_8 = qok_8 ? {((((qta_8) + 32'd3) < 32'd65536) ? accm[(qta_8) + 32'd3] : 8'd0), ((((qta_8) + 32'd2) < 32'd65536) ? accm[(qta_8) + 32'd2] : 8'd0), ((((qta_8) + 32'd1) < 32'd65536) ? accm[(qta_8) + 32'd1] : 8'd0), ((((qta_8) + 32'd0) < 32'd65536) ? accm[(qta_8) + 32'd0] : 8'd0)} : 32'd0;
@@ -8031,29 +8313,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_8 = ee_8 < w4_w;
     wire [7:0] ea_8 = eok_8 ? (((w1_w + ee_8) < 32'd262144) ? spad[w1_w + ee_8] : 8'd0) : 8'd0;
     wire [7:0] eb_8 = eok_8 ? (((w2_w + ee_8) < 32'd262144) ? spad[w2_w + ee_8] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_8 = ($signed({{24{x1_q_8[7]}}, x1_q_8[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_8 = ($signed({{24{y1_q_8[7]}}, y1_q_8}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_8 = sda_8 + sdb_8;
-    wire [7:0] smax_8 = ($signed(x1_q_8[7:0]) > $signed(y1_q_8)) ? x1_q_8[7:0] : y1_q_8;
-    wire [63:0] s2_8 = (op_w == 8'd5) ? {{32{sadd_8[31]}}, sadd_8} : ((op_w == 8'd6) ? {56'd0, smax_8} : mul$8$p);
-    wire [7:0] ash_8 = f2_w ? qs2_q_8 : ash_w;
-    wire signed [65:0] arnd_8 = ((ash_8 == 8'd0) || (ash_8 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_8 - 8'd1));
-    wire signed [65:0] asum2_8 = $signed({{2{p2_q_8[63]}}, p2_q_8}) + arnd_8;
-    wire signed [65:0] ash66_8 = asum2_8 >>> ash_8;
-    wire signed [63:0] ar_8 = (ash_8 > 8'd63) ? 64'sd0 : $signed(ash66_8[63:0]);
-    wire signed [63:0] ay_8 = ar_8 + azp64_w;
-    wire [7:0] aq_8 = (ay_8 < alo_w) ? alo_w[7:0] : ((ay_8 > 64'sd127) ? 8'd127 : ay_8[7:0]);
     wire [31:0] wsb_8 = wa2_q + 32'd8;
     wire [31:0] wav_8 = wa2_q + 32'd32;
-    wire [31:0] wv_8 = f0_w ? (p2_q_8[31:0] + {((((wav_8) + 32'd3) < 32'd65536) ? accm[(wav_8) + 32'd3] : 8'd0), ((((wav_8) + 32'd2) < 32'd65536) ? accm[(wav_8) + 32'd2] : 8'd0), ((((wav_8) + 32'd1) < 32'd65536) ? accm[(wav_8) + 32'd1] : 8'd0), ((((wav_8) + 32'd0) < 32'd65536) ? accm[(wav_8) + 32'd0] : 8'd0)}) : p2_q_8[31:0];
+    wire [31:0] wold_8 = {((((wav_8) + 32'd3) < 32'd65536) ? accm[(wav_8) + 32'd3] : 8'd0), ((((wav_8) + 32'd2) < 32'd65536) ? accm[(wav_8) + 32'd2] : 8'd0), ((((wav_8) + 32'd1) < 32'd65536) ? accm[(wav_8) + 32'd1] : 8'd0), ((((wav_8) + 32'd0) < 32'd65536) ? accm[(wav_8) + 32'd0] : 8'd0)};
     wire [31:0] ae_9 = sg_q + 32'd9;
     wire aok_9 = ae_9 < acols_w;
     wire [31:0] asrc_9 = w1_w + 32'd4 * (sb_q + ae_9);
     wire [31:0] abia_9 = w3_w + 32'd4 * ae_9;
     wire [31:0] aacc_9 = aok_9 ? {((((asrc_9) + 32'd3) < 32'd65536) ? accm[(asrc_9) + 32'd3] : 8'd0), ((((asrc_9) + 32'd2) < 32'd65536) ? accm[(asrc_9) + 32'd2] : 8'd0), ((((asrc_9) + 32'd1) < 32'd65536) ? accm[(asrc_9) + 32'd1] : 8'd0), ((((asrc_9) + 32'd0) < 32'd65536) ? accm[(asrc_9) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_9 = (aok_9 && f1_w) ? {((((abia_9) + 32'd3) < 32'd65536) ? accm[(abia_9) + 32'd3] : 8'd0), ((((abia_9) + 32'd2) < 32'd65536) ? accm[(abia_9) + 32'd2] : 8'd0), ((((abia_9) + 32'd1) < 32'd65536) ? accm[(abia_9) + 32'd1] : 8'd0), ((((abia_9) + 32'd0) < 32'd65536) ? accm[(abia_9) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_9 = {aacc_9[31], aacc_9} + {abv_9[31], abv_9};
-    wire [31:0] ax_9 = (asum_9[32] != asum_9[31]) ? (asum_9[32] ? 32'h80000000 : 32'h7fffffff) : asum_9[31:0];
     wire [31:0] qta_9 = w7_w + 32'd8 * ae_9;
     wire qok_9 = aok_9 && f2_w;
     wire [31:0] qm_9 = qok_9 ? {((((qta_9) + 32'd3) < 32'd65536) ? accm[(qta_9) + 32'd3] : 8'd0), ((((qta_9) + 32'd2) < 32'd65536) ? accm[(qta_9) + 32'd2] : 8'd0), ((((qta_9) + 32'd1) < 32'd65536) ? accm[(qta_9) + 32'd1] : 8'd0), ((((qta_9) + 32'd0) < 32'd65536) ? accm[(qta_9) + 32'd0] : 8'd0)} : 32'd0;
@@ -8062,29 +8330,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_9 = ee_9 < w4_w;
     wire [7:0] ea_9 = eok_9 ? (((w1_w + ee_9) < 32'd262144) ? spad[w1_w + ee_9] : 8'd0) : 8'd0;
     wire [7:0] eb_9 = eok_9 ? (((w2_w + ee_9) < 32'd262144) ? spad[w2_w + ee_9] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_9 = ($signed({{24{x1_q_9[7]}}, x1_q_9[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_9 = ($signed({{24{y1_q_9[7]}}, y1_q_9}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_9 = sda_9 + sdb_9;
-    wire [7:0] smax_9 = ($signed(x1_q_9[7:0]) > $signed(y1_q_9)) ? x1_q_9[7:0] : y1_q_9;
-    wire [63:0] s2_9 = (op_w == 8'd5) ? {{32{sadd_9[31]}}, sadd_9} : ((op_w == 8'd6) ? {56'd0, smax_9} : mul$9$p);
-    wire [7:0] ash_9 = f2_w ? qs2_q_9 : ash_w;
-    wire signed [65:0] arnd_9 = ((ash_9 == 8'd0) || (ash_9 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_9 - 8'd1));
-    wire signed [65:0] asum2_9 = $signed({{2{p2_q_9[63]}}, p2_q_9}) + arnd_9;
-    wire signed [65:0] ash66_9 = asum2_9 >>> ash_9;
-    wire signed [63:0] ar_9 = (ash_9 > 8'd63) ? 64'sd0 : $signed(ash66_9[63:0]);
-    wire signed [63:0] ay_9 = ar_9 + azp64_w;
-    wire [7:0] aq_9 = (ay_9 < alo_w) ? alo_w[7:0] : ((ay_9 > 64'sd127) ? 8'd127 : ay_9[7:0]);
     wire [31:0] wsb_9 = wa2_q + 32'd9;
     wire [31:0] wav_9 = wa2_q + 32'd36;
-    wire [31:0] wv_9 = f0_w ? (p2_q_9[31:0] + {((((wav_9) + 32'd3) < 32'd65536) ? accm[(wav_9) + 32'd3] : 8'd0), ((((wav_9) + 32'd2) < 32'd65536) ? accm[(wav_9) + 32'd2] : 8'd0), ((((wav_9) + 32'd1) < 32'd65536) ? accm[(wav_9) + 32'd1] : 8'd0), ((((wav_9) + 32'd0) < 32'd65536) ? accm[(wav_9) + 32'd0] : 8'd0)}) : p2_q_9[31:0];
+    wire [31:0] wold_9 = {((((wav_9) + 32'd3) < 32'd65536) ? accm[(wav_9) + 32'd3] : 8'd0), ((((wav_9) + 32'd2) < 32'd65536) ? accm[(wav_9) + 32'd2] : 8'd0), ((((wav_9) + 32'd1) < 32'd65536) ? accm[(wav_9) + 32'd1] : 8'd0), ((((wav_9) + 32'd0) < 32'd65536) ? accm[(wav_9) + 32'd0] : 8'd0)};
     wire [31:0] ae_10 = sg_q + 32'd10;
     wire aok_10 = ae_10 < acols_w;
     wire [31:0] asrc_10 = w1_w + 32'd4 * (sb_q + ae_10);
     wire [31:0] abia_10 = w3_w + 32'd4 * ae_10;
     wire [31:0] aacc_10 = aok_10 ? {((((asrc_10) + 32'd3) < 32'd65536) ? accm[(asrc_10) + 32'd3] : 8'd0), ((((asrc_10) + 32'd2) < 32'd65536) ? accm[(asrc_10) + 32'd2] : 8'd0), ((((asrc_10) + 32'd1) < 32'd65536) ? accm[(asrc_10) + 32'd1] : 8'd0), ((((asrc_10) + 32'd0) < 32'd65536) ? accm[(asrc_10) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_10 = (aok_10 && f1_w) ? {((((abia_10) + 32'd3) < 32'd65536) ? accm[(abia_10) + 32'd3] : 8'd0), ((((abia_10) + 32'd2) < 32'd65536) ? accm[(abia_10) + 32'd2] : 8'd0), ((((abia_10) + 32'd1) < 32'd65536) ? accm[(abia_10) + 32'd1] : 8'd0), ((((abia_10) + 32'd0) < 32'd65536) ? accm[(abia_10) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_10 = {aacc_10[31], aacc_10} + {abv_10[31], abv_10};
-    wire [31:0] ax_10 = (asum_10[32] != asum_10[31]) ? (asum_10[32] ? 32'h80000000 : 32'h7fffffff) : asum_10[31:0];
     wire [31:0] qta_10 = w7_w + 32'd8 * ae_10;
     wire qok_10 = aok_10 && f2_w;
     wire [31:0] qm_10 = qok_10 ? {((((qta_10) + 32'd3) < 32'd65536) ? accm[(qta_10) + 32'd3] : 8'd0), ((((qta_10) + 32'd2) < 32'd65536) ? accm[(qta_10) + 32'd2] : 8'd0), ((((qta_10) + 32'd1) < 32'd65536) ? accm[(qta_10) + 32'd1] : 8'd0), ((((qta_10) + 32'd0) < 32'd65536) ? accm[(qta_10) + 32'd0] : 8'd0)} : 32'd0;
@@ -8093,29 +8347,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_10 = ee_10 < w4_w;
     wire [7:0] ea_10 = eok_10 ? (((w1_w + ee_10) < 32'd262144) ? spad[w1_w + ee_10] : 8'd0) : 8'd0;
     wire [7:0] eb_10 = eok_10 ? (((w2_w + ee_10) < 32'd262144) ? spad[w2_w + ee_10] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_10 = ($signed({{24{x1_q_10[7]}}, x1_q_10[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_10 = ($signed({{24{y1_q_10[7]}}, y1_q_10}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_10 = sda_10 + sdb_10;
-    wire [7:0] smax_10 = ($signed(x1_q_10[7:0]) > $signed(y1_q_10)) ? x1_q_10[7:0] : y1_q_10;
-    wire [63:0] s2_10 = (op_w == 8'd5) ? {{32{sadd_10[31]}}, sadd_10} : ((op_w == 8'd6) ? {56'd0, smax_10} : mul$10$p);
-    wire [7:0] ash_10 = f2_w ? qs2_q_10 : ash_w;
-    wire signed [65:0] arnd_10 = ((ash_10 == 8'd0) || (ash_10 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_10 - 8'd1));
-    wire signed [65:0] asum2_10 = $signed({{2{p2_q_10[63]}}, p2_q_10}) + arnd_10;
-    wire signed [65:0] ash66_10 = asum2_10 >>> ash_10;
-    wire signed [63:0] ar_10 = (ash_10 > 8'd63) ? 64'sd0 : $signed(ash66_10[63:0]);
-    wire signed [63:0] ay_10 = ar_10 + azp64_w;
-    wire [7:0] aq_10 = (ay_10 < alo_w) ? alo_w[7:0] : ((ay_10 > 64'sd127) ? 8'd127 : ay_10[7:0]);
     wire [31:0] wsb_10 = wa2_q + 32'd10;
     wire [31:0] wav_10 = wa2_q + 32'd40;
-    wire [31:0] wv_10 = f0_w ? (p2_q_10[31:0] + {((((wav_10) + 32'd3) < 32'd65536) ? accm[(wav_10) + 32'd3] : 8'd0), ((((wav_10) + 32'd2) < 32'd65536) ? accm[(wav_10) + 32'd2] : 8'd0), ((((wav_10) + 32'd1) < 32'd65536) ? accm[(wav_10) + 32'd1] : 8'd0), ((((wav_10) + 32'd0) < 32'd65536) ? accm[(wav_10) + 32'd0] : 8'd0)}) : p2_q_10[31:0];
+    wire [31:0] wold_10 = {((((wav_10) + 32'd3) < 32'd65536) ? accm[(wav_10) + 32'd3] : 8'd0), ((((wav_10) + 32'd2) < 32'd65536) ? accm[(wav_10) + 32'd2] : 8'd0), ((((wav_10) + 32'd1) < 32'd65536) ? accm[(wav_10) + 32'd1] : 8'd0), ((((wav_10) + 32'd0) < 32'd65536) ? accm[(wav_10) + 32'd0] : 8'd0)};
     wire [31:0] ae_11 = sg_q + 32'd11;
     wire aok_11 = ae_11 < acols_w;
     wire [31:0] asrc_11 = w1_w + 32'd4 * (sb_q + ae_11);
     wire [31:0] abia_11 = w3_w + 32'd4 * ae_11;
     wire [31:0] aacc_11 = aok_11 ? {((((asrc_11) + 32'd3) < 32'd65536) ? accm[(asrc_11) + 32'd3] : 8'd0), ((((asrc_11) + 32'd2) < 32'd65536) ? accm[(asrc_11) + 32'd2] : 8'd0), ((((asrc_11) + 32'd1) < 32'd65536) ? accm[(asrc_11) + 32'd1] : 8'd0), ((((asrc_11) + 32'd0) < 32'd65536) ? accm[(asrc_11) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_11 = (aok_11 && f1_w) ? {((((abia_11) + 32'd3) < 32'd65536) ? accm[(abia_11) + 32'd3] : 8'd0), ((((abia_11) + 32'd2) < 32'd65536) ? accm[(abia_11) + 32'd2] : 8'd0), ((((abia_11) + 32'd1) < 32'd65536) ? accm[(abia_11) + 32'd1] : 8'd0), ((((abia_11) + 32'd0) < 32'd65536) ? accm[(abia_11) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_11 = {aacc_11[31], aacc_11} + {abv_11[31], abv_11};
-    wire [31:0] ax_11 = (asum_11[32] != asum_11[31]) ? (asum_11[32] ? 32'h80000000 : 32'h7fffffff) : asum_11[31:0];
     wire [31:0] qta_11 = w7_w + 32'd8 * ae_11;
     wire qok_11 = aok_11 && f2_w;
     wire [31:0] qm_11 = qok_11 ? {((((qta_11) + 32'd3) < 32'd65536) ? accm[(qta_11) + 32'd3] : 8'd0), ((((qta_11) + 32'd2) < 32'd65536) ? accm[(qta_11) + 32'd2] : 8'd0), ((((qta_11) + 32'd1) < 32'd65536) ? accm[(qta_11) + 32'd1] : 8'd0), ((((qta_11) + 32'd0) < 32'd65536) ? accm[(qta_11) + 32'd0] : 8'd0)} : 32'd0;
@@ -8124,29 +8364,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_11 = ee_11 < w4_w;
     wire [7:0] ea_11 = eok_11 ? (((w1_w + ee_11) < 32'd262144) ? spad[w1_w + ee_11] : 8'd0) : 8'd0;
     wire [7:0] eb_11 = eok_11 ? (((w2_w + ee_11) < 32'd262144) ? spad[w2_w + ee_11] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_11 = ($signed({{24{x1_q_11[7]}}, x1_q_11[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_11 = ($signed({{24{y1_q_11[7]}}, y1_q_11}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_11 = sda_11 + sdb_11;
-    wire [7:0] smax_11 = ($signed(x1_q_11[7:0]) > $signed(y1_q_11)) ? x1_q_11[7:0] : y1_q_11;
-    wire [63:0] s2_11 = (op_w == 8'd5) ? {{32{sadd_11[31]}}, sadd_11} : ((op_w == 8'd6) ? {56'd0, smax_11} : mul$11$p);
-    wire [7:0] ash_11 = f2_w ? qs2_q_11 : ash_w;
-    wire signed [65:0] arnd_11 = ((ash_11 == 8'd0) || (ash_11 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_11 - 8'd1));
-    wire signed [65:0] asum2_11 = $signed({{2{p2_q_11[63]}}, p2_q_11}) + arnd_11;
-    wire signed [65:0] ash66_11 = asum2_11 >>> ash_11;
-    wire signed [63:0] ar_11 = (ash_11 > 8'd63) ? 64'sd0 : $signed(ash66_11[63:0]);
-    wire signed [63:0] ay_11 = ar_11 + azp64_w;
-    wire [7:0] aq_11 = (ay_11 < alo_w) ? alo_w[7:0] : ((ay_11 > 64'sd127) ? 8'd127 : ay_11[7:0]);
     wire [31:0] wsb_11 = wa2_q + 32'd11;
     wire [31:0] wav_11 = wa2_q + 32'd44;
-    wire [31:0] wv_11 = f0_w ? (p2_q_11[31:0] + {((((wav_11) + 32'd3) < 32'd65536) ? accm[(wav_11) + 32'd3] : 8'd0), ((((wav_11) + 32'd2) < 32'd65536) ? accm[(wav_11) + 32'd2] : 8'd0), ((((wav_11) + 32'd1) < 32'd65536) ? accm[(wav_11) + 32'd1] : 8'd0), ((((wav_11) + 32'd0) < 32'd65536) ? accm[(wav_11) + 32'd0] : 8'd0)}) : p2_q_11[31:0];
+    wire [31:0] wold_11 = {((((wav_11) + 32'd3) < 32'd65536) ? accm[(wav_11) + 32'd3] : 8'd0), ((((wav_11) + 32'd2) < 32'd65536) ? accm[(wav_11) + 32'd2] : 8'd0), ((((wav_11) + 32'd1) < 32'd65536) ? accm[(wav_11) + 32'd1] : 8'd0), ((((wav_11) + 32'd0) < 32'd65536) ? accm[(wav_11) + 32'd0] : 8'd0)};
     wire [31:0] ae_12 = sg_q + 32'd12;
     wire aok_12 = ae_12 < acols_w;
     wire [31:0] asrc_12 = w1_w + 32'd4 * (sb_q + ae_12);
     wire [31:0] abia_12 = w3_w + 32'd4 * ae_12;
     wire [31:0] aacc_12 = aok_12 ? {((((asrc_12) + 32'd3) < 32'd65536) ? accm[(asrc_12) + 32'd3] : 8'd0), ((((asrc_12) + 32'd2) < 32'd65536) ? accm[(asrc_12) + 32'd2] : 8'd0), ((((asrc_12) + 32'd1) < 32'd65536) ? accm[(asrc_12) + 32'd1] : 8'd0), ((((asrc_12) + 32'd0) < 32'd65536) ? accm[(asrc_12) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_12 = (aok_12 && f1_w) ? {((((abia_12) + 32'd3) < 32'd65536) ? accm[(abia_12) + 32'd3] : 8'd0), ((((abia_12) + 32'd2) < 32'd65536) ? accm[(abia_12) + 32'd2] : 8'd0), ((((abia_12) + 32'd1) < 32'd65536) ? accm[(abia_12) + 32'd1] : 8'd0), ((((abia_12) + 32'd0) < 32'd65536) ? accm[(abia_12) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_12 = {aacc_12[31], aacc_12} + {abv_12[31], abv_12};
-    wire [31:0] ax_12 = (asum_12[32] != asum_12[31]) ? (asum_12[32] ? 32'h80000000 : 32'h7fffffff) : asum_12[31:0];
     wire [31:0] qta_12 = w7_w + 32'd8 * ae_12;
     wire qok_12 = aok_12 && f2_w;
     wire [31:0] qm_12 = qok_12 ? {((((qta_12) + 32'd3) < 32'd65536) ? accm[(qta_12) + 32'd3] : 8'd0), ((((qta_12) + 32'd2) < 32'd65536) ? accm[(qta_12) + 32'd2] : 8'd0), ((((qta_12) + 32'd1) < 32'd65536) ? accm[(qta_12) + 32'd1] : 8'd0), ((((qta_12) + 32'd0) < 32'd65536) ? accm[(qta_12) + 32'd0] : 8'd0)} : 32'd0;
@@ -8155,29 +8381,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_12 = ee_12 < w4_w;
     wire [7:0] ea_12 = eok_12 ? (((w1_w + ee_12) < 32'd262144) ? spad[w1_w + ee_12] : 8'd0) : 8'd0;
     wire [7:0] eb_12 = eok_12 ? (((w2_w + ee_12) < 32'd262144) ? spad[w2_w + ee_12] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_12 = ($signed({{24{x1_q_12[7]}}, x1_q_12[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_12 = ($signed({{24{y1_q_12[7]}}, y1_q_12}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_12 = sda_12 + sdb_12;
-    wire [7:0] smax_12 = ($signed(x1_q_12[7:0]) > $signed(y1_q_12)) ? x1_q_12[7:0] : y1_q_12;
-    wire [63:0] s2_12 = (op_w == 8'd5) ? {{32{sadd_12[31]}}, sadd_12} : ((op_w == 8'd6) ? {56'd0, smax_12} : mul$12$p);
-    wire [7:0] ash_12 = f2_w ? qs2_q_12 : ash_w;
-    wire signed [65:0] arnd_12 = ((ash_12 == 8'd0) || (ash_12 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_12 - 8'd1));
-    wire signed [65:0] asum2_12 = $signed({{2{p2_q_12[63]}}, p2_q_12}) + arnd_12;
-    wire signed [65:0] ash66_12 = asum2_12 >>> ash_12;
-    wire signed [63:0] ar_12 = (ash_12 > 8'd63) ? 64'sd0 : $signed(ash66_12[63:0]);
-    wire signed [63:0] ay_12 = ar_12 + azp64_w;
-    wire [7:0] aq_12 = (ay_12 < alo_w) ? alo_w[7:0] : ((ay_12 > 64'sd127) ? 8'd127 : ay_12[7:0]);
     wire [31:0] wsb_12 = wa2_q + 32'd12;
     wire [31:0] wav_12 = wa2_q + 32'd48;
-    wire [31:0] wv_12 = f0_w ? (p2_q_12[31:0] + {((((wav_12) + 32'd3) < 32'd65536) ? accm[(wav_12) + 32'd3] : 8'd0), ((((wav_12) + 32'd2) < 32'd65536) ? accm[(wav_12) + 32'd2] : 8'd0), ((((wav_12) + 32'd1) < 32'd65536) ? accm[(wav_12) + 32'd1] : 8'd0), ((((wav_12) + 32'd0) < 32'd65536) ? accm[(wav_12) + 32'd0] : 8'd0)}) : p2_q_12[31:0];
+    wire [31:0] wold_12 = {((((wav_12) + 32'd3) < 32'd65536) ? accm[(wav_12) + 32'd3] : 8'd0), ((((wav_12) + 32'd2) < 32'd65536) ? accm[(wav_12) + 32'd2] : 8'd0), ((((wav_12) + 32'd1) < 32'd65536) ? accm[(wav_12) + 32'd1] : 8'd0), ((((wav_12) + 32'd0) < 32'd65536) ? accm[(wav_12) + 32'd0] : 8'd0)};
     wire [31:0] ae_13 = sg_q + 32'd13;
     wire aok_13 = ae_13 < acols_w;
     wire [31:0] asrc_13 = w1_w + 32'd4 * (sb_q + ae_13);
     wire [31:0] abia_13 = w3_w + 32'd4 * ae_13;
     wire [31:0] aacc_13 = aok_13 ? {((((asrc_13) + 32'd3) < 32'd65536) ? accm[(asrc_13) + 32'd3] : 8'd0), ((((asrc_13) + 32'd2) < 32'd65536) ? accm[(asrc_13) + 32'd2] : 8'd0), ((((asrc_13) + 32'd1) < 32'd65536) ? accm[(asrc_13) + 32'd1] : 8'd0), ((((asrc_13) + 32'd0) < 32'd65536) ? accm[(asrc_13) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_13 = (aok_13 && f1_w) ? {((((abia_13) + 32'd3) < 32'd65536) ? accm[(abia_13) + 32'd3] : 8'd0), ((((abia_13) + 32'd2) < 32'd65536) ? accm[(abia_13) + 32'd2] : 8'd0), ((((abia_13) + 32'd1) < 32'd65536) ? accm[(abia_13) + 32'd1] : 8'd0), ((((abia_13) + 32'd0) < 32'd65536) ? accm[(abia_13) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_13 = {aacc_13[31], aacc_13} + {abv_13[31], abv_13};
-    wire [31:0] ax_13 = (asum_13[32] != asum_13[31]) ? (asum_13[32] ? 32'h80000000 : 32'h7fffffff) : asum_13[31:0];
     wire [31:0] qta_13 = w7_w + 32'd8 * ae_13;
     wire qok_13 = aok_13 && f2_w;
     wire [31:0] qm_13 = qok_13 ? {((((qta_13) + 32'd3) < 32'd65536) ? accm[(qta_13) + 32'd3] : 8'd0), ((((qta_13) + 32'd2) < 32'd65536) ? accm[(qta_13) + 32'd2] : 8'd0), ((((qta_13) + 32'd1) < 32'd65536) ? accm[(qta_13) + 32'd1] : 8'd0), ((((qta_13) + 32'd0) < 32'd65536) ? accm[(qta_13) + 32'd0] : 8'd0)} : 32'd0;
@@ -8186,29 +8398,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_13 = ee_13 < w4_w;
     wire [7:0] ea_13 = eok_13 ? (((w1_w + ee_13) < 32'd262144) ? spad[w1_w + ee_13] : 8'd0) : 8'd0;
     wire [7:0] eb_13 = eok_13 ? (((w2_w + ee_13) < 32'd262144) ? spad[w2_w + ee_13] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_13 = ($signed({{24{x1_q_13[7]}}, x1_q_13[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_13 = ($signed({{24{y1_q_13[7]}}, y1_q_13}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_13 = sda_13 + sdb_13;
-    wire [7:0] smax_13 = ($signed(x1_q_13[7:0]) > $signed(y1_q_13)) ? x1_q_13[7:0] : y1_q_13;
-    wire [63:0] s2_13 = (op_w == 8'd5) ? {{32{sadd_13[31]}}, sadd_13} : ((op_w == 8'd6) ? {56'd0, smax_13} : mul$13$p);
-    wire [7:0] ash_13 = f2_w ? qs2_q_13 : ash_w;
-    wire signed [65:0] arnd_13 = ((ash_13 == 8'd0) || (ash_13 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_13 - 8'd1));
-    wire signed [65:0] asum2_13 = $signed({{2{p2_q_13[63]}}, p2_q_13}) + arnd_13;
-    wire signed [65:0] ash66_13 = asum2_13 >>> ash_13;
-    wire signed [63:0] ar_13 = (ash_13 > 8'd63) ? 64'sd0 : $signed(ash66_13[63:0]);
-    wire signed [63:0] ay_13 = ar_13 + azp64_w;
-    wire [7:0] aq_13 = (ay_13 < alo_w) ? alo_w[7:0] : ((ay_13 > 64'sd127) ? 8'd127 : ay_13[7:0]);
     wire [31:0] wsb_13 = wa2_q + 32'd13;
     wire [31:0] wav_13 = wa2_q + 32'd52;
-    wire [31:0] wv_13 = f0_w ? (p2_q_13[31:0] + {((((wav_13) + 32'd3) < 32'd65536) ? accm[(wav_13) + 32'd3] : 8'd0), ((((wav_13) + 32'd2) < 32'd65536) ? accm[(wav_13) + 32'd2] : 8'd0), ((((wav_13) + 32'd1) < 32'd65536) ? accm[(wav_13) + 32'd1] : 8'd0), ((((wav_13) + 32'd0) < 32'd65536) ? accm[(wav_13) + 32'd0] : 8'd0)}) : p2_q_13[31:0];
+    wire [31:0] wold_13 = {((((wav_13) + 32'd3) < 32'd65536) ? accm[(wav_13) + 32'd3] : 8'd0), ((((wav_13) + 32'd2) < 32'd65536) ? accm[(wav_13) + 32'd2] : 8'd0), ((((wav_13) + 32'd1) < 32'd65536) ? accm[(wav_13) + 32'd1] : 8'd0), ((((wav_13) + 32'd0) < 32'd65536) ? accm[(wav_13) + 32'd0] : 8'd0)};
     wire [31:0] ae_14 = sg_q + 32'd14;
     wire aok_14 = ae_14 < acols_w;
     wire [31:0] asrc_14 = w1_w + 32'd4 * (sb_q + ae_14);
     wire [31:0] abia_14 = w3_w + 32'd4 * ae_14;
     wire [31:0] aacc_14 = aok_14 ? {((((asrc_14) + 32'd3) < 32'd65536) ? accm[(asrc_14) + 32'd3] : 8'd0), ((((asrc_14) + 32'd2) < 32'd65536) ? accm[(asrc_14) + 32'd2] : 8'd0), ((((asrc_14) + 32'd1) < 32'd65536) ? accm[(asrc_14) + 32'd1] : 8'd0), ((((asrc_14) + 32'd0) < 32'd65536) ? accm[(asrc_14) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_14 = (aok_14 && f1_w) ? {((((abia_14) + 32'd3) < 32'd65536) ? accm[(abia_14) + 32'd3] : 8'd0), ((((abia_14) + 32'd2) < 32'd65536) ? accm[(abia_14) + 32'd2] : 8'd0), ((((abia_14) + 32'd1) < 32'd65536) ? accm[(abia_14) + 32'd1] : 8'd0), ((((abia_14) + 32'd0) < 32'd65536) ? accm[(abia_14) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_14 = {aacc_14[31], aacc_14} + {abv_14[31], abv_14};
-    wire [31:0] ax_14 = (asum_14[32] != asum_14[31]) ? (asum_14[32] ? 32'h80000000 : 32'h7fffffff) : asum_14[31:0];
     wire [31:0] qta_14 = w7_w + 32'd8 * ae_14;
     wire qok_14 = aok_14 && f2_w;
     wire [31:0] qm_14 = qok_14 ? {((((qta_14) + 32'd3) < 32'd65536) ? accm[(qta_14) + 32'd3] : 8'd0), ((((qta_14) + 32'd2) < 32'd65536) ? accm[(qta_14) + 32'd2] : 8'd0), ((((qta_14) + 32'd1) < 32'd65536) ? accm[(qta_14) + 32'd1] : 8'd0), ((((qta_14) + 32'd0) < 32'd65536) ? accm[(qta_14) + 32'd0] : 8'd0)} : 32'd0;
@@ -8217,29 +8415,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_14 = ee_14 < w4_w;
     wire [7:0] ea_14 = eok_14 ? (((w1_w + ee_14) < 32'd262144) ? spad[w1_w + ee_14] : 8'd0) : 8'd0;
     wire [7:0] eb_14 = eok_14 ? (((w2_w + ee_14) < 32'd262144) ? spad[w2_w + ee_14] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_14 = ($signed({{24{x1_q_14[7]}}, x1_q_14[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_14 = ($signed({{24{y1_q_14[7]}}, y1_q_14}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_14 = sda_14 + sdb_14;
-    wire [7:0] smax_14 = ($signed(x1_q_14[7:0]) > $signed(y1_q_14)) ? x1_q_14[7:0] : y1_q_14;
-    wire [63:0] s2_14 = (op_w == 8'd5) ? {{32{sadd_14[31]}}, sadd_14} : ((op_w == 8'd6) ? {56'd0, smax_14} : mul$14$p);
-    wire [7:0] ash_14 = f2_w ? qs2_q_14 : ash_w;
-    wire signed [65:0] arnd_14 = ((ash_14 == 8'd0) || (ash_14 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_14 - 8'd1));
-    wire signed [65:0] asum2_14 = $signed({{2{p2_q_14[63]}}, p2_q_14}) + arnd_14;
-    wire signed [65:0] ash66_14 = asum2_14 >>> ash_14;
-    wire signed [63:0] ar_14 = (ash_14 > 8'd63) ? 64'sd0 : $signed(ash66_14[63:0]);
-    wire signed [63:0] ay_14 = ar_14 + azp64_w;
-    wire [7:0] aq_14 = (ay_14 < alo_w) ? alo_w[7:0] : ((ay_14 > 64'sd127) ? 8'd127 : ay_14[7:0]);
     wire [31:0] wsb_14 = wa2_q + 32'd14;
     wire [31:0] wav_14 = wa2_q + 32'd56;
-    wire [31:0] wv_14 = f0_w ? (p2_q_14[31:0] + {((((wav_14) + 32'd3) < 32'd65536) ? accm[(wav_14) + 32'd3] : 8'd0), ((((wav_14) + 32'd2) < 32'd65536) ? accm[(wav_14) + 32'd2] : 8'd0), ((((wav_14) + 32'd1) < 32'd65536) ? accm[(wav_14) + 32'd1] : 8'd0), ((((wav_14) + 32'd0) < 32'd65536) ? accm[(wav_14) + 32'd0] : 8'd0)}) : p2_q_14[31:0];
+    wire [31:0] wold_14 = {((((wav_14) + 32'd3) < 32'd65536) ? accm[(wav_14) + 32'd3] : 8'd0), ((((wav_14) + 32'd2) < 32'd65536) ? accm[(wav_14) + 32'd2] : 8'd0), ((((wav_14) + 32'd1) < 32'd65536) ? accm[(wav_14) + 32'd1] : 8'd0), ((((wav_14) + 32'd0) < 32'd65536) ? accm[(wav_14) + 32'd0] : 8'd0)};
     wire [31:0] ae_15 = sg_q + 32'd15;
     wire aok_15 = ae_15 < acols_w;
     wire [31:0] asrc_15 = w1_w + 32'd4 * (sb_q + ae_15);
     wire [31:0] abia_15 = w3_w + 32'd4 * ae_15;
     wire [31:0] aacc_15 = aok_15 ? {((((asrc_15) + 32'd3) < 32'd65536) ? accm[(asrc_15) + 32'd3] : 8'd0), ((((asrc_15) + 32'd2) < 32'd65536) ? accm[(asrc_15) + 32'd2] : 8'd0), ((((asrc_15) + 32'd1) < 32'd65536) ? accm[(asrc_15) + 32'd1] : 8'd0), ((((asrc_15) + 32'd0) < 32'd65536) ? accm[(asrc_15) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_15 = (aok_15 && f1_w) ? {((((abia_15) + 32'd3) < 32'd65536) ? accm[(abia_15) + 32'd3] : 8'd0), ((((abia_15) + 32'd2) < 32'd65536) ? accm[(abia_15) + 32'd2] : 8'd0), ((((abia_15) + 32'd1) < 32'd65536) ? accm[(abia_15) + 32'd1] : 8'd0), ((((abia_15) + 32'd0) < 32'd65536) ? accm[(abia_15) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_15 = {aacc_15[31], aacc_15} + {abv_15[31], abv_15};
-    wire [31:0] ax_15 = (asum_15[32] != asum_15[31]) ? (asum_15[32] ? 32'h80000000 : 32'h7fffffff) : asum_15[31:0];
     wire [31:0] qta_15 = w7_w + 32'd8 * ae_15;
     wire qok_15 = aok_15 && f2_w;
     wire [31:0] qm_15 = qok_15 ? {((((qta_15) + 32'd3) < 32'd65536) ? accm[(qta_15) + 32'd3] : 8'd0), ((((qta_15) + 32'd2) < 32'd65536) ? accm[(qta_15) + 32'd2] : 8'd0), ((((qta_15) + 32'd1) < 32'd65536) ? accm[(qta_15) + 32'd1] : 8'd0), ((((qta_15) + 32'd0) < 32'd65536) ? accm[(qta_15) + 32'd0] : 8'd0)} : 32'd0;
@@ -8248,27 +8432,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_15 = ee_15 < w4_w;
     wire [7:0] ea_15 = eok_15 ? (((w1_w + ee_15) < 32'd262144) ? spad[w1_w + ee_15] : 8'd0) : 8'd0;
     wire [7:0] eb_15 = eok_15 ? (((w2_w + ee_15) < 32'd262144) ? spad[w2_w + ee_15] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_15 = ($signed({{24{x1_q_15[7]}}, x1_q_15[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_15 = ($signed({{24{y1_q_15[7]}}, y1_q_15}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_15 = sda_15 + sdb_15;
-    wire [7:0] smax_15 = ($signed(x1_q_15[7:0]) > $signed(y1_q_15)) ? x1_q_15[7:0] : y1_q_15;
-    wire [63:0] s2_15 = (op_w == 8'd5) ? {{32{sadd_15[31]}}, sadd_15} : ((op_w == 8'd6) ? {56'd0, smax_15} : mul$15$p);
-    wire [7:0] ash_15 = f2_w ? qs2_q_15 : ash_w;
-    wire signed [65:0] arnd_15 = ((ash_15 == 8'd0) || (ash_15 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_15 - 8'd1));
-    wire signed [65:0] asum2_15 = $signed({{2{p2_q_15[63]}}, p2_q_15}) + arnd_15;
-    wire signed [65:0] ash66_15 = asum2_15 >>> ash_15;
-    wire signed [63:0] ar_15 = (ash_15 > 8'd63) ? 64'sd0 : $signed(ash66_15[63:0]);
-    wire signed [63:0] ay_15 = ar_15 + azp64_w;
-    wire [7:0] aq_15 = (ay_15 < alo_w) ? alo_w[7:0] : ((ay_15 > 64'sd127) ? 8'd127 : ay_15[7:0]);
     wire [31:0] wsb_15 = wa2_q + 32'd15;
     wire [31:0] wav_15 = wa2_q + 32'd60;
-    wire [31:0] wv_15 = f0_w ? (p2_q_15[31:0] + {((((wav_15) + 32'd3) < 32'd65536) ? accm[(wav_15) + 32'd3] : 8'd0), ((((wav_15) + 32'd2) < 32'd65536) ? accm[(wav_15) + 32'd2] : 8'd0), ((((wav_15) + 32'd1) < 32'd65536) ? accm[(wav_15) + 32'd1] : 8'd0), ((((wav_15) + 32'd0) < 32'd65536) ? accm[(wav_15) + 32'd0] : 8'd0)}) : p2_q_15[31:0];
+    wire [31:0] wold_15 = {((((wav_15) + 32'd3) < 32'd65536) ? accm[(wav_15) + 32'd3] : 8'd0), ((((wav_15) + 32'd2) < 32'd65536) ? accm[(wav_15) + 32'd2] : 8'd0), ((((wav_15) + 32'd1) < 32'd65536) ? accm[(wav_15) + 32'd1] : 8'd0), ((((wav_15) + 32'd0) < 32'd65536) ? accm[(wav_15) + 32'd0] : 8'd0)};
     // Latency of the descriptor being issued (rules C1-C3).
     wire [63:0] ilo_w = {48'd0, desc[143:128]};
     wire [63:0] ihi_w = {48'd0, desc[159:144]};
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd46 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd15) / 64'd16) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd15) / 64'd16 + 64'd2) : 64'd1));
-    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], ash66_0[65:64], ash66_1[65:64], ash66_2[65:64], ash66_3[65:64], ash66_4[65:64], ash66_5[65:64], ash66_6[65:64], ash66_7[65:64], ash66_8[65:64], ash66_9[65:64], ash66_10[65:64], ash66_11[65:64], ash66_12[65:64], ash66_13[65:64], ash66_14[65:64], ash66_15[65:64], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$56$sum, pe$57$sum, pe$58$sum, pe$59$sum, pe$60$sum, pe$61$sum, pe$62$sum, pe$63$sum, pe$63$a_out, pe$64$sum, pe$65$sum, pe$66$sum, pe$67$sum, pe$68$sum, pe$69$sum, pe$70$sum, pe$71$sum, pe$72$sum, pe$73$sum, pe$74$sum, pe$75$sum, pe$76$sum, pe$77$sum, pe$78$sum, pe$79$sum, pe$79$a_out, pe$80$sum, pe$81$sum, pe$82$sum, pe$83$sum, pe$84$sum, pe$85$sum, pe$86$sum, pe$87$sum, pe$88$sum, pe$89$sum, pe$90$sum, pe$91$sum, pe$92$sum, pe$93$sum, pe$94$sum, pe$95$sum, pe$95$a_out, pe$96$sum, pe$97$sum, pe$98$sum, pe$99$sum, pe$100$sum, pe$101$sum, pe$102$sum, pe$103$sum, pe$104$sum, pe$105$sum, pe$106$sum, pe$107$sum, pe$108$sum, pe$109$sum, pe$110$sum, pe$111$sum, pe$111$a_out, pe$112$sum, pe$113$sum, pe$114$sum, pe$115$sum, pe$116$sum, pe$117$sum, pe$118$sum, pe$119$sum, pe$120$sum, pe$121$sum, pe$122$sum, pe$123$sum, pe$124$sum, pe$125$sum, pe$126$sum, pe$127$sum, pe$127$a_out, pe$128$sum, pe$129$sum, pe$130$sum, pe$131$sum, pe$132$sum, pe$133$sum, pe$134$sum, pe$135$sum, pe$136$sum, pe$137$sum, pe$138$sum, pe$139$sum, pe$140$sum, pe$141$sum, pe$142$sum, pe$143$sum, pe$143$a_out, pe$144$sum, pe$145$sum, pe$146$sum, pe$147$sum, pe$148$sum, pe$149$sum, pe$150$sum, pe$151$sum, pe$152$sum, pe$153$sum, pe$154$sum, pe$155$sum, pe$156$sum, pe$157$sum, pe$158$sum, pe$159$sum, pe$159$a_out, pe$160$sum, pe$161$sum, pe$162$sum, pe$163$sum, pe$164$sum, pe$165$sum, pe$166$sum, pe$167$sum, pe$168$sum, pe$169$sum, pe$170$sum, pe$171$sum, pe$172$sum, pe$173$sum, pe$174$sum, pe$175$sum, pe$175$a_out, pe$176$sum, pe$177$sum, pe$178$sum, pe$179$sum, pe$180$sum, pe$181$sum, pe$182$sum, pe$183$sum, pe$184$sum, pe$185$sum, pe$186$sum, pe$187$sum, pe$188$sum, pe$189$sum, pe$190$sum, pe$191$sum, pe$191$a_out, pe$192$sum, pe$193$sum, pe$194$sum, pe$195$sum, pe$196$sum, pe$197$sum, pe$198$sum, pe$199$sum, pe$200$sum, pe$201$sum, pe$202$sum, pe$203$sum, pe$204$sum, pe$205$sum, pe$206$sum, pe$207$sum, pe$207$a_out, pe$208$sum, pe$209$sum, pe$210$sum, pe$211$sum, pe$212$sum, pe$213$sum, pe$214$sum, pe$215$sum, pe$216$sum, pe$217$sum, pe$218$sum, pe$219$sum, pe$220$sum, pe$221$sum, pe$222$sum, pe$223$sum, pe$223$a_out, pe$224$sum, pe$225$sum, pe$226$sum, pe$227$sum, pe$228$sum, pe$229$sum, pe$230$sum, pe$231$sum, pe$232$sum, pe$233$sum, pe$234$sum, pe$235$sum, pe$236$sum, pe$237$sum, pe$238$sum, pe$239$sum, pe$239$a_out, pe$240$psum_out, pe$240$w_out, pe$241$psum_out, pe$241$w_out, pe$242$psum_out, pe$242$w_out, pe$243$psum_out, pe$243$w_out, pe$244$psum_out, pe$244$w_out, pe$245$psum_out, pe$245$w_out, pe$246$psum_out, pe$246$w_out, pe$247$psum_out, pe$247$w_out, pe$248$psum_out, pe$248$w_out, pe$249$psum_out, pe$249$w_out, pe$250$psum_out, pe$250$w_out, pe$251$psum_out, pe$251$w_out, pe$252$psum_out, pe$252$w_out, pe$253$psum_out, pe$253$w_out, pe$254$psum_out, pe$254$w_out, pe$255$psum_out, pe$255$w_out, pe$255$a_out};
+    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$56$sum, pe$57$sum, pe$58$sum, pe$59$sum, pe$60$sum, pe$61$sum, pe$62$sum, pe$63$sum, pe$63$a_out, pe$64$sum, pe$65$sum, pe$66$sum, pe$67$sum, pe$68$sum, pe$69$sum, pe$70$sum, pe$71$sum, pe$72$sum, pe$73$sum, pe$74$sum, pe$75$sum, pe$76$sum, pe$77$sum, pe$78$sum, pe$79$sum, pe$79$a_out, pe$80$sum, pe$81$sum, pe$82$sum, pe$83$sum, pe$84$sum, pe$85$sum, pe$86$sum, pe$87$sum, pe$88$sum, pe$89$sum, pe$90$sum, pe$91$sum, pe$92$sum, pe$93$sum, pe$94$sum, pe$95$sum, pe$95$a_out, pe$96$sum, pe$97$sum, pe$98$sum, pe$99$sum, pe$100$sum, pe$101$sum, pe$102$sum, pe$103$sum, pe$104$sum, pe$105$sum, pe$106$sum, pe$107$sum, pe$108$sum, pe$109$sum, pe$110$sum, pe$111$sum, pe$111$a_out, pe$112$sum, pe$113$sum, pe$114$sum, pe$115$sum, pe$116$sum, pe$117$sum, pe$118$sum, pe$119$sum, pe$120$sum, pe$121$sum, pe$122$sum, pe$123$sum, pe$124$sum, pe$125$sum, pe$126$sum, pe$127$sum, pe$127$a_out, pe$128$sum, pe$129$sum, pe$130$sum, pe$131$sum, pe$132$sum, pe$133$sum, pe$134$sum, pe$135$sum, pe$136$sum, pe$137$sum, pe$138$sum, pe$139$sum, pe$140$sum, pe$141$sum, pe$142$sum, pe$143$sum, pe$143$a_out, pe$144$sum, pe$145$sum, pe$146$sum, pe$147$sum, pe$148$sum, pe$149$sum, pe$150$sum, pe$151$sum, pe$152$sum, pe$153$sum, pe$154$sum, pe$155$sum, pe$156$sum, pe$157$sum, pe$158$sum, pe$159$sum, pe$159$a_out, pe$160$sum, pe$161$sum, pe$162$sum, pe$163$sum, pe$164$sum, pe$165$sum, pe$166$sum, pe$167$sum, pe$168$sum, pe$169$sum, pe$170$sum, pe$171$sum, pe$172$sum, pe$173$sum, pe$174$sum, pe$175$sum, pe$175$a_out, pe$176$sum, pe$177$sum, pe$178$sum, pe$179$sum, pe$180$sum, pe$181$sum, pe$182$sum, pe$183$sum, pe$184$sum, pe$185$sum, pe$186$sum, pe$187$sum, pe$188$sum, pe$189$sum, pe$190$sum, pe$191$sum, pe$191$a_out, pe$192$sum, pe$193$sum, pe$194$sum, pe$195$sum, pe$196$sum, pe$197$sum, pe$198$sum, pe$199$sum, pe$200$sum, pe$201$sum, pe$202$sum, pe$203$sum, pe$204$sum, pe$205$sum, pe$206$sum, pe$207$sum, pe$207$a_out, pe$208$sum, pe$209$sum, pe$210$sum, pe$211$sum, pe$212$sum, pe$213$sum, pe$214$sum, pe$215$sum, pe$216$sum, pe$217$sum, pe$218$sum, pe$219$sum, pe$220$sum, pe$221$sum, pe$222$sum, pe$223$sum, pe$223$a_out, pe$224$sum, pe$225$sum, pe$226$sum, pe$227$sum, pe$228$sum, pe$229$sum, pe$230$sum, pe$231$sum, pe$232$sum, pe$233$sum, pe$234$sum, pe$235$sum, pe$236$sum, pe$237$sum, pe$238$sum, pe$239$sum, pe$239$a_out, pe$240$psum_out, pe$240$w_out, pe$241$psum_out, pe$241$w_out, pe$242$psum_out, pe$242$w_out, pe$243$psum_out, pe$243$w_out, pe$244$psum_out, pe$244$w_out, pe$245$psum_out, pe$245$w_out, pe$246$psum_out, pe$246$w_out, pe$247$psum_out, pe$247$w_out, pe$248$psum_out, pe$248$w_out, pe$249$psum_out, pe$249$w_out, pe$250$psum_out, pe$250$w_out, pe$251$psum_out, pe$251$w_out, pe$252$psum_out, pe$252$w_out, pe$253$psum_out, pe$253$w_out, pe$254$psum_out, pe$254$w_out, pe$255$psum_out, pe$255$w_out, pe$255$a_out};
     // Array and multipliers.
     always @(*) begin
       pe$0$clock = clock;
@@ -9807,38 +9979,278 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$255$w_in = pe$239$w_out;
       pe$255$a_in = pe$254$a_out;
       pe$255$psum_in = pe$239$psum_out;
-      mul$0$a = x1_q_0;
-      mul$0$b = f2_w ? qm1_q_0 : w5_w;
-      mul$1$a = x1_q_1;
-      mul$1$b = f2_w ? qm1_q_1 : w5_w;
-      mul$2$a = x1_q_2;
-      mul$2$b = f2_w ? qm1_q_2 : w5_w;
-      mul$3$a = x1_q_3;
-      mul$3$b = f2_w ? qm1_q_3 : w5_w;
-      mul$4$a = x1_q_4;
-      mul$4$b = f2_w ? qm1_q_4 : w5_w;
-      mul$5$a = x1_q_5;
-      mul$5$b = f2_w ? qm1_q_5 : w5_w;
-      mul$6$a = x1_q_6;
-      mul$6$b = f2_w ? qm1_q_6 : w5_w;
-      mul$7$a = x1_q_7;
-      mul$7$b = f2_w ? qm1_q_7 : w5_w;
-      mul$8$a = x1_q_8;
-      mul$8$b = f2_w ? qm1_q_8 : w5_w;
-      mul$9$a = x1_q_9;
-      mul$9$b = f2_w ? qm1_q_9 : w5_w;
-      mul$10$a = x1_q_10;
-      mul$10$b = f2_w ? qm1_q_10 : w5_w;
-      mul$11$a = x1_q_11;
-      mul$11$b = f2_w ? qm1_q_11 : w5_w;
-      mul$12$a = x1_q_12;
-      mul$12$b = f2_w ? qm1_q_12 : w5_w;
-      mul$13$a = x1_q_13;
-      mul$13$b = f2_w ? qm1_q_13 : w5_w;
-      mul$14$a = x1_q_14;
-      mul$14$b = f2_w ? qm1_q_14 : w5_w;
-      mul$15$a = x1_q_15;
-      mul$15$b = f2_w ? qm1_q_15 : w5_w;
+      lane$0$clock = clock;
+      lane$0$en = enable && !clear;
+      lane$0$ld = rd_w;
+      lane$0$is_act = op_w == 8'd4;
+      lane$0$is_add = op_w == 8'd5;
+      lane$0$is_max = op_w == 8'd6;
+      lane$0$f0 = f0_w;
+      lane$0$f2 = f2_w;
+      lane$0$w5 = w5_w;
+      lane$0$w6 = w6_w;
+      lane$0$acc = aacc_0;
+      lane$0$bias = abv_0;
+      lane$0$qm = qm_0;
+      lane$0$qs = qsh_0;
+      lane$0$ea = ea_0;
+      lane$0$eb = eb_0;
+      lane$0$old = wold_0;
+      lane$1$clock = clock;
+      lane$1$en = enable && !clear;
+      lane$1$ld = rd_w;
+      lane$1$is_act = op_w == 8'd4;
+      lane$1$is_add = op_w == 8'd5;
+      lane$1$is_max = op_w == 8'd6;
+      lane$1$f0 = f0_w;
+      lane$1$f2 = f2_w;
+      lane$1$w5 = w5_w;
+      lane$1$w6 = w6_w;
+      lane$1$acc = aacc_1;
+      lane$1$bias = abv_1;
+      lane$1$qm = qm_1;
+      lane$1$qs = qsh_1;
+      lane$1$ea = ea_1;
+      lane$1$eb = eb_1;
+      lane$1$old = wold_1;
+      lane$2$clock = clock;
+      lane$2$en = enable && !clear;
+      lane$2$ld = rd_w;
+      lane$2$is_act = op_w == 8'd4;
+      lane$2$is_add = op_w == 8'd5;
+      lane$2$is_max = op_w == 8'd6;
+      lane$2$f0 = f0_w;
+      lane$2$f2 = f2_w;
+      lane$2$w5 = w5_w;
+      lane$2$w6 = w6_w;
+      lane$2$acc = aacc_2;
+      lane$2$bias = abv_2;
+      lane$2$qm = qm_2;
+      lane$2$qs = qsh_2;
+      lane$2$ea = ea_2;
+      lane$2$eb = eb_2;
+      lane$2$old = wold_2;
+      lane$3$clock = clock;
+      lane$3$en = enable && !clear;
+      lane$3$ld = rd_w;
+      lane$3$is_act = op_w == 8'd4;
+      lane$3$is_add = op_w == 8'd5;
+      lane$3$is_max = op_w == 8'd6;
+      lane$3$f0 = f0_w;
+      lane$3$f2 = f2_w;
+      lane$3$w5 = w5_w;
+      lane$3$w6 = w6_w;
+      lane$3$acc = aacc_3;
+      lane$3$bias = abv_3;
+      lane$3$qm = qm_3;
+      lane$3$qs = qsh_3;
+      lane$3$ea = ea_3;
+      lane$3$eb = eb_3;
+      lane$3$old = wold_3;
+      lane$4$clock = clock;
+      lane$4$en = enable && !clear;
+      lane$4$ld = rd_w;
+      lane$4$is_act = op_w == 8'd4;
+      lane$4$is_add = op_w == 8'd5;
+      lane$4$is_max = op_w == 8'd6;
+      lane$4$f0 = f0_w;
+      lane$4$f2 = f2_w;
+      lane$4$w5 = w5_w;
+      lane$4$w6 = w6_w;
+      lane$4$acc = aacc_4;
+      lane$4$bias = abv_4;
+      lane$4$qm = qm_4;
+      lane$4$qs = qsh_4;
+      lane$4$ea = ea_4;
+      lane$4$eb = eb_4;
+      lane$4$old = wold_4;
+      lane$5$clock = clock;
+      lane$5$en = enable && !clear;
+      lane$5$ld = rd_w;
+      lane$5$is_act = op_w == 8'd4;
+      lane$5$is_add = op_w == 8'd5;
+      lane$5$is_max = op_w == 8'd6;
+      lane$5$f0 = f0_w;
+      lane$5$f2 = f2_w;
+      lane$5$w5 = w5_w;
+      lane$5$w6 = w6_w;
+      lane$5$acc = aacc_5;
+      lane$5$bias = abv_5;
+      lane$5$qm = qm_5;
+      lane$5$qs = qsh_5;
+      lane$5$ea = ea_5;
+      lane$5$eb = eb_5;
+      lane$5$old = wold_5;
+      lane$6$clock = clock;
+      lane$6$en = enable && !clear;
+      lane$6$ld = rd_w;
+      lane$6$is_act = op_w == 8'd4;
+      lane$6$is_add = op_w == 8'd5;
+      lane$6$is_max = op_w == 8'd6;
+      lane$6$f0 = f0_w;
+      lane$6$f2 = f2_w;
+      lane$6$w5 = w5_w;
+      lane$6$w6 = w6_w;
+      lane$6$acc = aacc_6;
+      lane$6$bias = abv_6;
+      lane$6$qm = qm_6;
+      lane$6$qs = qsh_6;
+      lane$6$ea = ea_6;
+      lane$6$eb = eb_6;
+      lane$6$old = wold_6;
+      lane$7$clock = clock;
+      lane$7$en = enable && !clear;
+      lane$7$ld = rd_w;
+      lane$7$is_act = op_w == 8'd4;
+      lane$7$is_add = op_w == 8'd5;
+      lane$7$is_max = op_w == 8'd6;
+      lane$7$f0 = f0_w;
+      lane$7$f2 = f2_w;
+      lane$7$w5 = w5_w;
+      lane$7$w6 = w6_w;
+      lane$7$acc = aacc_7;
+      lane$7$bias = abv_7;
+      lane$7$qm = qm_7;
+      lane$7$qs = qsh_7;
+      lane$7$ea = ea_7;
+      lane$7$eb = eb_7;
+      lane$7$old = wold_7;
+      lane$8$clock = clock;
+      lane$8$en = enable && !clear;
+      lane$8$ld = rd_w;
+      lane$8$is_act = op_w == 8'd4;
+      lane$8$is_add = op_w == 8'd5;
+      lane$8$is_max = op_w == 8'd6;
+      lane$8$f0 = f0_w;
+      lane$8$f2 = f2_w;
+      lane$8$w5 = w5_w;
+      lane$8$w6 = w6_w;
+      lane$8$acc = aacc_8;
+      lane$8$bias = abv_8;
+      lane$8$qm = qm_8;
+      lane$8$qs = qsh_8;
+      lane$8$ea = ea_8;
+      lane$8$eb = eb_8;
+      lane$8$old = wold_8;
+      lane$9$clock = clock;
+      lane$9$en = enable && !clear;
+      lane$9$ld = rd_w;
+      lane$9$is_act = op_w == 8'd4;
+      lane$9$is_add = op_w == 8'd5;
+      lane$9$is_max = op_w == 8'd6;
+      lane$9$f0 = f0_w;
+      lane$9$f2 = f2_w;
+      lane$9$w5 = w5_w;
+      lane$9$w6 = w6_w;
+      lane$9$acc = aacc_9;
+      lane$9$bias = abv_9;
+      lane$9$qm = qm_9;
+      lane$9$qs = qsh_9;
+      lane$9$ea = ea_9;
+      lane$9$eb = eb_9;
+      lane$9$old = wold_9;
+      lane$10$clock = clock;
+      lane$10$en = enable && !clear;
+      lane$10$ld = rd_w;
+      lane$10$is_act = op_w == 8'd4;
+      lane$10$is_add = op_w == 8'd5;
+      lane$10$is_max = op_w == 8'd6;
+      lane$10$f0 = f0_w;
+      lane$10$f2 = f2_w;
+      lane$10$w5 = w5_w;
+      lane$10$w6 = w6_w;
+      lane$10$acc = aacc_10;
+      lane$10$bias = abv_10;
+      lane$10$qm = qm_10;
+      lane$10$qs = qsh_10;
+      lane$10$ea = ea_10;
+      lane$10$eb = eb_10;
+      lane$10$old = wold_10;
+      lane$11$clock = clock;
+      lane$11$en = enable && !clear;
+      lane$11$ld = rd_w;
+      lane$11$is_act = op_w == 8'd4;
+      lane$11$is_add = op_w == 8'd5;
+      lane$11$is_max = op_w == 8'd6;
+      lane$11$f0 = f0_w;
+      lane$11$f2 = f2_w;
+      lane$11$w5 = w5_w;
+      lane$11$w6 = w6_w;
+      lane$11$acc = aacc_11;
+      lane$11$bias = abv_11;
+      lane$11$qm = qm_11;
+      lane$11$qs = qsh_11;
+      lane$11$ea = ea_11;
+      lane$11$eb = eb_11;
+      lane$11$old = wold_11;
+      lane$12$clock = clock;
+      lane$12$en = enable && !clear;
+      lane$12$ld = rd_w;
+      lane$12$is_act = op_w == 8'd4;
+      lane$12$is_add = op_w == 8'd5;
+      lane$12$is_max = op_w == 8'd6;
+      lane$12$f0 = f0_w;
+      lane$12$f2 = f2_w;
+      lane$12$w5 = w5_w;
+      lane$12$w6 = w6_w;
+      lane$12$acc = aacc_12;
+      lane$12$bias = abv_12;
+      lane$12$qm = qm_12;
+      lane$12$qs = qsh_12;
+      lane$12$ea = ea_12;
+      lane$12$eb = eb_12;
+      lane$12$old = wold_12;
+      lane$13$clock = clock;
+      lane$13$en = enable && !clear;
+      lane$13$ld = rd_w;
+      lane$13$is_act = op_w == 8'd4;
+      lane$13$is_add = op_w == 8'd5;
+      lane$13$is_max = op_w == 8'd6;
+      lane$13$f0 = f0_w;
+      lane$13$f2 = f2_w;
+      lane$13$w5 = w5_w;
+      lane$13$w6 = w6_w;
+      lane$13$acc = aacc_13;
+      lane$13$bias = abv_13;
+      lane$13$qm = qm_13;
+      lane$13$qs = qsh_13;
+      lane$13$ea = ea_13;
+      lane$13$eb = eb_13;
+      lane$13$old = wold_13;
+      lane$14$clock = clock;
+      lane$14$en = enable && !clear;
+      lane$14$ld = rd_w;
+      lane$14$is_act = op_w == 8'd4;
+      lane$14$is_add = op_w == 8'd5;
+      lane$14$is_max = op_w == 8'd6;
+      lane$14$f0 = f0_w;
+      lane$14$f2 = f2_w;
+      lane$14$w5 = w5_w;
+      lane$14$w6 = w6_w;
+      lane$14$acc = aacc_14;
+      lane$14$bias = abv_14;
+      lane$14$qm = qm_14;
+      lane$14$qs = qsh_14;
+      lane$14$ea = ea_14;
+      lane$14$eb = eb_14;
+      lane$14$old = wold_14;
+      lane$15$clock = clock;
+      lane$15$en = enable && !clear;
+      lane$15$ld = rd_w;
+      lane$15$is_act = op_w == 8'd4;
+      lane$15$is_add = op_w == 8'd5;
+      lane$15$is_max = op_w == 8'd6;
+      lane$15$f0 = f0_w;
+      lane$15$f2 = f2_w;
+      lane$15$w5 = w5_w;
+      lane$15$w6 = w6_w;
+      lane$15$acc = aacc_15;
+      lane$15$bias = abv_15;
+      lane$15$qm = qm_15;
+      lane$15$qs = qsh_15;
+      lane$15$ea = ea_15;
+      lane$15$eb = eb_15;
+      lane$15$old = wold_15;
     end
     // Outputs.
     always @(*) begin
@@ -10246,54 +10658,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         v1_q <= rd_w;
         if (rd_w) begin
           if (op_w == 8'd4) begin
-            x1_q_0 <= ax_0;
-            qm1_q_0 <= qm_0;
-            qs1_q_0 <= qsh_0;
-            x1_q_1 <= ax_1;
-            qm1_q_1 <= qm_1;
-            qs1_q_1 <= qsh_1;
-            x1_q_2 <= ax_2;
-            qm1_q_2 <= qm_2;
-            qs1_q_2 <= qsh_2;
-            x1_q_3 <= ax_3;
-            qm1_q_3 <= qm_3;
-            qs1_q_3 <= qsh_3;
-            x1_q_4 <= ax_4;
-            qm1_q_4 <= qm_4;
-            qs1_q_4 <= qsh_4;
-            x1_q_5 <= ax_5;
-            qm1_q_5 <= qm_5;
-            qs1_q_5 <= qsh_5;
-            x1_q_6 <= ax_6;
-            qm1_q_6 <= qm_6;
-            qs1_q_6 <= qsh_6;
-            x1_q_7 <= ax_7;
-            qm1_q_7 <= qm_7;
-            qs1_q_7 <= qsh_7;
-            x1_q_8 <= ax_8;
-            qm1_q_8 <= qm_8;
-            qs1_q_8 <= qsh_8;
-            x1_q_9 <= ax_9;
-            qm1_q_9 <= qm_9;
-            qs1_q_9 <= qsh_9;
-            x1_q_10 <= ax_10;
-            qm1_q_10 <= qm_10;
-            qs1_q_10 <= qsh_10;
-            x1_q_11 <= ax_11;
-            qm1_q_11 <= qm_11;
-            qs1_q_11 <= qsh_11;
-            x1_q_12 <= ax_12;
-            qm1_q_12 <= qm_12;
-            qs1_q_12 <= qsh_12;
-            x1_q_13 <= ax_13;
-            qm1_q_13 <= qm_13;
-            qs1_q_13 <= qsh_13;
-            x1_q_14 <= ax_14;
-            qm1_q_14 <= qm_14;
-            qs1_q_14 <= qsh_14;
-            x1_q_15 <= ax_15;
-            qm1_q_15 <= qm_15;
-            qs1_q_15 <= qsh_15;
             wa1_q <= w2_w + sb_q + sg_q;
             wn1_q <= (aleft_w < 32'd16) ? aleft_w : 32'd16;
             if ((sg_q + 32'd16) < acols_w) sg_q <= sg_q + 32'd16;
@@ -10302,38 +10666,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
               sb_q <= sb_q + acols_w;
             end
           end else begin
-            x1_q_0 <= {24'd0, ea_0};
-            y1_q_0 <= eb_0;
-            x1_q_1 <= {24'd0, ea_1};
-            y1_q_1 <= eb_1;
-            x1_q_2 <= {24'd0, ea_2};
-            y1_q_2 <= eb_2;
-            x1_q_3 <= {24'd0, ea_3};
-            y1_q_3 <= eb_3;
-            x1_q_4 <= {24'd0, ea_4};
-            y1_q_4 <= eb_4;
-            x1_q_5 <= {24'd0, ea_5};
-            y1_q_5 <= eb_5;
-            x1_q_6 <= {24'd0, ea_6};
-            y1_q_6 <= eb_6;
-            x1_q_7 <= {24'd0, ea_7};
-            y1_q_7 <= eb_7;
-            x1_q_8 <= {24'd0, ea_8};
-            y1_q_8 <= eb_8;
-            x1_q_9 <= {24'd0, ea_9};
-            y1_q_9 <= eb_9;
-            x1_q_10 <= {24'd0, ea_10};
-            y1_q_10 <= eb_10;
-            x1_q_11 <= {24'd0, ea_11};
-            y1_q_11 <= eb_11;
-            x1_q_12 <= {24'd0, ea_12};
-            y1_q_12 <= eb_12;
-            x1_q_13 <= {24'd0, ea_13};
-            y1_q_13 <= eb_13;
-            x1_q_14 <= {24'd0, ea_14};
-            y1_q_14 <= eb_14;
-            x1_q_15 <= {24'd0, ea_15};
-            y1_q_15 <= eb_15;
             wa1_q <= (op_w == 8'd5) ? (w3_w + 32'd4 * sa_q) : (w3_w + sa_q);
             wn1_q <= (eleft_w < 32'd16) ? eleft_w : 32'd16;
             sa_q <= sa_q + 32'd16;
@@ -10342,198 +10674,150 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         v2_q <= v1_q;
         wa2_q <= wa1_q;
         wn2_q <= wn1_q;
-        p2_q_0 <= s2_0;
-        qs2_q_0 <= qs1_q_0;
-        p2_q_1 <= s2_1;
-        qs2_q_1 <= qs1_q_1;
-        p2_q_2 <= s2_2;
-        qs2_q_2 <= qs1_q_2;
-        p2_q_3 <= s2_3;
-        qs2_q_3 <= qs1_q_3;
-        p2_q_4 <= s2_4;
-        qs2_q_4 <= qs1_q_4;
-        p2_q_5 <= s2_5;
-        qs2_q_5 <= qs1_q_5;
-        p2_q_6 <= s2_6;
-        qs2_q_6 <= qs1_q_6;
-        p2_q_7 <= s2_7;
-        qs2_q_7 <= qs1_q_7;
-        p2_q_8 <= s2_8;
-        qs2_q_8 <= qs1_q_8;
-        p2_q_9 <= s2_9;
-        qs2_q_9 <= qs1_q_9;
-        p2_q_10 <= s2_10;
-        qs2_q_10 <= qs1_q_10;
-        p2_q_11 <= s2_11;
-        qs2_q_11 <= qs1_q_11;
-        p2_q_12 <= s2_12;
-        qs2_q_12 <= qs1_q_12;
-        p2_q_13 <= s2_13;
-        qs2_q_13 <= qs1_q_13;
-        p2_q_14 <= s2_14;
-        qs2_q_14 <= qs1_q_14;
-        p2_q_15 <= s2_15;
-        qs2_q_15 <= qs1_q_15;
         if (v2_q) begin
           if (32'd0 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_0) < 32'd262144) spad[wsb_0] <= aq_0; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_0) < 32'd262144) spad[wsb_0] <= lane$0$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_0) + 32'd0) < 32'd65536) accm[(wav_0) + 32'd0] <= wv_0[7:0];
-              if (((wav_0) + 32'd1) < 32'd65536) accm[(wav_0) + 32'd1] <= wv_0[15:8];
-              if (((wav_0) + 32'd2) < 32'd65536) accm[(wav_0) + 32'd2] <= wv_0[23:16];
-              if (((wav_0) + 32'd3) < 32'd65536) accm[(wav_0) + 32'd3] <= wv_0[31:24];
+              if (((wav_0) + 32'd0) < 32'd65536) accm[(wav_0) + 32'd0] <= lane$0$q32[7:0];
+              if (((wav_0) + 32'd1) < 32'd65536) accm[(wav_0) + 32'd1] <= lane$0$q32[15:8];
+              if (((wav_0) + 32'd2) < 32'd65536) accm[(wav_0) + 32'd2] <= lane$0$q32[23:16];
+              if (((wav_0) + 32'd3) < 32'd65536) accm[(wav_0) + 32'd3] <= lane$0$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_0) < 32'd262144) spad[wsb_0] <= p2_q_0[7:0]; end
           end
           if (32'd1 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_1) < 32'd262144) spad[wsb_1] <= aq_1; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_1) < 32'd262144) spad[wsb_1] <= lane$1$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_1) + 32'd0) < 32'd65536) accm[(wav_1) + 32'd0] <= wv_1[7:0];
-              if (((wav_1) + 32'd1) < 32'd65536) accm[(wav_1) + 32'd1] <= wv_1[15:8];
-              if (((wav_1) + 32'd2) < 32'd65536) accm[(wav_1) + 32'd2] <= wv_1[23:16];
-              if (((wav_1) + 32'd3) < 32'd65536) accm[(wav_1) + 32'd3] <= wv_1[31:24];
+              if (((wav_1) + 32'd0) < 32'd65536) accm[(wav_1) + 32'd0] <= lane$1$q32[7:0];
+              if (((wav_1) + 32'd1) < 32'd65536) accm[(wav_1) + 32'd1] <= lane$1$q32[15:8];
+              if (((wav_1) + 32'd2) < 32'd65536) accm[(wav_1) + 32'd2] <= lane$1$q32[23:16];
+              if (((wav_1) + 32'd3) < 32'd65536) accm[(wav_1) + 32'd3] <= lane$1$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_1) < 32'd262144) spad[wsb_1] <= p2_q_1[7:0]; end
           end
           if (32'd2 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_2) < 32'd262144) spad[wsb_2] <= aq_2; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_2) < 32'd262144) spad[wsb_2] <= lane$2$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_2) + 32'd0) < 32'd65536) accm[(wav_2) + 32'd0] <= wv_2[7:0];
-              if (((wav_2) + 32'd1) < 32'd65536) accm[(wav_2) + 32'd1] <= wv_2[15:8];
-              if (((wav_2) + 32'd2) < 32'd65536) accm[(wav_2) + 32'd2] <= wv_2[23:16];
-              if (((wav_2) + 32'd3) < 32'd65536) accm[(wav_2) + 32'd3] <= wv_2[31:24];
+              if (((wav_2) + 32'd0) < 32'd65536) accm[(wav_2) + 32'd0] <= lane$2$q32[7:0];
+              if (((wav_2) + 32'd1) < 32'd65536) accm[(wav_2) + 32'd1] <= lane$2$q32[15:8];
+              if (((wav_2) + 32'd2) < 32'd65536) accm[(wav_2) + 32'd2] <= lane$2$q32[23:16];
+              if (((wav_2) + 32'd3) < 32'd65536) accm[(wav_2) + 32'd3] <= lane$2$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_2) < 32'd262144) spad[wsb_2] <= p2_q_2[7:0]; end
           end
           if (32'd3 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_3) < 32'd262144) spad[wsb_3] <= aq_3; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_3) < 32'd262144) spad[wsb_3] <= lane$3$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_3) + 32'd0) < 32'd65536) accm[(wav_3) + 32'd0] <= wv_3[7:0];
-              if (((wav_3) + 32'd1) < 32'd65536) accm[(wav_3) + 32'd1] <= wv_3[15:8];
-              if (((wav_3) + 32'd2) < 32'd65536) accm[(wav_3) + 32'd2] <= wv_3[23:16];
-              if (((wav_3) + 32'd3) < 32'd65536) accm[(wav_3) + 32'd3] <= wv_3[31:24];
+              if (((wav_3) + 32'd0) < 32'd65536) accm[(wav_3) + 32'd0] <= lane$3$q32[7:0];
+              if (((wav_3) + 32'd1) < 32'd65536) accm[(wav_3) + 32'd1] <= lane$3$q32[15:8];
+              if (((wav_3) + 32'd2) < 32'd65536) accm[(wav_3) + 32'd2] <= lane$3$q32[23:16];
+              if (((wav_3) + 32'd3) < 32'd65536) accm[(wav_3) + 32'd3] <= lane$3$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_3) < 32'd262144) spad[wsb_3] <= p2_q_3[7:0]; end
           end
           if (32'd4 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_4) < 32'd262144) spad[wsb_4] <= aq_4; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_4) < 32'd262144) spad[wsb_4] <= lane$4$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_4) + 32'd0) < 32'd65536) accm[(wav_4) + 32'd0] <= wv_4[7:0];
-              if (((wav_4) + 32'd1) < 32'd65536) accm[(wav_4) + 32'd1] <= wv_4[15:8];
-              if (((wav_4) + 32'd2) < 32'd65536) accm[(wav_4) + 32'd2] <= wv_4[23:16];
-              if (((wav_4) + 32'd3) < 32'd65536) accm[(wav_4) + 32'd3] <= wv_4[31:24];
+              if (((wav_4) + 32'd0) < 32'd65536) accm[(wav_4) + 32'd0] <= lane$4$q32[7:0];
+              if (((wav_4) + 32'd1) < 32'd65536) accm[(wav_4) + 32'd1] <= lane$4$q32[15:8];
+              if (((wav_4) + 32'd2) < 32'd65536) accm[(wav_4) + 32'd2] <= lane$4$q32[23:16];
+              if (((wav_4) + 32'd3) < 32'd65536) accm[(wav_4) + 32'd3] <= lane$4$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_4) < 32'd262144) spad[wsb_4] <= p2_q_4[7:0]; end
           end
           if (32'd5 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_5) < 32'd262144) spad[wsb_5] <= aq_5; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_5) < 32'd262144) spad[wsb_5] <= lane$5$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_5) + 32'd0) < 32'd65536) accm[(wav_5) + 32'd0] <= wv_5[7:0];
-              if (((wav_5) + 32'd1) < 32'd65536) accm[(wav_5) + 32'd1] <= wv_5[15:8];
-              if (((wav_5) + 32'd2) < 32'd65536) accm[(wav_5) + 32'd2] <= wv_5[23:16];
-              if (((wav_5) + 32'd3) < 32'd65536) accm[(wav_5) + 32'd3] <= wv_5[31:24];
+              if (((wav_5) + 32'd0) < 32'd65536) accm[(wav_5) + 32'd0] <= lane$5$q32[7:0];
+              if (((wav_5) + 32'd1) < 32'd65536) accm[(wav_5) + 32'd1] <= lane$5$q32[15:8];
+              if (((wav_5) + 32'd2) < 32'd65536) accm[(wav_5) + 32'd2] <= lane$5$q32[23:16];
+              if (((wav_5) + 32'd3) < 32'd65536) accm[(wav_5) + 32'd3] <= lane$5$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_5) < 32'd262144) spad[wsb_5] <= p2_q_5[7:0]; end
           end
           if (32'd6 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_6) < 32'd262144) spad[wsb_6] <= aq_6; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_6) < 32'd262144) spad[wsb_6] <= lane$6$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_6) + 32'd0) < 32'd65536) accm[(wav_6) + 32'd0] <= wv_6[7:0];
-              if (((wav_6) + 32'd1) < 32'd65536) accm[(wav_6) + 32'd1] <= wv_6[15:8];
-              if (((wav_6) + 32'd2) < 32'd65536) accm[(wav_6) + 32'd2] <= wv_6[23:16];
-              if (((wav_6) + 32'd3) < 32'd65536) accm[(wav_6) + 32'd3] <= wv_6[31:24];
+              if (((wav_6) + 32'd0) < 32'd65536) accm[(wav_6) + 32'd0] <= lane$6$q32[7:0];
+              if (((wav_6) + 32'd1) < 32'd65536) accm[(wav_6) + 32'd1] <= lane$6$q32[15:8];
+              if (((wav_6) + 32'd2) < 32'd65536) accm[(wav_6) + 32'd2] <= lane$6$q32[23:16];
+              if (((wav_6) + 32'd3) < 32'd65536) accm[(wav_6) + 32'd3] <= lane$6$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_6) < 32'd262144) spad[wsb_6] <= p2_q_6[7:0]; end
           end
           if (32'd7 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_7) < 32'd262144) spad[wsb_7] <= aq_7; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_7) < 32'd262144) spad[wsb_7] <= lane$7$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_7) + 32'd0) < 32'd65536) accm[(wav_7) + 32'd0] <= wv_7[7:0];
-              if (((wav_7) + 32'd1) < 32'd65536) accm[(wav_7) + 32'd1] <= wv_7[15:8];
-              if (((wav_7) + 32'd2) < 32'd65536) accm[(wav_7) + 32'd2] <= wv_7[23:16];
-              if (((wav_7) + 32'd3) < 32'd65536) accm[(wav_7) + 32'd3] <= wv_7[31:24];
+              if (((wav_7) + 32'd0) < 32'd65536) accm[(wav_7) + 32'd0] <= lane$7$q32[7:0];
+              if (((wav_7) + 32'd1) < 32'd65536) accm[(wav_7) + 32'd1] <= lane$7$q32[15:8];
+              if (((wav_7) + 32'd2) < 32'd65536) accm[(wav_7) + 32'd2] <= lane$7$q32[23:16];
+              if (((wav_7) + 32'd3) < 32'd65536) accm[(wav_7) + 32'd3] <= lane$7$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_7) < 32'd262144) spad[wsb_7] <= p2_q_7[7:0]; end
           end
           if (32'd8 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_8) < 32'd262144) spad[wsb_8] <= aq_8; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_8) < 32'd262144) spad[wsb_8] <= lane$8$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_8) + 32'd0) < 32'd65536) accm[(wav_8) + 32'd0] <= wv_8[7:0];
-              if (((wav_8) + 32'd1) < 32'd65536) accm[(wav_8) + 32'd1] <= wv_8[15:8];
-              if (((wav_8) + 32'd2) < 32'd65536) accm[(wav_8) + 32'd2] <= wv_8[23:16];
-              if (((wav_8) + 32'd3) < 32'd65536) accm[(wav_8) + 32'd3] <= wv_8[31:24];
+              if (((wav_8) + 32'd0) < 32'd65536) accm[(wav_8) + 32'd0] <= lane$8$q32[7:0];
+              if (((wav_8) + 32'd1) < 32'd65536) accm[(wav_8) + 32'd1] <= lane$8$q32[15:8];
+              if (((wav_8) + 32'd2) < 32'd65536) accm[(wav_8) + 32'd2] <= lane$8$q32[23:16];
+              if (((wav_8) + 32'd3) < 32'd65536) accm[(wav_8) + 32'd3] <= lane$8$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_8) < 32'd262144) spad[wsb_8] <= p2_q_8[7:0]; end
           end
           if (32'd9 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_9) < 32'd262144) spad[wsb_9] <= aq_9; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_9) < 32'd262144) spad[wsb_9] <= lane$9$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_9) + 32'd0) < 32'd65536) accm[(wav_9) + 32'd0] <= wv_9[7:0];
-              if (((wav_9) + 32'd1) < 32'd65536) accm[(wav_9) + 32'd1] <= wv_9[15:8];
-              if (((wav_9) + 32'd2) < 32'd65536) accm[(wav_9) + 32'd2] <= wv_9[23:16];
-              if (((wav_9) + 32'd3) < 32'd65536) accm[(wav_9) + 32'd3] <= wv_9[31:24];
+              if (((wav_9) + 32'd0) < 32'd65536) accm[(wav_9) + 32'd0] <= lane$9$q32[7:0];
+              if (((wav_9) + 32'd1) < 32'd65536) accm[(wav_9) + 32'd1] <= lane$9$q32[15:8];
+              if (((wav_9) + 32'd2) < 32'd65536) accm[(wav_9) + 32'd2] <= lane$9$q32[23:16];
+              if (((wav_9) + 32'd3) < 32'd65536) accm[(wav_9) + 32'd3] <= lane$9$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_9) < 32'd262144) spad[wsb_9] <= p2_q_9[7:0]; end
           end
           if (32'd10 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_10) < 32'd262144) spad[wsb_10] <= aq_10; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_10) < 32'd262144) spad[wsb_10] <= lane$10$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_10) + 32'd0) < 32'd65536) accm[(wav_10) + 32'd0] <= wv_10[7:0];
-              if (((wav_10) + 32'd1) < 32'd65536) accm[(wav_10) + 32'd1] <= wv_10[15:8];
-              if (((wav_10) + 32'd2) < 32'd65536) accm[(wav_10) + 32'd2] <= wv_10[23:16];
-              if (((wav_10) + 32'd3) < 32'd65536) accm[(wav_10) + 32'd3] <= wv_10[31:24];
+              if (((wav_10) + 32'd0) < 32'd65536) accm[(wav_10) + 32'd0] <= lane$10$q32[7:0];
+              if (((wav_10) + 32'd1) < 32'd65536) accm[(wav_10) + 32'd1] <= lane$10$q32[15:8];
+              if (((wav_10) + 32'd2) < 32'd65536) accm[(wav_10) + 32'd2] <= lane$10$q32[23:16];
+              if (((wav_10) + 32'd3) < 32'd65536) accm[(wav_10) + 32'd3] <= lane$10$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_10) < 32'd262144) spad[wsb_10] <= p2_q_10[7:0]; end
           end
           if (32'd11 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_11) < 32'd262144) spad[wsb_11] <= aq_11; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_11) < 32'd262144) spad[wsb_11] <= lane$11$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_11) + 32'd0) < 32'd65536) accm[(wav_11) + 32'd0] <= wv_11[7:0];
-              if (((wav_11) + 32'd1) < 32'd65536) accm[(wav_11) + 32'd1] <= wv_11[15:8];
-              if (((wav_11) + 32'd2) < 32'd65536) accm[(wav_11) + 32'd2] <= wv_11[23:16];
-              if (((wav_11) + 32'd3) < 32'd65536) accm[(wav_11) + 32'd3] <= wv_11[31:24];
+              if (((wav_11) + 32'd0) < 32'd65536) accm[(wav_11) + 32'd0] <= lane$11$q32[7:0];
+              if (((wav_11) + 32'd1) < 32'd65536) accm[(wav_11) + 32'd1] <= lane$11$q32[15:8];
+              if (((wav_11) + 32'd2) < 32'd65536) accm[(wav_11) + 32'd2] <= lane$11$q32[23:16];
+              if (((wav_11) + 32'd3) < 32'd65536) accm[(wav_11) + 32'd3] <= lane$11$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_11) < 32'd262144) spad[wsb_11] <= p2_q_11[7:0]; end
           end
           if (32'd12 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_12) < 32'd262144) spad[wsb_12] <= aq_12; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_12) < 32'd262144) spad[wsb_12] <= lane$12$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_12) + 32'd0) < 32'd65536) accm[(wav_12) + 32'd0] <= wv_12[7:0];
-              if (((wav_12) + 32'd1) < 32'd65536) accm[(wav_12) + 32'd1] <= wv_12[15:8];
-              if (((wav_12) + 32'd2) < 32'd65536) accm[(wav_12) + 32'd2] <= wv_12[23:16];
-              if (((wav_12) + 32'd3) < 32'd65536) accm[(wav_12) + 32'd3] <= wv_12[31:24];
+              if (((wav_12) + 32'd0) < 32'd65536) accm[(wav_12) + 32'd0] <= lane$12$q32[7:0];
+              if (((wav_12) + 32'd1) < 32'd65536) accm[(wav_12) + 32'd1] <= lane$12$q32[15:8];
+              if (((wav_12) + 32'd2) < 32'd65536) accm[(wav_12) + 32'd2] <= lane$12$q32[23:16];
+              if (((wav_12) + 32'd3) < 32'd65536) accm[(wav_12) + 32'd3] <= lane$12$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_12) < 32'd262144) spad[wsb_12] <= p2_q_12[7:0]; end
           end
           if (32'd13 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_13) < 32'd262144) spad[wsb_13] <= aq_13; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_13) < 32'd262144) spad[wsb_13] <= lane$13$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_13) + 32'd0) < 32'd65536) accm[(wav_13) + 32'd0] <= wv_13[7:0];
-              if (((wav_13) + 32'd1) < 32'd65536) accm[(wav_13) + 32'd1] <= wv_13[15:8];
-              if (((wav_13) + 32'd2) < 32'd65536) accm[(wav_13) + 32'd2] <= wv_13[23:16];
-              if (((wav_13) + 32'd3) < 32'd65536) accm[(wav_13) + 32'd3] <= wv_13[31:24];
+              if (((wav_13) + 32'd0) < 32'd65536) accm[(wav_13) + 32'd0] <= lane$13$q32[7:0];
+              if (((wav_13) + 32'd1) < 32'd65536) accm[(wav_13) + 32'd1] <= lane$13$q32[15:8];
+              if (((wav_13) + 32'd2) < 32'd65536) accm[(wav_13) + 32'd2] <= lane$13$q32[23:16];
+              if (((wav_13) + 32'd3) < 32'd65536) accm[(wav_13) + 32'd3] <= lane$13$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_13) < 32'd262144) spad[wsb_13] <= p2_q_13[7:0]; end
           end
           if (32'd14 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_14) < 32'd262144) spad[wsb_14] <= aq_14; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_14) < 32'd262144) spad[wsb_14] <= lane$14$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_14) + 32'd0) < 32'd65536) accm[(wav_14) + 32'd0] <= wv_14[7:0];
-              if (((wav_14) + 32'd1) < 32'd65536) accm[(wav_14) + 32'd1] <= wv_14[15:8];
-              if (((wav_14) + 32'd2) < 32'd65536) accm[(wav_14) + 32'd2] <= wv_14[23:16];
-              if (((wav_14) + 32'd3) < 32'd65536) accm[(wav_14) + 32'd3] <= wv_14[31:24];
+              if (((wav_14) + 32'd0) < 32'd65536) accm[(wav_14) + 32'd0] <= lane$14$q32[7:0];
+              if (((wav_14) + 32'd1) < 32'd65536) accm[(wav_14) + 32'd1] <= lane$14$q32[15:8];
+              if (((wav_14) + 32'd2) < 32'd65536) accm[(wav_14) + 32'd2] <= lane$14$q32[23:16];
+              if (((wav_14) + 32'd3) < 32'd65536) accm[(wav_14) + 32'd3] <= lane$14$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_14) < 32'd262144) spad[wsb_14] <= p2_q_14[7:0]; end
           end
           if (32'd15 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_15) < 32'd262144) spad[wsb_15] <= aq_15; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_15) < 32'd262144) spad[wsb_15] <= lane$15$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_15) + 32'd0) < 32'd65536) accm[(wav_15) + 32'd0] <= wv_15[7:0];
-              if (((wav_15) + 32'd1) < 32'd65536) accm[(wav_15) + 32'd1] <= wv_15[15:8];
-              if (((wav_15) + 32'd2) < 32'd65536) accm[(wav_15) + 32'd2] <= wv_15[23:16];
-              if (((wav_15) + 32'd3) < 32'd65536) accm[(wav_15) + 32'd3] <= wv_15[31:24];
+              if (((wav_15) + 32'd0) < 32'd65536) accm[(wav_15) + 32'd0] <= lane$15$q32[7:0];
+              if (((wav_15) + 32'd1) < 32'd65536) accm[(wav_15) + 32'd1] <= lane$15$q32[15:8];
+              if (((wav_15) + 32'd2) < 32'd65536) accm[(wav_15) + 32'd2] <= lane$15$q32[23:16];
+              if (((wav_15) + 32'd3) < 32'd65536) accm[(wav_15) + 32'd3] <= lane$15$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_15) < 32'd262144) spad[wsb_15] <= p2_q_15[7:0]; end
           end
         end
         if (busy_q && !done_w) cnt_q <= cnt_q + 32'd1;
@@ -10618,7 +10902,241 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
 endmodule // top$compute
 
 
-module top$compute$mul$0(a,b,p);
+module top$compute$lane$0(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$0$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$0$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$0$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$0$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$0$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$0$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$0$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$0
+
+
+module top$compute$lane$0$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10627,10 +11145,358 @@ module top$compute$mul$0(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$0
+endmodule // top$compute$lane$0$mul
 
 
-module top$compute$mul$1(a,b,p);
+module top$compute$lane$0$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$p2
+
+
+module top$compute$lane$0$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$qm1
+
+
+module top$compute$lane$0$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$qs1
+
+
+module top$compute$lane$0$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$qs2
+
+
+module top$compute$lane$0$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$x1
+
+
+module top$compute$lane$0$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$y1
+
+
+module top$compute$lane$1(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$1$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$1$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$1$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$1$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$1$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$1$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$1$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$1
+
+
+module top$compute$lane$1$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10639,10 +11505,358 @@ module top$compute$mul$1(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$1
+endmodule // top$compute$lane$1$mul
 
 
-module top$compute$mul$10(a,b,p);
+module top$compute$lane$1$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$p2
+
+
+module top$compute$lane$1$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$qm1
+
+
+module top$compute$lane$1$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$qs1
+
+
+module top$compute$lane$1$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$qs2
+
+
+module top$compute$lane$1$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$x1
+
+
+module top$compute$lane$1$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$y1
+
+
+module top$compute$lane$10(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$10$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$10$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$10$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$10$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$10$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$10$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$10$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$10
+
+
+module top$compute$lane$10$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10651,10 +11865,358 @@ module top$compute$mul$10(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$10
+endmodule // top$compute$lane$10$mul
 
 
-module top$compute$mul$11(a,b,p);
+module top$compute$lane$10$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$10$p2
+
+
+module top$compute$lane$10$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$10$qm1
+
+
+module top$compute$lane$10$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$10$qs1
+
+
+module top$compute$lane$10$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$10$qs2
+
+
+module top$compute$lane$10$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$10$x1
+
+
+module top$compute$lane$10$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$10$y1
+
+
+module top$compute$lane$11(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$11$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$11$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$11$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$11$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$11$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$11$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$11$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$11
+
+
+module top$compute$lane$11$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10663,10 +12225,358 @@ module top$compute$mul$11(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$11
+endmodule // top$compute$lane$11$mul
 
 
-module top$compute$mul$12(a,b,p);
+module top$compute$lane$11$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$11$p2
+
+
+module top$compute$lane$11$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$11$qm1
+
+
+module top$compute$lane$11$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$11$qs1
+
+
+module top$compute$lane$11$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$11$qs2
+
+
+module top$compute$lane$11$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$11$x1
+
+
+module top$compute$lane$11$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$11$y1
+
+
+module top$compute$lane$12(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$12$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$12$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$12$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$12$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$12$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$12$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$12$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$12
+
+
+module top$compute$lane$12$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10675,10 +12585,358 @@ module top$compute$mul$12(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$12
+endmodule // top$compute$lane$12$mul
 
 
-module top$compute$mul$13(a,b,p);
+module top$compute$lane$12$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$12$p2
+
+
+module top$compute$lane$12$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$12$qm1
+
+
+module top$compute$lane$12$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$12$qs1
+
+
+module top$compute$lane$12$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$12$qs2
+
+
+module top$compute$lane$12$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$12$x1
+
+
+module top$compute$lane$12$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$12$y1
+
+
+module top$compute$lane$13(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$13$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$13$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$13$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$13$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$13$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$13$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$13$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$13
+
+
+module top$compute$lane$13$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10687,10 +12945,358 @@ module top$compute$mul$13(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$13
+endmodule // top$compute$lane$13$mul
 
 
-module top$compute$mul$14(a,b,p);
+module top$compute$lane$13$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$13$p2
+
+
+module top$compute$lane$13$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$13$qm1
+
+
+module top$compute$lane$13$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$13$qs1
+
+
+module top$compute$lane$13$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$13$qs2
+
+
+module top$compute$lane$13$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$13$x1
+
+
+module top$compute$lane$13$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$13$y1
+
+
+module top$compute$lane$14(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$14$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$14$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$14$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$14$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$14$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$14$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$14$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$14
+
+
+module top$compute$lane$14$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10699,10 +13305,358 @@ module top$compute$mul$14(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$14
+endmodule // top$compute$lane$14$mul
 
 
-module top$compute$mul$15(a,b,p);
+module top$compute$lane$14$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$14$p2
+
+
+module top$compute$lane$14$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$14$qm1
+
+
+module top$compute$lane$14$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$14$qs1
+
+
+module top$compute$lane$14$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$14$qs2
+
+
+module top$compute$lane$14$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$14$x1
+
+
+module top$compute$lane$14$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$14$y1
+
+
+module top$compute$lane$15(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$15$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$15$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$15$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$15$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$15$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$15$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$15$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$15
+
+
+module top$compute$lane$15$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10711,10 +13665,358 @@ module top$compute$mul$15(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$15
+endmodule // top$compute$lane$15$mul
 
 
-module top$compute$mul$2(a,b,p);
+module top$compute$lane$15$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$15$p2
+
+
+module top$compute$lane$15$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$15$qm1
+
+
+module top$compute$lane$15$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$15$qs1
+
+
+module top$compute$lane$15$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$15$qs2
+
+
+module top$compute$lane$15$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$15$x1
+
+
+module top$compute$lane$15$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$15$y1
+
+
+module top$compute$lane$2(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$2$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$2$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$2$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$2$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$2$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$2$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$2$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$2
+
+
+module top$compute$lane$2$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10723,10 +14025,358 @@ module top$compute$mul$2(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$2
+endmodule // top$compute$lane$2$mul
 
 
-module top$compute$mul$3(a,b,p);
+module top$compute$lane$2$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$p2
+
+
+module top$compute$lane$2$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$qm1
+
+
+module top$compute$lane$2$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$qs1
+
+
+module top$compute$lane$2$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$qs2
+
+
+module top$compute$lane$2$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$x1
+
+
+module top$compute$lane$2$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$y1
+
+
+module top$compute$lane$3(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$3$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$3$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$3$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$3$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$3$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$3$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$3$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$3
+
+
+module top$compute$lane$3$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10735,10 +14385,358 @@ module top$compute$mul$3(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$3
+endmodule // top$compute$lane$3$mul
 
 
-module top$compute$mul$4(a,b,p);
+module top$compute$lane$3$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$p2
+
+
+module top$compute$lane$3$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$qm1
+
+
+module top$compute$lane$3$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$qs1
+
+
+module top$compute$lane$3$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$qs2
+
+
+module top$compute$lane$3$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$x1
+
+
+module top$compute$lane$3$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$y1
+
+
+module top$compute$lane$4(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$4$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$4$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$4$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$4$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$4$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$4$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$4$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$4
+
+
+module top$compute$lane$4$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10747,10 +14745,358 @@ module top$compute$mul$4(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$4
+endmodule // top$compute$lane$4$mul
 
 
-module top$compute$mul$5(a,b,p);
+module top$compute$lane$4$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$p2
+
+
+module top$compute$lane$4$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$qm1
+
+
+module top$compute$lane$4$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$qs1
+
+
+module top$compute$lane$4$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$qs2
+
+
+module top$compute$lane$4$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$x1
+
+
+module top$compute$lane$4$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$y1
+
+
+module top$compute$lane$5(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$5$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$5$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$5$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$5$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$5$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$5$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$5$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$5
+
+
+module top$compute$lane$5$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10759,10 +15105,358 @@ module top$compute$mul$5(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$5
+endmodule // top$compute$lane$5$mul
 
 
-module top$compute$mul$6(a,b,p);
+module top$compute$lane$5$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$p2
+
+
+module top$compute$lane$5$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$qm1
+
+
+module top$compute$lane$5$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$qs1
+
+
+module top$compute$lane$5$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$qs2
+
+
+module top$compute$lane$5$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$x1
+
+
+module top$compute$lane$5$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$y1
+
+
+module top$compute$lane$6(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$6$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$6$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$6$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$6$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$6$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$6$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$6$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$6
+
+
+module top$compute$lane$6$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10771,10 +15465,358 @@ module top$compute$mul$6(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$6
+endmodule // top$compute$lane$6$mul
 
 
-module top$compute$mul$7(a,b,p);
+module top$compute$lane$6$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$p2
+
+
+module top$compute$lane$6$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$qm1
+
+
+module top$compute$lane$6$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$qs1
+
+
+module top$compute$lane$6$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$qs2
+
+
+module top$compute$lane$6$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$x1
+
+
+module top$compute$lane$6$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$y1
+
+
+module top$compute$lane$7(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$7$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$7$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$7$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$7$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$7$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$7$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$7$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$7
+
+
+module top$compute$lane$7$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10783,10 +15825,358 @@ module top$compute$mul$7(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$7
+endmodule // top$compute$lane$7$mul
 
 
-module top$compute$mul$8(a,b,p);
+module top$compute$lane$7$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$p2
+
+
+module top$compute$lane$7$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$qm1
+
+
+module top$compute$lane$7$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$qs1
+
+
+module top$compute$lane$7$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$qs2
+
+
+module top$compute$lane$7$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$x1
+
+
+module top$compute$lane$7$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$y1
+
+
+module top$compute$lane$8(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$8$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$8$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$8$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$8$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$8$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$8$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$8$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$8
+
+
+module top$compute$lane$8$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10795,10 +16185,358 @@ module top$compute$mul$8(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$8
+endmodule // top$compute$lane$8$mul
 
 
-module top$compute$mul$9(a,b,p);
+module top$compute$lane$8$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$8$p2
+
+
+module top$compute$lane$8$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$8$qm1
+
+
+module top$compute$lane$8$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$8$qs1
+
+
+module top$compute$lane$8$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$8$qs2
+
+
+module top$compute$lane$8$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$8$x1
+
+
+module top$compute$lane$8$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$8$y1
+
+
+module top$compute$lane$9(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$9$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$9$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$9$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$9$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$9$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$9$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$9$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$9
+
+
+module top$compute$lane$9$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -10807,7 +16545,121 @@ module top$compute$mul$9(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$9
+endmodule // top$compute$lane$9$mul
+
+
+module top$compute$lane$9$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$9$p2
+
+
+module top$compute$lane$9$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$9$qm1
+
+
+module top$compute$lane$9$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$9$qs1
+
+
+module top$compute$lane$9$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$9$qs2
+
+
+module top$compute$lane$9$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$9$x1
+
+
+module top$compute$lane$9$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$9$y1
 
 
 module top$compute$pe$0(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);

@@ -1868,30 +1868,158 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire  [7:0] pe$63$a_out;
     wire  [31:0] pe$63$psum_out;
     wire  [31:0] pe$63$sum;
-    reg  [31:0] mul$0$a;
-    reg  [31:0] mul$0$b;
-    wire  [63:0] mul$0$p;
-    reg  [31:0] mul$1$a;
-    reg  [31:0] mul$1$b;
-    wire  [63:0] mul$1$p;
-    reg  [31:0] mul$2$a;
-    reg  [31:0] mul$2$b;
-    wire  [63:0] mul$2$p;
-    reg  [31:0] mul$3$a;
-    reg  [31:0] mul$3$b;
-    wire  [63:0] mul$3$p;
-    reg  [31:0] mul$4$a;
-    reg  [31:0] mul$4$b;
-    wire  [63:0] mul$4$p;
-    reg  [31:0] mul$5$a;
-    reg  [31:0] mul$5$b;
-    wire  [63:0] mul$5$p;
-    reg  [31:0] mul$6$a;
-    reg  [31:0] mul$6$b;
-    wire  [63:0] mul$6$p;
-    reg  [31:0] mul$7$a;
-    reg  [31:0] mul$7$b;
-    wire  [63:0] mul$7$p;
+    reg  lane$0$clock;
+    reg  lane$0$en;
+    reg  lane$0$ld;
+    reg  lane$0$is_act;
+    reg  lane$0$is_add;
+    reg  lane$0$is_max;
+    reg  lane$0$f0;
+    reg  lane$0$f2;
+    reg  [31:0] lane$0$w5;
+    reg  [31:0] lane$0$w6;
+    reg  [31:0] lane$0$acc;
+    reg  [31:0] lane$0$bias;
+    reg  [31:0] lane$0$qm;
+    reg  [7:0] lane$0$qs;
+    reg  [7:0] lane$0$ea;
+    reg  [7:0] lane$0$eb;
+    reg  [31:0] lane$0$old;
+    wire  [7:0] lane$0$q8;
+    wire  [31:0] lane$0$q32;
+    reg  lane$1$clock;
+    reg  lane$1$en;
+    reg  lane$1$ld;
+    reg  lane$1$is_act;
+    reg  lane$1$is_add;
+    reg  lane$1$is_max;
+    reg  lane$1$f0;
+    reg  lane$1$f2;
+    reg  [31:0] lane$1$w5;
+    reg  [31:0] lane$1$w6;
+    reg  [31:0] lane$1$acc;
+    reg  [31:0] lane$1$bias;
+    reg  [31:0] lane$1$qm;
+    reg  [7:0] lane$1$qs;
+    reg  [7:0] lane$1$ea;
+    reg  [7:0] lane$1$eb;
+    reg  [31:0] lane$1$old;
+    wire  [7:0] lane$1$q8;
+    wire  [31:0] lane$1$q32;
+    reg  lane$2$clock;
+    reg  lane$2$en;
+    reg  lane$2$ld;
+    reg  lane$2$is_act;
+    reg  lane$2$is_add;
+    reg  lane$2$is_max;
+    reg  lane$2$f0;
+    reg  lane$2$f2;
+    reg  [31:0] lane$2$w5;
+    reg  [31:0] lane$2$w6;
+    reg  [31:0] lane$2$acc;
+    reg  [31:0] lane$2$bias;
+    reg  [31:0] lane$2$qm;
+    reg  [7:0] lane$2$qs;
+    reg  [7:0] lane$2$ea;
+    reg  [7:0] lane$2$eb;
+    reg  [31:0] lane$2$old;
+    wire  [7:0] lane$2$q8;
+    wire  [31:0] lane$2$q32;
+    reg  lane$3$clock;
+    reg  lane$3$en;
+    reg  lane$3$ld;
+    reg  lane$3$is_act;
+    reg  lane$3$is_add;
+    reg  lane$3$is_max;
+    reg  lane$3$f0;
+    reg  lane$3$f2;
+    reg  [31:0] lane$3$w5;
+    reg  [31:0] lane$3$w6;
+    reg  [31:0] lane$3$acc;
+    reg  [31:0] lane$3$bias;
+    reg  [31:0] lane$3$qm;
+    reg  [7:0] lane$3$qs;
+    reg  [7:0] lane$3$ea;
+    reg  [7:0] lane$3$eb;
+    reg  [31:0] lane$3$old;
+    wire  [7:0] lane$3$q8;
+    wire  [31:0] lane$3$q32;
+    reg  lane$4$clock;
+    reg  lane$4$en;
+    reg  lane$4$ld;
+    reg  lane$4$is_act;
+    reg  lane$4$is_add;
+    reg  lane$4$is_max;
+    reg  lane$4$f0;
+    reg  lane$4$f2;
+    reg  [31:0] lane$4$w5;
+    reg  [31:0] lane$4$w6;
+    reg  [31:0] lane$4$acc;
+    reg  [31:0] lane$4$bias;
+    reg  [31:0] lane$4$qm;
+    reg  [7:0] lane$4$qs;
+    reg  [7:0] lane$4$ea;
+    reg  [7:0] lane$4$eb;
+    reg  [31:0] lane$4$old;
+    wire  [7:0] lane$4$q8;
+    wire  [31:0] lane$4$q32;
+    reg  lane$5$clock;
+    reg  lane$5$en;
+    reg  lane$5$ld;
+    reg  lane$5$is_act;
+    reg  lane$5$is_add;
+    reg  lane$5$is_max;
+    reg  lane$5$f0;
+    reg  lane$5$f2;
+    reg  [31:0] lane$5$w5;
+    reg  [31:0] lane$5$w6;
+    reg  [31:0] lane$5$acc;
+    reg  [31:0] lane$5$bias;
+    reg  [31:0] lane$5$qm;
+    reg  [7:0] lane$5$qs;
+    reg  [7:0] lane$5$ea;
+    reg  [7:0] lane$5$eb;
+    reg  [31:0] lane$5$old;
+    wire  [7:0] lane$5$q8;
+    wire  [31:0] lane$5$q32;
+    reg  lane$6$clock;
+    reg  lane$6$en;
+    reg  lane$6$ld;
+    reg  lane$6$is_act;
+    reg  lane$6$is_add;
+    reg  lane$6$is_max;
+    reg  lane$6$f0;
+    reg  lane$6$f2;
+    reg  [31:0] lane$6$w5;
+    reg  [31:0] lane$6$w6;
+    reg  [31:0] lane$6$acc;
+    reg  [31:0] lane$6$bias;
+    reg  [31:0] lane$6$qm;
+    reg  [7:0] lane$6$qs;
+    reg  [7:0] lane$6$ea;
+    reg  [7:0] lane$6$eb;
+    reg  [31:0] lane$6$old;
+    wire  [7:0] lane$6$q8;
+    wire  [31:0] lane$6$q32;
+    reg  lane$7$clock;
+    reg  lane$7$en;
+    reg  lane$7$ld;
+    reg  lane$7$is_act;
+    reg  lane$7$is_add;
+    reg  lane$7$is_max;
+    reg  lane$7$f0;
+    reg  lane$7$f2;
+    reg  [31:0] lane$7$w5;
+    reg  [31:0] lane$7$w6;
+    reg  [31:0] lane$7$acc;
+    reg  [31:0] lane$7$bias;
+    reg  [31:0] lane$7$qm;
+    reg  [7:0] lane$7$qs;
+    reg  [7:0] lane$7$ea;
+    reg  [7:0] lane$7$eb;
+    reg  [31:0] lane$7$old;
+    wire  [7:0] lane$7$q8;
+    wire  [31:0] lane$7$q32;
     
     // Sub module instances
     top$compute$pe$0 pe$0(
@@ -2662,45 +2790,173 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         .psum_out(pe$63$psum_out),
         .sum(pe$63$sum)
     );
-    top$compute$mul$0 mul$0(
-        .a(mul$0$a),
-        .b(mul$0$b),
-        .p(mul$0$p)
+    top$compute$lane$0 lane$0(
+        .clock(lane$0$clock),
+        .en(lane$0$en),
+        .ld(lane$0$ld),
+        .is_act(lane$0$is_act),
+        .is_add(lane$0$is_add),
+        .is_max(lane$0$is_max),
+        .f0(lane$0$f0),
+        .f2(lane$0$f2),
+        .w5(lane$0$w5),
+        .w6(lane$0$w6),
+        .acc(lane$0$acc),
+        .bias(lane$0$bias),
+        .qm(lane$0$qm),
+        .qs(lane$0$qs),
+        .ea(lane$0$ea),
+        .eb(lane$0$eb),
+        .old(lane$0$old),
+        .q8(lane$0$q8),
+        .q32(lane$0$q32)
     );
-    top$compute$mul$1 mul$1(
-        .a(mul$1$a),
-        .b(mul$1$b),
-        .p(mul$1$p)
+    top$compute$lane$1 lane$1(
+        .clock(lane$1$clock),
+        .en(lane$1$en),
+        .ld(lane$1$ld),
+        .is_act(lane$1$is_act),
+        .is_add(lane$1$is_add),
+        .is_max(lane$1$is_max),
+        .f0(lane$1$f0),
+        .f2(lane$1$f2),
+        .w5(lane$1$w5),
+        .w6(lane$1$w6),
+        .acc(lane$1$acc),
+        .bias(lane$1$bias),
+        .qm(lane$1$qm),
+        .qs(lane$1$qs),
+        .ea(lane$1$ea),
+        .eb(lane$1$eb),
+        .old(lane$1$old),
+        .q8(lane$1$q8),
+        .q32(lane$1$q32)
     );
-    top$compute$mul$2 mul$2(
-        .a(mul$2$a),
-        .b(mul$2$b),
-        .p(mul$2$p)
+    top$compute$lane$2 lane$2(
+        .clock(lane$2$clock),
+        .en(lane$2$en),
+        .ld(lane$2$ld),
+        .is_act(lane$2$is_act),
+        .is_add(lane$2$is_add),
+        .is_max(lane$2$is_max),
+        .f0(lane$2$f0),
+        .f2(lane$2$f2),
+        .w5(lane$2$w5),
+        .w6(lane$2$w6),
+        .acc(lane$2$acc),
+        .bias(lane$2$bias),
+        .qm(lane$2$qm),
+        .qs(lane$2$qs),
+        .ea(lane$2$ea),
+        .eb(lane$2$eb),
+        .old(lane$2$old),
+        .q8(lane$2$q8),
+        .q32(lane$2$q32)
     );
-    top$compute$mul$3 mul$3(
-        .a(mul$3$a),
-        .b(mul$3$b),
-        .p(mul$3$p)
+    top$compute$lane$3 lane$3(
+        .clock(lane$3$clock),
+        .en(lane$3$en),
+        .ld(lane$3$ld),
+        .is_act(lane$3$is_act),
+        .is_add(lane$3$is_add),
+        .is_max(lane$3$is_max),
+        .f0(lane$3$f0),
+        .f2(lane$3$f2),
+        .w5(lane$3$w5),
+        .w6(lane$3$w6),
+        .acc(lane$3$acc),
+        .bias(lane$3$bias),
+        .qm(lane$3$qm),
+        .qs(lane$3$qs),
+        .ea(lane$3$ea),
+        .eb(lane$3$eb),
+        .old(lane$3$old),
+        .q8(lane$3$q8),
+        .q32(lane$3$q32)
     );
-    top$compute$mul$4 mul$4(
-        .a(mul$4$a),
-        .b(mul$4$b),
-        .p(mul$4$p)
+    top$compute$lane$4 lane$4(
+        .clock(lane$4$clock),
+        .en(lane$4$en),
+        .ld(lane$4$ld),
+        .is_act(lane$4$is_act),
+        .is_add(lane$4$is_add),
+        .is_max(lane$4$is_max),
+        .f0(lane$4$f0),
+        .f2(lane$4$f2),
+        .w5(lane$4$w5),
+        .w6(lane$4$w6),
+        .acc(lane$4$acc),
+        .bias(lane$4$bias),
+        .qm(lane$4$qm),
+        .qs(lane$4$qs),
+        .ea(lane$4$ea),
+        .eb(lane$4$eb),
+        .old(lane$4$old),
+        .q8(lane$4$q8),
+        .q32(lane$4$q32)
     );
-    top$compute$mul$5 mul$5(
-        .a(mul$5$a),
-        .b(mul$5$b),
-        .p(mul$5$p)
+    top$compute$lane$5 lane$5(
+        .clock(lane$5$clock),
+        .en(lane$5$en),
+        .ld(lane$5$ld),
+        .is_act(lane$5$is_act),
+        .is_add(lane$5$is_add),
+        .is_max(lane$5$is_max),
+        .f0(lane$5$f0),
+        .f2(lane$5$f2),
+        .w5(lane$5$w5),
+        .w6(lane$5$w6),
+        .acc(lane$5$acc),
+        .bias(lane$5$bias),
+        .qm(lane$5$qm),
+        .qs(lane$5$qs),
+        .ea(lane$5$ea),
+        .eb(lane$5$eb),
+        .old(lane$5$old),
+        .q8(lane$5$q8),
+        .q32(lane$5$q32)
     );
-    top$compute$mul$6 mul$6(
-        .a(mul$6$a),
-        .b(mul$6$b),
-        .p(mul$6$p)
+    top$compute$lane$6 lane$6(
+        .clock(lane$6$clock),
+        .en(lane$6$en),
+        .ld(lane$6$ld),
+        .is_act(lane$6$is_act),
+        .is_add(lane$6$is_add),
+        .is_max(lane$6$is_max),
+        .f0(lane$6$f0),
+        .f2(lane$6$f2),
+        .w5(lane$6$w5),
+        .w6(lane$6$w6),
+        .acc(lane$6$acc),
+        .bias(lane$6$bias),
+        .qm(lane$6$qm),
+        .qs(lane$6$qs),
+        .ea(lane$6$ea),
+        .eb(lane$6$eb),
+        .old(lane$6$old),
+        .q8(lane$6$q8),
+        .q32(lane$6$q32)
     );
-    top$compute$mul$7 mul$7(
-        .a(mul$7$a),
-        .b(mul$7$b),
-        .p(mul$7$p)
+    top$compute$lane$7 lane$7(
+        .clock(lane$7$clock),
+        .en(lane$7$en),
+        .ld(lane$7$ld),
+        .is_act(lane$7$is_act),
+        .is_add(lane$7$is_add),
+        .is_max(lane$7$is_max),
+        .f0(lane$7$f0),
+        .f2(lane$7$f2),
+        .w5(lane$7$w5),
+        .w6(lane$7$w6),
+        .acc(lane$7$acc),
+        .bias(lane$7$bias),
+        .qm(lane$7$qm),
+        .qs(lane$7$qs),
+        .ea(lane$7$ea),
+        .eb(lane$7$eb),
+        .old(lane$7$old),
+        .q8(lane$7$q8),
+        .q32(lane$7$q32)
     );
     
     // Update code (custom)
@@ -2718,54 +2974,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg [31:0] wn2_q;
     reg v1_q;
     reg v2_q;
-    reg [31:0] x1_q_0;
-    reg [7:0] y1_q_0;
-    reg [63:0] p2_q_0;
-    reg [31:0] qm1_q_0;
-    reg [7:0] qs1_q_0;
-    reg [7:0] qs2_q_0;
-    reg [31:0] x1_q_1;
-    reg [7:0] y1_q_1;
-    reg [63:0] p2_q_1;
-    reg [31:0] qm1_q_1;
-    reg [7:0] qs1_q_1;
-    reg [7:0] qs2_q_1;
-    reg [31:0] x1_q_2;
-    reg [7:0] y1_q_2;
-    reg [63:0] p2_q_2;
-    reg [31:0] qm1_q_2;
-    reg [7:0] qs1_q_2;
-    reg [7:0] qs2_q_2;
-    reg [31:0] x1_q_3;
-    reg [7:0] y1_q_3;
-    reg [63:0] p2_q_3;
-    reg [31:0] qm1_q_3;
-    reg [7:0] qs1_q_3;
-    reg [7:0] qs2_q_3;
-    reg [31:0] x1_q_4;
-    reg [7:0] y1_q_4;
-    reg [63:0] p2_q_4;
-    reg [31:0] qm1_q_4;
-    reg [7:0] qs1_q_4;
-    reg [7:0] qs2_q_4;
-    reg [31:0] x1_q_5;
-    reg [7:0] y1_q_5;
-    reg [63:0] p2_q_5;
-    reg [31:0] qm1_q_5;
-    reg [7:0] qs1_q_5;
-    reg [7:0] qs2_q_5;
-    reg [31:0] x1_q_6;
-    reg [7:0] y1_q_6;
-    reg [63:0] p2_q_6;
-    reg [31:0] qm1_q_6;
-    reg [7:0] qs1_q_6;
-    reg [7:0] qs2_q_6;
-    reg [31:0] x1_q_7;
-    reg [7:0] y1_q_7;
-    reg [63:0] p2_q_7;
-    reg [31:0] qm1_q_7;
-    reg [7:0] qs1_q_7;
-    reg [7:0] qs2_q_7;
     reg [7:0] sk_0_0;
     reg [7:0] sk_1_0;
     reg [7:0] sk_1_1;
@@ -2837,14 +3045,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      x1_q_0 = 32'd0; y1_q_0 = 8'd0; p2_q_0 = 64'd0; qm1_q_0 = 32'd0; qs1_q_0 = 8'd0; qs2_q_0 = 8'd0;
-      x1_q_1 = 32'd0; y1_q_1 = 8'd0; p2_q_1 = 64'd0; qm1_q_1 = 32'd0; qs1_q_1 = 8'd0; qs2_q_1 = 8'd0;
-      x1_q_2 = 32'd0; y1_q_2 = 8'd0; p2_q_2 = 64'd0; qm1_q_2 = 32'd0; qs1_q_2 = 8'd0; qs2_q_2 = 8'd0;
-      x1_q_3 = 32'd0; y1_q_3 = 8'd0; p2_q_3 = 64'd0; qm1_q_3 = 32'd0; qs1_q_3 = 8'd0; qs2_q_3 = 8'd0;
-      x1_q_4 = 32'd0; y1_q_4 = 8'd0; p2_q_4 = 64'd0; qm1_q_4 = 32'd0; qs1_q_4 = 8'd0; qs2_q_4 = 8'd0;
-      x1_q_5 = 32'd0; y1_q_5 = 8'd0; p2_q_5 = 64'd0; qm1_q_5 = 32'd0; qs1_q_5 = 8'd0; qs2_q_5 = 8'd0;
-      x1_q_6 = 32'd0; y1_q_6 = 8'd0; p2_q_6 = 64'd0; qm1_q_6 = 32'd0; qs1_q_6 = 8'd0; qs2_q_6 = 8'd0;
-      x1_q_7 = 32'd0; y1_q_7 = 8'd0; p2_q_7 = 64'd0; qm1_q_7 = 32'd0; qs1_q_7 = 8'd0; qs2_q_7 = 8'd0;
       sk_0_0 = 8'd0;
       sk_1_0 = 8'd0;
       sk_1_1 = 8'd0;
@@ -2987,18 +3187,12 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] acols_w = {16'd0, w4_w[31:16]};
     wire [31:0] aleft_w = acols_w - sg_q;
     wire [31:0] eleft_w = w4_w - sa_q;
-    wire [7:0] ash_w = w6_w[7:0];
-    wire [7:0] azp_w = w6_w[15:8];
-    wire signed [63:0] azp64_w = $signed({{56{azp_w[7]}}, azp_w});
-    wire signed [63:0] alo_w = f0_w ? azp64_w : -64'sd128;
     wire [31:0] ae_0 = sg_q + 32'd0;
     wire aok_0 = ae_0 < acols_w;
     wire [31:0] asrc_0 = w1_w + 32'd4 * (sb_q + ae_0);
     wire [31:0] abia_0 = w3_w + 32'd4 * ae_0;
     wire [31:0] aacc_0 = aok_0 ? {((((asrc_0) + 32'd3) < 32'd16384) ? accm[(asrc_0) + 32'd3] : 8'd0), ((((asrc_0) + 32'd2) < 32'd16384) ? accm[(asrc_0) + 32'd2] : 8'd0), ((((asrc_0) + 32'd1) < 32'd16384) ? accm[(asrc_0) + 32'd1] : 8'd0), ((((asrc_0) + 32'd0) < 32'd16384) ? accm[(asrc_0) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_0 = (aok_0 && f1_w) ? {((((abia_0) + 32'd3) < 32'd16384) ? accm[(abia_0) + 32'd3] : 8'd0), ((((abia_0) + 32'd2) < 32'd16384) ? accm[(abia_0) + 32'd2] : 8'd0), ((((abia_0) + 32'd1) < 32'd16384) ? accm[(abia_0) + 32'd1] : 8'd0), ((((abia_0) + 32'd0) < 32'd16384) ? accm[(abia_0) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_0 = {aacc_0[31], aacc_0} + {abv_0[31], abv_0};
-    wire [31:0] ax_0 = (asum_0[32] != asum_0[31]) ? (asum_0[32] ? 32'h80000000 : 32'h7fffffff) : asum_0[31:0];
     wire [31:0] qta_0 = w7_w + 32'd8 * ae_0;
     wire qok_0 = aok_0 && f2_w;
     wire [31:0] qm_0 = qok_0 ? {((((qta_0) + 32'd3) < 32'd16384) ? accm[(qta_0) + 32'd3] : 8'd0), ((((qta_0) + 32'd2) < 32'd16384) ? accm[(qta_0) + 32'd2] : 8'd0), ((((qta_0) + 32'd1) < 32'd16384) ? accm[(qta_0) + 32'd1] : 8'd0), ((((qta_0) + 32'd0) < 32'd16384) ? accm[(qta_0) + 32'd0] : 8'd0)} : 32'd0;
@@ -3007,29 +3201,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_0 = ee_0 < w4_w;
     wire [7:0] ea_0 = eok_0 ? (((w1_w + ee_0) < 32'd65536) ? spad[w1_w + ee_0] : 8'd0) : 8'd0;
     wire [7:0] eb_0 = eok_0 ? (((w2_w + ee_0) < 32'd65536) ? spad[w2_w + ee_0] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_0 = ($signed({{24{x1_q_0[7]}}, x1_q_0[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_0 = ($signed({{24{y1_q_0[7]}}, y1_q_0}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_0 = sda_0 + sdb_0;
-    wire [7:0] smax_0 = ($signed(x1_q_0[7:0]) > $signed(y1_q_0)) ? x1_q_0[7:0] : y1_q_0;
-    wire [63:0] s2_0 = (op_w == 8'd5) ? {{32{sadd_0[31]}}, sadd_0} : ((op_w == 8'd6) ? {56'd0, smax_0} : mul$0$p);
-    wire [7:0] ash_0 = f2_w ? qs2_q_0 : ash_w;
-    wire signed [65:0] arnd_0 = ((ash_0 == 8'd0) || (ash_0 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_0 - 8'd1));
-    wire signed [65:0] asum2_0 = $signed({{2{p2_q_0[63]}}, p2_q_0}) + arnd_0;
-    wire signed [65:0] ash66_0 = asum2_0 >>> ash_0;
-    wire signed [63:0] ar_0 = (ash_0 > 8'd63) ? 64'sd0 : $signed(ash66_0[63:0]);
-    wire signed [63:0] ay_0 = ar_0 + azp64_w;
-    wire [7:0] aq_0 = (ay_0 < alo_w) ? alo_w[7:0] : ((ay_0 > 64'sd127) ? 8'd127 : ay_0[7:0]);
     wire [31:0] wsb_0 = wa2_q + 32'd0;
     wire [31:0] wav_0 = wa2_q + 32'd0;
-    wire [31:0] wv_0 = f0_w ? (p2_q_0[31:0] + {((((wav_0) + 32'd3) < 32'd16384) ? accm[(wav_0) + 32'd3] : 8'd0), ((((wav_0) + 32'd2) < 32'd16384) ? accm[(wav_0) + 32'd2] : 8'd0), ((((wav_0) + 32'd1) < 32'd16384) ? accm[(wav_0) + 32'd1] : 8'd0), ((((wav_0) + 32'd0) < 32'd16384) ? accm[(wav_0) + 32'd0] : 8'd0)}) : p2_q_0[31:0];
+    wire [31:0] wold_0 = {((((wav_0) + 32'd3) < 32'd16384) ? accm[(wav_0) + 32'd3] : 8'd0), ((((wav_0) + 32'd2) < 32'd16384) ? accm[(wav_0) + 32'd2] : 8'd0), ((((wav_0) + 32'd1) < 32'd16384) ? accm[(wav_0) + 32'd1] : 8'd0), ((((wav_0) + 32'd0) < 32'd16384) ? accm[(wav_0) + 32'd0] : 8'd0)};
     wire [31:0] ae_1 = sg_q + 32'd1;
     wire aok_1 = ae_1 < acols_w;
     wire [31:0] asrc_1 = w1_w + 32'd4 * (sb_q + ae_1);
     wire [31:0] abia_1 = w3_w + 32'd4 * ae_1;
     wire [31:0] aacc_1 = aok_1 ? {((((asrc_1) + 32'd3) < 32'd16384) ? accm[(asrc_1) + 32'd3] : 8'd0), ((((asrc_1) + 32'd2) < 32'd16384) ? accm[(asrc_1) + 32'd2] : 8'd0), ((((asrc_1) + 32'd1) < 32'd16384) ? accm[(asrc_1) + 32'd1] : 8'd0), ((((asrc_1) + 32'd0) < 32'd16384) ? accm[(asrc_1) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_1 = (aok_1 && f1_w) ? {((((abia_1) + 32'd3) < 32'd16384) ? accm[(abia_1) + 32'd3] : 8'd0), ((((abia_1) + 32'd2) < 32'd16384) ? accm[(abia_1) + 32'd2] : 8'd0), ((((abia_1) + 32'd1) < 32'd16384) ? accm[(abia_1) + 32'd1] : 8'd0), ((((abia_1) + 32'd0) < 32'd16384) ? accm[(abia_1) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_1 = {aacc_1[31], aacc_1} + {abv_1[31], abv_1};
-    wire [31:0] ax_1 = (asum_1[32] != asum_1[31]) ? (asum_1[32] ? 32'h80000000 : 32'h7fffffff) : asum_1[31:0];
     wire [31:0] qta_1 = w7_w + 32'd8 * ae_1;
     wire qok_1 = aok_1 && f2_w;
     wire [31:0] qm_1 = qok_1 ? {((((qta_1) + 32'd3) < 32'd16384) ? accm[(qta_1) + 32'd3] : 8'd0), ((((qta_1) + 32'd2) < 32'd16384) ? accm[(qta_1) + 32'd2] : 8'd0), ((((qta_1) + 32'd1) < 32'd16384) ? accm[(qta_1) + 32'd1] : 8'd0), ((((qta_1) + 32'd0) < 32'd16384) ? accm[(qta_1) + 32'd0] : 8'd0)} : 32'd0;
@@ -3038,29 +3218,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_1 = ee_1 < w4_w;
     wire [7:0] ea_1 = eok_1 ? (((w1_w + ee_1) < 32'd65536) ? spad[w1_w + ee_1] : 8'd0) : 8'd0;
     wire [7:0] eb_1 = eok_1 ? (((w2_w + ee_1) < 32'd65536) ? spad[w2_w + ee_1] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_1 = ($signed({{24{x1_q_1[7]}}, x1_q_1[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_1 = ($signed({{24{y1_q_1[7]}}, y1_q_1}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_1 = sda_1 + sdb_1;
-    wire [7:0] smax_1 = ($signed(x1_q_1[7:0]) > $signed(y1_q_1)) ? x1_q_1[7:0] : y1_q_1;
-    wire [63:0] s2_1 = (op_w == 8'd5) ? {{32{sadd_1[31]}}, sadd_1} : ((op_w == 8'd6) ? {56'd0, smax_1} : mul$1$p);
-    wire [7:0] ash_1 = f2_w ? qs2_q_1 : ash_w;
-    wire signed [65:0] arnd_1 = ((ash_1 == 8'd0) || (ash_1 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_1 - 8'd1));
-    wire signed [65:0] asum2_1 = $signed({{2{p2_q_1[63]}}, p2_q_1}) + arnd_1;
-    wire signed [65:0] ash66_1 = asum2_1 >>> ash_1;
-    wire signed [63:0] ar_1 = (ash_1 > 8'd63) ? 64'sd0 : $signed(ash66_1[63:0]);
-    wire signed [63:0] ay_1 = ar_1 + azp64_w;
-    wire [7:0] aq_1 = (ay_1 < alo_w) ? alo_w[7:0] : ((ay_1 > 64'sd127) ? 8'd127 : ay_1[7:0]);
     wire [31:0] wsb_1 = wa2_q + 32'd1;
     wire [31:0] wav_1 = wa2_q + 32'd4;
-    wire [31:0] wv_1 = f0_w ? (p2_q_1[31:0] + {((((wav_1) + 32'd3) < 32'd16384) ? accm[(wav_1) + 32'd3] : 8'd0), ((((wav_1) + 32'd2) < 32'd16384) ? accm[(wav_1) + 32'd2] : 8'd0), ((((wav_1) + 32'd1) < 32'd16384) ? accm[(wav_1) + 32'd1] : 8'd0), ((((wav_1) + 32'd0) < 32'd16384) ? accm[(wav_1) + 32'd0] : 8'd0)}) : p2_q_1[31:0];
+    wire [31:0] wold_1 = {((((wav_1) + 32'd3) < 32'd16384) ? accm[(wav_1) + 32'd3] : 8'd0), ((((wav_1) + 32'd2) < 32'd16384) ? accm[(wav_1) + 32'd2] : 8'd0), ((((wav_1) + 32'd1) < 32'd16384) ? accm[(wav_1) + 32'd1] : 8'd0), ((((wav_1) + 32'd0) < 32'd16384) ? accm[(wav_1) + 32'd0] : 8'd0)};
     wire [31:0] ae_2 = sg_q + 32'd2;
     wire aok_2 = ae_2 < acols_w;
     wire [31:0] asrc_2 = w1_w + 32'd4 * (sb_q + ae_2);
     wire [31:0] abia_2 = w3_w + 32'd4 * ae_2;
     wire [31:0] aacc_2 = aok_2 ? {((((asrc_2) + 32'd3) < 32'd16384) ? accm[(asrc_2) + 32'd3] : 8'd0), ((((asrc_2) + 32'd2) < 32'd16384) ? accm[(asrc_2) + 32'd2] : 8'd0), ((((asrc_2) + 32'd1) < 32'd16384) ? accm[(asrc_2) + 32'd1] : 8'd0), ((((asrc_2) + 32'd0) < 32'd16384) ? accm[(asrc_2) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_2 = (aok_2 && f1_w) ? {((((abia_2) + 32'd3) < 32'd16384) ? accm[(abia_2) + 32'd3] : 8'd0), ((((abia_2) + 32'd2) < 32'd16384) ? accm[(abia_2) + 32'd2] : 8'd0), ((((abia_2) + 32'd1) < 32'd16384) ? accm[(abia_2) + 32'd1] : 8'd0), ((((abia_2) + 32'd0) < 32'd16384) ? accm[(abia_2) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_2 = {aacc_2[31], aacc_2} + {abv_2[31], abv_2};
-    wire [31:0] ax_2 = (asum_2[32] != asum_2[31]) ? (asum_2[32] ? 32'h80000000 : 32'h7fffffff) : asum_2[31:0];
     wire [31:0] qta_2 = w7_w + 32'd8 * ae_2;
     wire qok_2 = aok_2 && f2_w;
     wire [31:0] qm_2 = qok_2 ? {((((qta_2) + 32'd3) < 32'd16384) ? accm[(qta_2) + 32'd3] : 8'd0), ((((qta_2) + 32'd2) < 32'd16384) ? accm[(qta_2) + 32'd2] : 8'd0), ((((qta_2) + 32'd1) < 32'd16384) ? accm[(qta_2) + 32'd1] : 8'd0), ((((qta_2) + 32'd0) < 32'd16384) ? accm[(qta_2) + 32'd0] : 8'd0)} : 32'd0;
@@ -3069,29 +3235,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_2 = ee_2 < w4_w;
     wire [7:0] ea_2 = eok_2 ? (((w1_w + ee_2) < 32'd65536) ? spad[w1_w + ee_2] : 8'd0) : 8'd0;
     wire [7:0] eb_2 = eok_2 ? (((w2_w + ee_2) < 32'd65536) ? spad[w2_w + ee_2] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_2 = ($signed({{24{x1_q_2[7]}}, x1_q_2[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_2 = ($signed({{24{y1_q_2[7]}}, y1_q_2}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_2 = sda_2 + sdb_2;
-    wire [7:0] smax_2 = ($signed(x1_q_2[7:0]) > $signed(y1_q_2)) ? x1_q_2[7:0] : y1_q_2;
-    wire [63:0] s2_2 = (op_w == 8'd5) ? {{32{sadd_2[31]}}, sadd_2} : ((op_w == 8'd6) ? {56'd0, smax_2} : mul$2$p);
-    wire [7:0] ash_2 = f2_w ? qs2_q_2 : ash_w;
-    wire signed [65:0] arnd_2 = ((ash_2 == 8'd0) || (ash_2 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_2 - 8'd1));
-    wire signed [65:0] asum2_2 = $signed({{2{p2_q_2[63]}}, p2_q_2}) + arnd_2;
-    wire signed [65:0] ash66_2 = asum2_2 >>> ash_2;
-    wire signed [63:0] ar_2 = (ash_2 > 8'd63) ? 64'sd0 : $signed(ash66_2[63:0]);
-    wire signed [63:0] ay_2 = ar_2 + azp64_w;
-    wire [7:0] aq_2 = (ay_2 < alo_w) ? alo_w[7:0] : ((ay_2 > 64'sd127) ? 8'd127 : ay_2[7:0]);
     wire [31:0] wsb_2 = wa2_q + 32'd2;
     wire [31:0] wav_2 = wa2_q + 32'd8;
-    wire [31:0] wv_2 = f0_w ? (p2_q_2[31:0] + {((((wav_2) + 32'd3) < 32'd16384) ? accm[(wav_2) + 32'd3] : 8'd0), ((((wav_2) + 32'd2) < 32'd16384) ? accm[(wav_2) + 32'd2] : 8'd0), ((((wav_2) + 32'd1) < 32'd16384) ? accm[(wav_2) + 32'd1] : 8'd0), ((((wav_2) + 32'd0) < 32'd16384) ? accm[(wav_2) + 32'd0] : 8'd0)}) : p2_q_2[31:0];
+    wire [31:0] wold_2 = {((((wav_2) + 32'd3) < 32'd16384) ? accm[(wav_2) + 32'd3] : 8'd0), ((((wav_2) + 32'd2) < 32'd16384) ? accm[(wav_2) + 32'd2] : 8'd0), ((((wav_2) + 32'd1) < 32'd16384) ? accm[(wav_2) + 32'd1] : 8'd0), ((((wav_2) + 32'd0) < 32'd16384) ? accm[(wav_2) + 32'd0] : 8'd0)};
     wire [31:0] ae_3 = sg_q + 32'd3;
     wire aok_3 = ae_3 < acols_w;
     wire [31:0] asrc_3 = w1_w + 32'd4 * (sb_q + ae_3);
     wire [31:0] abia_3 = w3_w + 32'd4 * ae_3;
     wire [31:0] aacc_3 = aok_3 ? {((((asrc_3) + 32'd3) < 32'd16384) ? accm[(asrc_3) + 32'd3] : 8'd0), ((((asrc_3) + 32'd2) < 32'd16384) ? accm[(asrc_3) + 32'd2] : 8'd0), ((((asrc_3) + 32'd1) < 32'd16384) ? accm[(asrc_3) + 32'd1] : 8'd0), ((((asrc_3) + 32'd0) < 32'd16384) ? accm[(asrc_3) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_3 = (aok_3 && f1_w) ? {((((abia_3) + 32'd3) < 32'd16384) ? accm[(abia_3) + 32'd3] : 8'd0), ((((abia_3) + 32'd2) < 32'd16384) ? accm[(abia_3) + 32'd2] : 8'd0), ((((abia_3) + 32'd1) < 32'd16384) ? accm[(abia_3) + 32'd1] : 8'd0), ((((abia_3) + 32'd0) < 32'd16384) ? accm[(abia_3) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_3 = {aacc_3[31], aacc_3} + {abv_3[31], abv_3};
-    wire [31:0] ax_3 = (asum_3[32] != asum_3[31]) ? (asum_3[32] ? 32'h80000000 : 32'h7fffffff) : asum_3[31:0];
     wire [31:0] qta_3 = w7_w + 32'd8 * ae_3;
     wire qok_3 = aok_3 && f2_w;
     wire [31:0] qm_3 = qok_3 ? {((((qta_3) + 32'd3) < 32'd16384) ? accm[(qta_3) + 32'd3] : 8'd0), ((((qta_3) + 32'd2) < 32'd16384) ? accm[(qta_3) + 32'd2] : 8'd0), ((((qta_3) + 32'd1) < 32'd16384) ? accm[(qta_3) + 32'd1] : 8'd0), ((((qta_3) + 32'd0) < 32'd16384) ? accm[(qta_3) + 32'd0] : 8'd0)} : 32'd0;
@@ -3100,29 +3252,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_3 = ee_3 < w4_w;
     wire [7:0] ea_3 = eok_3 ? (((w1_w + ee_3) < 32'd65536) ? spad[w1_w + ee_3] : 8'd0) : 8'd0;
     wire [7:0] eb_3 = eok_3 ? (((w2_w + ee_3) < 32'd65536) ? spad[w2_w + ee_3] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_3 = ($signed({{24{x1_q_3[7]}}, x1_q_3[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_3 = ($signed({{24{y1_q_3[7]}}, y1_q_3}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_3 = sda_3 + sdb_3;
-    wire [7:0] smax_3 = ($signed(x1_q_3[7:0]) > $signed(y1_q_3)) ? x1_q_3[7:0] : y1_q_3;
-    wire [63:0] s2_3 = (op_w == 8'd5) ? {{32{sadd_3[31]}}, sadd_3} : ((op_w == 8'd6) ? {56'd0, smax_3} : mul$3$p);
-    wire [7:0] ash_3 = f2_w ? qs2_q_3 : ash_w;
-    wire signed [65:0] arnd_3 = ((ash_3 == 8'd0) || (ash_3 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_3 - 8'd1));
-    wire signed [65:0] asum2_3 = $signed({{2{p2_q_3[63]}}, p2_q_3}) + arnd_3;
-    wire signed [65:0] ash66_3 = asum2_3 >>> ash_3;
-    wire signed [63:0] ar_3 = (ash_3 > 8'd63) ? 64'sd0 : $signed(ash66_3[63:0]);
-    wire signed [63:0] ay_3 = ar_3 + azp64_w;
-    wire [7:0] aq_3 = (ay_3 < alo_w) ? alo_w[7:0] : ((ay_3 > 64'sd127) ? 8'd127 : ay_3[7:0]);
     wire [31:0] wsb_3 = wa2_q + 32'd3;
     wire [31:0] wav_3 = wa2_q + 32'd12;
-    wire [31:0] wv_3 = f0_w ? (p2_q_3[31:0] + {((((wav_3) + 32'd3) < 32'd16384) ? accm[(wav_3) + 32'd3] : 8'd0), ((((wav_3) + 32'd2) < 32'd16384) ? accm[(wav_3) + 32'd2] : 8'd0), ((((wav_3) + 32'd1) < 32'd16384) ? accm[(wav_3) + 32'd1] : 8'd0), ((((wav_3) + 32'd0) < 32'd16384) ? accm[(wav_3) + 32'd0] : 8'd0)}) : p2_q_3[31:0];
+    wire [31:0] wold_3 = {((((wav_3) + 32'd3) < 32'd16384) ? accm[(wav_3) + 32'd3] : 8'd0), ((((wav_3) + 32'd2) < 32'd16384) ? accm[(wav_3) + 32'd2] : 8'd0), ((((wav_3) + 32'd1) < 32'd16384) ? accm[(wav_3) + 32'd1] : 8'd0), ((((wav_3) + 32'd0) < 32'd16384) ? accm[(wav_3) + 32'd0] : 8'd0)};
     wire [31:0] ae_4 = sg_q + 32'd4;
     wire aok_4 = ae_4 < acols_w;
     wire [31:0] asrc_4 = w1_w + 32'd4 * (sb_q + ae_4);
     wire [31:0] abia_4 = w3_w + 32'd4 * ae_4;
     wire [31:0] aacc_4 = aok_4 ? {((((asrc_4) + 32'd3) < 32'd16384) ? accm[(asrc_4) + 32'd3] : 8'd0), ((((asrc_4) + 32'd2) < 32'd16384) ? accm[(asrc_4) + 32'd2] : 8'd0), ((((asrc_4) + 32'd1) < 32'd16384) ? accm[(asrc_4) + 32'd1] : 8'd0), ((((asrc_4) + 32'd0) < 32'd16384) ? accm[(asrc_4) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_4 = (aok_4 && f1_w) ? {((((abia_4) + 32'd3) < 32'd16384) ? accm[(abia_4) + 32'd3] : 8'd0), ((((abia_4) + 32'd2) < 32'd16384) ? accm[(abia_4) + 32'd2] : 8'd0), ((((abia_4) + 32'd1) < 32'd16384) ? accm[(abia_4) + 32'd1] : 8'd0), ((((abia_4) + 32'd0) < 32'd16384) ? accm[(abia_4) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_4 = {aacc_4[31], aacc_4} + {abv_4[31], abv_4};
-    wire [31:0] ax_4 = (asum_4[32] != asum_4[31]) ? (asum_4[32] ? 32'h80000000 : 32'h7fffffff) : asum_4[31:0];
     wire [31:0] qta_4 = w7_w + 32'd8 * ae_4;
     wire qok_4 = aok_4 && f2_w;
     wire [31:0] qm_4 = qok_4 ? {((((qta_4) + 32'd3) < 32'd16384) ? accm[(qta_4) + 32'd3] : 8'd0), ((((qta_4) + 32'd2) < 32'd16384) ? accm[(qta_4) + 32'd2] : 8'd0), ((((qta_4) + 32'd1) < 32'd16384) ? accm[(qta_4) + 32'd1] : 8'd0), ((((qta_4) + 32'd0) < 32'd16384) ? accm[(qta_4) + 32'd0] : 8'd0)} : 32'd0;
@@ -3131,29 +3269,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_4 = ee_4 < w4_w;
     wire [7:0] ea_4 = eok_4 ? (((w1_w + ee_4) < 32'd65536) ? spad[w1_w + ee_4] : 8'd0) : 8'd0;
     wire [7:0] eb_4 = eok_4 ? (((w2_w + ee_4) < 32'd65536) ? spad[w2_w + ee_4] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_4 = ($signed({{24{x1_q_4[7]}}, x1_q_4[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_4 = ($signed({{24{y1_q_4[7]}}, y1_q_4}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_4 = sda_4 + sdb_4;
-    wire [7:0] smax_4 = ($signed(x1_q_4[7:0]) > $signed(y1_q_4)) ? x1_q_4[7:0] : y1_q_4;
-    wire [63:0] s2_4 = (op_w == 8'd5) ? {{32{sadd_4[31]}}, sadd_4} : ((op_w == 8'd6) ? {56'd0, smax_4} : mul$4$p);
-    wire [7:0] ash_4 = f2_w ? qs2_q_4 : ash_w;
-    wire signed [65:0] arnd_4 = ((ash_4 == 8'd0) || (ash_4 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_4 - 8'd1));
-    wire signed [65:0] asum2_4 = $signed({{2{p2_q_4[63]}}, p2_q_4}) + arnd_4;
-    wire signed [65:0] ash66_4 = asum2_4 >>> ash_4;
-    wire signed [63:0] ar_4 = (ash_4 > 8'd63) ? 64'sd0 : $signed(ash66_4[63:0]);
-    wire signed [63:0] ay_4 = ar_4 + azp64_w;
-    wire [7:0] aq_4 = (ay_4 < alo_w) ? alo_w[7:0] : ((ay_4 > 64'sd127) ? 8'd127 : ay_4[7:0]);
     wire [31:0] wsb_4 = wa2_q + 32'd4;
     wire [31:0] wav_4 = wa2_q + 32'd16;
-    wire [31:0] wv_4 = f0_w ? (p2_q_4[31:0] + {((((wav_4) + 32'd3) < 32'd16384) ? accm[(wav_4) + 32'd3] : 8'd0), ((((wav_4) + 32'd2) < 32'd16384) ? accm[(wav_4) + 32'd2] : 8'd0), ((((wav_4) + 32'd1) < 32'd16384) ? accm[(wav_4) + 32'd1] : 8'd0), ((((wav_4) + 32'd0) < 32'd16384) ? accm[(wav_4) + 32'd0] : 8'd0)}) : p2_q_4[31:0];
+    wire [31:0] wold_4 = {((((wav_4) + 32'd3) < 32'd16384) ? accm[(wav_4) + 32'd3] : 8'd0), ((((wav_4) + 32'd2) < 32'd16384) ? accm[(wav_4) + 32'd2] : 8'd0), ((((wav_4) + 32'd1) < 32'd16384) ? accm[(wav_4) + 32'd1] : 8'd0), ((((wav_4) + 32'd0) < 32'd16384) ? accm[(wav_4) + 32'd0] : 8'd0)};
     wire [31:0] ae_5 = sg_q + 32'd5;
     wire aok_5 = ae_5 < acols_w;
     wire [31:0] asrc_5 = w1_w + 32'd4 * (sb_q + ae_5);
     wire [31:0] abia_5 = w3_w + 32'd4 * ae_5;
     wire [31:0] aacc_5 = aok_5 ? {((((asrc_5) + 32'd3) < 32'd16384) ? accm[(asrc_5) + 32'd3] : 8'd0), ((((asrc_5) + 32'd2) < 32'd16384) ? accm[(asrc_5) + 32'd2] : 8'd0), ((((asrc_5) + 32'd1) < 32'd16384) ? accm[(asrc_5) + 32'd1] : 8'd0), ((((asrc_5) + 32'd0) < 32'd16384) ? accm[(asrc_5) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_5 = (aok_5 && f1_w) ? {((((abia_5) + 32'd3) < 32'd16384) ? accm[(abia_5) + 32'd3] : 8'd0), ((((abia_5) + 32'd2) < 32'd16384) ? accm[(abia_5) + 32'd2] : 8'd0), ((((abia_5) + 32'd1) < 32'd16384) ? accm[(abia_5) + 32'd1] : 8'd0), ((((abia_5) + 32'd0) < 32'd16384) ? accm[(abia_5) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_5 = {aacc_5[31], aacc_5} + {abv_5[31], abv_5};
-    wire [31:0] ax_5 = (asum_5[32] != asum_5[31]) ? (asum_5[32] ? 32'h80000000 : 32'h7fffffff) : asum_5[31:0];
     wire [31:0] qta_5 = w7_w + 32'd8 * ae_5;
     wire qok_5 = aok_5 && f2_w;
     wire [31:0] qm_5 = qok_5 ? {((((qta_5) + 32'd3) < 32'd16384) ? accm[(qta_5) + 32'd3] : 8'd0), ((((qta_5) + 32'd2) < 32'd16384) ? accm[(qta_5) + 32'd2] : 8'd0), ((((qta_5) + 32'd1) < 32'd16384) ? accm[(qta_5) + 32'd1] : 8'd0), ((((qta_5) + 32'd0) < 32'd16384) ? accm[(qta_5) + 32'd0] : 8'd0)} : 32'd0;
@@ -3162,29 +3286,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_5 = ee_5 < w4_w;
     wire [7:0] ea_5 = eok_5 ? (((w1_w + ee_5) < 32'd65536) ? spad[w1_w + ee_5] : 8'd0) : 8'd0;
     wire [7:0] eb_5 = eok_5 ? (((w2_w + ee_5) < 32'd65536) ? spad[w2_w + ee_5] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_5 = ($signed({{24{x1_q_5[7]}}, x1_q_5[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_5 = ($signed({{24{y1_q_5[7]}}, y1_q_5}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_5 = sda_5 + sdb_5;
-    wire [7:0] smax_5 = ($signed(x1_q_5[7:0]) > $signed(y1_q_5)) ? x1_q_5[7:0] : y1_q_5;
-    wire [63:0] s2_5 = (op_w == 8'd5) ? {{32{sadd_5[31]}}, sadd_5} : ((op_w == 8'd6) ? {56'd0, smax_5} : mul$5$p);
-    wire [7:0] ash_5 = f2_w ? qs2_q_5 : ash_w;
-    wire signed [65:0] arnd_5 = ((ash_5 == 8'd0) || (ash_5 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_5 - 8'd1));
-    wire signed [65:0] asum2_5 = $signed({{2{p2_q_5[63]}}, p2_q_5}) + arnd_5;
-    wire signed [65:0] ash66_5 = asum2_5 >>> ash_5;
-    wire signed [63:0] ar_5 = (ash_5 > 8'd63) ? 64'sd0 : $signed(ash66_5[63:0]);
-    wire signed [63:0] ay_5 = ar_5 + azp64_w;
-    wire [7:0] aq_5 = (ay_5 < alo_w) ? alo_w[7:0] : ((ay_5 > 64'sd127) ? 8'd127 : ay_5[7:0]);
     wire [31:0] wsb_5 = wa2_q + 32'd5;
     wire [31:0] wav_5 = wa2_q + 32'd20;
-    wire [31:0] wv_5 = f0_w ? (p2_q_5[31:0] + {((((wav_5) + 32'd3) < 32'd16384) ? accm[(wav_5) + 32'd3] : 8'd0), ((((wav_5) + 32'd2) < 32'd16384) ? accm[(wav_5) + 32'd2] : 8'd0), ((((wav_5) + 32'd1) < 32'd16384) ? accm[(wav_5) + 32'd1] : 8'd0), ((((wav_5) + 32'd0) < 32'd16384) ? accm[(wav_5) + 32'd0] : 8'd0)}) : p2_q_5[31:0];
+    wire [31:0] wold_5 = {((((wav_5) + 32'd3) < 32'd16384) ? accm[(wav_5) + 32'd3] : 8'd0), ((((wav_5) + 32'd2) < 32'd16384) ? accm[(wav_5) + 32'd2] : 8'd0), ((((wav_5) + 32'd1) < 32'd16384) ? accm[(wav_5) + 32'd1] : 8'd0), ((((wav_5) + 32'd0) < 32'd16384) ? accm[(wav_5) + 32'd0] : 8'd0)};
     wire [31:0] ae_6 = sg_q + 32'd6;
     wire aok_6 = ae_6 < acols_w;
     wire [31:0] asrc_6 = w1_w + 32'd4 * (sb_q + ae_6);
     wire [31:0] abia_6 = w3_w + 32'd4 * ae_6;
     wire [31:0] aacc_6 = aok_6 ? {((((asrc_6) + 32'd3) < 32'd16384) ? accm[(asrc_6) + 32'd3] : 8'd0), ((((asrc_6) + 32'd2) < 32'd16384) ? accm[(asrc_6) + 32'd2] : 8'd0), ((((asrc_6) + 32'd1) < 32'd16384) ? accm[(asrc_6) + 32'd1] : 8'd0), ((((asrc_6) + 32'd0) < 32'd16384) ? accm[(asrc_6) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_6 = (aok_6 && f1_w) ? {((((abia_6) + 32'd3) < 32'd16384) ? accm[(abia_6) + 32'd3] : 8'd0), ((((abia_6) + 32'd2) < 32'd16384) ? accm[(abia_6) + 32'd2] : 8'd0), ((((abia_6) + 32'd1) < 32'd16384) ? accm[(abia_6) + 32'd1] : 8'd0), ((((abia_6) + 32'd0) < 32'd16384) ? accm[(abia_6) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_6 = {aacc_6[31], aacc_6} + {abv_6[31], abv_6};
-    wire [31:0] ax_6 = (asum_6[32] != asum_6[31]) ? (asum_6[32] ? 32'h80000000 : 32'h7fffffff) : asum_6[31:0];
     wire [31:0] qta_6 = w7_w + 32'd8 * ae_6;
     wire qok_6 = aok_6 && f2_w;
     wire [31:0] qm_6 = qok_6 ? {((((qta_6) + 32'd3) < 32'd16384) ? accm[(qta_6) + 32'd3] : 8'd0), ((((qta_6) + 32'd2) < 32'd16384) ? accm[(qta_6) + 32'd2] : 8'd0), ((((qta_6) + 32'd1) < 32'd16384) ? accm[(qta_6) + 32'd1] : 8'd0), ((((qta_6) + 32'd0) < 32'd16384) ? accm[(qta_6) + 32'd0] : 8'd0)} : 32'd0;
@@ -3193,29 +3303,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_6 = ee_6 < w4_w;
     wire [7:0] ea_6 = eok_6 ? (((w1_w + ee_6) < 32'd65536) ? spad[w1_w + ee_6] : 8'd0) : 8'd0;
     wire [7:0] eb_6 = eok_6 ? (((w2_w + ee_6) < 32'd65536) ? spad[w2_w + ee_6] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_6 = ($signed({{24{x1_q_6[7]}}, x1_q_6[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_6 = ($signed({{24{y1_q_6[7]}}, y1_q_6}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_6 = sda_6 + sdb_6;
-    wire [7:0] smax_6 = ($signed(x1_q_6[7:0]) > $signed(y1_q_6)) ? x1_q_6[7:0] : y1_q_6;
-    wire [63:0] s2_6 = (op_w == 8'd5) ? {{32{sadd_6[31]}}, sadd_6} : ((op_w == 8'd6) ? {56'd0, smax_6} : mul$6$p);
-    wire [7:0] ash_6 = f2_w ? qs2_q_6 : ash_w;
-    wire signed [65:0] arnd_6 = ((ash_6 == 8'd0) || (ash_6 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_6 - 8'd1));
-    wire signed [65:0] asum2_6 = $signed({{2{p2_q_6[63]}}, p2_q_6}) + arnd_6;
-    wire signed [65:0] ash66_6 = asum2_6 >>> ash_6;
-    wire signed [63:0] ar_6 = (ash_6 > 8'd63) ? 64'sd0 : $signed(ash66_6[63:0]);
-    wire signed [63:0] ay_6 = ar_6 + azp64_w;
-    wire [7:0] aq_6 = (ay_6 < alo_w) ? alo_w[7:0] : ((ay_6 > 64'sd127) ? 8'd127 : ay_6[7:0]);
     wire [31:0] wsb_6 = wa2_q + 32'd6;
     wire [31:0] wav_6 = wa2_q + 32'd24;
-    wire [31:0] wv_6 = f0_w ? (p2_q_6[31:0] + {((((wav_6) + 32'd3) < 32'd16384) ? accm[(wav_6) + 32'd3] : 8'd0), ((((wav_6) + 32'd2) < 32'd16384) ? accm[(wav_6) + 32'd2] : 8'd0), ((((wav_6) + 32'd1) < 32'd16384) ? accm[(wav_6) + 32'd1] : 8'd0), ((((wav_6) + 32'd0) < 32'd16384) ? accm[(wav_6) + 32'd0] : 8'd0)}) : p2_q_6[31:0];
+    wire [31:0] wold_6 = {((((wav_6) + 32'd3) < 32'd16384) ? accm[(wav_6) + 32'd3] : 8'd0), ((((wav_6) + 32'd2) < 32'd16384) ? accm[(wav_6) + 32'd2] : 8'd0), ((((wav_6) + 32'd1) < 32'd16384) ? accm[(wav_6) + 32'd1] : 8'd0), ((((wav_6) + 32'd0) < 32'd16384) ? accm[(wav_6) + 32'd0] : 8'd0)};
     wire [31:0] ae_7 = sg_q + 32'd7;
     wire aok_7 = ae_7 < acols_w;
     wire [31:0] asrc_7 = w1_w + 32'd4 * (sb_q + ae_7);
     wire [31:0] abia_7 = w3_w + 32'd4 * ae_7;
     wire [31:0] aacc_7 = aok_7 ? {((((asrc_7) + 32'd3) < 32'd16384) ? accm[(asrc_7) + 32'd3] : 8'd0), ((((asrc_7) + 32'd2) < 32'd16384) ? accm[(asrc_7) + 32'd2] : 8'd0), ((((asrc_7) + 32'd1) < 32'd16384) ? accm[(asrc_7) + 32'd1] : 8'd0), ((((asrc_7) + 32'd0) < 32'd16384) ? accm[(asrc_7) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] abv_7 = (aok_7 && f1_w) ? {((((abia_7) + 32'd3) < 32'd16384) ? accm[(abia_7) + 32'd3] : 8'd0), ((((abia_7) + 32'd2) < 32'd16384) ? accm[(abia_7) + 32'd2] : 8'd0), ((((abia_7) + 32'd1) < 32'd16384) ? accm[(abia_7) + 32'd1] : 8'd0), ((((abia_7) + 32'd0) < 32'd16384) ? accm[(abia_7) + 32'd0] : 8'd0)} : 32'd0;
-    wire [32:0] asum_7 = {aacc_7[31], aacc_7} + {abv_7[31], abv_7};
-    wire [31:0] ax_7 = (asum_7[32] != asum_7[31]) ? (asum_7[32] ? 32'h80000000 : 32'h7fffffff) : asum_7[31:0];
     wire [31:0] qta_7 = w7_w + 32'd8 * ae_7;
     wire qok_7 = aok_7 && f2_w;
     wire [31:0] qm_7 = qok_7 ? {((((qta_7) + 32'd3) < 32'd16384) ? accm[(qta_7) + 32'd3] : 8'd0), ((((qta_7) + 32'd2) < 32'd16384) ? accm[(qta_7) + 32'd2] : 8'd0), ((((qta_7) + 32'd1) < 32'd16384) ? accm[(qta_7) + 32'd1] : 8'd0), ((((qta_7) + 32'd0) < 32'd16384) ? accm[(qta_7) + 32'd0] : 8'd0)} : 32'd0;
@@ -3224,27 +3320,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire eok_7 = ee_7 < w4_w;
     wire [7:0] ea_7 = eok_7 ? (((w1_w + ee_7) < 32'd65536) ? spad[w1_w + ee_7] : 8'd0) : 8'd0;
     wire [7:0] eb_7 = eok_7 ? (((w2_w + ee_7) < 32'd65536) ? spad[w2_w + ee_7] : 8'd0) : 8'd0;
-    wire signed [31:0] sda_7 = ($signed({{24{x1_q_7[7]}}, x1_q_7[7:0]}) - $signed({{24{w5_w[7]}}, w5_w[7:0]})) * $signed({{16{w6_w[15]}}, w6_w[15:0]});
-    wire signed [31:0] sdb_7 = ($signed({{24{y1_q_7[7]}}, y1_q_7}) - $signed({{24{w5_w[15]}}, w5_w[15:8]})) * $signed({{16{w6_w[31]}}, w6_w[31:16]});
-    wire [31:0] sadd_7 = sda_7 + sdb_7;
-    wire [7:0] smax_7 = ($signed(x1_q_7[7:0]) > $signed(y1_q_7)) ? x1_q_7[7:0] : y1_q_7;
-    wire [63:0] s2_7 = (op_w == 8'd5) ? {{32{sadd_7[31]}}, sadd_7} : ((op_w == 8'd6) ? {56'd0, smax_7} : mul$7$p);
-    wire [7:0] ash_7 = f2_w ? qs2_q_7 : ash_w;
-    wire signed [65:0] arnd_7 = ((ash_7 == 8'd0) || (ash_7 > 8'd63)) ? 66'sd0 : (66'sd1 <<< (ash_7 - 8'd1));
-    wire signed [65:0] asum2_7 = $signed({{2{p2_q_7[63]}}, p2_q_7}) + arnd_7;
-    wire signed [65:0] ash66_7 = asum2_7 >>> ash_7;
-    wire signed [63:0] ar_7 = (ash_7 > 8'd63) ? 64'sd0 : $signed(ash66_7[63:0]);
-    wire signed [63:0] ay_7 = ar_7 + azp64_w;
-    wire [7:0] aq_7 = (ay_7 < alo_w) ? alo_w[7:0] : ((ay_7 > 64'sd127) ? 8'd127 : ay_7[7:0]);
     wire [31:0] wsb_7 = wa2_q + 32'd7;
     wire [31:0] wav_7 = wa2_q + 32'd28;
-    wire [31:0] wv_7 = f0_w ? (p2_q_7[31:0] + {((((wav_7) + 32'd3) < 32'd16384) ? accm[(wav_7) + 32'd3] : 8'd0), ((((wav_7) + 32'd2) < 32'd16384) ? accm[(wav_7) + 32'd2] : 8'd0), ((((wav_7) + 32'd1) < 32'd16384) ? accm[(wav_7) + 32'd1] : 8'd0), ((((wav_7) + 32'd0) < 32'd16384) ? accm[(wav_7) + 32'd0] : 8'd0)}) : p2_q_7[31:0];
+    wire [31:0] wold_7 = {((((wav_7) + 32'd3) < 32'd16384) ? accm[(wav_7) + 32'd3] : 8'd0), ((((wav_7) + 32'd2) < 32'd16384) ? accm[(wav_7) + 32'd2] : 8'd0), ((((wav_7) + 32'd1) < 32'd16384) ? accm[(wav_7) + 32'd1] : 8'd0), ((((wav_7) + 32'd0) < 32'd16384) ? accm[(wav_7) + 32'd0] : 8'd0)};
     // Latency of the descriptor being issued (rules C1-C3).
     wire [63:0] ilo_w = {48'd0, desc[143:128]};
     wire [63:0] ihi_w = {48'd0, desc[159:144]};
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd22 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd7) / 64'd8) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd7) / 64'd8 + 64'd2) : 64'd1));
-    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], ash66_0[65:64], ash66_1[65:64], ash66_2[65:64], ash66_3[65:64], ash66_4[65:64], ash66_5[65:64], ash66_6[65:64], ash66_7[65:64], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$23$a_out, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$39$a_out, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$55$a_out, pe$56$psum_out, pe$56$w_out, pe$57$psum_out, pe$57$w_out, pe$58$psum_out, pe$58$w_out, pe$59$psum_out, pe$59$w_out, pe$60$psum_out, pe$60$w_out, pe$61$psum_out, pe$61$w_out, pe$62$psum_out, pe$62$w_out, pe$63$psum_out, pe$63$w_out, pe$63$a_out};
+    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$23$a_out, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$39$a_out, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$55$a_out, pe$56$psum_out, pe$56$w_out, pe$57$psum_out, pe$57$w_out, pe$58$psum_out, pe$58$w_out, pe$59$psum_out, pe$59$w_out, pe$60$psum_out, pe$60$w_out, pe$61$psum_out, pe$61$w_out, pe$62$psum_out, pe$62$w_out, pe$63$psum_out, pe$63$w_out, pe$63$a_out};
     // Array and multipliers.
     always @(*) begin
       pe$0$clock = clock;
@@ -3631,22 +3715,142 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$63$w_in = pe$55$w_out;
       pe$63$a_in = pe$62$a_out;
       pe$63$psum_in = pe$55$psum_out;
-      mul$0$a = x1_q_0;
-      mul$0$b = f2_w ? qm1_q_0 : w5_w;
-      mul$1$a = x1_q_1;
-      mul$1$b = f2_w ? qm1_q_1 : w5_w;
-      mul$2$a = x1_q_2;
-      mul$2$b = f2_w ? qm1_q_2 : w5_w;
-      mul$3$a = x1_q_3;
-      mul$3$b = f2_w ? qm1_q_3 : w5_w;
-      mul$4$a = x1_q_4;
-      mul$4$b = f2_w ? qm1_q_4 : w5_w;
-      mul$5$a = x1_q_5;
-      mul$5$b = f2_w ? qm1_q_5 : w5_w;
-      mul$6$a = x1_q_6;
-      mul$6$b = f2_w ? qm1_q_6 : w5_w;
-      mul$7$a = x1_q_7;
-      mul$7$b = f2_w ? qm1_q_7 : w5_w;
+      lane$0$clock = clock;
+      lane$0$en = enable && !clear;
+      lane$0$ld = rd_w;
+      lane$0$is_act = op_w == 8'd4;
+      lane$0$is_add = op_w == 8'd5;
+      lane$0$is_max = op_w == 8'd6;
+      lane$0$f0 = f0_w;
+      lane$0$f2 = f2_w;
+      lane$0$w5 = w5_w;
+      lane$0$w6 = w6_w;
+      lane$0$acc = aacc_0;
+      lane$0$bias = abv_0;
+      lane$0$qm = qm_0;
+      lane$0$qs = qsh_0;
+      lane$0$ea = ea_0;
+      lane$0$eb = eb_0;
+      lane$0$old = wold_0;
+      lane$1$clock = clock;
+      lane$1$en = enable && !clear;
+      lane$1$ld = rd_w;
+      lane$1$is_act = op_w == 8'd4;
+      lane$1$is_add = op_w == 8'd5;
+      lane$1$is_max = op_w == 8'd6;
+      lane$1$f0 = f0_w;
+      lane$1$f2 = f2_w;
+      lane$1$w5 = w5_w;
+      lane$1$w6 = w6_w;
+      lane$1$acc = aacc_1;
+      lane$1$bias = abv_1;
+      lane$1$qm = qm_1;
+      lane$1$qs = qsh_1;
+      lane$1$ea = ea_1;
+      lane$1$eb = eb_1;
+      lane$1$old = wold_1;
+      lane$2$clock = clock;
+      lane$2$en = enable && !clear;
+      lane$2$ld = rd_w;
+      lane$2$is_act = op_w == 8'd4;
+      lane$2$is_add = op_w == 8'd5;
+      lane$2$is_max = op_w == 8'd6;
+      lane$2$f0 = f0_w;
+      lane$2$f2 = f2_w;
+      lane$2$w5 = w5_w;
+      lane$2$w6 = w6_w;
+      lane$2$acc = aacc_2;
+      lane$2$bias = abv_2;
+      lane$2$qm = qm_2;
+      lane$2$qs = qsh_2;
+      lane$2$ea = ea_2;
+      lane$2$eb = eb_2;
+      lane$2$old = wold_2;
+      lane$3$clock = clock;
+      lane$3$en = enable && !clear;
+      lane$3$ld = rd_w;
+      lane$3$is_act = op_w == 8'd4;
+      lane$3$is_add = op_w == 8'd5;
+      lane$3$is_max = op_w == 8'd6;
+      lane$3$f0 = f0_w;
+      lane$3$f2 = f2_w;
+      lane$3$w5 = w5_w;
+      lane$3$w6 = w6_w;
+      lane$3$acc = aacc_3;
+      lane$3$bias = abv_3;
+      lane$3$qm = qm_3;
+      lane$3$qs = qsh_3;
+      lane$3$ea = ea_3;
+      lane$3$eb = eb_3;
+      lane$3$old = wold_3;
+      lane$4$clock = clock;
+      lane$4$en = enable && !clear;
+      lane$4$ld = rd_w;
+      lane$4$is_act = op_w == 8'd4;
+      lane$4$is_add = op_w == 8'd5;
+      lane$4$is_max = op_w == 8'd6;
+      lane$4$f0 = f0_w;
+      lane$4$f2 = f2_w;
+      lane$4$w5 = w5_w;
+      lane$4$w6 = w6_w;
+      lane$4$acc = aacc_4;
+      lane$4$bias = abv_4;
+      lane$4$qm = qm_4;
+      lane$4$qs = qsh_4;
+      lane$4$ea = ea_4;
+      lane$4$eb = eb_4;
+      lane$4$old = wold_4;
+      lane$5$clock = clock;
+      lane$5$en = enable && !clear;
+      lane$5$ld = rd_w;
+      lane$5$is_act = op_w == 8'd4;
+      lane$5$is_add = op_w == 8'd5;
+      lane$5$is_max = op_w == 8'd6;
+      lane$5$f0 = f0_w;
+      lane$5$f2 = f2_w;
+      lane$5$w5 = w5_w;
+      lane$5$w6 = w6_w;
+      lane$5$acc = aacc_5;
+      lane$5$bias = abv_5;
+      lane$5$qm = qm_5;
+      lane$5$qs = qsh_5;
+      lane$5$ea = ea_5;
+      lane$5$eb = eb_5;
+      lane$5$old = wold_5;
+      lane$6$clock = clock;
+      lane$6$en = enable && !clear;
+      lane$6$ld = rd_w;
+      lane$6$is_act = op_w == 8'd4;
+      lane$6$is_add = op_w == 8'd5;
+      lane$6$is_max = op_w == 8'd6;
+      lane$6$f0 = f0_w;
+      lane$6$f2 = f2_w;
+      lane$6$w5 = w5_w;
+      lane$6$w6 = w6_w;
+      lane$6$acc = aacc_6;
+      lane$6$bias = abv_6;
+      lane$6$qm = qm_6;
+      lane$6$qs = qsh_6;
+      lane$6$ea = ea_6;
+      lane$6$eb = eb_6;
+      lane$6$old = wold_6;
+      lane$7$clock = clock;
+      lane$7$en = enable && !clear;
+      lane$7$ld = rd_w;
+      lane$7$is_act = op_w == 8'd4;
+      lane$7$is_add = op_w == 8'd5;
+      lane$7$is_max = op_w == 8'd6;
+      lane$7$f0 = f0_w;
+      lane$7$f2 = f2_w;
+      lane$7$w5 = w5_w;
+      lane$7$w6 = w6_w;
+      lane$7$acc = aacc_7;
+      lane$7$bias = abv_7;
+      lane$7$qm = qm_7;
+      lane$7$qs = qsh_7;
+      lane$7$ea = ea_7;
+      lane$7$eb = eb_7;
+      lane$7$old = wold_7;
     end
     // Outputs.
     always @(*) begin
@@ -3814,30 +4018,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         v1_q <= rd_w;
         if (rd_w) begin
           if (op_w == 8'd4) begin
-            x1_q_0 <= ax_0;
-            qm1_q_0 <= qm_0;
-            qs1_q_0 <= qsh_0;
-            x1_q_1 <= ax_1;
-            qm1_q_1 <= qm_1;
-            qs1_q_1 <= qsh_1;
-            x1_q_2 <= ax_2;
-            qm1_q_2 <= qm_2;
-            qs1_q_2 <= qsh_2;
-            x1_q_3 <= ax_3;
-            qm1_q_3 <= qm_3;
-            qs1_q_3 <= qsh_3;
-            x1_q_4 <= ax_4;
-            qm1_q_4 <= qm_4;
-            qs1_q_4 <= qsh_4;
-            x1_q_5 <= ax_5;
-            qm1_q_5 <= qm_5;
-            qs1_q_5 <= qsh_5;
-            x1_q_6 <= ax_6;
-            qm1_q_6 <= qm_6;
-            qs1_q_6 <= qsh_6;
-            x1_q_7 <= ax_7;
-            qm1_q_7 <= qm_7;
-            qs1_q_7 <= qsh_7;
             wa1_q <= w2_w + sb_q + sg_q;
             wn1_q <= (aleft_w < 32'd8) ? aleft_w : 32'd8;
             if ((sg_q + 32'd8) < acols_w) sg_q <= sg_q + 32'd8;
@@ -3846,22 +4026,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
               sb_q <= sb_q + acols_w;
             end
           end else begin
-            x1_q_0 <= {24'd0, ea_0};
-            y1_q_0 <= eb_0;
-            x1_q_1 <= {24'd0, ea_1};
-            y1_q_1 <= eb_1;
-            x1_q_2 <= {24'd0, ea_2};
-            y1_q_2 <= eb_2;
-            x1_q_3 <= {24'd0, ea_3};
-            y1_q_3 <= eb_3;
-            x1_q_4 <= {24'd0, ea_4};
-            y1_q_4 <= eb_4;
-            x1_q_5 <= {24'd0, ea_5};
-            y1_q_5 <= eb_5;
-            x1_q_6 <= {24'd0, ea_6};
-            y1_q_6 <= eb_6;
-            x1_q_7 <= {24'd0, ea_7};
-            y1_q_7 <= eb_7;
             wa1_q <= (op_w == 8'd5) ? (w3_w + 32'd4 * sa_q) : (w3_w + sa_q);
             wn1_q <= (eleft_w < 32'd8) ? eleft_w : 32'd8;
             sa_q <= sa_q + 32'd8;
@@ -3870,102 +4034,78 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         v2_q <= v1_q;
         wa2_q <= wa1_q;
         wn2_q <= wn1_q;
-        p2_q_0 <= s2_0;
-        qs2_q_0 <= qs1_q_0;
-        p2_q_1 <= s2_1;
-        qs2_q_1 <= qs1_q_1;
-        p2_q_2 <= s2_2;
-        qs2_q_2 <= qs1_q_2;
-        p2_q_3 <= s2_3;
-        qs2_q_3 <= qs1_q_3;
-        p2_q_4 <= s2_4;
-        qs2_q_4 <= qs1_q_4;
-        p2_q_5 <= s2_5;
-        qs2_q_5 <= qs1_q_5;
-        p2_q_6 <= s2_6;
-        qs2_q_6 <= qs1_q_6;
-        p2_q_7 <= s2_7;
-        qs2_q_7 <= qs1_q_7;
         if (v2_q) begin
           if (32'd0 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_0) < 32'd65536) spad[wsb_0] <= aq_0; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_0) < 32'd65536) spad[wsb_0] <= lane$0$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_0) + 32'd0) < 32'd16384) accm[(wav_0) + 32'd0] <= wv_0[7:0];
-              if (((wav_0) + 32'd1) < 32'd16384) accm[(wav_0) + 32'd1] <= wv_0[15:8];
-              if (((wav_0) + 32'd2) < 32'd16384) accm[(wav_0) + 32'd2] <= wv_0[23:16];
-              if (((wav_0) + 32'd3) < 32'd16384) accm[(wav_0) + 32'd3] <= wv_0[31:24];
+              if (((wav_0) + 32'd0) < 32'd16384) accm[(wav_0) + 32'd0] <= lane$0$q32[7:0];
+              if (((wav_0) + 32'd1) < 32'd16384) accm[(wav_0) + 32'd1] <= lane$0$q32[15:8];
+              if (((wav_0) + 32'd2) < 32'd16384) accm[(wav_0) + 32'd2] <= lane$0$q32[23:16];
+              if (((wav_0) + 32'd3) < 32'd16384) accm[(wav_0) + 32'd3] <= lane$0$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_0) < 32'd65536) spad[wsb_0] <= p2_q_0[7:0]; end
           end
           if (32'd1 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_1) < 32'd65536) spad[wsb_1] <= aq_1; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_1) < 32'd65536) spad[wsb_1] <= lane$1$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_1) + 32'd0) < 32'd16384) accm[(wav_1) + 32'd0] <= wv_1[7:0];
-              if (((wav_1) + 32'd1) < 32'd16384) accm[(wav_1) + 32'd1] <= wv_1[15:8];
-              if (((wav_1) + 32'd2) < 32'd16384) accm[(wav_1) + 32'd2] <= wv_1[23:16];
-              if (((wav_1) + 32'd3) < 32'd16384) accm[(wav_1) + 32'd3] <= wv_1[31:24];
+              if (((wav_1) + 32'd0) < 32'd16384) accm[(wav_1) + 32'd0] <= lane$1$q32[7:0];
+              if (((wav_1) + 32'd1) < 32'd16384) accm[(wav_1) + 32'd1] <= lane$1$q32[15:8];
+              if (((wav_1) + 32'd2) < 32'd16384) accm[(wav_1) + 32'd2] <= lane$1$q32[23:16];
+              if (((wav_1) + 32'd3) < 32'd16384) accm[(wav_1) + 32'd3] <= lane$1$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_1) < 32'd65536) spad[wsb_1] <= p2_q_1[7:0]; end
           end
           if (32'd2 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_2) < 32'd65536) spad[wsb_2] <= aq_2; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_2) < 32'd65536) spad[wsb_2] <= lane$2$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_2) + 32'd0) < 32'd16384) accm[(wav_2) + 32'd0] <= wv_2[7:0];
-              if (((wav_2) + 32'd1) < 32'd16384) accm[(wav_2) + 32'd1] <= wv_2[15:8];
-              if (((wav_2) + 32'd2) < 32'd16384) accm[(wav_2) + 32'd2] <= wv_2[23:16];
-              if (((wav_2) + 32'd3) < 32'd16384) accm[(wav_2) + 32'd3] <= wv_2[31:24];
+              if (((wav_2) + 32'd0) < 32'd16384) accm[(wav_2) + 32'd0] <= lane$2$q32[7:0];
+              if (((wav_2) + 32'd1) < 32'd16384) accm[(wav_2) + 32'd1] <= lane$2$q32[15:8];
+              if (((wav_2) + 32'd2) < 32'd16384) accm[(wav_2) + 32'd2] <= lane$2$q32[23:16];
+              if (((wav_2) + 32'd3) < 32'd16384) accm[(wav_2) + 32'd3] <= lane$2$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_2) < 32'd65536) spad[wsb_2] <= p2_q_2[7:0]; end
           end
           if (32'd3 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_3) < 32'd65536) spad[wsb_3] <= aq_3; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_3) < 32'd65536) spad[wsb_3] <= lane$3$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_3) + 32'd0) < 32'd16384) accm[(wav_3) + 32'd0] <= wv_3[7:0];
-              if (((wav_3) + 32'd1) < 32'd16384) accm[(wav_3) + 32'd1] <= wv_3[15:8];
-              if (((wav_3) + 32'd2) < 32'd16384) accm[(wav_3) + 32'd2] <= wv_3[23:16];
-              if (((wav_3) + 32'd3) < 32'd16384) accm[(wav_3) + 32'd3] <= wv_3[31:24];
+              if (((wav_3) + 32'd0) < 32'd16384) accm[(wav_3) + 32'd0] <= lane$3$q32[7:0];
+              if (((wav_3) + 32'd1) < 32'd16384) accm[(wav_3) + 32'd1] <= lane$3$q32[15:8];
+              if (((wav_3) + 32'd2) < 32'd16384) accm[(wav_3) + 32'd2] <= lane$3$q32[23:16];
+              if (((wav_3) + 32'd3) < 32'd16384) accm[(wav_3) + 32'd3] <= lane$3$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_3) < 32'd65536) spad[wsb_3] <= p2_q_3[7:0]; end
           end
           if (32'd4 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_4) < 32'd65536) spad[wsb_4] <= aq_4; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_4) < 32'd65536) spad[wsb_4] <= lane$4$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_4) + 32'd0) < 32'd16384) accm[(wav_4) + 32'd0] <= wv_4[7:0];
-              if (((wav_4) + 32'd1) < 32'd16384) accm[(wav_4) + 32'd1] <= wv_4[15:8];
-              if (((wav_4) + 32'd2) < 32'd16384) accm[(wav_4) + 32'd2] <= wv_4[23:16];
-              if (((wav_4) + 32'd3) < 32'd16384) accm[(wav_4) + 32'd3] <= wv_4[31:24];
+              if (((wav_4) + 32'd0) < 32'd16384) accm[(wav_4) + 32'd0] <= lane$4$q32[7:0];
+              if (((wav_4) + 32'd1) < 32'd16384) accm[(wav_4) + 32'd1] <= lane$4$q32[15:8];
+              if (((wav_4) + 32'd2) < 32'd16384) accm[(wav_4) + 32'd2] <= lane$4$q32[23:16];
+              if (((wav_4) + 32'd3) < 32'd16384) accm[(wav_4) + 32'd3] <= lane$4$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_4) < 32'd65536) spad[wsb_4] <= p2_q_4[7:0]; end
           end
           if (32'd5 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_5) < 32'd65536) spad[wsb_5] <= aq_5; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_5) < 32'd65536) spad[wsb_5] <= lane$5$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_5) + 32'd0) < 32'd16384) accm[(wav_5) + 32'd0] <= wv_5[7:0];
-              if (((wav_5) + 32'd1) < 32'd16384) accm[(wav_5) + 32'd1] <= wv_5[15:8];
-              if (((wav_5) + 32'd2) < 32'd16384) accm[(wav_5) + 32'd2] <= wv_5[23:16];
-              if (((wav_5) + 32'd3) < 32'd16384) accm[(wav_5) + 32'd3] <= wv_5[31:24];
+              if (((wav_5) + 32'd0) < 32'd16384) accm[(wav_5) + 32'd0] <= lane$5$q32[7:0];
+              if (((wav_5) + 32'd1) < 32'd16384) accm[(wav_5) + 32'd1] <= lane$5$q32[15:8];
+              if (((wav_5) + 32'd2) < 32'd16384) accm[(wav_5) + 32'd2] <= lane$5$q32[23:16];
+              if (((wav_5) + 32'd3) < 32'd16384) accm[(wav_5) + 32'd3] <= lane$5$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_5) < 32'd65536) spad[wsb_5] <= p2_q_5[7:0]; end
           end
           if (32'd6 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_6) < 32'd65536) spad[wsb_6] <= aq_6; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_6) < 32'd65536) spad[wsb_6] <= lane$6$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_6) + 32'd0) < 32'd16384) accm[(wav_6) + 32'd0] <= wv_6[7:0];
-              if (((wav_6) + 32'd1) < 32'd16384) accm[(wav_6) + 32'd1] <= wv_6[15:8];
-              if (((wav_6) + 32'd2) < 32'd16384) accm[(wav_6) + 32'd2] <= wv_6[23:16];
-              if (((wav_6) + 32'd3) < 32'd16384) accm[(wav_6) + 32'd3] <= wv_6[31:24];
+              if (((wav_6) + 32'd0) < 32'd16384) accm[(wav_6) + 32'd0] <= lane$6$q32[7:0];
+              if (((wav_6) + 32'd1) < 32'd16384) accm[(wav_6) + 32'd1] <= lane$6$q32[15:8];
+              if (((wav_6) + 32'd2) < 32'd16384) accm[(wav_6) + 32'd2] <= lane$6$q32[23:16];
+              if (((wav_6) + 32'd3) < 32'd16384) accm[(wav_6) + 32'd3] <= lane$6$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_6) < 32'd65536) spad[wsb_6] <= p2_q_6[7:0]; end
           end
           if (32'd7 < wn2_q) begin
-            if (op_w == 8'd4) begin if ((wsb_7) < 32'd65536) spad[wsb_7] <= aq_7; end
+            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_7) < 32'd65536) spad[wsb_7] <= lane$7$q8; end
             if (op_w == 8'd5) begin
-              if (((wav_7) + 32'd0) < 32'd16384) accm[(wav_7) + 32'd0] <= wv_7[7:0];
-              if (((wav_7) + 32'd1) < 32'd16384) accm[(wav_7) + 32'd1] <= wv_7[15:8];
-              if (((wav_7) + 32'd2) < 32'd16384) accm[(wav_7) + 32'd2] <= wv_7[23:16];
-              if (((wav_7) + 32'd3) < 32'd16384) accm[(wav_7) + 32'd3] <= wv_7[31:24];
+              if (((wav_7) + 32'd0) < 32'd16384) accm[(wav_7) + 32'd0] <= lane$7$q32[7:0];
+              if (((wav_7) + 32'd1) < 32'd16384) accm[(wav_7) + 32'd1] <= lane$7$q32[15:8];
+              if (((wav_7) + 32'd2) < 32'd16384) accm[(wav_7) + 32'd2] <= lane$7$q32[23:16];
+              if (((wav_7) + 32'd3) < 32'd16384) accm[(wav_7) + 32'd3] <= lane$7$q32[31:24];
             end
-            if (op_w == 8'd6) begin if ((wsb_7) < 32'd65536) spad[wsb_7] <= p2_q_7[7:0]; end
           end
         end
         if (busy_q && !done_w) cnt_q <= cnt_q + 32'd1;
@@ -4050,7 +4190,241 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
 endmodule // top$compute
 
 
-module top$compute$mul$0(a,b,p);
+module top$compute$lane$0(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$0$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$0$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$0$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$0$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$0$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$0$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$0$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$0
+
+
+module top$compute$lane$0$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -4059,10 +4433,358 @@ module top$compute$mul$0(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$0
+endmodule // top$compute$lane$0$mul
 
 
-module top$compute$mul$1(a,b,p);
+module top$compute$lane$0$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$p2
+
+
+module top$compute$lane$0$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$qm1
+
+
+module top$compute$lane$0$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$qs1
+
+
+module top$compute$lane$0$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$qs2
+
+
+module top$compute$lane$0$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$x1
+
+
+module top$compute$lane$0$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$0$y1
+
+
+module top$compute$lane$1(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$1$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$1$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$1$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$1$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$1$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$1$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$1$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$1
+
+
+module top$compute$lane$1$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -4071,10 +4793,358 @@ module top$compute$mul$1(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$1
+endmodule // top$compute$lane$1$mul
 
 
-module top$compute$mul$2(a,b,p);
+module top$compute$lane$1$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$p2
+
+
+module top$compute$lane$1$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$qm1
+
+
+module top$compute$lane$1$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$qs1
+
+
+module top$compute$lane$1$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$qs2
+
+
+module top$compute$lane$1$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$x1
+
+
+module top$compute$lane$1$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$1$y1
+
+
+module top$compute$lane$2(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$2$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$2$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$2$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$2$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$2$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$2$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$2$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$2
+
+
+module top$compute$lane$2$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -4083,10 +5153,358 @@ module top$compute$mul$2(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$2
+endmodule // top$compute$lane$2$mul
 
 
-module top$compute$mul$3(a,b,p);
+module top$compute$lane$2$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$p2
+
+
+module top$compute$lane$2$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$qm1
+
+
+module top$compute$lane$2$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$qs1
+
+
+module top$compute$lane$2$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$qs2
+
+
+module top$compute$lane$2$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$x1
+
+
+module top$compute$lane$2$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$2$y1
+
+
+module top$compute$lane$3(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$3$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$3$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$3$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$3$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$3$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$3$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$3$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$3
+
+
+module top$compute$lane$3$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -4095,10 +5513,358 @@ module top$compute$mul$3(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$3
+endmodule // top$compute$lane$3$mul
 
 
-module top$compute$mul$4(a,b,p);
+module top$compute$lane$3$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$p2
+
+
+module top$compute$lane$3$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$qm1
+
+
+module top$compute$lane$3$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$qs1
+
+
+module top$compute$lane$3$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$qs2
+
+
+module top$compute$lane$3$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$x1
+
+
+module top$compute$lane$3$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$3$y1
+
+
+module top$compute$lane$4(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$4$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$4$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$4$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$4$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$4$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$4$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$4$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$4
+
+
+module top$compute$lane$4$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -4107,10 +5873,358 @@ module top$compute$mul$4(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$4
+endmodule // top$compute$lane$4$mul
 
 
-module top$compute$mul$5(a,b,p);
+module top$compute$lane$4$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$p2
+
+
+module top$compute$lane$4$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$qm1
+
+
+module top$compute$lane$4$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$qs1
+
+
+module top$compute$lane$4$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$qs2
+
+
+module top$compute$lane$4$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$x1
+
+
+module top$compute$lane$4$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$4$y1
+
+
+module top$compute$lane$5(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$5$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$5$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$5$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$5$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$5$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$5$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$5$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$5
+
+
+module top$compute$lane$5$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -4119,10 +6233,358 @@ module top$compute$mul$5(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$5
+endmodule // top$compute$lane$5$mul
 
 
-module top$compute$mul$6(a,b,p);
+module top$compute$lane$5$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$p2
+
+
+module top$compute$lane$5$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$qm1
+
+
+module top$compute$lane$5$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$qs1
+
+
+module top$compute$lane$5$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$qs2
+
+
+module top$compute$lane$5$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$x1
+
+
+module top$compute$lane$5$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$5$y1
+
+
+module top$compute$lane$6(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$6$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$6$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$6$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$6$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$6$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$6$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$6$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$6
+
+
+module top$compute$lane$6$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -4131,10 +6593,358 @@ module top$compute$mul$6(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$6
+endmodule // top$compute$lane$6$mul
 
 
-module top$compute$mul$7(a,b,p);
+module top$compute$lane$6$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$p2
+
+
+module top$compute$lane$6$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$qm1
+
+
+module top$compute$lane$6$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$qs1
+
+
+module top$compute$lane$6$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$qs2
+
+
+module top$compute$lane$6$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$x1
+
+
+module top$compute$lane$6$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$6$y1
+
+
+module top$compute$lane$7(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  ld;
+    input wire  is_act;
+    input wire  is_add;
+    input wire  is_max;
+    input wire  f0;
+    input wire  f2;
+    input wire  [31:0] w5;
+    input wire  [31:0] w6;
+    input wire  [31:0] acc;
+    input wire  [31:0] bias;
+    input wire  [31:0] qm;
+    input wire  [7:0] qs;
+    input wire  [7:0] ea;
+    input wire  [7:0] eb;
+    input wire  [31:0] old;
+    output reg  [7:0] q8;
+    output reg  [31:0] q32;
+    
+    // Constant declarations
+    localparam  hi32 = 64'hffffffff00000000;
+    localparam  hi56 = 64'hffffffffffffff00;
+    localparam  sign64 = 64'h8000000000000000;
+    localparam  min8 = 64'hffffffffffffff80;
+    localparam  max8s = 64'h800000000000007f;
+    
+    // Stub signals
+    reg  [31:0] mul$a;
+    reg  [31:0] mul$b;
+    wire  [63:0] mul$p;
+    reg  [31:0] x1$d;
+    wire  [31:0] x1$q;
+    reg  x1$clock;
+    reg  [7:0] y1$d;
+    wire  [7:0] y1$q;
+    reg  y1$clock;
+    reg  [31:0] qm1$d;
+    wire  [31:0] qm1$q;
+    reg  qm1$clock;
+    reg  [7:0] qs1$d;
+    wire  [7:0] qs1$q;
+    reg  qs1$clock;
+    reg  [63:0] p2$d;
+    wire  [63:0] p2$q;
+    reg  p2$clock;
+    reg  [7:0] qs2$d;
+    wire  [7:0] qs2$q;
+    reg  qs2$clock;
+    
+    // Local signals
+    reg  [31:0] asum;
+    reg  [31:0] ax;
+    reg signed [15:0] da;
+    reg signed [15:0] db;
+    reg signed [31:0] pa;
+    reg signed [31:0] pb;
+    reg  [31:0] sadd;
+    reg  [63:0] sadd64;
+    reg  [7:0] smax;
+    reg  [7:0] sh;
+    reg  [63:0] rbit;
+    reg  [63:0] asr;
+    reg  [63:0] r;
+    reg  [63:0] zp64;
+    reg  [63:0] y;
+    reg  [63:0] lo;
+    reg  [7:0] aq;
+    
+    // Sub module instances
+    top$compute$lane$7$mul mul(
+        .a(mul$a),
+        .b(mul$b),
+        .p(mul$p)
+    );
+    top$compute$lane$7$x1 x1(
+        .d(x1$d),
+        .q(x1$q),
+        .clock(x1$clock)
+    );
+    top$compute$lane$7$y1 y1(
+        .d(y1$d),
+        .q(y1$q),
+        .clock(y1$clock)
+    );
+    top$compute$lane$7$qm1 qm1(
+        .d(qm1$d),
+        .q(qm1$q),
+        .clock(qm1$clock)
+    );
+    top$compute$lane$7$qs1 qs1(
+        .d(qs1$d),
+        .q(qs1$q),
+        .clock(qs1$clock)
+    );
+    top$compute$lane$7$p2 p2(
+        .d(p2$d),
+        .q(p2$q),
+        .clock(p2$clock)
+    );
+    top$compute$lane$7$qs2 qs2(
+        .d(qs2$d),
+        .q(qs2$q),
+        .clock(qs2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        x1$clock = clock;
+        y1$clock = clock;
+        qm1$clock = clock;
+        qs1$clock = clock;
+        p2$clock = clock;
+        qs2$clock = clock;
+        x1$d = x1$q;
+        y1$d = y1$q;
+        qm1$d = qm1$q;
+        qs1$d = qs1$q;
+        p2$d = p2$q;
+        qs2$d = qs2$q;
+        asum = acc + bias;
+        ax = asum;
+        if ((acc[32'h1f] == bias[32'h1f]) && (asum[32'h1f] != acc[32'h1f])) begin
+            if (acc[32'h1f]) begin
+                ax = ((64'h80000000) & 32'hffffffff);
+            end
+            else begin
+                ax = ((64'h7fffffff) & 32'hffffffff);
+            end
+        end
+        if (en && ld) begin
+            if (is_act) begin
+                x1$d = ax;
+                qm1$d = qm;
+                qs1$d = qs;
+            end
+            else begin
+                x1$d = ((ea) & 32'hffffffff);
+                y1$d = eb;
+            end
+        end
+        mul$a = x1$q;
+        if (f2) begin
+            mul$b = qm1$q;
+        end
+        else begin
+            mul$b = w5;
+        end
+        da = $signed($signed(x1$q[(32'h0)+:(8)])) - $signed($signed(w5[(32'h0)+:(8)]));
+        db = $signed($signed(y1$q)) - $signed($signed(w5[(32'h8)+:(8)]));
+        pa = da * $signed(w6[(32'h0)+:(16)]);
+        pb = db * $signed(w6[(32'h10)+:(16)]);
+        sadd = $unsigned(pa) + $unsigned(pb);
+        sadd64 = ((sadd) & 64'hffffffffffffffff);
+        if (sadd[32'h1f]) begin
+            sadd64 = ((sadd) & 64'hffffffffffffffff) | hi32;
+        end
+        if ((x1$q[(32'h0)+:(8)] ^ ((64'h80) & 8'hff)) > (y1$q ^ ((64'h80) & 8'hff))) begin
+            smax = x1$q[(32'h0)+:(8)];
+        end
+        else begin
+            smax = y1$q;
+        end
+        if (en) begin
+            if (is_add) begin
+                p2$d = sadd64;
+            end
+            else if (is_max) begin
+                p2$d = ((smax) & 64'hffffffffffffffff);
+            end
+            else begin
+                p2$d = mul$p;
+            end
+            qs2$d = qs1$q;
+        end
+        if (f2) begin
+            sh = qs2$q;
+        end
+        else begin
+            sh = w6[(32'h0)+:(8)];
+        end
+        rbit = ((64'h0) & 64'hffffffffffffffff);
+        asr = p2$q;
+        if ((sh != 64'h0) && (sh < 64'h40)) begin
+            rbit = (p2$q >> (sh - 64'h1)) & 64'h1;
+            if (p2$q[32'h3f]) begin
+                asr = ~(~p2$q >> sh);
+            end
+            else begin
+                asr = p2$q >> sh;
+            end
+        end
+        r = asr + rbit;
+        if (sh > 64'h3f) begin
+            r = ((64'h0) & 64'hffffffffffffffff);
+        end
+        zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff);
+        if (w6[32'hf]) begin
+            zp64 = ((w6[(32'h8)+:(8)]) & 64'hffffffffffffffff) | hi56;
+        end
+        y = r + zp64;
+        if (f0) begin
+            lo = zp64;
+        end
+        else begin
+            lo = min8;
+        end
+        if ((y ^ sign64) < (lo ^ sign64)) begin
+            aq = lo[(32'h0)+:(8)];
+        end
+        else if ((y ^ sign64) > max8s) begin
+            aq = ((64'h7f) & 8'hff);
+        end
+        else begin
+            aq = y[(32'h0)+:(8)];
+        end
+        if (is_act) begin
+            q8 = aq;
+        end
+        else begin
+            q8 = p2$q[(32'h0)+:(8)];
+        end
+        q32 = p2$q[(32'h0)+:(32)];
+        if (f0) begin
+            q32 = p2$q[(32'h0)+:(32)] + old;
+        end
+    end
+    
+endmodule // top$compute$lane$7
+
+
+module top$compute$lane$7$mul(a,b,p);
     
     // Module arguments
     input wire  [31:0] a;
@@ -4143,7 +6953,121 @@ module top$compute$mul$7(a,b,p);
     
     // Update code (custom)
     always @(*) p = $signed(a) * $signed(b);
-endmodule // top$compute$mul$7
+endmodule // top$compute$lane$7$mul
+
+
+module top$compute$lane$7$p2(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$p2
+
+
+module top$compute$lane$7$qm1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$qm1
+
+
+module top$compute$lane$7$qs1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$qs1
+
+
+module top$compute$lane$7$qs2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$qs2
+
+
+module top$compute$lane$7$x1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$x1
+
+
+module top$compute$lane$7$y1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lane$7$y1
 
 
 module top$compute$pe$0(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);

@@ -196,12 +196,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
         g.line(format!("reg [31:0] {n};"));
     }
     g.line("reg v1_q;\nreg v2_q;");
-    for l in 0..c {
-        g.line(format!(
-            "reg [31:0] x1_q_{l};\nreg [7:0] y1_q_{l};\nreg [63:0] p2_q_{l};\n\
-             reg [31:0] qm1_q_{l};\nreg [7:0] qs1_q_{l};\nreg [7:0] qs2_q_{l};"
-        ));
-    }
     for i in 0..r {
         for s in 0..=i {
             g.line(format!("reg [7:0] sk_{i}_{s};"));
@@ -245,12 +239,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("  busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;");
     g.line("  cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;");
     g.line("  wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;");
-    for l in 0..c {
-        g.line(format!(
-            "  x1_q_{l} = 32'd0; y1_q_{l} = 8'd0; p2_q_{l} = 64'd0; \
-             qm1_q_{l} = 32'd0; qs1_q_{l} = 8'd0; qs2_q_{l} = 8'd0;"
-        ));
-    }
     for i in 0..r {
         for s in 0..=i {
             g.line(format!("  sk_{i}_{s} = 8'd0;"));
@@ -332,9 +320,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("wire [31:0] acols_w = {16'd0, w4_w[31:16]};");
     g.line("wire [31:0] aleft_w = acols_w - sg_q;");
     g.line("wire [31:0] eleft_w = w4_w - sa_q;");
-    g.line("wire [7:0] ash_w = w6_w[7:0];\nwire [7:0] azp_w = w6_w[15:8];");
-    g.line("wire signed [63:0] azp64_w = $signed({{56{azp_w[7]}}, azp_w});");
-    g.line("wire signed [63:0] alo_w = f0_w ? azp64_w : -64'sd128;");
     for l in 0..c {
         // ACT read.
         g.line(format!("wire [31:0] ae_{l} = sg_q + 32'd{l};"));
@@ -348,13 +333,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
         let b = g.ac32(&format!("abia_{l}"));
         g.line(format!(
             "wire [31:0] abv_{l} = (aok_{l} && f1_w) ? {b} : 32'd0;"
-        ));
-        g.line(format!(
-            "wire [32:0] asum_{l} = {{aacc_{l}[31], aacc_{l}}} + {{abv_{l}[31], abv_{l}}};"
-        ));
-        g.line(format!(
-            "wire [31:0] ax_{l} = (asum_{l}[32] != asum_{l}[31]) ? \
-             (asum_{l}[32] ? 32'h80000000 : 32'h7fffffff) : asum_{l}[31:0];"
         ));
         // ACT PER_CHANNEL: the lane's table entry.
         g.line(format!("wire [31:0] qta_{l} = w7_w + 32'd8 * ae_{l};"));
@@ -370,49 +348,11 @@ pub(super) fn body(p: &ComputeParams) -> String {
         g.line(format!("wire [7:0] ea_{l} = eok_{l} ? {ea} : 8'd0;"));
         let eb = g.sp8(&format!("w2_w + ee_{l}"));
         g.line(format!("wire [7:0] eb_{l} = eok_{l} ? {eb} : 8'd0;"));
-        // Stage 2.
-        g.line(format!(
-            "wire signed [31:0] sda_{l} = ($signed({{{{24{{x1_q_{l}[7]}}}}, x1_q_{l}[7:0]}}) \
-             - $signed({{{{24{{w5_w[7]}}}}, w5_w[7:0]}})) * $signed({{{{16{{w6_w[15]}}}}, w6_w[15:0]}});"
-        ));
-        g.line(format!(
-            "wire signed [31:0] sdb_{l} = ($signed({{{{24{{y1_q_{l}[7]}}}}, y1_q_{l}}}) \
-             - $signed({{{{24{{w5_w[15]}}}}, w5_w[15:8]}})) * $signed({{{{16{{w6_w[31]}}}}, w6_w[31:16]}});"
-        ));
-        g.line(format!("wire [31:0] sadd_{l} = sda_{l} + sdb_{l};"));
-        g.line(format!(
-            "wire [7:0] smax_{l} = ($signed(x1_q_{l}[7:0]) > $signed(y1_q_{l})) ? x1_q_{l}[7:0] : y1_q_{l};"
-        ));
-        g.line(format!(
-            "wire [63:0] s2_{l} = (op_w == 8'd5) ? {{{{32{{sadd_{l}[31]}}}}, sadd_{l}}} \
-             : ((op_w == 8'd6) ? {{56'd0, smax_{l}}} : mul${l}$p);"
-        ));
-        // Write stage.
-        // Rounding shift in 66 bits; shifts above 63 give 0 (requant_tail).
-        g.line(format!("wire [7:0] ash_{l} = f2_w ? qs2_q_{l} : ash_w;"));
-        g.line(format!(
-            "wire signed [65:0] arnd_{l} = ((ash_{l} == 8'd0) || (ash_{l} > 8'd63)) ? 66'sd0 \
-             : (66'sd1 <<< (ash_{l} - 8'd1));"
-        ));
-        g.line(format!(
-            "wire signed [65:0] asum2_{l} = $signed({{{{2{{p2_q_{l}[63]}}}}, p2_q_{l}}}) + arnd_{l};"
-        ));
-        g.line(format!(
-            "wire signed [65:0] ash66_{l} = asum2_{l} >>> ash_{l};"
-        ));
-        g.line(format!(
-            "wire signed [63:0] ar_{l} = (ash_{l} > 8'd63) ? 64'sd0 : $signed(ash66_{l}[63:0]);"
-        ));
-        g.line(format!("wire signed [63:0] ay_{l} = ar_{l} + azp64_w;"));
-        g.line(format!(
-            "wire [7:0] aq_{l} = (ay_{l} < alo_w) ? alo_w[7:0] : ((ay_{l} > 64'sd127) ? 8'd127 : ay_{l}[7:0]);"
-        ));
+        // Write stage: the lane's addresses and its ADD's old accumulator.
         g.line(format!("wire [31:0] wsb_{l} = wa2_q + 32'd{l};"));
         g.line(format!("wire [31:0] wav_{l} = wa2_q + 32'd{};", 4 * l));
         let old = g.ac32(&format!("wav_{l}"));
-        g.line(format!(
-            "wire [31:0] wv_{l} = f0_w ? (p2_q_{l}[31:0] + {old}) : p2_q_{l}[31:0];"
-        ));
+        g.line(format!("wire [31:0] wold_{l} = {old};"));
     }
 
     // Latency at issue.
@@ -445,9 +385,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
         "d_q[31:15]".to_string(),
         "ilat_w[63:32]".to_string(),
     ];
-    for l in 0..c {
-        unused.push(format!("ash66_{l}[65:64]"));
-    }
     if !db {
         unused.push("head_ready".to_string());
     }
@@ -535,9 +472,27 @@ pub(super) fn body(p: &ComputeParams) -> String {
         }
     }
     for l in 0..c {
-        g.line(format!(
-            "  mul${l}$a = x1_q_{l};\n  mul${l}$b = f2_w ? qm1_q_{l} : w5_w;"
-        ));
+        for (port, v) in [
+            ("clock", "clock".to_string()),
+            ("en", "enable && !clear".to_string()),
+            ("ld", "rd_w".to_string()),
+            ("is_act", "op_w == 8'd4".to_string()),
+            ("is_add", "op_w == 8'd5".to_string()),
+            ("is_max", "op_w == 8'd6".to_string()),
+            ("f0", "f0_w".to_string()),
+            ("f2", "f2_w".to_string()),
+            ("w5", "w5_w".to_string()),
+            ("w6", "w6_w".to_string()),
+            ("acc", format!("aacc_{l}")),
+            ("bias", format!("abv_{l}")),
+            ("qm", format!("qm_{l}")),
+            ("qs", format!("qsh_{l}")),
+            ("ea", format!("ea_{l}")),
+            ("eb", format!("eb_{l}")),
+            ("old", format!("wold_{l}")),
+        ] {
+            g.line(format!("  lane${l}${port} = {v};"));
+        }
     }
     g.line("end");
 
@@ -574,11 +529,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("    v1_q <= rd_w;");
     g.line("    if (rd_w) begin");
     g.line("      if (op_w == 8'd4) begin");
-    for l in 0..c {
-        g.line(format!(
-            "        x1_q_{l} <= ax_{l};\n        qm1_q_{l} <= qm_{l};\n        qs1_q_{l} <= qsh_{l};"
-        ));
-    }
     g.line("        wa1_q <= w2_w + sb_q + sg_q;");
     g.line(format!(
         "        wn1_q <= (aleft_w < 32'd{c}) ? aleft_w : 32'd{c};"
@@ -588,11 +538,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
     ));
     g.line("        else begin\n          sg_q <= 32'd0;\n          sb_q <= sb_q + acols_w;\n        end");
     g.line("      end else begin");
-    for l in 0..c {
-        g.line(format!(
-            "        x1_q_{l} <= {{24'd0, ea_{l}}};\n        y1_q_{l} <= eb_{l};"
-        ));
-    }
     g.line("        wa1_q <= (op_w == 8'd5) ? (w3_w + 32'd4 * sa_q) : (w3_w + sa_q);");
     g.line(format!(
         "        wn1_q <= (eleft_w < 32'd{c}) ? eleft_w : 32'd{c};"
@@ -601,21 +546,16 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("      end");
     g.line("    end");
     g.line("    v2_q <= v1_q;\n    wa2_q <= wa1_q;\n    wn2_q <= wn1_q;");
-    for l in 0..c {
-        g.line(format!(
-            "    p2_q_{l} <= s2_{l};\n    qs2_q_{l} <= qs1_q_{l};"
-        ));
-    }
     g.line("    if (v2_q) begin");
     for l in 0..c {
         g.line(format!("      if (32'd{l} < wn2_q) begin"));
-        let w = g.wr_sp(&format!("wsb_{l}"), &format!("aq_{l}"));
-        g.line(format!("        if (op_w == 8'd4) begin {w} end"));
+        let w = g.wr_sp(&format!("wsb_{l}"), &format!("lane${l}$q8"));
+        g.line(format!(
+            "        if ((op_w == 8'd4) || (op_w == 8'd6)) begin {w} end"
+        ));
         g.line("        if (op_w == 8'd5) begin");
-        g.wr_ac32("          ", &format!("wav_{l}"), &format!("wv_{l}"));
+        g.wr_ac32("          ", &format!("wav_{l}"), &format!("lane${l}$q32"));
         g.line("        end");
-        let w = g.wr_sp(&format!("wsb_{l}"), &format!("p2_q_{l}[7:0]"));
-        g.line(format!("        if (op_w == 8'd6) begin {w} end"));
         g.line("      end");
     }
     g.line("    end");
