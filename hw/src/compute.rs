@@ -97,6 +97,7 @@
 //! different units are ordered by tokens and each descriptor's input and output
 //! ranges are equal or disjoint (docs/rtl.md, end).
 
+pub mod delay;
 pub mod lane;
 pub mod pe;
 pub mod smul;
@@ -108,6 +109,7 @@ use npukit_sim::{Dataflow, NpuConfig};
 use rust_hdl::core::bitvec::BitVec;
 use rust_hdl::prelude::*;
 
+pub use delay::Delay;
 pub use lane::Lane;
 pub use pe::{Pe, PeDb, PeOs};
 pub use smul::SMul32;
@@ -219,10 +221,6 @@ struct State {
     sa: u32,
     sb: u32,
     sg: u32,
-    /// `skew[r]` has `r + 1` stages; stage `r` feeds PE `(r, 0)`.
-    skew: Vec<Vec<u8>>,
-    /// `dsk[c]` has `C - 1 - c` stages.
-    dsk: Vec<Vec<u32>>,
     /// Weight-stationary: the cycle (`cnt`) in which the A stream starts; `R`
     /// without weight double-buffering (rule C1b).
     so: u32,
@@ -238,8 +236,6 @@ struct State {
     ln: u32,
     lbank: bool,
     pf: bool,
-    /// C1b: `sks[r][s]` is the bank bit beside `skew[r][s]`.
-    sks: Vec<Vec<bool>>,
     /// C1c: feed step `fq` of tile `fj`, write delay `wd`, write slot `wq` of
     /// tile `wj`.
     fq: u32,
@@ -247,10 +243,6 @@ struct State {
     wd: u32,
     wq: u32,
     wj: u32,
-    /// C1c: `skf[r][s]` is the first-operand flag beside `skew[r][s]`.
-    skf: Vec<Vec<bool>>,
-    /// C1c: `wsk[c]` has `c + 1` stages; stage `c` feeds PE `(0, c)`.
-    wsk: Vec<Vec<u8>>,
     /// The lane pipeline's shared part (the lanes' own registers are in
     /// [`Lane`]): valid, write address and lane count after the read stage
     /// and after stage 2.
@@ -262,6 +254,13 @@ struct State {
     wn2: u32,
     /// Bumped at every memory change (for the DMA read cache).
     version: u64,
+}
+
+/// What enters the skew buffers (see [`State::feed`]).
+struct Feed {
+    a: Vec<u8>,
+    f: Vec<bool>,
+    w: Vec<u8>,
 }
 
 /// The memory reads of one lane (see [`State::lane_reads`]).
@@ -277,7 +276,6 @@ struct LaneReads {
 
 impl State {
     fn new(p: &ComputeParams) -> Self {
-        let (r, c) = (p.rows as usize, p.cols as usize);
         State {
             spad: vec![0; p.spad_bytes as usize],
             acc: vec![0; p.acc_bytes as usize],
@@ -288,8 +286,6 @@ impl State {
             sa: 0,
             sb: 0,
             sg: 0,
-            skew: (0..r).map(|i| vec![0; i + 1]).collect(),
-            dsk: (0..c).map(|j| vec![0; c - 1 - j]).collect(),
             so: p.rows,
             bank: false,
             lb: false,
@@ -299,14 +295,11 @@ impl State {
             ln: 0,
             lbank: false,
             pf: false,
-            sks: (0..r).map(|i| vec![false; i + 1]).collect(),
             fq: 0,
             fj: 0,
             wd: 0,
             wq: 0,
             wj: 0,
-            skf: (0..r).map(|i| vec![false; i + 1]).collect(),
-            wsk: (0..c).map(|j| vec![0; j + 1]).collect(),
             v1: false,
             wa1: 0,
             wn1: 0,
@@ -340,6 +333,74 @@ impl State {
 
     fn flag(&self, bit: u32) -> bool {
         (self.d[0] >> (12 + bit)) & 1 == 1
+    }
+
+    /// What enters the skew buffers at this edge: per array row the A byte
+    /// and its flag (C1b: the bank bit; C1c: the first-operand flag), per
+    /// column the W byte (C1c only).
+    fn feed(&self, p: &ComputeParams) -> Feed {
+        let (rows, cols) = (p.rows, p.cols);
+        let (mk, mm_n, mm_m) = (self.d[4] >> 16, self.d[5] & 0xFFFF, self.d[4] & 0xFFFF);
+        let mm = self.busy && self.op() == OP_MATMUL;
+        if p.os() {
+            let base = self.fj.wrapping_mul(rows);
+            let feed = mm && self.fq < mk && base < mm_m;
+            let first = mm && self.fq == 0 && base < mm_m.wrapping_add(rows);
+            let a = (0..rows)
+                .map(|r| {
+                    let row = base.wrapping_add(r);
+                    if feed && row < mm_m {
+                        self.sp8(
+                            self.d[1]
+                                .wrapping_add(row.wrapping_mul(mk))
+                                .wrapping_add(self.fq),
+                        )
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let w = (0..cols)
+                .map(|c| {
+                    if feed && c < mm_n {
+                        self.sp8(
+                            self.d[2]
+                                .wrapping_add(self.fq.wrapping_mul(mm_n))
+                                .wrapping_add(c),
+                        )
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            return Feed {
+                a,
+                f: vec![first; rows as usize],
+                w,
+            };
+        }
+        let stream = self.stream();
+        let a = (0..rows)
+            .map(|r| {
+                if stream && r < mk {
+                    self.sp8(self.sa.wrapping_add(r))
+                } else {
+                    0
+                }
+            })
+            .collect();
+        Feed {
+            a,
+            f: vec![stream && self.bank; rows as usize],
+            w: Vec::new(),
+        }
+    }
+
+    /// Weight-stationary: a row of A enters the skew buffer at this edge.
+    fn stream(&self) -> bool {
+        let mm_m = self.d[4] & 0xFFFF;
+        let mm = self.busy && self.op() == OP_MATMUL;
+        mm && self.cnt >= self.so && self.cnt < self.so.wrapping_add(mm_m)
     }
 
     /// The lane pipeline's read stage is active: an ACT, ADD or MAX with at
@@ -483,6 +544,16 @@ pub struct Compute {
     pub pd: Vec<PeDb>,
     /// The output-stationary array.
     pub po: Vec<PeOs>,
+    /// The skew buffer of array row `r` (`r + 1` stages; the last feeds PE
+    /// `(r, 0)`), and beside it the bank bit (C1b) or first-operand flag
+    /// (C1c; empty without either).
+    pub sk: Vec<Delay<8>>,
+    pub skf: Vec<Delay<1>>,
+    /// C1c: the skew buffer of column `c` (`c + 1` stages, into PE `(0, c)`).
+    pub wsk: Vec<Delay<8>>,
+    /// Weight-stationary: the deskew buffer of column `c < C - 1`
+    /// (`C - 1 - c` stages after the bottom PE).
+    pub dsk: Vec<Delay<32>>,
     /// The activation / ADD / MAX lanes.
     pub lane: Vec<Lane>,
     _p: ComputeParams,
@@ -569,6 +640,19 @@ impl Compute {
                 .filter(|_| p.os())
                 .map(|_| PeOs::default())
                 .collect(),
+            sk: (0..r).map(|i| Delay::new(i + 1)).collect(),
+            skf: (0..r)
+                .filter(|_| p.os() || p.weight_double_buffer)
+                .map(|i| Delay::new(i + 1))
+                .collect(),
+            wsk: (0..c)
+                .filter(|_| p.os())
+                .map(|j| Delay::new(j + 1))
+                .collect(),
+            dsk: (0..c.saturating_sub(1))
+                .filter(|_| !p.os())
+                .map(|j| Delay::new(c - 1 - j))
+                .collect(),
             lane: (0..c).map(|_| Lane::default()).collect(),
             _p: p,
             _st: State::new(&p),
@@ -617,6 +701,34 @@ impl Compute {
         let (r, c) = (self._p.rows as usize, self._p.cols as usize);
         let clock = self.clock.val();
         let en = self.enable.val();
+        // Skew and deskew buffers (they shift like the block's registers).
+        let den = en && !self.clear.val();
+        let feed = self._st.feed(&self._p);
+        for (i, l) in self.sk.iter_mut().enumerate() {
+            l.clock.next = clock;
+            l.en.next = den;
+            l.d.next = Bits::<8>::from(feed.a[i] as u64);
+        }
+        for (i, l) in self.skf.iter_mut().enumerate() {
+            l.clock.next = clock;
+            l.en.next = den;
+            l.d.next = Bits::<1>::from(feed.f[i] as u64);
+        }
+        for (j, l) in self.wsk.iter_mut().enumerate() {
+            l.clock.next = clock;
+            l.en.next = den;
+            l.d.next = Bits::<8>::from(feed.w[j] as u64);
+        }
+        let last = (r - 1) * c;
+        for (j, l) in self.dsk.iter_mut().enumerate() {
+            l.clock.next = clock;
+            l.en.next = den;
+            l.d.next = match (self.pe.get(last + j), self.pd.get(last + j)) {
+                (Some(pe), _) => pe.sum.val(),
+                (None, Some(pe)) => pe.sum.val(),
+                (None, None) => Bits::<32>::from(0u64),
+            };
+        }
         if self._p.os() {
             self.drive_os();
         } else if self._p.weight_double_buffer {
@@ -636,7 +748,7 @@ impl Compute {
                     self.pe[n - c].w_out.val()
                 };
                 let a_in = if j == 0 {
-                    Bits::<8>::from(self._st.skew[i][i] as u64)
+                    self.sk[i].q.val()
                 } else {
                     self.pe[n - 1].a_out.val()
                 };
@@ -718,7 +830,7 @@ impl Compute {
                     self.pd[n - c].w_out.val()
                 };
                 let (a_in, sel_in) = if j == 0 {
-                    (Bits::<8>::from(st.skew[i][i] as u64), st.sks[i][i])
+                    (self.sk[i].q.val(), self.skf[i].q.val().get_bit(0))
                 } else {
                     (self.pd[n - 1].a_out.val(), self.pd[n - 1].sel_out.val())
                 };
@@ -745,17 +857,16 @@ impl Compute {
     fn drive_os(&mut self) {
         let (r, c) = (self._p.rows as usize, self._p.cols as usize);
         let (clock, en) = (self.clock.val(), self.enable.val());
-        let st = &self._st;
         for i in 0..r {
             for j in 0..c {
                 let n = i * c + j;
                 let (a_in, f_in) = if j == 0 {
-                    (Bits::<8>::from(st.skew[i][i] as u64), st.skf[i][i])
+                    (self.sk[i].q.val(), self.skf[i].q.val().get_bit(0))
                 } else {
                     (self.po[n - 1].a_out.val(), self.po[n - 1].f_out.val())
                 };
                 let w_in = if i == 0 {
-                    Bits::<8>::from(st.wsk[j][j] as u64)
+                    self.wsk[j].q.val()
                 } else {
                     self.po[n - c].w_out.val()
                 };
@@ -791,11 +902,20 @@ impl Compute {
             return;
         }
         let last = (rows as usize - 1) * cols as usize;
-        let bottom: Vec<u32> = (0..cols as usize)
-            .map(|j| match (self.pe.get(last + j), self.pd.get(last + j)) {
-                (Some(pe), _) => pe.sum.val().to_u32(),
-                (None, Some(pe)) => pe.sum.val().to_u32(),
-                (None, None) => 0,
+        // The aligned output row: the deskew buffers' ends, and the last
+        // column's bottom PE.
+        let dout: Vec<u32> = (0..cols as usize)
+            .map(|j| {
+                match (
+                    self.dsk.get(j),
+                    self.pe.get(last + j),
+                    self.pd.get(last + j),
+                ) {
+                    (Some(l), _, _) => l.q.val().to_u32(),
+                    (None, Some(pe), _) => pe.sum.val().to_u32(),
+                    (None, None, Some(pe)) => pe.sum.val().to_u32(),
+                    (None, None, None) => 0,
+                }
             })
             .collect();
         let outs: Vec<u32> = self.po.iter().map(|pe| pe.o.val().to_u32()).collect();
@@ -828,7 +948,7 @@ impl Compute {
         if p.os() {
             Self::edge_os(&p, &old, st, &outs, &mut ac_w);
         } else {
-            Self::edge_ws(&p, &old, st, &bottom, &mut ac_w);
+            Self::edge_ws(&p, &old, st, &dout, &mut ac_w);
         }
 
         // ACT / ADD / MAX read stage (the lanes latch their operands).
@@ -975,66 +1095,35 @@ impl Compute {
 }
 
 impl Compute {
-    /// The weight-stationary MATMUL datapath at an edge: skew buffer (A rows
-    /// and, with two banks, their bank bits), deskew buffer, output rows.
-    #[allow(clippy::needless_range_loop)] // indices mirror the Verilog
+    /// The weight-stationary MATMUL datapath at an edge: the A stream's
+    /// address (its bytes enter the skew buffers, [`State::feed`]) and the
+    /// output rows (`dout`: the deskew buffers' ends).
     fn edge_ws(
         p: &ComputeParams,
         old: &State,
         st: &mut State,
-        bottom: &[u32],
+        dout: &[u32],
         ac_w: &mut Vec<(u32, u8)>,
     ) {
         let (rows, cols) = (p.rows, p.cols);
-        let k = old.cnt;
-        let (mk, mm_n, mm_m) = (old.d[4] >> 16, old.d[5] & 0xFFFF, old.d[4] & 0xFFFF);
+        let (mk, mm_n) = (old.d[4] >> 16, old.d[5] & 0xFFFF);
         let mm = old.busy && old.op() == OP_MATMUL;
-        let so = old.so;
-        let stream = mm && k >= so && k < so.wrapping_add(mm_m);
-        for r in 0..rows as usize {
-            for s in (1..=r).rev() {
-                st.skew[r][s] = old.skew[r][s - 1];
-                st.sks[r][s] = old.sks[r][s - 1];
-            }
-            st.skew[r][0] = if stream && (r as u32) < mk {
-                old.sp8(old.sa.wrapping_add(r as u32))
-            } else {
-                0
-            };
-            st.sks[r][0] = stream && old.bank;
-        }
-        if stream {
+        if old.stream() {
             st.sa = old.sa.wrapping_add(mk);
         }
-        for c in 0..cols as usize {
-            let n = old.dsk[c].len();
-            for s in (1..n).rev() {
-                st.dsk[c][s] = old.dsk[c][s - 1];
-            }
-            if n > 0 {
-                st.dsk[c][0] = bottom[c];
-            }
-        }
-        if mm && k >= so.wrapping_add(rows + cols - 1) {
-            for c in 0..cols {
-                if c < mm_n {
-                    let dsk = &old.dsk[c as usize];
-                    let v = if dsk.is_empty() {
-                        bottom[c as usize]
-                    } else {
-                        dsk[dsk.len() - 1]
-                    };
-                    let a = old.sb.wrapping_add(4 * c);
-                    old.write_acc32(ac_w, a, v);
-                }
+        if mm && old.cnt >= old.so.wrapping_add(rows + cols - 1) {
+            for c in 0..cols.min(mm_n) {
+                let a = old.sb.wrapping_add(4 * c);
+                old.write_acc32(ac_w, a, dout[c as usize]);
             }
             st.sb = old.sb.wrapping_add(4u32.wrapping_mul(mm_n));
         }
     }
 
-    /// The output-stationary MATMUL datapath at an edge (rule C1c): operand
-    /// feed into the A and W skew buffers, tile counters, output-row writes
-    /// from the PEs' output registers (`outs`, row-major).
+    /// The output-stationary MATMUL datapath at an edge (rule C1c): tile
+    /// counters (the operands entering the skew buffers are
+    /// [`State::feed`]'s), output-row writes from the PEs' output registers
+    /// (`outs`, row-major).
     #[allow(clippy::needless_range_loop)] // indices mirror the Verilog
     fn edge_os(
         p: &ComputeParams,
@@ -1044,42 +1133,8 @@ impl Compute {
         ac_w: &mut Vec<(u32, u8)>,
     ) {
         let (rows, cols, per) = (p.rows, p.cols, p.period());
-        let (mk, mm_n, mm_m) = (old.d[4] >> 16, old.d[5] & 0xFFFF, old.d[4] & 0xFFFF);
+        let (mm_n, mm_m) = (old.d[5] & 0xFFFF, old.d[4] & 0xFFFF);
         let mm = old.busy && old.op() == OP_MATMUL;
-        let base = old.fj.wrapping_mul(rows);
-        let feed = mm && old.fq < mk && base < mm_m;
-        let first = mm && old.fq == 0 && base < mm_m.wrapping_add(rows);
-        for r in 0..rows as usize {
-            for s in (1..=r).rev() {
-                st.skew[r][s] = old.skew[r][s - 1];
-                st.skf[r][s] = old.skf[r][s - 1];
-            }
-            let row = base.wrapping_add(r as u32);
-            st.skew[r][0] = if feed && row < mm_m {
-                old.sp8(
-                    old.d[1]
-                        .wrapping_add(row.wrapping_mul(mk))
-                        .wrapping_add(old.fq),
-                )
-            } else {
-                0
-            };
-            st.skf[r][0] = first;
-        }
-        for c in 0..cols as usize {
-            for s in (1..=c).rev() {
-                st.wsk[c][s] = old.wsk[c][s - 1];
-            }
-            st.wsk[c][0] = if feed && (c as u32) < mm_n {
-                old.sp8(
-                    old.d[2]
-                        .wrapping_add(old.fq.wrapping_mul(mm_n))
-                        .wrapping_add(c as u32),
-                )
-            } else {
-                0
-            };
-        }
         if !mm {
             return;
         }
@@ -1125,6 +1180,26 @@ impl Logic for Compute {
         self.busy.connect();
         self.done.connect();
         self.dma_rd_data.connect();
+        for l in &mut self.sk {
+            l.clock.connect();
+            l.en.connect();
+            l.d.connect();
+        }
+        for l in &mut self.skf {
+            l.clock.connect();
+            l.en.connect();
+            l.d.connect();
+        }
+        for l in &mut self.wsk {
+            l.clock.connect();
+            l.en.connect();
+            l.d.connect();
+        }
+        for l in &mut self.dsk {
+            l.clock.connect();
+            l.en.connect();
+            l.d.connect();
+        }
         for pe in &mut self.pe {
             pe.clock.connect();
             pe.en.connect();

@@ -3788,6 +3788,130 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire  [7:0] pe$255$a_out;
     wire  [31:0] pe$255$psum_out;
     wire  [31:0] pe$255$sum;
+    reg  sk$0$clock;
+    reg  sk$0$en;
+    reg  [7:0] sk$0$d;
+    wire  [7:0] sk$0$q;
+    reg  sk$1$clock;
+    reg  sk$1$en;
+    reg  [7:0] sk$1$d;
+    wire  [7:0] sk$1$q;
+    reg  sk$2$clock;
+    reg  sk$2$en;
+    reg  [7:0] sk$2$d;
+    wire  [7:0] sk$2$q;
+    reg  sk$3$clock;
+    reg  sk$3$en;
+    reg  [7:0] sk$3$d;
+    wire  [7:0] sk$3$q;
+    reg  sk$4$clock;
+    reg  sk$4$en;
+    reg  [7:0] sk$4$d;
+    wire  [7:0] sk$4$q;
+    reg  sk$5$clock;
+    reg  sk$5$en;
+    reg  [7:0] sk$5$d;
+    wire  [7:0] sk$5$q;
+    reg  sk$6$clock;
+    reg  sk$6$en;
+    reg  [7:0] sk$6$d;
+    wire  [7:0] sk$6$q;
+    reg  sk$7$clock;
+    reg  sk$7$en;
+    reg  [7:0] sk$7$d;
+    wire  [7:0] sk$7$q;
+    reg  sk$8$clock;
+    reg  sk$8$en;
+    reg  [7:0] sk$8$d;
+    wire  [7:0] sk$8$q;
+    reg  sk$9$clock;
+    reg  sk$9$en;
+    reg  [7:0] sk$9$d;
+    wire  [7:0] sk$9$q;
+    reg  sk$10$clock;
+    reg  sk$10$en;
+    reg  [7:0] sk$10$d;
+    wire  [7:0] sk$10$q;
+    reg  sk$11$clock;
+    reg  sk$11$en;
+    reg  [7:0] sk$11$d;
+    wire  [7:0] sk$11$q;
+    reg  sk$12$clock;
+    reg  sk$12$en;
+    reg  [7:0] sk$12$d;
+    wire  [7:0] sk$12$q;
+    reg  sk$13$clock;
+    reg  sk$13$en;
+    reg  [7:0] sk$13$d;
+    wire  [7:0] sk$13$q;
+    reg  sk$14$clock;
+    reg  sk$14$en;
+    reg  [7:0] sk$14$d;
+    wire  [7:0] sk$14$q;
+    reg  sk$15$clock;
+    reg  sk$15$en;
+    reg  [7:0] sk$15$d;
+    wire  [7:0] sk$15$q;
+    reg  dsk$0$clock;
+    reg  dsk$0$en;
+    reg  [31:0] dsk$0$d;
+    wire  [31:0] dsk$0$q;
+    reg  dsk$1$clock;
+    reg  dsk$1$en;
+    reg  [31:0] dsk$1$d;
+    wire  [31:0] dsk$1$q;
+    reg  dsk$2$clock;
+    reg  dsk$2$en;
+    reg  [31:0] dsk$2$d;
+    wire  [31:0] dsk$2$q;
+    reg  dsk$3$clock;
+    reg  dsk$3$en;
+    reg  [31:0] dsk$3$d;
+    wire  [31:0] dsk$3$q;
+    reg  dsk$4$clock;
+    reg  dsk$4$en;
+    reg  [31:0] dsk$4$d;
+    wire  [31:0] dsk$4$q;
+    reg  dsk$5$clock;
+    reg  dsk$5$en;
+    reg  [31:0] dsk$5$d;
+    wire  [31:0] dsk$5$q;
+    reg  dsk$6$clock;
+    reg  dsk$6$en;
+    reg  [31:0] dsk$6$d;
+    wire  [31:0] dsk$6$q;
+    reg  dsk$7$clock;
+    reg  dsk$7$en;
+    reg  [31:0] dsk$7$d;
+    wire  [31:0] dsk$7$q;
+    reg  dsk$8$clock;
+    reg  dsk$8$en;
+    reg  [31:0] dsk$8$d;
+    wire  [31:0] dsk$8$q;
+    reg  dsk$9$clock;
+    reg  dsk$9$en;
+    reg  [31:0] dsk$9$d;
+    wire  [31:0] dsk$9$q;
+    reg  dsk$10$clock;
+    reg  dsk$10$en;
+    reg  [31:0] dsk$10$d;
+    wire  [31:0] dsk$10$q;
+    reg  dsk$11$clock;
+    reg  dsk$11$en;
+    reg  [31:0] dsk$11$d;
+    wire  [31:0] dsk$11$q;
+    reg  dsk$12$clock;
+    reg  dsk$12$en;
+    reg  [31:0] dsk$12$d;
+    wire  [31:0] dsk$12$q;
+    reg  dsk$13$clock;
+    reg  dsk$13$en;
+    reg  [31:0] dsk$13$d;
+    wire  [31:0] dsk$13$q;
+    reg  dsk$14$clock;
+    reg  dsk$14$en;
+    reg  [31:0] dsk$14$d;
+    wire  [31:0] dsk$14$q;
     reg  lane$0$clock;
     reg  lane$0$en;
     reg  lane$0$ld;
@@ -7166,6 +7290,192 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         .psum_out(pe$255$psum_out),
         .sum(pe$255$sum)
     );
+    top$compute$sk$0 sk$0(
+        .clock(sk$0$clock),
+        .en(sk$0$en),
+        .d(sk$0$d),
+        .q(sk$0$q)
+    );
+    top$compute$sk$1 sk$1(
+        .clock(sk$1$clock),
+        .en(sk$1$en),
+        .d(sk$1$d),
+        .q(sk$1$q)
+    );
+    top$compute$sk$2 sk$2(
+        .clock(sk$2$clock),
+        .en(sk$2$en),
+        .d(sk$2$d),
+        .q(sk$2$q)
+    );
+    top$compute$sk$3 sk$3(
+        .clock(sk$3$clock),
+        .en(sk$3$en),
+        .d(sk$3$d),
+        .q(sk$3$q)
+    );
+    top$compute$sk$4 sk$4(
+        .clock(sk$4$clock),
+        .en(sk$4$en),
+        .d(sk$4$d),
+        .q(sk$4$q)
+    );
+    top$compute$sk$5 sk$5(
+        .clock(sk$5$clock),
+        .en(sk$5$en),
+        .d(sk$5$d),
+        .q(sk$5$q)
+    );
+    top$compute$sk$6 sk$6(
+        .clock(sk$6$clock),
+        .en(sk$6$en),
+        .d(sk$6$d),
+        .q(sk$6$q)
+    );
+    top$compute$sk$7 sk$7(
+        .clock(sk$7$clock),
+        .en(sk$7$en),
+        .d(sk$7$d),
+        .q(sk$7$q)
+    );
+    top$compute$sk$8 sk$8(
+        .clock(sk$8$clock),
+        .en(sk$8$en),
+        .d(sk$8$d),
+        .q(sk$8$q)
+    );
+    top$compute$sk$9 sk$9(
+        .clock(sk$9$clock),
+        .en(sk$9$en),
+        .d(sk$9$d),
+        .q(sk$9$q)
+    );
+    top$compute$sk$10 sk$10(
+        .clock(sk$10$clock),
+        .en(sk$10$en),
+        .d(sk$10$d),
+        .q(sk$10$q)
+    );
+    top$compute$sk$11 sk$11(
+        .clock(sk$11$clock),
+        .en(sk$11$en),
+        .d(sk$11$d),
+        .q(sk$11$q)
+    );
+    top$compute$sk$12 sk$12(
+        .clock(sk$12$clock),
+        .en(sk$12$en),
+        .d(sk$12$d),
+        .q(sk$12$q)
+    );
+    top$compute$sk$13 sk$13(
+        .clock(sk$13$clock),
+        .en(sk$13$en),
+        .d(sk$13$d),
+        .q(sk$13$q)
+    );
+    top$compute$sk$14 sk$14(
+        .clock(sk$14$clock),
+        .en(sk$14$en),
+        .d(sk$14$d),
+        .q(sk$14$q)
+    );
+    top$compute$sk$15 sk$15(
+        .clock(sk$15$clock),
+        .en(sk$15$en),
+        .d(sk$15$d),
+        .q(sk$15$q)
+    );
+    top$compute$dsk$0 dsk$0(
+        .clock(dsk$0$clock),
+        .en(dsk$0$en),
+        .d(dsk$0$d),
+        .q(dsk$0$q)
+    );
+    top$compute$dsk$1 dsk$1(
+        .clock(dsk$1$clock),
+        .en(dsk$1$en),
+        .d(dsk$1$d),
+        .q(dsk$1$q)
+    );
+    top$compute$dsk$2 dsk$2(
+        .clock(dsk$2$clock),
+        .en(dsk$2$en),
+        .d(dsk$2$d),
+        .q(dsk$2$q)
+    );
+    top$compute$dsk$3 dsk$3(
+        .clock(dsk$3$clock),
+        .en(dsk$3$en),
+        .d(dsk$3$d),
+        .q(dsk$3$q)
+    );
+    top$compute$dsk$4 dsk$4(
+        .clock(dsk$4$clock),
+        .en(dsk$4$en),
+        .d(dsk$4$d),
+        .q(dsk$4$q)
+    );
+    top$compute$dsk$5 dsk$5(
+        .clock(dsk$5$clock),
+        .en(dsk$5$en),
+        .d(dsk$5$d),
+        .q(dsk$5$q)
+    );
+    top$compute$dsk$6 dsk$6(
+        .clock(dsk$6$clock),
+        .en(dsk$6$en),
+        .d(dsk$6$d),
+        .q(dsk$6$q)
+    );
+    top$compute$dsk$7 dsk$7(
+        .clock(dsk$7$clock),
+        .en(dsk$7$en),
+        .d(dsk$7$d),
+        .q(dsk$7$q)
+    );
+    top$compute$dsk$8 dsk$8(
+        .clock(dsk$8$clock),
+        .en(dsk$8$en),
+        .d(dsk$8$d),
+        .q(dsk$8$q)
+    );
+    top$compute$dsk$9 dsk$9(
+        .clock(dsk$9$clock),
+        .en(dsk$9$en),
+        .d(dsk$9$d),
+        .q(dsk$9$q)
+    );
+    top$compute$dsk$10 dsk$10(
+        .clock(dsk$10$clock),
+        .en(dsk$10$en),
+        .d(dsk$10$d),
+        .q(dsk$10$q)
+    );
+    top$compute$dsk$11 dsk$11(
+        .clock(dsk$11$clock),
+        .en(dsk$11$en),
+        .d(dsk$11$d),
+        .q(dsk$11$q)
+    );
+    top$compute$dsk$12 dsk$12(
+        .clock(dsk$12$clock),
+        .en(dsk$12$en),
+        .d(dsk$12$d),
+        .q(dsk$12$q)
+    );
+    top$compute$dsk$13 dsk$13(
+        .clock(dsk$13$clock),
+        .en(dsk$13$en),
+        .d(dsk$13$d),
+        .q(dsk$13$q)
+    );
+    top$compute$dsk$14 dsk$14(
+        .clock(dsk$14$clock),
+        .en(dsk$14$en),
+        .d(dsk$14$d),
+        .q(dsk$14$q)
+    );
     top$compute$lane$0 lane$0(
         .clock(lane$0$clock),
         .en(lane$0$en),
@@ -7518,262 +7828,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg [31:0] wn2_q;
     reg v1_q;
     reg v2_q;
-    reg [7:0] sk_0_0;
-    reg [7:0] sk_1_0;
-    reg [7:0] sk_1_1;
-    reg [7:0] sk_2_0;
-    reg [7:0] sk_2_1;
-    reg [7:0] sk_2_2;
-    reg [7:0] sk_3_0;
-    reg [7:0] sk_3_1;
-    reg [7:0] sk_3_2;
-    reg [7:0] sk_3_3;
-    reg [7:0] sk_4_0;
-    reg [7:0] sk_4_1;
-    reg [7:0] sk_4_2;
-    reg [7:0] sk_4_3;
-    reg [7:0] sk_4_4;
-    reg [7:0] sk_5_0;
-    reg [7:0] sk_5_1;
-    reg [7:0] sk_5_2;
-    reg [7:0] sk_5_3;
-    reg [7:0] sk_5_4;
-    reg [7:0] sk_5_5;
-    reg [7:0] sk_6_0;
-    reg [7:0] sk_6_1;
-    reg [7:0] sk_6_2;
-    reg [7:0] sk_6_3;
-    reg [7:0] sk_6_4;
-    reg [7:0] sk_6_5;
-    reg [7:0] sk_6_6;
-    reg [7:0] sk_7_0;
-    reg [7:0] sk_7_1;
-    reg [7:0] sk_7_2;
-    reg [7:0] sk_7_3;
-    reg [7:0] sk_7_4;
-    reg [7:0] sk_7_5;
-    reg [7:0] sk_7_6;
-    reg [7:0] sk_7_7;
-    reg [7:0] sk_8_0;
-    reg [7:0] sk_8_1;
-    reg [7:0] sk_8_2;
-    reg [7:0] sk_8_3;
-    reg [7:0] sk_8_4;
-    reg [7:0] sk_8_5;
-    reg [7:0] sk_8_6;
-    reg [7:0] sk_8_7;
-    reg [7:0] sk_8_8;
-    reg [7:0] sk_9_0;
-    reg [7:0] sk_9_1;
-    reg [7:0] sk_9_2;
-    reg [7:0] sk_9_3;
-    reg [7:0] sk_9_4;
-    reg [7:0] sk_9_5;
-    reg [7:0] sk_9_6;
-    reg [7:0] sk_9_7;
-    reg [7:0] sk_9_8;
-    reg [7:0] sk_9_9;
-    reg [7:0] sk_10_0;
-    reg [7:0] sk_10_1;
-    reg [7:0] sk_10_2;
-    reg [7:0] sk_10_3;
-    reg [7:0] sk_10_4;
-    reg [7:0] sk_10_5;
-    reg [7:0] sk_10_6;
-    reg [7:0] sk_10_7;
-    reg [7:0] sk_10_8;
-    reg [7:0] sk_10_9;
-    reg [7:0] sk_10_10;
-    reg [7:0] sk_11_0;
-    reg [7:0] sk_11_1;
-    reg [7:0] sk_11_2;
-    reg [7:0] sk_11_3;
-    reg [7:0] sk_11_4;
-    reg [7:0] sk_11_5;
-    reg [7:0] sk_11_6;
-    reg [7:0] sk_11_7;
-    reg [7:0] sk_11_8;
-    reg [7:0] sk_11_9;
-    reg [7:0] sk_11_10;
-    reg [7:0] sk_11_11;
-    reg [7:0] sk_12_0;
-    reg [7:0] sk_12_1;
-    reg [7:0] sk_12_2;
-    reg [7:0] sk_12_3;
-    reg [7:0] sk_12_4;
-    reg [7:0] sk_12_5;
-    reg [7:0] sk_12_6;
-    reg [7:0] sk_12_7;
-    reg [7:0] sk_12_8;
-    reg [7:0] sk_12_9;
-    reg [7:0] sk_12_10;
-    reg [7:0] sk_12_11;
-    reg [7:0] sk_12_12;
-    reg [7:0] sk_13_0;
-    reg [7:0] sk_13_1;
-    reg [7:0] sk_13_2;
-    reg [7:0] sk_13_3;
-    reg [7:0] sk_13_4;
-    reg [7:0] sk_13_5;
-    reg [7:0] sk_13_6;
-    reg [7:0] sk_13_7;
-    reg [7:0] sk_13_8;
-    reg [7:0] sk_13_9;
-    reg [7:0] sk_13_10;
-    reg [7:0] sk_13_11;
-    reg [7:0] sk_13_12;
-    reg [7:0] sk_13_13;
-    reg [7:0] sk_14_0;
-    reg [7:0] sk_14_1;
-    reg [7:0] sk_14_2;
-    reg [7:0] sk_14_3;
-    reg [7:0] sk_14_4;
-    reg [7:0] sk_14_5;
-    reg [7:0] sk_14_6;
-    reg [7:0] sk_14_7;
-    reg [7:0] sk_14_8;
-    reg [7:0] sk_14_9;
-    reg [7:0] sk_14_10;
-    reg [7:0] sk_14_11;
-    reg [7:0] sk_14_12;
-    reg [7:0] sk_14_13;
-    reg [7:0] sk_14_14;
-    reg [7:0] sk_15_0;
-    reg [7:0] sk_15_1;
-    reg [7:0] sk_15_2;
-    reg [7:0] sk_15_3;
-    reg [7:0] sk_15_4;
-    reg [7:0] sk_15_5;
-    reg [7:0] sk_15_6;
-    reg [7:0] sk_15_7;
-    reg [7:0] sk_15_8;
-    reg [7:0] sk_15_9;
-    reg [7:0] sk_15_10;
-    reg [7:0] sk_15_11;
-    reg [7:0] sk_15_12;
-    reg [7:0] sk_15_13;
-    reg [7:0] sk_15_14;
-    reg [7:0] sk_15_15;
-    reg [31:0] ds_0_0;
-    reg [31:0] ds_0_1;
-    reg [31:0] ds_0_2;
-    reg [31:0] ds_0_3;
-    reg [31:0] ds_0_4;
-    reg [31:0] ds_0_5;
-    reg [31:0] ds_0_6;
-    reg [31:0] ds_0_7;
-    reg [31:0] ds_0_8;
-    reg [31:0] ds_0_9;
-    reg [31:0] ds_0_10;
-    reg [31:0] ds_0_11;
-    reg [31:0] ds_0_12;
-    reg [31:0] ds_0_13;
-    reg [31:0] ds_0_14;
-    reg [31:0] ds_1_0;
-    reg [31:0] ds_1_1;
-    reg [31:0] ds_1_2;
-    reg [31:0] ds_1_3;
-    reg [31:0] ds_1_4;
-    reg [31:0] ds_1_5;
-    reg [31:0] ds_1_6;
-    reg [31:0] ds_1_7;
-    reg [31:0] ds_1_8;
-    reg [31:0] ds_1_9;
-    reg [31:0] ds_1_10;
-    reg [31:0] ds_1_11;
-    reg [31:0] ds_1_12;
-    reg [31:0] ds_1_13;
-    reg [31:0] ds_2_0;
-    reg [31:0] ds_2_1;
-    reg [31:0] ds_2_2;
-    reg [31:0] ds_2_3;
-    reg [31:0] ds_2_4;
-    reg [31:0] ds_2_5;
-    reg [31:0] ds_2_6;
-    reg [31:0] ds_2_7;
-    reg [31:0] ds_2_8;
-    reg [31:0] ds_2_9;
-    reg [31:0] ds_2_10;
-    reg [31:0] ds_2_11;
-    reg [31:0] ds_2_12;
-    reg [31:0] ds_3_0;
-    reg [31:0] ds_3_1;
-    reg [31:0] ds_3_2;
-    reg [31:0] ds_3_3;
-    reg [31:0] ds_3_4;
-    reg [31:0] ds_3_5;
-    reg [31:0] ds_3_6;
-    reg [31:0] ds_3_7;
-    reg [31:0] ds_3_8;
-    reg [31:0] ds_3_9;
-    reg [31:0] ds_3_10;
-    reg [31:0] ds_3_11;
-    reg [31:0] ds_4_0;
-    reg [31:0] ds_4_1;
-    reg [31:0] ds_4_2;
-    reg [31:0] ds_4_3;
-    reg [31:0] ds_4_4;
-    reg [31:0] ds_4_5;
-    reg [31:0] ds_4_6;
-    reg [31:0] ds_4_7;
-    reg [31:0] ds_4_8;
-    reg [31:0] ds_4_9;
-    reg [31:0] ds_4_10;
-    reg [31:0] ds_5_0;
-    reg [31:0] ds_5_1;
-    reg [31:0] ds_5_2;
-    reg [31:0] ds_5_3;
-    reg [31:0] ds_5_4;
-    reg [31:0] ds_5_5;
-    reg [31:0] ds_5_6;
-    reg [31:0] ds_5_7;
-    reg [31:0] ds_5_8;
-    reg [31:0] ds_5_9;
-    reg [31:0] ds_6_0;
-    reg [31:0] ds_6_1;
-    reg [31:0] ds_6_2;
-    reg [31:0] ds_6_3;
-    reg [31:0] ds_6_4;
-    reg [31:0] ds_6_5;
-    reg [31:0] ds_6_6;
-    reg [31:0] ds_6_7;
-    reg [31:0] ds_6_8;
-    reg [31:0] ds_7_0;
-    reg [31:0] ds_7_1;
-    reg [31:0] ds_7_2;
-    reg [31:0] ds_7_3;
-    reg [31:0] ds_7_4;
-    reg [31:0] ds_7_5;
-    reg [31:0] ds_7_6;
-    reg [31:0] ds_7_7;
-    reg [31:0] ds_8_0;
-    reg [31:0] ds_8_1;
-    reg [31:0] ds_8_2;
-    reg [31:0] ds_8_3;
-    reg [31:0] ds_8_4;
-    reg [31:0] ds_8_5;
-    reg [31:0] ds_8_6;
-    reg [31:0] ds_9_0;
-    reg [31:0] ds_9_1;
-    reg [31:0] ds_9_2;
-    reg [31:0] ds_9_3;
-    reg [31:0] ds_9_4;
-    reg [31:0] ds_9_5;
-    reg [31:0] ds_10_0;
-    reg [31:0] ds_10_1;
-    reg [31:0] ds_10_2;
-    reg [31:0] ds_10_3;
-    reg [31:0] ds_10_4;
-    reg [31:0] ds_11_0;
-    reg [31:0] ds_11_1;
-    reg [31:0] ds_11_2;
-    reg [31:0] ds_11_3;
-    reg [31:0] ds_12_0;
-    reg [31:0] ds_12_1;
-    reg [31:0] ds_12_2;
-    reg [31:0] ds_13_0;
-    reg [31:0] ds_13_1;
-    reg [31:0] ds_14_0;
     reg [7:0] spad [0:262143];
     reg [7:0] accm [0:65535];
     integer i;
@@ -7781,262 +7835,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      sk_0_0 = 8'd0;
-      sk_1_0 = 8'd0;
-      sk_1_1 = 8'd0;
-      sk_2_0 = 8'd0;
-      sk_2_1 = 8'd0;
-      sk_2_2 = 8'd0;
-      sk_3_0 = 8'd0;
-      sk_3_1 = 8'd0;
-      sk_3_2 = 8'd0;
-      sk_3_3 = 8'd0;
-      sk_4_0 = 8'd0;
-      sk_4_1 = 8'd0;
-      sk_4_2 = 8'd0;
-      sk_4_3 = 8'd0;
-      sk_4_4 = 8'd0;
-      sk_5_0 = 8'd0;
-      sk_5_1 = 8'd0;
-      sk_5_2 = 8'd0;
-      sk_5_3 = 8'd0;
-      sk_5_4 = 8'd0;
-      sk_5_5 = 8'd0;
-      sk_6_0 = 8'd0;
-      sk_6_1 = 8'd0;
-      sk_6_2 = 8'd0;
-      sk_6_3 = 8'd0;
-      sk_6_4 = 8'd0;
-      sk_6_5 = 8'd0;
-      sk_6_6 = 8'd0;
-      sk_7_0 = 8'd0;
-      sk_7_1 = 8'd0;
-      sk_7_2 = 8'd0;
-      sk_7_3 = 8'd0;
-      sk_7_4 = 8'd0;
-      sk_7_5 = 8'd0;
-      sk_7_6 = 8'd0;
-      sk_7_7 = 8'd0;
-      sk_8_0 = 8'd0;
-      sk_8_1 = 8'd0;
-      sk_8_2 = 8'd0;
-      sk_8_3 = 8'd0;
-      sk_8_4 = 8'd0;
-      sk_8_5 = 8'd0;
-      sk_8_6 = 8'd0;
-      sk_8_7 = 8'd0;
-      sk_8_8 = 8'd0;
-      sk_9_0 = 8'd0;
-      sk_9_1 = 8'd0;
-      sk_9_2 = 8'd0;
-      sk_9_3 = 8'd0;
-      sk_9_4 = 8'd0;
-      sk_9_5 = 8'd0;
-      sk_9_6 = 8'd0;
-      sk_9_7 = 8'd0;
-      sk_9_8 = 8'd0;
-      sk_9_9 = 8'd0;
-      sk_10_0 = 8'd0;
-      sk_10_1 = 8'd0;
-      sk_10_2 = 8'd0;
-      sk_10_3 = 8'd0;
-      sk_10_4 = 8'd0;
-      sk_10_5 = 8'd0;
-      sk_10_6 = 8'd0;
-      sk_10_7 = 8'd0;
-      sk_10_8 = 8'd0;
-      sk_10_9 = 8'd0;
-      sk_10_10 = 8'd0;
-      sk_11_0 = 8'd0;
-      sk_11_1 = 8'd0;
-      sk_11_2 = 8'd0;
-      sk_11_3 = 8'd0;
-      sk_11_4 = 8'd0;
-      sk_11_5 = 8'd0;
-      sk_11_6 = 8'd0;
-      sk_11_7 = 8'd0;
-      sk_11_8 = 8'd0;
-      sk_11_9 = 8'd0;
-      sk_11_10 = 8'd0;
-      sk_11_11 = 8'd0;
-      sk_12_0 = 8'd0;
-      sk_12_1 = 8'd0;
-      sk_12_2 = 8'd0;
-      sk_12_3 = 8'd0;
-      sk_12_4 = 8'd0;
-      sk_12_5 = 8'd0;
-      sk_12_6 = 8'd0;
-      sk_12_7 = 8'd0;
-      sk_12_8 = 8'd0;
-      sk_12_9 = 8'd0;
-      sk_12_10 = 8'd0;
-      sk_12_11 = 8'd0;
-      sk_12_12 = 8'd0;
-      sk_13_0 = 8'd0;
-      sk_13_1 = 8'd0;
-      sk_13_2 = 8'd0;
-      sk_13_3 = 8'd0;
-      sk_13_4 = 8'd0;
-      sk_13_5 = 8'd0;
-      sk_13_6 = 8'd0;
-      sk_13_7 = 8'd0;
-      sk_13_8 = 8'd0;
-      sk_13_9 = 8'd0;
-      sk_13_10 = 8'd0;
-      sk_13_11 = 8'd0;
-      sk_13_12 = 8'd0;
-      sk_13_13 = 8'd0;
-      sk_14_0 = 8'd0;
-      sk_14_1 = 8'd0;
-      sk_14_2 = 8'd0;
-      sk_14_3 = 8'd0;
-      sk_14_4 = 8'd0;
-      sk_14_5 = 8'd0;
-      sk_14_6 = 8'd0;
-      sk_14_7 = 8'd0;
-      sk_14_8 = 8'd0;
-      sk_14_9 = 8'd0;
-      sk_14_10 = 8'd0;
-      sk_14_11 = 8'd0;
-      sk_14_12 = 8'd0;
-      sk_14_13 = 8'd0;
-      sk_14_14 = 8'd0;
-      sk_15_0 = 8'd0;
-      sk_15_1 = 8'd0;
-      sk_15_2 = 8'd0;
-      sk_15_3 = 8'd0;
-      sk_15_4 = 8'd0;
-      sk_15_5 = 8'd0;
-      sk_15_6 = 8'd0;
-      sk_15_7 = 8'd0;
-      sk_15_8 = 8'd0;
-      sk_15_9 = 8'd0;
-      sk_15_10 = 8'd0;
-      sk_15_11 = 8'd0;
-      sk_15_12 = 8'd0;
-      sk_15_13 = 8'd0;
-      sk_15_14 = 8'd0;
-      sk_15_15 = 8'd0;
-      ds_0_0 = 32'd0;
-      ds_0_1 = 32'd0;
-      ds_0_2 = 32'd0;
-      ds_0_3 = 32'd0;
-      ds_0_4 = 32'd0;
-      ds_0_5 = 32'd0;
-      ds_0_6 = 32'd0;
-      ds_0_7 = 32'd0;
-      ds_0_8 = 32'd0;
-      ds_0_9 = 32'd0;
-      ds_0_10 = 32'd0;
-      ds_0_11 = 32'd0;
-      ds_0_12 = 32'd0;
-      ds_0_13 = 32'd0;
-      ds_0_14 = 32'd0;
-      ds_1_0 = 32'd0;
-      ds_1_1 = 32'd0;
-      ds_1_2 = 32'd0;
-      ds_1_3 = 32'd0;
-      ds_1_4 = 32'd0;
-      ds_1_5 = 32'd0;
-      ds_1_6 = 32'd0;
-      ds_1_7 = 32'd0;
-      ds_1_8 = 32'd0;
-      ds_1_9 = 32'd0;
-      ds_1_10 = 32'd0;
-      ds_1_11 = 32'd0;
-      ds_1_12 = 32'd0;
-      ds_1_13 = 32'd0;
-      ds_2_0 = 32'd0;
-      ds_2_1 = 32'd0;
-      ds_2_2 = 32'd0;
-      ds_2_3 = 32'd0;
-      ds_2_4 = 32'd0;
-      ds_2_5 = 32'd0;
-      ds_2_6 = 32'd0;
-      ds_2_7 = 32'd0;
-      ds_2_8 = 32'd0;
-      ds_2_9 = 32'd0;
-      ds_2_10 = 32'd0;
-      ds_2_11 = 32'd0;
-      ds_2_12 = 32'd0;
-      ds_3_0 = 32'd0;
-      ds_3_1 = 32'd0;
-      ds_3_2 = 32'd0;
-      ds_3_3 = 32'd0;
-      ds_3_4 = 32'd0;
-      ds_3_5 = 32'd0;
-      ds_3_6 = 32'd0;
-      ds_3_7 = 32'd0;
-      ds_3_8 = 32'd0;
-      ds_3_9 = 32'd0;
-      ds_3_10 = 32'd0;
-      ds_3_11 = 32'd0;
-      ds_4_0 = 32'd0;
-      ds_4_1 = 32'd0;
-      ds_4_2 = 32'd0;
-      ds_4_3 = 32'd0;
-      ds_4_4 = 32'd0;
-      ds_4_5 = 32'd0;
-      ds_4_6 = 32'd0;
-      ds_4_7 = 32'd0;
-      ds_4_8 = 32'd0;
-      ds_4_9 = 32'd0;
-      ds_4_10 = 32'd0;
-      ds_5_0 = 32'd0;
-      ds_5_1 = 32'd0;
-      ds_5_2 = 32'd0;
-      ds_5_3 = 32'd0;
-      ds_5_4 = 32'd0;
-      ds_5_5 = 32'd0;
-      ds_5_6 = 32'd0;
-      ds_5_7 = 32'd0;
-      ds_5_8 = 32'd0;
-      ds_5_9 = 32'd0;
-      ds_6_0 = 32'd0;
-      ds_6_1 = 32'd0;
-      ds_6_2 = 32'd0;
-      ds_6_3 = 32'd0;
-      ds_6_4 = 32'd0;
-      ds_6_5 = 32'd0;
-      ds_6_6 = 32'd0;
-      ds_6_7 = 32'd0;
-      ds_6_8 = 32'd0;
-      ds_7_0 = 32'd0;
-      ds_7_1 = 32'd0;
-      ds_7_2 = 32'd0;
-      ds_7_3 = 32'd0;
-      ds_7_4 = 32'd0;
-      ds_7_5 = 32'd0;
-      ds_7_6 = 32'd0;
-      ds_7_7 = 32'd0;
-      ds_8_0 = 32'd0;
-      ds_8_1 = 32'd0;
-      ds_8_2 = 32'd0;
-      ds_8_3 = 32'd0;
-      ds_8_4 = 32'd0;
-      ds_8_5 = 32'd0;
-      ds_8_6 = 32'd0;
-      ds_9_0 = 32'd0;
-      ds_9_1 = 32'd0;
-      ds_9_2 = 32'd0;
-      ds_9_3 = 32'd0;
-      ds_9_4 = 32'd0;
-      ds_9_5 = 32'd0;
-      ds_10_0 = 32'd0;
-      ds_10_1 = 32'd0;
-      ds_10_2 = 32'd0;
-      ds_10_3 = 32'd0;
-      ds_10_4 = 32'd0;
-      ds_11_0 = 32'd0;
-      ds_11_1 = 32'd0;
-      ds_11_2 = 32'd0;
-      ds_11_3 = 32'd0;
-      ds_12_0 = 32'd0;
-      ds_12_1 = 32'd0;
-      ds_12_2 = 32'd0;
-      ds_13_0 = 32'd0;
-      ds_13_1 = 32'd0;
-      ds_14_0 = 32'd0;
       for (i = 0; i < 262144; i = i + 1) spad[i] = 8'd0;
       for (i = 0; i < 65536; i = i + 1) accm[i] = 8'd0;
     end
@@ -8065,91 +7863,91 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] wpa_0 = w2_w + wrow_w * mn_w + 32'd0;
     wire [7:0] wp_0 = ((wrow_w < mk_w) && (32'd0 < mn_w)) ? (((wpa_0) < 32'd262144) ? spad[wpa_0] : 8'd0) : 8'd0;
     wire [31:0] bot_0 = pe$240$sum;
-    wire [31:0] dout_0 = ds_0_14;
+    wire [31:0] dout_0 = dsk$0$q;
     wire [31:0] moa_0 = sb_q + 32'd0;
     wire [31:0] mov_0 = f0_w ? (dout_0 + {((((moa_0) + 32'd3) < 32'd65536) ? accm[(moa_0) + 32'd3] : 8'd0), ((((moa_0) + 32'd2) < 32'd65536) ? accm[(moa_0) + 32'd2] : 8'd0), ((((moa_0) + 32'd1) < 32'd65536) ? accm[(moa_0) + 32'd1] : 8'd0), ((((moa_0) + 32'd0) < 32'd65536) ? accm[(moa_0) + 32'd0] : 8'd0)}) : dout_0;
     wire [31:0] wpa_1 = w2_w + wrow_w * mn_w + 32'd1;
     wire [7:0] wp_1 = ((wrow_w < mk_w) && (32'd1 < mn_w)) ? (((wpa_1) < 32'd262144) ? spad[wpa_1] : 8'd0) : 8'd0;
     wire [31:0] bot_1 = pe$241$sum;
-    wire [31:0] dout_1 = ds_1_13;
+    wire [31:0] dout_1 = dsk$1$q;
     wire [31:0] moa_1 = sb_q + 32'd4;
     wire [31:0] mov_1 = f0_w ? (dout_1 + {((((moa_1) + 32'd3) < 32'd65536) ? accm[(moa_1) + 32'd3] : 8'd0), ((((moa_1) + 32'd2) < 32'd65536) ? accm[(moa_1) + 32'd2] : 8'd0), ((((moa_1) + 32'd1) < 32'd65536) ? accm[(moa_1) + 32'd1] : 8'd0), ((((moa_1) + 32'd0) < 32'd65536) ? accm[(moa_1) + 32'd0] : 8'd0)}) : dout_1;
     wire [31:0] wpa_2 = w2_w + wrow_w * mn_w + 32'd2;
     wire [7:0] wp_2 = ((wrow_w < mk_w) && (32'd2 < mn_w)) ? (((wpa_2) < 32'd262144) ? spad[wpa_2] : 8'd0) : 8'd0;
     wire [31:0] bot_2 = pe$242$sum;
-    wire [31:0] dout_2 = ds_2_12;
+    wire [31:0] dout_2 = dsk$2$q;
     wire [31:0] moa_2 = sb_q + 32'd8;
     wire [31:0] mov_2 = f0_w ? (dout_2 + {((((moa_2) + 32'd3) < 32'd65536) ? accm[(moa_2) + 32'd3] : 8'd0), ((((moa_2) + 32'd2) < 32'd65536) ? accm[(moa_2) + 32'd2] : 8'd0), ((((moa_2) + 32'd1) < 32'd65536) ? accm[(moa_2) + 32'd1] : 8'd0), ((((moa_2) + 32'd0) < 32'd65536) ? accm[(moa_2) + 32'd0] : 8'd0)}) : dout_2;
     wire [31:0] wpa_3 = w2_w + wrow_w * mn_w + 32'd3;
     wire [7:0] wp_3 = ((wrow_w < mk_w) && (32'd3 < mn_w)) ? (((wpa_3) < 32'd262144) ? spad[wpa_3] : 8'd0) : 8'd0;
     wire [31:0] bot_3 = pe$243$sum;
-    wire [31:0] dout_3 = ds_3_11;
+    wire [31:0] dout_3 = dsk$3$q;
     wire [31:0] moa_3 = sb_q + 32'd12;
     wire [31:0] mov_3 = f0_w ? (dout_3 + {((((moa_3) + 32'd3) < 32'd65536) ? accm[(moa_3) + 32'd3] : 8'd0), ((((moa_3) + 32'd2) < 32'd65536) ? accm[(moa_3) + 32'd2] : 8'd0), ((((moa_3) + 32'd1) < 32'd65536) ? accm[(moa_3) + 32'd1] : 8'd0), ((((moa_3) + 32'd0) < 32'd65536) ? accm[(moa_3) + 32'd0] : 8'd0)}) : dout_3;
     wire [31:0] wpa_4 = w2_w + wrow_w * mn_w + 32'd4;
     wire [7:0] wp_4 = ((wrow_w < mk_w) && (32'd4 < mn_w)) ? (((wpa_4) < 32'd262144) ? spad[wpa_4] : 8'd0) : 8'd0;
     wire [31:0] bot_4 = pe$244$sum;
-    wire [31:0] dout_4 = ds_4_10;
+    wire [31:0] dout_4 = dsk$4$q;
     wire [31:0] moa_4 = sb_q + 32'd16;
     wire [31:0] mov_4 = f0_w ? (dout_4 + {((((moa_4) + 32'd3) < 32'd65536) ? accm[(moa_4) + 32'd3] : 8'd0), ((((moa_4) + 32'd2) < 32'd65536) ? accm[(moa_4) + 32'd2] : 8'd0), ((((moa_4) + 32'd1) < 32'd65536) ? accm[(moa_4) + 32'd1] : 8'd0), ((((moa_4) + 32'd0) < 32'd65536) ? accm[(moa_4) + 32'd0] : 8'd0)}) : dout_4;
     wire [31:0] wpa_5 = w2_w + wrow_w * mn_w + 32'd5;
     wire [7:0] wp_5 = ((wrow_w < mk_w) && (32'd5 < mn_w)) ? (((wpa_5) < 32'd262144) ? spad[wpa_5] : 8'd0) : 8'd0;
     wire [31:0] bot_5 = pe$245$sum;
-    wire [31:0] dout_5 = ds_5_9;
+    wire [31:0] dout_5 = dsk$5$q;
     wire [31:0] moa_5 = sb_q + 32'd20;
     wire [31:0] mov_5 = f0_w ? (dout_5 + {((((moa_5) + 32'd3) < 32'd65536) ? accm[(moa_5) + 32'd3] : 8'd0), ((((moa_5) + 32'd2) < 32'd65536) ? accm[(moa_5) + 32'd2] : 8'd0), ((((moa_5) + 32'd1) < 32'd65536) ? accm[(moa_5) + 32'd1] : 8'd0), ((((moa_5) + 32'd0) < 32'd65536) ? accm[(moa_5) + 32'd0] : 8'd0)}) : dout_5;
     wire [31:0] wpa_6 = w2_w + wrow_w * mn_w + 32'd6;
     wire [7:0] wp_6 = ((wrow_w < mk_w) && (32'd6 < mn_w)) ? (((wpa_6) < 32'd262144) ? spad[wpa_6] : 8'd0) : 8'd0;
     wire [31:0] bot_6 = pe$246$sum;
-    wire [31:0] dout_6 = ds_6_8;
+    wire [31:0] dout_6 = dsk$6$q;
     wire [31:0] moa_6 = sb_q + 32'd24;
     wire [31:0] mov_6 = f0_w ? (dout_6 + {((((moa_6) + 32'd3) < 32'd65536) ? accm[(moa_6) + 32'd3] : 8'd0), ((((moa_6) + 32'd2) < 32'd65536) ? accm[(moa_6) + 32'd2] : 8'd0), ((((moa_6) + 32'd1) < 32'd65536) ? accm[(moa_6) + 32'd1] : 8'd0), ((((moa_6) + 32'd0) < 32'd65536) ? accm[(moa_6) + 32'd0] : 8'd0)}) : dout_6;
     wire [31:0] wpa_7 = w2_w + wrow_w * mn_w + 32'd7;
     wire [7:0] wp_7 = ((wrow_w < mk_w) && (32'd7 < mn_w)) ? (((wpa_7) < 32'd262144) ? spad[wpa_7] : 8'd0) : 8'd0;
     wire [31:0] bot_7 = pe$247$sum;
-    wire [31:0] dout_7 = ds_7_7;
+    wire [31:0] dout_7 = dsk$7$q;
     wire [31:0] moa_7 = sb_q + 32'd28;
     wire [31:0] mov_7 = f0_w ? (dout_7 + {((((moa_7) + 32'd3) < 32'd65536) ? accm[(moa_7) + 32'd3] : 8'd0), ((((moa_7) + 32'd2) < 32'd65536) ? accm[(moa_7) + 32'd2] : 8'd0), ((((moa_7) + 32'd1) < 32'd65536) ? accm[(moa_7) + 32'd1] : 8'd0), ((((moa_7) + 32'd0) < 32'd65536) ? accm[(moa_7) + 32'd0] : 8'd0)}) : dout_7;
     wire [31:0] wpa_8 = w2_w + wrow_w * mn_w + 32'd8;
     wire [7:0] wp_8 = ((wrow_w < mk_w) && (32'd8 < mn_w)) ? (((wpa_8) < 32'd262144) ? spad[wpa_8] : 8'd0) : 8'd0;
     wire [31:0] bot_8 = pe$248$sum;
-    wire [31:0] dout_8 = ds_8_6;
+    wire [31:0] dout_8 = dsk$8$q;
     wire [31:0] moa_8 = sb_q + 32'd32;
     wire [31:0] mov_8 = f0_w ? (dout_8 + {((((moa_8) + 32'd3) < 32'd65536) ? accm[(moa_8) + 32'd3] : 8'd0), ((((moa_8) + 32'd2) < 32'd65536) ? accm[(moa_8) + 32'd2] : 8'd0), ((((moa_8) + 32'd1) < 32'd65536) ? accm[(moa_8) + 32'd1] : 8'd0), ((((moa_8) + 32'd0) < 32'd65536) ? accm[(moa_8) + 32'd0] : 8'd0)}) : dout_8;
     wire [31:0] wpa_9 = w2_w + wrow_w * mn_w + 32'd9;
     wire [7:0] wp_9 = ((wrow_w < mk_w) && (32'd9 < mn_w)) ? (((wpa_9) < 32'd262144) ? spad[wpa_9] : 8'd0) : 8'd0;
     wire [31:0] bot_9 = pe$249$sum;
-    wire [31:0] dout_9 = ds_9_5;
+    wire [31:0] dout_9 = dsk$9$q;
     wire [31:0] moa_9 = sb_q + 32'd36;
     wire [31:0] mov_9 = f0_w ? (dout_9 + {((((moa_9) + 32'd3) < 32'd65536) ? accm[(moa_9) + 32'd3] : 8'd0), ((((moa_9) + 32'd2) < 32'd65536) ? accm[(moa_9) + 32'd2] : 8'd0), ((((moa_9) + 32'd1) < 32'd65536) ? accm[(moa_9) + 32'd1] : 8'd0), ((((moa_9) + 32'd0) < 32'd65536) ? accm[(moa_9) + 32'd0] : 8'd0)}) : dout_9;
     wire [31:0] wpa_10 = w2_w + wrow_w * mn_w + 32'd10;
     wire [7:0] wp_10 = ((wrow_w < mk_w) && (32'd10 < mn_w)) ? (((wpa_10) < 32'd262144) ? spad[wpa_10] : 8'd0) : 8'd0;
     wire [31:0] bot_10 = pe$250$sum;
-    wire [31:0] dout_10 = ds_10_4;
+    wire [31:0] dout_10 = dsk$10$q;
     wire [31:0] moa_10 = sb_q + 32'd40;
     wire [31:0] mov_10 = f0_w ? (dout_10 + {((((moa_10) + 32'd3) < 32'd65536) ? accm[(moa_10) + 32'd3] : 8'd0), ((((moa_10) + 32'd2) < 32'd65536) ? accm[(moa_10) + 32'd2] : 8'd0), ((((moa_10) + 32'd1) < 32'd65536) ? accm[(moa_10) + 32'd1] : 8'd0), ((((moa_10) + 32'd0) < 32'd65536) ? accm[(moa_10) + 32'd0] : 8'd0)}) : dout_10;
     wire [31:0] wpa_11 = w2_w + wrow_w * mn_w + 32'd11;
     wire [7:0] wp_11 = ((wrow_w < mk_w) && (32'd11 < mn_w)) ? (((wpa_11) < 32'd262144) ? spad[wpa_11] : 8'd0) : 8'd0;
     wire [31:0] bot_11 = pe$251$sum;
-    wire [31:0] dout_11 = ds_11_3;
+    wire [31:0] dout_11 = dsk$11$q;
     wire [31:0] moa_11 = sb_q + 32'd44;
     wire [31:0] mov_11 = f0_w ? (dout_11 + {((((moa_11) + 32'd3) < 32'd65536) ? accm[(moa_11) + 32'd3] : 8'd0), ((((moa_11) + 32'd2) < 32'd65536) ? accm[(moa_11) + 32'd2] : 8'd0), ((((moa_11) + 32'd1) < 32'd65536) ? accm[(moa_11) + 32'd1] : 8'd0), ((((moa_11) + 32'd0) < 32'd65536) ? accm[(moa_11) + 32'd0] : 8'd0)}) : dout_11;
     wire [31:0] wpa_12 = w2_w + wrow_w * mn_w + 32'd12;
     wire [7:0] wp_12 = ((wrow_w < mk_w) && (32'd12 < mn_w)) ? (((wpa_12) < 32'd262144) ? spad[wpa_12] : 8'd0) : 8'd0;
     wire [31:0] bot_12 = pe$252$sum;
-    wire [31:0] dout_12 = ds_12_2;
+    wire [31:0] dout_12 = dsk$12$q;
     wire [31:0] moa_12 = sb_q + 32'd48;
     wire [31:0] mov_12 = f0_w ? (dout_12 + {((((moa_12) + 32'd3) < 32'd65536) ? accm[(moa_12) + 32'd3] : 8'd0), ((((moa_12) + 32'd2) < 32'd65536) ? accm[(moa_12) + 32'd2] : 8'd0), ((((moa_12) + 32'd1) < 32'd65536) ? accm[(moa_12) + 32'd1] : 8'd0), ((((moa_12) + 32'd0) < 32'd65536) ? accm[(moa_12) + 32'd0] : 8'd0)}) : dout_12;
     wire [31:0] wpa_13 = w2_w + wrow_w * mn_w + 32'd13;
     wire [7:0] wp_13 = ((wrow_w < mk_w) && (32'd13 < mn_w)) ? (((wpa_13) < 32'd262144) ? spad[wpa_13] : 8'd0) : 8'd0;
     wire [31:0] bot_13 = pe$253$sum;
-    wire [31:0] dout_13 = ds_13_1;
+    wire [31:0] dout_13 = dsk$13$q;
     wire [31:0] moa_13 = sb_q + 32'd52;
     wire [31:0] mov_13 = f0_w ? (dout_13 + {((((moa_13) + 32'd3) < 32'd65536) ? accm[(moa_13) + 32'd3] : 8'd0), ((((moa_13) + 32'd2) < 32'd65536) ? accm[(moa_13) + 32'd2] : 8'd0), ((((moa_13) + 32'd1) < 32'd65536) ? accm[(moa_13) + 32'd1] : 8'd0), ((((moa_13) + 32'd0) < 32'd65536) ? accm[(moa_13) + 32'd0] : 8'd0)}) : dout_13;
     wire [31:0] wpa_14 = w2_w + wrow_w * mn_w + 32'd14;
     wire [7:0] wp_14 = ((wrow_w < mk_w) && (32'd14 < mn_w)) ? (((wpa_14) < 32'd262144) ? spad[wpa_14] : 8'd0) : 8'd0;
     wire [31:0] bot_14 = pe$254$sum;
-    wire [31:0] dout_14 = ds_14_0;
+    wire [31:0] dout_14 = dsk$14$q;
     wire [31:0] moa_14 = sb_q + 32'd56;
     wire [31:0] mov_14 = f0_w ? (dout_14 + {((((moa_14) + 32'd3) < 32'd65536) ? accm[(moa_14) + 32'd3] : 8'd0), ((((moa_14) + 32'd2) < 32'd65536) ? accm[(moa_14) + 32'd2] : 8'd0), ((((moa_14) + 32'd1) < 32'd65536) ? accm[(moa_14) + 32'd1] : 8'd0), ((((moa_14) + 32'd0) < 32'd65536) ? accm[(moa_14) + 32'd0] : 8'd0)}) : dout_14;
     wire [31:0] wpa_15 = w2_w + wrow_w * mn_w + 32'd15;
@@ -8441,13 +8239,106 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd46 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd15) / 64'd16) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd15) / 64'd16 + 64'd2) : 64'd1));
     wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$56$sum, pe$57$sum, pe$58$sum, pe$59$sum, pe$60$sum, pe$61$sum, pe$62$sum, pe$63$sum, pe$63$a_out, pe$64$sum, pe$65$sum, pe$66$sum, pe$67$sum, pe$68$sum, pe$69$sum, pe$70$sum, pe$71$sum, pe$72$sum, pe$73$sum, pe$74$sum, pe$75$sum, pe$76$sum, pe$77$sum, pe$78$sum, pe$79$sum, pe$79$a_out, pe$80$sum, pe$81$sum, pe$82$sum, pe$83$sum, pe$84$sum, pe$85$sum, pe$86$sum, pe$87$sum, pe$88$sum, pe$89$sum, pe$90$sum, pe$91$sum, pe$92$sum, pe$93$sum, pe$94$sum, pe$95$sum, pe$95$a_out, pe$96$sum, pe$97$sum, pe$98$sum, pe$99$sum, pe$100$sum, pe$101$sum, pe$102$sum, pe$103$sum, pe$104$sum, pe$105$sum, pe$106$sum, pe$107$sum, pe$108$sum, pe$109$sum, pe$110$sum, pe$111$sum, pe$111$a_out, pe$112$sum, pe$113$sum, pe$114$sum, pe$115$sum, pe$116$sum, pe$117$sum, pe$118$sum, pe$119$sum, pe$120$sum, pe$121$sum, pe$122$sum, pe$123$sum, pe$124$sum, pe$125$sum, pe$126$sum, pe$127$sum, pe$127$a_out, pe$128$sum, pe$129$sum, pe$130$sum, pe$131$sum, pe$132$sum, pe$133$sum, pe$134$sum, pe$135$sum, pe$136$sum, pe$137$sum, pe$138$sum, pe$139$sum, pe$140$sum, pe$141$sum, pe$142$sum, pe$143$sum, pe$143$a_out, pe$144$sum, pe$145$sum, pe$146$sum, pe$147$sum, pe$148$sum, pe$149$sum, pe$150$sum, pe$151$sum, pe$152$sum, pe$153$sum, pe$154$sum, pe$155$sum, pe$156$sum, pe$157$sum, pe$158$sum, pe$159$sum, pe$159$a_out, pe$160$sum, pe$161$sum, pe$162$sum, pe$163$sum, pe$164$sum, pe$165$sum, pe$166$sum, pe$167$sum, pe$168$sum, pe$169$sum, pe$170$sum, pe$171$sum, pe$172$sum, pe$173$sum, pe$174$sum, pe$175$sum, pe$175$a_out, pe$176$sum, pe$177$sum, pe$178$sum, pe$179$sum, pe$180$sum, pe$181$sum, pe$182$sum, pe$183$sum, pe$184$sum, pe$185$sum, pe$186$sum, pe$187$sum, pe$188$sum, pe$189$sum, pe$190$sum, pe$191$sum, pe$191$a_out, pe$192$sum, pe$193$sum, pe$194$sum, pe$195$sum, pe$196$sum, pe$197$sum, pe$198$sum, pe$199$sum, pe$200$sum, pe$201$sum, pe$202$sum, pe$203$sum, pe$204$sum, pe$205$sum, pe$206$sum, pe$207$sum, pe$207$a_out, pe$208$sum, pe$209$sum, pe$210$sum, pe$211$sum, pe$212$sum, pe$213$sum, pe$214$sum, pe$215$sum, pe$216$sum, pe$217$sum, pe$218$sum, pe$219$sum, pe$220$sum, pe$221$sum, pe$222$sum, pe$223$sum, pe$223$a_out, pe$224$sum, pe$225$sum, pe$226$sum, pe$227$sum, pe$228$sum, pe$229$sum, pe$230$sum, pe$231$sum, pe$232$sum, pe$233$sum, pe$234$sum, pe$235$sum, pe$236$sum, pe$237$sum, pe$238$sum, pe$239$sum, pe$239$a_out, pe$240$psum_out, pe$240$w_out, pe$241$psum_out, pe$241$w_out, pe$242$psum_out, pe$242$w_out, pe$243$psum_out, pe$243$w_out, pe$244$psum_out, pe$244$w_out, pe$245$psum_out, pe$245$w_out, pe$246$psum_out, pe$246$w_out, pe$247$psum_out, pe$247$w_out, pe$248$psum_out, pe$248$w_out, pe$249$psum_out, pe$249$w_out, pe$250$psum_out, pe$250$w_out, pe$251$psum_out, pe$251$w_out, pe$252$psum_out, pe$252$w_out, pe$253$psum_out, pe$253$w_out, pe$254$psum_out, pe$254$w_out, pe$255$psum_out, pe$255$w_out, pe$255$a_out};
-    // Array and multipliers.
+    // Skew and deskew buffers, array, lanes.
     always @(*) begin
+      sk$0$clock = clock;
+      sk$0$en = enable && !clear;
+      sk$0$d = (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd262144) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
+      sk$1$clock = clock;
+      sk$1$en = enable && !clear;
+      sk$1$d = (stream_w && (32'd1 < mk_w)) ? (((sa_q + 32'd1) < 32'd262144) ? spad[sa_q + 32'd1] : 8'd0) : 8'd0;
+      sk$2$clock = clock;
+      sk$2$en = enable && !clear;
+      sk$2$d = (stream_w && (32'd2 < mk_w)) ? (((sa_q + 32'd2) < 32'd262144) ? spad[sa_q + 32'd2] : 8'd0) : 8'd0;
+      sk$3$clock = clock;
+      sk$3$en = enable && !clear;
+      sk$3$d = (stream_w && (32'd3 < mk_w)) ? (((sa_q + 32'd3) < 32'd262144) ? spad[sa_q + 32'd3] : 8'd0) : 8'd0;
+      sk$4$clock = clock;
+      sk$4$en = enable && !clear;
+      sk$4$d = (stream_w && (32'd4 < mk_w)) ? (((sa_q + 32'd4) < 32'd262144) ? spad[sa_q + 32'd4] : 8'd0) : 8'd0;
+      sk$5$clock = clock;
+      sk$5$en = enable && !clear;
+      sk$5$d = (stream_w && (32'd5 < mk_w)) ? (((sa_q + 32'd5) < 32'd262144) ? spad[sa_q + 32'd5] : 8'd0) : 8'd0;
+      sk$6$clock = clock;
+      sk$6$en = enable && !clear;
+      sk$6$d = (stream_w && (32'd6 < mk_w)) ? (((sa_q + 32'd6) < 32'd262144) ? spad[sa_q + 32'd6] : 8'd0) : 8'd0;
+      sk$7$clock = clock;
+      sk$7$en = enable && !clear;
+      sk$7$d = (stream_w && (32'd7 < mk_w)) ? (((sa_q + 32'd7) < 32'd262144) ? spad[sa_q + 32'd7] : 8'd0) : 8'd0;
+      sk$8$clock = clock;
+      sk$8$en = enable && !clear;
+      sk$8$d = (stream_w && (32'd8 < mk_w)) ? (((sa_q + 32'd8) < 32'd262144) ? spad[sa_q + 32'd8] : 8'd0) : 8'd0;
+      sk$9$clock = clock;
+      sk$9$en = enable && !clear;
+      sk$9$d = (stream_w && (32'd9 < mk_w)) ? (((sa_q + 32'd9) < 32'd262144) ? spad[sa_q + 32'd9] : 8'd0) : 8'd0;
+      sk$10$clock = clock;
+      sk$10$en = enable && !clear;
+      sk$10$d = (stream_w && (32'd10 < mk_w)) ? (((sa_q + 32'd10) < 32'd262144) ? spad[sa_q + 32'd10] : 8'd0) : 8'd0;
+      sk$11$clock = clock;
+      sk$11$en = enable && !clear;
+      sk$11$d = (stream_w && (32'd11 < mk_w)) ? (((sa_q + 32'd11) < 32'd262144) ? spad[sa_q + 32'd11] : 8'd0) : 8'd0;
+      sk$12$clock = clock;
+      sk$12$en = enable && !clear;
+      sk$12$d = (stream_w && (32'd12 < mk_w)) ? (((sa_q + 32'd12) < 32'd262144) ? spad[sa_q + 32'd12] : 8'd0) : 8'd0;
+      sk$13$clock = clock;
+      sk$13$en = enable && !clear;
+      sk$13$d = (stream_w && (32'd13 < mk_w)) ? (((sa_q + 32'd13) < 32'd262144) ? spad[sa_q + 32'd13] : 8'd0) : 8'd0;
+      sk$14$clock = clock;
+      sk$14$en = enable && !clear;
+      sk$14$d = (stream_w && (32'd14 < mk_w)) ? (((sa_q + 32'd14) < 32'd262144) ? spad[sa_q + 32'd14] : 8'd0) : 8'd0;
+      sk$15$clock = clock;
+      sk$15$en = enable && !clear;
+      sk$15$d = (stream_w && (32'd15 < mk_w)) ? (((sa_q + 32'd15) < 32'd262144) ? spad[sa_q + 32'd15] : 8'd0) : 8'd0;
+      dsk$0$clock = clock;
+      dsk$0$en = enable && !clear;
+      dsk$0$d = bot_0;
+      dsk$1$clock = clock;
+      dsk$1$en = enable && !clear;
+      dsk$1$d = bot_1;
+      dsk$2$clock = clock;
+      dsk$2$en = enable && !clear;
+      dsk$2$d = bot_2;
+      dsk$3$clock = clock;
+      dsk$3$en = enable && !clear;
+      dsk$3$d = bot_3;
+      dsk$4$clock = clock;
+      dsk$4$en = enable && !clear;
+      dsk$4$d = bot_4;
+      dsk$5$clock = clock;
+      dsk$5$en = enable && !clear;
+      dsk$5$d = bot_5;
+      dsk$6$clock = clock;
+      dsk$6$en = enable && !clear;
+      dsk$6$d = bot_6;
+      dsk$7$clock = clock;
+      dsk$7$en = enable && !clear;
+      dsk$7$d = bot_7;
+      dsk$8$clock = clock;
+      dsk$8$en = enable && !clear;
+      dsk$8$d = bot_8;
+      dsk$9$clock = clock;
+      dsk$9$en = enable && !clear;
+      dsk$9$d = bot_9;
+      dsk$10$clock = clock;
+      dsk$10$en = enable && !clear;
+      dsk$10$d = bot_10;
+      dsk$11$clock = clock;
+      dsk$11$en = enable && !clear;
+      dsk$11$d = bot_11;
+      dsk$12$clock = clock;
+      dsk$12$en = enable && !clear;
+      dsk$12$d = bot_12;
+      dsk$13$clock = clock;
+      dsk$13$en = enable && !clear;
+      dsk$13$d = bot_13;
+      dsk$14$clock = clock;
+      dsk$14$en = enable && !clear;
+      dsk$14$d = bot_14;
       pe$0$clock = clock;
       pe$0$en = enable;
       pe$0$w_shift = wshift_w;
       pe$0$w_in = wp_0;
-      pe$0$a_in = sk_0_0;
+      pe$0$a_in = sk$0$q;
       pe$0$psum_in = 32'd0;
       pe$1$clock = clock;
       pe$1$en = enable;
@@ -8543,7 +8434,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$16$en = enable;
       pe$16$w_shift = wshift_w;
       pe$16$w_in = pe$0$w_out;
-      pe$16$a_in = sk_1_1;
+      pe$16$a_in = sk$1$q;
       pe$16$psum_in = pe$0$psum_out;
       pe$17$clock = clock;
       pe$17$en = enable;
@@ -8639,7 +8530,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$32$en = enable;
       pe$32$w_shift = wshift_w;
       pe$32$w_in = pe$16$w_out;
-      pe$32$a_in = sk_2_2;
+      pe$32$a_in = sk$2$q;
       pe$32$psum_in = pe$16$psum_out;
       pe$33$clock = clock;
       pe$33$en = enable;
@@ -8735,7 +8626,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$48$en = enable;
       pe$48$w_shift = wshift_w;
       pe$48$w_in = pe$32$w_out;
-      pe$48$a_in = sk_3_3;
+      pe$48$a_in = sk$3$q;
       pe$48$psum_in = pe$32$psum_out;
       pe$49$clock = clock;
       pe$49$en = enable;
@@ -8831,7 +8722,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$64$en = enable;
       pe$64$w_shift = wshift_w;
       pe$64$w_in = pe$48$w_out;
-      pe$64$a_in = sk_4_4;
+      pe$64$a_in = sk$4$q;
       pe$64$psum_in = pe$48$psum_out;
       pe$65$clock = clock;
       pe$65$en = enable;
@@ -8927,7 +8818,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$80$en = enable;
       pe$80$w_shift = wshift_w;
       pe$80$w_in = pe$64$w_out;
-      pe$80$a_in = sk_5_5;
+      pe$80$a_in = sk$5$q;
       pe$80$psum_in = pe$64$psum_out;
       pe$81$clock = clock;
       pe$81$en = enable;
@@ -9023,7 +8914,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$96$en = enable;
       pe$96$w_shift = wshift_w;
       pe$96$w_in = pe$80$w_out;
-      pe$96$a_in = sk_6_6;
+      pe$96$a_in = sk$6$q;
       pe$96$psum_in = pe$80$psum_out;
       pe$97$clock = clock;
       pe$97$en = enable;
@@ -9119,7 +9010,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$112$en = enable;
       pe$112$w_shift = wshift_w;
       pe$112$w_in = pe$96$w_out;
-      pe$112$a_in = sk_7_7;
+      pe$112$a_in = sk$7$q;
       pe$112$psum_in = pe$96$psum_out;
       pe$113$clock = clock;
       pe$113$en = enable;
@@ -9215,7 +9106,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$128$en = enable;
       pe$128$w_shift = wshift_w;
       pe$128$w_in = pe$112$w_out;
-      pe$128$a_in = sk_8_8;
+      pe$128$a_in = sk$8$q;
       pe$128$psum_in = pe$112$psum_out;
       pe$129$clock = clock;
       pe$129$en = enable;
@@ -9311,7 +9202,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$144$en = enable;
       pe$144$w_shift = wshift_w;
       pe$144$w_in = pe$128$w_out;
-      pe$144$a_in = sk_9_9;
+      pe$144$a_in = sk$9$q;
       pe$144$psum_in = pe$128$psum_out;
       pe$145$clock = clock;
       pe$145$en = enable;
@@ -9407,7 +9298,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$160$en = enable;
       pe$160$w_shift = wshift_w;
       pe$160$w_in = pe$144$w_out;
-      pe$160$a_in = sk_10_10;
+      pe$160$a_in = sk$10$q;
       pe$160$psum_in = pe$144$psum_out;
       pe$161$clock = clock;
       pe$161$en = enable;
@@ -9503,7 +9394,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$176$en = enable;
       pe$176$w_shift = wshift_w;
       pe$176$w_in = pe$160$w_out;
-      pe$176$a_in = sk_11_11;
+      pe$176$a_in = sk$11$q;
       pe$176$psum_in = pe$160$psum_out;
       pe$177$clock = clock;
       pe$177$en = enable;
@@ -9599,7 +9490,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$192$en = enable;
       pe$192$w_shift = wshift_w;
       pe$192$w_in = pe$176$w_out;
-      pe$192$a_in = sk_12_12;
+      pe$192$a_in = sk$12$q;
       pe$192$psum_in = pe$176$psum_out;
       pe$193$clock = clock;
       pe$193$en = enable;
@@ -9695,7 +9586,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$208$en = enable;
       pe$208$w_shift = wshift_w;
       pe$208$w_in = pe$192$w_out;
-      pe$208$a_in = sk_13_13;
+      pe$208$a_in = sk$13$q;
       pe$208$psum_in = pe$192$psum_out;
       pe$209$clock = clock;
       pe$209$en = enable;
@@ -9791,7 +9682,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$224$en = enable;
       pe$224$w_shift = wshift_w;
       pe$224$w_in = pe$208$w_out;
-      pe$224$a_in = sk_14_14;
+      pe$224$a_in = sk$14$q;
       pe$224$psum_in = pe$208$psum_out;
       pe$225$clock = clock;
       pe$225$en = enable;
@@ -9887,7 +9778,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$240$en = enable;
       pe$240$w_shift = wshift_w;
       pe$240$w_in = pe$224$w_out;
-      pe$240$a_in = sk_15_15;
+      pe$240$a_in = sk$15$q;
       pe$240$psum_in = pe$224$psum_out;
       pe$241$clock = clock;
       pe$241$en = enable;
@@ -10299,263 +10190,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         spad <= '{default: 8'd0};
         accm <= '{default: 8'd0};
       end else if (enable) begin
-        sk_0_0 <= (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd262144) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
-        sk_1_1 <= sk_1_0;
-        sk_1_0 <= (stream_w && (32'd1 < mk_w)) ? (((sa_q + 32'd1) < 32'd262144) ? spad[sa_q + 32'd1] : 8'd0) : 8'd0;
-        sk_2_2 <= sk_2_1;
-        sk_2_1 <= sk_2_0;
-        sk_2_0 <= (stream_w && (32'd2 < mk_w)) ? (((sa_q + 32'd2) < 32'd262144) ? spad[sa_q + 32'd2] : 8'd0) : 8'd0;
-        sk_3_3 <= sk_3_2;
-        sk_3_2 <= sk_3_1;
-        sk_3_1 <= sk_3_0;
-        sk_3_0 <= (stream_w && (32'd3 < mk_w)) ? (((sa_q + 32'd3) < 32'd262144) ? spad[sa_q + 32'd3] : 8'd0) : 8'd0;
-        sk_4_4 <= sk_4_3;
-        sk_4_3 <= sk_4_2;
-        sk_4_2 <= sk_4_1;
-        sk_4_1 <= sk_4_0;
-        sk_4_0 <= (stream_w && (32'd4 < mk_w)) ? (((sa_q + 32'd4) < 32'd262144) ? spad[sa_q + 32'd4] : 8'd0) : 8'd0;
-        sk_5_5 <= sk_5_4;
-        sk_5_4 <= sk_5_3;
-        sk_5_3 <= sk_5_2;
-        sk_5_2 <= sk_5_1;
-        sk_5_1 <= sk_5_0;
-        sk_5_0 <= (stream_w && (32'd5 < mk_w)) ? (((sa_q + 32'd5) < 32'd262144) ? spad[sa_q + 32'd5] : 8'd0) : 8'd0;
-        sk_6_6 <= sk_6_5;
-        sk_6_5 <= sk_6_4;
-        sk_6_4 <= sk_6_3;
-        sk_6_3 <= sk_6_2;
-        sk_6_2 <= sk_6_1;
-        sk_6_1 <= sk_6_0;
-        sk_6_0 <= (stream_w && (32'd6 < mk_w)) ? (((sa_q + 32'd6) < 32'd262144) ? spad[sa_q + 32'd6] : 8'd0) : 8'd0;
-        sk_7_7 <= sk_7_6;
-        sk_7_6 <= sk_7_5;
-        sk_7_5 <= sk_7_4;
-        sk_7_4 <= sk_7_3;
-        sk_7_3 <= sk_7_2;
-        sk_7_2 <= sk_7_1;
-        sk_7_1 <= sk_7_0;
-        sk_7_0 <= (stream_w && (32'd7 < mk_w)) ? (((sa_q + 32'd7) < 32'd262144) ? spad[sa_q + 32'd7] : 8'd0) : 8'd0;
-        sk_8_8 <= sk_8_7;
-        sk_8_7 <= sk_8_6;
-        sk_8_6 <= sk_8_5;
-        sk_8_5 <= sk_8_4;
-        sk_8_4 <= sk_8_3;
-        sk_8_3 <= sk_8_2;
-        sk_8_2 <= sk_8_1;
-        sk_8_1 <= sk_8_0;
-        sk_8_0 <= (stream_w && (32'd8 < mk_w)) ? (((sa_q + 32'd8) < 32'd262144) ? spad[sa_q + 32'd8] : 8'd0) : 8'd0;
-        sk_9_9 <= sk_9_8;
-        sk_9_8 <= sk_9_7;
-        sk_9_7 <= sk_9_6;
-        sk_9_6 <= sk_9_5;
-        sk_9_5 <= sk_9_4;
-        sk_9_4 <= sk_9_3;
-        sk_9_3 <= sk_9_2;
-        sk_9_2 <= sk_9_1;
-        sk_9_1 <= sk_9_0;
-        sk_9_0 <= (stream_w && (32'd9 < mk_w)) ? (((sa_q + 32'd9) < 32'd262144) ? spad[sa_q + 32'd9] : 8'd0) : 8'd0;
-        sk_10_10 <= sk_10_9;
-        sk_10_9 <= sk_10_8;
-        sk_10_8 <= sk_10_7;
-        sk_10_7 <= sk_10_6;
-        sk_10_6 <= sk_10_5;
-        sk_10_5 <= sk_10_4;
-        sk_10_4 <= sk_10_3;
-        sk_10_3 <= sk_10_2;
-        sk_10_2 <= sk_10_1;
-        sk_10_1 <= sk_10_0;
-        sk_10_0 <= (stream_w && (32'd10 < mk_w)) ? (((sa_q + 32'd10) < 32'd262144) ? spad[sa_q + 32'd10] : 8'd0) : 8'd0;
-        sk_11_11 <= sk_11_10;
-        sk_11_10 <= sk_11_9;
-        sk_11_9 <= sk_11_8;
-        sk_11_8 <= sk_11_7;
-        sk_11_7 <= sk_11_6;
-        sk_11_6 <= sk_11_5;
-        sk_11_5 <= sk_11_4;
-        sk_11_4 <= sk_11_3;
-        sk_11_3 <= sk_11_2;
-        sk_11_2 <= sk_11_1;
-        sk_11_1 <= sk_11_0;
-        sk_11_0 <= (stream_w && (32'd11 < mk_w)) ? (((sa_q + 32'd11) < 32'd262144) ? spad[sa_q + 32'd11] : 8'd0) : 8'd0;
-        sk_12_12 <= sk_12_11;
-        sk_12_11 <= sk_12_10;
-        sk_12_10 <= sk_12_9;
-        sk_12_9 <= sk_12_8;
-        sk_12_8 <= sk_12_7;
-        sk_12_7 <= sk_12_6;
-        sk_12_6 <= sk_12_5;
-        sk_12_5 <= sk_12_4;
-        sk_12_4 <= sk_12_3;
-        sk_12_3 <= sk_12_2;
-        sk_12_2 <= sk_12_1;
-        sk_12_1 <= sk_12_0;
-        sk_12_0 <= (stream_w && (32'd12 < mk_w)) ? (((sa_q + 32'd12) < 32'd262144) ? spad[sa_q + 32'd12] : 8'd0) : 8'd0;
-        sk_13_13 <= sk_13_12;
-        sk_13_12 <= sk_13_11;
-        sk_13_11 <= sk_13_10;
-        sk_13_10 <= sk_13_9;
-        sk_13_9 <= sk_13_8;
-        sk_13_8 <= sk_13_7;
-        sk_13_7 <= sk_13_6;
-        sk_13_6 <= sk_13_5;
-        sk_13_5 <= sk_13_4;
-        sk_13_4 <= sk_13_3;
-        sk_13_3 <= sk_13_2;
-        sk_13_2 <= sk_13_1;
-        sk_13_1 <= sk_13_0;
-        sk_13_0 <= (stream_w && (32'd13 < mk_w)) ? (((sa_q + 32'd13) < 32'd262144) ? spad[sa_q + 32'd13] : 8'd0) : 8'd0;
-        sk_14_14 <= sk_14_13;
-        sk_14_13 <= sk_14_12;
-        sk_14_12 <= sk_14_11;
-        sk_14_11 <= sk_14_10;
-        sk_14_10 <= sk_14_9;
-        sk_14_9 <= sk_14_8;
-        sk_14_8 <= sk_14_7;
-        sk_14_7 <= sk_14_6;
-        sk_14_6 <= sk_14_5;
-        sk_14_5 <= sk_14_4;
-        sk_14_4 <= sk_14_3;
-        sk_14_3 <= sk_14_2;
-        sk_14_2 <= sk_14_1;
-        sk_14_1 <= sk_14_0;
-        sk_14_0 <= (stream_w && (32'd14 < mk_w)) ? (((sa_q + 32'd14) < 32'd262144) ? spad[sa_q + 32'd14] : 8'd0) : 8'd0;
-        sk_15_15 <= sk_15_14;
-        sk_15_14 <= sk_15_13;
-        sk_15_13 <= sk_15_12;
-        sk_15_12 <= sk_15_11;
-        sk_15_11 <= sk_15_10;
-        sk_15_10 <= sk_15_9;
-        sk_15_9 <= sk_15_8;
-        sk_15_8 <= sk_15_7;
-        sk_15_7 <= sk_15_6;
-        sk_15_6 <= sk_15_5;
-        sk_15_5 <= sk_15_4;
-        sk_15_4 <= sk_15_3;
-        sk_15_3 <= sk_15_2;
-        sk_15_2 <= sk_15_1;
-        sk_15_1 <= sk_15_0;
-        sk_15_0 <= (stream_w && (32'd15 < mk_w)) ? (((sa_q + 32'd15) < 32'd262144) ? spad[sa_q + 32'd15] : 8'd0) : 8'd0;
         if (stream_w) sa_q <= sa_q + mk_w;
-        ds_0_14 <= ds_0_13;
-        ds_0_13 <= ds_0_12;
-        ds_0_12 <= ds_0_11;
-        ds_0_11 <= ds_0_10;
-        ds_0_10 <= ds_0_9;
-        ds_0_9 <= ds_0_8;
-        ds_0_8 <= ds_0_7;
-        ds_0_7 <= ds_0_6;
-        ds_0_6 <= ds_0_5;
-        ds_0_5 <= ds_0_4;
-        ds_0_4 <= ds_0_3;
-        ds_0_3 <= ds_0_2;
-        ds_0_2 <= ds_0_1;
-        ds_0_1 <= ds_0_0;
-        ds_0_0 <= bot_0;
-        ds_1_13 <= ds_1_12;
-        ds_1_12 <= ds_1_11;
-        ds_1_11 <= ds_1_10;
-        ds_1_10 <= ds_1_9;
-        ds_1_9 <= ds_1_8;
-        ds_1_8 <= ds_1_7;
-        ds_1_7 <= ds_1_6;
-        ds_1_6 <= ds_1_5;
-        ds_1_5 <= ds_1_4;
-        ds_1_4 <= ds_1_3;
-        ds_1_3 <= ds_1_2;
-        ds_1_2 <= ds_1_1;
-        ds_1_1 <= ds_1_0;
-        ds_1_0 <= bot_1;
-        ds_2_12 <= ds_2_11;
-        ds_2_11 <= ds_2_10;
-        ds_2_10 <= ds_2_9;
-        ds_2_9 <= ds_2_8;
-        ds_2_8 <= ds_2_7;
-        ds_2_7 <= ds_2_6;
-        ds_2_6 <= ds_2_5;
-        ds_2_5 <= ds_2_4;
-        ds_2_4 <= ds_2_3;
-        ds_2_3 <= ds_2_2;
-        ds_2_2 <= ds_2_1;
-        ds_2_1 <= ds_2_0;
-        ds_2_0 <= bot_2;
-        ds_3_11 <= ds_3_10;
-        ds_3_10 <= ds_3_9;
-        ds_3_9 <= ds_3_8;
-        ds_3_8 <= ds_3_7;
-        ds_3_7 <= ds_3_6;
-        ds_3_6 <= ds_3_5;
-        ds_3_5 <= ds_3_4;
-        ds_3_4 <= ds_3_3;
-        ds_3_3 <= ds_3_2;
-        ds_3_2 <= ds_3_1;
-        ds_3_1 <= ds_3_0;
-        ds_3_0 <= bot_3;
-        ds_4_10 <= ds_4_9;
-        ds_4_9 <= ds_4_8;
-        ds_4_8 <= ds_4_7;
-        ds_4_7 <= ds_4_6;
-        ds_4_6 <= ds_4_5;
-        ds_4_5 <= ds_4_4;
-        ds_4_4 <= ds_4_3;
-        ds_4_3 <= ds_4_2;
-        ds_4_2 <= ds_4_1;
-        ds_4_1 <= ds_4_0;
-        ds_4_0 <= bot_4;
-        ds_5_9 <= ds_5_8;
-        ds_5_8 <= ds_5_7;
-        ds_5_7 <= ds_5_6;
-        ds_5_6 <= ds_5_5;
-        ds_5_5 <= ds_5_4;
-        ds_5_4 <= ds_5_3;
-        ds_5_3 <= ds_5_2;
-        ds_5_2 <= ds_5_1;
-        ds_5_1 <= ds_5_0;
-        ds_5_0 <= bot_5;
-        ds_6_8 <= ds_6_7;
-        ds_6_7 <= ds_6_6;
-        ds_6_6 <= ds_6_5;
-        ds_6_5 <= ds_6_4;
-        ds_6_4 <= ds_6_3;
-        ds_6_3 <= ds_6_2;
-        ds_6_2 <= ds_6_1;
-        ds_6_1 <= ds_6_0;
-        ds_6_0 <= bot_6;
-        ds_7_7 <= ds_7_6;
-        ds_7_6 <= ds_7_5;
-        ds_7_5 <= ds_7_4;
-        ds_7_4 <= ds_7_3;
-        ds_7_3 <= ds_7_2;
-        ds_7_2 <= ds_7_1;
-        ds_7_1 <= ds_7_0;
-        ds_7_0 <= bot_7;
-        ds_8_6 <= ds_8_5;
-        ds_8_5 <= ds_8_4;
-        ds_8_4 <= ds_8_3;
-        ds_8_3 <= ds_8_2;
-        ds_8_2 <= ds_8_1;
-        ds_8_1 <= ds_8_0;
-        ds_8_0 <= bot_8;
-        ds_9_5 <= ds_9_4;
-        ds_9_4 <= ds_9_3;
-        ds_9_3 <= ds_9_2;
-        ds_9_2 <= ds_9_1;
-        ds_9_1 <= ds_9_0;
-        ds_9_0 <= bot_9;
-        ds_10_4 <= ds_10_3;
-        ds_10_3 <= ds_10_2;
-        ds_10_2 <= ds_10_1;
-        ds_10_1 <= ds_10_0;
-        ds_10_0 <= bot_10;
-        ds_11_3 <= ds_11_2;
-        ds_11_2 <= ds_11_1;
-        ds_11_1 <= ds_11_0;
-        ds_11_0 <= bot_11;
-        ds_12_2 <= ds_12_1;
-        ds_12_1 <= ds_12_0;
-        ds_12_0 <= bot_12;
-        ds_13_1 <= ds_13_0;
-        ds_13_0 <= bot_13;
-        ds_14_0 <= bot_14;
         if (mmwr_w) begin
           if (32'd0 < mn_w) begin
             if (((moa_0) + 32'd0) < 32'd65536) accm[(moa_0) + 32'd0] <= mov_0[7:0];
@@ -10900,6 +10535,3936 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       end
     end
 endmodule // top$compute
+
+
+module top$compute$dsk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    reg  [31:0] s$7$d;
+    wire  [31:0] s$7$q;
+    reg  s$7$clock;
+    reg  [31:0] s$8$d;
+    wire  [31:0] s$8$q;
+    reg  s$8$clock;
+    reg  [31:0] s$9$d;
+    wire  [31:0] s$9$q;
+    reg  s$9$clock;
+    reg  [31:0] s$10$d;
+    wire  [31:0] s$10$q;
+    reg  s$10$clock;
+    reg  [31:0] s$11$d;
+    wire  [31:0] s$11$q;
+    reg  s$11$clock;
+    reg  [31:0] s$12$d;
+    wire  [31:0] s$12$q;
+    reg  s$12$clock;
+    reg  [31:0] s$13$d;
+    wire  [31:0] s$13$q;
+    reg  s$13$clock;
+    reg  [31:0] s$14$d;
+    wire  [31:0] s$14$q;
+    reg  s$14$clock;
+    
+    // Sub module instances
+    top$compute$dsk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$0$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$0$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$0$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$0$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$0$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$0$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$dsk$0$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$dsk$0$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$dsk$0$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$dsk$0$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    top$compute$dsk$0$s$11 s$11(
+        .d(s$11$d),
+        .q(s$11$q),
+        .clock(s$11$clock)
+    );
+    top$compute$dsk$0$s$12 s$12(
+        .d(s$12$d),
+        .q(s$12$q),
+        .clock(s$12$clock)
+    );
+    top$compute$dsk$0$s$13 s$13(
+        .d(s$13$d),
+        .q(s$13$q),
+        .clock(s$13$clock)
+    );
+    top$compute$dsk$0$s$14 s$14(
+        .d(s$14$d),
+        .q(s$14$q),
+        .clock(s$14$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        s$11$clock = clock;
+        s$11$d = s$11$q;
+        s$12$clock = clock;
+        s$12$d = s$12$q;
+        s$13$clock = clock;
+        s$13$d = s$13$q;
+        s$14$clock = clock;
+        s$14$d = s$14$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+            s$11$d = s$10$q;
+            s$12$d = s$11$q;
+            s$13$d = s$12$q;
+            s$14$d = s$13$q;
+        end
+        q = s$14$q;
+    end
+    
+endmodule // top$compute$dsk$0
+
+
+module top$compute$dsk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$0
+
+
+module top$compute$dsk$0$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$1
+
+
+module top$compute$dsk$0$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$10
+
+
+module top$compute$dsk$0$s$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$11
+
+
+module top$compute$dsk$0$s$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$12
+
+
+module top$compute$dsk$0$s$13(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$13
+
+
+module top$compute$dsk$0$s$14(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$14
+
+
+module top$compute$dsk$0$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$2
+
+
+module top$compute$dsk$0$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$3
+
+
+module top$compute$dsk$0$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$4
+
+
+module top$compute$dsk$0$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$5
+
+
+module top$compute$dsk$0$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$6
+
+
+module top$compute$dsk$0$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$7
+
+
+module top$compute$dsk$0$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$8
+
+
+module top$compute$dsk$0$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$9
+
+
+module top$compute$dsk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    reg  [31:0] s$7$d;
+    wire  [31:0] s$7$q;
+    reg  s$7$clock;
+    reg  [31:0] s$8$d;
+    wire  [31:0] s$8$q;
+    reg  s$8$clock;
+    reg  [31:0] s$9$d;
+    wire  [31:0] s$9$q;
+    reg  s$9$clock;
+    reg  [31:0] s$10$d;
+    wire  [31:0] s$10$q;
+    reg  s$10$clock;
+    reg  [31:0] s$11$d;
+    wire  [31:0] s$11$q;
+    reg  s$11$clock;
+    reg  [31:0] s$12$d;
+    wire  [31:0] s$12$q;
+    reg  s$12$clock;
+    reg  [31:0] s$13$d;
+    wire  [31:0] s$13$q;
+    reg  s$13$clock;
+    
+    // Sub module instances
+    top$compute$dsk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$1$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$1$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$1$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$1$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$1$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$dsk$1$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$dsk$1$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$dsk$1$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$dsk$1$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    top$compute$dsk$1$s$11 s$11(
+        .d(s$11$d),
+        .q(s$11$q),
+        .clock(s$11$clock)
+    );
+    top$compute$dsk$1$s$12 s$12(
+        .d(s$12$d),
+        .q(s$12$q),
+        .clock(s$12$clock)
+    );
+    top$compute$dsk$1$s$13 s$13(
+        .d(s$13$d),
+        .q(s$13$q),
+        .clock(s$13$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        s$11$clock = clock;
+        s$11$d = s$11$q;
+        s$12$clock = clock;
+        s$12$d = s$12$q;
+        s$13$clock = clock;
+        s$13$d = s$13$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+            s$11$d = s$10$q;
+            s$12$d = s$11$q;
+            s$13$d = s$12$q;
+        end
+        q = s$13$q;
+    end
+    
+endmodule // top$compute$dsk$1
+
+
+module top$compute$dsk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$0
+
+
+module top$compute$dsk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$1
+
+
+module top$compute$dsk$1$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$10
+
+
+module top$compute$dsk$1$s$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$11
+
+
+module top$compute$dsk$1$s$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$12
+
+
+module top$compute$dsk$1$s$13(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$13
+
+
+module top$compute$dsk$1$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$2
+
+
+module top$compute$dsk$1$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$3
+
+
+module top$compute$dsk$1$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$4
+
+
+module top$compute$dsk$1$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$5
+
+
+module top$compute$dsk$1$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$6
+
+
+module top$compute$dsk$1$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$7
+
+
+module top$compute$dsk$1$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$8
+
+
+module top$compute$dsk$1$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$9
+
+
+module top$compute$dsk$10(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    
+    // Sub module instances
+    top$compute$dsk$10$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$10$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$10$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$10$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$10$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+        end
+        q = s$4$q;
+    end
+    
+endmodule // top$compute$dsk$10
+
+
+module top$compute$dsk$10$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$10$s$0
+
+
+module top$compute$dsk$10$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$10$s$1
+
+
+module top$compute$dsk$10$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$10$s$2
+
+
+module top$compute$dsk$10$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$10$s$3
+
+
+module top$compute$dsk$10$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$10$s$4
+
+
+module top$compute$dsk$11(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$dsk$11$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$11$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$11$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$11$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$dsk$11
+
+
+module top$compute$dsk$11$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$11$s$0
+
+
+module top$compute$dsk$11$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$11$s$1
+
+
+module top$compute$dsk$11$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$11$s$2
+
+
+module top$compute$dsk$11$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$11$s$3
+
+
+module top$compute$dsk$12(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$dsk$12$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$12$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$12$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$dsk$12
+
+
+module top$compute$dsk$12$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$12$s$0
+
+
+module top$compute$dsk$12$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$12$s$1
+
+
+module top$compute$dsk$12$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$12$s$2
+
+
+module top$compute$dsk$13(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$dsk$13$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$13$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$dsk$13
+
+
+module top$compute$dsk$13$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$13$s$0
+
+
+module top$compute$dsk$13$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$13$s$1
+
+
+module top$compute$dsk$14(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$dsk$14$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$dsk$14
+
+
+module top$compute$dsk$14$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$14$s$0
+
+
+module top$compute$dsk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    reg  [31:0] s$7$d;
+    wire  [31:0] s$7$q;
+    reg  s$7$clock;
+    reg  [31:0] s$8$d;
+    wire  [31:0] s$8$q;
+    reg  s$8$clock;
+    reg  [31:0] s$9$d;
+    wire  [31:0] s$9$q;
+    reg  s$9$clock;
+    reg  [31:0] s$10$d;
+    wire  [31:0] s$10$q;
+    reg  s$10$clock;
+    reg  [31:0] s$11$d;
+    wire  [31:0] s$11$q;
+    reg  s$11$clock;
+    reg  [31:0] s$12$d;
+    wire  [31:0] s$12$q;
+    reg  s$12$clock;
+    
+    // Sub module instances
+    top$compute$dsk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$2$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$2$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$2$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$2$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$dsk$2$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$dsk$2$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$dsk$2$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$dsk$2$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    top$compute$dsk$2$s$11 s$11(
+        .d(s$11$d),
+        .q(s$11$q),
+        .clock(s$11$clock)
+    );
+    top$compute$dsk$2$s$12 s$12(
+        .d(s$12$d),
+        .q(s$12$q),
+        .clock(s$12$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        s$11$clock = clock;
+        s$11$d = s$11$q;
+        s$12$clock = clock;
+        s$12$d = s$12$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+            s$11$d = s$10$q;
+            s$12$d = s$11$q;
+        end
+        q = s$12$q;
+    end
+    
+endmodule // top$compute$dsk$2
+
+
+module top$compute$dsk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$0
+
+
+module top$compute$dsk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$1
+
+
+module top$compute$dsk$2$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$10
+
+
+module top$compute$dsk$2$s$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$11
+
+
+module top$compute$dsk$2$s$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$12
+
+
+module top$compute$dsk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$2
+
+
+module top$compute$dsk$2$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$3
+
+
+module top$compute$dsk$2$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$4
+
+
+module top$compute$dsk$2$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$5
+
+
+module top$compute$dsk$2$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$6
+
+
+module top$compute$dsk$2$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$7
+
+
+module top$compute$dsk$2$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$8
+
+
+module top$compute$dsk$2$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$9
+
+
+module top$compute$dsk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    reg  [31:0] s$7$d;
+    wire  [31:0] s$7$q;
+    reg  s$7$clock;
+    reg  [31:0] s$8$d;
+    wire  [31:0] s$8$q;
+    reg  s$8$clock;
+    reg  [31:0] s$9$d;
+    wire  [31:0] s$9$q;
+    reg  s$9$clock;
+    reg  [31:0] s$10$d;
+    wire  [31:0] s$10$q;
+    reg  s$10$clock;
+    reg  [31:0] s$11$d;
+    wire  [31:0] s$11$q;
+    reg  s$11$clock;
+    
+    // Sub module instances
+    top$compute$dsk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$3$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$3$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$3$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$dsk$3$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$dsk$3$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$dsk$3$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$dsk$3$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    top$compute$dsk$3$s$11 s$11(
+        .d(s$11$d),
+        .q(s$11$q),
+        .clock(s$11$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        s$11$clock = clock;
+        s$11$d = s$11$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+            s$11$d = s$10$q;
+        end
+        q = s$11$q;
+    end
+    
+endmodule // top$compute$dsk$3
+
+
+module top$compute$dsk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$0
+
+
+module top$compute$dsk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$1
+
+
+module top$compute$dsk$3$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$10
+
+
+module top$compute$dsk$3$s$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$11
+
+
+module top$compute$dsk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$2
+
+
+module top$compute$dsk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$3
+
+
+module top$compute$dsk$3$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$4
+
+
+module top$compute$dsk$3$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$5
+
+
+module top$compute$dsk$3$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$6
+
+
+module top$compute$dsk$3$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$7
+
+
+module top$compute$dsk$3$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$8
+
+
+module top$compute$dsk$3$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$9
+
+
+module top$compute$dsk$4(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    reg  [31:0] s$7$d;
+    wire  [31:0] s$7$q;
+    reg  s$7$clock;
+    reg  [31:0] s$8$d;
+    wire  [31:0] s$8$q;
+    reg  s$8$clock;
+    reg  [31:0] s$9$d;
+    wire  [31:0] s$9$q;
+    reg  s$9$clock;
+    reg  [31:0] s$10$d;
+    wire  [31:0] s$10$q;
+    reg  s$10$clock;
+    
+    // Sub module instances
+    top$compute$dsk$4$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$4$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$4$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$4$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$4$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$4$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$4$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$dsk$4$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$dsk$4$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$dsk$4$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$dsk$4$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+        end
+        q = s$10$q;
+    end
+    
+endmodule // top$compute$dsk$4
+
+
+module top$compute$dsk$4$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$0
+
+
+module top$compute$dsk$4$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$1
+
+
+module top$compute$dsk$4$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$10
+
+
+module top$compute$dsk$4$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$2
+
+
+module top$compute$dsk$4$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$3
+
+
+module top$compute$dsk$4$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$4
+
+
+module top$compute$dsk$4$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$5
+
+
+module top$compute$dsk$4$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$6
+
+
+module top$compute$dsk$4$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$7
+
+
+module top$compute$dsk$4$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$8
+
+
+module top$compute$dsk$4$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$9
+
+
+module top$compute$dsk$5(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    reg  [31:0] s$7$d;
+    wire  [31:0] s$7$q;
+    reg  s$7$clock;
+    reg  [31:0] s$8$d;
+    wire  [31:0] s$8$q;
+    reg  s$8$clock;
+    reg  [31:0] s$9$d;
+    wire  [31:0] s$9$q;
+    reg  s$9$clock;
+    
+    // Sub module instances
+    top$compute$dsk$5$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$5$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$5$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$5$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$5$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$5$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$5$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$dsk$5$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$dsk$5$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$dsk$5$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+        end
+        q = s$9$q;
+    end
+    
+endmodule // top$compute$dsk$5
+
+
+module top$compute$dsk$5$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$0
+
+
+module top$compute$dsk$5$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$1
+
+
+module top$compute$dsk$5$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$2
+
+
+module top$compute$dsk$5$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$3
+
+
+module top$compute$dsk$5$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$4
+
+
+module top$compute$dsk$5$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$5
+
+
+module top$compute$dsk$5$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$6
+
+
+module top$compute$dsk$5$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$7
+
+
+module top$compute$dsk$5$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$8
+
+
+module top$compute$dsk$5$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$9
+
+
+module top$compute$dsk$6(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    reg  [31:0] s$7$d;
+    wire  [31:0] s$7$q;
+    reg  s$7$clock;
+    reg  [31:0] s$8$d;
+    wire  [31:0] s$8$q;
+    reg  s$8$clock;
+    
+    // Sub module instances
+    top$compute$dsk$6$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$6$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$6$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$6$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$6$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$6$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$6$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$dsk$6$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$dsk$6$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+        end
+        q = s$8$q;
+    end
+    
+endmodule // top$compute$dsk$6
+
+
+module top$compute$dsk$6$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$0
+
+
+module top$compute$dsk$6$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$1
+
+
+module top$compute$dsk$6$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$2
+
+
+module top$compute$dsk$6$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$3
+
+
+module top$compute$dsk$6$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$4
+
+
+module top$compute$dsk$6$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$5
+
+
+module top$compute$dsk$6$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$6
+
+
+module top$compute$dsk$6$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$7
+
+
+module top$compute$dsk$6$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$8
+
+
+module top$compute$dsk$7(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    reg  [31:0] s$7$d;
+    wire  [31:0] s$7$q;
+    reg  s$7$clock;
+    
+    // Sub module instances
+    top$compute$dsk$7$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$7$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$7$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$7$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$7$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$7$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$7$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$dsk$7$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+        end
+        q = s$7$q;
+    end
+    
+endmodule // top$compute$dsk$7
+
+
+module top$compute$dsk$7$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$7$s$0
+
+
+module top$compute$dsk$7$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$7$s$1
+
+
+module top$compute$dsk$7$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$7$s$2
+
+
+module top$compute$dsk$7$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$7$s$3
+
+
+module top$compute$dsk$7$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$7$s$4
+
+
+module top$compute$dsk$7$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$7$s$5
+
+
+module top$compute$dsk$7$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$7$s$6
+
+
+module top$compute$dsk$7$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$7$s$7
+
+
+module top$compute$dsk$8(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    
+    // Sub module instances
+    top$compute$dsk$8$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$8$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$8$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$8$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$8$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$8$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$8$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+        end
+        q = s$6$q;
+    end
+    
+endmodule // top$compute$dsk$8
+
+
+module top$compute$dsk$8$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$8$s$0
+
+
+module top$compute$dsk$8$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$8$s$1
+
+
+module top$compute$dsk$8$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$8$s$2
+
+
+module top$compute$dsk$8$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$8$s$3
+
+
+module top$compute$dsk$8$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$8$s$4
+
+
+module top$compute$dsk$8$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$8$s$5
+
+
+module top$compute$dsk$8$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$8$s$6
+
+
+module top$compute$dsk$9(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    
+    // Sub module instances
+    top$compute$dsk$9$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$9$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$9$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$9$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$9$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$9$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+        end
+        q = s$5$q;
+    end
+    
+endmodule // top$compute$dsk$9
+
+
+module top$compute$dsk$9$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$9$s$0
+
+
+module top$compute$dsk$9$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$9$s$1
+
+
+module top$compute$dsk$9$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$9$s$2
+
+
+module top$compute$dsk$9$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$9$s$3
+
+
+module top$compute$dsk$9$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$9$s$4
+
+
+module top$compute$dsk$9$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$9$s$5
 
 
 module top$compute$lane$0(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
@@ -49172,6 +52737,4438 @@ module top$compute$pe$99$w(d,q,clock);
     end
           
 endmodule // top$compute$pe$99$w
+
+
+module top$compute$sk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$sk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$sk$0
+
+
+module top$compute$sk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$0$s$0
+
+
+module top$compute$sk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$sk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$sk$1
+
+
+module top$compute$sk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$0
+
+
+module top$compute$sk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$1
+
+
+module top$compute$sk$10(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    reg  [7:0] s$8$d;
+    wire  [7:0] s$8$q;
+    reg  s$8$clock;
+    reg  [7:0] s$9$d;
+    wire  [7:0] s$9$q;
+    reg  s$9$clock;
+    reg  [7:0] s$10$d;
+    wire  [7:0] s$10$q;
+    reg  s$10$clock;
+    
+    // Sub module instances
+    top$compute$sk$10$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$10$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$10$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$10$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$10$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$10$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$10$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$10$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$sk$10$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$sk$10$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$sk$10$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+        end
+        q = s$10$q;
+    end
+    
+endmodule // top$compute$sk$10
+
+
+module top$compute$sk$10$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$0
+
+
+module top$compute$sk$10$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$1
+
+
+module top$compute$sk$10$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$10
+
+
+module top$compute$sk$10$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$2
+
+
+module top$compute$sk$10$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$3
+
+
+module top$compute$sk$10$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$4
+
+
+module top$compute$sk$10$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$5
+
+
+module top$compute$sk$10$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$6
+
+
+module top$compute$sk$10$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$7
+
+
+module top$compute$sk$10$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$8
+
+
+module top$compute$sk$10$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$10$s$9
+
+
+module top$compute$sk$11(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    reg  [7:0] s$8$d;
+    wire  [7:0] s$8$q;
+    reg  s$8$clock;
+    reg  [7:0] s$9$d;
+    wire  [7:0] s$9$q;
+    reg  s$9$clock;
+    reg  [7:0] s$10$d;
+    wire  [7:0] s$10$q;
+    reg  s$10$clock;
+    reg  [7:0] s$11$d;
+    wire  [7:0] s$11$q;
+    reg  s$11$clock;
+    
+    // Sub module instances
+    top$compute$sk$11$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$11$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$11$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$11$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$11$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$11$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$11$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$11$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$sk$11$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$sk$11$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$sk$11$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    top$compute$sk$11$s$11 s$11(
+        .d(s$11$d),
+        .q(s$11$q),
+        .clock(s$11$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        s$11$clock = clock;
+        s$11$d = s$11$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+            s$11$d = s$10$q;
+        end
+        q = s$11$q;
+    end
+    
+endmodule // top$compute$sk$11
+
+
+module top$compute$sk$11$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$0
+
+
+module top$compute$sk$11$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$1
+
+
+module top$compute$sk$11$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$10
+
+
+module top$compute$sk$11$s$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$11
+
+
+module top$compute$sk$11$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$2
+
+
+module top$compute$sk$11$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$3
+
+
+module top$compute$sk$11$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$4
+
+
+module top$compute$sk$11$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$5
+
+
+module top$compute$sk$11$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$6
+
+
+module top$compute$sk$11$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$7
+
+
+module top$compute$sk$11$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$8
+
+
+module top$compute$sk$11$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$11$s$9
+
+
+module top$compute$sk$12(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    reg  [7:0] s$8$d;
+    wire  [7:0] s$8$q;
+    reg  s$8$clock;
+    reg  [7:0] s$9$d;
+    wire  [7:0] s$9$q;
+    reg  s$9$clock;
+    reg  [7:0] s$10$d;
+    wire  [7:0] s$10$q;
+    reg  s$10$clock;
+    reg  [7:0] s$11$d;
+    wire  [7:0] s$11$q;
+    reg  s$11$clock;
+    reg  [7:0] s$12$d;
+    wire  [7:0] s$12$q;
+    reg  s$12$clock;
+    
+    // Sub module instances
+    top$compute$sk$12$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$12$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$12$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$12$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$12$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$12$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$12$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$12$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$sk$12$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$sk$12$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$sk$12$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    top$compute$sk$12$s$11 s$11(
+        .d(s$11$d),
+        .q(s$11$q),
+        .clock(s$11$clock)
+    );
+    top$compute$sk$12$s$12 s$12(
+        .d(s$12$d),
+        .q(s$12$q),
+        .clock(s$12$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        s$11$clock = clock;
+        s$11$d = s$11$q;
+        s$12$clock = clock;
+        s$12$d = s$12$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+            s$11$d = s$10$q;
+            s$12$d = s$11$q;
+        end
+        q = s$12$q;
+    end
+    
+endmodule // top$compute$sk$12
+
+
+module top$compute$sk$12$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$0
+
+
+module top$compute$sk$12$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$1
+
+
+module top$compute$sk$12$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$10
+
+
+module top$compute$sk$12$s$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$11
+
+
+module top$compute$sk$12$s$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$12
+
+
+module top$compute$sk$12$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$2
+
+
+module top$compute$sk$12$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$3
+
+
+module top$compute$sk$12$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$4
+
+
+module top$compute$sk$12$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$5
+
+
+module top$compute$sk$12$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$6
+
+
+module top$compute$sk$12$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$7
+
+
+module top$compute$sk$12$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$8
+
+
+module top$compute$sk$12$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$12$s$9
+
+
+module top$compute$sk$13(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    reg  [7:0] s$8$d;
+    wire  [7:0] s$8$q;
+    reg  s$8$clock;
+    reg  [7:0] s$9$d;
+    wire  [7:0] s$9$q;
+    reg  s$9$clock;
+    reg  [7:0] s$10$d;
+    wire  [7:0] s$10$q;
+    reg  s$10$clock;
+    reg  [7:0] s$11$d;
+    wire  [7:0] s$11$q;
+    reg  s$11$clock;
+    reg  [7:0] s$12$d;
+    wire  [7:0] s$12$q;
+    reg  s$12$clock;
+    reg  [7:0] s$13$d;
+    wire  [7:0] s$13$q;
+    reg  s$13$clock;
+    
+    // Sub module instances
+    top$compute$sk$13$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$13$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$13$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$13$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$13$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$13$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$13$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$13$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$sk$13$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$sk$13$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$sk$13$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    top$compute$sk$13$s$11 s$11(
+        .d(s$11$d),
+        .q(s$11$q),
+        .clock(s$11$clock)
+    );
+    top$compute$sk$13$s$12 s$12(
+        .d(s$12$d),
+        .q(s$12$q),
+        .clock(s$12$clock)
+    );
+    top$compute$sk$13$s$13 s$13(
+        .d(s$13$d),
+        .q(s$13$q),
+        .clock(s$13$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        s$11$clock = clock;
+        s$11$d = s$11$q;
+        s$12$clock = clock;
+        s$12$d = s$12$q;
+        s$13$clock = clock;
+        s$13$d = s$13$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+            s$11$d = s$10$q;
+            s$12$d = s$11$q;
+            s$13$d = s$12$q;
+        end
+        q = s$13$q;
+    end
+    
+endmodule // top$compute$sk$13
+
+
+module top$compute$sk$13$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$0
+
+
+module top$compute$sk$13$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$1
+
+
+module top$compute$sk$13$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$10
+
+
+module top$compute$sk$13$s$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$11
+
+
+module top$compute$sk$13$s$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$12
+
+
+module top$compute$sk$13$s$13(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$13
+
+
+module top$compute$sk$13$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$2
+
+
+module top$compute$sk$13$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$3
+
+
+module top$compute$sk$13$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$4
+
+
+module top$compute$sk$13$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$5
+
+
+module top$compute$sk$13$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$6
+
+
+module top$compute$sk$13$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$7
+
+
+module top$compute$sk$13$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$8
+
+
+module top$compute$sk$13$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$13$s$9
+
+
+module top$compute$sk$14(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    reg  [7:0] s$8$d;
+    wire  [7:0] s$8$q;
+    reg  s$8$clock;
+    reg  [7:0] s$9$d;
+    wire  [7:0] s$9$q;
+    reg  s$9$clock;
+    reg  [7:0] s$10$d;
+    wire  [7:0] s$10$q;
+    reg  s$10$clock;
+    reg  [7:0] s$11$d;
+    wire  [7:0] s$11$q;
+    reg  s$11$clock;
+    reg  [7:0] s$12$d;
+    wire  [7:0] s$12$q;
+    reg  s$12$clock;
+    reg  [7:0] s$13$d;
+    wire  [7:0] s$13$q;
+    reg  s$13$clock;
+    reg  [7:0] s$14$d;
+    wire  [7:0] s$14$q;
+    reg  s$14$clock;
+    
+    // Sub module instances
+    top$compute$sk$14$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$14$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$14$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$14$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$14$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$14$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$14$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$14$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$sk$14$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$sk$14$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$sk$14$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    top$compute$sk$14$s$11 s$11(
+        .d(s$11$d),
+        .q(s$11$q),
+        .clock(s$11$clock)
+    );
+    top$compute$sk$14$s$12 s$12(
+        .d(s$12$d),
+        .q(s$12$q),
+        .clock(s$12$clock)
+    );
+    top$compute$sk$14$s$13 s$13(
+        .d(s$13$d),
+        .q(s$13$q),
+        .clock(s$13$clock)
+    );
+    top$compute$sk$14$s$14 s$14(
+        .d(s$14$d),
+        .q(s$14$q),
+        .clock(s$14$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        s$11$clock = clock;
+        s$11$d = s$11$q;
+        s$12$clock = clock;
+        s$12$d = s$12$q;
+        s$13$clock = clock;
+        s$13$d = s$13$q;
+        s$14$clock = clock;
+        s$14$d = s$14$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+            s$11$d = s$10$q;
+            s$12$d = s$11$q;
+            s$13$d = s$12$q;
+            s$14$d = s$13$q;
+        end
+        q = s$14$q;
+    end
+    
+endmodule // top$compute$sk$14
+
+
+module top$compute$sk$14$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$0
+
+
+module top$compute$sk$14$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$1
+
+
+module top$compute$sk$14$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$10
+
+
+module top$compute$sk$14$s$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$11
+
+
+module top$compute$sk$14$s$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$12
+
+
+module top$compute$sk$14$s$13(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$13
+
+
+module top$compute$sk$14$s$14(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$14
+
+
+module top$compute$sk$14$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$2
+
+
+module top$compute$sk$14$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$3
+
+
+module top$compute$sk$14$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$4
+
+
+module top$compute$sk$14$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$5
+
+
+module top$compute$sk$14$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$6
+
+
+module top$compute$sk$14$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$7
+
+
+module top$compute$sk$14$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$8
+
+
+module top$compute$sk$14$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$14$s$9
+
+
+module top$compute$sk$15(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    reg  [7:0] s$8$d;
+    wire  [7:0] s$8$q;
+    reg  s$8$clock;
+    reg  [7:0] s$9$d;
+    wire  [7:0] s$9$q;
+    reg  s$9$clock;
+    reg  [7:0] s$10$d;
+    wire  [7:0] s$10$q;
+    reg  s$10$clock;
+    reg  [7:0] s$11$d;
+    wire  [7:0] s$11$q;
+    reg  s$11$clock;
+    reg  [7:0] s$12$d;
+    wire  [7:0] s$12$q;
+    reg  s$12$clock;
+    reg  [7:0] s$13$d;
+    wire  [7:0] s$13$q;
+    reg  s$13$clock;
+    reg  [7:0] s$14$d;
+    wire  [7:0] s$14$q;
+    reg  s$14$clock;
+    reg  [7:0] s$15$d;
+    wire  [7:0] s$15$q;
+    reg  s$15$clock;
+    
+    // Sub module instances
+    top$compute$sk$15$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$15$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$15$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$15$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$15$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$15$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$15$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$15$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$sk$15$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$sk$15$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    top$compute$sk$15$s$10 s$10(
+        .d(s$10$d),
+        .q(s$10$q),
+        .clock(s$10$clock)
+    );
+    top$compute$sk$15$s$11 s$11(
+        .d(s$11$d),
+        .q(s$11$q),
+        .clock(s$11$clock)
+    );
+    top$compute$sk$15$s$12 s$12(
+        .d(s$12$d),
+        .q(s$12$q),
+        .clock(s$12$clock)
+    );
+    top$compute$sk$15$s$13 s$13(
+        .d(s$13$d),
+        .q(s$13$q),
+        .clock(s$13$clock)
+    );
+    top$compute$sk$15$s$14 s$14(
+        .d(s$14$d),
+        .q(s$14$q),
+        .clock(s$14$clock)
+    );
+    top$compute$sk$15$s$15 s$15(
+        .d(s$15$d),
+        .q(s$15$q),
+        .clock(s$15$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        s$10$clock = clock;
+        s$10$d = s$10$q;
+        s$11$clock = clock;
+        s$11$d = s$11$q;
+        s$12$clock = clock;
+        s$12$d = s$12$q;
+        s$13$clock = clock;
+        s$13$d = s$13$q;
+        s$14$clock = clock;
+        s$14$d = s$14$q;
+        s$15$clock = clock;
+        s$15$d = s$15$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+            s$10$d = s$9$q;
+            s$11$d = s$10$q;
+            s$12$d = s$11$q;
+            s$13$d = s$12$q;
+            s$14$d = s$13$q;
+            s$15$d = s$14$q;
+        end
+        q = s$15$q;
+    end
+    
+endmodule // top$compute$sk$15
+
+
+module top$compute$sk$15$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$0
+
+
+module top$compute$sk$15$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$1
+
+
+module top$compute$sk$15$s$10(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$10
+
+
+module top$compute$sk$15$s$11(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$11
+
+
+module top$compute$sk$15$s$12(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$12
+
+
+module top$compute$sk$15$s$13(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$13
+
+
+module top$compute$sk$15$s$14(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$14
+
+
+module top$compute$sk$15$s$15(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$15
+
+
+module top$compute$sk$15$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$2
+
+
+module top$compute$sk$15$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$3
+
+
+module top$compute$sk$15$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$4
+
+
+module top$compute$sk$15$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$5
+
+
+module top$compute$sk$15$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$6
+
+
+module top$compute$sk$15$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$7
+
+
+module top$compute$sk$15$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$8
+
+
+module top$compute$sk$15$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$15$s$9
+
+
+module top$compute$sk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$sk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$sk$2
+
+
+module top$compute$sk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$0
+
+
+module top$compute$sk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$1
+
+
+module top$compute$sk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$2
+
+
+module top$compute$sk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$sk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$sk$3
+
+
+module top$compute$sk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$0
+
+
+module top$compute$sk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$1
+
+
+module top$compute$sk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$2
+
+
+module top$compute$sk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$3
+
+
+module top$compute$sk$4(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    
+    // Sub module instances
+    top$compute$sk$4$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$4$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$4$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$4$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$4$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+        end
+        q = s$4$q;
+    end
+    
+endmodule // top$compute$sk$4
+
+
+module top$compute$sk$4$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$0
+
+
+module top$compute$sk$4$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$1
+
+
+module top$compute$sk$4$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$2
+
+
+module top$compute$sk$4$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$3
+
+
+module top$compute$sk$4$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$4
+
+
+module top$compute$sk$5(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    
+    // Sub module instances
+    top$compute$sk$5$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$5$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$5$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$5$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$5$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$5$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+        end
+        q = s$5$q;
+    end
+    
+endmodule // top$compute$sk$5
+
+
+module top$compute$sk$5$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$0
+
+
+module top$compute$sk$5$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$1
+
+
+module top$compute$sk$5$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$2
+
+
+module top$compute$sk$5$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$3
+
+
+module top$compute$sk$5$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$4
+
+
+module top$compute$sk$5$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$5
+
+
+module top$compute$sk$6(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    
+    // Sub module instances
+    top$compute$sk$6$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$6$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$6$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$6$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$6$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$6$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$6$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+        end
+        q = s$6$q;
+    end
+    
+endmodule // top$compute$sk$6
+
+
+module top$compute$sk$6$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$0
+
+
+module top$compute$sk$6$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$1
+
+
+module top$compute$sk$6$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$2
+
+
+module top$compute$sk$6$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$3
+
+
+module top$compute$sk$6$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$4
+
+
+module top$compute$sk$6$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$5
+
+
+module top$compute$sk$6$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$6
+
+
+module top$compute$sk$7(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    
+    // Sub module instances
+    top$compute$sk$7$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$7$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$7$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$7$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$7$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$7$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$7$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$7$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+        end
+        q = s$7$q;
+    end
+    
+endmodule // top$compute$sk$7
+
+
+module top$compute$sk$7$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$0
+
+
+module top$compute$sk$7$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$1
+
+
+module top$compute$sk$7$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$2
+
+
+module top$compute$sk$7$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$3
+
+
+module top$compute$sk$7$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$4
+
+
+module top$compute$sk$7$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$5
+
+
+module top$compute$sk$7$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$6
+
+
+module top$compute$sk$7$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$7
+
+
+module top$compute$sk$8(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    reg  [7:0] s$8$d;
+    wire  [7:0] s$8$q;
+    reg  s$8$clock;
+    
+    // Sub module instances
+    top$compute$sk$8$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$8$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$8$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$8$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$8$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$8$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$8$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$8$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$sk$8$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+        end
+        q = s$8$q;
+    end
+    
+endmodule // top$compute$sk$8
+
+
+module top$compute$sk$8$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$8$s$0
+
+
+module top$compute$sk$8$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$8$s$1
+
+
+module top$compute$sk$8$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$8$s$2
+
+
+module top$compute$sk$8$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$8$s$3
+
+
+module top$compute$sk$8$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$8$s$4
+
+
+module top$compute$sk$8$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$8$s$5
+
+
+module top$compute$sk$8$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$8$s$6
+
+
+module top$compute$sk$8$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$8$s$7
+
+
+module top$compute$sk$8$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$8$s$8
+
+
+module top$compute$sk$9(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    reg  [7:0] s$8$d;
+    wire  [7:0] s$8$q;
+    reg  s$8$clock;
+    reg  [7:0] s$9$d;
+    wire  [7:0] s$9$q;
+    reg  s$9$clock;
+    
+    // Sub module instances
+    top$compute$sk$9$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$9$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$9$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$9$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$9$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$9$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$9$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$9$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    top$compute$sk$9$s$8 s$8(
+        .d(s$8$d),
+        .q(s$8$q),
+        .clock(s$8$clock)
+    );
+    top$compute$sk$9$s$9 s$9(
+        .d(s$9$d),
+        .q(s$9$q),
+        .clock(s$9$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        s$8$clock = clock;
+        s$8$d = s$8$q;
+        s$9$clock = clock;
+        s$9$d = s$9$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+            s$8$d = s$7$q;
+            s$9$d = s$8$q;
+        end
+        q = s$9$q;
+    end
+    
+endmodule // top$compute$sk$9
+
+
+module top$compute$sk$9$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$9$s$0
+
+
+module top$compute$sk$9$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$9$s$1
+
+
+module top$compute$sk$9$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$9$s$2
+
+
+module top$compute$sk$9$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$9$s$3
+
+
+module top$compute$sk$9$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$9$s$4
+
+
+module top$compute$sk$9$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$9$s$5
+
+
+module top$compute$sk$9$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$9$s$6
+
+
+module top$compute$sk$9$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$9$s$7
+
+
+module top$compute$sk$9$s$8(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$9$s$8
+
+
+module top$compute$sk$9$s$9(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$9$s$9
 
 
 module top$cptlb(clock,enable,clear,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);

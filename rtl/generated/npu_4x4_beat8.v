@@ -1388,6 +1388,34 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire  [7:0] pe$15$a_out;
     wire  [31:0] pe$15$psum_out;
     wire  [31:0] pe$15$sum;
+    reg  sk$0$clock;
+    reg  sk$0$en;
+    reg  [7:0] sk$0$d;
+    wire  [7:0] sk$0$q;
+    reg  sk$1$clock;
+    reg  sk$1$en;
+    reg  [7:0] sk$1$d;
+    wire  [7:0] sk$1$q;
+    reg  sk$2$clock;
+    reg  sk$2$en;
+    reg  [7:0] sk$2$d;
+    wire  [7:0] sk$2$q;
+    reg  sk$3$clock;
+    reg  sk$3$en;
+    reg  [7:0] sk$3$d;
+    wire  [7:0] sk$3$q;
+    reg  dsk$0$clock;
+    reg  dsk$0$en;
+    reg  [31:0] dsk$0$d;
+    wire  [31:0] dsk$0$q;
+    reg  dsk$1$clock;
+    reg  dsk$1$en;
+    reg  [31:0] dsk$1$d;
+    wire  [31:0] dsk$1$q;
+    reg  dsk$2$clock;
+    reg  dsk$2$en;
+    reg  [31:0] dsk$2$d;
+    wire  [31:0] dsk$2$q;
     reg  lane$0$clock;
     reg  lane$0$en;
     reg  lane$0$ld;
@@ -1658,6 +1686,48 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         .psum_out(pe$15$psum_out),
         .sum(pe$15$sum)
     );
+    top$compute$sk$0 sk$0(
+        .clock(sk$0$clock),
+        .en(sk$0$en),
+        .d(sk$0$d),
+        .q(sk$0$q)
+    );
+    top$compute$sk$1 sk$1(
+        .clock(sk$1$clock),
+        .en(sk$1$en),
+        .d(sk$1$d),
+        .q(sk$1$q)
+    );
+    top$compute$sk$2 sk$2(
+        .clock(sk$2$clock),
+        .en(sk$2$en),
+        .d(sk$2$d),
+        .q(sk$2$q)
+    );
+    top$compute$sk$3 sk$3(
+        .clock(sk$3$clock),
+        .en(sk$3$en),
+        .d(sk$3$d),
+        .q(sk$3$q)
+    );
+    top$compute$dsk$0 dsk$0(
+        .clock(dsk$0$clock),
+        .en(dsk$0$en),
+        .d(dsk$0$d),
+        .q(dsk$0$q)
+    );
+    top$compute$dsk$1 dsk$1(
+        .clock(dsk$1$clock),
+        .en(dsk$1$en),
+        .d(dsk$1$d),
+        .q(dsk$1$q)
+    );
+    top$compute$dsk$2 dsk$2(
+        .clock(dsk$2$clock),
+        .en(dsk$2$en),
+        .d(dsk$2$d),
+        .q(dsk$2$q)
+    );
     top$compute$lane$0 lane$0(
         .clock(lane$0$clock),
         .en(lane$0$en),
@@ -1758,22 +1828,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg [31:0] wn2_q;
     reg v1_q;
     reg v2_q;
-    reg [7:0] sk_0_0;
-    reg [7:0] sk_1_0;
-    reg [7:0] sk_1_1;
-    reg [7:0] sk_2_0;
-    reg [7:0] sk_2_1;
-    reg [7:0] sk_2_2;
-    reg [7:0] sk_3_0;
-    reg [7:0] sk_3_1;
-    reg [7:0] sk_3_2;
-    reg [7:0] sk_3_3;
-    reg [31:0] ds_0_0;
-    reg [31:0] ds_0_1;
-    reg [31:0] ds_0_2;
-    reg [31:0] ds_1_0;
-    reg [31:0] ds_1_1;
-    reg [31:0] ds_2_0;
     reg [7:0] spad [0:16383];
     reg [7:0] accm [0:4095];
     integer i;
@@ -1781,22 +1835,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      sk_0_0 = 8'd0;
-      sk_1_0 = 8'd0;
-      sk_1_1 = 8'd0;
-      sk_2_0 = 8'd0;
-      sk_2_1 = 8'd0;
-      sk_2_2 = 8'd0;
-      sk_3_0 = 8'd0;
-      sk_3_1 = 8'd0;
-      sk_3_2 = 8'd0;
-      sk_3_3 = 8'd0;
-      ds_0_0 = 32'd0;
-      ds_0_1 = 32'd0;
-      ds_0_2 = 32'd0;
-      ds_1_0 = 32'd0;
-      ds_1_1 = 32'd0;
-      ds_2_0 = 32'd0;
       for (i = 0; i < 16384; i = i + 1) spad[i] = 8'd0;
       for (i = 0; i < 4096; i = i + 1) accm[i] = 8'd0;
     end
@@ -1825,19 +1863,19 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] wpa_0 = w2_w + wrow_w * mn_w + 32'd0;
     wire [7:0] wp_0 = ((wrow_w < mk_w) && (32'd0 < mn_w)) ? (((wpa_0) < 32'd16384) ? spad[wpa_0] : 8'd0) : 8'd0;
     wire [31:0] bot_0 = pe$12$sum;
-    wire [31:0] dout_0 = ds_0_2;
+    wire [31:0] dout_0 = dsk$0$q;
     wire [31:0] moa_0 = sb_q + 32'd0;
     wire [31:0] mov_0 = f0_w ? (dout_0 + {((((moa_0) + 32'd3) < 32'd4096) ? accm[(moa_0) + 32'd3] : 8'd0), ((((moa_0) + 32'd2) < 32'd4096) ? accm[(moa_0) + 32'd2] : 8'd0), ((((moa_0) + 32'd1) < 32'd4096) ? accm[(moa_0) + 32'd1] : 8'd0), ((((moa_0) + 32'd0) < 32'd4096) ? accm[(moa_0) + 32'd0] : 8'd0)}) : dout_0;
     wire [31:0] wpa_1 = w2_w + wrow_w * mn_w + 32'd1;
     wire [7:0] wp_1 = ((wrow_w < mk_w) && (32'd1 < mn_w)) ? (((wpa_1) < 32'd16384) ? spad[wpa_1] : 8'd0) : 8'd0;
     wire [31:0] bot_1 = pe$13$sum;
-    wire [31:0] dout_1 = ds_1_1;
+    wire [31:0] dout_1 = dsk$1$q;
     wire [31:0] moa_1 = sb_q + 32'd4;
     wire [31:0] mov_1 = f0_w ? (dout_1 + {((((moa_1) + 32'd3) < 32'd4096) ? accm[(moa_1) + 32'd3] : 8'd0), ((((moa_1) + 32'd2) < 32'd4096) ? accm[(moa_1) + 32'd2] : 8'd0), ((((moa_1) + 32'd1) < 32'd4096) ? accm[(moa_1) + 32'd1] : 8'd0), ((((moa_1) + 32'd0) < 32'd4096) ? accm[(moa_1) + 32'd0] : 8'd0)}) : dout_1;
     wire [31:0] wpa_2 = w2_w + wrow_w * mn_w + 32'd2;
     wire [7:0] wp_2 = ((wrow_w < mk_w) && (32'd2 < mn_w)) ? (((wpa_2) < 32'd16384) ? spad[wpa_2] : 8'd0) : 8'd0;
     wire [31:0] bot_2 = pe$14$sum;
-    wire [31:0] dout_2 = ds_2_0;
+    wire [31:0] dout_2 = dsk$2$q;
     wire [31:0] moa_2 = sb_q + 32'd8;
     wire [31:0] mov_2 = f0_w ? (dout_2 + {((((moa_2) + 32'd3) < 32'd4096) ? accm[(moa_2) + 32'd3] : 8'd0), ((((moa_2) + 32'd2) < 32'd4096) ? accm[(moa_2) + 32'd2] : 8'd0), ((((moa_2) + 32'd1) < 32'd4096) ? accm[(moa_2) + 32'd1] : 8'd0), ((((moa_2) + 32'd0) < 32'd4096) ? accm[(moa_2) + 32'd0] : 8'd0)}) : dout_2;
     wire [31:0] wpa_3 = w2_w + wrow_w * mn_w + 32'd3;
@@ -1925,13 +1963,34 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd10 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd3) / 64'd4) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd3) / 64'd4 + 64'd2) : 64'd1));
     wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$3$a_out, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$11$a_out, pe$12$psum_out, pe$12$w_out, pe$13$psum_out, pe$13$w_out, pe$14$psum_out, pe$14$w_out, pe$15$psum_out, pe$15$w_out, pe$15$a_out};
-    // Array and multipliers.
+    // Skew and deskew buffers, array, lanes.
     always @(*) begin
+      sk$0$clock = clock;
+      sk$0$en = enable && !clear;
+      sk$0$d = (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd16384) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
+      sk$1$clock = clock;
+      sk$1$en = enable && !clear;
+      sk$1$d = (stream_w && (32'd1 < mk_w)) ? (((sa_q + 32'd1) < 32'd16384) ? spad[sa_q + 32'd1] : 8'd0) : 8'd0;
+      sk$2$clock = clock;
+      sk$2$en = enable && !clear;
+      sk$2$d = (stream_w && (32'd2 < mk_w)) ? (((sa_q + 32'd2) < 32'd16384) ? spad[sa_q + 32'd2] : 8'd0) : 8'd0;
+      sk$3$clock = clock;
+      sk$3$en = enable && !clear;
+      sk$3$d = (stream_w && (32'd3 < mk_w)) ? (((sa_q + 32'd3) < 32'd16384) ? spad[sa_q + 32'd3] : 8'd0) : 8'd0;
+      dsk$0$clock = clock;
+      dsk$0$en = enable && !clear;
+      dsk$0$d = bot_0;
+      dsk$1$clock = clock;
+      dsk$1$en = enable && !clear;
+      dsk$1$d = bot_1;
+      dsk$2$clock = clock;
+      dsk$2$en = enable && !clear;
+      dsk$2$d = bot_2;
       pe$0$clock = clock;
       pe$0$en = enable;
       pe$0$w_shift = wshift_w;
       pe$0$w_in = wp_0;
-      pe$0$a_in = sk_0_0;
+      pe$0$a_in = sk$0$q;
       pe$0$psum_in = 32'd0;
       pe$1$clock = clock;
       pe$1$en = enable;
@@ -1955,7 +2014,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$4$en = enable;
       pe$4$w_shift = wshift_w;
       pe$4$w_in = pe$0$w_out;
-      pe$4$a_in = sk_1_1;
+      pe$4$a_in = sk$1$q;
       pe$4$psum_in = pe$0$psum_out;
       pe$5$clock = clock;
       pe$5$en = enable;
@@ -1979,7 +2038,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$8$en = enable;
       pe$8$w_shift = wshift_w;
       pe$8$w_in = pe$4$w_out;
-      pe$8$a_in = sk_2_2;
+      pe$8$a_in = sk$2$q;
       pe$8$psum_in = pe$4$psum_out;
       pe$9$clock = clock;
       pe$9$en = enable;
@@ -2003,7 +2062,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$12$en = enable;
       pe$12$w_shift = wshift_w;
       pe$12$w_in = pe$8$w_out;
-      pe$12$a_in = sk_3_3;
+      pe$12$a_in = sk$3$q;
       pe$12$psum_in = pe$8$psum_out;
       pe$13$clock = clock;
       pe$13$en = enable;
@@ -2115,23 +2174,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         spad <= '{default: 8'd0};
         accm <= '{default: 8'd0};
       end else if (enable) begin
-        sk_0_0 <= (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd16384) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
-        sk_1_1 <= sk_1_0;
-        sk_1_0 <= (stream_w && (32'd1 < mk_w)) ? (((sa_q + 32'd1) < 32'd16384) ? spad[sa_q + 32'd1] : 8'd0) : 8'd0;
-        sk_2_2 <= sk_2_1;
-        sk_2_1 <= sk_2_0;
-        sk_2_0 <= (stream_w && (32'd2 < mk_w)) ? (((sa_q + 32'd2) < 32'd16384) ? spad[sa_q + 32'd2] : 8'd0) : 8'd0;
-        sk_3_3 <= sk_3_2;
-        sk_3_2 <= sk_3_1;
-        sk_3_1 <= sk_3_0;
-        sk_3_0 <= (stream_w && (32'd3 < mk_w)) ? (((sa_q + 32'd3) < 32'd16384) ? spad[sa_q + 32'd3] : 8'd0) : 8'd0;
         if (stream_w) sa_q <= sa_q + mk_w;
-        ds_0_2 <= ds_0_1;
-        ds_0_1 <= ds_0_0;
-        ds_0_0 <= bot_0;
-        ds_1_1 <= ds_1_0;
-        ds_1_0 <= bot_1;
-        ds_2_0 <= bot_2;
         if (mmwr_w) begin
           if (32'd0 < mn_w) begin
             if (((moa_0) + 32'd0) < 32'd4096) accm[(moa_0) + 32'd0] <= mov_0[7:0];
@@ -2296,6 +2339,252 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       end
     end
 endmodule // top$compute
+
+
+module top$compute$dsk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$dsk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$0$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$0$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$dsk$0
+
+
+module top$compute$dsk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$0
+
+
+module top$compute$dsk$0$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$1
+
+
+module top$compute$dsk$0$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$2
+
+
+module top$compute$dsk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$dsk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$dsk$1
+
+
+module top$compute$dsk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$0
+
+
+module top$compute$dsk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$1
+
+
+module top$compute$dsk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$dsk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$dsk$2
+
+
+module top$compute$dsk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$0
 
 
 module top$compute$lane$0(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
@@ -5768,6 +6057,394 @@ module top$compute$pe$9$w(d,q,clock);
     end
           
 endmodule // top$compute$pe$9$w
+
+
+module top$compute$sk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$sk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$sk$0
+
+
+module top$compute$sk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$0$s$0
+
+
+module top$compute$sk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$sk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$sk$1
+
+
+module top$compute$sk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$0
+
+
+module top$compute$sk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$1
+
+
+module top$compute$sk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$sk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$sk$2
+
+
+module top$compute$sk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$0
+
+
+module top$compute$sk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$1
+
+
+module top$compute$sk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$2
+
+
+module top$compute$sk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$sk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$sk$3
+
+
+module top$compute$sk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$0
+
+
+module top$compute$sk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$1
+
+
+module top$compute$sk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$2
+
+
+module top$compute$sk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$3
 
 
 module top$cptlb(clock,enable,clear,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);

@@ -1372,6 +1372,54 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire  [7:0] po$15$w_out;
     wire  po$15$f_out;
     wire  [31:0] po$15$o;
+    reg  sk$0$clock;
+    reg  sk$0$en;
+    reg  [7:0] sk$0$d;
+    wire  [7:0] sk$0$q;
+    reg  sk$1$clock;
+    reg  sk$1$en;
+    reg  [7:0] sk$1$d;
+    wire  [7:0] sk$1$q;
+    reg  sk$2$clock;
+    reg  sk$2$en;
+    reg  [7:0] sk$2$d;
+    wire  [7:0] sk$2$q;
+    reg  sk$3$clock;
+    reg  sk$3$en;
+    reg  [7:0] sk$3$d;
+    wire  [7:0] sk$3$q;
+    reg  skf$0$clock;
+    reg  skf$0$en;
+    reg  skf$0$d;
+    wire  skf$0$q;
+    reg  skf$1$clock;
+    reg  skf$1$en;
+    reg  skf$1$d;
+    wire  skf$1$q;
+    reg  skf$2$clock;
+    reg  skf$2$en;
+    reg  skf$2$d;
+    wire  skf$2$q;
+    reg  skf$3$clock;
+    reg  skf$3$en;
+    reg  skf$3$d;
+    wire  skf$3$q;
+    reg  wsk$0$clock;
+    reg  wsk$0$en;
+    reg  [7:0] wsk$0$d;
+    wire  [7:0] wsk$0$q;
+    reg  wsk$1$clock;
+    reg  wsk$1$en;
+    reg  [7:0] wsk$1$d;
+    wire  [7:0] wsk$1$q;
+    reg  wsk$2$clock;
+    reg  wsk$2$en;
+    reg  [7:0] wsk$2$d;
+    wire  [7:0] wsk$2$q;
+    reg  wsk$3$clock;
+    reg  wsk$3$en;
+    reg  [7:0] wsk$3$d;
+    wire  [7:0] wsk$3$q;
     reg  lane$0$clock;
     reg  lane$0$en;
     reg  lane$0$ld;
@@ -1626,6 +1674,78 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         .f_out(po$15$f_out),
         .o(po$15$o)
     );
+    top$compute$sk$0 sk$0(
+        .clock(sk$0$clock),
+        .en(sk$0$en),
+        .d(sk$0$d),
+        .q(sk$0$q)
+    );
+    top$compute$sk$1 sk$1(
+        .clock(sk$1$clock),
+        .en(sk$1$en),
+        .d(sk$1$d),
+        .q(sk$1$q)
+    );
+    top$compute$sk$2 sk$2(
+        .clock(sk$2$clock),
+        .en(sk$2$en),
+        .d(sk$2$d),
+        .q(sk$2$q)
+    );
+    top$compute$sk$3 sk$3(
+        .clock(sk$3$clock),
+        .en(sk$3$en),
+        .d(sk$3$d),
+        .q(sk$3$q)
+    );
+    top$compute$skf$0 skf$0(
+        .clock(skf$0$clock),
+        .en(skf$0$en),
+        .d(skf$0$d),
+        .q(skf$0$q)
+    );
+    top$compute$skf$1 skf$1(
+        .clock(skf$1$clock),
+        .en(skf$1$en),
+        .d(skf$1$d),
+        .q(skf$1$q)
+    );
+    top$compute$skf$2 skf$2(
+        .clock(skf$2$clock),
+        .en(skf$2$en),
+        .d(skf$2$d),
+        .q(skf$2$q)
+    );
+    top$compute$skf$3 skf$3(
+        .clock(skf$3$clock),
+        .en(skf$3$en),
+        .d(skf$3$d),
+        .q(skf$3$q)
+    );
+    top$compute$wsk$0 wsk$0(
+        .clock(wsk$0$clock),
+        .en(wsk$0$en),
+        .d(wsk$0$d),
+        .q(wsk$0$q)
+    );
+    top$compute$wsk$1 wsk$1(
+        .clock(wsk$1$clock),
+        .en(wsk$1$en),
+        .d(wsk$1$d),
+        .q(wsk$1$q)
+    );
+    top$compute$wsk$2 wsk$2(
+        .clock(wsk$2$clock),
+        .en(wsk$2$en),
+        .d(wsk$2$d),
+        .q(wsk$2$q)
+    );
+    top$compute$wsk$3 wsk$3(
+        .clock(wsk$3$clock),
+        .en(wsk$3$en),
+        .d(wsk$3$d),
+        .q(wsk$3$q)
+    );
     top$compute$lane$0 lane$0(
         .clock(lane$0$clock),
         .en(lane$0$en),
@@ -1726,37 +1846,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg [31:0] wn2_q;
     reg v1_q;
     reg v2_q;
-    reg [7:0] sk_0_0;
-    reg [7:0] sk_1_0;
-    reg [7:0] sk_1_1;
-    reg [7:0] sk_2_0;
-    reg [7:0] sk_2_1;
-    reg [7:0] sk_2_2;
-    reg [7:0] sk_3_0;
-    reg [7:0] sk_3_1;
-    reg [7:0] sk_3_2;
-    reg [7:0] sk_3_3;
     reg [31:0] fq_q, fj_q, wd_q, wq_q, wj_q;
-    reg skf_0_0;
-    reg skf_1_0;
-    reg skf_1_1;
-    reg skf_2_0;
-    reg skf_2_1;
-    reg skf_2_2;
-    reg skf_3_0;
-    reg skf_3_1;
-    reg skf_3_2;
-    reg skf_3_3;
-    reg [7:0] wsk_0_0;
-    reg [7:0] wsk_1_0;
-    reg [7:0] wsk_1_1;
-    reg [7:0] wsk_2_0;
-    reg [7:0] wsk_2_1;
-    reg [7:0] wsk_2_2;
-    reg [7:0] wsk_3_0;
-    reg [7:0] wsk_3_1;
-    reg [7:0] wsk_3_2;
-    reg [7:0] wsk_3_3;
     reg [7:0] spad [0:16383];
     reg [7:0] accm [0:4095];
     integer i;
@@ -1764,41 +1854,11 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      sk_0_0 = 8'd0;
-      sk_1_0 = 8'd0;
-      sk_1_1 = 8'd0;
-      sk_2_0 = 8'd0;
-      sk_2_1 = 8'd0;
-      sk_2_2 = 8'd0;
-      sk_3_0 = 8'd0;
-      sk_3_1 = 8'd0;
-      sk_3_2 = 8'd0;
-      sk_3_3 = 8'd0;
       fq_q = 32'd0;
       fj_q = 32'd0;
       wd_q = 32'd0;
       wq_q = 32'd0;
       wj_q = 32'd0;
-      skf_0_0 = 1'b0;
-      skf_1_0 = 1'b0;
-      skf_1_1 = 1'b0;
-      skf_2_0 = 1'b0;
-      skf_2_1 = 1'b0;
-      skf_2_2 = 1'b0;
-      skf_3_0 = 1'b0;
-      skf_3_1 = 1'b0;
-      skf_3_2 = 1'b0;
-      skf_3_3 = 1'b0;
-      wsk_0_0 = 8'd0;
-      wsk_1_0 = 8'd0;
-      wsk_1_1 = 8'd0;
-      wsk_2_0 = 8'd0;
-      wsk_2_1 = 8'd0;
-      wsk_2_2 = 8'd0;
-      wsk_3_0 = 8'd0;
-      wsk_3_1 = 8'd0;
-      wsk_3_2 = 8'd0;
-      wsk_3_3 = 8'd0;
       for (i = 0; i < 16384; i = i + 1) spad[i] = 8'd0;
       for (i = 0; i < 4096; i = i + 1) accm[i] = 8'd0;
     end
@@ -1928,32 +1988,68 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (((ilo_w + 64'd3) / 64'd4) * 64'd4 + 64'd9) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd3) / 64'd4) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd3) / 64'd4 + 64'd2) : 64'd1));
     wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], head_ready, po$3$a_out, po$3$f_out, po$7$a_out, po$7$f_out, po$11$a_out, po$11$f_out, po$12$w_out, po$13$w_out, po$14$w_out, po$15$w_out, po$15$a_out, po$15$f_out};
-    // Array and multipliers.
+    // Skew and deskew buffers, array, lanes.
     always @(*) begin
+      sk$0$clock = clock;
+      sk$0$en = enable && !clear;
+      sk$0$d = oa_0;
+      skf$0$clock = clock;
+      skf$0$en = enable && !clear;
+      skf$0$d = ofirst_w;
+      sk$1$clock = clock;
+      sk$1$en = enable && !clear;
+      sk$1$d = oa_1;
+      skf$1$clock = clock;
+      skf$1$en = enable && !clear;
+      skf$1$d = ofirst_w;
+      sk$2$clock = clock;
+      sk$2$en = enable && !clear;
+      sk$2$d = oa_2;
+      skf$2$clock = clock;
+      skf$2$en = enable && !clear;
+      skf$2$d = ofirst_w;
+      sk$3$clock = clock;
+      sk$3$en = enable && !clear;
+      sk$3$d = oa_3;
+      skf$3$clock = clock;
+      skf$3$en = enable && !clear;
+      skf$3$d = ofirst_w;
+      wsk$0$clock = clock;
+      wsk$0$en = enable && !clear;
+      wsk$0$d = ow_0;
+      wsk$1$clock = clock;
+      wsk$1$en = enable && !clear;
+      wsk$1$d = ow_1;
+      wsk$2$clock = clock;
+      wsk$2$en = enable && !clear;
+      wsk$2$d = ow_2;
+      wsk$3$clock = clock;
+      wsk$3$en = enable && !clear;
+      wsk$3$d = ow_3;
       po$0$clock = clock;
       po$0$en = enable;
-      po$0$a_in = sk_0_0;
-      po$0$f_in = skf_0_0;
-      po$0$w_in = wsk_0_0;
+      po$0$a_in = sk$0$q;
+      po$0$f_in = skf$0$q;
+      po$0$w_in = wsk$0$q;
       po$1$clock = clock;
       po$1$en = enable;
       po$1$a_in = po$0$a_out;
       po$1$f_in = po$0$f_out;
-      po$1$w_in = wsk_1_1;
+      po$1$w_in = wsk$1$q;
       po$2$clock = clock;
       po$2$en = enable;
       po$2$a_in = po$1$a_out;
       po$2$f_in = po$1$f_out;
-      po$2$w_in = wsk_2_2;
+      po$2$w_in = wsk$2$q;
       po$3$clock = clock;
       po$3$en = enable;
       po$3$a_in = po$2$a_out;
       po$3$f_in = po$2$f_out;
-      po$3$w_in = wsk_3_3;
+      po$3$w_in = wsk$3$q;
       po$4$clock = clock;
       po$4$en = enable;
-      po$4$a_in = sk_1_1;
-      po$4$f_in = skf_1_1;
+      po$4$a_in = sk$1$q;
+      po$4$f_in = skf$1$q;
       po$4$w_in = po$0$w_out;
       po$5$clock = clock;
       po$5$en = enable;
@@ -1972,8 +2068,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       po$7$w_in = po$3$w_out;
       po$8$clock = clock;
       po$8$en = enable;
-      po$8$a_in = sk_2_2;
-      po$8$f_in = skf_2_2;
+      po$8$a_in = sk$2$q;
+      po$8$f_in = skf$2$q;
       po$8$w_in = po$4$w_out;
       po$9$clock = clock;
       po$9$en = enable;
@@ -1992,8 +2088,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       po$11$w_in = po$7$w_out;
       po$12$clock = clock;
       po$12$en = enable;
-      po$12$a_in = sk_3_3;
-      po$12$f_in = skf_3_3;
+      po$12$a_in = sk$3$q;
+      po$12$f_in = skf$3$q;
       po$12$w_in = po$8$w_out;
       po$13$clock = clock;
       po$13$en = enable;
@@ -2126,36 +2222,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         spad <= '{default: 8'd0};
         accm <= '{default: 8'd0};
       end else if (enable) begin
-        sk_0_0 <= oa_0;
-        skf_0_0 <= ofirst_w;
-        sk_1_1 <= sk_1_0;
-        skf_1_1 <= skf_1_0;
-        sk_1_0 <= oa_1;
-        skf_1_0 <= ofirst_w;
-        sk_2_2 <= sk_2_1;
-        skf_2_2 <= skf_2_1;
-        sk_2_1 <= sk_2_0;
-        skf_2_1 <= skf_2_0;
-        sk_2_0 <= oa_2;
-        skf_2_0 <= ofirst_w;
-        sk_3_3 <= sk_3_2;
-        skf_3_3 <= skf_3_2;
-        sk_3_2 <= sk_3_1;
-        skf_3_2 <= skf_3_1;
-        sk_3_1 <= sk_3_0;
-        skf_3_1 <= skf_3_0;
-        sk_3_0 <= oa_3;
-        skf_3_0 <= ofirst_w;
-        wsk_0_0 <= ow_0;
-        wsk_1_1 <= wsk_1_0;
-        wsk_1_0 <= ow_1;
-        wsk_2_2 <= wsk_2_1;
-        wsk_2_1 <= wsk_2_0;
-        wsk_2_0 <= ow_2;
-        wsk_3_3 <= wsk_3_2;
-        wsk_3_2 <= wsk_3_1;
-        wsk_3_1 <= wsk_3_0;
-        wsk_3_0 <= ow_3;
         if (mm_w) begin
           if ((fq_q + 32'd1) == 32'd4) begin fq_q <= 32'd0; fj_q <= fj_q + 32'd1; end
           else fq_q <= fq_q + 32'd1;
@@ -6797,6 +6863,1170 @@ module top$compute$po$9$w(d,q,clock);
     end
           
 endmodule // top$compute$po$9$w
+
+
+module top$compute$sk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$sk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$sk$0
+
+
+module top$compute$sk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$0$s$0
+
+
+module top$compute$sk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$sk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$sk$1
+
+
+module top$compute$sk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$0
+
+
+module top$compute$sk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$1
+
+
+module top$compute$sk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$sk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$sk$2
+
+
+module top$compute$sk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$0
+
+
+module top$compute$sk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$1
+
+
+module top$compute$sk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$2
+
+
+module top$compute$sk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$sk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$sk$3
+
+
+module top$compute$sk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$0
+
+
+module top$compute$sk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$1
+
+
+module top$compute$sk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$2
+
+
+module top$compute$sk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$3
+
+
+module top$compute$skf$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$skf$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$skf$0
+
+
+module top$compute$skf$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$0$s$0
+
+
+module top$compute$skf$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$skf$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$skf$1
+
+
+module top$compute$skf$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$1$s$0
+
+
+module top$compute$skf$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$1$s$1
+
+
+module top$compute$skf$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$skf$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$skf$2
+
+
+module top$compute$skf$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$2$s$0
+
+
+module top$compute$skf$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$2$s$1
+
+
+module top$compute$skf$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$2$s$2
+
+
+module top$compute$skf$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$skf$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$skf$3
+
+
+module top$compute$skf$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$0
+
+
+module top$compute$skf$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$1
+
+
+module top$compute$skf$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$2
+
+
+module top$compute$skf$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$3
+
+
+module top$compute$wsk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$wsk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$wsk$0
+
+
+module top$compute$wsk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$0$s$0
+
+
+module top$compute$wsk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$wsk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$wsk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$wsk$1
+
+
+module top$compute$wsk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$1$s$0
+
+
+module top$compute$wsk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$1$s$1
+
+
+module top$compute$wsk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$wsk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$wsk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$wsk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$wsk$2
+
+
+module top$compute$wsk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$2$s$0
+
+
+module top$compute$wsk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$2$s$1
+
+
+module top$compute$wsk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$2$s$2
+
+
+module top$compute$wsk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$wsk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$wsk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$wsk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$wsk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$wsk$3
+
+
+module top$compute$wsk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$3$s$0
+
+
+module top$compute$wsk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$3$s$1
+
+
+module top$compute$wsk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$3$s$2
+
+
+module top$compute$wsk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$3$s$3
 
 
 module top$cptlb(clock,enable,clear,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);

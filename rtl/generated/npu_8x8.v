@@ -1868,6 +1868,66 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire  [7:0] pe$63$a_out;
     wire  [31:0] pe$63$psum_out;
     wire  [31:0] pe$63$sum;
+    reg  sk$0$clock;
+    reg  sk$0$en;
+    reg  [7:0] sk$0$d;
+    wire  [7:0] sk$0$q;
+    reg  sk$1$clock;
+    reg  sk$1$en;
+    reg  [7:0] sk$1$d;
+    wire  [7:0] sk$1$q;
+    reg  sk$2$clock;
+    reg  sk$2$en;
+    reg  [7:0] sk$2$d;
+    wire  [7:0] sk$2$q;
+    reg  sk$3$clock;
+    reg  sk$3$en;
+    reg  [7:0] sk$3$d;
+    wire  [7:0] sk$3$q;
+    reg  sk$4$clock;
+    reg  sk$4$en;
+    reg  [7:0] sk$4$d;
+    wire  [7:0] sk$4$q;
+    reg  sk$5$clock;
+    reg  sk$5$en;
+    reg  [7:0] sk$5$d;
+    wire  [7:0] sk$5$q;
+    reg  sk$6$clock;
+    reg  sk$6$en;
+    reg  [7:0] sk$6$d;
+    wire  [7:0] sk$6$q;
+    reg  sk$7$clock;
+    reg  sk$7$en;
+    reg  [7:0] sk$7$d;
+    wire  [7:0] sk$7$q;
+    reg  dsk$0$clock;
+    reg  dsk$0$en;
+    reg  [31:0] dsk$0$d;
+    wire  [31:0] dsk$0$q;
+    reg  dsk$1$clock;
+    reg  dsk$1$en;
+    reg  [31:0] dsk$1$d;
+    wire  [31:0] dsk$1$q;
+    reg  dsk$2$clock;
+    reg  dsk$2$en;
+    reg  [31:0] dsk$2$d;
+    wire  [31:0] dsk$2$q;
+    reg  dsk$3$clock;
+    reg  dsk$3$en;
+    reg  [31:0] dsk$3$d;
+    wire  [31:0] dsk$3$q;
+    reg  dsk$4$clock;
+    reg  dsk$4$en;
+    reg  [31:0] dsk$4$d;
+    wire  [31:0] dsk$4$q;
+    reg  dsk$5$clock;
+    reg  dsk$5$en;
+    reg  [31:0] dsk$5$d;
+    wire  [31:0] dsk$5$q;
+    reg  dsk$6$clock;
+    reg  dsk$6$en;
+    reg  [31:0] dsk$6$d;
+    wire  [31:0] dsk$6$q;
     reg  lane$0$clock;
     reg  lane$0$en;
     reg  lane$0$ld;
@@ -2790,6 +2850,96 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         .psum_out(pe$63$psum_out),
         .sum(pe$63$sum)
     );
+    top$compute$sk$0 sk$0(
+        .clock(sk$0$clock),
+        .en(sk$0$en),
+        .d(sk$0$d),
+        .q(sk$0$q)
+    );
+    top$compute$sk$1 sk$1(
+        .clock(sk$1$clock),
+        .en(sk$1$en),
+        .d(sk$1$d),
+        .q(sk$1$q)
+    );
+    top$compute$sk$2 sk$2(
+        .clock(sk$2$clock),
+        .en(sk$2$en),
+        .d(sk$2$d),
+        .q(sk$2$q)
+    );
+    top$compute$sk$3 sk$3(
+        .clock(sk$3$clock),
+        .en(sk$3$en),
+        .d(sk$3$d),
+        .q(sk$3$q)
+    );
+    top$compute$sk$4 sk$4(
+        .clock(sk$4$clock),
+        .en(sk$4$en),
+        .d(sk$4$d),
+        .q(sk$4$q)
+    );
+    top$compute$sk$5 sk$5(
+        .clock(sk$5$clock),
+        .en(sk$5$en),
+        .d(sk$5$d),
+        .q(sk$5$q)
+    );
+    top$compute$sk$6 sk$6(
+        .clock(sk$6$clock),
+        .en(sk$6$en),
+        .d(sk$6$d),
+        .q(sk$6$q)
+    );
+    top$compute$sk$7 sk$7(
+        .clock(sk$7$clock),
+        .en(sk$7$en),
+        .d(sk$7$d),
+        .q(sk$7$q)
+    );
+    top$compute$dsk$0 dsk$0(
+        .clock(dsk$0$clock),
+        .en(dsk$0$en),
+        .d(dsk$0$d),
+        .q(dsk$0$q)
+    );
+    top$compute$dsk$1 dsk$1(
+        .clock(dsk$1$clock),
+        .en(dsk$1$en),
+        .d(dsk$1$d),
+        .q(dsk$1$q)
+    );
+    top$compute$dsk$2 dsk$2(
+        .clock(dsk$2$clock),
+        .en(dsk$2$en),
+        .d(dsk$2$d),
+        .q(dsk$2$q)
+    );
+    top$compute$dsk$3 dsk$3(
+        .clock(dsk$3$clock),
+        .en(dsk$3$en),
+        .d(dsk$3$d),
+        .q(dsk$3$q)
+    );
+    top$compute$dsk$4 dsk$4(
+        .clock(dsk$4$clock),
+        .en(dsk$4$en),
+        .d(dsk$4$d),
+        .q(dsk$4$q)
+    );
+    top$compute$dsk$5 dsk$5(
+        .clock(dsk$5$clock),
+        .en(dsk$5$en),
+        .d(dsk$5$d),
+        .q(dsk$5$q)
+    );
+    top$compute$dsk$6 dsk$6(
+        .clock(dsk$6$clock),
+        .en(dsk$6$en),
+        .d(dsk$6$d),
+        .q(dsk$6$q)
+    );
     top$compute$lane$0 lane$0(
         .clock(lane$0$clock),
         .en(lane$0$en),
@@ -2974,70 +3124,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg [31:0] wn2_q;
     reg v1_q;
     reg v2_q;
-    reg [7:0] sk_0_0;
-    reg [7:0] sk_1_0;
-    reg [7:0] sk_1_1;
-    reg [7:0] sk_2_0;
-    reg [7:0] sk_2_1;
-    reg [7:0] sk_2_2;
-    reg [7:0] sk_3_0;
-    reg [7:0] sk_3_1;
-    reg [7:0] sk_3_2;
-    reg [7:0] sk_3_3;
-    reg [7:0] sk_4_0;
-    reg [7:0] sk_4_1;
-    reg [7:0] sk_4_2;
-    reg [7:0] sk_4_3;
-    reg [7:0] sk_4_4;
-    reg [7:0] sk_5_0;
-    reg [7:0] sk_5_1;
-    reg [7:0] sk_5_2;
-    reg [7:0] sk_5_3;
-    reg [7:0] sk_5_4;
-    reg [7:0] sk_5_5;
-    reg [7:0] sk_6_0;
-    reg [7:0] sk_6_1;
-    reg [7:0] sk_6_2;
-    reg [7:0] sk_6_3;
-    reg [7:0] sk_6_4;
-    reg [7:0] sk_6_5;
-    reg [7:0] sk_6_6;
-    reg [7:0] sk_7_0;
-    reg [7:0] sk_7_1;
-    reg [7:0] sk_7_2;
-    reg [7:0] sk_7_3;
-    reg [7:0] sk_7_4;
-    reg [7:0] sk_7_5;
-    reg [7:0] sk_7_6;
-    reg [7:0] sk_7_7;
-    reg [31:0] ds_0_0;
-    reg [31:0] ds_0_1;
-    reg [31:0] ds_0_2;
-    reg [31:0] ds_0_3;
-    reg [31:0] ds_0_4;
-    reg [31:0] ds_0_5;
-    reg [31:0] ds_0_6;
-    reg [31:0] ds_1_0;
-    reg [31:0] ds_1_1;
-    reg [31:0] ds_1_2;
-    reg [31:0] ds_1_3;
-    reg [31:0] ds_1_4;
-    reg [31:0] ds_1_5;
-    reg [31:0] ds_2_0;
-    reg [31:0] ds_2_1;
-    reg [31:0] ds_2_2;
-    reg [31:0] ds_2_3;
-    reg [31:0] ds_2_4;
-    reg [31:0] ds_3_0;
-    reg [31:0] ds_3_1;
-    reg [31:0] ds_3_2;
-    reg [31:0] ds_3_3;
-    reg [31:0] ds_4_0;
-    reg [31:0] ds_4_1;
-    reg [31:0] ds_4_2;
-    reg [31:0] ds_5_0;
-    reg [31:0] ds_5_1;
-    reg [31:0] ds_6_0;
     reg [7:0] spad [0:65535];
     reg [7:0] accm [0:16383];
     integer i;
@@ -3045,70 +3131,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      sk_0_0 = 8'd0;
-      sk_1_0 = 8'd0;
-      sk_1_1 = 8'd0;
-      sk_2_0 = 8'd0;
-      sk_2_1 = 8'd0;
-      sk_2_2 = 8'd0;
-      sk_3_0 = 8'd0;
-      sk_3_1 = 8'd0;
-      sk_3_2 = 8'd0;
-      sk_3_3 = 8'd0;
-      sk_4_0 = 8'd0;
-      sk_4_1 = 8'd0;
-      sk_4_2 = 8'd0;
-      sk_4_3 = 8'd0;
-      sk_4_4 = 8'd0;
-      sk_5_0 = 8'd0;
-      sk_5_1 = 8'd0;
-      sk_5_2 = 8'd0;
-      sk_5_3 = 8'd0;
-      sk_5_4 = 8'd0;
-      sk_5_5 = 8'd0;
-      sk_6_0 = 8'd0;
-      sk_6_1 = 8'd0;
-      sk_6_2 = 8'd0;
-      sk_6_3 = 8'd0;
-      sk_6_4 = 8'd0;
-      sk_6_5 = 8'd0;
-      sk_6_6 = 8'd0;
-      sk_7_0 = 8'd0;
-      sk_7_1 = 8'd0;
-      sk_7_2 = 8'd0;
-      sk_7_3 = 8'd0;
-      sk_7_4 = 8'd0;
-      sk_7_5 = 8'd0;
-      sk_7_6 = 8'd0;
-      sk_7_7 = 8'd0;
-      ds_0_0 = 32'd0;
-      ds_0_1 = 32'd0;
-      ds_0_2 = 32'd0;
-      ds_0_3 = 32'd0;
-      ds_0_4 = 32'd0;
-      ds_0_5 = 32'd0;
-      ds_0_6 = 32'd0;
-      ds_1_0 = 32'd0;
-      ds_1_1 = 32'd0;
-      ds_1_2 = 32'd0;
-      ds_1_3 = 32'd0;
-      ds_1_4 = 32'd0;
-      ds_1_5 = 32'd0;
-      ds_2_0 = 32'd0;
-      ds_2_1 = 32'd0;
-      ds_2_2 = 32'd0;
-      ds_2_3 = 32'd0;
-      ds_2_4 = 32'd0;
-      ds_3_0 = 32'd0;
-      ds_3_1 = 32'd0;
-      ds_3_2 = 32'd0;
-      ds_3_3 = 32'd0;
-      ds_4_0 = 32'd0;
-      ds_4_1 = 32'd0;
-      ds_4_2 = 32'd0;
-      ds_5_0 = 32'd0;
-      ds_5_1 = 32'd0;
-      ds_6_0 = 32'd0;
       for (i = 0; i < 65536; i = i + 1) spad[i] = 8'd0;
       for (i = 0; i < 16384; i = i + 1) accm[i] = 8'd0;
     end
@@ -3137,43 +3159,43 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] wpa_0 = w2_w + wrow_w * mn_w + 32'd0;
     wire [7:0] wp_0 = ((wrow_w < mk_w) && (32'd0 < mn_w)) ? (((wpa_0) < 32'd65536) ? spad[wpa_0] : 8'd0) : 8'd0;
     wire [31:0] bot_0 = pe$56$sum;
-    wire [31:0] dout_0 = ds_0_6;
+    wire [31:0] dout_0 = dsk$0$q;
     wire [31:0] moa_0 = sb_q + 32'd0;
     wire [31:0] mov_0 = f0_w ? (dout_0 + {((((moa_0) + 32'd3) < 32'd16384) ? accm[(moa_0) + 32'd3] : 8'd0), ((((moa_0) + 32'd2) < 32'd16384) ? accm[(moa_0) + 32'd2] : 8'd0), ((((moa_0) + 32'd1) < 32'd16384) ? accm[(moa_0) + 32'd1] : 8'd0), ((((moa_0) + 32'd0) < 32'd16384) ? accm[(moa_0) + 32'd0] : 8'd0)}) : dout_0;
     wire [31:0] wpa_1 = w2_w + wrow_w * mn_w + 32'd1;
     wire [7:0] wp_1 = ((wrow_w < mk_w) && (32'd1 < mn_w)) ? (((wpa_1) < 32'd65536) ? spad[wpa_1] : 8'd0) : 8'd0;
     wire [31:0] bot_1 = pe$57$sum;
-    wire [31:0] dout_1 = ds_1_5;
+    wire [31:0] dout_1 = dsk$1$q;
     wire [31:0] moa_1 = sb_q + 32'd4;
     wire [31:0] mov_1 = f0_w ? (dout_1 + {((((moa_1) + 32'd3) < 32'd16384) ? accm[(moa_1) + 32'd3] : 8'd0), ((((moa_1) + 32'd2) < 32'd16384) ? accm[(moa_1) + 32'd2] : 8'd0), ((((moa_1) + 32'd1) < 32'd16384) ? accm[(moa_1) + 32'd1] : 8'd0), ((((moa_1) + 32'd0) < 32'd16384) ? accm[(moa_1) + 32'd0] : 8'd0)}) : dout_1;
     wire [31:0] wpa_2 = w2_w + wrow_w * mn_w + 32'd2;
     wire [7:0] wp_2 = ((wrow_w < mk_w) && (32'd2 < mn_w)) ? (((wpa_2) < 32'd65536) ? spad[wpa_2] : 8'd0) : 8'd0;
     wire [31:0] bot_2 = pe$58$sum;
-    wire [31:0] dout_2 = ds_2_4;
+    wire [31:0] dout_2 = dsk$2$q;
     wire [31:0] moa_2 = sb_q + 32'd8;
     wire [31:0] mov_2 = f0_w ? (dout_2 + {((((moa_2) + 32'd3) < 32'd16384) ? accm[(moa_2) + 32'd3] : 8'd0), ((((moa_2) + 32'd2) < 32'd16384) ? accm[(moa_2) + 32'd2] : 8'd0), ((((moa_2) + 32'd1) < 32'd16384) ? accm[(moa_2) + 32'd1] : 8'd0), ((((moa_2) + 32'd0) < 32'd16384) ? accm[(moa_2) + 32'd0] : 8'd0)}) : dout_2;
     wire [31:0] wpa_3 = w2_w + wrow_w * mn_w + 32'd3;
     wire [7:0] wp_3 = ((wrow_w < mk_w) && (32'd3 < mn_w)) ? (((wpa_3) < 32'd65536) ? spad[wpa_3] : 8'd0) : 8'd0;
     wire [31:0] bot_3 = pe$59$sum;
-    wire [31:0] dout_3 = ds_3_3;
+    wire [31:0] dout_3 = dsk$3$q;
     wire [31:0] moa_3 = sb_q + 32'd12;
     wire [31:0] mov_3 = f0_w ? (dout_3 + {((((moa_3) + 32'd3) < 32'd16384) ? accm[(moa_3) + 32'd3] : 8'd0), ((((moa_3) + 32'd2) < 32'd16384) ? accm[(moa_3) + 32'd2] : 8'd0), ((((moa_3) + 32'd1) < 32'd16384) ? accm[(moa_3) + 32'd1] : 8'd0), ((((moa_3) + 32'd0) < 32'd16384) ? accm[(moa_3) + 32'd0] : 8'd0)}) : dout_3;
     wire [31:0] wpa_4 = w2_w + wrow_w * mn_w + 32'd4;
     wire [7:0] wp_4 = ((wrow_w < mk_w) && (32'd4 < mn_w)) ? (((wpa_4) < 32'd65536) ? spad[wpa_4] : 8'd0) : 8'd0;
     wire [31:0] bot_4 = pe$60$sum;
-    wire [31:0] dout_4 = ds_4_2;
+    wire [31:0] dout_4 = dsk$4$q;
     wire [31:0] moa_4 = sb_q + 32'd16;
     wire [31:0] mov_4 = f0_w ? (dout_4 + {((((moa_4) + 32'd3) < 32'd16384) ? accm[(moa_4) + 32'd3] : 8'd0), ((((moa_4) + 32'd2) < 32'd16384) ? accm[(moa_4) + 32'd2] : 8'd0), ((((moa_4) + 32'd1) < 32'd16384) ? accm[(moa_4) + 32'd1] : 8'd0), ((((moa_4) + 32'd0) < 32'd16384) ? accm[(moa_4) + 32'd0] : 8'd0)}) : dout_4;
     wire [31:0] wpa_5 = w2_w + wrow_w * mn_w + 32'd5;
     wire [7:0] wp_5 = ((wrow_w < mk_w) && (32'd5 < mn_w)) ? (((wpa_5) < 32'd65536) ? spad[wpa_5] : 8'd0) : 8'd0;
     wire [31:0] bot_5 = pe$61$sum;
-    wire [31:0] dout_5 = ds_5_1;
+    wire [31:0] dout_5 = dsk$5$q;
     wire [31:0] moa_5 = sb_q + 32'd20;
     wire [31:0] mov_5 = f0_w ? (dout_5 + {((((moa_5) + 32'd3) < 32'd16384) ? accm[(moa_5) + 32'd3] : 8'd0), ((((moa_5) + 32'd2) < 32'd16384) ? accm[(moa_5) + 32'd2] : 8'd0), ((((moa_5) + 32'd1) < 32'd16384) ? accm[(moa_5) + 32'd1] : 8'd0), ((((moa_5) + 32'd0) < 32'd16384) ? accm[(moa_5) + 32'd0] : 8'd0)}) : dout_5;
     wire [31:0] wpa_6 = w2_w + wrow_w * mn_w + 32'd6;
     wire [7:0] wp_6 = ((wrow_w < mk_w) && (32'd6 < mn_w)) ? (((wpa_6) < 32'd65536) ? spad[wpa_6] : 8'd0) : 8'd0;
     wire [31:0] bot_6 = pe$62$sum;
-    wire [31:0] dout_6 = ds_6_0;
+    wire [31:0] dout_6 = dsk$6$q;
     wire [31:0] moa_6 = sb_q + 32'd24;
     wire [31:0] mov_6 = f0_w ? (dout_6 + {((((moa_6) + 32'd3) < 32'd16384) ? accm[(moa_6) + 32'd3] : 8'd0), ((((moa_6) + 32'd2) < 32'd16384) ? accm[(moa_6) + 32'd2] : 8'd0), ((((moa_6) + 32'd1) < 32'd16384) ? accm[(moa_6) + 32'd1] : 8'd0), ((((moa_6) + 32'd0) < 32'd16384) ? accm[(moa_6) + 32'd0] : 8'd0)}) : dout_6;
     wire [31:0] wpa_7 = w2_w + wrow_w * mn_w + 32'd7;
@@ -3329,13 +3351,58 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd22 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd7) / 64'd8) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd7) / 64'd8 + 64'd2) : 64'd1));
     wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$23$a_out, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$39$a_out, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$55$a_out, pe$56$psum_out, pe$56$w_out, pe$57$psum_out, pe$57$w_out, pe$58$psum_out, pe$58$w_out, pe$59$psum_out, pe$59$w_out, pe$60$psum_out, pe$60$w_out, pe$61$psum_out, pe$61$w_out, pe$62$psum_out, pe$62$w_out, pe$63$psum_out, pe$63$w_out, pe$63$a_out};
-    // Array and multipliers.
+    // Skew and deskew buffers, array, lanes.
     always @(*) begin
+      sk$0$clock = clock;
+      sk$0$en = enable && !clear;
+      sk$0$d = (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd65536) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
+      sk$1$clock = clock;
+      sk$1$en = enable && !clear;
+      sk$1$d = (stream_w && (32'd1 < mk_w)) ? (((sa_q + 32'd1) < 32'd65536) ? spad[sa_q + 32'd1] : 8'd0) : 8'd0;
+      sk$2$clock = clock;
+      sk$2$en = enable && !clear;
+      sk$2$d = (stream_w && (32'd2 < mk_w)) ? (((sa_q + 32'd2) < 32'd65536) ? spad[sa_q + 32'd2] : 8'd0) : 8'd0;
+      sk$3$clock = clock;
+      sk$3$en = enable && !clear;
+      sk$3$d = (stream_w && (32'd3 < mk_w)) ? (((sa_q + 32'd3) < 32'd65536) ? spad[sa_q + 32'd3] : 8'd0) : 8'd0;
+      sk$4$clock = clock;
+      sk$4$en = enable && !clear;
+      sk$4$d = (stream_w && (32'd4 < mk_w)) ? (((sa_q + 32'd4) < 32'd65536) ? spad[sa_q + 32'd4] : 8'd0) : 8'd0;
+      sk$5$clock = clock;
+      sk$5$en = enable && !clear;
+      sk$5$d = (stream_w && (32'd5 < mk_w)) ? (((sa_q + 32'd5) < 32'd65536) ? spad[sa_q + 32'd5] : 8'd0) : 8'd0;
+      sk$6$clock = clock;
+      sk$6$en = enable && !clear;
+      sk$6$d = (stream_w && (32'd6 < mk_w)) ? (((sa_q + 32'd6) < 32'd65536) ? spad[sa_q + 32'd6] : 8'd0) : 8'd0;
+      sk$7$clock = clock;
+      sk$7$en = enable && !clear;
+      sk$7$d = (stream_w && (32'd7 < mk_w)) ? (((sa_q + 32'd7) < 32'd65536) ? spad[sa_q + 32'd7] : 8'd0) : 8'd0;
+      dsk$0$clock = clock;
+      dsk$0$en = enable && !clear;
+      dsk$0$d = bot_0;
+      dsk$1$clock = clock;
+      dsk$1$en = enable && !clear;
+      dsk$1$d = bot_1;
+      dsk$2$clock = clock;
+      dsk$2$en = enable && !clear;
+      dsk$2$d = bot_2;
+      dsk$3$clock = clock;
+      dsk$3$en = enable && !clear;
+      dsk$3$d = bot_3;
+      dsk$4$clock = clock;
+      dsk$4$en = enable && !clear;
+      dsk$4$d = bot_4;
+      dsk$5$clock = clock;
+      dsk$5$en = enable && !clear;
+      dsk$5$d = bot_5;
+      dsk$6$clock = clock;
+      dsk$6$en = enable && !clear;
+      dsk$6$d = bot_6;
       pe$0$clock = clock;
       pe$0$en = enable;
       pe$0$w_shift = wshift_w;
       pe$0$w_in = wp_0;
-      pe$0$a_in = sk_0_0;
+      pe$0$a_in = sk$0$q;
       pe$0$psum_in = 32'd0;
       pe$1$clock = clock;
       pe$1$en = enable;
@@ -3383,7 +3450,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$8$en = enable;
       pe$8$w_shift = wshift_w;
       pe$8$w_in = pe$0$w_out;
-      pe$8$a_in = sk_1_1;
+      pe$8$a_in = sk$1$q;
       pe$8$psum_in = pe$0$psum_out;
       pe$9$clock = clock;
       pe$9$en = enable;
@@ -3431,7 +3498,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$16$en = enable;
       pe$16$w_shift = wshift_w;
       pe$16$w_in = pe$8$w_out;
-      pe$16$a_in = sk_2_2;
+      pe$16$a_in = sk$2$q;
       pe$16$psum_in = pe$8$psum_out;
       pe$17$clock = clock;
       pe$17$en = enable;
@@ -3479,7 +3546,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$24$en = enable;
       pe$24$w_shift = wshift_w;
       pe$24$w_in = pe$16$w_out;
-      pe$24$a_in = sk_3_3;
+      pe$24$a_in = sk$3$q;
       pe$24$psum_in = pe$16$psum_out;
       pe$25$clock = clock;
       pe$25$en = enable;
@@ -3527,7 +3594,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$32$en = enable;
       pe$32$w_shift = wshift_w;
       pe$32$w_in = pe$24$w_out;
-      pe$32$a_in = sk_4_4;
+      pe$32$a_in = sk$4$q;
       pe$32$psum_in = pe$24$psum_out;
       pe$33$clock = clock;
       pe$33$en = enable;
@@ -3575,7 +3642,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$40$en = enable;
       pe$40$w_shift = wshift_w;
       pe$40$w_in = pe$32$w_out;
-      pe$40$a_in = sk_5_5;
+      pe$40$a_in = sk$5$q;
       pe$40$psum_in = pe$32$psum_out;
       pe$41$clock = clock;
       pe$41$en = enable;
@@ -3623,7 +3690,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$48$en = enable;
       pe$48$w_shift = wshift_w;
       pe$48$w_in = pe$40$w_out;
-      pe$48$a_in = sk_6_6;
+      pe$48$a_in = sk$6$q;
       pe$48$psum_in = pe$40$psum_out;
       pe$49$clock = clock;
       pe$49$en = enable;
@@ -3671,7 +3738,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pe$56$en = enable;
       pe$56$w_shift = wshift_w;
       pe$56$w_in = pe$48$w_out;
-      pe$56$a_in = sk_7_7;
+      pe$56$a_in = sk$7$q;
       pe$56$psum_in = pe$48$psum_out;
       pe$57$clock = clock;
       pe$57$en = enable;
@@ -3899,71 +3966,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         spad <= '{default: 8'd0};
         accm <= '{default: 8'd0};
       end else if (enable) begin
-        sk_0_0 <= (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd65536) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
-        sk_1_1 <= sk_1_0;
-        sk_1_0 <= (stream_w && (32'd1 < mk_w)) ? (((sa_q + 32'd1) < 32'd65536) ? spad[sa_q + 32'd1] : 8'd0) : 8'd0;
-        sk_2_2 <= sk_2_1;
-        sk_2_1 <= sk_2_0;
-        sk_2_0 <= (stream_w && (32'd2 < mk_w)) ? (((sa_q + 32'd2) < 32'd65536) ? spad[sa_q + 32'd2] : 8'd0) : 8'd0;
-        sk_3_3 <= sk_3_2;
-        sk_3_2 <= sk_3_1;
-        sk_3_1 <= sk_3_0;
-        sk_3_0 <= (stream_w && (32'd3 < mk_w)) ? (((sa_q + 32'd3) < 32'd65536) ? spad[sa_q + 32'd3] : 8'd0) : 8'd0;
-        sk_4_4 <= sk_4_3;
-        sk_4_3 <= sk_4_2;
-        sk_4_2 <= sk_4_1;
-        sk_4_1 <= sk_4_0;
-        sk_4_0 <= (stream_w && (32'd4 < mk_w)) ? (((sa_q + 32'd4) < 32'd65536) ? spad[sa_q + 32'd4] : 8'd0) : 8'd0;
-        sk_5_5 <= sk_5_4;
-        sk_5_4 <= sk_5_3;
-        sk_5_3 <= sk_5_2;
-        sk_5_2 <= sk_5_1;
-        sk_5_1 <= sk_5_0;
-        sk_5_0 <= (stream_w && (32'd5 < mk_w)) ? (((sa_q + 32'd5) < 32'd65536) ? spad[sa_q + 32'd5] : 8'd0) : 8'd0;
-        sk_6_6 <= sk_6_5;
-        sk_6_5 <= sk_6_4;
-        sk_6_4 <= sk_6_3;
-        sk_6_3 <= sk_6_2;
-        sk_6_2 <= sk_6_1;
-        sk_6_1 <= sk_6_0;
-        sk_6_0 <= (stream_w && (32'd6 < mk_w)) ? (((sa_q + 32'd6) < 32'd65536) ? spad[sa_q + 32'd6] : 8'd0) : 8'd0;
-        sk_7_7 <= sk_7_6;
-        sk_7_6 <= sk_7_5;
-        sk_7_5 <= sk_7_4;
-        sk_7_4 <= sk_7_3;
-        sk_7_3 <= sk_7_2;
-        sk_7_2 <= sk_7_1;
-        sk_7_1 <= sk_7_0;
-        sk_7_0 <= (stream_w && (32'd7 < mk_w)) ? (((sa_q + 32'd7) < 32'd65536) ? spad[sa_q + 32'd7] : 8'd0) : 8'd0;
         if (stream_w) sa_q <= sa_q + mk_w;
-        ds_0_6 <= ds_0_5;
-        ds_0_5 <= ds_0_4;
-        ds_0_4 <= ds_0_3;
-        ds_0_3 <= ds_0_2;
-        ds_0_2 <= ds_0_1;
-        ds_0_1 <= ds_0_0;
-        ds_0_0 <= bot_0;
-        ds_1_5 <= ds_1_4;
-        ds_1_4 <= ds_1_3;
-        ds_1_3 <= ds_1_2;
-        ds_1_2 <= ds_1_1;
-        ds_1_1 <= ds_1_0;
-        ds_1_0 <= bot_1;
-        ds_2_4 <= ds_2_3;
-        ds_2_3 <= ds_2_2;
-        ds_2_2 <= ds_2_1;
-        ds_2_1 <= ds_2_0;
-        ds_2_0 <= bot_2;
-        ds_3_3 <= ds_3_2;
-        ds_3_2 <= ds_3_1;
-        ds_3_1 <= ds_3_0;
-        ds_3_0 <= bot_3;
-        ds_4_2 <= ds_4_1;
-        ds_4_1 <= ds_4_0;
-        ds_4_0 <= bot_4;
-        ds_5_1 <= ds_5_0;
-        ds_5_0 <= bot_5;
-        ds_6_0 <= bot_6;
         if (mmwr_w) begin
           if (32'd0 < mn_w) begin
             if (((moa_0) + 32'd0) < 32'd16384) accm[(moa_0) + 32'd0] <= mov_0[7:0];
@@ -4188,6 +4191,1000 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       end
     end
 endmodule // top$compute
+
+
+module top$compute$dsk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    
+    // Sub module instances
+    top$compute$dsk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$0$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$0$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$0$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$0$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$0$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$0$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+        end
+        q = s$6$q;
+    end
+    
+endmodule // top$compute$dsk$0
+
+
+module top$compute$dsk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$0
+
+
+module top$compute$dsk$0$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$1
+
+
+module top$compute$dsk$0$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$2
+
+
+module top$compute$dsk$0$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$3
+
+
+module top$compute$dsk$0$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$4
+
+
+module top$compute$dsk$0$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$5
+
+
+module top$compute$dsk$0$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$6
+
+
+module top$compute$dsk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    
+    // Sub module instances
+    top$compute$dsk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$1$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$1$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$1$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$1$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+        end
+        q = s$5$q;
+    end
+    
+endmodule // top$compute$dsk$1
+
+
+module top$compute$dsk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$0
+
+
+module top$compute$dsk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$1
+
+
+module top$compute$dsk$1$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$2
+
+
+module top$compute$dsk$1$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$3
+
+
+module top$compute$dsk$1$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$4
+
+
+module top$compute$dsk$1$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$5
+
+
+module top$compute$dsk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    
+    // Sub module instances
+    top$compute$dsk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$2$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$2$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+        end
+        q = s$4$q;
+    end
+    
+endmodule // top$compute$dsk$2
+
+
+module top$compute$dsk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$0
+
+
+module top$compute$dsk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$1
+
+
+module top$compute$dsk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$2
+
+
+module top$compute$dsk$2$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$3
+
+
+module top$compute$dsk$2$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$4
+
+
+module top$compute$dsk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$dsk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$dsk$3
+
+
+module top$compute$dsk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$0
+
+
+module top$compute$dsk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$1
+
+
+module top$compute$dsk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$2
+
+
+module top$compute$dsk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$3
+
+
+module top$compute$dsk$4(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$dsk$4$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$4$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$4$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$dsk$4
+
+
+module top$compute$dsk$4$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$0
+
+
+module top$compute$dsk$4$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$1
+
+
+module top$compute$dsk$4$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$2
+
+
+module top$compute$dsk$5(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$dsk$5$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$5$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$dsk$5
+
+
+module top$compute$dsk$5$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$0
+
+
+module top$compute$dsk$5$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$1
+
+
+module top$compute$dsk$6(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$dsk$6$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$dsk$6
+
+
+module top$compute$dsk$6$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$0
 
 
 module top$compute$lane$0(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
@@ -15196,6 +16193,1262 @@ module top$compute$pe$9$w(d,q,clock);
     end
           
 endmodule // top$compute$pe$9$w
+
+
+module top$compute$sk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$sk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$sk$0
+
+
+module top$compute$sk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$0$s$0
+
+
+module top$compute$sk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$sk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$sk$1
+
+
+module top$compute$sk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$0
+
+
+module top$compute$sk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$1
+
+
+module top$compute$sk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$sk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$sk$2
+
+
+module top$compute$sk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$0
+
+
+module top$compute$sk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$1
+
+
+module top$compute$sk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$2
+
+
+module top$compute$sk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$sk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$sk$3
+
+
+module top$compute$sk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$0
+
+
+module top$compute$sk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$1
+
+
+module top$compute$sk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$2
+
+
+module top$compute$sk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$3
+
+
+module top$compute$sk$4(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    
+    // Sub module instances
+    top$compute$sk$4$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$4$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$4$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$4$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$4$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+        end
+        q = s$4$q;
+    end
+    
+endmodule // top$compute$sk$4
+
+
+module top$compute$sk$4$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$0
+
+
+module top$compute$sk$4$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$1
+
+
+module top$compute$sk$4$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$2
+
+
+module top$compute$sk$4$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$3
+
+
+module top$compute$sk$4$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$4
+
+
+module top$compute$sk$5(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    
+    // Sub module instances
+    top$compute$sk$5$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$5$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$5$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$5$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$5$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$5$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+        end
+        q = s$5$q;
+    end
+    
+endmodule // top$compute$sk$5
+
+
+module top$compute$sk$5$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$0
+
+
+module top$compute$sk$5$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$1
+
+
+module top$compute$sk$5$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$2
+
+
+module top$compute$sk$5$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$3
+
+
+module top$compute$sk$5$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$4
+
+
+module top$compute$sk$5$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$5
+
+
+module top$compute$sk$6(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    
+    // Sub module instances
+    top$compute$sk$6$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$6$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$6$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$6$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$6$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$6$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$6$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+        end
+        q = s$6$q;
+    end
+    
+endmodule // top$compute$sk$6
+
+
+module top$compute$sk$6$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$0
+
+
+module top$compute$sk$6$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$1
+
+
+module top$compute$sk$6$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$2
+
+
+module top$compute$sk$6$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$3
+
+
+module top$compute$sk$6$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$4
+
+
+module top$compute$sk$6$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$5
+
+
+module top$compute$sk$6$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$6
+
+
+module top$compute$sk$7(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    
+    // Sub module instances
+    top$compute$sk$7$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$7$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$7$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$7$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$7$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$7$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$7$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$7$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+        end
+        q = s$7$q;
+    end
+    
+endmodule // top$compute$sk$7
+
+
+module top$compute$sk$7$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$0
+
+
+module top$compute$sk$7$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$1
+
+
+module top$compute$sk$7$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$2
+
+
+module top$compute$sk$7$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$3
+
+
+module top$compute$sk$7$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$4
+
+
+module top$compute$sk$7$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$5
+
+
+module top$compute$sk$7$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$6
+
+
+module top$compute$sk$7$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$7
 
 
 module top$cptlb(clock,enable,clear,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);

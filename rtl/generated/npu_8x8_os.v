@@ -1804,6 +1804,102 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire  [7:0] po$63$w_out;
     wire  po$63$f_out;
     wire  [31:0] po$63$o;
+    reg  sk$0$clock;
+    reg  sk$0$en;
+    reg  [7:0] sk$0$d;
+    wire  [7:0] sk$0$q;
+    reg  sk$1$clock;
+    reg  sk$1$en;
+    reg  [7:0] sk$1$d;
+    wire  [7:0] sk$1$q;
+    reg  sk$2$clock;
+    reg  sk$2$en;
+    reg  [7:0] sk$2$d;
+    wire  [7:0] sk$2$q;
+    reg  sk$3$clock;
+    reg  sk$3$en;
+    reg  [7:0] sk$3$d;
+    wire  [7:0] sk$3$q;
+    reg  sk$4$clock;
+    reg  sk$4$en;
+    reg  [7:0] sk$4$d;
+    wire  [7:0] sk$4$q;
+    reg  sk$5$clock;
+    reg  sk$5$en;
+    reg  [7:0] sk$5$d;
+    wire  [7:0] sk$5$q;
+    reg  sk$6$clock;
+    reg  sk$6$en;
+    reg  [7:0] sk$6$d;
+    wire  [7:0] sk$6$q;
+    reg  sk$7$clock;
+    reg  sk$7$en;
+    reg  [7:0] sk$7$d;
+    wire  [7:0] sk$7$q;
+    reg  skf$0$clock;
+    reg  skf$0$en;
+    reg  skf$0$d;
+    wire  skf$0$q;
+    reg  skf$1$clock;
+    reg  skf$1$en;
+    reg  skf$1$d;
+    wire  skf$1$q;
+    reg  skf$2$clock;
+    reg  skf$2$en;
+    reg  skf$2$d;
+    wire  skf$2$q;
+    reg  skf$3$clock;
+    reg  skf$3$en;
+    reg  skf$3$d;
+    wire  skf$3$q;
+    reg  skf$4$clock;
+    reg  skf$4$en;
+    reg  skf$4$d;
+    wire  skf$4$q;
+    reg  skf$5$clock;
+    reg  skf$5$en;
+    reg  skf$5$d;
+    wire  skf$5$q;
+    reg  skf$6$clock;
+    reg  skf$6$en;
+    reg  skf$6$d;
+    wire  skf$6$q;
+    reg  skf$7$clock;
+    reg  skf$7$en;
+    reg  skf$7$d;
+    wire  skf$7$q;
+    reg  wsk$0$clock;
+    reg  wsk$0$en;
+    reg  [7:0] wsk$0$d;
+    wire  [7:0] wsk$0$q;
+    reg  wsk$1$clock;
+    reg  wsk$1$en;
+    reg  [7:0] wsk$1$d;
+    wire  [7:0] wsk$1$q;
+    reg  wsk$2$clock;
+    reg  wsk$2$en;
+    reg  [7:0] wsk$2$d;
+    wire  [7:0] wsk$2$q;
+    reg  wsk$3$clock;
+    reg  wsk$3$en;
+    reg  [7:0] wsk$3$d;
+    wire  [7:0] wsk$3$q;
+    reg  wsk$4$clock;
+    reg  wsk$4$en;
+    reg  [7:0] wsk$4$d;
+    wire  [7:0] wsk$4$q;
+    reg  wsk$5$clock;
+    reg  wsk$5$en;
+    reg  [7:0] wsk$5$d;
+    wire  [7:0] wsk$5$q;
+    reg  wsk$6$clock;
+    reg  wsk$6$en;
+    reg  [7:0] wsk$6$d;
+    wire  [7:0] wsk$6$q;
+    reg  wsk$7$clock;
+    reg  wsk$7$en;
+    reg  [7:0] wsk$7$d;
+    wire  [7:0] wsk$7$q;
     reg  lane$0$clock;
     reg  lane$0$en;
     reg  lane$0$ld;
@@ -2662,6 +2758,150 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         .f_out(po$63$f_out),
         .o(po$63$o)
     );
+    top$compute$sk$0 sk$0(
+        .clock(sk$0$clock),
+        .en(sk$0$en),
+        .d(sk$0$d),
+        .q(sk$0$q)
+    );
+    top$compute$sk$1 sk$1(
+        .clock(sk$1$clock),
+        .en(sk$1$en),
+        .d(sk$1$d),
+        .q(sk$1$q)
+    );
+    top$compute$sk$2 sk$2(
+        .clock(sk$2$clock),
+        .en(sk$2$en),
+        .d(sk$2$d),
+        .q(sk$2$q)
+    );
+    top$compute$sk$3 sk$3(
+        .clock(sk$3$clock),
+        .en(sk$3$en),
+        .d(sk$3$d),
+        .q(sk$3$q)
+    );
+    top$compute$sk$4 sk$4(
+        .clock(sk$4$clock),
+        .en(sk$4$en),
+        .d(sk$4$d),
+        .q(sk$4$q)
+    );
+    top$compute$sk$5 sk$5(
+        .clock(sk$5$clock),
+        .en(sk$5$en),
+        .d(sk$5$d),
+        .q(sk$5$q)
+    );
+    top$compute$sk$6 sk$6(
+        .clock(sk$6$clock),
+        .en(sk$6$en),
+        .d(sk$6$d),
+        .q(sk$6$q)
+    );
+    top$compute$sk$7 sk$7(
+        .clock(sk$7$clock),
+        .en(sk$7$en),
+        .d(sk$7$d),
+        .q(sk$7$q)
+    );
+    top$compute$skf$0 skf$0(
+        .clock(skf$0$clock),
+        .en(skf$0$en),
+        .d(skf$0$d),
+        .q(skf$0$q)
+    );
+    top$compute$skf$1 skf$1(
+        .clock(skf$1$clock),
+        .en(skf$1$en),
+        .d(skf$1$d),
+        .q(skf$1$q)
+    );
+    top$compute$skf$2 skf$2(
+        .clock(skf$2$clock),
+        .en(skf$2$en),
+        .d(skf$2$d),
+        .q(skf$2$q)
+    );
+    top$compute$skf$3 skf$3(
+        .clock(skf$3$clock),
+        .en(skf$3$en),
+        .d(skf$3$d),
+        .q(skf$3$q)
+    );
+    top$compute$skf$4 skf$4(
+        .clock(skf$4$clock),
+        .en(skf$4$en),
+        .d(skf$4$d),
+        .q(skf$4$q)
+    );
+    top$compute$skf$5 skf$5(
+        .clock(skf$5$clock),
+        .en(skf$5$en),
+        .d(skf$5$d),
+        .q(skf$5$q)
+    );
+    top$compute$skf$6 skf$6(
+        .clock(skf$6$clock),
+        .en(skf$6$en),
+        .d(skf$6$d),
+        .q(skf$6$q)
+    );
+    top$compute$skf$7 skf$7(
+        .clock(skf$7$clock),
+        .en(skf$7$en),
+        .d(skf$7$d),
+        .q(skf$7$q)
+    );
+    top$compute$wsk$0 wsk$0(
+        .clock(wsk$0$clock),
+        .en(wsk$0$en),
+        .d(wsk$0$d),
+        .q(wsk$0$q)
+    );
+    top$compute$wsk$1 wsk$1(
+        .clock(wsk$1$clock),
+        .en(wsk$1$en),
+        .d(wsk$1$d),
+        .q(wsk$1$q)
+    );
+    top$compute$wsk$2 wsk$2(
+        .clock(wsk$2$clock),
+        .en(wsk$2$en),
+        .d(wsk$2$d),
+        .q(wsk$2$q)
+    );
+    top$compute$wsk$3 wsk$3(
+        .clock(wsk$3$clock),
+        .en(wsk$3$en),
+        .d(wsk$3$d),
+        .q(wsk$3$q)
+    );
+    top$compute$wsk$4 wsk$4(
+        .clock(wsk$4$clock),
+        .en(wsk$4$en),
+        .d(wsk$4$d),
+        .q(wsk$4$q)
+    );
+    top$compute$wsk$5 wsk$5(
+        .clock(wsk$5$clock),
+        .en(wsk$5$en),
+        .d(wsk$5$d),
+        .q(wsk$5$q)
+    );
+    top$compute$wsk$6 wsk$6(
+        .clock(wsk$6$clock),
+        .en(wsk$6$en),
+        .d(wsk$6$d),
+        .q(wsk$6$q)
+    );
+    top$compute$wsk$7 wsk$7(
+        .clock(wsk$7$clock),
+        .en(wsk$7$en),
+        .d(wsk$7$d),
+        .q(wsk$7$q)
+    );
     top$compute$lane$0 lane$0(
         .clock(lane$0$clock),
         .en(lane$0$en),
@@ -2846,115 +3086,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg [31:0] wn2_q;
     reg v1_q;
     reg v2_q;
-    reg [7:0] sk_0_0;
-    reg [7:0] sk_1_0;
-    reg [7:0] sk_1_1;
-    reg [7:0] sk_2_0;
-    reg [7:0] sk_2_1;
-    reg [7:0] sk_2_2;
-    reg [7:0] sk_3_0;
-    reg [7:0] sk_3_1;
-    reg [7:0] sk_3_2;
-    reg [7:0] sk_3_3;
-    reg [7:0] sk_4_0;
-    reg [7:0] sk_4_1;
-    reg [7:0] sk_4_2;
-    reg [7:0] sk_4_3;
-    reg [7:0] sk_4_4;
-    reg [7:0] sk_5_0;
-    reg [7:0] sk_5_1;
-    reg [7:0] sk_5_2;
-    reg [7:0] sk_5_3;
-    reg [7:0] sk_5_4;
-    reg [7:0] sk_5_5;
-    reg [7:0] sk_6_0;
-    reg [7:0] sk_6_1;
-    reg [7:0] sk_6_2;
-    reg [7:0] sk_6_3;
-    reg [7:0] sk_6_4;
-    reg [7:0] sk_6_5;
-    reg [7:0] sk_6_6;
-    reg [7:0] sk_7_0;
-    reg [7:0] sk_7_1;
-    reg [7:0] sk_7_2;
-    reg [7:0] sk_7_3;
-    reg [7:0] sk_7_4;
-    reg [7:0] sk_7_5;
-    reg [7:0] sk_7_6;
-    reg [7:0] sk_7_7;
     reg [31:0] fq_q, fj_q, wd_q, wq_q, wj_q;
-    reg skf_0_0;
-    reg skf_1_0;
-    reg skf_1_1;
-    reg skf_2_0;
-    reg skf_2_1;
-    reg skf_2_2;
-    reg skf_3_0;
-    reg skf_3_1;
-    reg skf_3_2;
-    reg skf_3_3;
-    reg skf_4_0;
-    reg skf_4_1;
-    reg skf_4_2;
-    reg skf_4_3;
-    reg skf_4_4;
-    reg skf_5_0;
-    reg skf_5_1;
-    reg skf_5_2;
-    reg skf_5_3;
-    reg skf_5_4;
-    reg skf_5_5;
-    reg skf_6_0;
-    reg skf_6_1;
-    reg skf_6_2;
-    reg skf_6_3;
-    reg skf_6_4;
-    reg skf_6_5;
-    reg skf_6_6;
-    reg skf_7_0;
-    reg skf_7_1;
-    reg skf_7_2;
-    reg skf_7_3;
-    reg skf_7_4;
-    reg skf_7_5;
-    reg skf_7_6;
-    reg skf_7_7;
-    reg [7:0] wsk_0_0;
-    reg [7:0] wsk_1_0;
-    reg [7:0] wsk_1_1;
-    reg [7:0] wsk_2_0;
-    reg [7:0] wsk_2_1;
-    reg [7:0] wsk_2_2;
-    reg [7:0] wsk_3_0;
-    reg [7:0] wsk_3_1;
-    reg [7:0] wsk_3_2;
-    reg [7:0] wsk_3_3;
-    reg [7:0] wsk_4_0;
-    reg [7:0] wsk_4_1;
-    reg [7:0] wsk_4_2;
-    reg [7:0] wsk_4_3;
-    reg [7:0] wsk_4_4;
-    reg [7:0] wsk_5_0;
-    reg [7:0] wsk_5_1;
-    reg [7:0] wsk_5_2;
-    reg [7:0] wsk_5_3;
-    reg [7:0] wsk_5_4;
-    reg [7:0] wsk_5_5;
-    reg [7:0] wsk_6_0;
-    reg [7:0] wsk_6_1;
-    reg [7:0] wsk_6_2;
-    reg [7:0] wsk_6_3;
-    reg [7:0] wsk_6_4;
-    reg [7:0] wsk_6_5;
-    reg [7:0] wsk_6_6;
-    reg [7:0] wsk_7_0;
-    reg [7:0] wsk_7_1;
-    reg [7:0] wsk_7_2;
-    reg [7:0] wsk_7_3;
-    reg [7:0] wsk_7_4;
-    reg [7:0] wsk_7_5;
-    reg [7:0] wsk_7_6;
-    reg [7:0] wsk_7_7;
     reg [7:0] spad [0:65535];
     reg [7:0] accm [0:16383];
     integer i;
@@ -2962,119 +3094,11 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      sk_0_0 = 8'd0;
-      sk_1_0 = 8'd0;
-      sk_1_1 = 8'd0;
-      sk_2_0 = 8'd0;
-      sk_2_1 = 8'd0;
-      sk_2_2 = 8'd0;
-      sk_3_0 = 8'd0;
-      sk_3_1 = 8'd0;
-      sk_3_2 = 8'd0;
-      sk_3_3 = 8'd0;
-      sk_4_0 = 8'd0;
-      sk_4_1 = 8'd0;
-      sk_4_2 = 8'd0;
-      sk_4_3 = 8'd0;
-      sk_4_4 = 8'd0;
-      sk_5_0 = 8'd0;
-      sk_5_1 = 8'd0;
-      sk_5_2 = 8'd0;
-      sk_5_3 = 8'd0;
-      sk_5_4 = 8'd0;
-      sk_5_5 = 8'd0;
-      sk_6_0 = 8'd0;
-      sk_6_1 = 8'd0;
-      sk_6_2 = 8'd0;
-      sk_6_3 = 8'd0;
-      sk_6_4 = 8'd0;
-      sk_6_5 = 8'd0;
-      sk_6_6 = 8'd0;
-      sk_7_0 = 8'd0;
-      sk_7_1 = 8'd0;
-      sk_7_2 = 8'd0;
-      sk_7_3 = 8'd0;
-      sk_7_4 = 8'd0;
-      sk_7_5 = 8'd0;
-      sk_7_6 = 8'd0;
-      sk_7_7 = 8'd0;
       fq_q = 32'd0;
       fj_q = 32'd0;
       wd_q = 32'd0;
       wq_q = 32'd0;
       wj_q = 32'd0;
-      skf_0_0 = 1'b0;
-      skf_1_0 = 1'b0;
-      skf_1_1 = 1'b0;
-      skf_2_0 = 1'b0;
-      skf_2_1 = 1'b0;
-      skf_2_2 = 1'b0;
-      skf_3_0 = 1'b0;
-      skf_3_1 = 1'b0;
-      skf_3_2 = 1'b0;
-      skf_3_3 = 1'b0;
-      skf_4_0 = 1'b0;
-      skf_4_1 = 1'b0;
-      skf_4_2 = 1'b0;
-      skf_4_3 = 1'b0;
-      skf_4_4 = 1'b0;
-      skf_5_0 = 1'b0;
-      skf_5_1 = 1'b0;
-      skf_5_2 = 1'b0;
-      skf_5_3 = 1'b0;
-      skf_5_4 = 1'b0;
-      skf_5_5 = 1'b0;
-      skf_6_0 = 1'b0;
-      skf_6_1 = 1'b0;
-      skf_6_2 = 1'b0;
-      skf_6_3 = 1'b0;
-      skf_6_4 = 1'b0;
-      skf_6_5 = 1'b0;
-      skf_6_6 = 1'b0;
-      skf_7_0 = 1'b0;
-      skf_7_1 = 1'b0;
-      skf_7_2 = 1'b0;
-      skf_7_3 = 1'b0;
-      skf_7_4 = 1'b0;
-      skf_7_5 = 1'b0;
-      skf_7_6 = 1'b0;
-      skf_7_7 = 1'b0;
-      wsk_0_0 = 8'd0;
-      wsk_1_0 = 8'd0;
-      wsk_1_1 = 8'd0;
-      wsk_2_0 = 8'd0;
-      wsk_2_1 = 8'd0;
-      wsk_2_2 = 8'd0;
-      wsk_3_0 = 8'd0;
-      wsk_3_1 = 8'd0;
-      wsk_3_2 = 8'd0;
-      wsk_3_3 = 8'd0;
-      wsk_4_0 = 8'd0;
-      wsk_4_1 = 8'd0;
-      wsk_4_2 = 8'd0;
-      wsk_4_3 = 8'd0;
-      wsk_4_4 = 8'd0;
-      wsk_5_0 = 8'd0;
-      wsk_5_1 = 8'd0;
-      wsk_5_2 = 8'd0;
-      wsk_5_3 = 8'd0;
-      wsk_5_4 = 8'd0;
-      wsk_5_5 = 8'd0;
-      wsk_6_0 = 8'd0;
-      wsk_6_1 = 8'd0;
-      wsk_6_2 = 8'd0;
-      wsk_6_3 = 8'd0;
-      wsk_6_4 = 8'd0;
-      wsk_6_5 = 8'd0;
-      wsk_6_6 = 8'd0;
-      wsk_7_0 = 8'd0;
-      wsk_7_1 = 8'd0;
-      wsk_7_2 = 8'd0;
-      wsk_7_3 = 8'd0;
-      wsk_7_4 = 8'd0;
-      wsk_7_5 = 8'd0;
-      wsk_7_6 = 8'd0;
-      wsk_7_7 = 8'd0;
       for (i = 0; i < 65536; i = i + 1) spad[i] = 8'd0;
       for (i = 0; i < 16384; i = i + 1) accm[i] = 8'd0;
     end
@@ -3296,52 +3320,124 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (((ilo_w + 64'd7) / 64'd8) * 64'd8 + 64'd17) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd7) / 64'd8) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd7) / 64'd8 + 64'd2) : 64'd1));
     wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], head_ready, po$7$a_out, po$7$f_out, po$15$a_out, po$15$f_out, po$23$a_out, po$23$f_out, po$31$a_out, po$31$f_out, po$39$a_out, po$39$f_out, po$47$a_out, po$47$f_out, po$55$a_out, po$55$f_out, po$56$w_out, po$57$w_out, po$58$w_out, po$59$w_out, po$60$w_out, po$61$w_out, po$62$w_out, po$63$w_out, po$63$a_out, po$63$f_out};
-    // Array and multipliers.
+    // Skew and deskew buffers, array, lanes.
     always @(*) begin
+      sk$0$clock = clock;
+      sk$0$en = enable && !clear;
+      sk$0$d = oa_0;
+      skf$0$clock = clock;
+      skf$0$en = enable && !clear;
+      skf$0$d = ofirst_w;
+      sk$1$clock = clock;
+      sk$1$en = enable && !clear;
+      sk$1$d = oa_1;
+      skf$1$clock = clock;
+      skf$1$en = enable && !clear;
+      skf$1$d = ofirst_w;
+      sk$2$clock = clock;
+      sk$2$en = enable && !clear;
+      sk$2$d = oa_2;
+      skf$2$clock = clock;
+      skf$2$en = enable && !clear;
+      skf$2$d = ofirst_w;
+      sk$3$clock = clock;
+      sk$3$en = enable && !clear;
+      sk$3$d = oa_3;
+      skf$3$clock = clock;
+      skf$3$en = enable && !clear;
+      skf$3$d = ofirst_w;
+      sk$4$clock = clock;
+      sk$4$en = enable && !clear;
+      sk$4$d = oa_4;
+      skf$4$clock = clock;
+      skf$4$en = enable && !clear;
+      skf$4$d = ofirst_w;
+      sk$5$clock = clock;
+      sk$5$en = enable && !clear;
+      sk$5$d = oa_5;
+      skf$5$clock = clock;
+      skf$5$en = enable && !clear;
+      skf$5$d = ofirst_w;
+      sk$6$clock = clock;
+      sk$6$en = enable && !clear;
+      sk$6$d = oa_6;
+      skf$6$clock = clock;
+      skf$6$en = enable && !clear;
+      skf$6$d = ofirst_w;
+      sk$7$clock = clock;
+      sk$7$en = enable && !clear;
+      sk$7$d = oa_7;
+      skf$7$clock = clock;
+      skf$7$en = enable && !clear;
+      skf$7$d = ofirst_w;
+      wsk$0$clock = clock;
+      wsk$0$en = enable && !clear;
+      wsk$0$d = ow_0;
+      wsk$1$clock = clock;
+      wsk$1$en = enable && !clear;
+      wsk$1$d = ow_1;
+      wsk$2$clock = clock;
+      wsk$2$en = enable && !clear;
+      wsk$2$d = ow_2;
+      wsk$3$clock = clock;
+      wsk$3$en = enable && !clear;
+      wsk$3$d = ow_3;
+      wsk$4$clock = clock;
+      wsk$4$en = enable && !clear;
+      wsk$4$d = ow_4;
+      wsk$5$clock = clock;
+      wsk$5$en = enable && !clear;
+      wsk$5$d = ow_5;
+      wsk$6$clock = clock;
+      wsk$6$en = enable && !clear;
+      wsk$6$d = ow_6;
+      wsk$7$clock = clock;
+      wsk$7$en = enable && !clear;
+      wsk$7$d = ow_7;
       po$0$clock = clock;
       po$0$en = enable;
-      po$0$a_in = sk_0_0;
-      po$0$f_in = skf_0_0;
-      po$0$w_in = wsk_0_0;
+      po$0$a_in = sk$0$q;
+      po$0$f_in = skf$0$q;
+      po$0$w_in = wsk$0$q;
       po$1$clock = clock;
       po$1$en = enable;
       po$1$a_in = po$0$a_out;
       po$1$f_in = po$0$f_out;
-      po$1$w_in = wsk_1_1;
+      po$1$w_in = wsk$1$q;
       po$2$clock = clock;
       po$2$en = enable;
       po$2$a_in = po$1$a_out;
       po$2$f_in = po$1$f_out;
-      po$2$w_in = wsk_2_2;
+      po$2$w_in = wsk$2$q;
       po$3$clock = clock;
       po$3$en = enable;
       po$3$a_in = po$2$a_out;
       po$3$f_in = po$2$f_out;
-      po$3$w_in = wsk_3_3;
+      po$3$w_in = wsk$3$q;
       po$4$clock = clock;
       po$4$en = enable;
       po$4$a_in = po$3$a_out;
       po$4$f_in = po$3$f_out;
-      po$4$w_in = wsk_4_4;
+      po$4$w_in = wsk$4$q;
       po$5$clock = clock;
       po$5$en = enable;
       po$5$a_in = po$4$a_out;
       po$5$f_in = po$4$f_out;
-      po$5$w_in = wsk_5_5;
+      po$5$w_in = wsk$5$q;
       po$6$clock = clock;
       po$6$en = enable;
       po$6$a_in = po$5$a_out;
       po$6$f_in = po$5$f_out;
-      po$6$w_in = wsk_6_6;
+      po$6$w_in = wsk$6$q;
       po$7$clock = clock;
       po$7$en = enable;
       po$7$a_in = po$6$a_out;
       po$7$f_in = po$6$f_out;
-      po$7$w_in = wsk_7_7;
+      po$7$w_in = wsk$7$q;
       po$8$clock = clock;
       po$8$en = enable;
-      po$8$a_in = sk_1_1;
-      po$8$f_in = skf_1_1;
+      po$8$a_in = sk$1$q;
+      po$8$f_in = skf$1$q;
       po$8$w_in = po$0$w_out;
       po$9$clock = clock;
       po$9$en = enable;
@@ -3380,8 +3476,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       po$15$w_in = po$7$w_out;
       po$16$clock = clock;
       po$16$en = enable;
-      po$16$a_in = sk_2_2;
-      po$16$f_in = skf_2_2;
+      po$16$a_in = sk$2$q;
+      po$16$f_in = skf$2$q;
       po$16$w_in = po$8$w_out;
       po$17$clock = clock;
       po$17$en = enable;
@@ -3420,8 +3516,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       po$23$w_in = po$15$w_out;
       po$24$clock = clock;
       po$24$en = enable;
-      po$24$a_in = sk_3_3;
-      po$24$f_in = skf_3_3;
+      po$24$a_in = sk$3$q;
+      po$24$f_in = skf$3$q;
       po$24$w_in = po$16$w_out;
       po$25$clock = clock;
       po$25$en = enable;
@@ -3460,8 +3556,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       po$31$w_in = po$23$w_out;
       po$32$clock = clock;
       po$32$en = enable;
-      po$32$a_in = sk_4_4;
-      po$32$f_in = skf_4_4;
+      po$32$a_in = sk$4$q;
+      po$32$f_in = skf$4$q;
       po$32$w_in = po$24$w_out;
       po$33$clock = clock;
       po$33$en = enable;
@@ -3500,8 +3596,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       po$39$w_in = po$31$w_out;
       po$40$clock = clock;
       po$40$en = enable;
-      po$40$a_in = sk_5_5;
-      po$40$f_in = skf_5_5;
+      po$40$a_in = sk$5$q;
+      po$40$f_in = skf$5$q;
       po$40$w_in = po$32$w_out;
       po$41$clock = clock;
       po$41$en = enable;
@@ -3540,8 +3636,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       po$47$w_in = po$39$w_out;
       po$48$clock = clock;
       po$48$en = enable;
-      po$48$a_in = sk_6_6;
-      po$48$f_in = skf_6_6;
+      po$48$a_in = sk$6$q;
+      po$48$f_in = skf$6$q;
       po$48$w_in = po$40$w_out;
       po$49$clock = clock;
       po$49$en = enable;
@@ -3580,8 +3676,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       po$55$w_in = po$47$w_out;
       po$56$clock = clock;
       po$56$en = enable;
-      po$56$a_in = sk_7_7;
-      po$56$f_in = skf_7_7;
+      po$56$a_in = sk$7$q;
+      po$56$f_in = skf$7$q;
       po$56$w_in = po$48$w_out;
       po$57$clock = clock;
       po$57$en = enable;
@@ -3802,114 +3898,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         spad <= '{default: 8'd0};
         accm <= '{default: 8'd0};
       end else if (enable) begin
-        sk_0_0 <= oa_0;
-        skf_0_0 <= ofirst_w;
-        sk_1_1 <= sk_1_0;
-        skf_1_1 <= skf_1_0;
-        sk_1_0 <= oa_1;
-        skf_1_0 <= ofirst_w;
-        sk_2_2 <= sk_2_1;
-        skf_2_2 <= skf_2_1;
-        sk_2_1 <= sk_2_0;
-        skf_2_1 <= skf_2_0;
-        sk_2_0 <= oa_2;
-        skf_2_0 <= ofirst_w;
-        sk_3_3 <= sk_3_2;
-        skf_3_3 <= skf_3_2;
-        sk_3_2 <= sk_3_1;
-        skf_3_2 <= skf_3_1;
-        sk_3_1 <= sk_3_0;
-        skf_3_1 <= skf_3_0;
-        sk_3_0 <= oa_3;
-        skf_3_0 <= ofirst_w;
-        sk_4_4 <= sk_4_3;
-        skf_4_4 <= skf_4_3;
-        sk_4_3 <= sk_4_2;
-        skf_4_3 <= skf_4_2;
-        sk_4_2 <= sk_4_1;
-        skf_4_2 <= skf_4_1;
-        sk_4_1 <= sk_4_0;
-        skf_4_1 <= skf_4_0;
-        sk_4_0 <= oa_4;
-        skf_4_0 <= ofirst_w;
-        sk_5_5 <= sk_5_4;
-        skf_5_5 <= skf_5_4;
-        sk_5_4 <= sk_5_3;
-        skf_5_4 <= skf_5_3;
-        sk_5_3 <= sk_5_2;
-        skf_5_3 <= skf_5_2;
-        sk_5_2 <= sk_5_1;
-        skf_5_2 <= skf_5_1;
-        sk_5_1 <= sk_5_0;
-        skf_5_1 <= skf_5_0;
-        sk_5_0 <= oa_5;
-        skf_5_0 <= ofirst_w;
-        sk_6_6 <= sk_6_5;
-        skf_6_6 <= skf_6_5;
-        sk_6_5 <= sk_6_4;
-        skf_6_5 <= skf_6_4;
-        sk_6_4 <= sk_6_3;
-        skf_6_4 <= skf_6_3;
-        sk_6_3 <= sk_6_2;
-        skf_6_3 <= skf_6_2;
-        sk_6_2 <= sk_6_1;
-        skf_6_2 <= skf_6_1;
-        sk_6_1 <= sk_6_0;
-        skf_6_1 <= skf_6_0;
-        sk_6_0 <= oa_6;
-        skf_6_0 <= ofirst_w;
-        sk_7_7 <= sk_7_6;
-        skf_7_7 <= skf_7_6;
-        sk_7_6 <= sk_7_5;
-        skf_7_6 <= skf_7_5;
-        sk_7_5 <= sk_7_4;
-        skf_7_5 <= skf_7_4;
-        sk_7_4 <= sk_7_3;
-        skf_7_4 <= skf_7_3;
-        sk_7_3 <= sk_7_2;
-        skf_7_3 <= skf_7_2;
-        sk_7_2 <= sk_7_1;
-        skf_7_2 <= skf_7_1;
-        sk_7_1 <= sk_7_0;
-        skf_7_1 <= skf_7_0;
-        sk_7_0 <= oa_7;
-        skf_7_0 <= ofirst_w;
-        wsk_0_0 <= ow_0;
-        wsk_1_1 <= wsk_1_0;
-        wsk_1_0 <= ow_1;
-        wsk_2_2 <= wsk_2_1;
-        wsk_2_1 <= wsk_2_0;
-        wsk_2_0 <= ow_2;
-        wsk_3_3 <= wsk_3_2;
-        wsk_3_2 <= wsk_3_1;
-        wsk_3_1 <= wsk_3_0;
-        wsk_3_0 <= ow_3;
-        wsk_4_4 <= wsk_4_3;
-        wsk_4_3 <= wsk_4_2;
-        wsk_4_2 <= wsk_4_1;
-        wsk_4_1 <= wsk_4_0;
-        wsk_4_0 <= ow_4;
-        wsk_5_5 <= wsk_5_4;
-        wsk_5_4 <= wsk_5_3;
-        wsk_5_3 <= wsk_5_2;
-        wsk_5_2 <= wsk_5_1;
-        wsk_5_1 <= wsk_5_0;
-        wsk_5_0 <= ow_5;
-        wsk_6_6 <= wsk_6_5;
-        wsk_6_5 <= wsk_6_4;
-        wsk_6_4 <= wsk_6_3;
-        wsk_6_3 <= wsk_6_2;
-        wsk_6_2 <= wsk_6_1;
-        wsk_6_1 <= wsk_6_0;
-        wsk_6_0 <= ow_6;
-        wsk_7_7 <= wsk_7_6;
-        wsk_7_6 <= wsk_7_5;
-        wsk_7_5 <= wsk_7_4;
-        wsk_7_4 <= wsk_7_3;
-        wsk_7_3 <= wsk_7_2;
-        wsk_7_2 <= wsk_7_1;
-        wsk_7_1 <= wsk_7_0;
-        wsk_7_0 <= ow_7;
         if (mm_w) begin
           if ((fq_q + 32'd1) == 32'd8) begin fq_q <= 32'd0; fj_q <= fj_q + 32'd1; end
           else fq_q <= fq_q + 32'd1;
@@ -19123,6 +19111,3774 @@ module top$compute$po$9$w(d,q,clock);
     end
           
 endmodule // top$compute$po$9$w
+
+
+module top$compute$sk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$sk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$sk$0
+
+
+module top$compute$sk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$0$s$0
+
+
+module top$compute$sk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$sk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$sk$1
+
+
+module top$compute$sk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$0
+
+
+module top$compute$sk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$1
+
+
+module top$compute$sk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$sk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$sk$2
+
+
+module top$compute$sk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$0
+
+
+module top$compute$sk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$1
+
+
+module top$compute$sk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$2
+
+
+module top$compute$sk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$sk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$sk$3
+
+
+module top$compute$sk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$0
+
+
+module top$compute$sk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$1
+
+
+module top$compute$sk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$2
+
+
+module top$compute$sk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$3
+
+
+module top$compute$sk$4(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    
+    // Sub module instances
+    top$compute$sk$4$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$4$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$4$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$4$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$4$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+        end
+        q = s$4$q;
+    end
+    
+endmodule // top$compute$sk$4
+
+
+module top$compute$sk$4$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$0
+
+
+module top$compute$sk$4$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$1
+
+
+module top$compute$sk$4$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$2
+
+
+module top$compute$sk$4$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$3
+
+
+module top$compute$sk$4$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$4
+
+
+module top$compute$sk$5(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    
+    // Sub module instances
+    top$compute$sk$5$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$5$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$5$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$5$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$5$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$5$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+        end
+        q = s$5$q;
+    end
+    
+endmodule // top$compute$sk$5
+
+
+module top$compute$sk$5$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$0
+
+
+module top$compute$sk$5$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$1
+
+
+module top$compute$sk$5$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$2
+
+
+module top$compute$sk$5$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$3
+
+
+module top$compute$sk$5$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$4
+
+
+module top$compute$sk$5$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$5
+
+
+module top$compute$sk$6(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    
+    // Sub module instances
+    top$compute$sk$6$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$6$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$6$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$6$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$6$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$6$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$6$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+        end
+        q = s$6$q;
+    end
+    
+endmodule // top$compute$sk$6
+
+
+module top$compute$sk$6$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$0
+
+
+module top$compute$sk$6$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$1
+
+
+module top$compute$sk$6$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$2
+
+
+module top$compute$sk$6$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$3
+
+
+module top$compute$sk$6$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$4
+
+
+module top$compute$sk$6$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$5
+
+
+module top$compute$sk$6$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$6
+
+
+module top$compute$sk$7(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    
+    // Sub module instances
+    top$compute$sk$7$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$7$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$7$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$7$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$7$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$7$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$7$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$7$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+        end
+        q = s$7$q;
+    end
+    
+endmodule // top$compute$sk$7
+
+
+module top$compute$sk$7$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$0
+
+
+module top$compute$sk$7$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$1
+
+
+module top$compute$sk$7$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$2
+
+
+module top$compute$sk$7$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$3
+
+
+module top$compute$sk$7$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$4
+
+
+module top$compute$sk$7$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$5
+
+
+module top$compute$sk$7$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$6
+
+
+module top$compute$sk$7$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$7
+
+
+module top$compute$skf$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$skf$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$skf$0
+
+
+module top$compute$skf$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$0$s$0
+
+
+module top$compute$skf$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$skf$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$skf$1
+
+
+module top$compute$skf$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$1$s$0
+
+
+module top$compute$skf$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$1$s$1
+
+
+module top$compute$skf$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$skf$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$skf$2
+
+
+module top$compute$skf$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$2$s$0
+
+
+module top$compute$skf$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$2$s$1
+
+
+module top$compute$skf$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$2$s$2
+
+
+module top$compute$skf$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$skf$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$skf$3
+
+
+module top$compute$skf$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$0
+
+
+module top$compute$skf$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$1
+
+
+module top$compute$skf$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$2
+
+
+module top$compute$skf$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$3
+
+
+module top$compute$skf$4(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    reg  s$4$d;
+    wire  s$4$q;
+    reg  s$4$clock;
+    
+    // Sub module instances
+    top$compute$skf$4$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$4$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$4$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$4$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$skf$4$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+        end
+        q = s$4$q;
+    end
+    
+endmodule // top$compute$skf$4
+
+
+module top$compute$skf$4$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$4$s$0
+
+
+module top$compute$skf$4$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$4$s$1
+
+
+module top$compute$skf$4$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$4$s$2
+
+
+module top$compute$skf$4$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$4$s$3
+
+
+module top$compute$skf$4$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$4$s$4
+
+
+module top$compute$skf$5(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    reg  s$4$d;
+    wire  s$4$q;
+    reg  s$4$clock;
+    reg  s$5$d;
+    wire  s$5$q;
+    reg  s$5$clock;
+    
+    // Sub module instances
+    top$compute$skf$5$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$5$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$5$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$5$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$skf$5$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$skf$5$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+        end
+        q = s$5$q;
+    end
+    
+endmodule // top$compute$skf$5
+
+
+module top$compute$skf$5$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$0
+
+
+module top$compute$skf$5$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$1
+
+
+module top$compute$skf$5$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$2
+
+
+module top$compute$skf$5$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$3
+
+
+module top$compute$skf$5$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$4
+
+
+module top$compute$skf$5$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$5
+
+
+module top$compute$skf$6(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    reg  s$4$d;
+    wire  s$4$q;
+    reg  s$4$clock;
+    reg  s$5$d;
+    wire  s$5$q;
+    reg  s$5$clock;
+    reg  s$6$d;
+    wire  s$6$q;
+    reg  s$6$clock;
+    
+    // Sub module instances
+    top$compute$skf$6$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$6$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$6$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$6$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$skf$6$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$skf$6$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$skf$6$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+        end
+        q = s$6$q;
+    end
+    
+endmodule // top$compute$skf$6
+
+
+module top$compute$skf$6$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$0
+
+
+module top$compute$skf$6$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$1
+
+
+module top$compute$skf$6$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$2
+
+
+module top$compute$skf$6$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$3
+
+
+module top$compute$skf$6$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$4
+
+
+module top$compute$skf$6$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$5
+
+
+module top$compute$skf$6$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$6
+
+
+module top$compute$skf$7(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    reg  s$4$d;
+    wire  s$4$q;
+    reg  s$4$clock;
+    reg  s$5$d;
+    wire  s$5$q;
+    reg  s$5$clock;
+    reg  s$6$d;
+    wire  s$6$q;
+    reg  s$6$clock;
+    reg  s$7$d;
+    wire  s$7$q;
+    reg  s$7$clock;
+    
+    // Sub module instances
+    top$compute$skf$7$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$7$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$7$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$7$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$skf$7$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$skf$7$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$skf$7$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$skf$7$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+        end
+        q = s$7$q;
+    end
+    
+endmodule // top$compute$skf$7
+
+
+module top$compute$skf$7$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$0
+
+
+module top$compute$skf$7$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$1
+
+
+module top$compute$skf$7$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$2
+
+
+module top$compute$skf$7$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$3
+
+
+module top$compute$skf$7$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$4
+
+
+module top$compute$skf$7$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$5
+
+
+module top$compute$skf$7$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$6
+
+
+module top$compute$skf$7$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$7
+
+
+module top$compute$wsk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$wsk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$wsk$0
+
+
+module top$compute$wsk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$0$s$0
+
+
+module top$compute$wsk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$wsk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$wsk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$wsk$1
+
+
+module top$compute$wsk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$1$s$0
+
+
+module top$compute$wsk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$1$s$1
+
+
+module top$compute$wsk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$wsk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$wsk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$wsk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$wsk$2
+
+
+module top$compute$wsk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$2$s$0
+
+
+module top$compute$wsk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$2$s$1
+
+
+module top$compute$wsk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$2$s$2
+
+
+module top$compute$wsk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$wsk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$wsk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$wsk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$wsk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$wsk$3
+
+
+module top$compute$wsk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$3$s$0
+
+
+module top$compute$wsk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$3$s$1
+
+
+module top$compute$wsk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$3$s$2
+
+
+module top$compute$wsk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$3$s$3
+
+
+module top$compute$wsk$4(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    
+    // Sub module instances
+    top$compute$wsk$4$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$wsk$4$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$wsk$4$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$wsk$4$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$wsk$4$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+        end
+        q = s$4$q;
+    end
+    
+endmodule // top$compute$wsk$4
+
+
+module top$compute$wsk$4$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$4$s$0
+
+
+module top$compute$wsk$4$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$4$s$1
+
+
+module top$compute$wsk$4$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$4$s$2
+
+
+module top$compute$wsk$4$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$4$s$3
+
+
+module top$compute$wsk$4$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$4$s$4
+
+
+module top$compute$wsk$5(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    
+    // Sub module instances
+    top$compute$wsk$5$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$wsk$5$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$wsk$5$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$wsk$5$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$wsk$5$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$wsk$5$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+        end
+        q = s$5$q;
+    end
+    
+endmodule // top$compute$wsk$5
+
+
+module top$compute$wsk$5$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$5$s$0
+
+
+module top$compute$wsk$5$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$5$s$1
+
+
+module top$compute$wsk$5$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$5$s$2
+
+
+module top$compute$wsk$5$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$5$s$3
+
+
+module top$compute$wsk$5$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$5$s$4
+
+
+module top$compute$wsk$5$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$5$s$5
+
+
+module top$compute$wsk$6(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    
+    // Sub module instances
+    top$compute$wsk$6$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$wsk$6$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$wsk$6$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$wsk$6$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$wsk$6$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$wsk$6$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$wsk$6$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+        end
+        q = s$6$q;
+    end
+    
+endmodule // top$compute$wsk$6
+
+
+module top$compute$wsk$6$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$6$s$0
+
+
+module top$compute$wsk$6$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$6$s$1
+
+
+module top$compute$wsk$6$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$6$s$2
+
+
+module top$compute$wsk$6$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$6$s$3
+
+
+module top$compute$wsk$6$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$6$s$4
+
+
+module top$compute$wsk$6$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$6$s$5
+
+
+module top$compute$wsk$6$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$6$s$6
+
+
+module top$compute$wsk$7(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    
+    // Sub module instances
+    top$compute$wsk$7$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$wsk$7$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$wsk$7$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$wsk$7$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$wsk$7$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$wsk$7$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$wsk$7$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$wsk$7$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+        end
+        q = s$7$q;
+    end
+    
+endmodule // top$compute$wsk$7
+
+
+module top$compute$wsk$7$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$7$s$0
+
+
+module top$compute$wsk$7$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$7$s$1
+
+
+module top$compute$wsk$7$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$7$s$2
+
+
+module top$compute$wsk$7$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$7$s$3
+
+
+module top$compute$wsk$7$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$7$s$4
+
+
+module top$compute$wsk$7$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$7$s$5
+
+
+module top$compute$wsk$7$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$7$s$6
+
+
+module top$compute$wsk$7$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$wsk$7$s$7
 
 
 module top$cptlb(clock,enable,clear,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);

@@ -2060,6 +2060,98 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire  pd$63$sel_out;
     wire  [31:0] pd$63$psum_out;
     wire  [31:0] pd$63$sum;
+    reg  sk$0$clock;
+    reg  sk$0$en;
+    reg  [7:0] sk$0$d;
+    wire  [7:0] sk$0$q;
+    reg  sk$1$clock;
+    reg  sk$1$en;
+    reg  [7:0] sk$1$d;
+    wire  [7:0] sk$1$q;
+    reg  sk$2$clock;
+    reg  sk$2$en;
+    reg  [7:0] sk$2$d;
+    wire  [7:0] sk$2$q;
+    reg  sk$3$clock;
+    reg  sk$3$en;
+    reg  [7:0] sk$3$d;
+    wire  [7:0] sk$3$q;
+    reg  sk$4$clock;
+    reg  sk$4$en;
+    reg  [7:0] sk$4$d;
+    wire  [7:0] sk$4$q;
+    reg  sk$5$clock;
+    reg  sk$5$en;
+    reg  [7:0] sk$5$d;
+    wire  [7:0] sk$5$q;
+    reg  sk$6$clock;
+    reg  sk$6$en;
+    reg  [7:0] sk$6$d;
+    wire  [7:0] sk$6$q;
+    reg  sk$7$clock;
+    reg  sk$7$en;
+    reg  [7:0] sk$7$d;
+    wire  [7:0] sk$7$q;
+    reg  skf$0$clock;
+    reg  skf$0$en;
+    reg  skf$0$d;
+    wire  skf$0$q;
+    reg  skf$1$clock;
+    reg  skf$1$en;
+    reg  skf$1$d;
+    wire  skf$1$q;
+    reg  skf$2$clock;
+    reg  skf$2$en;
+    reg  skf$2$d;
+    wire  skf$2$q;
+    reg  skf$3$clock;
+    reg  skf$3$en;
+    reg  skf$3$d;
+    wire  skf$3$q;
+    reg  skf$4$clock;
+    reg  skf$4$en;
+    reg  skf$4$d;
+    wire  skf$4$q;
+    reg  skf$5$clock;
+    reg  skf$5$en;
+    reg  skf$5$d;
+    wire  skf$5$q;
+    reg  skf$6$clock;
+    reg  skf$6$en;
+    reg  skf$6$d;
+    wire  skf$6$q;
+    reg  skf$7$clock;
+    reg  skf$7$en;
+    reg  skf$7$d;
+    wire  skf$7$q;
+    reg  dsk$0$clock;
+    reg  dsk$0$en;
+    reg  [31:0] dsk$0$d;
+    wire  [31:0] dsk$0$q;
+    reg  dsk$1$clock;
+    reg  dsk$1$en;
+    reg  [31:0] dsk$1$d;
+    wire  [31:0] dsk$1$q;
+    reg  dsk$2$clock;
+    reg  dsk$2$en;
+    reg  [31:0] dsk$2$d;
+    wire  [31:0] dsk$2$q;
+    reg  dsk$3$clock;
+    reg  dsk$3$en;
+    reg  [31:0] dsk$3$d;
+    wire  [31:0] dsk$3$q;
+    reg  dsk$4$clock;
+    reg  dsk$4$en;
+    reg  [31:0] dsk$4$d;
+    wire  [31:0] dsk$4$q;
+    reg  dsk$5$clock;
+    reg  dsk$5$en;
+    reg  [31:0] dsk$5$d;
+    wire  [31:0] dsk$5$q;
+    reg  dsk$6$clock;
+    reg  dsk$6$en;
+    reg  [31:0] dsk$6$d;
+    wire  [31:0] dsk$6$q;
     reg  lane$0$clock;
     reg  lane$0$en;
     reg  lane$0$ld;
@@ -3174,6 +3266,144 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         .psum_out(pd$63$psum_out),
         .sum(pd$63$sum)
     );
+    top$compute$sk$0 sk$0(
+        .clock(sk$0$clock),
+        .en(sk$0$en),
+        .d(sk$0$d),
+        .q(sk$0$q)
+    );
+    top$compute$sk$1 sk$1(
+        .clock(sk$1$clock),
+        .en(sk$1$en),
+        .d(sk$1$d),
+        .q(sk$1$q)
+    );
+    top$compute$sk$2 sk$2(
+        .clock(sk$2$clock),
+        .en(sk$2$en),
+        .d(sk$2$d),
+        .q(sk$2$q)
+    );
+    top$compute$sk$3 sk$3(
+        .clock(sk$3$clock),
+        .en(sk$3$en),
+        .d(sk$3$d),
+        .q(sk$3$q)
+    );
+    top$compute$sk$4 sk$4(
+        .clock(sk$4$clock),
+        .en(sk$4$en),
+        .d(sk$4$d),
+        .q(sk$4$q)
+    );
+    top$compute$sk$5 sk$5(
+        .clock(sk$5$clock),
+        .en(sk$5$en),
+        .d(sk$5$d),
+        .q(sk$5$q)
+    );
+    top$compute$sk$6 sk$6(
+        .clock(sk$6$clock),
+        .en(sk$6$en),
+        .d(sk$6$d),
+        .q(sk$6$q)
+    );
+    top$compute$sk$7 sk$7(
+        .clock(sk$7$clock),
+        .en(sk$7$en),
+        .d(sk$7$d),
+        .q(sk$7$q)
+    );
+    top$compute$skf$0 skf$0(
+        .clock(skf$0$clock),
+        .en(skf$0$en),
+        .d(skf$0$d),
+        .q(skf$0$q)
+    );
+    top$compute$skf$1 skf$1(
+        .clock(skf$1$clock),
+        .en(skf$1$en),
+        .d(skf$1$d),
+        .q(skf$1$q)
+    );
+    top$compute$skf$2 skf$2(
+        .clock(skf$2$clock),
+        .en(skf$2$en),
+        .d(skf$2$d),
+        .q(skf$2$q)
+    );
+    top$compute$skf$3 skf$3(
+        .clock(skf$3$clock),
+        .en(skf$3$en),
+        .d(skf$3$d),
+        .q(skf$3$q)
+    );
+    top$compute$skf$4 skf$4(
+        .clock(skf$4$clock),
+        .en(skf$4$en),
+        .d(skf$4$d),
+        .q(skf$4$q)
+    );
+    top$compute$skf$5 skf$5(
+        .clock(skf$5$clock),
+        .en(skf$5$en),
+        .d(skf$5$d),
+        .q(skf$5$q)
+    );
+    top$compute$skf$6 skf$6(
+        .clock(skf$6$clock),
+        .en(skf$6$en),
+        .d(skf$6$d),
+        .q(skf$6$q)
+    );
+    top$compute$skf$7 skf$7(
+        .clock(skf$7$clock),
+        .en(skf$7$en),
+        .d(skf$7$d),
+        .q(skf$7$q)
+    );
+    top$compute$dsk$0 dsk$0(
+        .clock(dsk$0$clock),
+        .en(dsk$0$en),
+        .d(dsk$0$d),
+        .q(dsk$0$q)
+    );
+    top$compute$dsk$1 dsk$1(
+        .clock(dsk$1$clock),
+        .en(dsk$1$en),
+        .d(dsk$1$d),
+        .q(dsk$1$q)
+    );
+    top$compute$dsk$2 dsk$2(
+        .clock(dsk$2$clock),
+        .en(dsk$2$en),
+        .d(dsk$2$d),
+        .q(dsk$2$q)
+    );
+    top$compute$dsk$3 dsk$3(
+        .clock(dsk$3$clock),
+        .en(dsk$3$en),
+        .d(dsk$3$d),
+        .q(dsk$3$q)
+    );
+    top$compute$dsk$4 dsk$4(
+        .clock(dsk$4$clock),
+        .en(dsk$4$en),
+        .d(dsk$4$d),
+        .q(dsk$4$q)
+    );
+    top$compute$dsk$5 dsk$5(
+        .clock(dsk$5$clock),
+        .en(dsk$5$en),
+        .d(dsk$5$d),
+        .q(dsk$5$q)
+    );
+    top$compute$dsk$6 dsk$6(
+        .clock(dsk$6$clock),
+        .en(dsk$6$en),
+        .d(dsk$6$d),
+        .q(dsk$6$q)
+    );
     top$compute$lane$0 lane$0(
         .clock(lane$0$clock),
         .en(lane$0$en),
@@ -3358,108 +3588,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg [31:0] wn2_q;
     reg v1_q;
     reg v2_q;
-    reg [7:0] sk_0_0;
-    reg [7:0] sk_1_0;
-    reg [7:0] sk_1_1;
-    reg [7:0] sk_2_0;
-    reg [7:0] sk_2_1;
-    reg [7:0] sk_2_2;
-    reg [7:0] sk_3_0;
-    reg [7:0] sk_3_1;
-    reg [7:0] sk_3_2;
-    reg [7:0] sk_3_3;
-    reg [7:0] sk_4_0;
-    reg [7:0] sk_4_1;
-    reg [7:0] sk_4_2;
-    reg [7:0] sk_4_3;
-    reg [7:0] sk_4_4;
-    reg [7:0] sk_5_0;
-    reg [7:0] sk_5_1;
-    reg [7:0] sk_5_2;
-    reg [7:0] sk_5_3;
-    reg [7:0] sk_5_4;
-    reg [7:0] sk_5_5;
-    reg [7:0] sk_6_0;
-    reg [7:0] sk_6_1;
-    reg [7:0] sk_6_2;
-    reg [7:0] sk_6_3;
-    reg [7:0] sk_6_4;
-    reg [7:0] sk_6_5;
-    reg [7:0] sk_6_6;
-    reg [7:0] sk_7_0;
-    reg [7:0] sk_7_1;
-    reg [7:0] sk_7_2;
-    reg [7:0] sk_7_3;
-    reg [7:0] sk_7_4;
-    reg [7:0] sk_7_5;
-    reg [7:0] sk_7_6;
-    reg [7:0] sk_7_7;
-    reg [31:0] ds_0_0;
-    reg [31:0] ds_0_1;
-    reg [31:0] ds_0_2;
-    reg [31:0] ds_0_3;
-    reg [31:0] ds_0_4;
-    reg [31:0] ds_0_5;
-    reg [31:0] ds_0_6;
-    reg [31:0] ds_1_0;
-    reg [31:0] ds_1_1;
-    reg [31:0] ds_1_2;
-    reg [31:0] ds_1_3;
-    reg [31:0] ds_1_4;
-    reg [31:0] ds_1_5;
-    reg [31:0] ds_2_0;
-    reg [31:0] ds_2_1;
-    reg [31:0] ds_2_2;
-    reg [31:0] ds_2_3;
-    reg [31:0] ds_2_4;
-    reg [31:0] ds_3_0;
-    reg [31:0] ds_3_1;
-    reg [31:0] ds_3_2;
-    reg [31:0] ds_3_3;
-    reg [31:0] ds_4_0;
-    reg [31:0] ds_4_1;
-    reg [31:0] ds_4_2;
-    reg [31:0] ds_5_0;
-    reg [31:0] ds_5_1;
-    reg [31:0] ds_6_0;
     reg [31:0] so_q, lc_q, lw_q, lk_q, ln_q;
     reg bank_q, lb_q, lbank_q, pf_q;
-    reg sks_0_0;
-    reg sks_1_0;
-    reg sks_1_1;
-    reg sks_2_0;
-    reg sks_2_1;
-    reg sks_2_2;
-    reg sks_3_0;
-    reg sks_3_1;
-    reg sks_3_2;
-    reg sks_3_3;
-    reg sks_4_0;
-    reg sks_4_1;
-    reg sks_4_2;
-    reg sks_4_3;
-    reg sks_4_4;
-    reg sks_5_0;
-    reg sks_5_1;
-    reg sks_5_2;
-    reg sks_5_3;
-    reg sks_5_4;
-    reg sks_5_5;
-    reg sks_6_0;
-    reg sks_6_1;
-    reg sks_6_2;
-    reg sks_6_3;
-    reg sks_6_4;
-    reg sks_6_5;
-    reg sks_6_6;
-    reg sks_7_0;
-    reg sks_7_1;
-    reg sks_7_2;
-    reg sks_7_3;
-    reg sks_7_4;
-    reg sks_7_5;
-    reg sks_7_6;
-    reg sks_7_7;
     reg [7:0] spad [0:65535];
     reg [7:0] accm [0:16383];
     integer i;
@@ -3467,108 +3597,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
       cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
-      sk_0_0 = 8'd0;
-      sk_1_0 = 8'd0;
-      sk_1_1 = 8'd0;
-      sk_2_0 = 8'd0;
-      sk_2_1 = 8'd0;
-      sk_2_2 = 8'd0;
-      sk_3_0 = 8'd0;
-      sk_3_1 = 8'd0;
-      sk_3_2 = 8'd0;
-      sk_3_3 = 8'd0;
-      sk_4_0 = 8'd0;
-      sk_4_1 = 8'd0;
-      sk_4_2 = 8'd0;
-      sk_4_3 = 8'd0;
-      sk_4_4 = 8'd0;
-      sk_5_0 = 8'd0;
-      sk_5_1 = 8'd0;
-      sk_5_2 = 8'd0;
-      sk_5_3 = 8'd0;
-      sk_5_4 = 8'd0;
-      sk_5_5 = 8'd0;
-      sk_6_0 = 8'd0;
-      sk_6_1 = 8'd0;
-      sk_6_2 = 8'd0;
-      sk_6_3 = 8'd0;
-      sk_6_4 = 8'd0;
-      sk_6_5 = 8'd0;
-      sk_6_6 = 8'd0;
-      sk_7_0 = 8'd0;
-      sk_7_1 = 8'd0;
-      sk_7_2 = 8'd0;
-      sk_7_3 = 8'd0;
-      sk_7_4 = 8'd0;
-      sk_7_5 = 8'd0;
-      sk_7_6 = 8'd0;
-      sk_7_7 = 8'd0;
-      ds_0_0 = 32'd0;
-      ds_0_1 = 32'd0;
-      ds_0_2 = 32'd0;
-      ds_0_3 = 32'd0;
-      ds_0_4 = 32'd0;
-      ds_0_5 = 32'd0;
-      ds_0_6 = 32'd0;
-      ds_1_0 = 32'd0;
-      ds_1_1 = 32'd0;
-      ds_1_2 = 32'd0;
-      ds_1_3 = 32'd0;
-      ds_1_4 = 32'd0;
-      ds_1_5 = 32'd0;
-      ds_2_0 = 32'd0;
-      ds_2_1 = 32'd0;
-      ds_2_2 = 32'd0;
-      ds_2_3 = 32'd0;
-      ds_2_4 = 32'd0;
-      ds_3_0 = 32'd0;
-      ds_3_1 = 32'd0;
-      ds_3_2 = 32'd0;
-      ds_3_3 = 32'd0;
-      ds_4_0 = 32'd0;
-      ds_4_1 = 32'd0;
-      ds_4_2 = 32'd0;
-      ds_5_0 = 32'd0;
-      ds_5_1 = 32'd0;
-      ds_6_0 = 32'd0;
       so_q = 32'd8; lc_q = 32'd0; lw_q = 32'd0; lk_q = 32'd0; ln_q = 32'd0;
       bank_q = 1'b0; lb_q = 1'b0; lbank_q = 1'b0; pf_q = 1'b0;
-      sks_0_0 = 1'b0;
-      sks_1_0 = 1'b0;
-      sks_1_1 = 1'b0;
-      sks_2_0 = 1'b0;
-      sks_2_1 = 1'b0;
-      sks_2_2 = 1'b0;
-      sks_3_0 = 1'b0;
-      sks_3_1 = 1'b0;
-      sks_3_2 = 1'b0;
-      sks_3_3 = 1'b0;
-      sks_4_0 = 1'b0;
-      sks_4_1 = 1'b0;
-      sks_4_2 = 1'b0;
-      sks_4_3 = 1'b0;
-      sks_4_4 = 1'b0;
-      sks_5_0 = 1'b0;
-      sks_5_1 = 1'b0;
-      sks_5_2 = 1'b0;
-      sks_5_3 = 1'b0;
-      sks_5_4 = 1'b0;
-      sks_5_5 = 1'b0;
-      sks_6_0 = 1'b0;
-      sks_6_1 = 1'b0;
-      sks_6_2 = 1'b0;
-      sks_6_3 = 1'b0;
-      sks_6_4 = 1'b0;
-      sks_6_5 = 1'b0;
-      sks_6_6 = 1'b0;
-      sks_7_0 = 1'b0;
-      sks_7_1 = 1'b0;
-      sks_7_2 = 1'b0;
-      sks_7_3 = 1'b0;
-      sks_7_4 = 1'b0;
-      sks_7_5 = 1'b0;
-      sks_7_6 = 1'b0;
-      sks_7_7 = 1'b0;
       for (i = 0; i < 65536; i = i + 1) spad[i] = 8'd0;
       for (i = 0; i < 16384; i = i + 1) accm[i] = 8'd0;
     end
@@ -3601,43 +3631,43 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] wpa_0 = lw_q + wrow_w * ln_q + 32'd0;
     wire [7:0] wp_0 = ((wrow_w < lk_q) && (32'd0 < ln_q)) ? (((wpa_0) < 32'd65536) ? spad[wpa_0] : 8'd0) : 8'd0;
     wire [31:0] bot_0 = pd$56$sum;
-    wire [31:0] dout_0 = ds_0_6;
+    wire [31:0] dout_0 = dsk$0$q;
     wire [31:0] moa_0 = sb_q + 32'd0;
     wire [31:0] mov_0 = f0_w ? (dout_0 + {((((moa_0) + 32'd3) < 32'd16384) ? accm[(moa_0) + 32'd3] : 8'd0), ((((moa_0) + 32'd2) < 32'd16384) ? accm[(moa_0) + 32'd2] : 8'd0), ((((moa_0) + 32'd1) < 32'd16384) ? accm[(moa_0) + 32'd1] : 8'd0), ((((moa_0) + 32'd0) < 32'd16384) ? accm[(moa_0) + 32'd0] : 8'd0)}) : dout_0;
     wire [31:0] wpa_1 = lw_q + wrow_w * ln_q + 32'd1;
     wire [7:0] wp_1 = ((wrow_w < lk_q) && (32'd1 < ln_q)) ? (((wpa_1) < 32'd65536) ? spad[wpa_1] : 8'd0) : 8'd0;
     wire [31:0] bot_1 = pd$57$sum;
-    wire [31:0] dout_1 = ds_1_5;
+    wire [31:0] dout_1 = dsk$1$q;
     wire [31:0] moa_1 = sb_q + 32'd4;
     wire [31:0] mov_1 = f0_w ? (dout_1 + {((((moa_1) + 32'd3) < 32'd16384) ? accm[(moa_1) + 32'd3] : 8'd0), ((((moa_1) + 32'd2) < 32'd16384) ? accm[(moa_1) + 32'd2] : 8'd0), ((((moa_1) + 32'd1) < 32'd16384) ? accm[(moa_1) + 32'd1] : 8'd0), ((((moa_1) + 32'd0) < 32'd16384) ? accm[(moa_1) + 32'd0] : 8'd0)}) : dout_1;
     wire [31:0] wpa_2 = lw_q + wrow_w * ln_q + 32'd2;
     wire [7:0] wp_2 = ((wrow_w < lk_q) && (32'd2 < ln_q)) ? (((wpa_2) < 32'd65536) ? spad[wpa_2] : 8'd0) : 8'd0;
     wire [31:0] bot_2 = pd$58$sum;
-    wire [31:0] dout_2 = ds_2_4;
+    wire [31:0] dout_2 = dsk$2$q;
     wire [31:0] moa_2 = sb_q + 32'd8;
     wire [31:0] mov_2 = f0_w ? (dout_2 + {((((moa_2) + 32'd3) < 32'd16384) ? accm[(moa_2) + 32'd3] : 8'd0), ((((moa_2) + 32'd2) < 32'd16384) ? accm[(moa_2) + 32'd2] : 8'd0), ((((moa_2) + 32'd1) < 32'd16384) ? accm[(moa_2) + 32'd1] : 8'd0), ((((moa_2) + 32'd0) < 32'd16384) ? accm[(moa_2) + 32'd0] : 8'd0)}) : dout_2;
     wire [31:0] wpa_3 = lw_q + wrow_w * ln_q + 32'd3;
     wire [7:0] wp_3 = ((wrow_w < lk_q) && (32'd3 < ln_q)) ? (((wpa_3) < 32'd65536) ? spad[wpa_3] : 8'd0) : 8'd0;
     wire [31:0] bot_3 = pd$59$sum;
-    wire [31:0] dout_3 = ds_3_3;
+    wire [31:0] dout_3 = dsk$3$q;
     wire [31:0] moa_3 = sb_q + 32'd12;
     wire [31:0] mov_3 = f0_w ? (dout_3 + {((((moa_3) + 32'd3) < 32'd16384) ? accm[(moa_3) + 32'd3] : 8'd0), ((((moa_3) + 32'd2) < 32'd16384) ? accm[(moa_3) + 32'd2] : 8'd0), ((((moa_3) + 32'd1) < 32'd16384) ? accm[(moa_3) + 32'd1] : 8'd0), ((((moa_3) + 32'd0) < 32'd16384) ? accm[(moa_3) + 32'd0] : 8'd0)}) : dout_3;
     wire [31:0] wpa_4 = lw_q + wrow_w * ln_q + 32'd4;
     wire [7:0] wp_4 = ((wrow_w < lk_q) && (32'd4 < ln_q)) ? (((wpa_4) < 32'd65536) ? spad[wpa_4] : 8'd0) : 8'd0;
     wire [31:0] bot_4 = pd$60$sum;
-    wire [31:0] dout_4 = ds_4_2;
+    wire [31:0] dout_4 = dsk$4$q;
     wire [31:0] moa_4 = sb_q + 32'd16;
     wire [31:0] mov_4 = f0_w ? (dout_4 + {((((moa_4) + 32'd3) < 32'd16384) ? accm[(moa_4) + 32'd3] : 8'd0), ((((moa_4) + 32'd2) < 32'd16384) ? accm[(moa_4) + 32'd2] : 8'd0), ((((moa_4) + 32'd1) < 32'd16384) ? accm[(moa_4) + 32'd1] : 8'd0), ((((moa_4) + 32'd0) < 32'd16384) ? accm[(moa_4) + 32'd0] : 8'd0)}) : dout_4;
     wire [31:0] wpa_5 = lw_q + wrow_w * ln_q + 32'd5;
     wire [7:0] wp_5 = ((wrow_w < lk_q) && (32'd5 < ln_q)) ? (((wpa_5) < 32'd65536) ? spad[wpa_5] : 8'd0) : 8'd0;
     wire [31:0] bot_5 = pd$61$sum;
-    wire [31:0] dout_5 = ds_5_1;
+    wire [31:0] dout_5 = dsk$5$q;
     wire [31:0] moa_5 = sb_q + 32'd20;
     wire [31:0] mov_5 = f0_w ? (dout_5 + {((((moa_5) + 32'd3) < 32'd16384) ? accm[(moa_5) + 32'd3] : 8'd0), ((((moa_5) + 32'd2) < 32'd16384) ? accm[(moa_5) + 32'd2] : 8'd0), ((((moa_5) + 32'd1) < 32'd16384) ? accm[(moa_5) + 32'd1] : 8'd0), ((((moa_5) + 32'd0) < 32'd16384) ? accm[(moa_5) + 32'd0] : 8'd0)}) : dout_5;
     wire [31:0] wpa_6 = lw_q + wrow_w * ln_q + 32'd6;
     wire [7:0] wp_6 = ((wrow_w < lk_q) && (32'd6 < ln_q)) ? (((wpa_6) < 32'd65536) ? spad[wpa_6] : 8'd0) : 8'd0;
     wire [31:0] bot_6 = pd$62$sum;
-    wire [31:0] dout_6 = ds_6_0;
+    wire [31:0] dout_6 = dsk$6$q;
     wire [31:0] moa_6 = sb_q + 32'd24;
     wire [31:0] mov_6 = f0_w ? (dout_6 + {((((moa_6) + 32'd3) < 32'd16384) ? accm[(moa_6) + 32'd3] : 8'd0), ((((moa_6) + 32'd2) < 32'd16384) ? accm[(moa_6) + 32'd2] : 8'd0), ((((moa_6) + 32'd1) < 32'd16384) ? accm[(moa_6) + 32'd1] : 8'd0), ((((moa_6) + 32'd0) < 32'd16384) ? accm[(moa_6) + 32'd0] : 8'd0)}) : dout_6;
     wire [31:0] wpa_7 = lw_q + wrow_w * ln_q + 32'd7;
@@ -3793,15 +3823,84 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [63:0] ilen_w = {32'd0, desc[159:128]};
     wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? ({32'd0, iso_w} + 64'd14 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd7) / 64'd8) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd7) / 64'd8 + 64'd2) : 64'd1));
     wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], pd$0$sum, pd$1$sum, pd$2$sum, pd$3$sum, pd$4$sum, pd$5$sum, pd$6$sum, pd$7$sum, pd$7$a_out, pd$7$sel_out, pd$8$sum, pd$9$sum, pd$10$sum, pd$11$sum, pd$12$sum, pd$13$sum, pd$14$sum, pd$15$sum, pd$15$a_out, pd$15$sel_out, pd$16$sum, pd$17$sum, pd$18$sum, pd$19$sum, pd$20$sum, pd$21$sum, pd$22$sum, pd$23$sum, pd$23$a_out, pd$23$sel_out, pd$24$sum, pd$25$sum, pd$26$sum, pd$27$sum, pd$28$sum, pd$29$sum, pd$30$sum, pd$31$sum, pd$31$a_out, pd$31$sel_out, pd$32$sum, pd$33$sum, pd$34$sum, pd$35$sum, pd$36$sum, pd$37$sum, pd$38$sum, pd$39$sum, pd$39$a_out, pd$39$sel_out, pd$40$sum, pd$41$sum, pd$42$sum, pd$43$sum, pd$44$sum, pd$45$sum, pd$46$sum, pd$47$sum, pd$47$a_out, pd$47$sel_out, pd$48$sum, pd$49$sum, pd$50$sum, pd$51$sum, pd$52$sum, pd$53$sum, pd$54$sum, pd$55$sum, pd$55$a_out, pd$55$sel_out, pd$56$psum_out, pd$56$w_out, pd$57$psum_out, pd$57$w_out, pd$58$psum_out, pd$58$w_out, pd$59$psum_out, pd$59$w_out, pd$60$psum_out, pd$60$w_out, pd$61$psum_out, pd$61$w_out, pd$62$psum_out, pd$62$w_out, pd$63$psum_out, pd$63$w_out, pd$63$a_out, pd$63$sel_out};
-    // Array and multipliers.
+    // Skew and deskew buffers, array, lanes.
     always @(*) begin
+      sk$0$clock = clock;
+      sk$0$en = enable && !clear;
+      sk$0$d = (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd65536) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
+      skf$0$clock = clock;
+      skf$0$en = enable && !clear;
+      skf$0$d = stream_w && bank_q;
+      sk$1$clock = clock;
+      sk$1$en = enable && !clear;
+      sk$1$d = (stream_w && (32'd1 < mk_w)) ? (((sa_q + 32'd1) < 32'd65536) ? spad[sa_q + 32'd1] : 8'd0) : 8'd0;
+      skf$1$clock = clock;
+      skf$1$en = enable && !clear;
+      skf$1$d = stream_w && bank_q;
+      sk$2$clock = clock;
+      sk$2$en = enable && !clear;
+      sk$2$d = (stream_w && (32'd2 < mk_w)) ? (((sa_q + 32'd2) < 32'd65536) ? spad[sa_q + 32'd2] : 8'd0) : 8'd0;
+      skf$2$clock = clock;
+      skf$2$en = enable && !clear;
+      skf$2$d = stream_w && bank_q;
+      sk$3$clock = clock;
+      sk$3$en = enable && !clear;
+      sk$3$d = (stream_w && (32'd3 < mk_w)) ? (((sa_q + 32'd3) < 32'd65536) ? spad[sa_q + 32'd3] : 8'd0) : 8'd0;
+      skf$3$clock = clock;
+      skf$3$en = enable && !clear;
+      skf$3$d = stream_w && bank_q;
+      sk$4$clock = clock;
+      sk$4$en = enable && !clear;
+      sk$4$d = (stream_w && (32'd4 < mk_w)) ? (((sa_q + 32'd4) < 32'd65536) ? spad[sa_q + 32'd4] : 8'd0) : 8'd0;
+      skf$4$clock = clock;
+      skf$4$en = enable && !clear;
+      skf$4$d = stream_w && bank_q;
+      sk$5$clock = clock;
+      sk$5$en = enable && !clear;
+      sk$5$d = (stream_w && (32'd5 < mk_w)) ? (((sa_q + 32'd5) < 32'd65536) ? spad[sa_q + 32'd5] : 8'd0) : 8'd0;
+      skf$5$clock = clock;
+      skf$5$en = enable && !clear;
+      skf$5$d = stream_w && bank_q;
+      sk$6$clock = clock;
+      sk$6$en = enable && !clear;
+      sk$6$d = (stream_w && (32'd6 < mk_w)) ? (((sa_q + 32'd6) < 32'd65536) ? spad[sa_q + 32'd6] : 8'd0) : 8'd0;
+      skf$6$clock = clock;
+      skf$6$en = enable && !clear;
+      skf$6$d = stream_w && bank_q;
+      sk$7$clock = clock;
+      sk$7$en = enable && !clear;
+      sk$7$d = (stream_w && (32'd7 < mk_w)) ? (((sa_q + 32'd7) < 32'd65536) ? spad[sa_q + 32'd7] : 8'd0) : 8'd0;
+      skf$7$clock = clock;
+      skf$7$en = enable && !clear;
+      skf$7$d = stream_w && bank_q;
+      dsk$0$clock = clock;
+      dsk$0$en = enable && !clear;
+      dsk$0$d = bot_0;
+      dsk$1$clock = clock;
+      dsk$1$en = enable && !clear;
+      dsk$1$d = bot_1;
+      dsk$2$clock = clock;
+      dsk$2$en = enable && !clear;
+      dsk$2$d = bot_2;
+      dsk$3$clock = clock;
+      dsk$3$en = enable && !clear;
+      dsk$3$d = bot_3;
+      dsk$4$clock = clock;
+      dsk$4$en = enable && !clear;
+      dsk$4$d = bot_4;
+      dsk$5$clock = clock;
+      dsk$5$en = enable && !clear;
+      dsk$5$d = bot_5;
+      dsk$6$clock = clock;
+      dsk$6$en = enable && !clear;
+      dsk$6$d = bot_6;
       pd$0$clock = clock;
       pd$0$en = enable;
       pd$0$w_shift = lb_q;
       pd$0$w_bank = lbank_q;
-      pd$0$sel_in = sks_0_0;
+      pd$0$sel_in = skf$0$q;
       pd$0$w_in = wp_0;
-      pd$0$a_in = sk_0_0;
+      pd$0$a_in = sk$0$q;
       pd$0$psum_in = 32'd0;
       pd$1$clock = clock;
       pd$1$en = enable;
@@ -3863,9 +3962,9 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pd$8$en = enable;
       pd$8$w_shift = lb_q;
       pd$8$w_bank = lbank_q;
-      pd$8$sel_in = sks_1_1;
+      pd$8$sel_in = skf$1$q;
       pd$8$w_in = pd$0$w_out;
-      pd$8$a_in = sk_1_1;
+      pd$8$a_in = sk$1$q;
       pd$8$psum_in = pd$0$psum_out;
       pd$9$clock = clock;
       pd$9$en = enable;
@@ -3927,9 +4026,9 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pd$16$en = enable;
       pd$16$w_shift = lb_q;
       pd$16$w_bank = lbank_q;
-      pd$16$sel_in = sks_2_2;
+      pd$16$sel_in = skf$2$q;
       pd$16$w_in = pd$8$w_out;
-      pd$16$a_in = sk_2_2;
+      pd$16$a_in = sk$2$q;
       pd$16$psum_in = pd$8$psum_out;
       pd$17$clock = clock;
       pd$17$en = enable;
@@ -3991,9 +4090,9 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pd$24$en = enable;
       pd$24$w_shift = lb_q;
       pd$24$w_bank = lbank_q;
-      pd$24$sel_in = sks_3_3;
+      pd$24$sel_in = skf$3$q;
       pd$24$w_in = pd$16$w_out;
-      pd$24$a_in = sk_3_3;
+      pd$24$a_in = sk$3$q;
       pd$24$psum_in = pd$16$psum_out;
       pd$25$clock = clock;
       pd$25$en = enable;
@@ -4055,9 +4154,9 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pd$32$en = enable;
       pd$32$w_shift = lb_q;
       pd$32$w_bank = lbank_q;
-      pd$32$sel_in = sks_4_4;
+      pd$32$sel_in = skf$4$q;
       pd$32$w_in = pd$24$w_out;
-      pd$32$a_in = sk_4_4;
+      pd$32$a_in = sk$4$q;
       pd$32$psum_in = pd$24$psum_out;
       pd$33$clock = clock;
       pd$33$en = enable;
@@ -4119,9 +4218,9 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pd$40$en = enable;
       pd$40$w_shift = lb_q;
       pd$40$w_bank = lbank_q;
-      pd$40$sel_in = sks_5_5;
+      pd$40$sel_in = skf$5$q;
       pd$40$w_in = pd$32$w_out;
-      pd$40$a_in = sk_5_5;
+      pd$40$a_in = sk$5$q;
       pd$40$psum_in = pd$32$psum_out;
       pd$41$clock = clock;
       pd$41$en = enable;
@@ -4183,9 +4282,9 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pd$48$en = enable;
       pd$48$w_shift = lb_q;
       pd$48$w_bank = lbank_q;
-      pd$48$sel_in = sks_6_6;
+      pd$48$sel_in = skf$6$q;
       pd$48$w_in = pd$40$w_out;
-      pd$48$a_in = sk_6_6;
+      pd$48$a_in = sk$6$q;
       pd$48$psum_in = pd$40$psum_out;
       pd$49$clock = clock;
       pd$49$en = enable;
@@ -4247,9 +4346,9 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       pd$56$en = enable;
       pd$56$w_shift = lb_q;
       pd$56$w_bank = lbank_q;
-      pd$56$sel_in = sks_7_7;
+      pd$56$sel_in = skf$7$q;
       pd$56$w_in = pd$48$w_out;
-      pd$56$a_in = sk_7_7;
+      pd$56$a_in = sk$7$q;
       pd$56$psum_in = pd$48$psum_out;
       pd$57$clock = clock;
       pd$57$en = enable;
@@ -4493,107 +4592,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         spad <= '{default: 8'd0};
         accm <= '{default: 8'd0};
       end else if (enable) begin
-        sk_0_0 <= (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd65536) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
-        sks_0_0 <= stream_w && bank_q;
-        sk_1_1 <= sk_1_0;
-        sk_1_0 <= (stream_w && (32'd1 < mk_w)) ? (((sa_q + 32'd1) < 32'd65536) ? spad[sa_q + 32'd1] : 8'd0) : 8'd0;
-        sks_1_1 <= sks_1_0;
-        sks_1_0 <= stream_w && bank_q;
-        sk_2_2 <= sk_2_1;
-        sk_2_1 <= sk_2_0;
-        sk_2_0 <= (stream_w && (32'd2 < mk_w)) ? (((sa_q + 32'd2) < 32'd65536) ? spad[sa_q + 32'd2] : 8'd0) : 8'd0;
-        sks_2_2 <= sks_2_1;
-        sks_2_1 <= sks_2_0;
-        sks_2_0 <= stream_w && bank_q;
-        sk_3_3 <= sk_3_2;
-        sk_3_2 <= sk_3_1;
-        sk_3_1 <= sk_3_0;
-        sk_3_0 <= (stream_w && (32'd3 < mk_w)) ? (((sa_q + 32'd3) < 32'd65536) ? spad[sa_q + 32'd3] : 8'd0) : 8'd0;
-        sks_3_3 <= sks_3_2;
-        sks_3_2 <= sks_3_1;
-        sks_3_1 <= sks_3_0;
-        sks_3_0 <= stream_w && bank_q;
-        sk_4_4 <= sk_4_3;
-        sk_4_3 <= sk_4_2;
-        sk_4_2 <= sk_4_1;
-        sk_4_1 <= sk_4_0;
-        sk_4_0 <= (stream_w && (32'd4 < mk_w)) ? (((sa_q + 32'd4) < 32'd65536) ? spad[sa_q + 32'd4] : 8'd0) : 8'd0;
-        sks_4_4 <= sks_4_3;
-        sks_4_3 <= sks_4_2;
-        sks_4_2 <= sks_4_1;
-        sks_4_1 <= sks_4_0;
-        sks_4_0 <= stream_w && bank_q;
-        sk_5_5 <= sk_5_4;
-        sk_5_4 <= sk_5_3;
-        sk_5_3 <= sk_5_2;
-        sk_5_2 <= sk_5_1;
-        sk_5_1 <= sk_5_0;
-        sk_5_0 <= (stream_w && (32'd5 < mk_w)) ? (((sa_q + 32'd5) < 32'd65536) ? spad[sa_q + 32'd5] : 8'd0) : 8'd0;
-        sks_5_5 <= sks_5_4;
-        sks_5_4 <= sks_5_3;
-        sks_5_3 <= sks_5_2;
-        sks_5_2 <= sks_5_1;
-        sks_5_1 <= sks_5_0;
-        sks_5_0 <= stream_w && bank_q;
-        sk_6_6 <= sk_6_5;
-        sk_6_5 <= sk_6_4;
-        sk_6_4 <= sk_6_3;
-        sk_6_3 <= sk_6_2;
-        sk_6_2 <= sk_6_1;
-        sk_6_1 <= sk_6_0;
-        sk_6_0 <= (stream_w && (32'd6 < mk_w)) ? (((sa_q + 32'd6) < 32'd65536) ? spad[sa_q + 32'd6] : 8'd0) : 8'd0;
-        sks_6_6 <= sks_6_5;
-        sks_6_5 <= sks_6_4;
-        sks_6_4 <= sks_6_3;
-        sks_6_3 <= sks_6_2;
-        sks_6_2 <= sks_6_1;
-        sks_6_1 <= sks_6_0;
-        sks_6_0 <= stream_w && bank_q;
-        sk_7_7 <= sk_7_6;
-        sk_7_6 <= sk_7_5;
-        sk_7_5 <= sk_7_4;
-        sk_7_4 <= sk_7_3;
-        sk_7_3 <= sk_7_2;
-        sk_7_2 <= sk_7_1;
-        sk_7_1 <= sk_7_0;
-        sk_7_0 <= (stream_w && (32'd7 < mk_w)) ? (((sa_q + 32'd7) < 32'd65536) ? spad[sa_q + 32'd7] : 8'd0) : 8'd0;
-        sks_7_7 <= sks_7_6;
-        sks_7_6 <= sks_7_5;
-        sks_7_5 <= sks_7_4;
-        sks_7_4 <= sks_7_3;
-        sks_7_3 <= sks_7_2;
-        sks_7_2 <= sks_7_1;
-        sks_7_1 <= sks_7_0;
-        sks_7_0 <= stream_w && bank_q;
         if (stream_w) sa_q <= sa_q + mk_w;
-        ds_0_6 <= ds_0_5;
-        ds_0_5 <= ds_0_4;
-        ds_0_4 <= ds_0_3;
-        ds_0_3 <= ds_0_2;
-        ds_0_2 <= ds_0_1;
-        ds_0_1 <= ds_0_0;
-        ds_0_0 <= bot_0;
-        ds_1_5 <= ds_1_4;
-        ds_1_4 <= ds_1_3;
-        ds_1_3 <= ds_1_2;
-        ds_1_2 <= ds_1_1;
-        ds_1_1 <= ds_1_0;
-        ds_1_0 <= bot_1;
-        ds_2_4 <= ds_2_3;
-        ds_2_3 <= ds_2_2;
-        ds_2_2 <= ds_2_1;
-        ds_2_1 <= ds_2_0;
-        ds_2_0 <= bot_2;
-        ds_3_3 <= ds_3_2;
-        ds_3_2 <= ds_3_1;
-        ds_3_1 <= ds_3_0;
-        ds_3_0 <= bot_3;
-        ds_4_2 <= ds_4_1;
-        ds_4_1 <= ds_4_0;
-        ds_4_0 <= bot_4;
-        ds_5_1 <= ds_5_0;
-        ds_5_0 <= bot_5;
-        ds_6_0 <= bot_6;
         if (mmwr_w) begin
           if (32'd0 < mn_w) begin
             if (((moa_0) + 32'd0) < 32'd16384) accm[(moa_0) + 32'd0] <= mov_0[7:0];
@@ -4833,6 +4832,1000 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       end
     end
 endmodule // top$compute
+
+
+module top$compute$dsk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    reg  [31:0] s$6$d;
+    wire  [31:0] s$6$q;
+    reg  s$6$clock;
+    
+    // Sub module instances
+    top$compute$dsk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$0$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$0$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$0$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$0$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$0$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$dsk$0$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+        end
+        q = s$6$q;
+    end
+    
+endmodule // top$compute$dsk$0
+
+
+module top$compute$dsk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$0
+
+
+module top$compute$dsk$0$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$1
+
+
+module top$compute$dsk$0$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$2
+
+
+module top$compute$dsk$0$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$3
+
+
+module top$compute$dsk$0$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$4
+
+
+module top$compute$dsk$0$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$5
+
+
+module top$compute$dsk$0$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$0$s$6
+
+
+module top$compute$dsk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    reg  [31:0] s$5$d;
+    wire  [31:0] s$5$q;
+    reg  s$5$clock;
+    
+    // Sub module instances
+    top$compute$dsk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$1$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$1$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$1$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$dsk$1$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+        end
+        q = s$5$q;
+    end
+    
+endmodule // top$compute$dsk$1
+
+
+module top$compute$dsk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$0
+
+
+module top$compute$dsk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$1
+
+
+module top$compute$dsk$1$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$2
+
+
+module top$compute$dsk$1$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$3
+
+
+module top$compute$dsk$1$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$4
+
+
+module top$compute$dsk$1$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$1$s$5
+
+
+module top$compute$dsk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    reg  [31:0] s$4$d;
+    wire  [31:0] s$4$q;
+    reg  s$4$clock;
+    
+    // Sub module instances
+    top$compute$dsk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$2$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$dsk$2$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+        end
+        q = s$4$q;
+    end
+    
+endmodule // top$compute$dsk$2
+
+
+module top$compute$dsk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$0
+
+
+module top$compute$dsk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$1
+
+
+module top$compute$dsk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$2
+
+
+module top$compute$dsk$2$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$3
+
+
+module top$compute$dsk$2$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$2$s$4
+
+
+module top$compute$dsk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    reg  [31:0] s$3$d;
+    wire  [31:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$dsk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$dsk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$dsk$3
+
+
+module top$compute$dsk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$0
+
+
+module top$compute$dsk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$1
+
+
+module top$compute$dsk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$2
+
+
+module top$compute$dsk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$3$s$3
+
+
+module top$compute$dsk$4(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    reg  [31:0] s$2$d;
+    wire  [31:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$dsk$4$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$4$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$dsk$4$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$dsk$4
+
+
+module top$compute$dsk$4$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$0
+
+
+module top$compute$dsk$4$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$1
+
+
+module top$compute$dsk$4$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$4$s$2
+
+
+module top$compute$dsk$5(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    reg  [31:0] s$1$d;
+    wire  [31:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$dsk$5$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$dsk$5$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$dsk$5
+
+
+module top$compute$dsk$5$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$0
+
+
+module top$compute$dsk$5$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$5$s$1
+
+
+module top$compute$dsk$6(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    
+    // Stub signals
+    reg  [31:0] s$0$d;
+    wire  [31:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$dsk$6$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$dsk$6
+
+
+module top$compute$dsk$6$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$dsk$6$s$0
 
 
 module top$compute$lane$0(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
@@ -20961,6 +21954,2518 @@ module top$compute$pd$9$w1(d,q,clock);
     end
           
 endmodule // top$compute$pd$9$w1
+
+
+module top$compute$sk$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$sk$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$sk$0
+
+
+module top$compute$sk$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$0$s$0
+
+
+module top$compute$sk$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$sk$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$sk$1
+
+
+module top$compute$sk$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$0
+
+
+module top$compute$sk$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$1$s$1
+
+
+module top$compute$sk$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$sk$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$sk$2
+
+
+module top$compute$sk$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$0
+
+
+module top$compute$sk$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$1
+
+
+module top$compute$sk$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$2$s$2
+
+
+module top$compute$sk$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$sk$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$sk$3
+
+
+module top$compute$sk$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$0
+
+
+module top$compute$sk$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$1
+
+
+module top$compute$sk$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$2
+
+
+module top$compute$sk$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$3$s$3
+
+
+module top$compute$sk$4(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    
+    // Sub module instances
+    top$compute$sk$4$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$4$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$4$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$4$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$4$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+        end
+        q = s$4$q;
+    end
+    
+endmodule // top$compute$sk$4
+
+
+module top$compute$sk$4$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$0
+
+
+module top$compute$sk$4$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$1
+
+
+module top$compute$sk$4$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$2
+
+
+module top$compute$sk$4$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$3
+
+
+module top$compute$sk$4$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$4$s$4
+
+
+module top$compute$sk$5(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    
+    // Sub module instances
+    top$compute$sk$5$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$5$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$5$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$5$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$5$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$5$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+        end
+        q = s$5$q;
+    end
+    
+endmodule // top$compute$sk$5
+
+
+module top$compute$sk$5$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$0
+
+
+module top$compute$sk$5$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$1
+
+
+module top$compute$sk$5$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$2
+
+
+module top$compute$sk$5$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$3
+
+
+module top$compute$sk$5$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$4
+
+
+module top$compute$sk$5$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$5$s$5
+
+
+module top$compute$sk$6(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    
+    // Sub module instances
+    top$compute$sk$6$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$6$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$6$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$6$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$6$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$6$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$6$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+        end
+        q = s$6$q;
+    end
+    
+endmodule // top$compute$sk$6
+
+
+module top$compute$sk$6$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$0
+
+
+module top$compute$sk$6$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$1
+
+
+module top$compute$sk$6$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$2
+
+
+module top$compute$sk$6$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$3
+
+
+module top$compute$sk$6$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$4
+
+
+module top$compute$sk$6$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$5
+
+
+module top$compute$sk$6$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$6$s$6
+
+
+module top$compute$sk$7(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    
+    // Stub signals
+    reg  [7:0] s$0$d;
+    wire  [7:0] s$0$q;
+    reg  s$0$clock;
+    reg  [7:0] s$1$d;
+    wire  [7:0] s$1$q;
+    reg  s$1$clock;
+    reg  [7:0] s$2$d;
+    wire  [7:0] s$2$q;
+    reg  s$2$clock;
+    reg  [7:0] s$3$d;
+    wire  [7:0] s$3$q;
+    reg  s$3$clock;
+    reg  [7:0] s$4$d;
+    wire  [7:0] s$4$q;
+    reg  s$4$clock;
+    reg  [7:0] s$5$d;
+    wire  [7:0] s$5$q;
+    reg  s$5$clock;
+    reg  [7:0] s$6$d;
+    wire  [7:0] s$6$q;
+    reg  s$6$clock;
+    reg  [7:0] s$7$d;
+    wire  [7:0] s$7$q;
+    reg  s$7$clock;
+    
+    // Sub module instances
+    top$compute$sk$7$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$sk$7$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$sk$7$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$sk$7$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$sk$7$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$sk$7$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$sk$7$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$sk$7$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+        end
+        q = s$7$q;
+    end
+    
+endmodule // top$compute$sk$7
+
+
+module top$compute$sk$7$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$0
+
+
+module top$compute$sk$7$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$1
+
+
+module top$compute$sk$7$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$2
+
+
+module top$compute$sk$7$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$3
+
+
+module top$compute$sk$7$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$4
+
+
+module top$compute$sk$7$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$5
+
+
+module top$compute$sk$7$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$6
+
+
+module top$compute$sk$7$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$sk$7$s$7
+
+
+module top$compute$skf$0(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    
+    // Sub module instances
+    top$compute$skf$0$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        if (en) begin
+            s$0$d = d;
+        end
+        q = s$0$q;
+    end
+    
+endmodule // top$compute$skf$0
+
+
+module top$compute$skf$0$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$0$s$0
+
+
+module top$compute$skf$1(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    
+    // Sub module instances
+    top$compute$skf$1$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$1$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+        end
+        q = s$1$q;
+    end
+    
+endmodule // top$compute$skf$1
+
+
+module top$compute$skf$1$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$1$s$0
+
+
+module top$compute$skf$1$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$1$s$1
+
+
+module top$compute$skf$2(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    
+    // Sub module instances
+    top$compute$skf$2$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$2$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$2$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+        end
+        q = s$2$q;
+    end
+    
+endmodule // top$compute$skf$2
+
+
+module top$compute$skf$2$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$2$s$0
+
+
+module top$compute$skf$2$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$2$s$1
+
+
+module top$compute$skf$2$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$2$s$2
+
+
+module top$compute$skf$3(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    
+    // Sub module instances
+    top$compute$skf$3$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$3$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$3$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$3$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+        end
+        q = s$3$q;
+    end
+    
+endmodule // top$compute$skf$3
+
+
+module top$compute$skf$3$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$0
+
+
+module top$compute$skf$3$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$1
+
+
+module top$compute$skf$3$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$2
+
+
+module top$compute$skf$3$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$3$s$3
+
+
+module top$compute$skf$4(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    reg  s$4$d;
+    wire  s$4$q;
+    reg  s$4$clock;
+    
+    // Sub module instances
+    top$compute$skf$4$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$4$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$4$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$4$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$skf$4$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+        end
+        q = s$4$q;
+    end
+    
+endmodule // top$compute$skf$4
+
+
+module top$compute$skf$4$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$4$s$0
+
+
+module top$compute$skf$4$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$4$s$1
+
+
+module top$compute$skf$4$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$4$s$2
+
+
+module top$compute$skf$4$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$4$s$3
+
+
+module top$compute$skf$4$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$4$s$4
+
+
+module top$compute$skf$5(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    reg  s$4$d;
+    wire  s$4$q;
+    reg  s$4$clock;
+    reg  s$5$d;
+    wire  s$5$q;
+    reg  s$5$clock;
+    
+    // Sub module instances
+    top$compute$skf$5$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$5$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$5$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$5$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$skf$5$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$skf$5$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+        end
+        q = s$5$q;
+    end
+    
+endmodule // top$compute$skf$5
+
+
+module top$compute$skf$5$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$0
+
+
+module top$compute$skf$5$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$1
+
+
+module top$compute$skf$5$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$2
+
+
+module top$compute$skf$5$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$3
+
+
+module top$compute$skf$5$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$4
+
+
+module top$compute$skf$5$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$5$s$5
+
+
+module top$compute$skf$6(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    reg  s$4$d;
+    wire  s$4$q;
+    reg  s$4$clock;
+    reg  s$5$d;
+    wire  s$5$q;
+    reg  s$5$clock;
+    reg  s$6$d;
+    wire  s$6$q;
+    reg  s$6$clock;
+    
+    // Sub module instances
+    top$compute$skf$6$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$6$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$6$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$6$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$skf$6$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$skf$6$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$skf$6$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+        end
+        q = s$6$q;
+    end
+    
+endmodule // top$compute$skf$6
+
+
+module top$compute$skf$6$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$0
+
+
+module top$compute$skf$6$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$1
+
+
+module top$compute$skf$6$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$2
+
+
+module top$compute$skf$6$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$3
+
+
+module top$compute$skf$6$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$4
+
+
+module top$compute$skf$6$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$5
+
+
+module top$compute$skf$6$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$6$s$6
+
+
+module top$compute$skf$7(clock,en,d,q);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  en;
+    input wire  d;
+    output reg  q;
+    
+    // Stub signals
+    reg  s$0$d;
+    wire  s$0$q;
+    reg  s$0$clock;
+    reg  s$1$d;
+    wire  s$1$q;
+    reg  s$1$clock;
+    reg  s$2$d;
+    wire  s$2$q;
+    reg  s$2$clock;
+    reg  s$3$d;
+    wire  s$3$q;
+    reg  s$3$clock;
+    reg  s$4$d;
+    wire  s$4$q;
+    reg  s$4$clock;
+    reg  s$5$d;
+    wire  s$5$q;
+    reg  s$5$clock;
+    reg  s$6$d;
+    wire  s$6$q;
+    reg  s$6$clock;
+    reg  s$7$d;
+    wire  s$7$q;
+    reg  s$7$clock;
+    
+    // Sub module instances
+    top$compute$skf$7$s$0 s$0(
+        .d(s$0$d),
+        .q(s$0$q),
+        .clock(s$0$clock)
+    );
+    top$compute$skf$7$s$1 s$1(
+        .d(s$1$d),
+        .q(s$1$q),
+        .clock(s$1$clock)
+    );
+    top$compute$skf$7$s$2 s$2(
+        .d(s$2$d),
+        .q(s$2$q),
+        .clock(s$2$clock)
+    );
+    top$compute$skf$7$s$3 s$3(
+        .d(s$3$d),
+        .q(s$3$q),
+        .clock(s$3$clock)
+    );
+    top$compute$skf$7$s$4 s$4(
+        .d(s$4$d),
+        .q(s$4$q),
+        .clock(s$4$clock)
+    );
+    top$compute$skf$7$s$5 s$5(
+        .d(s$5$d),
+        .q(s$5$q),
+        .clock(s$5$clock)
+    );
+    top$compute$skf$7$s$6 s$6(
+        .d(s$6$d),
+        .q(s$6$q),
+        .clock(s$6$clock)
+    );
+    top$compute$skf$7$s$7 s$7(
+        .d(s$7$d),
+        .q(s$7$q),
+        .clock(s$7$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        s$0$clock = clock;
+        s$0$d = s$0$q;
+        s$1$clock = clock;
+        s$1$d = s$1$q;
+        s$2$clock = clock;
+        s$2$d = s$2$q;
+        s$3$clock = clock;
+        s$3$d = s$3$q;
+        s$4$clock = clock;
+        s$4$d = s$4$q;
+        s$5$clock = clock;
+        s$5$d = s$5$q;
+        s$6$clock = clock;
+        s$6$d = s$6$q;
+        s$7$clock = clock;
+        s$7$d = s$7$q;
+        if (en) begin
+            s$0$d = d;
+            s$1$d = s$0$q;
+            s$2$d = s$1$q;
+            s$3$d = s$2$q;
+            s$4$d = s$3$q;
+            s$5$d = s$4$q;
+            s$6$d = s$5$q;
+            s$7$d = s$6$q;
+        end
+        q = s$7$q;
+    end
+    
+endmodule // top$compute$skf$7
+
+
+module top$compute$skf$7$s$0(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$0
+
+
+module top$compute$skf$7$s$1(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$1
+
+
+module top$compute$skf$7$s$2(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$2
+
+
+module top$compute$skf$7$s$3(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$3
+
+
+module top$compute$skf$7$s$4(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$4
+
+
+module top$compute$skf$7$s$5(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$5
+
+
+module top$compute$skf$7$s$6(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$6
+
+
+module top$compute$skf$7$s$7(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$skf$7$s$7
 
 
 module top$cptlb(clock,enable,clear,flush,xlat_en,xlat_base,xlat_pages,va,write,pte_granted,pte_valid,pte_vpn,pte_entry,phys_valid,phys,read_valid,read_addr,read_vpn,waiting,fault,fault_code,fault_addr);

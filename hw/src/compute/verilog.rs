@@ -124,7 +124,7 @@ fn matmul_ws(g: &mut Gen, p: &ComputeParams) {
         if j == c - 1 {
             g.line(format!("wire [31:0] dout_{j} = bot_{j};"));
         } else {
-            g.line(format!("wire [31:0] dout_{j} = ds_{j}_{};", c - 2 - j));
+            g.line(format!("wire [31:0] dout_{j} = dsk${j}$q;"));
         }
         g.line(format!("wire [31:0] moa_{j} = sb_q + 32'd{};", 4 * j));
         let old = g.ac32(&format!("moa_{j}"));
@@ -196,39 +196,14 @@ pub(super) fn body(p: &ComputeParams) -> String {
         g.line(format!("reg [31:0] {n};"));
     }
     g.line("reg v1_q;\nreg v2_q;");
-    for i in 0..r {
-        for s in 0..=i {
-            g.line(format!("reg [7:0] sk_{i}_{s};"));
-        }
-    }
-    for j in (0..c).filter(|_| !os) {
-        for s in 0..(c - 1 - j) {
-            g.line(format!("reg [31:0] ds_{j}_{s};"));
-        }
-    }
     let db_regs = ["so_q", "lc_q", "lw_q", "lk_q", "ln_q"];
     let os_regs = ["fq_q", "fj_q", "wd_q", "wq_q", "wj_q"];
     if db {
         g.line(format!("reg [31:0] {};", db_regs.join(", ")));
         g.line("reg bank_q, lb_q, lbank_q, pf_q;");
-        for i in 0..r {
-            for s in 0..=i {
-                g.line(format!("reg sks_{i}_{s};"));
-            }
-        }
     }
     if os {
         g.line(format!("reg [31:0] {};", os_regs.join(", ")));
-        for i in 0..r {
-            for s in 0..=i {
-                g.line(format!("reg skf_{i}_{s};"));
-            }
-        }
-        for j in 0..c {
-            for s in 0..=j {
-                g.line(format!("reg [7:0] wsk_{j}_{s};"));
-            }
-        }
     }
     g.line(format!(
         "reg [7:0] spad [0:{}];\nreg [7:0] accm [0:{}];\ninteger i;",
@@ -239,40 +214,15 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("  busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;");
     g.line("  cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;");
     g.line("  wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;");
-    for i in 0..r {
-        for s in 0..=i {
-            g.line(format!("  sk_{i}_{s} = 8'd0;"));
-        }
-    }
-    for j in (0..c).filter(|_| !os) {
-        for s in 0..(c - 1 - j) {
-            g.line(format!("  ds_{j}_{s} = 32'd0;"));
-        }
-    }
     if db {
         g.line(format!(
             "  so_q = 32'd{r}; lc_q = 32'd0; lw_q = 32'd0; lk_q = 32'd0; ln_q = 32'd0;"
         ));
         g.line("  bank_q = 1'b0; lb_q = 1'b0; lbank_q = 1'b0; pf_q = 1'b0;");
-        for i in 0..r {
-            for s in 0..=i {
-                g.line(format!("  sks_{i}_{s} = 1'b0;"));
-            }
-        }
     }
     if os {
         for n in os_regs {
             g.line(format!("  {n} = 32'd0;"));
-        }
-        for i in 0..r {
-            for s in 0..=i {
-                g.line(format!("  skf_{i}_{s} = 1'b0;"));
-            }
-        }
-        for j in 0..c {
-            for s in 0..=j {
-                g.line(format!("  wsk_{j}_{s} = 8'd0;"));
-            }
         }
     }
     g.line(format!(
@@ -417,20 +367,46 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line(format!("wire unused_ok = ^{{{}}};", unused.join(", ")));
 
     // Children.
-    g.line("// Array and multipliers.");
+    g.line("// Skew and deskew buffers, array, lanes.");
     g.line("always @(*) begin");
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for i in 0..r {
+        let a = if os {
+            format!("oa_{i}")
+        } else {
+            let rd = g.sp8(&format!("sa_q + 32'd{i}"));
+            format!("(stream_w && (32'd{i} < mk_w)) ? {rd} : 8'd0")
+        };
+        lines.push((format!("sk${i}"), a));
+        if os {
+            lines.push((format!("skf${i}"), "ofirst_w".into()));
+        } else if db {
+            lines.push((format!("skf${i}"), "stream_w && bank_q".into()));
+        }
+    }
+    for j in (0..c).filter(|_| os) {
+        lines.push((format!("wsk${j}"), format!("ow_{j}")));
+    }
+    for j in (0..c.saturating_sub(1)).filter(|_| !os) {
+        lines.push((format!("dsk${j}"), format!("bot_{j}")));
+    }
+    for (l, d) in lines {
+        g.line(format!(
+            "  {l}$clock = clock;\n  {l}$en = enable && !clear;\n  {l}$d = {d};"
+        ));
+    }
     for i in 0..r {
         for j in 0..c {
             g.line(format!("  {} = clock;", pe(i, j, "clock")));
             g.line(format!("  {} = enable;", pe(i, j, "en")));
             if os {
                 let (a_in, f_in) = if j == 0 {
-                    (format!("sk_{i}_{i}"), format!("skf_{i}_{i}"))
+                    (format!("sk${i}$q"), format!("skf${i}$q"))
                 } else {
                     (pe(i, j - 1, "a_out"), pe(i, j - 1, "f_out"))
                 };
                 let w_in = if i == 0 {
-                    format!("wsk_{j}_{j}")
+                    format!("wsk${j}$q")
                 } else {
                     pe(i - 1, j, "w_out")
                 };
@@ -443,7 +419,7 @@ pub(super) fn body(p: &ComputeParams) -> String {
                 g.line(format!("  {} = lb_q;", pe(i, j, "w_shift")));
                 g.line(format!("  {} = lbank_q;", pe(i, j, "w_bank")));
                 let sel = if j == 0 {
-                    format!("sks_{i}_{i}")
+                    format!("skf${i}$q")
                 } else {
                     pe(i, j - 1, "sel_out")
                 };
@@ -458,7 +434,7 @@ pub(super) fn body(p: &ComputeParams) -> String {
             };
             g.line(format!("  {} = {w_in};", pe(i, j, "w_in")));
             let a_in = if j == 0 {
-                format!("sk_{i}_{i}")
+                format!("sk${i}$q")
             } else {
                 pe(i, j - 1, "a_out")
             };
@@ -607,32 +583,8 @@ pub(super) fn body(p: &ComputeParams) -> String {
 
 /// Weight-stationary MATMUL registers at an edge (`Compute::edge_ws`).
 fn edge_ws(g: &mut Gen, p: &ComputeParams) {
-    let (r, c) = (p.rows, p.cols);
-    for i in 0..r {
-        for s in (1..=i).rev() {
-            g.line(format!("    sk_{i}_{s} <= sk_{i}_{};", s - 1));
-        }
-        let rd = g.sp8(&format!("sa_q + 32'd{i}"));
-        g.line(format!(
-            "    sk_{i}_0 <= (stream_w && (32'd{i} < mk_w)) ? {rd} : 8'd0;"
-        ));
-        if p.weight_double_buffer {
-            for s in (1..=i).rev() {
-                g.line(format!("    sks_{i}_{s} <= sks_{i}_{};", s - 1));
-            }
-            g.line(format!("    sks_{i}_0 <= stream_w && bank_q;"));
-        }
-    }
+    let c = p.cols;
     g.line("    if (stream_w) sa_q <= sa_q + mk_w;");
-    for j in 0..c {
-        let n = c - 1 - j;
-        for s in (1..n).rev() {
-            g.line(format!("    ds_{j}_{s} <= ds_{j}_{};", s - 1));
-        }
-        if n > 0 {
-            g.line(format!("    ds_{j}_0 <= bot_{j};"));
-        }
-    }
     g.line("    if (mmwr_w) begin");
     for j in 0..c {
         g.line(format!("      if (32'd{j} < mn_w) begin"));
@@ -645,21 +597,7 @@ fn edge_ws(g: &mut Gen, p: &ComputeParams) {
 
 /// Output-stationary MATMUL registers at an edge (`Compute::edge_os`).
 fn edge_os(g: &mut Gen, p: &ComputeParams) {
-    let (r, c, per) = (p.rows, p.cols, p.period());
-    for i in 0..r {
-        for s in (1..=i).rev() {
-            g.line(format!("    sk_{i}_{s} <= sk_{i}_{};", s - 1));
-            g.line(format!("    skf_{i}_{s} <= skf_{i}_{};", s - 1));
-        }
-        g.line(format!("    sk_{i}_0 <= oa_{i};"));
-        g.line(format!("    skf_{i}_0 <= ofirst_w;"));
-    }
-    for j in 0..c {
-        for s in (1..=j).rev() {
-            g.line(format!("    wsk_{j}_{s} <= wsk_{j}_{};", s - 1));
-        }
-        g.line(format!("    wsk_{j}_0 <= ow_{j};"));
-    }
+    let (c, per) = (p.cols, p.period());
     g.line("    if (mm_w) begin");
     g.line(format!(
         "      if ((fq_q + 32'd1) == 32'd{per}) begin fq_q <= 32'd0; fj_q <= fj_q + 32'd1; end"
