@@ -83,14 +83,16 @@
 //! while busy is ignored. A frozen edge (`enable = 0`) changes nothing, so a
 //! descriptor completes after exactly `latency` enabled edges.
 //!
-//! The block's own logic (control, skew and deskew buffers, the memories and
-//! their ports, the lane pipeline's addresses and write enables) is a custom
-//! Verilog block whose Rust `update()` behaves identically (the generated
-//! Verilog is checked against this simulation by
+//! The block's own logic (control, what enters the skew buffers, the
+//! memories and their ports, the lane pipeline's addresses and write
+//! enables) is a custom Verilog block whose Rust `update()` behaves
+//! identically (the generated Verilog is checked against this simulation by
 //! `hw/tests/compute_verilog.rs`); its children are `#[hdl_gen]` blocks,
 //! simulated and generated from one source: the PEs ([`Pe`], [`PeDb`],
-//! [`PeOs`]: `pe$<r*C+c>`, `pd$<n>`, `po$<n>`) and the lanes ([`Lane`],
-//! `lane$<l>`, each with its multiplier [`SMul32`], a one-line custom block).
+//! [`PeOs`]: `pe$<r*C+c>`, `pd$<n>`, `po$<n>`), the skew and deskew buffers
+//! ([`Delay`]: `sk$<r>`, `skf$<r>`, `wsk$<c>`, `dsk$<c>`) and the lanes
+//! ([`Lane`], `lane$<l>`, each with its multiplier [`SMul32`], a one-line
+//! custom block).
 //!
 //! Data results equal the model's bulk computation (`npukit_sim::mac`,
 //! `npukit_sim::act`) for every program in which accesses to the same bytes by

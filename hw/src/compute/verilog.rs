@@ -1,7 +1,10 @@
 //! The Verilog body of the `Compute` custom block. Every statement mirrors the
 //! Rust simulation in `compute.rs` (`Compute::drive` for the combinational part,
 //! `Compute::edge` for the registers); names follow the Rust state (`busy_q` is
-//! `State::busy`, `sk_<r>_<s>` is `skew[r][s]`, `ds_<c>_<s>` is `dsk[c][s]`, ...).
+//! `State::busy`, ...). The children (`pe$n`/`pd$n`/`po$n`, the skew and
+//! deskew lines `sk$r`, `skf$r`, `wsk$c`, `dsk$c`, the lanes `lane$l`) are
+//! `#[hdl_gen]` blocks: this body only drives their inputs and reads their
+//! outputs.
 
 use std::fmt::Write;
 
