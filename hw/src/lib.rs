@@ -4,6 +4,7 @@
 //!   `docs/rtl.md` (command processor, unit queues, fault priority, event
 //!   ports as Verilog text; the children below).
 //! * [`dma`]: `DmaUnit`, one LOAD or STORE engine.
+//! * [`decode`]: `Decode`, descriptor decode and validation.
 //! * [`xlat`]: `Tlb`, a one-entry translation cache.
 //! * [`tokens`]: `Tokens`, the issue rule and the dependency-token counters.
 //! * [`port`]: `Port`, the memory-port arbiter and the request mux.
@@ -13,6 +14,7 @@
 //!   generator behind `npukit-hwgen`.
 
 pub mod compute;
+pub mod decode;
 pub mod dma;
 pub mod gen;
 pub mod port;

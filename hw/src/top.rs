@@ -19,7 +19,8 @@
 //!
 //! * rust-hdl logic, as child blocks: the register file with the MMIO read
 //!   mux, the IRQ line, the error latch, the performance counters, the
-//!   watchdog and the IRQ and error event ports ([`Regs`], `regs`), the issue rule of the three unit
+//!   watchdog and the IRQ and error event ports ([`Regs`], `regs`), descriptor decode and validation
+//!   ([`Decode`], `dec`), the issue rule of the three unit
 //!   queues and the four token counters ([`Tokens`], `tok`), the memory-port
 //!   arbiter and the request mux ([`Port`], `port`), the translation
 //!   caches ([`Tlb`], `cptlb` and one inside each DMA unit), the LOAD and
@@ -27,7 +28,7 @@
 //!   (inside [`Compute`]);
 //! * Verilog text generated per configuration from Rust (one function per
 //!   concern in `top/*.rs`): the command
-//!   processor (fetch buffer, decode and validation, dispatch, FENCE), the
+//!   processor (fetch buffer, dispatch, FENCE), the
 //!   unit queues, the requesters' offers (fetch, FENCE writeback and its
 //!   translation read), fault priority, deadlock and the other event
 //!   ports, and the wiring of the children; and, inside [`Compute`], its
@@ -46,6 +47,7 @@
 use rust_hdl::prelude::*;
 
 use crate::compute::{Compute, ComputeParams};
+use crate::decode::{Decode, DecodeLimits};
 use crate::dma::DmaUnit;
 use crate::gen::Params;
 use crate::port::Port;
@@ -54,7 +56,6 @@ use crate::tokens::Tokens;
 use crate::xlat::Tlb;
 
 mod body;
-mod decode;
 mod units;
 
 /// The NPU top level. Field names are the Verilog port names.
@@ -106,6 +107,8 @@ pub struct NpuTop {
     pub regs: Regs,
     /// The command processor's translation cache (FENCE writeback).
     pub cptlb: Tlb,
+    /// Descriptor decode and validation at the dispatch point.
+    pub dec: Decode,
     /// The issue rule (U1) and the token counters (U2).
     pub tok: Tokens,
     /// The memory-port arbiter (M1) and the request mux.
@@ -178,6 +181,12 @@ impl NpuTop {
             ev_err_addr: Default::default(),
             regs: Regs::new(&params)?,
             cptlb: Tlb::default(),
+            dec: Decode::new(DecodeLimits {
+                rows: params.rows,
+                cols: params.cols,
+                spad_bytes: params.spad_bytes,
+                acc_bytes: params.acc_bytes,
+            })?,
             tok: Tokens::default(),
             port: Port::new(params.beat_bytes)?,
             load: DmaUnit::new(false, params.beat_bytes).map_err(|e| e.to_string())?,
@@ -272,6 +281,8 @@ impl Logic for NpuTop {
         self.cptlb.pte_valid.connect();
         self.cptlb.pte_vpn.connect();
         self.cptlb.pte_entry.connect();
+        self.dec.desc.connect();
+        self.dec.paddr.connect();
         self.tok.clock.connect();
         self.tok.enable.connect();
         self.tok.clear.connect();

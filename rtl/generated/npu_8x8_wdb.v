@@ -126,6 +126,12 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire  cptlb$fault;
     wire  [7:0] cptlb$fault_code;
     wire  [63:0] cptlb$fault_addr;
+    reg  [255:0] dec$desc;
+    reg  [63:0] dec$paddr;
+    wire  dec$bad;
+    wire  [7:0] dec$code;
+    wire  [63:0] dec$addr;
+    wire  [1:0] dec$unit;
     reg  tok$clock;
     reg  tok$enable;
     reg  tok$clear;
@@ -369,6 +375,14 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
         .fault(cptlb$fault),
         .fault_code(cptlb$fault_code),
         .fault_addr(cptlb$fault_addr)
+    );
+    top$dec dec(
+        .desc(dec$desc),
+        .paddr(dec$paddr),
+        .bad(dec$bad),
+        .code(dec$code),
+        .addr(dec$addr),
+        .unit(dec$unit)
     );
     top$tok tok(
         .clock(tok$clock),
@@ -619,133 +633,15 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        irq = regs$irq;
     end
     
-    // ---- descriptor decode and validation (firmware-abi desc.rs decode + validate) ----
-    reg [255:0] dec_bytes;
-    reg [63:0] dec_paddr;
-    reg dec_bad;
-    reg [7:0] dec_code;
-    reg [63:0] dec_addr;
-    reg [1:0] dec_unit;
-    reg [31:0] dw0, dw1, dw2, dw3, dw4, dw5, dw6, dw7;
-    reg [7:0] d_op;
-    reg [3:0] d_dep, d_of;
-    reg [63:0] d_rows, d_rowb, d_lstride, d_dstride, d_dram, d_ext, d_end, d_m, d_k, d_n, d_len;
-    reg [64:0] d_dend;
-    always @(*) begin
-       dw0 = dec_bytes[31:0];    dw1 = dec_bytes[63:32];   dw2 = dec_bytes[95:64];   dw3 = dec_bytes[127:96];
-       dw4 = dec_bytes[159:128]; dw5 = dec_bytes[191:160]; dw6 = dec_bytes[223:192]; dw7 = dec_bytes[255:224];
-       d_op = dw0[7:0];
-       d_dep = dw0[11:8];
-       d_of = dw0[15:12];
-       dec_bad = 1'b0;
-       dec_code = 8'd0;
-       dec_addr = 64'd0;
-       case (d_op)
-          8'd1: dec_unit = 2'd1;
-          8'd2: dec_unit = 2'd3;
-          8'd3, 8'd4, 8'd5, 8'd6: dec_unit = 2'd2;
-          default: dec_unit = 2'd0;
-       endcase
-       // DMA fields (LOAD, STORE)
-       d_rows = {48'd0, dw4[15:0]};
-       d_rowb = {48'd0, dw4[31:16]};
-       d_dstride = {32'd0, dw5};
-       d_lstride = {32'd0, dw6};
-       d_dram = {dw3, dw2};
-       // MATMUL fields
-       d_m = {48'd0, dw4[15:0]};
-       d_k = {48'd0, dw4[31:16]};
-       d_n = {48'd0, dw5[15:0]};
-       // ADD, MAX
-       d_len = {32'd0, dw4};
-       d_ext = 64'd0;
-       d_end = 64'd0;
-       d_dend = 65'd0;
-       if (!dec_bad && (d_op > 8'd7)) begin dec_bad = 1'b1; dec_code = 8'd1; dec_addr = dec_paddr; end
-       if (!dec_bad && (dw0[31:16] != 16'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((d_op == 8'd0 && dw1 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((d_op == 8'd0 && dw2 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((d_op == 8'd0 && dw3 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((d_op == 8'd0 && dw4 != 32'd0) || (d_op == 8'd7 && dw4 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((d_op == 8'd0 && dw5 != 32'd0) || (d_op == 8'd3 && dw5[31:16] != 16'd0) || (d_op == 8'd5 && dw5[31:16] != 16'd0) || (d_op == 8'd6 && dw5 != 32'd0) || (d_op == 8'd7 && dw5 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((d_op == 8'd0 && dw6 != 32'd0) || (d_op == 8'd3 && dw6 != 32'd0) || (d_op == 8'd4 && dw6[31:16] != 16'd0) || (d_op == 8'd6 && dw6 != 32'd0) || (d_op == 8'd7 && dw6 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((d_op == 8'd0 && dw7 != 32'd0) || (d_op == 8'd1 && dw7 != 32'd0) || (d_op == 8'd2 && dw7 != 32'd0) || (d_op == 8'd3 && dw7 != 32'd0) || (d_op == 8'd5 && dw7 != 32'd0) || (d_op == 8'd6 && dw7 != 32'd0) || (d_op == 8'd7 && dw7 != 32'd0))) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && ((dec_unit == 2'd0 && d_dep != 4'd0) || (dec_unit == 2'd1 && (d_dep & 4'b0101) != 4'd0) || (dec_unit == 2'd3 && (d_dep & 4'b1010) != 4'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
-       if (!dec_bad && (((d_op == 8'd0 || d_op == 8'd6) && d_of != 4'd0) || ((d_op == 8'd1 || d_op == 8'd2 || d_op == 8'd3 || d_op == 8'd5) && d_of[3:1] != 3'd0) || (d_op == 8'd4 && d_of[3] != 1'b0) || (d_op == 8'd7 && d_of[3:2] != 2'd0))) begin dec_bad = 1'b1; dec_code = 8'd3; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_op == 8'd4 && !d_of[1] && dw3 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_op == 8'd4 && d_of[2] && dw5 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_op == 8'd4 && d_of[2] && dw6[7:0] != 8'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_op == 8'd4 && !d_of[2] && dw7 != 32'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_op == 8'd7 && !d_of[1] && {dw3, dw2} != 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd2; dec_addr = dec_paddr; end
-       if (d_op == 8'd1 || d_op == 8'd2) begin
-       if (!dec_bad && (d_rows == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_rowb == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_rows > 64'd1 && d_lstride < d_rowb)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_of[0] && dw1[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw1}; end
-       if (!dec_bad && (d_of[0] && d_rowb[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = d_rowb; end
-       if (!dec_bad && (d_of[0] && d_rows > 64'd1 && d_lstride[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = d_lstride; end
-          d_ext = (d_rows - 64'd1) * d_lstride + d_rowb;
-          d_end = {32'd0, dw1} + d_ext;
-       if (!dec_bad && (!d_of[0] && d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
-       if (!dec_bad && (d_of[0] && d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
-          d_dend = {1'b0, d_dram} + {1'b0, (d_rows - 64'd1) * d_dstride + d_rowb};
-       if (!dec_bad && (d_dend[64])) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       end
-       if (d_op == 8'd3) begin
-       if (!dec_bad && (d_m == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_k == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_n == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_k > 64'd8)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_n > 64'd8)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-          d_end = {32'd0, dw1} + d_m * d_k;
-       if (!dec_bad && (d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
-          d_end = {32'd0, dw2} + d_k * d_n;
-       if (!dec_bad && (d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
-       if (!dec_bad && (dw3[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw3}; end
-          d_end = {32'd0, dw3} + d_m * d_n * 64'd4;
-       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
-       end
-       if (d_op == 8'd4) begin
-       if (!dec_bad && (d_m == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       if (!dec_bad && (d_k == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       if (!dec_bad && (dw6[7:0] > 8'd62)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-       if (!dec_bad && (dw1[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw1}; end
-          d_end = {32'd0, dw1} + d_m * d_k * 64'd4;
-       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
-          d_end = {32'd0, dw2} + d_m * d_k;
-       if (!dec_bad && (d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
-       if (!dec_bad && (d_of[1] && dw3[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw3}; end
-          if (d_of[1]) begin
-          d_end = {32'd0, dw3} + d_k * 64'd4;
-       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
-          end
-       if (!dec_bad && (d_of[2] && dw7[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw7}; end
-          if (d_of[2]) begin
-          d_end = {32'd0, dw7} + d_k * 64'd8;
-       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
-          end
-       end
-       if (d_op == 8'd5) begin
-       if (!dec_bad && (d_len == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-          d_end = {32'd0, dw1} + d_len;
-       if (!dec_bad && (d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
-          d_end = {32'd0, dw2} + d_len;
-       if (!dec_bad && (d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
-       if (!dec_bad && (dw3[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {32'd0, dw3}; end
-          d_end = {32'd0, dw3} + d_len * 64'd4;
-       if (!dec_bad && (d_end > 64'd16384)) begin dec_bad = 1'b1; dec_code = 8'd7; dec_addr = d_end; end
-       end
-       if (d_op == 8'd6) begin
-       if (!dec_bad && (d_len == 64'd0)) begin dec_bad = 1'b1; dec_code = 8'd4; dec_addr = dec_paddr; end
-          d_end = {32'd0, dw1} + d_len;
-       if (!dec_bad && (d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
-          d_end = {32'd0, dw2} + d_len;
-       if (!dec_bad && (d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
-          d_end = {32'd0, dw3} + d_len;
-       if (!dec_bad && (d_end > 64'd65536)) begin dec_bad = 1'b1; dec_code = 8'd6; dec_addr = d_end; end
-       end
-       if (!dec_bad && (d_op == 8'd7 && d_of[1] && dw2[1:0] != 2'd0)) begin dec_bad = 1'b1; dec_code = 8'd5; dec_addr = {dw3, dw2}; end
-    end
+    // ---- descriptor decode and validation of the fetch buffer's head: the `dec` block ----
+    wire [255:0] dec_bytes = f_bytes[r_f_rd];
+    assign dec$desc = dec_bytes;
+    assign dec$paddr = f_addr[r_f_rd];
+    wire dec_bad = dec$bad;
+    wire [7:0] dec_code = dec$code;
+    wire [63:0] dec_addr = dec$addr;
+    wire [1:0] dec_unit = dec$unit;
+    wire [31:0] dw1 = dec_bytes[63:32], dw2 = dec_bytes[95:64], dw3 = dec_bytes[127:96];
     
     // ======== the plan of this cycle (G1) ========
     wire w_act = advance && !r_err;               // the device acts at this edge (before faults)
@@ -808,8 +704,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg disp, disp_fault;
     reg [3:0] disp_qcount;
     always @(*) begin
-       dec_bytes = f_bytes[r_f_rd];
-       dec_paddr = f_addr[r_f_rd];
        disp = 1'b0; disp_fault = 1'b0;
        disp_qcount = 0;
        if (dec_unit != 2'd0) disp_qcount = r_q_count[dec_unit - 2'd1];
@@ -1068,8 +962,8 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     
     // ---- fence completion in this cycle ----
     wire w_fence_done = w_go && ((fence_drained && !r_fence_wb) || w_resp_fence);
-    wire w_nop = w_go && disp && dec_unit == 2'd0 && dw0[7:0] == 8'd0;
-    wire w_disp_fence = w_go && disp && dec_unit == 2'd0 && dw0[7:0] == 8'd7;
+    wire w_nop = w_go && disp && dec_unit == 2'd0 && dec_bytes[7:0] == 8'd0;
+    wire w_disp_fence = w_go && disp && dec_unit == 2'd0 && dec_bytes[7:0] == 8'd7;
     wire w_disp_unit = w_go && disp && dec_unit != 2'd0;
     wire [2:0] w_done = w_go ? complete : 3'd0;
     wire [2:0] w_issue = w_go ? issue : 3'd0;
@@ -1141,8 +1035,8 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
                 r_fence_index <= f_index[r_f_rd];
                 r_fence_seqv <= dw1;
                 r_fence_addr <= {dw3, dw2};
-                r_fence_wb <= dw0[13];
-                r_fence_irq <= dw0[12];
+                r_fence_wb <= dec_bytes[13];
+                r_fence_irq <= dec_bytes[12];
              end
              if (fence_drained && r_fence_wb) r_fence_phase <= F_WRITE;
              if (w_fence_done) begin
@@ -1202,7 +1096,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        ev_err_addr = regs$ev_err_addr;
     end
     
-    wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy, d_dend[63:0],
+    wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy,
        cp_own[63:56], tok$count_lc, tok$count_cl, tok$count_cs, tok$count_sc};
 endmodule // top
 
@@ -24718,6 +24612,324 @@ module top$cptlb$stale(d,q,clock);
     end
           
 endmodule // top$cptlb$stale
+
+
+module top$dec(desc,paddr,bad,code,addr,unit);
+    
+    // Module arguments
+    input wire  [255:0] desc;
+    input wire  [63:0] paddr;
+    output reg  bad;
+    output reg  [7:0] code;
+    output reg  [63:0] addr;
+    output reg  [1:0] unit;
+    
+    // Constant declarations
+    localparam  spad = 64'h10000;
+    localparam  acc = 64'h4000;
+    localparam  rows = 16'h8;
+    localparam  cols = 16'h8;
+    localparam  e_opcode = 8'h1;
+    localparam  e_reserved = 8'h2;
+    localparam  e_flags = 8'h3;
+    localparam  e_field = 8'h4;
+    localparam  e_align = 8'h5;
+    localparam  e_spad = 8'h6;
+    localparam  e_acc = 8'h7;
+    
+    // Local signals
+    reg  b;
+    reg  [7:0] c;
+    reg  [63:0] a;
+    reg  [31:0] w0;
+    reg  [31:0] w1;
+    reg  [31:0] w2;
+    reg  [31:0] w3;
+    reg  [31:0] w4;
+    reg  [31:0] w5;
+    reg  [31:0] w6;
+    reg  [31:0] w7;
+    reg  [7:0] op;
+    reg  [3:0] dep;
+    reg  [3:0] of;
+    reg  [1:0] u;
+    reg  [15:0] lo4;
+    reg  [15:0] hi4;
+    reg  [15:0] lo5;
+    reg  r1;
+    reg  r2;
+    reg  r3;
+    reg  r4;
+    reg  r5;
+    reg  r6;
+    reg  r7;
+    reg  bad_deps;
+    reg  bad_flags;
+    reg  [15:0] rm1;
+    reg  [31:0] pl0;
+    reg  [31:0] pl1;
+    reg  [31:0] pd0;
+    reg  [31:0] pd1;
+    reg  [63:0] lstride;
+    reg  [63:0] rowb;
+    reg  [63:0] lend;
+    reg  [63:0] dram;
+    reg  [63:0] dend;
+    reg  [31:0] mk;
+    reg  [31:0] kn;
+    reg  [31:0] mn;
+    reg  [63:0] a1;
+    reg  [63:0] a2;
+    reg  [63:0] a3;
+    reg  [63:0] a7;
+    reg  [63:0] e1_mk;
+    reg  [63:0] e2_kn;
+    reg  [63:0] e3_mn4;
+    reg  [63:0] e1_mk4;
+    reg  [63:0] e2_mk;
+    reg  [63:0] e3_k4;
+    reg  [63:0] e7_k8;
+    reg  [63:0] e1_len;
+    reg  [63:0] e2_len;
+    reg  [63:0] e3_len;
+    reg  [63:0] e3_len4;
+    
+    // Update code
+    always @(*) begin
+        w0 = desc[(32'h0)+:(32)];
+        w1 = desc[(32'h20)+:(32)];
+        w2 = desc[(32'h40)+:(32)];
+        w3 = desc[(32'h60)+:(32)];
+        w4 = desc[(32'h80)+:(32)];
+        w5 = desc[(32'ha0)+:(32)];
+        w6 = desc[(32'hc0)+:(32)];
+        w7 = desc[(32'he0)+:(32)];
+        op = w0[(32'h0)+:(8)];
+        dep = w0[(32'h8)+:(4)];
+        of = w0[(32'hc)+:(4)];
+        lo4 = w4[(32'h0)+:(16)];
+        hi4 = w4[(32'h10)+:(16)];
+        lo5 = w5[(32'h0)+:(16)];
+        u = 32'h0;
+        if (op == 64'h1) begin
+            u = 32'h1;
+        end
+        if (op == 64'h2) begin
+            u = 32'h3;
+        end
+        if ((op >= 64'h3) & (op <= 64'h6)) begin
+            u = 32'h2;
+        end
+        unit = u;
+        r1 = (op == 64'h0) & |w1;
+        r2 = (op == 64'h0) & |w2;
+        r3 = (op == 64'h0) & |w3;
+        r4 = ((op == 64'h0) | (op == 64'h7)) & |w4;
+        r5 = (((op == 64'h0) | (op == 64'h6) | (op == 64'h7)) & |w5) | (((op == 64'h3) | (op == 64'h5)) & |w5[(32'h10)+:(16)]);
+        r6 = (((op == 64'h0) | (op == 64'h3) | (op == 64'h6) | (op == 64'h7)) & |w6) | ((op == 64'h4) & |w6[(32'h10)+:(16)]);
+        r7 = (op != 64'h4) & |w7;
+        bad_deps = ((u == 64'h0) & |dep) | ((u == 64'h1) & (dep[32'h0] | dep[32'h2])) | ((u == 64'h3) & (dep[32'h1] | dep[32'h3]));
+        bad_flags = (((op == 64'h0) | (op == 64'h6)) & |of) | (((op == 64'h1) | (op == 64'h2) | (op == 64'h3) | (op == 64'h5)) & |of[(32'h1)+:(3)]) | ((op == 64'h4) & of[32'h3]) | ((op == 64'h7) & |of[(32'h2)+:(2)]);
+        rm1 = 32'h0;
+        if (|lo4) begin
+            rm1 = lo4 - 64'h1;
+        end
+        pl0 = rm1 * w6[(32'h0)+:(16)];
+        pl1 = rm1 * w6[(32'h10)+:(16)];
+        pd0 = rm1 * w5[(32'h0)+:(16)];
+        pd1 = rm1 * w5[(32'h10)+:(16)];
+        lstride = ((w6) & 64'hffffffffffffffff);
+        rowb = ((hi4) & 64'hffffffffffffffff);
+        a1 = ((w1) & 64'hffffffffffffffff);
+        a2 = ((w2) & 64'hffffffffffffffff);
+        a3 = ((w3) & 64'hffffffffffffffff);
+        a7 = ((w7) & 64'hffffffffffffffff);
+        lend = a1 + ((pl0) & 64'hffffffffffffffff) + (((pl1) & 64'hffffffffffffffff) << 64'h10) + rowb;
+        dram = (a3 << 64'h20) | a2;
+        dend = dram + ((pd0) & 64'hffffffffffffffff) + (((pd1) & 64'hffffffffffffffff) << 64'h10) + rowb;
+        mk = lo4 * hi4;
+        kn = hi4 * lo5;
+        mn = lo4 * lo5;
+        e1_mk = a1 + ((mk) & 64'hffffffffffffffff);
+        e2_kn = a2 + ((kn) & 64'hffffffffffffffff);
+        e3_mn4 = a3 + (((mn) & 64'hffffffffffffffff) << 64'h2);
+        e1_mk4 = a1 + (((mk) & 64'hffffffffffffffff) << 64'h2);
+        e2_mk = a2 + ((mk) & 64'hffffffffffffffff);
+        e3_k4 = a3 + (((hi4) & 64'hffffffffffffffff) << 64'h2);
+        e7_k8 = a7 + (((hi4) & 64'hffffffffffffffff) << 64'h3);
+        e1_len = a1 + ((w4) & 64'hffffffffffffffff);
+        e2_len = a2 + ((w4) & 64'hffffffffffffffff);
+        e3_len = a3 + ((w4) & 64'hffffffffffffffff);
+        e3_len4 = a3 + (((w4) & 64'hffffffffffffffff) << 64'h2);
+        b = 1'b1;
+        c = e_reserved;
+        a = paddr;
+        if (op > 64'h7) begin
+            c = e_opcode;
+        end
+        else if (|w0[(32'h10)+:(16)]) begin
+            c = e_reserved;
+        end
+        else if (r1 | r2 | r3 | r4) begin
+            c = e_reserved;
+        end
+        else if (r5 | r6 | r7) begin
+            c = e_reserved;
+        end
+        else if (bad_deps | bad_flags) begin
+            c = e_flags;
+        end
+        else if ((op == 64'h4) & ((~of[32'h1] & |w3) | (of[32'h2] & (|w5 | |w6[(32'h0)+:(8)])) | (~of[32'h2] & |w7))) begin
+            c = e_reserved;
+        end
+        else if ((op == 64'h7) & ~of[32'h1] & (|w2 | |w3)) begin
+            c = e_reserved;
+        end
+        else if ((op == 64'h1) | (op == 64'h2)) begin
+            if (~|lo4 | ~|hi4) begin
+                c = e_field;
+            end
+            else if ((lo4 > 64'h1) & (lstride < rowb)) begin
+                c = e_field;
+            end
+            else if (of[32'h0] & |w1[(32'h0)+:(2)]) begin
+                c = e_align;
+                a = a1;
+            end
+            else if (of[32'h0] & |hi4[(32'h0)+:(2)]) begin
+                c = e_align;
+                a = rowb;
+            end
+            else if (of[32'h0] & (lo4 > 64'h1) & |w6[(32'h0)+:(2)]) begin
+                c = e_align;
+                a = lstride;
+            end
+            else if (~of[32'h0] & (lend > spad)) begin
+                c = e_spad;
+                a = lend;
+            end
+            else if (of[32'h0] & (lend > acc)) begin
+                c = e_acc;
+                a = lend;
+            end
+            else if (dend < dram) begin
+                c = e_field;
+            end
+            else begin
+                b = 1'b0;
+            end
+        end
+        else if (op == 64'h3) begin
+            if (~|lo4 | ~|hi4 | ~|lo5) begin
+                c = e_field;
+            end
+            else if ((hi4 > rows) | (lo5 > cols)) begin
+                c = e_field;
+            end
+            else if (e1_mk > spad) begin
+                c = e_spad;
+                a = e1_mk;
+            end
+            else if (e2_kn > spad) begin
+                c = e_spad;
+                a = e2_kn;
+            end
+            else if (|w3[(32'h0)+:(2)]) begin
+                c = e_align;
+                a = a3;
+            end
+            else if (e3_mn4 > acc) begin
+                c = e_acc;
+                a = e3_mn4;
+            end
+            else begin
+                b = 1'b0;
+            end
+        end
+        else if (op == 64'h4) begin
+            if (~|lo4 | ~|hi4) begin
+                c = e_field;
+            end
+            else if (w6[(32'h0)+:(8)] > 64'h3e) begin
+                c = e_field;
+            end
+            else if (|w1[(32'h0)+:(2)]) begin
+                c = e_align;
+                a = a1;
+            end
+            else if (e1_mk4 > acc) begin
+                c = e_acc;
+                a = e1_mk4;
+            end
+            else if (e2_mk > spad) begin
+                c = e_spad;
+                a = e2_mk;
+            end
+            else if (of[32'h1] & |w3[(32'h0)+:(2)]) begin
+                c = e_align;
+                a = a3;
+            end
+            else if (of[32'h1] & (e3_k4 > acc)) begin
+                c = e_acc;
+                a = e3_k4;
+            end
+            else if (of[32'h2] & |w7[(32'h0)+:(2)]) begin
+                c = e_align;
+                a = a7;
+            end
+            else if (of[32'h2] & (e7_k8 > acc)) begin
+                c = e_acc;
+                a = e7_k8;
+            end
+            else begin
+                b = 1'b0;
+            end
+        end
+        else if ((op == 64'h5) | (op == 64'h6)) begin
+            if (~|w4) begin
+                c = e_field;
+            end
+            else if (e1_len > spad) begin
+                c = e_spad;
+                a = e1_len;
+            end
+            else if (e2_len > spad) begin
+                c = e_spad;
+                a = e2_len;
+            end
+            else if ((op == 64'h5) & |w3[(32'h0)+:(2)]) begin
+                c = e_align;
+                a = a3;
+            end
+            else if ((op == 64'h5) & (e3_len4 > acc)) begin
+                c = e_acc;
+                a = e3_len4;
+            end
+            else if ((op == 64'h6) & (e3_len > spad)) begin
+                c = e_spad;
+                a = e3_len;
+            end
+            else begin
+                b = 1'b0;
+            end
+        end
+        else if ((op == 64'h7) & of[32'h1] & |w2[(32'h0)+:(2)]) begin
+            c = e_align;
+            a = dram;
+        end
+        else begin
+            b = 1'b0;
+        end
+        bad = b;
+        code = 32'h0;
+        addr = 32'h0;
+        if (b) begin
+            code = c;
+            addr = a;
+        end
+    end
+    
+endmodule // top$dec
 
 
 module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat_base,xlat_pages,mem_size,grant,resp_valid,resp_tag,resp_data,lm_rd_data,busy,done,index,req_valid,req_pte,req_addr,req_wdata,req_wmask,req_tag,req_bytes,fault,fault_code,fault_addr,lm_wr,lm_wr_acc,lm_wr_addr,lm_wr_len,lm_wr_data,lm_rd_acc,lm_rd_addr);

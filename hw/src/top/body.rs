@@ -37,7 +37,7 @@ pub(super) fn body(p: &Params) -> String {
     };
     let mut s = String::new();
     s += &subst(STATE);
-    s += &super::decode::decode(p);
+    s += super::units::DECODE;
     s += &subst(PLAN);
     s += &super::units::wiring(p);
     s += &subst(FAULTS);
@@ -188,8 +188,6 @@ end
 reg disp, disp_fault;
 reg [@QDW@:0] disp_qcount;
 always @(*) begin
-   dec_bytes = f_bytes[r_f_rd];
-   dec_paddr = f_addr[r_f_rd];
    disp = 1'b0; disp_fault = 1'b0;
    disp_qcount = 0;
    if (dec_unit != 2'd0) disp_qcount = r_q_count[dec_unit - 2'd1];
@@ -317,8 +315,8 @@ end
 
 // ---- fence completion in this cycle ----
 wire w_fence_done = w_go && ((fence_drained && !r_fence_wb) || w_resp_fence);
-wire w_nop = w_go && disp && dec_unit == 2'd0 && dw0[7:0] == 8'd0;
-wire w_disp_fence = w_go && disp && dec_unit == 2'd0 && dw0[7:0] == 8'd7;
+wire w_nop = w_go && disp && dec_unit == 2'd0 && dec_bytes[7:0] == 8'd0;
+wire w_disp_fence = w_go && disp && dec_unit == 2'd0 && dec_bytes[7:0] == 8'd7;
 wire w_disp_unit = w_go && disp && dec_unit != 2'd0;
 wire [2:0] w_done = w_go ? complete : 3'd0;
 wire [2:0] w_issue = w_go ? issue : 3'd0;
@@ -393,8 +391,8 @@ always @(posedge clock) begin
             r_fence_index <= f_index[r_f_rd];
             r_fence_seqv <= dw1;
             r_fence_addr <= {dw3, dw2};
-            r_fence_wb <= dw0[13];
-            r_fence_irq <= dw0[12];
+            r_fence_wb <= dec_bytes[13];
+            r_fence_irq <= dec_bytes[12];
          end
          if (fence_drained && r_fence_wb) r_fence_phase <= F_WRITE;
          if (w_fence_done) begin
@@ -460,6 +458,6 @@ end
 
 /// Bits that carry nothing here (named `unused*`, which Verilator's lint skips).
 const UNUSED: &str = r#"
-wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy, d_dend[63:0],
+wire unused_bits = ^{resp_tag[63:46], resp_tag[7:5], cptlb$waiting, compute$busy,
    cp_own[63:56], tok$count_lc, tok$count_cl, tok$count_cs, tok$count_sc};
 "#;

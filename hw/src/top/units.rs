@@ -1,6 +1,7 @@
 //! Wiring of the child blocks: the register file (`regs`, a
 //! [`crate::regs::Regs`]), the command processor's translation cache
-//! (`cptlb`, a [`crate::xlat::Tlb`]), the issue rule and token counters
+//! (`cptlb`, a [`crate::xlat::Tlb`]), the descriptor decoder (`dec`, a
+//! [`crate::decode::Decode`]), the issue rule and token counters
 //! (`tok`, a [`crate::tokens::Tokens`]), the compute unit (`compute`) and the
 //! two DMA units (`load`, `store`).
 //!
@@ -36,6 +37,20 @@ assign cptlb$pte_granted = w_act && port_ready && cp_req && cp_kind == K_PTE;
 assign cptlb$pte_valid = w_act && resp_valid && w_resp_who == 2'd0 && w_resp_kind == K_PTE;
 assign cptlb$pte_vpn = w_resp_vpn;
 assign cptlb$pte_entry = resp_data[{w_resp_off, 3'd0} +: 64];
+"#;
+
+/// Descriptor decode and validation ([`crate::decode::Decode`]) of the fetch
+/// buffer's head, and the FENCE fields the command processor latches.
+pub(super) const DECODE: &str = r#"
+// ---- descriptor decode and validation of the fetch buffer's head: the `dec` block ----
+wire [255:0] dec_bytes = f_bytes[r_f_rd];
+assign dec$desc = dec_bytes;
+assign dec$paddr = f_addr[r_f_rd];
+wire dec_bad = dec$bad;
+wire [7:0] dec_code = dec$code;
+wire [63:0] dec_addr = dec$addr;
+wire [1:0] dec_unit = dec$unit;
+wire [31:0] dw1 = dec_bytes[63:32], dw2 = dec_bytes[95:64], dw3 = dec_bytes[127:96];
 "#;
 
 /// The issue rule and the token counters ([`crate::tokens::Tokens`]).
