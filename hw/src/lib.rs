@@ -5,6 +5,7 @@
 //!   ports as Verilog text; the children below).
 //! * [`dma`]: `DmaUnit`, one LOAD or STORE engine.
 //! * [`decode`]: `Decode`, descriptor decode and validation.
+//! * [`queue`]: `UnitQueue`, one unit's descriptor queue.
 //! * [`xlat`]: `Tlb`, a one-entry translation cache.
 //! * [`tokens`]: `Tokens`, the issue rule and the dependency-token counters.
 //! * [`port`]: `Port`, the memory-port arbiter and the request mux.
@@ -18,6 +19,7 @@ pub mod decode;
 pub mod dma;
 pub mod gen;
 pub mod port;
+pub mod queue;
 pub mod regs;
 pub mod tokens;
 pub mod top;

@@ -20,16 +20,15 @@
 //! * rust-hdl logic, as child blocks: the register file with the MMIO read
 //!   mux, the IRQ line, the error latch, the performance counters, the
 //!   watchdog and the IRQ and error event ports ([`Regs`], `regs`), descriptor decode and validation
-//!   ([`Decode`], `dec`), the issue rule of the three unit
-//!   queues and the four token counters ([`Tokens`], `tok`), the memory-port
+//!   ([`Decode`], `dec`), the three unit queues ([`UnitQueue`], `lq`, `cq`,
+//!   `sq`), their issue rule and the four token counters ([`Tokens`], `tok`), the memory-port
 //!   arbiter and the request mux ([`Port`], `port`), the translation
 //!   caches ([`Tlb`], `cptlb` and one inside each DMA unit), the LOAD and
 //!   STORE engines ([`DmaUnit`]) and the processing elements of the MAC array
 //!   (inside [`Compute`]);
 //! * Verilog text generated per configuration from Rust (one function per
 //!   concern in `top/*.rs`): the command
-//!   processor (fetch buffer, dispatch, FENCE), the
-//!   unit queues, the requesters' offers (fetch, FENCE writeback and its
+//!   processor (fetch buffer, dispatch, FENCE), the requesters' offers (fetch, FENCE writeback and its
 //!   translation read), fault priority, deadlock and the other event
 //!   ports, and the wiring of the children; and, inside [`Compute`], its
 //!   control, skew buffers, lane pipeline and memories (`Verilog::Custom`
@@ -51,6 +50,7 @@ use crate::decode::{Decode, DecodeLimits};
 use crate::dma::DmaUnit;
 use crate::gen::Params;
 use crate::port::Port;
+use crate::queue::UnitQueue;
 use crate::regs::Regs;
 use crate::tokens::Tokens;
 use crate::xlat::Tlb;
@@ -109,6 +109,10 @@ pub struct NpuTop {
     pub cptlb: Tlb,
     /// Descriptor decode and validation at the dispatch point.
     pub dec: Decode,
+    /// The load, compute and store queues (dispatch to issue).
+    pub lq: UnitQueue,
+    pub cq: UnitQueue,
+    pub sq: UnitQueue,
     /// The issue rule (U1) and the token counters (U2).
     pub tok: Tokens,
     /// The memory-port arbiter (M1) and the request mux.
@@ -187,6 +191,9 @@ impl NpuTop {
                 spad_bytes: params.spad_bytes,
                 acc_bytes: params.acc_bytes,
             })?,
+            lq: UnitQueue::new(params.queue_depth)?,
+            cq: UnitQueue::new(params.queue_depth)?,
+            sq: UnitQueue::new(params.queue_depth)?,
             tok: Tokens::default(),
             port: Port::new(params.beat_bytes)?,
             load: DmaUnit::new(false, params.beat_bytes).map_err(|e| e.to_string())?,
@@ -283,6 +290,27 @@ impl Logic for NpuTop {
         self.cptlb.pte_entry.connect();
         self.dec.desc.connect();
         self.dec.paddr.connect();
+        self.lq.clock.connect();
+        self.lq.enable.connect();
+        self.lq.clear.connect();
+        self.lq.push.connect();
+        self.lq.push_index.connect();
+        self.lq.push_desc.connect();
+        self.lq.pop.connect();
+        self.cq.clock.connect();
+        self.cq.enable.connect();
+        self.cq.clear.connect();
+        self.cq.push.connect();
+        self.cq.push_index.connect();
+        self.cq.push_desc.connect();
+        self.cq.pop.connect();
+        self.sq.clock.connect();
+        self.sq.enable.connect();
+        self.sq.clear.connect();
+        self.sq.push.connect();
+        self.sq.push_index.connect();
+        self.sq.push_desc.connect();
+        self.sq.pop.connect();
         self.tok.clock.connect();
         self.tok.enable.connect();
         self.tok.clear.connect();

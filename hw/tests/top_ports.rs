@@ -85,7 +85,13 @@ fn variant_parameters_come_from_the_config() {
     assert_eq!(Params::from_config(&cfg).fetch_beats(), 1);
     let v = verilog(&p).unwrap();
     assert!(v.contains("localparam NB = 4;"), "fetch beats for B = 8");
-    assert!(v.contains(&format!("localparam QD = {};", cfg.cmdproc.queue_depth)));
+    // the unit queues' depth (the constant of each UnitQueue instance)
+    let depth = format!("localparam  depth = 9'b{:b};", cfg.cmdproc.queue_depth);
+    for q in ["lq", "cq", "sq"] {
+        let at = v.find(&format!("module top${q}(")).unwrap();
+        let module = &v[at..at + v[at..].find("endmodule").unwrap()];
+        assert!(module.contains(&depth), "{q}: {depth}");
+    }
     assert!(!v.contains("DELIBERATELY BROKEN"));
     let broken = Params {
         inject: npukit_hw::gen::Inject::from_name("dispatch-late"),

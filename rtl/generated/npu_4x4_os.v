@@ -132,6 +132,42 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire  [7:0] dec$code;
     wire  [63:0] dec$addr;
     wire  [1:0] dec$unit;
+    reg  lq$clock;
+    reg  lq$enable;
+    reg  lq$clear;
+    reg  lq$push;
+    reg  [31:0] lq$push_index;
+    reg  [255:0] lq$push_desc;
+    reg  lq$pop;
+    wire  lq$valid;
+    wire  lq$room;
+    wire  [8:0] lq$count;
+    wire  [31:0] lq$head_index;
+    wire  [255:0] lq$head_desc;
+    reg  cq$clock;
+    reg  cq$enable;
+    reg  cq$clear;
+    reg  cq$push;
+    reg  [31:0] cq$push_index;
+    reg  [255:0] cq$push_desc;
+    reg  cq$pop;
+    wire  cq$valid;
+    wire  cq$room;
+    wire  [8:0] cq$count;
+    wire  [31:0] cq$head_index;
+    wire  [255:0] cq$head_desc;
+    reg  sq$clock;
+    reg  sq$enable;
+    reg  sq$clear;
+    reg  sq$push;
+    reg  [31:0] sq$push_index;
+    reg  [255:0] sq$push_desc;
+    reg  sq$pop;
+    wire  sq$valid;
+    wire  sq$room;
+    wire  [8:0] sq$count;
+    wire  [31:0] sq$head_index;
+    wire  [255:0] sq$head_desc;
     reg  tok$clock;
     reg  tok$enable;
     reg  tok$clear;
@@ -384,6 +420,48 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
         .addr(dec$addr),
         .unit(dec$unit)
     );
+    top$lq lq(
+        .clock(lq$clock),
+        .enable(lq$enable),
+        .clear(lq$clear),
+        .push(lq$push),
+        .push_index(lq$push_index),
+        .push_desc(lq$push_desc),
+        .pop(lq$pop),
+        .valid(lq$valid),
+        .room(lq$room),
+        .count(lq$count),
+        .head_index(lq$head_index),
+        .head_desc(lq$head_desc)
+    );
+    top$cq cq(
+        .clock(cq$clock),
+        .enable(cq$enable),
+        .clear(cq$clear),
+        .push(cq$push),
+        .push_index(cq$push_index),
+        .push_desc(cq$push_desc),
+        .pop(cq$pop),
+        .valid(cq$valid),
+        .room(cq$room),
+        .count(cq$count),
+        .head_index(cq$head_index),
+        .head_desc(cq$head_desc)
+    );
+    top$sq sq(
+        .clock(sq$clock),
+        .enable(sq$enable),
+        .clear(sq$clear),
+        .push(sq$push),
+        .push_index(sq$push_index),
+        .push_desc(sq$push_desc),
+        .pop(sq$pop),
+        .valid(sq$valid),
+        .room(sq$room),
+        .count(sq$count),
+        .head_index(sq$head_index),
+        .head_desc(sq$head_desc)
+    );
     top$tok tok(
         .clock(tok$clock),
         .enable(tok$enable),
@@ -562,7 +640,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     // ======== state (all zero at power-up, as a fresh ModelDevice) ========
     localparam NB = 1;          // fetch beats per descriptor
     localparam FD = 4;          // fetch buffer entries
-    localparam QD = 8;          // unit queue depth
     // fault and event codes
     localparam [2:0] K_FETCH = 3'd0, K_PTE = 3'd1, K_READ = 3'd2, K_WRITE = 3'd3, K_FENCEW = 3'd4;
     localparam [1:0] F_DRAIN = 2'd0, F_WRITE = 2'd1, F_ACK = 2'd2;
@@ -587,12 +664,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg [31:0] r_fence_index, r_fence_seqv;
     reg [63:0] r_fence_addr;
     reg r_fence_wb, r_fence_irq;
-    // unit queues (load 0, compute 1, store 2), slot u*QD+i
-    reg [31:0] q_index [0:24-1];
-    reg [255:0] q_desc [0:24-1];
-    reg [3-1:0] r_q_rd [0:2];
-    reg [3-1:0] r_q_wr [0:2];
-    reg [3:0] r_q_count [0:2];
     // the descriptor each unit executes
     reg [2:0] r_active;
     reg [31:0] r_job_index [0:2];
@@ -600,7 +671,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg [7:0] r_job_op [0:2];
     reg [63:0] r_job_macs;
     
-    integer ii, iq, io, ia, ic;
+    integer ii, io, ia, ic;
     initial begin
        r_head = 32'd0; r_fetch_ptr = 32'd0;
        for (ii = 0; ii < FD; ii = ii + 1) begin
@@ -609,9 +680,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        r_ripe = 0; r_f_rd = 0; r_f_wr = 0; r_f_count = 0;
        r_fence = 1'b0; r_fence_phase = F_DRAIN; r_fence_index = 32'd0; r_fence_seqv = 32'd0;
        r_fence_addr = 64'd0; r_fence_wb = 1'b0; r_fence_irq = 1'b0;
-       for (ii = 0; ii < 3 * QD; ii = ii + 1) begin q_index[ii] = 32'd0; q_desc[ii] = 256'd0; end
        for (ii = 0; ii < 3; ii = ii + 1) begin
-          r_q_rd[ii] = 0; r_q_wr[ii] = 0; r_q_count[ii] = 0;
           r_job_index[ii] = 32'd0; r_job_deps[ii] = 4'd0; r_job_op[ii] = 8'd0;
        end
        r_active = 3'd0; r_job_macs = 64'd0;
@@ -625,7 +694,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire [2-1:0] w_f_back = (r_f_wr == 0) ? FD - 1 : r_f_wr - 1;
     wire w_head_full = r_f_count != 0 && f_arrived[r_f_rd] == NB;
     wire w_head_ripe = !1'b0 || r_ripe[r_f_rd];
-    wire w_queues_empty = r_q_count[0] == 0 && r_q_count[1] == 0 && r_q_count[2] == 0;
+    wire w_queues_empty = qh_valid == 3'd0;
     
     // ---- MMIO read (combinational, G2) and the IRQ line: the `regs` block ----
     always @(*) begin
@@ -702,30 +771,52 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     
     // ---- dispatch decision (F2) ----
     reg disp, disp_fault;
-    reg [3:0] disp_qcount;
     always @(*) begin
        disp = 1'b0; disp_fault = 1'b0;
-       disp_qcount = 0;
-       if (dec_unit != 2'd0) disp_qcount = r_q_count[dec_unit - 2'd1];
        if (!r_fence && w_head_full && w_head_ripe) begin
           if (dec_bad) disp_fault = 1'b1;
           else if (dec_unit == 2'd0) disp = 1'b1;
-          else disp = disp_qcount < QD;
+          else disp = q_room[dec_unit - 2'd1];
        end
     end
     
-    // ---- queue heads; their tokens (U1) are the `tok` block's ----
-    reg [31:0] qh_index [0:2];
-    reg [255:0] qh_desc [0:2];
-    reg [2:0] qh_valid;
+    // ---- queue heads (the `lq`, `cq`, `sq` blocks); their tokens (U1) are the `tok` block's ----
     wire [2:0] qh_ready = {tok$s_ready, tok$c_ready, tok$l_ready};
-    always @(*) begin
-       for (iq = 0; iq < 3; iq = iq + 1) begin
-          qh_index[iq] = q_index[iq * QD + r_q_rd[iq]];
-          qh_desc[iq] = q_desc[iq * QD + r_q_rd[iq]];
-          qh_valid[iq] = r_q_count[iq] != 0;
-       end
-    end
+    
+    // ---- unit queues (load 0, compute 1, store 2): the `lq`, `cq`, `sq` blocks ----
+    assign lq$clock = clock;
+    assign cq$clock = clock;
+    assign sq$clock = clock;
+    assign lq$enable = w_go;
+    assign cq$enable = w_go;
+    assign sq$enable = w_go;
+    assign lq$clear = w_clear;
+    assign cq$clear = w_clear;
+    assign sq$clear = w_clear;
+    assign lq$push = w_disp_unit && dec_unit == 2'd1;
+    assign cq$push = w_disp_unit && dec_unit == 2'd2;
+    assign sq$push = w_disp_unit && dec_unit == 2'd3;
+    assign lq$push_index = f_index[r_f_rd];
+    assign cq$push_index = f_index[r_f_rd];
+    assign sq$push_index = f_index[r_f_rd];
+    assign lq$push_desc = dec_bytes;
+    assign cq$push_desc = dec_bytes;
+    assign sq$push_desc = dec_bytes;
+    assign lq$pop = issue[0];
+    assign cq$pop = issue[1];
+    assign sq$pop = issue[2];
+    wire [31:0] qh_index [0:2];
+    wire [255:0] qh_desc [0:2];
+    assign qh_index[0] = lq$head_index;
+    assign qh_index[1] = cq$head_index;
+    assign qh_index[2] = sq$head_index;
+    assign qh_desc[0] = lq$head_desc;
+    assign qh_desc[1] = cq$head_desc;
+    assign qh_desc[2] = sq$head_desc;
+    wire [2:0] qh_valid = {sq$valid, cq$valid, lq$valid};
+    wire [2:0] q_room = {sq$room, cq$room, lq$room};
+    // the queues' entry counts (for inspection)
+    wire unused_queues = ^{lq$count, cq$count, sq$count};
     
     // ---- the command processor's translation cache (FENCE writeback) ----
     assign cptlb$clock = clock;
@@ -1013,22 +1104,12 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
                    r_job_index[ic] <= qh_index[ic];
                    r_job_deps[ic] <= qh_desc[ic][11:8];
                    r_job_op[ic] <= qh_desc[ic][7:0];
-                   r_q_rd[ic] <= (r_q_rd[ic] == QD - 1) ? 0 : r_q_rd[ic] + 1;
                 end else if (complete[ic]) begin
                    r_active[ic] <= 1'b0;
                 end
              end
              if (issue[1]) r_job_macs <= {48'd0, qh_desc[1][143:128]} * {48'd0, qh_desc[1][159:144]} * {48'd0, qh_desc[1][175:160]};
-             // -- dispatch (F2-F4) --
-             for (ic = 0; ic < 3; ic = ic + 1) begin
-                r_q_count[ic] <= r_q_count[ic] - {3'd0, issue[ic]}
-                   + {3'd0, w_disp_unit && dec_unit == ic + 1};
-             end
-             if (w_disp_unit) begin
-                q_index[(dec_unit - 1) * QD + r_q_wr[dec_unit - 1]] <= f_index[r_f_rd];
-                q_desc[(dec_unit - 1) * QD + r_q_wr[dec_unit - 1]] <= dec_bytes;
-                r_q_wr[dec_unit - 1] <= (r_q_wr[dec_unit - 1] == QD - 1) ? 0 : r_q_wr[dec_unit - 1] + 1;
-             end
+             // -- dispatch (F2-F4; the unit queues push in their blocks) --
              if (w_disp_unit || w_nop || w_fence_done) r_head <= ring_next(r_head, r_ring_size);
              if (w_disp_fence) begin
                 r_fence <= 1'b1; r_fence_phase <= F_DRAIN;
@@ -1051,7 +1132,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
                    r_head <= 32'd0; r_fetch_ptr <= 32'd0;
                    r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
                    r_fence <= 1'b0; r_fence_phase <= F_DRAIN;
-                   for (ic = 0; ic < 3; ic = ic + 1) begin r_q_rd[ic] <= 0; r_q_wr[ic] <= 0; r_q_count[ic] <= 0; end
                    r_active <= 3'd0;
                 end
              end
@@ -8175,6 +8255,696 @@ module top$cptlb$stale(d,q,clock);
 endmodule // top$cptlb$stale
 
 
+module top$cq(clock,enable,clear,push,push_index,push_desc,pop,valid,room,count,head_index,head_desc);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  push;
+    input wire  [31:0] push_index;
+    input wire  [255:0] push_desc;
+    input wire  pop;
+    output reg  valid;
+    output reg  room;
+    output reg  [8:0] count;
+    output reg  [31:0] head_index;
+    output reg  [255:0] head_desc;
+    
+    // Constant declarations
+    localparam  slot$0 = 8'h0;
+    localparam  slot$1 = 8'h1;
+    localparam  slot$2 = 8'h2;
+    localparam  slot$3 = 8'h3;
+    localparam  slot$4 = 8'h4;
+    localparam  slot$5 = 8'h5;
+    localparam  slot$6 = 8'h6;
+    localparam  slot$7 = 8'h7;
+    localparam  last = 8'h7;
+    localparam  depth = 9'b1000;
+    
+    // Stub signals
+    reg  [31:0] index$0$d;
+    wire  [31:0] index$0$q;
+    reg  index$0$clock;
+    reg  [31:0] index$1$d;
+    wire  [31:0] index$1$q;
+    reg  index$1$clock;
+    reg  [31:0] index$2$d;
+    wire  [31:0] index$2$q;
+    reg  index$2$clock;
+    reg  [31:0] index$3$d;
+    wire  [31:0] index$3$q;
+    reg  index$3$clock;
+    reg  [31:0] index$4$d;
+    wire  [31:0] index$4$q;
+    reg  index$4$clock;
+    reg  [31:0] index$5$d;
+    wire  [31:0] index$5$q;
+    reg  index$5$clock;
+    reg  [31:0] index$6$d;
+    wire  [31:0] index$6$q;
+    reg  index$6$clock;
+    reg  [31:0] index$7$d;
+    wire  [31:0] index$7$q;
+    reg  index$7$clock;
+    reg  [255:0] desc$0$d;
+    wire  [255:0] desc$0$q;
+    reg  desc$0$clock;
+    reg  [255:0] desc$1$d;
+    wire  [255:0] desc$1$q;
+    reg  desc$1$clock;
+    reg  [255:0] desc$2$d;
+    wire  [255:0] desc$2$q;
+    reg  desc$2$clock;
+    reg  [255:0] desc$3$d;
+    wire  [255:0] desc$3$q;
+    reg  desc$3$clock;
+    reg  [255:0] desc$4$d;
+    wire  [255:0] desc$4$q;
+    reg  desc$4$clock;
+    reg  [255:0] desc$5$d;
+    wire  [255:0] desc$5$q;
+    reg  desc$5$clock;
+    reg  [255:0] desc$6$d;
+    wire  [255:0] desc$6$q;
+    reg  desc$6$clock;
+    reg  [255:0] desc$7$d;
+    wire  [255:0] desc$7$q;
+    reg  desc$7$clock;
+    reg  [7:0] rd$d;
+    wire  [7:0] rd$q;
+    reg  rd$clock;
+    reg  [7:0] wr$d;
+    wire  [7:0] wr$q;
+    reg  wr$clock;
+    reg  [8:0] n$d;
+    wire  [8:0] n$q;
+    reg  n$clock;
+    
+    // Local signals
+    reg  [7:0] rd_next;
+    reg  [7:0] wr_next;
+    
+    // Sub module instances
+    top$cq$index$0 index$0(
+        .d(index$0$d),
+        .q(index$0$q),
+        .clock(index$0$clock)
+    );
+    top$cq$index$1 index$1(
+        .d(index$1$d),
+        .q(index$1$q),
+        .clock(index$1$clock)
+    );
+    top$cq$index$2 index$2(
+        .d(index$2$d),
+        .q(index$2$q),
+        .clock(index$2$clock)
+    );
+    top$cq$index$3 index$3(
+        .d(index$3$d),
+        .q(index$3$q),
+        .clock(index$3$clock)
+    );
+    top$cq$index$4 index$4(
+        .d(index$4$d),
+        .q(index$4$q),
+        .clock(index$4$clock)
+    );
+    top$cq$index$5 index$5(
+        .d(index$5$d),
+        .q(index$5$q),
+        .clock(index$5$clock)
+    );
+    top$cq$index$6 index$6(
+        .d(index$6$d),
+        .q(index$6$q),
+        .clock(index$6$clock)
+    );
+    top$cq$index$7 index$7(
+        .d(index$7$d),
+        .q(index$7$q),
+        .clock(index$7$clock)
+    );
+    top$cq$desc$0 desc$0(
+        .d(desc$0$d),
+        .q(desc$0$q),
+        .clock(desc$0$clock)
+    );
+    top$cq$desc$1 desc$1(
+        .d(desc$1$d),
+        .q(desc$1$q),
+        .clock(desc$1$clock)
+    );
+    top$cq$desc$2 desc$2(
+        .d(desc$2$d),
+        .q(desc$2$q),
+        .clock(desc$2$clock)
+    );
+    top$cq$desc$3 desc$3(
+        .d(desc$3$d),
+        .q(desc$3$q),
+        .clock(desc$3$clock)
+    );
+    top$cq$desc$4 desc$4(
+        .d(desc$4$d),
+        .q(desc$4$q),
+        .clock(desc$4$clock)
+    );
+    top$cq$desc$5 desc$5(
+        .d(desc$5$d),
+        .q(desc$5$q),
+        .clock(desc$5$clock)
+    );
+    top$cq$desc$6 desc$6(
+        .d(desc$6$d),
+        .q(desc$6$q),
+        .clock(desc$6$clock)
+    );
+    top$cq$desc$7 desc$7(
+        .d(desc$7$d),
+        .q(desc$7$q),
+        .clock(desc$7$clock)
+    );
+    top$cq$rd rd(
+        .d(rd$d),
+        .q(rd$q),
+        .clock(rd$clock)
+    );
+    top$cq$wr wr(
+        .d(wr$d),
+        .q(wr$q),
+        .clock(wr$clock)
+    );
+    top$cq$n n(
+        .d(n$d),
+        .q(n$q),
+        .clock(n$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        rd$clock = clock;
+        wr$clock = clock;
+        n$clock = clock;
+        rd$d = rd$q;
+        wr$d = wr$q;
+        n$d = n$q;
+        index$0$clock = clock;
+        desc$0$clock = clock;
+        index$0$d = index$0$q;
+        desc$0$d = desc$0$q;
+        index$1$clock = clock;
+        desc$1$clock = clock;
+        index$1$d = index$1$q;
+        desc$1$d = desc$1$q;
+        index$2$clock = clock;
+        desc$2$clock = clock;
+        index$2$d = index$2$q;
+        desc$2$d = desc$2$q;
+        index$3$clock = clock;
+        desc$3$clock = clock;
+        index$3$d = index$3$q;
+        desc$3$d = desc$3$q;
+        index$4$clock = clock;
+        desc$4$clock = clock;
+        index$4$d = index$4$q;
+        desc$4$d = desc$4$q;
+        index$5$clock = clock;
+        desc$5$clock = clock;
+        index$5$d = index$5$q;
+        desc$5$d = desc$5$q;
+        index$6$clock = clock;
+        desc$6$clock = clock;
+        index$6$d = index$6$q;
+        desc$6$d = desc$6$q;
+        index$7$clock = clock;
+        desc$7$clock = clock;
+        index$7$d = index$7$q;
+        desc$7$d = desc$7$q;
+        valid = |n$q;
+        room = n$q < depth;
+        count = n$q;
+        head_index = 32'h0;
+        head_desc = 32'h0;
+        if (rd$q == slot$0) begin
+            head_index = index$0$q;
+            head_desc = desc$0$q;
+        end
+        if (rd$q == slot$1) begin
+            head_index = index$1$q;
+            head_desc = desc$1$q;
+        end
+        if (rd$q == slot$2) begin
+            head_index = index$2$q;
+            head_desc = desc$2$q;
+        end
+        if (rd$q == slot$3) begin
+            head_index = index$3$q;
+            head_desc = desc$3$q;
+        end
+        if (rd$q == slot$4) begin
+            head_index = index$4$q;
+            head_desc = desc$4$q;
+        end
+        if (rd$q == slot$5) begin
+            head_index = index$5$q;
+            head_desc = desc$5$q;
+        end
+        if (rd$q == slot$6) begin
+            head_index = index$6$q;
+            head_desc = desc$6$q;
+        end
+        if (rd$q == slot$7) begin
+            head_index = index$7$q;
+            head_desc = desc$7$q;
+        end
+        rd_next = rd$q + 64'h1;
+        if (rd$q == last) begin
+            rd_next = 32'h0;
+        end
+        wr_next = wr$q + 64'h1;
+        if (wr$q == last) begin
+            wr_next = 32'h0;
+        end
+        if (enable) begin
+            if (pop) begin
+                rd$d = rd_next;
+            end
+            if (push) begin
+                wr$d = wr_next;
+                if (wr$q == slot$0) begin
+                    index$0$d = push_index;
+                    desc$0$d = push_desc;
+                end
+                if (wr$q == slot$1) begin
+                    index$1$d = push_index;
+                    desc$1$d = push_desc;
+                end
+                if (wr$q == slot$2) begin
+                    index$2$d = push_index;
+                    desc$2$d = push_desc;
+                end
+                if (wr$q == slot$3) begin
+                    index$3$d = push_index;
+                    desc$3$d = push_desc;
+                end
+                if (wr$q == slot$4) begin
+                    index$4$d = push_index;
+                    desc$4$d = push_desc;
+                end
+                if (wr$q == slot$5) begin
+                    index$5$d = push_index;
+                    desc$5$d = push_desc;
+                end
+                if (wr$q == slot$6) begin
+                    index$6$d = push_index;
+                    desc$6$d = push_desc;
+                end
+                if (wr$q == slot$7) begin
+                    index$7$d = push_index;
+                    desc$7$d = push_desc;
+                end
+            end
+            if (push & ~pop) begin
+                n$d = n$q + 64'h1;
+            end
+            if (pop & ~push) begin
+                n$d = n$q - 64'h1;
+            end
+        end
+        if (clear) begin
+            rd$d = 32'h0;
+            wr$d = 32'h0;
+            n$d = 32'h0;
+        end
+    end
+    
+endmodule // top$cq
+
+
+module top$cq$desc$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$desc$0
+
+
+module top$cq$desc$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$desc$1
+
+
+module top$cq$desc$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$desc$2
+
+
+module top$cq$desc$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$desc$3
+
+
+module top$cq$desc$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$desc$4
+
+
+module top$cq$desc$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$desc$5
+
+
+module top$cq$desc$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$desc$6
+
+
+module top$cq$desc$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$desc$7
+
+
+module top$cq$index$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$index$0
+
+
+module top$cq$index$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$index$1
+
+
+module top$cq$index$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$index$2
+
+
+module top$cq$index$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$index$3
+
+
+module top$cq$index$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$index$4
+
+
+module top$cq$index$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$index$5
+
+
+module top$cq$index$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$index$6
+
+
+module top$cq$index$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$index$7
+
+
+module top$cq$n(d,q,clock);
+    
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 9'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$n
+
+
+module top$cq$rd(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$rd
+
+
+module top$cq$wr(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$cq$wr
+
+
 module top$dec(desc,paddr,bad,code,addr,unit);
     
     // Module arguments
@@ -9401,6 +10171,696 @@ module top$load$tlb$stale(d,q,clock);
     end
           
 endmodule // top$load$tlb$stale
+
+
+module top$lq(clock,enable,clear,push,push_index,push_desc,pop,valid,room,count,head_index,head_desc);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  push;
+    input wire  [31:0] push_index;
+    input wire  [255:0] push_desc;
+    input wire  pop;
+    output reg  valid;
+    output reg  room;
+    output reg  [8:0] count;
+    output reg  [31:0] head_index;
+    output reg  [255:0] head_desc;
+    
+    // Constant declarations
+    localparam  slot$0 = 8'h0;
+    localparam  slot$1 = 8'h1;
+    localparam  slot$2 = 8'h2;
+    localparam  slot$3 = 8'h3;
+    localparam  slot$4 = 8'h4;
+    localparam  slot$5 = 8'h5;
+    localparam  slot$6 = 8'h6;
+    localparam  slot$7 = 8'h7;
+    localparam  last = 8'h7;
+    localparam  depth = 9'b1000;
+    
+    // Stub signals
+    reg  [31:0] index$0$d;
+    wire  [31:0] index$0$q;
+    reg  index$0$clock;
+    reg  [31:0] index$1$d;
+    wire  [31:0] index$1$q;
+    reg  index$1$clock;
+    reg  [31:0] index$2$d;
+    wire  [31:0] index$2$q;
+    reg  index$2$clock;
+    reg  [31:0] index$3$d;
+    wire  [31:0] index$3$q;
+    reg  index$3$clock;
+    reg  [31:0] index$4$d;
+    wire  [31:0] index$4$q;
+    reg  index$4$clock;
+    reg  [31:0] index$5$d;
+    wire  [31:0] index$5$q;
+    reg  index$5$clock;
+    reg  [31:0] index$6$d;
+    wire  [31:0] index$6$q;
+    reg  index$6$clock;
+    reg  [31:0] index$7$d;
+    wire  [31:0] index$7$q;
+    reg  index$7$clock;
+    reg  [255:0] desc$0$d;
+    wire  [255:0] desc$0$q;
+    reg  desc$0$clock;
+    reg  [255:0] desc$1$d;
+    wire  [255:0] desc$1$q;
+    reg  desc$1$clock;
+    reg  [255:0] desc$2$d;
+    wire  [255:0] desc$2$q;
+    reg  desc$2$clock;
+    reg  [255:0] desc$3$d;
+    wire  [255:0] desc$3$q;
+    reg  desc$3$clock;
+    reg  [255:0] desc$4$d;
+    wire  [255:0] desc$4$q;
+    reg  desc$4$clock;
+    reg  [255:0] desc$5$d;
+    wire  [255:0] desc$5$q;
+    reg  desc$5$clock;
+    reg  [255:0] desc$6$d;
+    wire  [255:0] desc$6$q;
+    reg  desc$6$clock;
+    reg  [255:0] desc$7$d;
+    wire  [255:0] desc$7$q;
+    reg  desc$7$clock;
+    reg  [7:0] rd$d;
+    wire  [7:0] rd$q;
+    reg  rd$clock;
+    reg  [7:0] wr$d;
+    wire  [7:0] wr$q;
+    reg  wr$clock;
+    reg  [8:0] n$d;
+    wire  [8:0] n$q;
+    reg  n$clock;
+    
+    // Local signals
+    reg  [7:0] rd_next;
+    reg  [7:0] wr_next;
+    
+    // Sub module instances
+    top$lq$index$0 index$0(
+        .d(index$0$d),
+        .q(index$0$q),
+        .clock(index$0$clock)
+    );
+    top$lq$index$1 index$1(
+        .d(index$1$d),
+        .q(index$1$q),
+        .clock(index$1$clock)
+    );
+    top$lq$index$2 index$2(
+        .d(index$2$d),
+        .q(index$2$q),
+        .clock(index$2$clock)
+    );
+    top$lq$index$3 index$3(
+        .d(index$3$d),
+        .q(index$3$q),
+        .clock(index$3$clock)
+    );
+    top$lq$index$4 index$4(
+        .d(index$4$d),
+        .q(index$4$q),
+        .clock(index$4$clock)
+    );
+    top$lq$index$5 index$5(
+        .d(index$5$d),
+        .q(index$5$q),
+        .clock(index$5$clock)
+    );
+    top$lq$index$6 index$6(
+        .d(index$6$d),
+        .q(index$6$q),
+        .clock(index$6$clock)
+    );
+    top$lq$index$7 index$7(
+        .d(index$7$d),
+        .q(index$7$q),
+        .clock(index$7$clock)
+    );
+    top$lq$desc$0 desc$0(
+        .d(desc$0$d),
+        .q(desc$0$q),
+        .clock(desc$0$clock)
+    );
+    top$lq$desc$1 desc$1(
+        .d(desc$1$d),
+        .q(desc$1$q),
+        .clock(desc$1$clock)
+    );
+    top$lq$desc$2 desc$2(
+        .d(desc$2$d),
+        .q(desc$2$q),
+        .clock(desc$2$clock)
+    );
+    top$lq$desc$3 desc$3(
+        .d(desc$3$d),
+        .q(desc$3$q),
+        .clock(desc$3$clock)
+    );
+    top$lq$desc$4 desc$4(
+        .d(desc$4$d),
+        .q(desc$4$q),
+        .clock(desc$4$clock)
+    );
+    top$lq$desc$5 desc$5(
+        .d(desc$5$d),
+        .q(desc$5$q),
+        .clock(desc$5$clock)
+    );
+    top$lq$desc$6 desc$6(
+        .d(desc$6$d),
+        .q(desc$6$q),
+        .clock(desc$6$clock)
+    );
+    top$lq$desc$7 desc$7(
+        .d(desc$7$d),
+        .q(desc$7$q),
+        .clock(desc$7$clock)
+    );
+    top$lq$rd rd(
+        .d(rd$d),
+        .q(rd$q),
+        .clock(rd$clock)
+    );
+    top$lq$wr wr(
+        .d(wr$d),
+        .q(wr$q),
+        .clock(wr$clock)
+    );
+    top$lq$n n(
+        .d(n$d),
+        .q(n$q),
+        .clock(n$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        rd$clock = clock;
+        wr$clock = clock;
+        n$clock = clock;
+        rd$d = rd$q;
+        wr$d = wr$q;
+        n$d = n$q;
+        index$0$clock = clock;
+        desc$0$clock = clock;
+        index$0$d = index$0$q;
+        desc$0$d = desc$0$q;
+        index$1$clock = clock;
+        desc$1$clock = clock;
+        index$1$d = index$1$q;
+        desc$1$d = desc$1$q;
+        index$2$clock = clock;
+        desc$2$clock = clock;
+        index$2$d = index$2$q;
+        desc$2$d = desc$2$q;
+        index$3$clock = clock;
+        desc$3$clock = clock;
+        index$3$d = index$3$q;
+        desc$3$d = desc$3$q;
+        index$4$clock = clock;
+        desc$4$clock = clock;
+        index$4$d = index$4$q;
+        desc$4$d = desc$4$q;
+        index$5$clock = clock;
+        desc$5$clock = clock;
+        index$5$d = index$5$q;
+        desc$5$d = desc$5$q;
+        index$6$clock = clock;
+        desc$6$clock = clock;
+        index$6$d = index$6$q;
+        desc$6$d = desc$6$q;
+        index$7$clock = clock;
+        desc$7$clock = clock;
+        index$7$d = index$7$q;
+        desc$7$d = desc$7$q;
+        valid = |n$q;
+        room = n$q < depth;
+        count = n$q;
+        head_index = 32'h0;
+        head_desc = 32'h0;
+        if (rd$q == slot$0) begin
+            head_index = index$0$q;
+            head_desc = desc$0$q;
+        end
+        if (rd$q == slot$1) begin
+            head_index = index$1$q;
+            head_desc = desc$1$q;
+        end
+        if (rd$q == slot$2) begin
+            head_index = index$2$q;
+            head_desc = desc$2$q;
+        end
+        if (rd$q == slot$3) begin
+            head_index = index$3$q;
+            head_desc = desc$3$q;
+        end
+        if (rd$q == slot$4) begin
+            head_index = index$4$q;
+            head_desc = desc$4$q;
+        end
+        if (rd$q == slot$5) begin
+            head_index = index$5$q;
+            head_desc = desc$5$q;
+        end
+        if (rd$q == slot$6) begin
+            head_index = index$6$q;
+            head_desc = desc$6$q;
+        end
+        if (rd$q == slot$7) begin
+            head_index = index$7$q;
+            head_desc = desc$7$q;
+        end
+        rd_next = rd$q + 64'h1;
+        if (rd$q == last) begin
+            rd_next = 32'h0;
+        end
+        wr_next = wr$q + 64'h1;
+        if (wr$q == last) begin
+            wr_next = 32'h0;
+        end
+        if (enable) begin
+            if (pop) begin
+                rd$d = rd_next;
+            end
+            if (push) begin
+                wr$d = wr_next;
+                if (wr$q == slot$0) begin
+                    index$0$d = push_index;
+                    desc$0$d = push_desc;
+                end
+                if (wr$q == slot$1) begin
+                    index$1$d = push_index;
+                    desc$1$d = push_desc;
+                end
+                if (wr$q == slot$2) begin
+                    index$2$d = push_index;
+                    desc$2$d = push_desc;
+                end
+                if (wr$q == slot$3) begin
+                    index$3$d = push_index;
+                    desc$3$d = push_desc;
+                end
+                if (wr$q == slot$4) begin
+                    index$4$d = push_index;
+                    desc$4$d = push_desc;
+                end
+                if (wr$q == slot$5) begin
+                    index$5$d = push_index;
+                    desc$5$d = push_desc;
+                end
+                if (wr$q == slot$6) begin
+                    index$6$d = push_index;
+                    desc$6$d = push_desc;
+                end
+                if (wr$q == slot$7) begin
+                    index$7$d = push_index;
+                    desc$7$d = push_desc;
+                end
+            end
+            if (push & ~pop) begin
+                n$d = n$q + 64'h1;
+            end
+            if (pop & ~push) begin
+                n$d = n$q - 64'h1;
+            end
+        end
+        if (clear) begin
+            rd$d = 32'h0;
+            wr$d = 32'h0;
+            n$d = 32'h0;
+        end
+    end
+    
+endmodule // top$lq
+
+
+module top$lq$desc$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$desc$0
+
+
+module top$lq$desc$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$desc$1
+
+
+module top$lq$desc$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$desc$2
+
+
+module top$lq$desc$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$desc$3
+
+
+module top$lq$desc$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$desc$4
+
+
+module top$lq$desc$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$desc$5
+
+
+module top$lq$desc$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$desc$6
+
+
+module top$lq$desc$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$desc$7
+
+
+module top$lq$index$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$index$0
+
+
+module top$lq$index$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$index$1
+
+
+module top$lq$index$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$index$2
+
+
+module top$lq$index$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$index$3
+
+
+module top$lq$index$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$index$4
+
+
+module top$lq$index$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$index$5
+
+
+module top$lq$index$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$index$6
+
+
+module top$lq$index$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$index$7
+
+
+module top$lq$n(d,q,clock);
+    
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 9'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$n
+
+
+module top$lq$rd(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$rd
+
+
+module top$lq$wr(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$lq$wr
 
 
 module top$port(go,ready,cp_req,cp_kind,cp_addr,cp_own,cp_wdata,cp_wmask,store_req,store_kind,store_addr,store_own,store_wdata,store_wmask,load_req,load_kind,load_addr,load_own,req_valid,req_write,req_addr,req_wdata,req_wmask,req_who,req_kind,req_tag,g_cp,g_store,g_load,denied_store,denied_load);
@@ -11044,6 +12504,696 @@ module top$regs$xlat_pages_r(d,q,clock);
     end
           
 endmodule // top$regs$xlat_pages_r
+
+
+module top$sq(clock,enable,clear,push,push_index,push_desc,pop,valid,room,count,head_index,head_desc);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  push;
+    input wire  [31:0] push_index;
+    input wire  [255:0] push_desc;
+    input wire  pop;
+    output reg  valid;
+    output reg  room;
+    output reg  [8:0] count;
+    output reg  [31:0] head_index;
+    output reg  [255:0] head_desc;
+    
+    // Constant declarations
+    localparam  slot$0 = 8'h0;
+    localparam  slot$1 = 8'h1;
+    localparam  slot$2 = 8'h2;
+    localparam  slot$3 = 8'h3;
+    localparam  slot$4 = 8'h4;
+    localparam  slot$5 = 8'h5;
+    localparam  slot$6 = 8'h6;
+    localparam  slot$7 = 8'h7;
+    localparam  last = 8'h7;
+    localparam  depth = 9'b1000;
+    
+    // Stub signals
+    reg  [31:0] index$0$d;
+    wire  [31:0] index$0$q;
+    reg  index$0$clock;
+    reg  [31:0] index$1$d;
+    wire  [31:0] index$1$q;
+    reg  index$1$clock;
+    reg  [31:0] index$2$d;
+    wire  [31:0] index$2$q;
+    reg  index$2$clock;
+    reg  [31:0] index$3$d;
+    wire  [31:0] index$3$q;
+    reg  index$3$clock;
+    reg  [31:0] index$4$d;
+    wire  [31:0] index$4$q;
+    reg  index$4$clock;
+    reg  [31:0] index$5$d;
+    wire  [31:0] index$5$q;
+    reg  index$5$clock;
+    reg  [31:0] index$6$d;
+    wire  [31:0] index$6$q;
+    reg  index$6$clock;
+    reg  [31:0] index$7$d;
+    wire  [31:0] index$7$q;
+    reg  index$7$clock;
+    reg  [255:0] desc$0$d;
+    wire  [255:0] desc$0$q;
+    reg  desc$0$clock;
+    reg  [255:0] desc$1$d;
+    wire  [255:0] desc$1$q;
+    reg  desc$1$clock;
+    reg  [255:0] desc$2$d;
+    wire  [255:0] desc$2$q;
+    reg  desc$2$clock;
+    reg  [255:0] desc$3$d;
+    wire  [255:0] desc$3$q;
+    reg  desc$3$clock;
+    reg  [255:0] desc$4$d;
+    wire  [255:0] desc$4$q;
+    reg  desc$4$clock;
+    reg  [255:0] desc$5$d;
+    wire  [255:0] desc$5$q;
+    reg  desc$5$clock;
+    reg  [255:0] desc$6$d;
+    wire  [255:0] desc$6$q;
+    reg  desc$6$clock;
+    reg  [255:0] desc$7$d;
+    wire  [255:0] desc$7$q;
+    reg  desc$7$clock;
+    reg  [7:0] rd$d;
+    wire  [7:0] rd$q;
+    reg  rd$clock;
+    reg  [7:0] wr$d;
+    wire  [7:0] wr$q;
+    reg  wr$clock;
+    reg  [8:0] n$d;
+    wire  [8:0] n$q;
+    reg  n$clock;
+    
+    // Local signals
+    reg  [7:0] rd_next;
+    reg  [7:0] wr_next;
+    
+    // Sub module instances
+    top$sq$index$0 index$0(
+        .d(index$0$d),
+        .q(index$0$q),
+        .clock(index$0$clock)
+    );
+    top$sq$index$1 index$1(
+        .d(index$1$d),
+        .q(index$1$q),
+        .clock(index$1$clock)
+    );
+    top$sq$index$2 index$2(
+        .d(index$2$d),
+        .q(index$2$q),
+        .clock(index$2$clock)
+    );
+    top$sq$index$3 index$3(
+        .d(index$3$d),
+        .q(index$3$q),
+        .clock(index$3$clock)
+    );
+    top$sq$index$4 index$4(
+        .d(index$4$d),
+        .q(index$4$q),
+        .clock(index$4$clock)
+    );
+    top$sq$index$5 index$5(
+        .d(index$5$d),
+        .q(index$5$q),
+        .clock(index$5$clock)
+    );
+    top$sq$index$6 index$6(
+        .d(index$6$d),
+        .q(index$6$q),
+        .clock(index$6$clock)
+    );
+    top$sq$index$7 index$7(
+        .d(index$7$d),
+        .q(index$7$q),
+        .clock(index$7$clock)
+    );
+    top$sq$desc$0 desc$0(
+        .d(desc$0$d),
+        .q(desc$0$q),
+        .clock(desc$0$clock)
+    );
+    top$sq$desc$1 desc$1(
+        .d(desc$1$d),
+        .q(desc$1$q),
+        .clock(desc$1$clock)
+    );
+    top$sq$desc$2 desc$2(
+        .d(desc$2$d),
+        .q(desc$2$q),
+        .clock(desc$2$clock)
+    );
+    top$sq$desc$3 desc$3(
+        .d(desc$3$d),
+        .q(desc$3$q),
+        .clock(desc$3$clock)
+    );
+    top$sq$desc$4 desc$4(
+        .d(desc$4$d),
+        .q(desc$4$q),
+        .clock(desc$4$clock)
+    );
+    top$sq$desc$5 desc$5(
+        .d(desc$5$d),
+        .q(desc$5$q),
+        .clock(desc$5$clock)
+    );
+    top$sq$desc$6 desc$6(
+        .d(desc$6$d),
+        .q(desc$6$q),
+        .clock(desc$6$clock)
+    );
+    top$sq$desc$7 desc$7(
+        .d(desc$7$d),
+        .q(desc$7$q),
+        .clock(desc$7$clock)
+    );
+    top$sq$rd rd(
+        .d(rd$d),
+        .q(rd$q),
+        .clock(rd$clock)
+    );
+    top$sq$wr wr(
+        .d(wr$d),
+        .q(wr$q),
+        .clock(wr$clock)
+    );
+    top$sq$n n(
+        .d(n$d),
+        .q(n$q),
+        .clock(n$clock)
+    );
+    
+    // Update code
+    always @(*) begin
+        rd$clock = clock;
+        wr$clock = clock;
+        n$clock = clock;
+        rd$d = rd$q;
+        wr$d = wr$q;
+        n$d = n$q;
+        index$0$clock = clock;
+        desc$0$clock = clock;
+        index$0$d = index$0$q;
+        desc$0$d = desc$0$q;
+        index$1$clock = clock;
+        desc$1$clock = clock;
+        index$1$d = index$1$q;
+        desc$1$d = desc$1$q;
+        index$2$clock = clock;
+        desc$2$clock = clock;
+        index$2$d = index$2$q;
+        desc$2$d = desc$2$q;
+        index$3$clock = clock;
+        desc$3$clock = clock;
+        index$3$d = index$3$q;
+        desc$3$d = desc$3$q;
+        index$4$clock = clock;
+        desc$4$clock = clock;
+        index$4$d = index$4$q;
+        desc$4$d = desc$4$q;
+        index$5$clock = clock;
+        desc$5$clock = clock;
+        index$5$d = index$5$q;
+        desc$5$d = desc$5$q;
+        index$6$clock = clock;
+        desc$6$clock = clock;
+        index$6$d = index$6$q;
+        desc$6$d = desc$6$q;
+        index$7$clock = clock;
+        desc$7$clock = clock;
+        index$7$d = index$7$q;
+        desc$7$d = desc$7$q;
+        valid = |n$q;
+        room = n$q < depth;
+        count = n$q;
+        head_index = 32'h0;
+        head_desc = 32'h0;
+        if (rd$q == slot$0) begin
+            head_index = index$0$q;
+            head_desc = desc$0$q;
+        end
+        if (rd$q == slot$1) begin
+            head_index = index$1$q;
+            head_desc = desc$1$q;
+        end
+        if (rd$q == slot$2) begin
+            head_index = index$2$q;
+            head_desc = desc$2$q;
+        end
+        if (rd$q == slot$3) begin
+            head_index = index$3$q;
+            head_desc = desc$3$q;
+        end
+        if (rd$q == slot$4) begin
+            head_index = index$4$q;
+            head_desc = desc$4$q;
+        end
+        if (rd$q == slot$5) begin
+            head_index = index$5$q;
+            head_desc = desc$5$q;
+        end
+        if (rd$q == slot$6) begin
+            head_index = index$6$q;
+            head_desc = desc$6$q;
+        end
+        if (rd$q == slot$7) begin
+            head_index = index$7$q;
+            head_desc = desc$7$q;
+        end
+        rd_next = rd$q + 64'h1;
+        if (rd$q == last) begin
+            rd_next = 32'h0;
+        end
+        wr_next = wr$q + 64'h1;
+        if (wr$q == last) begin
+            wr_next = 32'h0;
+        end
+        if (enable) begin
+            if (pop) begin
+                rd$d = rd_next;
+            end
+            if (push) begin
+                wr$d = wr_next;
+                if (wr$q == slot$0) begin
+                    index$0$d = push_index;
+                    desc$0$d = push_desc;
+                end
+                if (wr$q == slot$1) begin
+                    index$1$d = push_index;
+                    desc$1$d = push_desc;
+                end
+                if (wr$q == slot$2) begin
+                    index$2$d = push_index;
+                    desc$2$d = push_desc;
+                end
+                if (wr$q == slot$3) begin
+                    index$3$d = push_index;
+                    desc$3$d = push_desc;
+                end
+                if (wr$q == slot$4) begin
+                    index$4$d = push_index;
+                    desc$4$d = push_desc;
+                end
+                if (wr$q == slot$5) begin
+                    index$5$d = push_index;
+                    desc$5$d = push_desc;
+                end
+                if (wr$q == slot$6) begin
+                    index$6$d = push_index;
+                    desc$6$d = push_desc;
+                end
+                if (wr$q == slot$7) begin
+                    index$7$d = push_index;
+                    desc$7$d = push_desc;
+                end
+            end
+            if (push & ~pop) begin
+                n$d = n$q + 64'h1;
+            end
+            if (pop & ~push) begin
+                n$d = n$q - 64'h1;
+            end
+        end
+        if (clear) begin
+            rd$d = 32'h0;
+            wr$d = 32'h0;
+            n$d = 32'h0;
+        end
+    end
+    
+endmodule // top$sq
+
+
+module top$sq$desc$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$desc$0
+
+
+module top$sq$desc$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$desc$1
+
+
+module top$sq$desc$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$desc$2
+
+
+module top$sq$desc$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$desc$3
+
+
+module top$sq$desc$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$desc$4
+
+
+module top$sq$desc$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$desc$5
+
+
+module top$sq$desc$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$desc$6
+
+
+module top$sq$desc$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$desc$7
+
+
+module top$sq$index$0(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$index$0
+
+
+module top$sq$index$1(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$index$1
+
+
+module top$sq$index$2(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$index$2
+
+
+module top$sq$index$3(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$index$3
+
+
+module top$sq$index$4(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$index$4
+
+
+module top$sq$index$5(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$index$5
+
+
+module top$sq$index$6(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$index$6
+
+
+module top$sq$index$7(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$index$7
+
+
+module top$sq$n(d,q,clock);
+    
+    // Module arguments
+    input wire  [8:0] d;
+    output reg  [8:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 9'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$n
+
+
+module top$sq$rd(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$rd
+
+
+module top$sq$wr(d,q,clock);
+    
+    // Module arguments
+    input wire  [7:0] d;
+    output reg  [7:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 8'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$sq$wr
 
 
 module top$store(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat_base,xlat_pages,mem_size,grant,resp_valid,resp_tag,resp_data,lm_rd_data,busy,done,index,req_valid,req_pte,req_addr,req_wdata,req_wmask,req_tag,req_bytes,fault,fault_code,fault_addr,lm_wr,lm_wr_acc,lm_wr_addr,lm_wr_len,lm_wr_data,lm_rd_acc,lm_rd_addr);

@@ -19,9 +19,6 @@ pub(super) fn body(p: &Params) -> String {
     let subst = |t: &str| {
         t.replace("@FD@", &p.fetch_depth.to_string())
             .replace("@FDW@", &clog2(p.fetch_depth).to_string())
-            .replace("@QD@", &p.queue_depth.to_string())
-            .replace("@QDW@", &clog2(p.queue_depth).to_string())
-            .replace("@QN@", &(3 * p.queue_depth).to_string())
             .replace("@NB@", &p.fetch_beats().to_string())
             .replace("@CHUNK@", &b.min(32).to_string())
             .replace("@CHUNKBITS@", &(8 * b.min(32)).to_string())
@@ -39,6 +36,7 @@ pub(super) fn body(p: &Params) -> String {
     s += &subst(STATE);
     s += super::units::DECODE;
     s += &subst(PLAN);
+    s += super::units::QUEUES;
     s += &super::units::wiring(p);
     s += &subst(FAULTS);
     s += &subst(PORT);
@@ -53,7 +51,6 @@ const STATE: &str = r#"
 // ======== state (all zero at power-up, as a fresh ModelDevice) ========
 localparam NB = @NB@;          // fetch beats per descriptor
 localparam FD = @FD@;          // fetch buffer entries
-localparam QD = @QD@;          // unit queue depth
 // fault and event codes
 localparam [2:0] K_FETCH = 3'd0, K_PTE = 3'd1, K_READ = 3'd2, K_WRITE = 3'd3, K_FENCEW = 3'd4;
 localparam [1:0] F_DRAIN = 2'd0, F_WRITE = 2'd1, F_ACK = 2'd2;
@@ -78,12 +75,6 @@ reg [1:0] r_fence_phase;
 reg [31:0] r_fence_index, r_fence_seqv;
 reg [63:0] r_fence_addr;
 reg r_fence_wb, r_fence_irq;
-// unit queues (load 0, compute 1, store 2), slot u*QD+i
-reg [31:0] q_index [0:@QN@-1];
-reg [255:0] q_desc [0:@QN@-1];
-reg [@QDW@-1:0] r_q_rd [0:2];
-reg [@QDW@-1:0] r_q_wr [0:2];
-reg [@QDW@:0] r_q_count [0:2];
 // the descriptor each unit executes
 reg [2:0] r_active;
 reg [31:0] r_job_index [0:2];
@@ -91,7 +82,7 @@ reg [3:0] r_job_deps [0:2];
 reg [7:0] r_job_op [0:2];
 reg [63:0] r_job_macs;
 
-integer ii, iq, io, ia, ic;
+integer ii, io, ia, ic;
 initial begin
    r_head = 32'd0; r_fetch_ptr = 32'd0;
    for (ii = 0; ii < FD; ii = ii + 1) begin
@@ -100,9 +91,7 @@ initial begin
    r_ripe = 0; r_f_rd = 0; r_f_wr = 0; r_f_count = 0;
    r_fence = 1'b0; r_fence_phase = F_DRAIN; r_fence_index = 32'd0; r_fence_seqv = 32'd0;
    r_fence_addr = 64'd0; r_fence_wb = 1'b0; r_fence_irq = 1'b0;
-   for (ii = 0; ii < 3 * QD; ii = ii + 1) begin q_index[ii] = 32'd0; q_desc[ii] = 256'd0; end
    for (ii = 0; ii < 3; ii = ii + 1) begin
-      r_q_rd[ii] = 0; r_q_wr[ii] = 0; r_q_count[ii] = 0;
       r_job_index[ii] = 32'd0; r_job_deps[ii] = 4'd0; r_job_op[ii] = 8'd0;
    end
    r_active = 3'd0; r_job_macs = 64'd0;
@@ -116,7 +105,7 @@ wire w_xlat_en = regs$xlat_en;
 wire [@FDW@-1:0] w_f_back = (r_f_wr == 0) ? FD - 1 : r_f_wr - 1;
 wire w_head_full = r_f_count != 0 && f_arrived[r_f_rd] == NB;
 wire w_head_ripe = !@LATE@ || r_ripe[r_f_rd];
-wire w_queues_empty = r_q_count[0] == 0 && r_q_count[1] == 0 && r_q_count[2] == 0;
+wire w_queues_empty = qh_valid == 3'd0;
 
 // ---- MMIO read (combinational, G2) and the IRQ line: the `regs` block ----
 always @(*) begin
@@ -186,30 +175,17 @@ end
 
 // ---- dispatch decision (F2) ----
 reg disp, disp_fault;
-reg [@QDW@:0] disp_qcount;
 always @(*) begin
    disp = 1'b0; disp_fault = 1'b0;
-   disp_qcount = 0;
-   if (dec_unit != 2'd0) disp_qcount = r_q_count[dec_unit - 2'd1];
    if (!r_fence && w_head_full && w_head_ripe) begin
       if (dec_bad) disp_fault = 1'b1;
       else if (dec_unit == 2'd0) disp = 1'b1;
-      else disp = disp_qcount < QD;
+      else disp = q_room[dec_unit - 2'd1];
    end
 end
 
-// ---- queue heads; their tokens (U1) are the `tok` block's ----
-reg [31:0] qh_index [0:2];
-reg [255:0] qh_desc [0:2];
-reg [2:0] qh_valid;
+// ---- queue heads (the `lq`, `cq`, `sq` blocks); their tokens (U1) are the `tok` block's ----
 wire [2:0] qh_ready = {tok$s_ready, tok$c_ready, tok$l_ready};
-always @(*) begin
-   for (iq = 0; iq < 3; iq = iq + 1) begin
-      qh_index[iq] = q_index[iq * QD + r_q_rd[iq]];
-      qh_desc[iq] = q_desc[iq * QD + r_q_rd[iq]];
-      qh_valid[iq] = r_q_count[iq] != 0;
-   end
-end
 "#;
 
 /// Completion, issue, tokens, and the faults of the cycle in G3 order.
@@ -369,22 +345,12 @@ always @(posedge clock) begin
                r_job_index[ic] <= qh_index[ic];
                r_job_deps[ic] <= qh_desc[ic][11:8];
                r_job_op[ic] <= qh_desc[ic][7:0];
-               r_q_rd[ic] <= (r_q_rd[ic] == QD - 1) ? 0 : r_q_rd[ic] + 1;
             end else if (complete[ic]) begin
                r_active[ic] <= 1'b0;
             end
          end
          if (issue[1]) r_job_macs <= {48'd0, qh_desc[1][143:128]} * {48'd0, qh_desc[1][159:144]} * {48'd0, qh_desc[1][175:160]};
-         // -- dispatch (F2-F4) --
-         for (ic = 0; ic < 3; ic = ic + 1) begin
-            r_q_count[ic] <= r_q_count[ic] - {@QDW@'d0, issue[ic]}
-               + {@QDW@'d0, w_disp_unit && dec_unit == ic + 1};
-         end
-         if (w_disp_unit) begin
-            q_index[(dec_unit - 1) * QD + r_q_wr[dec_unit - 1]] <= f_index[r_f_rd];
-            q_desc[(dec_unit - 1) * QD + r_q_wr[dec_unit - 1]] <= dec_bytes;
-            r_q_wr[dec_unit - 1] <= (r_q_wr[dec_unit - 1] == QD - 1) ? 0 : r_q_wr[dec_unit - 1] + 1;
-         end
+         // -- dispatch (F2-F4; the unit queues push in their blocks) --
          if (w_disp_unit || w_nop || w_fence_done) r_head <= ring_next(r_head, r_ring_size);
          if (w_disp_fence) begin
             r_fence <= 1'b1; r_fence_phase <= F_DRAIN;
@@ -407,7 +373,6 @@ always @(posedge clock) begin
                r_head <= 32'd0; r_fetch_ptr <= 32'd0;
                r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
                r_fence <= 1'b0; r_fence_phase <= F_DRAIN;
-               for (ic = 0; ic < 3; ic = ic + 1) begin r_q_rd[ic] <= 0; r_q_wr[ic] <= 0; r_q_count[ic] <= 0; end
                r_active <= 3'd0;
             end
          end

@@ -1,7 +1,8 @@
 //! Wiring of the child blocks: the register file (`regs`, a
 //! [`crate::regs::Regs`]), the command processor's translation cache
 //! (`cptlb`, a [`crate::xlat::Tlb`]), the descriptor decoder (`dec`, a
-//! [`crate::decode::Decode`]), the issue rule and token counters
+//! [`crate::decode::Decode`]), the unit queues (`lq`, `cq`, `sq`, each a
+//! [`crate::queue::UnitQueue`]), the issue rule and token counters
 //! (`tok`, a [`crate::tokens::Tokens`]), the compute unit (`compute`) and the
 //! two DMA units (`load`, `store`).
 //!
@@ -51,6 +52,46 @@ wire [7:0] dec_code = dec$code;
 wire [63:0] dec_addr = dec$addr;
 wire [1:0] dec_unit = dec$unit;
 wire [31:0] dw1 = dec_bytes[63:32], dw2 = dec_bytes[95:64], dw3 = dec_bytes[127:96];
+"#;
+
+/// The unit queues ([`crate::queue::UnitQueue`]): `lq` (load), `cq`
+/// (compute), `sq` (store); dispatch pushes the fetch buffer's head, a unit
+/// pops its head when it issues.
+pub(super) const QUEUES: &str = r#"
+// ---- unit queues (load 0, compute 1, store 2): the `lq`, `cq`, `sq` blocks ----
+assign lq$clock = clock;
+assign cq$clock = clock;
+assign sq$clock = clock;
+assign lq$enable = w_go;
+assign cq$enable = w_go;
+assign sq$enable = w_go;
+assign lq$clear = w_clear;
+assign cq$clear = w_clear;
+assign sq$clear = w_clear;
+assign lq$push = w_disp_unit && dec_unit == 2'd1;
+assign cq$push = w_disp_unit && dec_unit == 2'd2;
+assign sq$push = w_disp_unit && dec_unit == 2'd3;
+assign lq$push_index = f_index[r_f_rd];
+assign cq$push_index = f_index[r_f_rd];
+assign sq$push_index = f_index[r_f_rd];
+assign lq$push_desc = dec_bytes;
+assign cq$push_desc = dec_bytes;
+assign sq$push_desc = dec_bytes;
+assign lq$pop = issue[0];
+assign cq$pop = issue[1];
+assign sq$pop = issue[2];
+wire [31:0] qh_index [0:2];
+wire [255:0] qh_desc [0:2];
+assign qh_index[0] = lq$head_index;
+assign qh_index[1] = cq$head_index;
+assign qh_index[2] = sq$head_index;
+assign qh_desc[0] = lq$head_desc;
+assign qh_desc[1] = cq$head_desc;
+assign qh_desc[2] = sq$head_desc;
+wire [2:0] qh_valid = {sq$valid, cq$valid, lq$valid};
+wire [2:0] q_room = {sq$room, cq$room, lq$room};
+// the queues' entry counts (for inspection)
+wire unused_queues = ^{lq$count, cq$count, sq$count};
 "#;
 
 /// The issue rule and the token counters ([`crate::tokens::Tokens`]).
