@@ -37,7 +37,8 @@ EOS
     apt-get update -qq
 fi
 need=()
-command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86/bookworm-backports)
+need_qemu=0
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need_qemu=1
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v pahole >/dev/null 2>&1 || need+=(dwarves)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
@@ -45,10 +46,20 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 command -v cpio >/dev/null 2>&1 || need+=(cpio)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+if [ ${#need[@]} -gt 0 ] || [ $need_qemu = 1 ]; then
+    apt-get update -qq
+fi
+if [ $need_qemu = 1 ]; then
+    # QEMU 10 and what it depends on (qemu-system-data, seabios, ...) all from
+    # bookworm-backports: naming only the package with /bookworm-backports
+    # leaves its dependencies to bookworm's older versions, which it refuses.
+    say "installing QEMU 10 from bookworm-backports: qemu-system-x86 (the guest), without its GUI recommends"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -t bookworm-backports qemu-system-x86 >/dev/null
+fi
 if [ ${#need[@]} -gt 0 ]; then
     say "installing missing packages: ${need[*]}"
-    say "(QEMU: the guest; busybox-static: its userland; dwarves: pahole for the module's BTF; gcc, make, libc6-dev: module and static tests)"
-    apt-get update -qq
+    say "(busybox-static: the guest's userland; dwarves: pahole for the module's BTF; gcc, make, libc6-dev: module and static tests)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
