@@ -44,19 +44,44 @@ struct Compiled {
     model_cycles: u64,
 }
 
+/// Why a workload was not compiled and run on the model.
+enum NotRun {
+    /// The model took longer than the limit: left out for time only.
+    TooLong(String),
+    /// It did not load, compile or run: a failure.
+    Failed(String),
+}
+
+impl std::fmt::Display for NotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRun::TooLong(s) | NotRun::Failed(s) => f.write_str(s),
+        }
+    }
+}
+
 /// Compiles `file` for `variant` and runs it on the model, for at most
 /// `max_cycles`; why not, if it does not compile, fails or takes longer.
-fn compile(variant: &str, file: &Path, max_cycles: u64) -> Result<Compiled, String> {
+fn compile(variant: &str, file: &Path, max_cycles: u64) -> Result<Compiled, NotRun> {
     let cfg = common::config_of(variant);
     let label = file.file_name().unwrap().to_string_lossy().to_string();
-    let w = npukit_compiler::load_workload(file).map_err(|e| format!("{label}: {e}"))?;
-    let c = npukit_compiler::compile(&w, &cfg).map_err(|e| format!("{label}: {e}"))?;
+    let w = npukit_compiler::load_workload(file)
+        .map_err(|e| NotRun::Failed(format!("{label}: {e}")))?;
+    let c =
+        npukit_compiler::compile(&w, &cfg).map_err(|e| NotRun::Failed(format!("{label}: {e}")))?;
     let mut mem = npukit_sim::VecMemory::new(c.mem_bytes as usize);
-    npukit_compiler::load_image(&c, &mut mem).map_err(|e| format!("{label}: {e}"))?;
+    npukit_compiler::load_image(&c, &mut mem)
+        .map_err(|e| NotRun::Failed(format!("{label}: {e}")))?;
     let mut m = npukit_sim::ModelDevice::new(&cfg);
     let out =
         npukit_sim::run::run_program(&mut m, &mut mem, c.ring_base, c.program.descs(), max_cycles)
-            .map_err(|e| format!("{label} on the model: {e}"))?;
+            .map_err(|e| {
+                let why = format!("{label} on the model: {e}");
+                match e {
+                    npukit_sim::run::RunError::Timeout { .. } => NotRun::TooLong(why),
+                    _ => NotRun::Failed(why),
+                }
+            })?;
     Ok(Compiled {
         label,
         c,
@@ -120,10 +145,18 @@ fn compiled_workloads_in_lockstep() {
     let (mut ran, mut refilled) = (0, 0);
     for name in common::VARIANTS {
         for f in &files {
-            // What does not compile for a variant (too small a scratchpad) or
-            // takes the model longer is not run here.
-            let Ok(w) = compile(name, f, MAX_MODEL_CYCLES) else {
-                continue;
+            // What takes the model longer is not run here (said, and left to
+            // the ignored test below); what does not compile or run is a failure.
+            let w = match compile(name, f, MAX_MODEL_CYCLES) {
+                Ok(w) => w,
+                Err(NotRun::TooLong(e)) => {
+                    eprintln!("{name}: left out for time: {e}");
+                    continue;
+                }
+                Err(NotRun::Failed(e)) => {
+                    failures.push(format!("--- {name}: {e}"));
+                    continue;
+                }
             };
             ran += 1;
             match lockstep(name, &w) {
