@@ -11,7 +11,7 @@
 //! device and local memories must be identical.
 
 mod common;
-use common::Rng;
+use common::{settle, Rng};
 use npukit_abi::desc::{Descriptor, Dma, Op};
 use npukit_abi::{regs, xlat, ErrorCode};
 use npukit_hw::dma::DmaUnit;
@@ -155,10 +155,6 @@ fn run_model(c: &Case) -> (Vec<Obs>, VecMemory, LocalMem, VecMemory, LocalMem) {
     }
     let local = dev.local().clone();
     (obs, mem0, local0, mem, local)
-}
-
-fn settle(uut: &mut DmaUnit) {
-    assert!(simulate(uut, 200), "the block did not settle");
 }
 
 fn edge(uut: &mut DmaUnit) {

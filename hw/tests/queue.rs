@@ -11,19 +11,14 @@
 mod common;
 use std::collections::VecDeque;
 
-use common::Rng;
+use common::{edge, settle, Clocked, Rng};
 use npukit_hw::queue::UnitQueue;
 use rust_hdl::prelude::*;
 
-fn settle(uut: &mut UnitQueue) {
-    assert!(simulate(uut, 200), "the block did not settle");
-}
-
-fn edge(uut: &mut UnitQueue) {
-    uut.clock.next = true.into();
-    settle(uut);
-    uut.clock.next = false.into();
-    settle(uut);
+impl Clocked for UnitQueue {
+    fn clock(&mut self) -> &mut Signal<In, Clock> {
+        &mut self.clock
+    }
 }
 
 fn desc_bits(d: &[u64; 4]) -> Bits<256> {

@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::needless_range_loop)]
 
 mod common;
-use common::Rng;
+use common::{edge, settle, Clocked, Rng};
 use npukit_abi::regs as r;
 use npukit_abi::ErrorCode;
 use npukit_hw::gen::Params;
@@ -21,15 +21,10 @@ use npukit_hw::regs::Regs;
 use npukit_sim::{Counters, NpuConfig};
 use rust_hdl::prelude::*;
 
-fn settle(uut: &mut Regs) {
-    assert!(simulate(uut, 200), "the block did not settle");
-}
-
-fn edge(uut: &mut Regs) {
-    uut.clock.next = true.into();
-    settle(uut);
-    uut.clock.next = false.into();
-    settle(uut);
+impl Clocked for Regs {
+    fn clock(&mut self) -> &mut Signal<In, Clock> {
+        &mut self.clock
+    }
 }
 
 /// The inputs of one edge (a cycle, or an MMIO write when `!advance`).

@@ -11,22 +11,17 @@
 #![allow(clippy::unwrap_used, clippy::needless_range_loop)]
 
 mod common;
-use common::Rng;
+use common::{edge, settle, Clocked, Rng};
 use npukit_abi::Unit;
 use npukit_hw::tokens::Tokens;
 use npukit_sim::event::{signals, waits};
 use npukit_sim::model::TOKEN_MAX;
 use rust_hdl::prelude::*;
 
-fn settle(uut: &mut Tokens) {
-    assert!(simulate(uut, 200), "the block did not settle");
-}
-
-fn edge(uut: &mut Tokens) {
-    uut.clock.next = true.into();
-    settle(uut);
-    uut.clock.next = false.into();
-    settle(uut);
+impl Clocked for Tokens {
+    fn clock(&mut self) -> &mut Signal<In, Clock> {
+        &mut self.clock
+    }
 }
 
 /// One cycle's inputs, per unit in `Unit::ALL` order (load, compute, store).

@@ -3,7 +3,7 @@
 //! linter.
 
 mod common;
-use common::Rng;
+use common::{edge, settle, Clocked, Rng};
 use npukit_abi::xlat::pte;
 use npukit_abi::ErrorCode;
 use npukit_hw::xlat::Tlb;
@@ -11,16 +11,10 @@ use npukit_sim::xlat::{Tlb as ModelTlb, Xlat, XlatRegs};
 use rust_hdl::prelude::*;
 use std::collections::VecDeque;
 
-fn settle(uut: &mut Tlb) {
-    assert!(simulate(uut, 200), "the block did not settle");
-}
-
-/// One rising then falling clock edge.
-fn edge(uut: &mut Tlb) {
-    uut.clock.next = true.into();
-    settle(uut);
-    uut.clock.next = false.into();
-    settle(uut);
+impl Clocked for Tlb {
+    fn clock(&mut self) -> &mut Signal<In, Clock> {
+        &mut self.clock
+    }
 }
 
 fn new_tlb() -> Tlb {

@@ -59,3 +59,27 @@ pub fn verilator_lint(verilog: &str, tag: &str) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     r
 }
+
+/// Runs a rust-hdl block's logic until nothing changes (its simulator, at
+/// most 200 passes).
+pub fn settle<B: rust_hdl::prelude::Block>(uut: &mut B) {
+    assert!(
+        rust_hdl::prelude::simulate(uut, 200),
+        "the block did not settle"
+    );
+}
+
+/// A block the tests clock by hand: its `clock` input.
+pub trait Clocked: rust_hdl::prelude::Block {
+    fn clock(
+        &mut self,
+    ) -> &mut rust_hdl::prelude::Signal<rust_hdl::prelude::In, rust_hdl::prelude::Clock>;
+}
+
+/// One clock cycle: a rising and a falling edge, settled after each.
+pub fn edge<B: Clocked>(uut: &mut B) {
+    uut.clock().next = true.into();
+    settle(uut);
+    uut.clock().next = false.into();
+    settle(uut);
+}
