@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{cfg, run_and_check};
+use common::{cfg, input_round_trip, run_and_check};
 use npukit_abi::desc::Op;
 use npukit_compiler::graph::Node;
 use npukit_compiler::onnx::parse_onnx;
@@ -111,21 +111,7 @@ fn an_im2col_input_round_trips_through_write_tensor() {
     let c = npukit_compiler::compile(&w, &NpuConfig::default()).unwrap();
     let p = &c.inputs[0];
     assert!(p.im2col.is_some() && !p.space_to_depth, "{p:?}");
-    let n: usize = p.shape.iter().product();
-    let t = npukit_compiler::Tensor::i8(
-        p.shape.clone(),
-        (0..n).map(|i| (i * 7 % 251) as i8).collect(),
-    );
-    let mut mem = npukit_sim::VecMemory::new(c.mem_bytes as usize);
-    npukit_compiler::write_tensor(&c, &mut mem, &p.name, &t).unwrap();
-    assert_eq!(npukit_compiler::read_output(&c, &mem, &p.name).unwrap(), t);
-    let mut seen: Vec<u64> = (0..p.rows())
-        .flat_map(|r| (0..p.cols()).map(move |col| (r, col)))
-        .map(|(r, col)| p.offset(r, col))
-        .collect();
-    seen.sort_unstable();
-    seen.dedup();
-    assert_eq!(seen.len(), n);
+    let seen = input_round_trip(&c, p);
     assert!(seen.iter().all(|&a| a >= p.addr && a < p.addr + p.bytes()));
 }
 

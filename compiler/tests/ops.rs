@@ -253,21 +253,7 @@ fn im2col_input() {
     let win = p.im2col.expect("stored im2col");
     assert_eq!((win.kernel, win.out, win.pad), ([3, 3], [9, 11], 5));
     assert_eq!(p.bytes(), 9 * 11 * 9 * 2);
-    let n: usize = p.shape.iter().product();
-    let t = npukit_compiler::Tensor::i8(
-        p.shape.clone(),
-        (0..n).map(|i| (i * 7 % 251) as i8).collect(),
-    );
-    let mut mem = npukit_sim::VecMemory::new(c.mem_bytes as usize);
-    npukit_compiler::write_tensor(&c, &mut mem, &p.name, &t).unwrap();
-    assert_eq!(npukit_compiler::read_output(&c, &mem, &p.name).unwrap(), t);
-    let mut seen: Vec<u64> = (0..p.rows())
-        .flat_map(|r| (0..p.cols()).map(move |col| (r, col)))
-        .map(|(r, col)| p.offset(r, col))
-        .collect();
-    seen.sort_unstable();
-    seen.dedup();
-    assert_eq!(seen.len(), n);
+    let seen = input_round_trip(&c, p);
     assert!(seen.iter().all(|&a| a >= p.addr && a < p.addr + p.bytes()));
 }
 
@@ -285,22 +271,8 @@ fn space_to_depth_input() {
     assert!(!c.layers[0].row_gathers);
     let p = &c.inputs[0];
     assert!(p.space_to_depth && p.im2col.is_none(), "{p:?}");
-    let n: usize = p.shape.iter().product();
-    let t = npukit_compiler::Tensor::i8(
-        p.shape.clone(),
-        (0..n).map(|i| (i * 7 % 251) as i8).collect(),
-    );
-    let mut mem = npukit_sim::VecMemory::new(c.mem_bytes as usize);
-    npukit_compiler::write_tensor(&c, &mut mem, &p.name, &t).unwrap();
-    assert_eq!(npukit_compiler::read_output(&c, &mem, &p.name).unwrap(), t);
-    let mut seen: Vec<u64> = (0..p.rows())
-        .flat_map(|r| (0..p.cols()).map(move |col| (r, col)))
-        .map(|(r, col)| p.offset(r, col))
-        .collect();
-    seen.sort_unstable();
-    seen.dedup();
-    assert_eq!(seen.len(), n);
-    assert_eq!(p.bytes(), n as u64);
+    let seen = input_round_trip(&c, p);
+    assert_eq!(p.bytes(), seen.len() as u64);
 }
 
 /// A dense node on a matrix, output zero point `zp`.
