@@ -101,6 +101,7 @@
 
 pub mod delay;
 pub mod lane;
+pub mod mem;
 pub mod pe;
 pub mod smul;
 mod verilog;
@@ -113,6 +114,7 @@ use rust_hdl::prelude::*;
 
 pub use delay::Delay;
 pub use lane::Lane;
+pub use mem::ByteMem;
 pub use pe::{Pe, PeDb, PeOs};
 pub use smul::SMul32;
 
