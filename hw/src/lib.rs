@@ -1,10 +1,11 @@
 //! npukit hardware in rust-hdl: the NPU's blocks and the Verilog generator.
 //!
 //! * [`top`]: `NpuTop`, the whole device with the harness port contract of
-//!   `docs/rtl.md` (command processor, unit queues, fault priority, event
-//!   ports as Verilog text; the children below).
+//!   `docs/rtl.md` (the command processor's fetch buffer and dispatch, fault
+//!   priority, event ports as Verilog text; the children below).
 //! * [`dma`]: `DmaUnit`, one LOAD or STORE engine.
 //! * [`decode`]: `Decode`, descriptor decode and validation.
+//! * [`fence`]: `Fence`, the command processor's FENCE.
 //! * [`queue`]: `UnitQueue`, one unit's descriptor queue.
 //! * [`xlat`]: `Tlb`, a one-entry translation cache.
 //! * [`tokens`]: `Tokens`, the issue rule and the dependency-token counters.
@@ -17,6 +18,7 @@
 pub mod compute;
 pub mod decode;
 pub mod dma;
+pub mod fence;
 pub mod gen;
 pub mod port;
 pub mod queue;

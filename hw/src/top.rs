@@ -20,7 +20,8 @@
 //! * rust-hdl logic, as child blocks: the register file with the MMIO read
 //!   mux, the IRQ line, the error latch, the performance counters, the
 //!   watchdog and the IRQ and error event ports ([`Regs`], `regs`), descriptor decode and validation
-//!   ([`Decode`], `dec`), the three unit queues ([`UnitQueue`], `lq`, `cq`,
+//!   ([`Decode`], `dec`), the FENCE state machine with its writeback offer
+//!   and PTE read ([`Fence`], `fence`), the three unit queues ([`UnitQueue`], `lq`, `cq`,
 //!   `sq`), their issue rule and the four token counters ([`Tokens`], `tok`), the memory-port
 //!   arbiter and the request mux ([`Port`], `port`), the translation
 //!   caches ([`Tlb`], `cptlb` and one inside each DMA unit), the LOAD and
@@ -28,8 +29,8 @@
 //!   (inside [`Compute`]);
 //! * Verilog text generated per configuration from Rust (one function per
 //!   concern in `top/*.rs`): the command
-//!   processor (fetch buffer, dispatch, FENCE), the requesters' offers (fetch, FENCE writeback and its
-//!   translation read), fault priority, deadlock and the other event
+//!   processor's fetch buffer with its fetch requests, dispatch, and the
+//!   command processor's port offer (the `fence` block's, else a fetch), fault priority, deadlock and the other event
 //!   ports, and the wiring of the children; and, inside [`Compute`], its
 //!   control, skew buffers, lane pipeline and memories (`Verilog::Custom`
 //!   mirrored by a hand-written Rust `update()`, see `compute.rs`).
@@ -48,6 +49,7 @@ use rust_hdl::prelude::*;
 use crate::compute::{Compute, ComputeParams};
 use crate::decode::{Decode, DecodeLimits};
 use crate::dma::DmaUnit;
+use crate::fence::Fence;
 use crate::gen::Params;
 use crate::port::Port;
 use crate::queue::UnitQueue;
@@ -109,6 +111,8 @@ pub struct NpuTop {
     pub cptlb: Tlb,
     /// Descriptor decode and validation at the dispatch point.
     pub dec: Decode,
+    /// The FENCE: drain, writeback and its PTE read, completion.
+    pub fence: Fence,
     /// The load, compute and store queues (dispatch to issue).
     pub lq: UnitQueue,
     pub cq: UnitQueue,
@@ -191,6 +195,7 @@ impl NpuTop {
                 spad_bytes: params.spad_bytes,
                 acc_bytes: params.acc_bytes,
             })?,
+            fence: Fence::new(params.beat_bytes)?,
             lq: UnitQueue::new(params.queue_depth)?,
             cq: UnitQueue::new(params.queue_depth)?,
             sq: UnitQueue::new(params.queue_depth)?,
@@ -290,6 +295,24 @@ impl Logic for NpuTop {
         self.cptlb.pte_entry.connect();
         self.dec.desc.connect();
         self.dec.paddr.connect();
+        self.fence.clock.connect();
+        self.fence.enable.connect();
+        self.fence.clear.connect();
+        self.fence.start.connect();
+        self.fence.start_desc.connect();
+        self.fence.start_index.connect();
+        self.fence.idle.connect();
+        self.fence.granted.connect();
+        self.fence.resp.connect();
+        self.fence.mem_size.connect();
+        self.fence.tlb_phys_valid.connect();
+        self.fence.tlb_phys.connect();
+        self.fence.tlb_read_valid.connect();
+        self.fence.tlb_read_addr.connect();
+        self.fence.tlb_read_vpn.connect();
+        self.fence.tlb_fault.connect();
+        self.fence.tlb_fault_code.connect();
+        self.fence.tlb_fault_addr.connect();
         self.lq.clock.connect();
         self.lq.enable.connect();
         self.lq.clear.connect();

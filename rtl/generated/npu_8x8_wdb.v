@@ -132,6 +132,41 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire  [7:0] dec$code;
     wire  [63:0] dec$addr;
     wire  [1:0] dec$unit;
+    reg  fence$clock;
+    reg  fence$enable;
+    reg  fence$clear;
+    reg  fence$start;
+    reg  [255:0] fence$start_desc;
+    reg  [31:0] fence$start_index;
+    reg  fence$idle;
+    reg  fence$granted;
+    reg  fence$resp;
+    reg  [63:0] fence$mem_size;
+    reg  fence$tlb_phys_valid;
+    reg  [63:0] fence$tlb_phys;
+    reg  fence$tlb_read_valid;
+    reg  [63:0] fence$tlb_read_addr;
+    reg  [31:0] fence$tlb_read_vpn;
+    reg  fence$tlb_fault;
+    reg  [7:0] fence$tlb_fault_code;
+    reg  [63:0] fence$tlb_fault_addr;
+    wire  fence$active;
+    wire  fence$draining;
+    wire  fence$done;
+    wire  fence$decided;
+    wire  fence$req;
+    wire  [2:0] fence$kind;
+    wire  [63:0] fence$addr;
+    wire  [55:0] fence$own;
+    wire  [511:0] fence$wdata;
+    wire  [63:0] fence$wmask;
+    wire  fence$fault;
+    wire  [7:0] fence$fault_code;
+    wire  [63:0] fence$fault_addr;
+    wire  [31:0] fence$index;
+    wire  [31:0] fence$seq;
+    wire  fence$irq;
+    wire  [63:0] fence$va;
     reg  lq$clock;
     reg  lq$enable;
     reg  lq$clear;
@@ -420,6 +455,43 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
         .addr(dec$addr),
         .unit(dec$unit)
     );
+    top$fence fence(
+        .clock(fence$clock),
+        .enable(fence$enable),
+        .clear(fence$clear),
+        .start(fence$start),
+        .start_desc(fence$start_desc),
+        .start_index(fence$start_index),
+        .idle(fence$idle),
+        .granted(fence$granted),
+        .resp(fence$resp),
+        .mem_size(fence$mem_size),
+        .tlb_phys_valid(fence$tlb_phys_valid),
+        .tlb_phys(fence$tlb_phys),
+        .tlb_read_valid(fence$tlb_read_valid),
+        .tlb_read_addr(fence$tlb_read_addr),
+        .tlb_read_vpn(fence$tlb_read_vpn),
+        .tlb_fault(fence$tlb_fault),
+        .tlb_fault_code(fence$tlb_fault_code),
+        .tlb_fault_addr(fence$tlb_fault_addr),
+        .active(fence$active),
+        .draining(fence$draining),
+        .done(fence$done),
+        .decided(fence$decided),
+        .req(fence$req),
+        .kind(fence$kind),
+        .addr(fence$addr),
+        .own(fence$own),
+        .wdata(fence$wdata),
+        .wmask(fence$wmask),
+        .fault(fence$fault),
+        .fault_code(fence$fault_code),
+        .fault_addr(fence$fault_addr),
+        .index(fence$index),
+        .seq(fence$seq),
+        .irq(fence$irq),
+        .va(fence$va)
+    );
     top$lq lq(
         .clock(lq$clock),
         .enable(lq$enable),
@@ -642,7 +714,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     localparam FD = 4;          // fetch buffer entries
     // fault and event codes
     localparam [2:0] K_FETCH = 3'd0, K_PTE = 3'd1, K_READ = 3'd2, K_WRITE = 3'd3, K_FENCEW = 3'd4;
-    localparam [1:0] F_DRAIN = 2'd0, F_WRITE = 2'd1, F_ACK = 2'd2;
     
     // the register file (the `regs` block): its registers as the rest of the body reads them
     wire r_err = regs$halted;       // halted (G3)
@@ -659,11 +730,11 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg [FD-1:0] r_ripe;           // entry complete since the start of a previous cycle
     reg [2-1:0] r_f_rd, r_f_wr;
     reg [2:0] r_f_count;
-    reg r_fence;
-    reg [1:0] r_fence_phase;
-    reg [31:0] r_fence_index, r_fence_seqv;
-    reg [63:0] r_fence_addr;
-    reg r_fence_wb, r_fence_irq;
+    // the FENCE in progress (the `fence` block): active, its ring index, sequence number, address, IRQ flag
+    wire r_fence = fence$active;
+    wire [31:0] r_fence_index = fence$index, r_fence_seqv = fence$seq;
+    wire [63:0] r_fence_addr = fence$va;
+    wire r_fence_irq = fence$irq;
     // the descriptor each unit executes
     reg [2:0] r_active;
     reg [31:0] r_job_index [0:2];
@@ -678,8 +749,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
           f_index[ii] = 32'd0; f_addr[ii] = 64'd0; f_bytes[ii] = 256'd0; f_issued[ii] = 4'd0; f_arrived[ii] = 4'd0;
        end
        r_ripe = 0; r_f_rd = 0; r_f_wr = 0; r_f_count = 0;
-       r_fence = 1'b0; r_fence_phase = F_DRAIN; r_fence_index = 32'd0; r_fence_seqv = 32'd0;
-       r_fence_addr = 64'd0; r_fence_wb = 1'b0; r_fence_irq = 1'b0;
        for (ii = 0; ii < 3; ii = ii + 1) begin
           r_job_index[ii] = 32'd0; r_job_deps[ii] = 4'd0; r_job_op[ii] = 8'd0;
        end
@@ -710,7 +779,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire [7:0] dec_code = dec$code;
     wire [63:0] dec_addr = dec$addr;
     wire [1:0] dec_unit = dec$unit;
-    wire [31:0] dw1 = dec_bytes[63:32], dw2 = dec_bytes[95:64], dw3 = dec_bytes[127:96];
     
     // ======== the plan of this cycle (G1) ========
     wire w_act = advance && !r_err;               // the device acts at this edge (before faults)
@@ -731,26 +799,12 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        cp_req = 1'b0; cp_fault = 1'b0; cp_decided = 1'b0; cp_new = 1'b0;
        cp_kind = K_FETCH; cp_addr = 64'd0; cp_own = 64'd0; cp_addr65 = 65'd0;
        cp_code = 8'd0; cp_fidx = 32'd0; cp_faddr = 64'd0;
-       if (r_fence && r_fence_phase == F_WRITE) begin
-          if (cptlb$phys_valid) begin
-             cp_decided = 1'b1;
-             if ({1'b0, cptlb$phys} + 65'd4 > {1'b0, mem_size}) begin
-                cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fence_index; cp_faddr = cptlb$phys;
-             end else begin
-                cp_req = 1'b1; cp_kind = K_FENCEW; cp_addr = cptlb$phys;
-             end
-          end else if (cptlb$read_valid) begin
-             cp_decided = 1'b1;
-             if ({1'b0, cptlb$read_addr} + 65'd8 > {1'b0, mem_size}) begin
-                cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fence_index; cp_faddr = cptlb$read_addr;
-             end else begin
-                cp_req = 1'b1; cp_kind = K_PTE; cp_addr = cptlb$read_addr;
-                cp_own = {18'd0, cptlb$read_vpn, cptlb$read_addr[5:0] & 6'd31};
-             end
-          end else if (cptlb$fault) begin
-             cp_decided = 1'b1;
-             cp_fault = 1'b1; cp_code = cptlb$fault_code; cp_fidx = r_fence_index; cp_faddr = cptlb$fault_addr;
-          end
+       // the FENCE's writeback or its PTE read, or their fault (the `fence` block)
+       cp_decided = fence$decided;
+       if (cp_decided) begin
+          cp_req = fence$req; cp_kind = fence$kind; cp_addr = fence$addr; cp_own = {8'd0, fence$own};
+          cp_fault = fence$fault; cp_code = fence$fault_code; cp_faddr = fence$fault_addr;
+          if (cp_fault) cp_fidx = r_fence_index;
        end
        if (!cp_decided && w_running) begin
           if (r_f_count != 0 && f_issued[w_f_back] != NB) begin
@@ -817,6 +871,26 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire [2:0] q_room = {sq$room, cq$room, lq$room};
     // the queues' entry counts (for inspection)
     wire unused_queues = ^{lq$count, cq$count, sq$count};
+    
+    // ---- the FENCE (F4): the `fence` block ----
+    assign fence$clock = clock;
+    assign fence$enable = w_go;
+    assign fence$clear = w_clear;
+    assign fence$start = w_disp_fence;
+    assign fence$start_desc = dec_bytes;
+    assign fence$start_index = f_index[r_f_rd];
+    assign fence$idle = w_queues_empty && r_active == 3'd0;
+    assign fence$granted = g_cp;
+    assign fence$resp = w_resp_fence;
+    assign fence$mem_size = mem_size;
+    assign fence$tlb_phys_valid = cptlb$phys_valid;
+    assign fence$tlb_phys = cptlb$phys;
+    assign fence$tlb_read_valid = cptlb$read_valid;
+    assign fence$tlb_read_addr = cptlb$read_addr;
+    assign fence$tlb_read_vpn = cptlb$read_vpn;
+    assign fence$tlb_fault = cptlb$fault;
+    assign fence$tlb_fault_code = cptlb$fault_code;
+    assign fence$tlb_fault_addr = cptlb$fault_addr;
     
     // ---- the command processor's translation cache (FENCE writeback) ----
     assign cptlb$clock = clock;
@@ -970,11 +1044,10 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg [7:0] f_code;
     reg [31:0] f_idx;
     reg [63:0] f_addr_v;
-    reg fence_drained;
     always @(*) begin
        // E1 deadlock
        dl = 1'b0; dl_idx = 32'd0;
-       cp_blocked = r_fence ? (r_fence_phase == F_DRAIN) : (w_head_full && !dec_bad);
+       cp_blocked = r_fence ? fence$draining : (w_head_full && !dec_bad);
        if (!disp && !resp_valid && r_inflight == 32'd0 && r_active == 3'd0 && cp_blocked) begin
           dl = qh_valid != 3'd0 && (qh_valid & qh_ready) == 3'd0;
           dl_idx = qh_valid[0] ? qh_index[0] : qh_valid[1] ? qh_index[1] : qh_index[2];
@@ -998,7 +1071,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
        else if (wd) begin f_code = 8'd14; f_idx = r_head; end
        else if (ovf) begin f_code = 8'd12; f_idx = ovf_idx; end
        else f_any = 1'b0;
-       fence_drained = r_fence && r_fence_phase == F_DRAIN && w_queues_empty && r_active == 3'd0;
     end
     
     wire w_go = w_act && !f_any;                  // the cycle happens (G3)
@@ -1012,8 +1084,8 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     assign port$cp_kind = cp_kind;
     assign port$cp_addr = cp_addr;
     assign port$cp_own = cp_own[55:0];
-    assign port$cp_wdata = {480'd0, r_fence_seqv} << {cp_addr[5:0] & 6'd31, 3'd0};
-    assign port$cp_wmask = 64'hF << (cp_addr[5:0] & 6'd31);
+    assign port$cp_wdata = fence$wdata;
+    assign port$cp_wmask = fence$wmask;
     assign port$store_req = store_req;
     assign port$store_kind = store_kind;
     assign port$store_addr = store_addr;
@@ -1052,7 +1124,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     end
     
     // ---- fence completion in this cycle ----
-    wire w_fence_done = w_go && ((fence_drained && !r_fence_wb) || w_resp_fence);
+    wire w_fence_done = fence$done;
     wire w_nop = w_go && disp && dec_unit == 2'd0 && dec_bytes[7:0] == 8'd0;
     wire w_disp_fence = w_go && disp && dec_unit == 2'd0 && dec_bytes[7:0] == 8'd7;
     wire w_disp_unit = w_go && disp && dec_unit != 2'd0;
@@ -1085,7 +1157,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
                       f_issued[w_f_back] <= f_issued[w_f_back] + 4'd1;
                    end
                 end
-                if (g_cp && cp_kind == K_FENCEW) r_fence_phase <= F_ACK;
              end
              // -- response --
              if (w_resp_fetch && arr_found) begin
@@ -1111,18 +1182,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
              if (issue[1]) r_job_macs <= {48'd0, qh_desc[1][143:128]} * {48'd0, qh_desc[1][159:144]} * {48'd0, qh_desc[1][175:160]};
              // -- dispatch (F2-F4; the unit queues push in their blocks) --
              if (w_disp_unit || w_nop || w_fence_done) r_head <= ring_next(r_head, r_ring_size);
-             if (w_disp_fence) begin
-                r_fence <= 1'b1; r_fence_phase <= F_DRAIN;
-                r_fence_index <= f_index[r_f_rd];
-                r_fence_seqv <= dw1;
-                r_fence_addr <= {dw3, dw2};
-                r_fence_wb <= dec_bytes[13];
-                r_fence_irq <= dec_bytes[12];
-             end
-             if (fence_drained && r_fence_wb) r_fence_phase <= F_WRITE;
-             if (w_fence_done) begin
-                r_fence <= 1'b0;
-             end
+             // -- FENCE (F4): the `fence` block --
           end
        end else if (mmio_we) begin
           case (mmio_addr)
@@ -1131,7 +1191,6 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
                    // CONTROL.RESET: everything but time itself starts afresh (the registers: `regs`)
                    r_head <= 32'd0; r_fetch_ptr <= 32'd0;
                    r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
-                   r_fence <= 1'b0; r_fence_phase <= F_DRAIN;
                    r_active <= 3'd0;
                 end
              end
@@ -25700,6 +25759,366 @@ module top$dec(desc,paddr,bad,code,addr,unit);
     end
     
 endmodule // top$dec
+
+
+module top$fence(clock,enable,clear,start,start_desc,start_index,idle,granted,resp,mem_size,tlb_phys_valid,tlb_phys,tlb_read_valid,tlb_read_addr,tlb_read_vpn,tlb_fault,tlb_fault_code,tlb_fault_addr,active,draining,done,decided,req,kind,addr,own,wdata,wmask,fault,fault_code,fault_addr,index,seq,irq,va);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  start;
+    input wire  [255:0] start_desc;
+    input wire  [31:0] start_index;
+    input wire  idle;
+    input wire  granted;
+    input wire  resp;
+    input wire  [63:0] mem_size;
+    input wire  tlb_phys_valid;
+    input wire  [63:0] tlb_phys;
+    input wire  tlb_read_valid;
+    input wire  [63:0] tlb_read_addr;
+    input wire  [31:0] tlb_read_vpn;
+    input wire  tlb_fault;
+    input wire  [7:0] tlb_fault_code;
+    input wire  [63:0] tlb_fault_addr;
+    output reg  active;
+    output reg  draining;
+    output reg  done;
+    output reg  decided;
+    output reg  req;
+    output reg  [2:0] kind;
+    output reg  [63:0] addr;
+    output reg  [55:0] own;
+    output reg  [511:0] wdata;
+    output reg  [63:0] wmask;
+    output reg  fault;
+    output reg  [7:0] fault_code;
+    output reg  [63:0] fault_addr;
+    output reg  [31:0] index;
+    output reg  [31:0] seq;
+    output reg  irq;
+    output reg  [63:0] va;
+    
+    // Constant declarations
+    localparam  beat_mask = 64'h1f;
+    localparam  kind_write = 3'b100;
+    localparam  kind_pte = 3'b1;
+    localparam  code_range = 8'h8;
+    localparam  four_bytes = 64'hf;
+    localparam  ph_drain = 2'b0;
+    localparam  ph_write = 2'b1;
+    localparam  ph_ack = 2'b10;
+    
+    // Stub signals
+    reg  on$d;
+    wire  on$q;
+    reg  on$clock;
+    reg  [1:0] phase$d;
+    wire  [1:0] phase$q;
+    reg  phase$clock;
+    reg  [31:0] f_index$d;
+    wire  [31:0] f_index$q;
+    reg  f_index$clock;
+    reg  [31:0] f_seq$d;
+    wire  [31:0] f_seq$q;
+    reg  f_seq$clock;
+    reg  [63:0] f_va$d;
+    wire  [63:0] f_va$q;
+    reg  f_va$clock;
+    reg  f_wb$d;
+    wire  f_wb$q;
+    reg  f_wb$clock;
+    reg  f_irq$d;
+    wire  f_irq$q;
+    reg  f_irq$clock;
+    
+    // Local signals
+    reg  drained;
+    reg  fin;
+    reg  [63:0] off;
+    reg  [64:0] phys_end;
+    reg  [64:0] read_end;
+    reg  [64:0] size65;
+    reg  is_write;
+    reg  unused_desc;
+    
+    // Sub module instances
+    top$fence$on on(
+        .d(on$d),
+        .q(on$q),
+        .clock(on$clock)
+    );
+    top$fence$phase phase(
+        .d(phase$d),
+        .q(phase$q),
+        .clock(phase$clock)
+    );
+    top$fence$f_index f_index(
+        .d(f_index$d),
+        .q(f_index$q),
+        .clock(f_index$clock)
+    );
+    top$fence$f_seq f_seq(
+        .d(f_seq$d),
+        .q(f_seq$q),
+        .clock(f_seq$clock)
+    );
+    top$fence$f_va f_va(
+        .d(f_va$d),
+        .q(f_va$q),
+        .clock(f_va$clock)
+    );
+    top$fence$f_wb f_wb(
+        .d(f_wb$d),
+        .q(f_wb$q),
+        .clock(f_wb$clock)
+    );
+    top$fence$f_irq f_irq(
+        .d(f_irq$d),
+        .q(f_irq$q),
+        .clock(f_irq$clock)
+    );
+    
+    // Update code (custom)
+    always @(*) begin
+        active = on$q;
+        draining = on$q & (phase$q == ph_drain);
+        index = f_index$q;
+        seq = f_seq$q;
+        irq = f_irq$q;
+        va = f_va$q;
+        drained = on$q & (phase$q == ph_drain) & idle;
+        decided = 1'b0;
+        req = 1'b0;
+        kind = 32'h0;
+        addr = 32'h0;
+        own = 32'h0;
+        fault = 1'b0;
+        fault_code = 32'h0;
+        fault_addr = 32'h0;
+        size65 = ((mem_size) & 65'h1ffffffffffffffff);
+        phys_end = ((tlb_phys) & 65'h1ffffffffffffffff) + 64'h4;
+        read_end = ((tlb_read_addr) & 65'h1ffffffffffffffff) + 64'h8;
+        if (on$q & (phase$q == ph_write)) begin
+            if (tlb_phys_valid) begin
+                decided = 1'b1;
+                if (phys_end > size65) begin
+                    fault = 1'b1;
+                    fault_code = code_range;
+                    fault_addr = tlb_phys;
+                end
+                else begin
+                    req = 1'b1;
+                    kind = kind_write;
+                    addr = tlb_phys;
+                end
+            end
+            else if (tlb_read_valid) begin
+                decided = 1'b1;
+                if (read_end > size65) begin
+                    fault = 1'b1;
+                    fault_code = code_range;
+                    fault_addr = tlb_read_addr;
+                end
+                else begin
+                    req = 1'b1;
+                    kind = kind_pte;
+                    addr = tlb_read_addr;
+                    own = (((tlb_read_vpn) & 56'hffffffffffffff) << 64'h6) | ((tlb_read_addr & beat_mask) & 56'hffffffffffffff);
+                end
+            end
+            else if (tlb_fault) begin
+                decided = 1'b1;
+                fault = 1'b1;
+                fault_code = tlb_fault_code;
+                fault_addr = tlb_fault_addr;
+            end
+        end
+        off = tlb_phys & beat_mask;
+        wdata = ((f_seq$q) & 512'hffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff) << (off << 64'h3);
+        wmask = four_bytes << off;
+    end
+    
+    always @(*) begin
+        on$clock = clock;
+        phase$clock = clock;
+        f_index$clock = clock;
+        f_seq$clock = clock;
+        f_va$clock = clock;
+        f_wb$clock = clock;
+        f_irq$clock = clock;
+        on$d = on$q;
+        phase$d = phase$q;
+        f_index$d = f_index$q;
+        f_seq$d = f_seq$q;
+        f_va$d = f_va$q;
+        f_wb$d = f_wb$q;
+        f_irq$d = f_irq$q;
+        is_write = req & (kind == kind_write);
+        fin = (drained & ~f_wb$q) | resp;
+        done = enable & fin;
+        if (enable) begin
+            if (granted & is_write) begin
+                phase$d = ph_ack;
+            end
+            if (drained & f_wb$q) begin
+                phase$d = ph_write;
+            end
+            if (fin) begin
+                on$d = 1'b0;
+            end
+            if (start) begin
+                on$d = 1'b1;
+                phase$d = ph_drain;
+                f_index$d = start_index;
+                f_seq$d = start_desc[(32'h20)+:(32)];
+                f_va$d = start_desc[(32'h40)+:(64)];
+                f_wb$d = start_desc[32'hd];
+                f_irq$d = start_desc[32'hc];
+            end
+        end
+        unused_desc = ^start_desc[(32'h0)+:(12)] ^ ^start_desc[(32'he)+:(2)] ^ ^start_desc[(32'h10)+:(16)] ^ ^start_desc[(32'h80)+:(128)];
+        if (clear) begin
+            on$d = 1'b0;
+            phase$d = ph_drain;
+        end
+    end
+    
+endmodule // top$fence
+
+
+module top$fence$f_index(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$fence$f_index
+
+
+module top$fence$f_irq(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$fence$f_irq
+
+
+module top$fence$f_seq(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$fence$f_seq
+
+
+module top$fence$f_va(d,q,clock);
+    
+    // Module arguments
+    input wire  [63:0] d;
+    output reg  [63:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 64'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$fence$f_va
+
+
+module top$fence$f_wb(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$fence$f_wb
+
+
+module top$fence$on(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$fence$on
+
+
+module top$fence$phase(d,q,clock);
+    
+    // Module arguments
+    input wire  [1:0] d;
+    output reg  [1:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 2'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$fence$phase
 
 
 module top$load(clock,enable,clear,tlb_flush,issue,desc,issue_index,xlat_en,xlat_base,xlat_pages,mem_size,grant,resp_valid,resp_tag,resp_data,lm_rd_data,busy,done,index,req_valid,req_pte,req_addr,req_wdata,req_wmask,req_tag,req_bytes,fault,fault_code,fault_addr,lm_wr,lm_wr_acc,lm_wr_addr,lm_wr_len,lm_wr_data,lm_rd_acc,lm_rd_addr);

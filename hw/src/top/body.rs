@@ -37,6 +37,7 @@ pub(super) fn body(p: &Params) -> String {
     s += super::units::DECODE;
     s += &subst(PLAN);
     s += super::units::QUEUES;
+    s += super::units::FENCE;
     s += &super::units::wiring(p);
     s += &subst(FAULTS);
     s += &subst(PORT);
@@ -53,7 +54,6 @@ localparam NB = @NB@;          // fetch beats per descriptor
 localparam FD = @FD@;          // fetch buffer entries
 // fault and event codes
 localparam [2:0] K_FETCH = 3'd0, K_PTE = 3'd1, K_READ = 3'd2, K_WRITE = 3'd3, K_FENCEW = 3'd4;
-localparam [1:0] F_DRAIN = 2'd0, F_WRITE = 2'd1, F_ACK = 2'd2;
 
 // the register file (the `regs` block): its registers as the rest of the body reads them
 wire r_err = regs$halted;       // halted (G3)
@@ -70,11 +70,11 @@ reg [3:0] f_arrived [0:FD-1];
 reg [FD-1:0] r_ripe;           // entry complete since the start of a previous cycle
 reg [@FDW@-1:0] r_f_rd, r_f_wr;
 reg [@FDW@:0] r_f_count;
-reg r_fence;
-reg [1:0] r_fence_phase;
-reg [31:0] r_fence_index, r_fence_seqv;
-reg [63:0] r_fence_addr;
-reg r_fence_wb, r_fence_irq;
+// the FENCE in progress (the `fence` block): active, its ring index, sequence number, address, IRQ flag
+wire r_fence = fence$active;
+wire [31:0] r_fence_index = fence$index, r_fence_seqv = fence$seq;
+wire [63:0] r_fence_addr = fence$va;
+wire r_fence_irq = fence$irq;
 // the descriptor each unit executes
 reg [2:0] r_active;
 reg [31:0] r_job_index [0:2];
@@ -89,8 +89,6 @@ initial begin
       f_index[ii] = 32'd0; f_addr[ii] = 64'd0; f_bytes[ii] = 256'd0; f_issued[ii] = 4'd0; f_arrived[ii] = 4'd0;
    end
    r_ripe = 0; r_f_rd = 0; r_f_wr = 0; r_f_count = 0;
-   r_fence = 1'b0; r_fence_phase = F_DRAIN; r_fence_index = 32'd0; r_fence_seqv = 32'd0;
-   r_fence_addr = 64'd0; r_fence_wb = 1'b0; r_fence_irq = 1'b0;
    for (ii = 0; ii < 3; ii = ii + 1) begin
       r_job_index[ii] = 32'd0; r_job_deps[ii] = 4'd0; r_job_op[ii] = 8'd0;
    end
@@ -135,26 +133,12 @@ always @(*) begin
    cp_req = 1'b0; cp_fault = 1'b0; cp_decided = 1'b0; cp_new = 1'b0;
    cp_kind = K_FETCH; cp_addr = 64'd0; cp_own = 64'd0; cp_addr65 = 65'd0;
    cp_code = 8'd0; cp_fidx = 32'd0; cp_faddr = 64'd0;
-   if (r_fence && r_fence_phase == F_WRITE) begin
-      if (cptlb$phys_valid) begin
-         cp_decided = 1'b1;
-         if ({1'b0, cptlb$phys} + 65'd4 > {1'b0, mem_size}) begin
-            cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fence_index; cp_faddr = cptlb$phys;
-         end else begin
-            cp_req = 1'b1; cp_kind = K_FENCEW; cp_addr = cptlb$phys;
-         end
-      end else if (cptlb$read_valid) begin
-         cp_decided = 1'b1;
-         if ({1'b0, cptlb$read_addr} + 65'd8 > {1'b0, mem_size}) begin
-            cp_fault = 1'b1; cp_code = 8'd8; cp_fidx = r_fence_index; cp_faddr = cptlb$read_addr;
-         end else begin
-            cp_req = 1'b1; cp_kind = K_PTE; cp_addr = cptlb$read_addr;
-            cp_own = {18'd0, cptlb$read_vpn, cptlb$read_addr[5:0] & 6'd@BM1@};
-         end
-      end else if (cptlb$fault) begin
-         cp_decided = 1'b1;
-         cp_fault = 1'b1; cp_code = cptlb$fault_code; cp_fidx = r_fence_index; cp_faddr = cptlb$fault_addr;
-      end
+   // the FENCE's writeback or its PTE read, or their fault (the `fence` block)
+   cp_decided = fence$decided;
+   if (cp_decided) begin
+      cp_req = fence$req; cp_kind = fence$kind; cp_addr = fence$addr; cp_own = {8'd0, fence$own};
+      cp_fault = fence$fault; cp_code = fence$fault_code; cp_faddr = fence$fault_addr;
+      if (cp_fault) cp_fidx = r_fence_index;
    end
    if (!cp_decided && w_running) begin
       if (r_f_count != 0 && f_issued[w_f_back] != NB) begin
@@ -205,11 +189,10 @@ reg f_any;
 reg [7:0] f_code;
 reg [31:0] f_idx;
 reg [63:0] f_addr_v;
-reg fence_drained;
 always @(*) begin
    // E1 deadlock
    dl = 1'b0; dl_idx = 32'd0;
-   cp_blocked = r_fence ? (r_fence_phase == F_DRAIN) : (w_head_full && !dec_bad);
+   cp_blocked = r_fence ? fence$draining : (w_head_full && !dec_bad);
    if (!disp && !resp_valid && r_inflight == 32'd0 && r_active == 3'd0 && cp_blocked) begin
       dl = qh_valid != 3'd0 && (qh_valid & qh_ready) == 3'd0;
       dl_idx = qh_valid[0] ? qh_index[0] : qh_valid[1] ? qh_index[1] : qh_index[2];
@@ -233,7 +216,6 @@ always @(*) begin
    else if (wd) begin f_code = 8'd14; f_idx = r_head; end
    else if (ovf) begin f_code = 8'd12; f_idx = ovf_idx; end
    else f_any = 1'b0;
-   fence_drained = r_fence && r_fence_phase == F_DRAIN && w_queues_empty && r_active == 3'd0;
 end
 
 wire w_go = w_act && !f_any;                  // the cycle happens (G3)
@@ -250,8 +232,8 @@ assign port$cp_req = cp_req;
 assign port$cp_kind = cp_kind;
 assign port$cp_addr = cp_addr;
 assign port$cp_own = cp_own[55:0];
-assign port$cp_wdata = {480'd0, r_fence_seqv} << {cp_addr[5:0] & 6'd@BM1@, 3'd0};
-assign port$cp_wmask = 64'hF << (cp_addr[5:0] & 6'd@BM1@);
+assign port$cp_wdata = fence$wdata;
+assign port$cp_wmask = fence$wmask;
 assign port$store_req = store_req;
 assign port$store_kind = store_kind;
 assign port$store_addr = store_addr;
@@ -290,7 +272,7 @@ always @(*) begin
 end
 
 // ---- fence completion in this cycle ----
-wire w_fence_done = w_go && ((fence_drained && !r_fence_wb) || w_resp_fence);
+wire w_fence_done = fence$done;
 wire w_nop = w_go && disp && dec_unit == 2'd0 && dec_bytes[7:0] == 8'd0;
 wire w_disp_fence = w_go && disp && dec_unit == 2'd0 && dec_bytes[7:0] == 8'd7;
 wire w_disp_unit = w_go && disp && dec_unit != 2'd0;
@@ -326,7 +308,6 @@ always @(posedge clock) begin
                   f_issued[w_f_back] <= f_issued[w_f_back] + 4'd1;
                end
             end
-            if (g_cp && cp_kind == K_FENCEW) r_fence_phase <= F_ACK;
          end
          // -- response --
          if (w_resp_fetch && arr_found) begin
@@ -352,18 +333,7 @@ always @(posedge clock) begin
          if (issue[1]) r_job_macs <= {48'd0, qh_desc[1][143:128]} * {48'd0, qh_desc[1][159:144]} * {48'd0, qh_desc[1][175:160]};
          // -- dispatch (F2-F4; the unit queues push in their blocks) --
          if (w_disp_unit || w_nop || w_fence_done) r_head <= ring_next(r_head, r_ring_size);
-         if (w_disp_fence) begin
-            r_fence <= 1'b1; r_fence_phase <= F_DRAIN;
-            r_fence_index <= f_index[r_f_rd];
-            r_fence_seqv <= dw1;
-            r_fence_addr <= {dw3, dw2};
-            r_fence_wb <= dec_bytes[13];
-            r_fence_irq <= dec_bytes[12];
-         end
-         if (fence_drained && r_fence_wb) r_fence_phase <= F_WRITE;
-         if (w_fence_done) begin
-            r_fence <= 1'b0;
-         end
+         // -- FENCE (F4): the `fence` block --
       end
    end else if (mmio_we) begin
       case (mmio_addr)
@@ -372,7 +342,6 @@ always @(posedge clock) begin
                // CONTROL.RESET: everything but time itself starts afresh (the registers: `regs`)
                r_head <= 32'd0; r_fetch_ptr <= 32'd0;
                r_f_rd <= 0; r_f_wr <= 0; r_f_count <= 0; r_ripe <= 0;
-               r_fence <= 1'b0; r_fence_phase <= F_DRAIN;
                r_active <= 3'd0;
             end
          end

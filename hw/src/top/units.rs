@@ -1,7 +1,8 @@
 //! Wiring of the child blocks: the register file (`regs`, a
 //! [`crate::regs::Regs`]), the command processor's translation cache
 //! (`cptlb`, a [`crate::xlat::Tlb`]), the descriptor decoder (`dec`, a
-//! [`crate::decode::Decode`]), the unit queues (`lq`, `cq`, `sq`, each a
+//! [`crate::decode::Decode`]), the FENCE engine (`fence`, a
+//! [`crate::fence::Fence`]), the unit queues (`lq`, `cq`, `sq`, each a
 //! [`crate::queue::UnitQueue`]), the issue rule and token counters
 //! (`tok`, a [`crate::tokens::Tokens`]), the compute unit (`compute`) and the
 //! two DMA units (`load`, `store`).
@@ -51,7 +52,6 @@ wire dec_bad = dec$bad;
 wire [7:0] dec_code = dec$code;
 wire [63:0] dec_addr = dec$addr;
 wire [1:0] dec_unit = dec$unit;
-wire [31:0] dw1 = dec_bytes[63:32], dw2 = dec_bytes[95:64], dw3 = dec_bytes[127:96];
 "#;
 
 /// The unit queues ([`crate::queue::UnitQueue`]): `lq` (load), `cq`
@@ -92,6 +92,30 @@ wire [2:0] qh_valid = {sq$valid, cq$valid, lq$valid};
 wire [2:0] q_room = {sq$room, cq$room, lq$room};
 // the queues' entry counts (for inspection)
 wire unused_queues = ^{lq$count, cq$count, sq$count};
+"#;
+
+/// The FENCE ([`crate::fence::Fence`]): drain, writeback with its PTE read
+/// through `cptlb`, completion.
+pub(super) const FENCE: &str = r#"
+// ---- the FENCE (F4): the `fence` block ----
+assign fence$clock = clock;
+assign fence$enable = w_go;
+assign fence$clear = w_clear;
+assign fence$start = w_disp_fence;
+assign fence$start_desc = dec_bytes;
+assign fence$start_index = f_index[r_f_rd];
+assign fence$idle = w_queues_empty && r_active == 3'd0;
+assign fence$granted = g_cp;
+assign fence$resp = w_resp_fence;
+assign fence$mem_size = mem_size;
+assign fence$tlb_phys_valid = cptlb$phys_valid;
+assign fence$tlb_phys = cptlb$phys;
+assign fence$tlb_read_valid = cptlb$read_valid;
+assign fence$tlb_read_addr = cptlb$read_addr;
+assign fence$tlb_read_vpn = cptlb$read_vpn;
+assign fence$tlb_fault = cptlb$fault;
+assign fence$tlb_fault_code = cptlb$fault_code;
+assign fence$tlb_fault_addr = cptlb$fault_addr;
 "#;
 
 /// The issue rule and the token counters ([`crate::tokens::Tokens`]).
