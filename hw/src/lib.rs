@@ -5,6 +5,7 @@
 //!   priority, event ports as Verilog text; the children below).
 //! * [`dma`]: `DmaUnit`, one LOAD or STORE engine.
 //! * [`decode`]: `Decode`, descriptor decode and validation.
+//! * [`faults`]: `Faults`, the fault priority (G3) and deadlock (E1).
 //! * [`fence`]: `Fence`, the command processor's FENCE.
 //! * [`queue`]: `UnitQueue`, one unit's descriptor queue.
 //! * [`xlat`]: `Tlb`, a one-entry translation cache.
@@ -18,6 +19,7 @@
 pub mod compute;
 pub mod decode;
 pub mod dma;
+pub mod faults;
 pub mod fence;
 pub mod gen;
 pub mod port;

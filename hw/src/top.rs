@@ -21,7 +21,8 @@
 //!   mux, the IRQ line, the error latch, the performance counters, the
 //!   watchdog and the IRQ and error event ports ([`Regs`], `regs`), descriptor decode and validation
 //!   ([`Decode`], `dec`), the FENCE state machine with its writeback offer
-//!   and PTE read ([`Fence`], `fence`), the three unit queues ([`UnitQueue`], `lq`, `cq`,
+//!   and PTE read ([`Fence`], `fence`), the fault priority of G3 with the
+//!   deadlock rule E1 ([`Faults`], `faults`), the three unit queues ([`UnitQueue`], `lq`, `cq`,
 //!   `sq`), their issue rule and the four token counters ([`Tokens`], `tok`), the memory-port
 //!   arbiter and the request mux ([`Port`], `port`), the translation
 //!   caches ([`Tlb`], `cptlb` and one inside each DMA unit), the LOAD and
@@ -30,7 +31,8 @@
 //! * Verilog text generated per configuration from Rust (one function per
 //!   concern in `top/*.rs`): the command
 //!   processor's fetch buffer with its fetch requests, dispatch, and the
-//!   command processor's port offer (the `fence` block's, else a fetch), fault priority, deadlock and the other event
+//!   command processor's port offer (the `fence` block's, else a fetch), the
+//!   descriptor each unit executes, the other event
 //!   ports, and the wiring of the children; and, inside [`Compute`], its
 //!   control, skew buffers, lane pipeline and memories (`Verilog::Custom`
 //!   mirrored by a hand-written Rust `update()`, see `compute.rs`).
@@ -49,6 +51,7 @@ use rust_hdl::prelude::*;
 use crate::compute::{Compute, ComputeParams};
 use crate::decode::{Decode, DecodeLimits};
 use crate::dma::DmaUnit;
+use crate::faults::Faults;
 use crate::fence::Fence;
 use crate::gen::Params;
 use crate::port::Port;
@@ -113,6 +116,8 @@ pub struct NpuTop {
     pub dec: Decode,
     /// The FENCE: drain, writeback and its PTE read, completion.
     pub fence: Fence,
+    /// The faults of a cycle in G3 order, deadlock (E1).
+    pub faults: Faults,
     /// The load, compute and store queues (dispatch to issue).
     pub lq: UnitQueue,
     pub cq: UnitQueue,
@@ -196,6 +201,7 @@ impl NpuTop {
                 acc_bytes: params.acc_bytes,
             })?,
             fence: Fence::new(params.beat_bytes)?,
+            faults: Faults::new(),
             lq: UnitQueue::new(params.queue_depth)?,
             cq: UnitQueue::new(params.queue_depth)?,
             sq: UnitQueue::new(params.queue_depth)?,
@@ -313,6 +319,39 @@ impl Logic for NpuTop {
         self.fence.tlb_fault.connect();
         self.fence.tlb_fault_code.connect();
         self.fence.tlb_fault_addr.connect();
+        self.faults.cp_fault.connect();
+        self.faults.cp_code.connect();
+        self.faults.cp_index.connect();
+        self.faults.cp_addr.connect();
+        self.faults.disp_fault.connect();
+        self.faults.disp_code.connect();
+        self.faults.disp_index.connect();
+        self.faults.disp_addr.connect();
+        self.faults.store_fault.connect();
+        self.faults.store_code.connect();
+        self.faults.store_addr.connect();
+        self.faults.load_fault.connect();
+        self.faults.load_code.connect();
+        self.faults.load_addr.connect();
+        self.faults.l_job.connect();
+        self.faults.c_job.connect();
+        self.faults.s_job.connect();
+        self.faults.disp.connect();
+        self.faults.responding.connect();
+        self.faults.inflight.connect();
+        self.faults.active.connect();
+        self.faults.fence_active.connect();
+        self.faults.fence_draining.connect();
+        self.faults.head_full.connect();
+        self.faults.head_bad.connect();
+        self.faults.q_valid.connect();
+        self.faults.q_ready.connect();
+        self.faults.l_head.connect();
+        self.faults.c_head.connect();
+        self.faults.s_head.connect();
+        self.faults.wd.connect();
+        self.faults.head.connect();
+        self.faults.over.connect();
         self.lq.clock.connect();
         self.lq.enable.connect();
         self.lq.clear.connect();

@@ -167,6 +167,43 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     wire  [31:0] fence$seq;
     wire  fence$irq;
     wire  [63:0] fence$va;
+    reg  faults$cp_fault;
+    reg  [7:0] faults$cp_code;
+    reg  [31:0] faults$cp_index;
+    reg  [63:0] faults$cp_addr;
+    reg  faults$disp_fault;
+    reg  [7:0] faults$disp_code;
+    reg  [31:0] faults$disp_index;
+    reg  [63:0] faults$disp_addr;
+    reg  faults$store_fault;
+    reg  [7:0] faults$store_code;
+    reg  [63:0] faults$store_addr;
+    reg  faults$load_fault;
+    reg  [7:0] faults$load_code;
+    reg  [63:0] faults$load_addr;
+    reg  [31:0] faults$l_job;
+    reg  [31:0] faults$c_job;
+    reg  [31:0] faults$s_job;
+    reg  faults$disp;
+    reg  faults$responding;
+    reg  [31:0] faults$inflight;
+    reg  [2:0] faults$active;
+    reg  faults$fence_active;
+    reg  faults$fence_draining;
+    reg  faults$head_full;
+    reg  faults$head_bad;
+    reg  [2:0] faults$q_valid;
+    reg  [2:0] faults$q_ready;
+    reg  [31:0] faults$l_head;
+    reg  [31:0] faults$c_head;
+    reg  [31:0] faults$s_head;
+    reg  faults$wd;
+    reg  [31:0] faults$head;
+    reg  [3:0] faults$over;
+    wire  faults$any;
+    wire  [7:0] faults$code;
+    wire  [31:0] faults$index;
+    wire  [63:0] faults$addr;
     reg  lq$clock;
     reg  lq$enable;
     reg  lq$clear;
@@ -492,6 +529,45 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
         .irq(fence$irq),
         .va(fence$va)
     );
+    top$faults faults(
+        .cp_fault(faults$cp_fault),
+        .cp_code(faults$cp_code),
+        .cp_index(faults$cp_index),
+        .cp_addr(faults$cp_addr),
+        .disp_fault(faults$disp_fault),
+        .disp_code(faults$disp_code),
+        .disp_index(faults$disp_index),
+        .disp_addr(faults$disp_addr),
+        .store_fault(faults$store_fault),
+        .store_code(faults$store_code),
+        .store_addr(faults$store_addr),
+        .load_fault(faults$load_fault),
+        .load_code(faults$load_code),
+        .load_addr(faults$load_addr),
+        .l_job(faults$l_job),
+        .c_job(faults$c_job),
+        .s_job(faults$s_job),
+        .disp(faults$disp),
+        .responding(faults$responding),
+        .inflight(faults$inflight),
+        .active(faults$active),
+        .fence_active(faults$fence_active),
+        .fence_draining(faults$fence_draining),
+        .head_full(faults$head_full),
+        .head_bad(faults$head_bad),
+        .q_valid(faults$q_valid),
+        .q_ready(faults$q_ready),
+        .l_head(faults$l_head),
+        .c_head(faults$c_head),
+        .s_head(faults$s_head),
+        .wd(faults$wd),
+        .head(faults$head),
+        .over(faults$over),
+        .any(faults$any),
+        .code(faults$code),
+        .index(faults$index),
+        .addr(faults$addr)
+    );
     top$lq lq(
         .clock(lq$clock),
         .enable(lq$enable),
@@ -742,7 +818,7 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     reg [7:0] r_job_op [0:2];
     reg [63:0] r_job_macs;
     
-    integer ii, io, ia, ic;
+    integer ii, ia, ic;
     initial begin
        r_head = 32'd0; r_fetch_ptr = 32'd0;
        for (ii = 0; ii < FD; ii = ii + 1) begin
@@ -1029,50 +1105,52 @@ module top(clock,advance,mmio_we,mmio_addr,mmio_wdata,mmio_rdata,mem_size,port_r
     assign regs$fetch_ptr = r_fetch_ptr;
     assign regs$work = r_f_count != 0 || r_fence || !w_queues_empty || r_active != 3'd0;
     
-    // ---- faults of this cycle, in G3 order ----
-    reg dl, wd, ovf;
-    reg [31:0] dl_idx, ovf_idx;
-    reg cp_blocked;
-    // issue (U1), token stalls (P1), pops and pushes (U2): the `tok` block
+    // ---- completion; issue (U1), token stalls (P1), pops, pushes and overflows (U2): the `tok` block ----
     wire [2:0] complete = {store_done, cmp_done, load_done};
     wire [2:0] issue = {tok$s_issue, tok$c_issue, tok$l_issue};
     wire [2:0] tstall = {tok$s_stall, tok$c_stall, tok$l_stall};
     wire [3:0] pop_q = {tok$pop_sc, tok$pop_cs, tok$pop_cl, tok$pop_lc};
     wire [3:0] push_q = {tok$push_sc, tok$push_cs, tok$push_cl, tok$push_lc};
     wire [3:0] over_q = {tok$over_sc, tok$over_cs, tok$over_cl, tok$over_lc};
-    reg f_any;
-    reg [7:0] f_code;
-    reg [31:0] f_idx;
-    reg [63:0] f_addr_v;
-    always @(*) begin
-       // E1 deadlock
-       dl = 1'b0; dl_idx = 32'd0;
-       cp_blocked = r_fence ? fence$draining : (w_head_full && !dec_bad);
-       if (!disp && !resp_valid && r_inflight == 32'd0 && r_active == 3'd0 && cp_blocked) begin
-          dl = qh_valid != 3'd0 && (qh_valid & qh_ready) == 3'd0;
-          dl_idx = qh_valid[0] ? qh_index[0] : qh_valid[1] ? qh_index[1] : qh_index[2];
-       end
-       // E2 watchdog: the `regs` block
-       wd = regs$wd;
-       // U2 token overflow: a push onto a counter that stays at 255 after this cycle's pop
-       ovf = 1'b0; ovf_idx = 32'd0;
-       for (io = 3; io >= 0; io = io - 1) begin
-          if (over_q[io]) begin
-             ovf = 1'b1;
-             ovf_idx = (io == 0) ? r_job_index[0] : (io == 3) ? r_job_index[2] : r_job_index[1];
-          end
-       end
-       f_any = 1'b1; f_code = 8'd0; f_idx = 32'd0; f_addr_v = 64'd0;
-       if (cp_fault) begin f_code = cp_code; f_idx = cp_fidx; f_addr_v = cp_faddr; end
-       else if (disp_fault) begin f_code = dec_code; f_idx = f_index[r_f_rd]; f_addr_v = dec_addr; end
-       else if (store_fault) begin f_code = store_fcode; f_idx = r_job_index[2]; f_addr_v = store_faddr; end
-       else if (load_fault) begin f_code = load_fcode; f_idx = r_job_index[0]; f_addr_v = load_faddr; end
-       else if (dl) begin f_code = 8'd13; f_idx = dl_idx; end
-       else if (wd) begin f_code = 8'd14; f_idx = r_head; end
-       else if (ovf) begin f_code = 8'd12; f_idx = ovf_idx; end
-       else f_any = 1'b0;
-    end
     
+    // ---- faults of this cycle in G3 order, with E1 and U2: the `faults` block ----
+    assign faults$cp_fault = cp_fault;
+    assign faults$cp_code = cp_code;
+    assign faults$cp_index = cp_fidx;
+    assign faults$cp_addr = cp_faddr;
+    assign faults$disp_fault = disp_fault;
+    assign faults$disp_code = dec_code;
+    assign faults$disp_index = f_index[r_f_rd];
+    assign faults$disp_addr = dec_addr;
+    assign faults$store_fault = store_fault;
+    assign faults$store_code = store_fcode;
+    assign faults$store_addr = store_faddr;
+    assign faults$load_fault = load_fault;
+    assign faults$load_code = load_fcode;
+    assign faults$load_addr = load_faddr;
+    assign faults$l_job = r_job_index[0];
+    assign faults$c_job = r_job_index[1];
+    assign faults$s_job = r_job_index[2];
+    assign faults$disp = disp;
+    assign faults$responding = resp_valid;
+    assign faults$inflight = r_inflight;
+    assign faults$active = r_active;
+    assign faults$fence_active = r_fence;
+    assign faults$fence_draining = fence$draining;
+    assign faults$head_full = w_head_full;
+    assign faults$head_bad = dec_bad;
+    assign faults$q_valid = qh_valid;
+    assign faults$q_ready = qh_ready;
+    assign faults$l_head = qh_index[0];
+    assign faults$c_head = qh_index[1];
+    assign faults$s_head = qh_index[2];
+    assign faults$wd = regs$wd;
+    assign faults$head = r_head;
+    assign faults$over = over_q;
+    wire f_any = faults$any;
+    wire [7:0] f_code = faults$code;
+    wire [31:0] f_idx = faults$index;
+    wire [63:0] f_addr_v = faults$addr;
     wire w_go = w_act && !f_any;                  // the cycle happens (G3)
     
     // ---- the port (M1): command processor > store > load, the `port` block ----
@@ -9320,6 +9398,125 @@ module top$dec(desc,paddr,bad,code,addr,unit);
     end
     
 endmodule // top$dec
+
+
+module top$faults(cp_fault,cp_code,cp_index,cp_addr,disp_fault,disp_code,disp_index,disp_addr,store_fault,store_code,store_addr,load_fault,load_code,load_addr,l_job,c_job,s_job,disp,responding,inflight,active,fence_active,fence_draining,head_full,head_bad,q_valid,q_ready,l_head,c_head,s_head,wd,head,over,any,code,index,addr);
+    
+    // Module arguments
+    input wire  cp_fault;
+    input wire  [7:0] cp_code;
+    input wire  [31:0] cp_index;
+    input wire  [63:0] cp_addr;
+    input wire  disp_fault;
+    input wire  [7:0] disp_code;
+    input wire  [31:0] disp_index;
+    input wire  [63:0] disp_addr;
+    input wire  store_fault;
+    input wire  [7:0] store_code;
+    input wire  [63:0] store_addr;
+    input wire  load_fault;
+    input wire  [7:0] load_code;
+    input wire  [63:0] load_addr;
+    input wire  [31:0] l_job;
+    input wire  [31:0] c_job;
+    input wire  [31:0] s_job;
+    input wire  disp;
+    input wire  responding;
+    input wire  [31:0] inflight;
+    input wire  [2:0] active;
+    input wire  fence_active;
+    input wire  fence_draining;
+    input wire  head_full;
+    input wire  head_bad;
+    input wire  [2:0] q_valid;
+    input wire  [2:0] q_ready;
+    input wire  [31:0] l_head;
+    input wire  [31:0] c_head;
+    input wire  [31:0] s_head;
+    input wire  wd;
+    input wire  [31:0] head;
+    input wire  [3:0] over;
+    output reg  any;
+    output reg  [7:0] code;
+    output reg  [31:0] index;
+    output reg  [63:0] addr;
+    
+    // Constant declarations
+    localparam  code_deadlock = 8'hd;
+    localparam  code_watchdog = 8'he;
+    localparam  code_overflow = 8'hc;
+    
+    // Local signals
+    reg  quiet;
+    reg  blocked;
+    reg  deadlock;
+    reg  [31:0] dl_index;
+    reg  [31:0] ovf_index;
+    
+    // Update code
+    always @(*) begin
+        quiet = ~disp & ~responding & ~|inflight & ~|active;
+        blocked = head_full & ~head_bad;
+        if (fence_active) begin
+            blocked = fence_draining;
+        end
+        deadlock = quiet & blocked & |q_valid & ~|(q_valid & q_ready);
+        dl_index = s_head;
+        if (q_valid[32'h1]) begin
+            dl_index = c_head;
+        end
+        if (q_valid[32'h0]) begin
+            dl_index = l_head;
+        end
+        ovf_index = s_job;
+        if (over[32'h1] | over[32'h2]) begin
+            ovf_index = c_job;
+        end
+        if (over[32'h0]) begin
+            ovf_index = l_job;
+        end
+        any = 1'b1;
+        code = 32'h0;
+        index = 32'h0;
+        addr = 32'h0;
+        if (cp_fault) begin
+            code = cp_code;
+            index = cp_index;
+            addr = cp_addr;
+        end
+        else if (disp_fault) begin
+            code = disp_code;
+            index = disp_index;
+            addr = disp_addr;
+        end
+        else if (store_fault) begin
+            code = store_code;
+            index = s_job;
+            addr = store_addr;
+        end
+        else if (load_fault) begin
+            code = load_code;
+            index = l_job;
+            addr = load_addr;
+        end
+        else if (deadlock) begin
+            code = code_deadlock;
+            index = dl_index;
+        end
+        else if (wd) begin
+            code = code_watchdog;
+            index = head;
+        end
+        else if (|over) begin
+            code = code_overflow;
+            index = ovf_index;
+        end
+        else begin
+            any = 1'b0;
+        end
+    end
+    
+endmodule // top$faults
 
 
 module top$fence(clock,enable,clear,start,start_desc,start_index,idle,granted,resp,mem_size,tlb_phys_valid,tlb_phys,tlb_read_valid,tlb_read_addr,tlb_read_vpn,tlb_fault,tlb_fault_code,tlb_fault_addr,active,draining,done,decided,req,kind,addr,own,wdata,wmask,fault,fault_code,fault_addr,index,seq,irq,va);

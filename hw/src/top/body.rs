@@ -1,6 +1,6 @@
 //! The Verilog body of `top`, generated per variant. One section per concern:
 //! state (the register file is the `regs` block), fetch buffer, unit queues and tokens, the per-cycle plan
-//! (requests, faults in G3 order, grant, issue, completion, dispatch), the
+//! (requests, faults in G3 order (the `faults` block), grant, issue, completion, dispatch), the
 //! state update, and the event ports. Sections are templates whose `@NAME@`
 //! placeholders are the variant's parameters.
 
@@ -40,6 +40,7 @@ pub(super) fn body(p: &Params) -> String {
     s += super::units::FENCE;
     s += &super::units::wiring(p);
     s += &subst(FAULTS);
+    s += super::units::FAULTS;
     s += &subst(PORT);
     s += &subst(EDGE);
     s += &subst(EVENTS);
@@ -82,7 +83,7 @@ reg [3:0] r_job_deps [0:2];
 reg [7:0] r_job_op [0:2];
 reg [63:0] r_job_macs;
 
-integer ii, io, ia, ic;
+integer ii, ia, ic;
 initial begin
    r_head = 32'd0; r_fetch_ptr = 32'd0;
    for (ii = 0; ii < FD; ii = ii + 1) begin
@@ -172,53 +173,15 @@ end
 wire [2:0] qh_ready = {tok$s_ready, tok$c_ready, tok$l_ready};
 "#;
 
-/// Completion, issue, tokens, and the faults of the cycle in G3 order.
+/// Completion, issue and tokens of the cycle (its faults: `units::FAULTS`).
 const FAULTS: &str = r#"
-// ---- faults of this cycle, in G3 order ----
-reg dl, wd, ovf;
-reg [31:0] dl_idx, ovf_idx;
-reg cp_blocked;
-// issue (U1), token stalls (P1), pops and pushes (U2): the `tok` block
+// ---- completion; issue (U1), token stalls (P1), pops, pushes and overflows (U2): the `tok` block ----
 wire [2:0] complete = {store_done, cmp_done, load_done};
 wire [2:0] issue = {tok$s_issue, tok$c_issue, tok$l_issue};
 wire [2:0] tstall = {tok$s_stall, tok$c_stall, tok$l_stall};
 wire [3:0] pop_q = {tok$pop_sc, tok$pop_cs, tok$pop_cl, tok$pop_lc};
 wire [3:0] push_q = {tok$push_sc, tok$push_cs, tok$push_cl, tok$push_lc};
 wire [3:0] over_q = {tok$over_sc, tok$over_cs, tok$over_cl, tok$over_lc};
-reg f_any;
-reg [7:0] f_code;
-reg [31:0] f_idx;
-reg [63:0] f_addr_v;
-always @(*) begin
-   // E1 deadlock
-   dl = 1'b0; dl_idx = 32'd0;
-   cp_blocked = r_fence ? fence$draining : (w_head_full && !dec_bad);
-   if (!disp && !resp_valid && r_inflight == 32'd0 && r_active == 3'd0 && cp_blocked) begin
-      dl = qh_valid != 3'd0 && (qh_valid & qh_ready) == 3'd0;
-      dl_idx = qh_valid[0] ? qh_index[0] : qh_valid[1] ? qh_index[1] : qh_index[2];
-   end
-   // E2 watchdog: the `regs` block
-   wd = regs$wd;
-   // U2 token overflow: a push onto a counter that stays at 255 after this cycle's pop
-   ovf = 1'b0; ovf_idx = 32'd0;
-   for (io = 3; io >= 0; io = io - 1) begin
-      if (over_q[io]) begin
-         ovf = 1'b1;
-         ovf_idx = (io == 0) ? r_job_index[0] : (io == 3) ? r_job_index[2] : r_job_index[1];
-      end
-   end
-   f_any = 1'b1; f_code = 8'd0; f_idx = 32'd0; f_addr_v = 64'd0;
-   if (cp_fault) begin f_code = cp_code; f_idx = cp_fidx; f_addr_v = cp_faddr; end
-   else if (disp_fault) begin f_code = dec_code; f_idx = f_index[r_f_rd]; f_addr_v = dec_addr; end
-   else if (store_fault) begin f_code = store_fcode; f_idx = r_job_index[2]; f_addr_v = store_faddr; end
-   else if (load_fault) begin f_code = load_fcode; f_idx = r_job_index[0]; f_addr_v = load_faddr; end
-   else if (dl) begin f_code = 8'd13; f_idx = dl_idx; end
-   else if (wd) begin f_code = 8'd14; f_idx = r_head; end
-   else if (ovf) begin f_code = 8'd12; f_idx = ovf_idx; end
-   else f_any = 1'b0;
-end
-
-wire w_go = w_act && !f_any;                  // the cycle happens (G3)
 "#;
 
 /// The memory port (M1), response routing and the fetch buffer's arrivals.

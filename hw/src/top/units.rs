@@ -2,7 +2,8 @@
 //! [`crate::regs::Regs`]), the command processor's translation cache
 //! (`cptlb`, a [`crate::xlat::Tlb`]), the descriptor decoder (`dec`, a
 //! [`crate::decode::Decode`]), the FENCE engine (`fence`, a
-//! [`crate::fence::Fence`]), the unit queues (`lq`, `cq`, `sq`, each a
+//! [`crate::fence::Fence`]), the fault priority (`faults`, a
+//! [`crate::faults::Faults`]), the unit queues (`lq`, `cq`, `sq`, each a
 //! [`crate::queue::UnitQueue`]), the issue rule and token counters
 //! (`tok`, a [`crate::tokens::Tokens`]), the compute unit (`compute`) and the
 //! two DMA units (`load`, `store`).
@@ -116,6 +117,50 @@ assign fence$tlb_read_vpn = cptlb$read_vpn;
 assign fence$tlb_fault = cptlb$fault;
 assign fence$tlb_fault_code = cptlb$fault_code;
 assign fence$tlb_fault_addr = cptlb$fault_addr;
+"#;
+
+/// The faults of the cycle in G3 order with E1 and U2
+/// ([`crate::faults::Faults`]), and whether the cycle happens.
+pub(super) const FAULTS: &str = r#"
+// ---- faults of this cycle in G3 order, with E1 and U2: the `faults` block ----
+assign faults$cp_fault = cp_fault;
+assign faults$cp_code = cp_code;
+assign faults$cp_index = cp_fidx;
+assign faults$cp_addr = cp_faddr;
+assign faults$disp_fault = disp_fault;
+assign faults$disp_code = dec_code;
+assign faults$disp_index = f_index[r_f_rd];
+assign faults$disp_addr = dec_addr;
+assign faults$store_fault = store_fault;
+assign faults$store_code = store_fcode;
+assign faults$store_addr = store_faddr;
+assign faults$load_fault = load_fault;
+assign faults$load_code = load_fcode;
+assign faults$load_addr = load_faddr;
+assign faults$l_job = r_job_index[0];
+assign faults$c_job = r_job_index[1];
+assign faults$s_job = r_job_index[2];
+assign faults$disp = disp;
+assign faults$responding = resp_valid;
+assign faults$inflight = r_inflight;
+assign faults$active = r_active;
+assign faults$fence_active = r_fence;
+assign faults$fence_draining = fence$draining;
+assign faults$head_full = w_head_full;
+assign faults$head_bad = dec_bad;
+assign faults$q_valid = qh_valid;
+assign faults$q_ready = qh_ready;
+assign faults$l_head = qh_index[0];
+assign faults$c_head = qh_index[1];
+assign faults$s_head = qh_index[2];
+assign faults$wd = regs$wd;
+assign faults$head = r_head;
+assign faults$over = over_q;
+wire f_any = faults$any;
+wire [7:0] f_code = faults$code;
+wire [31:0] f_idx = faults$index;
+wire [63:0] f_addr_v = faults$addr;
+wire w_go = w_act && !f_any;                  // the cycle happens (G3)
 "#;
 
 /// The issue rule and the token counters ([`crate::tokens::Tokens`]).
