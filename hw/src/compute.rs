@@ -28,7 +28,8 @@
 //!
 //! A descriptor issued in cycle `t` is latched at the edge of `t`; a cycle counter
 //! `cnt` is `k` in cycle `t + k`, and `done = busy && cnt == latency` (the
-//! latency is computed at issue: rules C1-C3). A descriptor issued in cycle `t`
+//! latency is computed at issue: rules C1-C3; the `#[hdl_gen]` block [`Ctl`],
+//! `ctl`, holds the descriptor, `cnt`, the latency, `busy` and `done`). A descriptor issued in cycle `t`
 //! reads local memory from `t + 1` on and writes its last bytes at the edge of its
 //! completion cycle, so a descriptor issued in the completion cycle of the previous
 //! one (U1) sees all of its results.
@@ -83,12 +84,13 @@
 //! while busy is ignored. A frozen edge (`enable = 0`) changes nothing, so a
 //! descriptor completes after exactly `latency` enabled edges.
 //!
-//! The block's own logic (control, what enters the skew buffers, the
-//! memories and their ports, the lane pipeline's addresses and write
-//! enables) is a custom Verilog block whose Rust `update()` behaves
+//! The block's own logic but `ctl` (the MATMUL and lane pipeline control, what
+//! enters the skew buffers, the memories and their ports, the lane
+//! pipeline's addresses and write enables) is a custom Verilog block whose Rust `update()` behaves
 //! identically (the generated Verilog is checked against this simulation by
 //! `hw/tests/compute_verilog.rs`); its children are `#[hdl_gen]` blocks,
-//! simulated and generated from one source: the PEs ([`Pe`], [`PeDb`],
+//! simulated and generated from one source: the descriptor control
+//! ([`Ctl`], `ctl`), the PEs ([`Pe`], [`PeDb`],
 //! [`PeOs`]: `pe$<r*C+c>`, `pd$<n>`, `po$<n>`), the skew and deskew buffers
 //! ([`Delay`]: `sk$<r>`, `skf$<r>`, `wsk$<c>`, `dsk$<c>`) and the lanes
 //! ([`Lane`], `lane$<l>`, each with its multiplier [`SMul32`], a one-line
@@ -99,6 +101,7 @@
 //! different units are ordered by tokens and each descriptor's input and output
 //! ranges are equal or disjoint (docs/rtl.md, end).
 
+pub mod ctl;
 pub mod delay;
 pub mod lane;
 pub mod mem;
@@ -112,6 +115,7 @@ use npukit_sim::{Dataflow, NpuConfig};
 use rust_hdl::core::bitvec::BitVec;
 use rust_hdl::prelude::*;
 
+pub use ctl::Ctl;
 pub use delay::Delay;
 pub use lane::Lane;
 pub use mem::ByteMem;
@@ -213,7 +217,8 @@ impl fmt::Display for ComputeError {
 impl std::error::Error for ComputeError {}
 
 /// The registered state of the compute unit (the Verilog `reg`s of the custom
-/// block, in the same names without the `_q` suffix).
+/// block, in the same names without the `_q` suffix). `busy`, `d`, `cnt` and
+/// `lat` are a copy of `ctl`'s registers (its outputs, [`Compute::sync_ctl`]).
 #[derive(Debug, Clone)]
 struct State {
     spad: Vec<u8>,
@@ -400,6 +405,43 @@ impl State {
         }
     }
 
+    /// The unit accepts an issue in this cycle (idle, or completing).
+    fn free(&self) -> bool {
+        !self.busy || self.cnt == self.lat
+    }
+
+    /// C1b: the weight loader starts a load for the head `desc` in this
+    /// cycle (the head is ready and a MATMUL, no load started for it yet,
+    /// the loader idle or in its last shift, the unit free or running a
+    /// MATMUL).
+    fn loader_start(&self, p: &ComputeParams, head_ready: bool, desc: &[u32; 8]) -> bool {
+        let mm = self.busy && self.op() == OP_MATMUL;
+        p.weight_double_buffer
+            && head_ready
+            && desc[0] & 0xFF == OP_MATMUL
+            && !self.pf
+            && (!self.lb || self.lc == p.rows)
+            && (self.free() || mm)
+    }
+
+    /// C1b: the A stream offset `so` of a MATMUL issued in this cycle (`R`
+    /// when its load starts now, else the shifts its load has left, at
+    /// least 1).
+    fn issue_offset(&self, p: &ComputeParams, ls: bool) -> u32 {
+        if ls {
+            p.rows
+        } else if self.lb {
+            let left = p.rows.wrapping_sub(self.lc);
+            if left == 0 {
+                1
+            } else {
+                left
+            }
+        } else {
+            1
+        }
+    }
+
     /// Weight-stationary: a row of A enters the skew buffer at this edge.
     fn stream(&self) -> bool {
         let mm_m = self.d[4] & 0xFFFF;
@@ -541,6 +583,9 @@ pub struct Compute {
     pub dma_rd_acc: Signal<In, Bit>,
     pub dma_rd_addr: Signal<In, Bits<32>>,
     pub dma_rd_data: Signal<Out, Bits<512>>,
+    /// The descriptor control: descriptor register, cycle counter, latency,
+    /// `busy`, `done` (rules C1-C3).
+    pub ctl: Ctl,
     /// The weight-stationary array, row-major: PE `(r, c)` is `pe[r * C + c]`
     /// (empty in the other variants).
     pub pe: Vec<Pe>,
@@ -632,6 +677,7 @@ impl Compute {
             dma_rd_acc: Default::default(),
             dma_rd_addr: Default::default(),
             dma_rd_data: Default::default(),
+            ctl: Ctl::new(p.rows, p.cols, p.os(), p.weight_double_buffer),
             pe: (0..r * c)
                 .filter(|_| !p.os() && !p.weight_double_buffer)
                 .map(|_| Pe::default())
@@ -679,6 +725,18 @@ impl Compute {
         &self._st.acc
     }
 
+    /// Copies `ctl`'s registers (its outputs) into the state view.
+    fn sync_ctl(&mut self) {
+        let st = &mut self._st;
+        st.busy = self.ctl.busy.val();
+        st.cnt = self.ctl.cnt.val().to_u32();
+        st.lat = self.ctl.lat.val().to_u32();
+        let d = self.ctl.d.val();
+        for (i, w) in st.d.iter_mut().enumerate() {
+            *w = d.get_bits::<32>(32 * i).to_u32();
+        }
+    }
+
     /// The byte pushed into the top of column `c` while weights shift in.
     fn weight_push(&self, c: u32) -> u8 {
         let st = &self._st;
@@ -705,6 +763,23 @@ impl Compute {
         let (r, c) = (self._p.rows as usize, self._p.cols as usize);
         let clock = self.clock.val();
         let en = self.enable.val();
+        self.sync_ctl();
+        let iso = if self._p.weight_double_buffer {
+            let desc = desc_words(&self.desc.val());
+            let ls = self
+                ._st
+                .loader_start(&self._p, self.head_ready.val(), &desc);
+            self._st.issue_offset(&self._p, ls)
+        } else {
+            0
+        };
+        let ctl = &mut self.ctl;
+        ctl.clock.next = clock;
+        ctl.enable.next = en;
+        ctl.clear.next = self.clear.val();
+        ctl.issue.next = self.issue.val();
+        ctl.desc.next = self.desc.val();
+        ctl.iso.next = Bits::<32>::from(iso as u64);
         // Skew and deskew buffers (they shift like the block's registers).
         let den = en && !self.clear.val();
         let feed = self._st.feed(&self._p);
@@ -794,8 +869,8 @@ impl Compute {
             ln.eb.next = Bits::<8>::from(x.eb as u64);
             ln.old.next = Bits::<32>::from(x.old as u64);
         }
-        self.busy.next = st.busy;
-        self.done.next = st.busy && st.cnt == st.lat;
+        self.busy.next = self.ctl.busy.val();
+        self.done.next = self.ctl.done.val();
         let key = (
             self.dma_rd_acc.val(),
             self.dma_rd_addr.val().to_u32(),
@@ -894,7 +969,6 @@ impl Compute {
             let st = &mut self._st;
             st.spad.iter_mut().for_each(|b| *b = 0);
             st.acc.iter_mut().for_each(|b| *b = 0);
-            st.busy = false;
             st.v1 = false;
             st.v2 = false;
             st.lb = false;
@@ -941,10 +1015,10 @@ impl Compute {
         } else {
             None
         };
+        self.sync_ctl();
         let old = self._st.clone();
         let st = &mut self._st;
         let op = old.op();
-        let mm = old.busy && op == OP_MATMUL;
         // Memory writes, applied in order after everything has read `old`.
         let mut sp_w: Vec<(u32, u8)> = Vec::new();
         let mut ac_w: Vec<(u32, u8)> = Vec::new();
@@ -1005,23 +1079,12 @@ impl Compute {
             }
         }
 
-        // Descriptor sequencing.
-        let done = old.busy && old.cnt == old.lat;
-        if old.busy && !done {
-            st.cnt = old.cnt.wrapping_add(1);
-        }
-        if done {
-            st.busy = false;
-        }
-        let free = !old.busy || done;
+        // Descriptor sequencing (the register, counter and latency are
+        // `ctl`'s).
+        let free = old.free();
         let is_mm = desc[0] & 0xFF == OP_MATMUL;
         // C1b: the weight loader (start, shifts).
-        let ls = p.weight_double_buffer
-            && head_ready
-            && is_mm
-            && !old.pf
-            && (!old.lb || old.lc == rows)
-            && (free || mm);
+        let ls = old.loader_start(&p, head_ready, &desc);
         if old.lb {
             if old.lc == rows {
                 st.lb = false;
@@ -1039,26 +1102,11 @@ impl Compute {
             st.pf = true;
         }
         if issue && free {
-            st.busy = true;
-            st.d = desc;
-            st.cnt = 1;
             if p.weight_double_buffer && is_mm {
-                st.so = if ls {
-                    rows
-                } else if old.lb {
-                    let left = rows.wrapping_sub(old.lc);
-                    if left == 0 {
-                        1
-                    } else {
-                        left
-                    }
-                } else {
-                    1
-                };
+                st.so = old.issue_offset(&p, ls);
                 st.bank = if ls { !old.lbank } else { old.lbank };
                 st.pf = false;
             }
-            st.lat = latency_with(&p, &desc, st.so);
             st.sa = if is_mm { desc[1] } else { 0 };
             st.sb = if is_mm { desc[3] } else { 0 };
             st.sg = 0;
@@ -1184,6 +1232,13 @@ impl Logic for Compute {
         self.busy.connect();
         self.done.connect();
         self.dma_rd_data.connect();
+        let ctl = &mut self.ctl;
+        ctl.clock.connect();
+        ctl.enable.connect();
+        ctl.clear.connect();
+        ctl.issue.connect();
+        ctl.desc.connect();
+        ctl.iso.connect();
         for l in &mut self.sk {
             l.clock.connect();
             l.en.connect();

@@ -1339,6 +1339,18 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     output reg  [511:0] dma_rd_data;
     
     // Stub signals
+    reg  ctl$clock;
+    reg  ctl$enable;
+    reg  ctl$clear;
+    reg  ctl$issue;
+    reg  [255:0] ctl$desc;
+    reg  [31:0] ctl$iso;
+    wire  ctl$busy;
+    wire  ctl$done;
+    wire  ctl$free;
+    wire  [255:0] ctl$d;
+    wire  [31:0] ctl$cnt;
+    wire  [31:0] ctl$lat;
     reg  pe$0$clock;
     reg  pe$0$en;
     reg  pe$0$w_shift;
@@ -4329,6 +4341,20 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire  [31:0] lane$15$q32;
     
     // Sub module instances
+    top$compute$ctl ctl(
+        .clock(ctl$clock),
+        .enable(ctl$enable),
+        .clear(ctl$clear),
+        .issue(ctl$issue),
+        .desc(ctl$desc),
+        .iso(ctl$iso),
+        .busy(ctl$busy),
+        .done(ctl$done),
+        .free(ctl$free),
+        .d(ctl$d),
+        .cnt(ctl$cnt),
+        .lat(ctl$lat)
+    );
     top$compute$pe$0 pe$0(
         .clock(pe$0$clock),
         .en(pe$0$en),
@@ -7925,11 +7951,14 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     );
     
     // Update code (custom)
+    // The descriptor control (`ctl`, a Ctl block).
+    wire busy_q = ctl$busy;
+    wire done_w = ctl$done;
+    wire free_w = ctl$free;
+    wire [255:0] d_q = ctl$d;
+    wire [31:0] cnt_q = ctl$cnt;
+    wire [31:0] lat_q = ctl$lat;
     // Registers (State in compute.rs).
-    reg busy_q;
-    reg [255:0] d_q;
-    reg [31:0] cnt_q;
-    reg [31:0] lat_q;
     reg [31:0] sa_q;
     reg [31:0] sb_q;
     reg [31:0] sg_q;
@@ -7943,8 +7972,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg [7:0] accm [0:65535];
     integer i;
     initial begin
-      busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
-      cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
+      v1_q = 1'b0; v2_q = 1'b0;
+      sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
       for (i = 0; i < 262144; i = i + 1) spad[i] = 8'd0;
       for (i = 0; i < 65536; i = i + 1) accm[i] = 8'd0;
@@ -7961,7 +7990,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] w5_w = d_q[191:160];
     wire [31:0] w6_w = d_q[223:192];
     wire [31:0] w7_w = d_q[255:224];
-    wire done_w = busy_q && (cnt_q == lat_q);
     // MATMUL.
     wire mm_w = busy_q && (op_w == 8'd3);
     wire [31:0] mk_w = {16'd0, w4_w[31:16]};
@@ -8344,14 +8372,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] wsb_15 = wa2_q + 32'd15;
     wire [31:0] wav_15 = wa2_q + 32'd60;
     wire [31:0] wold_15 = {((((wav_15) + 32'd3) < 32'd65536) ? accm[(wav_15) + 32'd3] : 8'd0), ((((wav_15) + 32'd2) < 32'd65536) ? accm[(wav_15) + 32'd2] : 8'd0), ((((wav_15) + 32'd1) < 32'd65536) ? accm[(wav_15) + 32'd1] : 8'd0), ((((wav_15) + 32'd0) < 32'd65536) ? accm[(wav_15) + 32'd0] : 8'd0)};
-    // Latency of the descriptor being issued (rules C1-C3).
-    wire [63:0] ilo_w = {48'd0, desc[143:128]};
-    wire [63:0] ihi_w = {48'd0, desc[159:144]};
-    wire [63:0] ilen_w = {32'd0, desc[159:128]};
-    wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? (64'd46 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd15) / 64'd16) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd15) / 64'd16 + 64'd2) : 64'd1));
-    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$56$sum, pe$57$sum, pe$58$sum, pe$59$sum, pe$60$sum, pe$61$sum, pe$62$sum, pe$63$sum, pe$63$a_out, pe$64$sum, pe$65$sum, pe$66$sum, pe$67$sum, pe$68$sum, pe$69$sum, pe$70$sum, pe$71$sum, pe$72$sum, pe$73$sum, pe$74$sum, pe$75$sum, pe$76$sum, pe$77$sum, pe$78$sum, pe$79$sum, pe$79$a_out, pe$80$sum, pe$81$sum, pe$82$sum, pe$83$sum, pe$84$sum, pe$85$sum, pe$86$sum, pe$87$sum, pe$88$sum, pe$89$sum, pe$90$sum, pe$91$sum, pe$92$sum, pe$93$sum, pe$94$sum, pe$95$sum, pe$95$a_out, pe$96$sum, pe$97$sum, pe$98$sum, pe$99$sum, pe$100$sum, pe$101$sum, pe$102$sum, pe$103$sum, pe$104$sum, pe$105$sum, pe$106$sum, pe$107$sum, pe$108$sum, pe$109$sum, pe$110$sum, pe$111$sum, pe$111$a_out, pe$112$sum, pe$113$sum, pe$114$sum, pe$115$sum, pe$116$sum, pe$117$sum, pe$118$sum, pe$119$sum, pe$120$sum, pe$121$sum, pe$122$sum, pe$123$sum, pe$124$sum, pe$125$sum, pe$126$sum, pe$127$sum, pe$127$a_out, pe$128$sum, pe$129$sum, pe$130$sum, pe$131$sum, pe$132$sum, pe$133$sum, pe$134$sum, pe$135$sum, pe$136$sum, pe$137$sum, pe$138$sum, pe$139$sum, pe$140$sum, pe$141$sum, pe$142$sum, pe$143$sum, pe$143$a_out, pe$144$sum, pe$145$sum, pe$146$sum, pe$147$sum, pe$148$sum, pe$149$sum, pe$150$sum, pe$151$sum, pe$152$sum, pe$153$sum, pe$154$sum, pe$155$sum, pe$156$sum, pe$157$sum, pe$158$sum, pe$159$sum, pe$159$a_out, pe$160$sum, pe$161$sum, pe$162$sum, pe$163$sum, pe$164$sum, pe$165$sum, pe$166$sum, pe$167$sum, pe$168$sum, pe$169$sum, pe$170$sum, pe$171$sum, pe$172$sum, pe$173$sum, pe$174$sum, pe$175$sum, pe$175$a_out, pe$176$sum, pe$177$sum, pe$178$sum, pe$179$sum, pe$180$sum, pe$181$sum, pe$182$sum, pe$183$sum, pe$184$sum, pe$185$sum, pe$186$sum, pe$187$sum, pe$188$sum, pe$189$sum, pe$190$sum, pe$191$sum, pe$191$a_out, pe$192$sum, pe$193$sum, pe$194$sum, pe$195$sum, pe$196$sum, pe$197$sum, pe$198$sum, pe$199$sum, pe$200$sum, pe$201$sum, pe$202$sum, pe$203$sum, pe$204$sum, pe$205$sum, pe$206$sum, pe$207$sum, pe$207$a_out, pe$208$sum, pe$209$sum, pe$210$sum, pe$211$sum, pe$212$sum, pe$213$sum, pe$214$sum, pe$215$sum, pe$216$sum, pe$217$sum, pe$218$sum, pe$219$sum, pe$220$sum, pe$221$sum, pe$222$sum, pe$223$sum, pe$223$a_out, pe$224$sum, pe$225$sum, pe$226$sum, pe$227$sum, pe$228$sum, pe$229$sum, pe$230$sum, pe$231$sum, pe$232$sum, pe$233$sum, pe$234$sum, pe$235$sum, pe$236$sum, pe$237$sum, pe$238$sum, pe$239$sum, pe$239$a_out, pe$240$psum_out, pe$240$w_out, pe$241$psum_out, pe$241$w_out, pe$242$psum_out, pe$242$w_out, pe$243$psum_out, pe$243$w_out, pe$244$psum_out, pe$244$w_out, pe$245$psum_out, pe$245$w_out, pe$246$psum_out, pe$246$w_out, pe$247$psum_out, pe$247$w_out, pe$248$psum_out, pe$248$w_out, pe$249$psum_out, pe$249$w_out, pe$250$psum_out, pe$250$w_out, pe$251$psum_out, pe$251$w_out, pe$252$psum_out, pe$252$w_out, pe$253$psum_out, pe$253$w_out, pe$254$psum_out, pe$254$w_out, pe$255$psum_out, pe$255$w_out, pe$255$a_out};
+    wire unused_ok = ^{d_q[11:8], d_q[31:15], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$12$sum, pe$13$sum, pe$14$sum, pe$15$sum, pe$15$a_out, pe$16$sum, pe$17$sum, pe$18$sum, pe$19$sum, pe$20$sum, pe$21$sum, pe$22$sum, pe$23$sum, pe$24$sum, pe$25$sum, pe$26$sum, pe$27$sum, pe$28$sum, pe$29$sum, pe$30$sum, pe$31$sum, pe$31$a_out, pe$32$sum, pe$33$sum, pe$34$sum, pe$35$sum, pe$36$sum, pe$37$sum, pe$38$sum, pe$39$sum, pe$40$sum, pe$41$sum, pe$42$sum, pe$43$sum, pe$44$sum, pe$45$sum, pe$46$sum, pe$47$sum, pe$47$a_out, pe$48$sum, pe$49$sum, pe$50$sum, pe$51$sum, pe$52$sum, pe$53$sum, pe$54$sum, pe$55$sum, pe$56$sum, pe$57$sum, pe$58$sum, pe$59$sum, pe$60$sum, pe$61$sum, pe$62$sum, pe$63$sum, pe$63$a_out, pe$64$sum, pe$65$sum, pe$66$sum, pe$67$sum, pe$68$sum, pe$69$sum, pe$70$sum, pe$71$sum, pe$72$sum, pe$73$sum, pe$74$sum, pe$75$sum, pe$76$sum, pe$77$sum, pe$78$sum, pe$79$sum, pe$79$a_out, pe$80$sum, pe$81$sum, pe$82$sum, pe$83$sum, pe$84$sum, pe$85$sum, pe$86$sum, pe$87$sum, pe$88$sum, pe$89$sum, pe$90$sum, pe$91$sum, pe$92$sum, pe$93$sum, pe$94$sum, pe$95$sum, pe$95$a_out, pe$96$sum, pe$97$sum, pe$98$sum, pe$99$sum, pe$100$sum, pe$101$sum, pe$102$sum, pe$103$sum, pe$104$sum, pe$105$sum, pe$106$sum, pe$107$sum, pe$108$sum, pe$109$sum, pe$110$sum, pe$111$sum, pe$111$a_out, pe$112$sum, pe$113$sum, pe$114$sum, pe$115$sum, pe$116$sum, pe$117$sum, pe$118$sum, pe$119$sum, pe$120$sum, pe$121$sum, pe$122$sum, pe$123$sum, pe$124$sum, pe$125$sum, pe$126$sum, pe$127$sum, pe$127$a_out, pe$128$sum, pe$129$sum, pe$130$sum, pe$131$sum, pe$132$sum, pe$133$sum, pe$134$sum, pe$135$sum, pe$136$sum, pe$137$sum, pe$138$sum, pe$139$sum, pe$140$sum, pe$141$sum, pe$142$sum, pe$143$sum, pe$143$a_out, pe$144$sum, pe$145$sum, pe$146$sum, pe$147$sum, pe$148$sum, pe$149$sum, pe$150$sum, pe$151$sum, pe$152$sum, pe$153$sum, pe$154$sum, pe$155$sum, pe$156$sum, pe$157$sum, pe$158$sum, pe$159$sum, pe$159$a_out, pe$160$sum, pe$161$sum, pe$162$sum, pe$163$sum, pe$164$sum, pe$165$sum, pe$166$sum, pe$167$sum, pe$168$sum, pe$169$sum, pe$170$sum, pe$171$sum, pe$172$sum, pe$173$sum, pe$174$sum, pe$175$sum, pe$175$a_out, pe$176$sum, pe$177$sum, pe$178$sum, pe$179$sum, pe$180$sum, pe$181$sum, pe$182$sum, pe$183$sum, pe$184$sum, pe$185$sum, pe$186$sum, pe$187$sum, pe$188$sum, pe$189$sum, pe$190$sum, pe$191$sum, pe$191$a_out, pe$192$sum, pe$193$sum, pe$194$sum, pe$195$sum, pe$196$sum, pe$197$sum, pe$198$sum, pe$199$sum, pe$200$sum, pe$201$sum, pe$202$sum, pe$203$sum, pe$204$sum, pe$205$sum, pe$206$sum, pe$207$sum, pe$207$a_out, pe$208$sum, pe$209$sum, pe$210$sum, pe$211$sum, pe$212$sum, pe$213$sum, pe$214$sum, pe$215$sum, pe$216$sum, pe$217$sum, pe$218$sum, pe$219$sum, pe$220$sum, pe$221$sum, pe$222$sum, pe$223$sum, pe$223$a_out, pe$224$sum, pe$225$sum, pe$226$sum, pe$227$sum, pe$228$sum, pe$229$sum, pe$230$sum, pe$231$sum, pe$232$sum, pe$233$sum, pe$234$sum, pe$235$sum, pe$236$sum, pe$237$sum, pe$238$sum, pe$239$sum, pe$239$a_out, pe$240$psum_out, pe$240$w_out, pe$241$psum_out, pe$241$w_out, pe$242$psum_out, pe$242$w_out, pe$243$psum_out, pe$243$w_out, pe$244$psum_out, pe$244$w_out, pe$245$psum_out, pe$245$w_out, pe$246$psum_out, pe$246$w_out, pe$247$psum_out, pe$247$w_out, pe$248$psum_out, pe$248$w_out, pe$249$psum_out, pe$249$w_out, pe$250$psum_out, pe$250$w_out, pe$251$psum_out, pe$251$w_out, pe$252$psum_out, pe$252$w_out, pe$253$psum_out, pe$253$w_out, pe$254$psum_out, pe$254$w_out, pe$255$psum_out, pe$255$w_out, pe$255$a_out};
     // Skew and deskew buffers, array, lanes.
     always @(*) begin
+      ctl$clock = clock;
+      ctl$enable = enable;
+      ctl$clear = clear;
+      ctl$issue = issue;
+      ctl$desc = desc;
+      ctl$iso = 32'd0;
       sk$0$clock = clock;
       sk$0$en = enable && !clear;
       sk$0$d = (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd262144) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
@@ -10295,7 +10324,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     // State changes.
     always @(posedge clock) begin
       if (clear) begin
-        busy_q <= 1'b0;
         v1_q <= 1'b0;
         v2_q <= 1'b0;
         spad <= '{default: 8'd0};
@@ -10566,13 +10594,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
             end
           end
         end
-        if (busy_q && !done_w) cnt_q <= cnt_q + 32'd1;
-        if (done_w) busy_q <= 1'b0;
-        if (issue && (!busy_q || done_w)) begin
-          busy_q <= 1'b1;
-          d_q <= desc;
-          cnt_q <= 32'd1;
-          lat_q <= ilat_w[31:0];
+        if (issue && free_w) begin
           sa_q <= (desc[7:0] == 8'd3) ? desc[63:32] : 32'd0;
           sb_q <= (desc[7:0] == 8'd3) ? desc[127:96] : 32'd0;
           sg_q <= 32'd0;
@@ -10646,6 +10668,253 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       end
     end
 endmodule // top$compute
+
+
+module top$compute$ctl(clock,enable,clear,issue,desc,iso,busy,done,free,d,cnt,lat);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  issue;
+    input wire  [255:0] desc;
+    input wire  [31:0] iso;
+    output reg  busy;
+    output reg  done;
+    output reg  free;
+    output reg  [255:0] d;
+    output reg  [31:0] cnt;
+    output reg  [31:0] lat;
+    
+    // Constant declarations
+    localparam  db = 1'b0;
+    localparam  os = 1'b0;
+    localparam  k_r = 32'h10;
+    localparam  k_rc2 = 32'h1e;
+    localparam  k_rc1 = 32'h21;
+    localparam  k_per = 16'h10;
+    localparam  c_m0 = 16'h0;
+    localparam  c_m1 = 16'h0;
+    localparam  c_m2 = 16'h1;
+    localparam  c_sh = 64'h14;
+    localparam  r_m0 = 16'h0;
+    localparam  r_m1 = 16'h0;
+    localparam  r_m2 = 16'h1;
+    localparam  r_sh = 64'h14;
+    
+    // Stub signals
+    reg  busy_r$d;
+    wire  busy_r$q;
+    reg  busy_r$clock;
+    reg  [255:0] d_r$d;
+    wire  [255:0] d_r$q;
+    reg  d_r$clock;
+    reg  [31:0] cnt_r$d;
+    wire  [31:0] cnt_r$q;
+    reg  cnt_r$clock;
+    reg  [31:0] lat_r$d;
+    wire  [31:0] lat_r$q;
+    reg  lat_r$clock;
+    
+    // Local signals
+    reg  [7:0] op_i;
+    reg  [31:0] lo_i;
+    reg  [31:0] dn;
+    reg  [15:0] dm0;
+    reg  [15:0] dm1;
+    reg  [15:0] dm2;
+    reg  [63:0] dsh;
+    reg  [31:0] dx;
+    reg  [15:0] dx0;
+    reg  [15:0] dx1;
+    reg  [63:0] dhi;
+    reg  [31:0] dqs;
+    reg  [31:0] dq;
+    reg  [15:0] dq16;
+    reg  [31:0] ilat;
+    
+    // Sub module instances
+    top$compute$ctl$busy_r busy_r(
+        .d(busy_r$d),
+        .q(busy_r$q),
+        .clock(busy_r$clock)
+    );
+    top$compute$ctl$d_r d_r(
+        .d(d_r$d),
+        .q(d_r$q),
+        .clock(d_r$clock)
+    );
+    top$compute$ctl$cnt_r cnt_r(
+        .d(cnt_r$d),
+        .q(cnt_r$q),
+        .clock(cnt_r$clock)
+    );
+    top$compute$ctl$lat_r lat_r(
+        .d(lat_r$d),
+        .q(lat_r$q),
+        .clock(lat_r$clock)
+    );
+    
+    // Update code (custom)
+    always @(*) begin
+        busy = busy_r$q;
+        done = busy_r$q & (cnt_r$q == lat_r$q);
+        free = ~busy_r$q | (cnt_r$q == lat_r$q);
+        d = d_r$q;
+        cnt = cnt_r$q;
+        lat = lat_r$q;
+    end
+    
+    always @(*) begin
+        busy_r$clock = clock;
+        d_r$clock = clock;
+        cnt_r$clock = clock;
+        lat_r$clock = clock;
+        busy_r$d = busy_r$q;
+        d_r$d = d_r$q;
+        cnt_r$d = cnt_r$q;
+        lat_r$d = lat_r$q;
+        op_i = desc[(32'h0)+:(8)];
+        lo_i = ((desc[(32'h80)+:(16)]) & 32'hffffffff);
+        dn = desc[(32'h80)+:(32)];
+        dm0 = c_m0;
+        dm1 = c_m1;
+        dm2 = c_m2;
+        dsh = c_sh;
+        if (op_i == 64'h3) begin
+            dn = lo_i;
+            dm0 = r_m0;
+            dm1 = r_m1;
+            dm2 = r_m2;
+            dsh = r_sh;
+        end
+        if (op_i == 64'h4) begin
+            dn = ((desc[(32'h90)+:(16)]) & 32'hffffffff);
+        end
+        dx = dn - 64'h1;
+        dx0 = dx[(32'h0)+:(16)];
+        dx1 = dx[(32'h10)+:(16)];
+        dhi = (((dx0 * dm0) & 64'hffffffffffffffff) >> 64'h10) + ((dx0 * dm1) & 64'hffffffffffffffff) + ((dx1 * dm0) & 64'hffffffffffffffff) + (((dx1 * dm1) & 64'hffffffffffffffff) << 64'h10) + (((dx0 * dm2) & 64'hffffffffffffffff) << 64'h10) + (((dx1 * dm2) & 64'hffffffffffffffff) << 64'h20);
+        dqs = ((dhi >> dsh) & 32'hffffffff);
+        dq = dqs + 64'h1;
+        if (dn == 64'h0) begin
+            dq = ((32'h0) & 32'hffffffff);
+        end
+        dq16 = dq[(32'h0)+:(16)];
+        ilat = ((32'h1) & 32'hffffffff);
+        if (op_i == 64'h3) begin
+            if (os) begin
+                ilat = (dq16 * k_per) + k_rc1;
+            end
+            else if (db) begin
+                ilat = iso + k_rc2 + lo_i;
+            end
+            else begin
+                ilat = k_r + k_rc2 + lo_i;
+            end
+        end
+        if (op_i == 64'h4) begin
+            ilat = (lo_i[(32'h0)+:(16)] * dq16) + 64'h2;
+        end
+        if ((op_i == 64'h5) | (op_i == 64'h6)) begin
+            ilat = dq + 64'h2;
+        end
+        if (clear) begin
+            busy_r$d = 1'b0;
+        end
+        else if (enable) begin
+            if (busy_r$q & ~done) begin
+                cnt_r$d = cnt_r$q + 64'h1;
+            end
+            if (done) begin
+                busy_r$d = 1'b0;
+            end
+            if (issue & free) begin
+                busy_r$d = 1'b1;
+                d_r$d = desc;
+                cnt_r$d = ((32'h1) & 32'hffffffff);
+                lat_r$d = ilat;
+            end
+        end
+    end
+    
+endmodule // top$compute$ctl
+
+
+module top$compute$ctl$busy_r(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$ctl$busy_r
+
+
+module top$compute$ctl$cnt_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$ctl$cnt_r
+
+
+module top$compute$ctl$d_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$ctl$d_r
+
+
+module top$compute$ctl$lat_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$ctl$lat_r
 
 
 module top$compute$dsk$0(clock,en,d,q);

@@ -1339,6 +1339,18 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     output reg  [511:0] dma_rd_data;
     
     // Stub signals
+    reg  ctl$clock;
+    reg  ctl$enable;
+    reg  ctl$clear;
+    reg  ctl$issue;
+    reg  [255:0] ctl$desc;
+    reg  [31:0] ctl$iso;
+    wire  ctl$busy;
+    wire  ctl$done;
+    wire  ctl$free;
+    wire  [255:0] ctl$d;
+    wire  [31:0] ctl$cnt;
+    wire  [31:0] ctl$lat;
     reg  pd$0$clock;
     reg  pd$0$en;
     reg  pd$0$w_shift;
@@ -2417,6 +2429,20 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire  [31:0] lane$7$q32;
     
     // Sub module instances
+    top$compute$ctl ctl(
+        .clock(ctl$clock),
+        .enable(ctl$enable),
+        .clear(ctl$clear),
+        .issue(ctl$issue),
+        .desc(ctl$desc),
+        .iso(ctl$iso),
+        .busy(ctl$busy),
+        .done(ctl$done),
+        .free(ctl$free),
+        .d(ctl$d),
+        .cnt(ctl$cnt),
+        .lat(ctl$lat)
+    );
     top$compute$pd$0 pd$0(
         .clock(pd$0$clock),
         .en(pd$0$en),
@@ -3685,11 +3711,14 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     );
     
     // Update code (custom)
+    // The descriptor control (`ctl`, a Ctl block).
+    wire busy_q = ctl$busy;
+    wire done_w = ctl$done;
+    wire free_w = ctl$free;
+    wire [255:0] d_q = ctl$d;
+    wire [31:0] cnt_q = ctl$cnt;
+    wire [31:0] lat_q = ctl$lat;
     // Registers (State in compute.rs).
-    reg busy_q;
-    reg [255:0] d_q;
-    reg [31:0] cnt_q;
-    reg [31:0] lat_q;
     reg [31:0] sa_q;
     reg [31:0] sb_q;
     reg [31:0] sg_q;
@@ -3705,8 +3734,8 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg [7:0] accm [0:16383];
     integer i;
     initial begin
-      busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;
-      cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
+      v1_q = 1'b0; v2_q = 1'b0;
+      sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
       wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
       so_q = 32'd8; lc_q = 32'd0; lw_q = 32'd0; lk_q = 32'd0; ln_q = 32'd0;
       bank_q = 1'b0; lb_q = 1'b0; lbank_q = 1'b0; pf_q = 1'b0;
@@ -3725,13 +3754,11 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] w5_w = d_q[191:160];
     wire [31:0] w6_w = d_q[223:192];
     wire [31:0] w7_w = d_q[255:224];
-    wire done_w = busy_q && (cnt_q == lat_q);
     // MATMUL.
     wire mm_w = busy_q && (op_w == 8'd3);
     wire [31:0] mk_w = {16'd0, w4_w[31:16]};
     wire [31:0] mn_w = {16'd0, w5_w[15:0]};
     wire [31:0] mm_m_w = {16'd0, w4_w[15:0]};
-    wire free_w = !busy_q || done_w;
     wire ismm_w = desc[7:0] == 8'd3;
     wire ls_w = head_ready && ismm_w && !pf_q && (!lb_q || (lc_q == 32'd8)) && (free_w || mm_w);
     wire [31:0] lleft_w = 32'd8 - lc_q;
@@ -3928,14 +3955,15 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] wsb_7 = wa2_q + 32'd7;
     wire [31:0] wav_7 = wa2_q + 32'd28;
     wire [31:0] wold_7 = {((((wav_7) + 32'd3) < 32'd16384) ? accm[(wav_7) + 32'd3] : 8'd0), ((((wav_7) + 32'd2) < 32'd16384) ? accm[(wav_7) + 32'd2] : 8'd0), ((((wav_7) + 32'd1) < 32'd16384) ? accm[(wav_7) + 32'd1] : 8'd0), ((((wav_7) + 32'd0) < 32'd16384) ? accm[(wav_7) + 32'd0] : 8'd0)};
-    // Latency of the descriptor being issued (rules C1-C3).
-    wire [63:0] ilo_w = {48'd0, desc[143:128]};
-    wire [63:0] ihi_w = {48'd0, desc[159:144]};
-    wire [63:0] ilen_w = {32'd0, desc[159:128]};
-    wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? ({32'd0, iso_w} + 64'd14 + ilo_w) : ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd7) / 64'd8) + 64'd2) : (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd7) / 64'd8 + 64'd2) : 64'd1));
-    wire unused_ok = ^{d_q[11:8], d_q[31:15], ilat_w[63:32], pd$0$sum, pd$1$sum, pd$2$sum, pd$3$sum, pd$4$sum, pd$5$sum, pd$6$sum, pd$7$sum, pd$7$a_out, pd$7$sel_out, pd$8$sum, pd$9$sum, pd$10$sum, pd$11$sum, pd$12$sum, pd$13$sum, pd$14$sum, pd$15$sum, pd$15$a_out, pd$15$sel_out, pd$16$sum, pd$17$sum, pd$18$sum, pd$19$sum, pd$20$sum, pd$21$sum, pd$22$sum, pd$23$sum, pd$23$a_out, pd$23$sel_out, pd$24$sum, pd$25$sum, pd$26$sum, pd$27$sum, pd$28$sum, pd$29$sum, pd$30$sum, pd$31$sum, pd$31$a_out, pd$31$sel_out, pd$32$sum, pd$33$sum, pd$34$sum, pd$35$sum, pd$36$sum, pd$37$sum, pd$38$sum, pd$39$sum, pd$39$a_out, pd$39$sel_out, pd$40$sum, pd$41$sum, pd$42$sum, pd$43$sum, pd$44$sum, pd$45$sum, pd$46$sum, pd$47$sum, pd$47$a_out, pd$47$sel_out, pd$48$sum, pd$49$sum, pd$50$sum, pd$51$sum, pd$52$sum, pd$53$sum, pd$54$sum, pd$55$sum, pd$55$a_out, pd$55$sel_out, pd$56$psum_out, pd$56$w_out, pd$57$psum_out, pd$57$w_out, pd$58$psum_out, pd$58$w_out, pd$59$psum_out, pd$59$w_out, pd$60$psum_out, pd$60$w_out, pd$61$psum_out, pd$61$w_out, pd$62$psum_out, pd$62$w_out, pd$63$psum_out, pd$63$w_out, pd$63$a_out, pd$63$sel_out};
+    wire unused_ok = ^{d_q[11:8], d_q[31:15], pd$0$sum, pd$1$sum, pd$2$sum, pd$3$sum, pd$4$sum, pd$5$sum, pd$6$sum, pd$7$sum, pd$7$a_out, pd$7$sel_out, pd$8$sum, pd$9$sum, pd$10$sum, pd$11$sum, pd$12$sum, pd$13$sum, pd$14$sum, pd$15$sum, pd$15$a_out, pd$15$sel_out, pd$16$sum, pd$17$sum, pd$18$sum, pd$19$sum, pd$20$sum, pd$21$sum, pd$22$sum, pd$23$sum, pd$23$a_out, pd$23$sel_out, pd$24$sum, pd$25$sum, pd$26$sum, pd$27$sum, pd$28$sum, pd$29$sum, pd$30$sum, pd$31$sum, pd$31$a_out, pd$31$sel_out, pd$32$sum, pd$33$sum, pd$34$sum, pd$35$sum, pd$36$sum, pd$37$sum, pd$38$sum, pd$39$sum, pd$39$a_out, pd$39$sel_out, pd$40$sum, pd$41$sum, pd$42$sum, pd$43$sum, pd$44$sum, pd$45$sum, pd$46$sum, pd$47$sum, pd$47$a_out, pd$47$sel_out, pd$48$sum, pd$49$sum, pd$50$sum, pd$51$sum, pd$52$sum, pd$53$sum, pd$54$sum, pd$55$sum, pd$55$a_out, pd$55$sel_out, pd$56$psum_out, pd$56$w_out, pd$57$psum_out, pd$57$w_out, pd$58$psum_out, pd$58$w_out, pd$59$psum_out, pd$59$w_out, pd$60$psum_out, pd$60$w_out, pd$61$psum_out, pd$61$w_out, pd$62$psum_out, pd$62$w_out, pd$63$psum_out, pd$63$w_out, pd$63$a_out, pd$63$sel_out};
     // Skew and deskew buffers, array, lanes.
     always @(*) begin
+      ctl$clock = clock;
+      ctl$enable = enable;
+      ctl$clear = clear;
+      ctl$issue = issue;
+      ctl$desc = desc;
+      ctl$iso = iso_w;
       sk$0$clock = clock;
       sk$0$en = enable && !clear;
       sk$0$d = (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd65536) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
@@ -4695,7 +4723,6 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     // State changes.
     always @(posedge clock) begin
       if (clear) begin
-        busy_q <= 1'b0;
         v1_q <= 1'b0;
         v2_q <= 1'b0;
         lb_q <= 1'b0;
@@ -4858,13 +4885,7 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
           lbank_q <= !lbank_q;
           pf_q <= 1'b1;
         end
-        if (busy_q && !done_w) cnt_q <= cnt_q + 32'd1;
-        if (done_w) busy_q <= 1'b0;
-        if (issue && (!busy_q || done_w)) begin
-          busy_q <= 1'b1;
-          d_q <= desc;
-          cnt_q <= 32'd1;
-          lat_q <= ilat_w[31:0];
+        if (issue && free_w) begin
           sa_q <= (desc[7:0] == 8'd3) ? desc[63:32] : 32'd0;
           sb_q <= (desc[7:0] == 8'd3) ? desc[127:96] : 32'd0;
           sg_q <= 32'd0;
@@ -4943,6 +4964,253 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       end
     end
 endmodule // top$compute
+
+
+module top$compute$ctl(clock,enable,clear,issue,desc,iso,busy,done,free,d,cnt,lat);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  issue;
+    input wire  [255:0] desc;
+    input wire  [31:0] iso;
+    output reg  busy;
+    output reg  done;
+    output reg  free;
+    output reg  [255:0] d;
+    output reg  [31:0] cnt;
+    output reg  [31:0] lat;
+    
+    // Constant declarations
+    localparam  db = 1'b1;
+    localparam  os = 1'b0;
+    localparam  k_r = 32'h8;
+    localparam  k_rc2 = 32'he;
+    localparam  k_rc1 = 32'h11;
+    localparam  k_per = 16'h8;
+    localparam  c_m0 = 16'h0;
+    localparam  c_m1 = 16'h0;
+    localparam  c_m2 = 16'h1;
+    localparam  c_sh = 64'h13;
+    localparam  r_m0 = 16'h0;
+    localparam  r_m1 = 16'h0;
+    localparam  r_m2 = 16'h1;
+    localparam  r_sh = 64'h13;
+    
+    // Stub signals
+    reg  busy_r$d;
+    wire  busy_r$q;
+    reg  busy_r$clock;
+    reg  [255:0] d_r$d;
+    wire  [255:0] d_r$q;
+    reg  d_r$clock;
+    reg  [31:0] cnt_r$d;
+    wire  [31:0] cnt_r$q;
+    reg  cnt_r$clock;
+    reg  [31:0] lat_r$d;
+    wire  [31:0] lat_r$q;
+    reg  lat_r$clock;
+    
+    // Local signals
+    reg  [7:0] op_i;
+    reg  [31:0] lo_i;
+    reg  [31:0] dn;
+    reg  [15:0] dm0;
+    reg  [15:0] dm1;
+    reg  [15:0] dm2;
+    reg  [63:0] dsh;
+    reg  [31:0] dx;
+    reg  [15:0] dx0;
+    reg  [15:0] dx1;
+    reg  [63:0] dhi;
+    reg  [31:0] dqs;
+    reg  [31:0] dq;
+    reg  [15:0] dq16;
+    reg  [31:0] ilat;
+    
+    // Sub module instances
+    top$compute$ctl$busy_r busy_r(
+        .d(busy_r$d),
+        .q(busy_r$q),
+        .clock(busy_r$clock)
+    );
+    top$compute$ctl$d_r d_r(
+        .d(d_r$d),
+        .q(d_r$q),
+        .clock(d_r$clock)
+    );
+    top$compute$ctl$cnt_r cnt_r(
+        .d(cnt_r$d),
+        .q(cnt_r$q),
+        .clock(cnt_r$clock)
+    );
+    top$compute$ctl$lat_r lat_r(
+        .d(lat_r$d),
+        .q(lat_r$q),
+        .clock(lat_r$clock)
+    );
+    
+    // Update code (custom)
+    always @(*) begin
+        busy = busy_r$q;
+        done = busy_r$q & (cnt_r$q == lat_r$q);
+        free = ~busy_r$q | (cnt_r$q == lat_r$q);
+        d = d_r$q;
+        cnt = cnt_r$q;
+        lat = lat_r$q;
+    end
+    
+    always @(*) begin
+        busy_r$clock = clock;
+        d_r$clock = clock;
+        cnt_r$clock = clock;
+        lat_r$clock = clock;
+        busy_r$d = busy_r$q;
+        d_r$d = d_r$q;
+        cnt_r$d = cnt_r$q;
+        lat_r$d = lat_r$q;
+        op_i = desc[(32'h0)+:(8)];
+        lo_i = ((desc[(32'h80)+:(16)]) & 32'hffffffff);
+        dn = desc[(32'h80)+:(32)];
+        dm0 = c_m0;
+        dm1 = c_m1;
+        dm2 = c_m2;
+        dsh = c_sh;
+        if (op_i == 64'h3) begin
+            dn = lo_i;
+            dm0 = r_m0;
+            dm1 = r_m1;
+            dm2 = r_m2;
+            dsh = r_sh;
+        end
+        if (op_i == 64'h4) begin
+            dn = ((desc[(32'h90)+:(16)]) & 32'hffffffff);
+        end
+        dx = dn - 64'h1;
+        dx0 = dx[(32'h0)+:(16)];
+        dx1 = dx[(32'h10)+:(16)];
+        dhi = (((dx0 * dm0) & 64'hffffffffffffffff) >> 64'h10) + ((dx0 * dm1) & 64'hffffffffffffffff) + ((dx1 * dm0) & 64'hffffffffffffffff) + (((dx1 * dm1) & 64'hffffffffffffffff) << 64'h10) + (((dx0 * dm2) & 64'hffffffffffffffff) << 64'h10) + (((dx1 * dm2) & 64'hffffffffffffffff) << 64'h20);
+        dqs = ((dhi >> dsh) & 32'hffffffff);
+        dq = dqs + 64'h1;
+        if (dn == 64'h0) begin
+            dq = ((32'h0) & 32'hffffffff);
+        end
+        dq16 = dq[(32'h0)+:(16)];
+        ilat = ((32'h1) & 32'hffffffff);
+        if (op_i == 64'h3) begin
+            if (os) begin
+                ilat = (dq16 * k_per) + k_rc1;
+            end
+            else if (db) begin
+                ilat = iso + k_rc2 + lo_i;
+            end
+            else begin
+                ilat = k_r + k_rc2 + lo_i;
+            end
+        end
+        if (op_i == 64'h4) begin
+            ilat = (lo_i[(32'h0)+:(16)] * dq16) + 64'h2;
+        end
+        if ((op_i == 64'h5) | (op_i == 64'h6)) begin
+            ilat = dq + 64'h2;
+        end
+        if (clear) begin
+            busy_r$d = 1'b0;
+        end
+        else if (enable) begin
+            if (busy_r$q & ~done) begin
+                cnt_r$d = cnt_r$q + 64'h1;
+            end
+            if (done) begin
+                busy_r$d = 1'b0;
+            end
+            if (issue & free) begin
+                busy_r$d = 1'b1;
+                d_r$d = desc;
+                cnt_r$d = ((32'h1) & 32'hffffffff);
+                lat_r$d = ilat;
+            end
+        end
+    end
+    
+endmodule // top$compute$ctl
+
+
+module top$compute$ctl$busy_r(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$ctl$busy_r
+
+
+module top$compute$ctl$cnt_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$ctl$cnt_r
+
+
+module top$compute$ctl$d_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [255:0] d;
+    output reg  [255:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 256'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$ctl$d_r
+
+
+module top$compute$ctl$lat_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$ctl$lat_r
 
 
 module top$compute$dsk$0(clock,en,d,q);

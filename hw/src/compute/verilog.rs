@@ -1,7 +1,8 @@
 //! The Verilog body of the `Compute` custom block. Every statement mirrors the
 //! Rust simulation in `compute.rs` (`Compute::drive` for the combinational part,
-//! `Compute::edge` for the registers); names follow the Rust state (`busy_q` is
-//! `State::busy`, ...). The children (`pe$n`/`pd$n`/`po$n`, the skew and
+//! `Compute::edge` for the registers); names follow the Rust state (`sa_q` is
+//! `State::sa`, ...; `busy_q`, `d_q`, `cnt_q`, `lat_q` are wires from the
+//! descriptor control `ctl`). The children (`ctl`, `pe$n`/`pd$n`/`po$n`, the skew and
 //! deskew lines `sk$r`, `skf$r`, `wsk$c`, `dsk$c`, the lanes `lane$l`) are
 //! `#[hdl_gen]` blocks: this body only drives their inputs and reads their
 //! outputs.
@@ -79,7 +80,6 @@ fn matmul_ws(g: &mut Gen, p: &ComputeParams) {
     let (r, c) = (p.rows, p.cols);
     if p.weight_double_buffer {
         // The weight loader (C1b) and the stream offset so_q.
-        g.line("wire free_w = !busy_q || done_w;");
         g.line("wire ismm_w = desc[7:0] == 8'd3;");
         g.line(format!(
             "wire ls_w = head_ready && ismm_w && !pf_q && (!lb_q || (lc_q == 32'd{r})) && (free_w || mm_w);"
@@ -191,11 +191,11 @@ pub(super) fn body(p: &ComputeParams) -> String {
     let pe = |i: u32, j: u32, port: &str| pe_port(p, i, j, port);
 
     // Registers.
+    g.line("// The descriptor control (`ctl`, a Ctl block).");
+    g.line("wire busy_q = ctl$busy;\nwire done_w = ctl$done;\nwire free_w = ctl$free;");
+    g.line("wire [255:0] d_q = ctl$d;\nwire [31:0] cnt_q = ctl$cnt;\nwire [31:0] lat_q = ctl$lat;");
     g.line("// Registers (State in compute.rs).");
-    g.line("reg busy_q;\nreg [255:0] d_q;");
-    for n in [
-        "cnt_q", "lat_q", "sa_q", "sb_q", "sg_q", "wa1_q", "wn1_q", "wa2_q", "wn2_q",
-    ] {
+    for n in ["sa_q", "sb_q", "sg_q", "wa1_q", "wn1_q", "wa2_q", "wn2_q"] {
         g.line(format!("reg [31:0] {n};"));
     }
     g.line("reg v1_q;\nreg v2_q;");
@@ -214,8 +214,8 @@ pub(super) fn body(p: &ComputeParams) -> String {
         p.acc_bytes - 1
     ));
     g.line("initial begin");
-    g.line("  busy_q = 1'b0; d_q = 256'd0; v1_q = 1'b0; v2_q = 1'b0;");
-    g.line("  cnt_q = 32'd0; lat_q = 32'd0; sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;");
+    g.line("  v1_q = 1'b0; v2_q = 1'b0;");
+    g.line("  sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;");
     g.line("  wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;");
     if db {
         g.line(format!(
@@ -250,7 +250,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
             32 * w
         ));
     }
-    g.line("wire done_w = busy_q && (cnt_q == lat_q);");
 
     // MATMUL control.
     g.line("// MATMUL.");
@@ -308,36 +307,8 @@ pub(super) fn body(p: &ComputeParams) -> String {
         g.line(format!("wire [31:0] wold_{l} = {old};"));
     }
 
-    // Latency at issue.
-    g.line("// Latency of the descriptor being issued (rules C1-C3).");
-    g.line("wire [63:0] ilo_w = {48'd0, desc[143:128]};");
-    g.line("wire [63:0] ihi_w = {48'd0, desc[159:144]};");
-    g.line("wire [63:0] ilen_w = {32'd0, desc[159:128]};");
-    let mm_lat = if os {
-        format!(
-            "(((ilo_w + 64'd{}) / 64'd{r}) * 64'd{per} + 64'd{})",
-            r - 1,
-            r + c + 1
-        )
-    } else if db {
-        format!("({{32'd0, iso_w}} + 64'd{} + ilo_w)", r + c - 2)
-    } else {
-        format!("(64'd{} + ilo_w)", 2 * r + c - 2)
-    };
-    g.line(format!(
-        "wire [63:0] ilat_w = (desc[7:0] == 8'd3) ? {mm_lat} : \
-         ((desc[7:0] == 8'd4) ? (ilo_w * ((ihi_w + 64'd{}) / 64'd{c}) + 64'd2) : \
-         (((desc[7:0] == 8'd5) || (desc[7:0] == 8'd6)) ? ((ilen_w + 64'd{}) / 64'd{c} + 64'd2) : 64'd1));",
-        c - 1,
-        c - 1
-    ));
-
     // Bits nobody reads (reserved descriptor bits, array edges).
-    let mut unused = vec![
-        "d_q[11:8]".to_string(),
-        "d_q[31:15]".to_string(),
-        "ilat_w[63:32]".to_string(),
-    ];
+    let mut unused = vec!["d_q[11:8]".to_string(), "d_q[31:15]".to_string()];
     if !db {
         unused.push("head_ready".to_string());
     }
@@ -372,6 +343,21 @@ pub(super) fn body(p: &ComputeParams) -> String {
     // Children.
     g.line("// Skew and deskew buffers, array, lanes.");
     g.line("always @(*) begin");
+    let iso = if db {
+        "iso_w".to_string()
+    } else {
+        "32'd0".to_string()
+    };
+    for (port, v) in [
+        ("clock", "clock"),
+        ("enable", "enable"),
+        ("clear", "clear"),
+        ("issue", "issue"),
+        ("desc", "desc"),
+        ("iso", iso.as_str()),
+    ] {
+        g.line(format!("  ctl${port} = {v};"));
+    }
     let mut lines: Vec<(String, String)> = Vec::new();
     for i in 0..r {
         let a = if os {
@@ -494,7 +480,7 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("// State changes.");
     g.line("always @(posedge clock) begin");
     g.line("  if (clear) begin");
-    g.line("    busy_q <= 1'b0;\n    v1_q <= 1'b0;\n    v2_q <= 1'b0;");
+    g.line("    v1_q <= 1'b0;\n    v2_q <= 1'b0;");
     if db {
         g.line("    lb_q <= 1'b0;\n    pf_q <= 1'b0;");
     }
@@ -548,10 +534,7 @@ pub(super) fn body(p: &ComputeParams) -> String {
         g.line("      lbank_q <= !lbank_q;\n      pf_q <= 1'b1;");
         g.line("    end");
     }
-    g.line("    if (busy_q && !done_w) cnt_q <= cnt_q + 32'd1;");
-    g.line("    if (done_w) busy_q <= 1'b0;");
-    g.line("    if (issue && (!busy_q || done_w)) begin");
-    g.line("      busy_q <= 1'b1;\n      d_q <= desc;\n      cnt_q <= 32'd1;\n      lat_q <= ilat_w[31:0];");
+    g.line("    if (issue && free_w) begin");
     g.line("      sa_q <= (desc[7:0] == 8'd3) ? desc[63:32] : 32'd0;");
     g.line("      sb_q <= (desc[7:0] == 8'd3) ? desc[127:96] : 32'd0;");
     g.line("      sg_q <= 32'd0;");
