@@ -65,7 +65,10 @@
 //! the zero point and clamps (ReLU) and writes int8 to the scratchpad; ADD writes (or accumulates)
 //! int32 to the accumulator memory; MAX writes int8 to the scratchpad.
 //! The lane arithmetic and its registers are the `#[hdl_gen]` block [`Lane`]
-//! (`lane$<l>`); this block reads the memories for it and writes its results.
+//! (`lane$<l>`); the walk, the pipeline's valid bits and write addresses are
+//! [`LaneCtl`] (`lc`), each lane's memory addresses, valid bits and write
+//! enables [`LaneAddr`] (`la$<l>`); this block reads the memories at those
+//! addresses and writes the lanes' results.
 //!
 //! Memories: byte arrays `spad` and `acc` (`reg [7:0] spad [0:spad_bytes-1]`,
 //! `accm`) with combinational reads at any address (reads beyond the end return
@@ -84,13 +87,14 @@
 //! while busy is ignored. A frozen edge (`enable = 0`) changes nothing, so a
 //! descriptor completes after exactly `latency` enabled edges.
 //!
-//! The block's own logic but `ctl` (the MATMUL and lane pipeline control, what
-//! enters the skew buffers, the memories and their ports, the lane
-//! pipeline's addresses and write enables) is a custom Verilog block whose Rust `update()` behaves
+//! The block's own logic but `ctl`, `lc` and `la$<l>` (the MATMUL control,
+//! what enters the skew buffers, the memories and their ports) is a custom
+//! Verilog block whose Rust `update()` behaves
 //! identically (the generated Verilog is checked against this simulation by
 //! `hw/tests/compute_verilog.rs`); its children are `#[hdl_gen]` blocks,
 //! simulated and generated from one source: the descriptor control
-//! ([`Ctl`], `ctl`), the PEs ([`Pe`], [`PeDb`],
+//! ([`Ctl`], `ctl`), the lane pipeline's control ([`LaneCtl`], `lc`;
+//! [`LaneAddr`], `la$<l>`), the PEs ([`Pe`], [`PeDb`],
 //! [`PeOs`]: `pe$<r*C+c>`, `pd$<n>`, `po$<n>`), the skew and deskew buffers
 //! ([`Delay`]: `sk$<r>`, `skf$<r>`, `wsk$<c>`, `dsk$<c>`) and the lanes
 //! ([`Lane`], `lane$<l>`, each with its multiplier [`SMul32`], a one-line
@@ -104,6 +108,7 @@
 pub mod ctl;
 pub mod delay;
 pub mod lane;
+pub mod lanectl;
 pub mod mem;
 pub mod pe;
 pub mod smul;
@@ -118,6 +123,7 @@ use rust_hdl::prelude::*;
 pub use ctl::Ctl;
 pub use delay::Delay;
 pub use lane::Lane;
+pub use lanectl::{LaneAddr, LaneCtl};
 pub use mem::ByteMem;
 pub use pe::{Pe, PeDb, PeOs};
 pub use smul::SMul32;
@@ -218,7 +224,8 @@ impl std::error::Error for ComputeError {}
 
 /// The registered state of the compute unit (the Verilog `reg`s of the custom
 /// block, in the same names without the `_q` suffix). `busy`, `d`, `cnt` and
-/// `lat` are a copy of `ctl`'s registers (its outputs, [`Compute::sync_ctl`]).
+/// `lat` are a copy of `ctl`'s registers, `sa` and `sb` of `lc`'s (their
+/// outputs, [`Compute::sync_ctl`]).
 #[derive(Debug, Clone)]
 struct State {
     spad: Vec<u8>,
@@ -229,7 +236,6 @@ struct State {
     lat: u32,
     sa: u32,
     sb: u32,
-    sg: u32,
     /// Weight-stationary: the cycle (`cnt`) in which the A stream starts; `R`
     /// without weight double-buffering (rule C1b).
     so: u32,
@@ -252,15 +258,6 @@ struct State {
     wd: u32,
     wq: u32,
     wj: u32,
-    /// The lane pipeline's shared part (the lanes' own registers are in
-    /// [`Lane`]): valid, write address and lane count after the read stage
-    /// and after stage 2.
-    v1: bool,
-    wa1: u32,
-    wn1: u32,
-    v2: bool,
-    wa2: u32,
-    wn2: u32,
     /// Bumped at every memory change (for the DMA read cache).
     version: u64,
 }
@@ -294,7 +291,6 @@ impl State {
             lat: 0,
             sa: 0,
             sb: 0,
-            sg: 0,
             so: p.rows,
             bank: false,
             lb: false,
@@ -309,12 +305,6 @@ impl State {
             wd: 0,
             wq: 0,
             wj: 0,
-            v1: false,
-            wa1: 0,
-            wn1: 0,
-            v2: false,
-            wa2: 0,
-            wn2: 0,
             version: 0,
         }
     }
@@ -449,51 +439,45 @@ impl State {
         mm && self.cnt >= self.so && self.cnt < self.so.wrapping_add(mm_m)
     }
 
-    /// The lane pipeline's read stage is active: an ACT, ADD or MAX with at
-    /// least two cycles to go.
-    fn lane_read(&self) -> bool {
-        let op = self.op();
-        self.busy
-            && (op == OP_ACT || op == OP_ADD || op == OP_MAX)
-            && self.cnt.wrapping_add(2) <= self.lat
+    /// C1a: an output row leaves the deskew buffers at this edge.
+    fn row_out_ws(&self, p: &ComputeParams) -> bool {
+        let mm = self.busy && self.op() == OP_MATMUL;
+        mm && self.cnt >= self.so.wrapping_add(p.rows + p.cols - 1)
     }
 
-    /// What `Compute` reads from the memories for lane `l` (the inputs of
-    /// [`Lane`]).
-    fn lane_reads(&self, l: u32) -> LaneReads {
-        let d = &self.d;
-        let e = self.sg.wrapping_add(l);
-        let aok = e < d[4] >> 16;
-        let acc = if aok {
-            self.ac32(d[1].wrapping_add(4u32.wrapping_mul(self.sb.wrapping_add(e))))
-        } else {
-            0
-        };
-        let bias = if aok && self.flag(1) {
-            self.ac32(d[3].wrapping_add(4u32.wrapping_mul(e)))
-        } else {
-            0
-        };
-        let qa = d[7].wrapping_add(8u32.wrapping_mul(e));
-        let qok = aok && self.flag(2);
-        let ee = self.sa.wrapping_add(l);
-        let eok = ee < d[4];
+    /// What `Compute` reads from the memories for a lane at the addresses
+    /// of its [`LaneAddr`] (the inputs of [`Lane`]).
+    fn lane_reads(&self, la: &LaneAddr) -> LaneReads {
+        let u = |s: &Signal<Out, Bits<32>>| s.val().to_u32();
+        let qa = u(&la.qta);
         LaneReads {
-            acc,
-            bias,
-            qm: if qok { self.ac32(qa) } else { 0 },
-            qs: if qok { self.ac8(qa.wrapping_add(4)) } else { 0 },
-            ea: if eok {
-                self.sp8(d[1].wrapping_add(ee))
+            acc: if la.aok.val() {
+                self.ac32(u(&la.asrc))
             } else {
                 0
             },
-            eb: if eok {
-                self.sp8(d[2].wrapping_add(ee))
+            bias: if la.bok.val() {
+                self.ac32(u(&la.abia))
             } else {
                 0
             },
-            old: self.ac32(self.wa2.wrapping_add(4u32.wrapping_mul(l))),
+            qm: if la.qok.val() { self.ac32(qa) } else { 0 },
+            qs: if la.qok.val() {
+                self.ac8(qa.wrapping_add(4))
+            } else {
+                0
+            },
+            ea: if la.eok.val() {
+                self.sp8(u(&la.eaa))
+            } else {
+                0
+            },
+            eb: if la.eok.val() {
+                self.sp8(u(&la.eba))
+            } else {
+                0
+            },
+            old: self.ac32(u(&la.wav)),
         }
     }
 
@@ -605,6 +589,9 @@ pub struct Compute {
     pub dsk: Vec<Delay<32>>,
     /// The activation / ADD / MAX lanes.
     pub lane: Vec<Lane>,
+    /// The lane pipeline's control and each lane's addresses.
+    pub lc: LaneCtl,
+    pub la: Vec<LaneAddr>,
     _p: ComputeParams,
     _st: State,
     _rd_cache: Option<(bool, u32, u64)>,
@@ -704,6 +691,8 @@ impl Compute {
                 .map(|j| Delay::new(c - 1 - j))
                 .collect(),
             lane: (0..c).map(|_| Lane::default()).collect(),
+            lc: LaneCtl::new(p.cols),
+            la: (0..p.cols).map(LaneAddr::new).collect(),
             _p: p,
             _st: State::new(&p),
             _rd_cache: None,
@@ -734,6 +723,58 @@ impl Compute {
         let d = self.ctl.d.val();
         for (i, w) in st.d.iter_mut().enumerate() {
             *w = d.get_bits::<32>(32 * i).to_u32();
+        }
+        st.sa = self.lc.sa.val().to_u32();
+        st.sb = self.lc.sb.val().to_u32();
+    }
+
+    /// Drives the lane pipeline control `lc` and the lanes' address blocks
+    /// `la$<l>` from `ctl`'s descriptor and the MATMUL's pointer steps.
+    fn drive_lane_ctl(&mut self) {
+        let p = self._p;
+        let st = &self._st;
+        let desc = desc_words(&self.desc.val());
+        let w = |v: u32| Bits::<32>::from(v as u64);
+        let (mm_sa, mm_sb) = if p.os() {
+            (false, false)
+        } else {
+            (st.stream(), st.row_out_ws(&p))
+        };
+        let lc = &mut self.lc;
+        lc.clock.next = self.clock.val();
+        lc.enable.next = self.enable.val();
+        lc.clear.next = self.clear.val();
+        lc.start.next = self.issue.val() && self.ctl.free.val();
+        lc.start_mm.next = desc[0] & 0xFF == OP_MATMUL;
+        lc.start_a.next = w(desc[1]);
+        lc.start_c.next = w(desc[3]);
+        lc.busy.next = st.busy;
+        lc.op.next = Bits::<8>::from(st.op() as u64);
+        lc.w2.next = w(st.d[2]);
+        lc.w3.next = w(st.d[3]);
+        lc.w4.next = w(st.d[4]);
+        lc.mn.next = Bits::<16>::from((st.d[5] & 0xFFFF) as u64);
+        lc.cnt.next = w(st.cnt);
+        lc.lat.next = w(st.lat);
+        lc.mm_sa.next = mm_sa;
+        lc.mm_sb.next = mm_sb;
+        let (sa, sb, sg) = (lc.sa.val(), lc.sb.val(), lc.sg.val());
+        let (v2, wa2, wn2) = (lc.v2.val(), lc.wa2.val(), lc.wn2.val());
+        for la in &mut self.la {
+            la.op.next = Bits::<8>::from(st.op() as u64);
+            la.f1.next = st.flag(1);
+            la.f2.next = st.flag(2);
+            la.w1.next = w(st.d[1]);
+            la.w2.next = w(st.d[2]);
+            la.w3.next = w(st.d[3]);
+            la.w4.next = w(st.d[4]);
+            la.w7.next = w(st.d[7]);
+            la.sa.next = sa;
+            la.sb.next = sb;
+            la.sg.next = sg;
+            la.v2.next = v2;
+            la.wa2.next = wa2;
+            la.wn2.next = wn2;
         }
     }
 
@@ -845,12 +886,13 @@ impl Compute {
                 pe.psum_in.next = psum_in;
             }
         }
+        self.drive_lane_ctl();
         let st = &self._st;
         let op = st.op();
-        let rd = st.lane_read();
+        let rd = self.lc.rd.val();
         let lane_en = en && !self.clear.val();
         for (l, ln) in self.lane.iter_mut().enumerate() {
-            let x = st.lane_reads(l as u32);
+            let x = st.lane_reads(&self.la[l]);
             ln.clock.next = clock;
             ln.en.next = lane_en;
             ln.ld.next = rd;
@@ -969,8 +1011,6 @@ impl Compute {
             let st = &mut self._st;
             st.spad.iter_mut().for_each(|b| *b = 0);
             st.acc.iter_mut().for_each(|b| *b = 0);
-            st.v1 = false;
-            st.v2 = false;
             st.lb = false;
             st.pf = false;
             st.version += 1;
@@ -1018,7 +1058,6 @@ impl Compute {
         self.sync_ctl();
         let old = self._st.clone();
         let st = &mut self._st;
-        let op = old.op();
         // Memory writes, applied in order after everything has read `old`.
         let mut sp_w: Vec<(u32, u8)> = Vec::new();
         let mut ac_w: Vec<(u32, u8)> = Vec::new();
@@ -1026,55 +1065,20 @@ impl Compute {
         if p.os() {
             Self::edge_os(&p, &old, st, &outs, &mut ac_w);
         } else {
-            Self::edge_ws(&p, &old, st, &dout, &mut ac_w);
+            Self::edge_ws(&p, &old, &dout, &mut ac_w);
         }
 
-        // ACT / ADD / MAX read stage (the lanes latch their operands).
-        let rd = old.lane_read();
-        st.v1 = rd;
-        if rd {
-            if op == OP_ACT {
-                let acols = old.d[4] >> 16;
-                st.wa1 = old.d[2].wrapping_add(old.sb).wrapping_add(old.sg);
-                let left = acols.wrapping_sub(old.sg);
-                st.wn1 = if left < cols { left } else { cols };
-                if old.sg.wrapping_add(cols) < acols {
-                    st.sg = old.sg.wrapping_add(cols);
-                } else {
-                    st.sg = 0;
-                    st.sb = old.sb.wrapping_add(acols);
-                }
-            } else {
-                let (dst, len) = (old.d[3], old.d[4]);
-                st.wa1 = if op == OP_ADD {
-                    dst.wrapping_add(4u32.wrapping_mul(old.sa))
-                } else {
-                    dst.wrapping_add(old.sa)
-                };
-                let left = len.wrapping_sub(old.sa);
-                st.wn1 = if left < cols { left } else { cols };
-                st.sa = old.sa.wrapping_add(cols);
+        // The lanes' results at their write enables (the read stage and
+        // stage 2 are `lc`'s and the lanes' registers).
+        for (l, la) in self.la.iter().enumerate() {
+            let (q8, q32) = lane_out[l];
+            if la.we8.val() {
+                sp_w.push((la.wsb.val().to_u32(), q8));
             }
-        }
-
-        // Stage 2 (in the lanes).
-        st.v2 = old.v1;
-        st.wa2 = old.wa1;
-        st.wn2 = old.wn1;
-
-        // Write stage: the lanes' results.
-        if old.v2 {
-            for l in 0..cols.min(old.wn2) {
-                let (q8, q32) = lane_out[l as usize];
-                match op {
-                    OP_ACT | OP_MAX => sp_w.push((old.wa2.wrapping_add(l), q8)),
-                    OP_ADD => {
-                        let a = old.wa2.wrapping_add(4 * l);
-                        for (b, byte) in q32.to_le_bytes().into_iter().enumerate() {
-                            ac_w.push((a.wrapping_add(b as u32), byte));
-                        }
-                    }
-                    _ => {}
+            if la.we32.val() {
+                let a = la.wav.val().to_u32();
+                for (b, byte) in q32.to_le_bytes().into_iter().enumerate() {
+                    ac_w.push((a.wrapping_add(b as u32), byte));
                 }
             }
         }
@@ -1107,9 +1111,6 @@ impl Compute {
                 st.bank = if ls { !old.lbank } else { old.lbank };
                 st.pf = false;
             }
-            st.sa = if is_mm { desc[1] } else { 0 };
-            st.sb = if is_mm { desc[3] } else { 0 };
-            st.sg = 0;
             st.fq = 0;
             st.fj = 0;
             st.wd = p.period().wrapping_add(cols).wrapping_add(1);
@@ -1147,28 +1148,16 @@ impl Compute {
 }
 
 impl Compute {
-    /// The weight-stationary MATMUL datapath at an edge: the A stream's
-    /// address (its bytes enter the skew buffers, [`State::feed`]) and the
-    /// output rows (`dout`: the deskew buffers' ends).
-    fn edge_ws(
-        p: &ComputeParams,
-        old: &State,
-        st: &mut State,
-        dout: &[u32],
-        ac_w: &mut Vec<(u32, u8)>,
-    ) {
-        let (rows, cols) = (p.rows, p.cols);
-        let (mk, mm_n) = (old.d[4] >> 16, old.d[5] & 0xFFFF);
-        let mm = old.busy && old.op() == OP_MATMUL;
-        if old.stream() {
-            st.sa = old.sa.wrapping_add(mk);
-        }
-        if mm && old.cnt >= old.so.wrapping_add(rows + cols - 1) {
-            for c in 0..cols.min(mm_n) {
+    /// The weight-stationary MATMUL's output rows at an edge (`dout`: the
+    /// deskew buffers' ends; the A stream's and the output rows' pointers
+    /// step in `lc`, driven by [`State::stream`] and [`State::row_out_ws`]).
+    fn edge_ws(p: &ComputeParams, old: &State, dout: &[u32], ac_w: &mut Vec<(u32, u8)>) {
+        let mm_n = old.d[5] & 0xFFFF;
+        if old.row_out_ws(p) {
+            for c in 0..p.cols.min(mm_n) {
                 let a = old.sb.wrapping_add(4 * c);
                 old.write_acc32(ac_w, a, dout[c as usize]);
             }
-            st.sb = old.sb.wrapping_add(4u32.wrapping_mul(mm_n));
         }
     }
 
@@ -1283,6 +1272,40 @@ impl Logic for Compute {
             pe.a_in.connect();
             pe.w_in.connect();
             pe.f_in.connect();
+        }
+        let lc = &mut self.lc;
+        lc.clock.connect();
+        lc.enable.connect();
+        lc.clear.connect();
+        lc.start.connect();
+        lc.start_mm.connect();
+        lc.start_a.connect();
+        lc.start_c.connect();
+        lc.busy.connect();
+        lc.op.connect();
+        lc.w2.connect();
+        lc.w3.connect();
+        lc.w4.connect();
+        lc.mn.connect();
+        lc.cnt.connect();
+        lc.lat.connect();
+        lc.mm_sa.connect();
+        lc.mm_sb.connect();
+        for la in &mut self.la {
+            la.op.connect();
+            la.f1.connect();
+            la.f2.connect();
+            la.w1.connect();
+            la.w2.connect();
+            la.w3.connect();
+            la.w4.connect();
+            la.w7.connect();
+            la.sa.connect();
+            la.sb.connect();
+            la.sg.connect();
+            la.v2.connect();
+            la.wa2.connect();
+            la.wn2.connect();
         }
         for l in &mut self.lane {
             l.clock.connect();

@@ -1615,6 +1615,138 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     reg  [31:0] lane$3$old;
     wire  [7:0] lane$3$q8;
     wire  [31:0] lane$3$q32;
+    reg  lc$clock;
+    reg  lc$enable;
+    reg  lc$clear;
+    reg  lc$start;
+    reg  lc$start_mm;
+    reg  [31:0] lc$start_a;
+    reg  [31:0] lc$start_c;
+    reg  lc$busy;
+    reg  [7:0] lc$op;
+    reg  [31:0] lc$w2;
+    reg  [31:0] lc$w3;
+    reg  [31:0] lc$w4;
+    reg  [15:0] lc$mn;
+    reg  [31:0] lc$cnt;
+    reg  [31:0] lc$lat;
+    reg  lc$mm_sa;
+    reg  lc$mm_sb;
+    wire  lc$rd;
+    wire  [31:0] lc$sa;
+    wire  [31:0] lc$sb;
+    wire  [31:0] lc$sg;
+    wire  lc$v2;
+    wire  [31:0] lc$wa2;
+    wire  [31:0] lc$wn2;
+    reg  [7:0] la$0$op;
+    reg  la$0$f1;
+    reg  la$0$f2;
+    reg  [31:0] la$0$w1;
+    reg  [31:0] la$0$w2;
+    reg  [31:0] la$0$w3;
+    reg  [31:0] la$0$w4;
+    reg  [31:0] la$0$w7;
+    reg  [31:0] la$0$sa;
+    reg  [31:0] la$0$sb;
+    reg  [31:0] la$0$sg;
+    reg  la$0$v2;
+    reg  [31:0] la$0$wa2;
+    reg  [31:0] la$0$wn2;
+    wire  [31:0] la$0$asrc;
+    wire  la$0$aok;
+    wire  [31:0] la$0$abia;
+    wire  la$0$bok;
+    wire  [31:0] la$0$qta;
+    wire  la$0$qok;
+    wire  [31:0] la$0$eaa;
+    wire  [31:0] la$0$eba;
+    wire  la$0$eok;
+    wire  [31:0] la$0$wsb;
+    wire  la$0$we8;
+    wire  [31:0] la$0$wav;
+    wire  la$0$we32;
+    reg  [7:0] la$1$op;
+    reg  la$1$f1;
+    reg  la$1$f2;
+    reg  [31:0] la$1$w1;
+    reg  [31:0] la$1$w2;
+    reg  [31:0] la$1$w3;
+    reg  [31:0] la$1$w4;
+    reg  [31:0] la$1$w7;
+    reg  [31:0] la$1$sa;
+    reg  [31:0] la$1$sb;
+    reg  [31:0] la$1$sg;
+    reg  la$1$v2;
+    reg  [31:0] la$1$wa2;
+    reg  [31:0] la$1$wn2;
+    wire  [31:0] la$1$asrc;
+    wire  la$1$aok;
+    wire  [31:0] la$1$abia;
+    wire  la$1$bok;
+    wire  [31:0] la$1$qta;
+    wire  la$1$qok;
+    wire  [31:0] la$1$eaa;
+    wire  [31:0] la$1$eba;
+    wire  la$1$eok;
+    wire  [31:0] la$1$wsb;
+    wire  la$1$we8;
+    wire  [31:0] la$1$wav;
+    wire  la$1$we32;
+    reg  [7:0] la$2$op;
+    reg  la$2$f1;
+    reg  la$2$f2;
+    reg  [31:0] la$2$w1;
+    reg  [31:0] la$2$w2;
+    reg  [31:0] la$2$w3;
+    reg  [31:0] la$2$w4;
+    reg  [31:0] la$2$w7;
+    reg  [31:0] la$2$sa;
+    reg  [31:0] la$2$sb;
+    reg  [31:0] la$2$sg;
+    reg  la$2$v2;
+    reg  [31:0] la$2$wa2;
+    reg  [31:0] la$2$wn2;
+    wire  [31:0] la$2$asrc;
+    wire  la$2$aok;
+    wire  [31:0] la$2$abia;
+    wire  la$2$bok;
+    wire  [31:0] la$2$qta;
+    wire  la$2$qok;
+    wire  [31:0] la$2$eaa;
+    wire  [31:0] la$2$eba;
+    wire  la$2$eok;
+    wire  [31:0] la$2$wsb;
+    wire  la$2$we8;
+    wire  [31:0] la$2$wav;
+    wire  la$2$we32;
+    reg  [7:0] la$3$op;
+    reg  la$3$f1;
+    reg  la$3$f2;
+    reg  [31:0] la$3$w1;
+    reg  [31:0] la$3$w2;
+    reg  [31:0] la$3$w3;
+    reg  [31:0] la$3$w4;
+    reg  [31:0] la$3$w7;
+    reg  [31:0] la$3$sa;
+    reg  [31:0] la$3$sb;
+    reg  [31:0] la$3$sg;
+    reg  la$3$v2;
+    reg  [31:0] la$3$wa2;
+    reg  [31:0] la$3$wn2;
+    wire  [31:0] la$3$asrc;
+    wire  la$3$aok;
+    wire  [31:0] la$3$abia;
+    wire  la$3$bok;
+    wire  [31:0] la$3$qta;
+    wire  la$3$qok;
+    wire  [31:0] la$3$eaa;
+    wire  [31:0] la$3$eba;
+    wire  la$3$eok;
+    wire  [31:0] la$3$wsb;
+    wire  la$3$we8;
+    wire  [31:0] la$3$wav;
+    wire  la$3$we32;
     
     // Sub module instances
     top$compute$ctl ctl(
@@ -1949,6 +2081,148 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
         .q8(lane$3$q8),
         .q32(lane$3$q32)
     );
+    top$compute$lc lc(
+        .clock(lc$clock),
+        .enable(lc$enable),
+        .clear(lc$clear),
+        .start(lc$start),
+        .start_mm(lc$start_mm),
+        .start_a(lc$start_a),
+        .start_c(lc$start_c),
+        .busy(lc$busy),
+        .op(lc$op),
+        .w2(lc$w2),
+        .w3(lc$w3),
+        .w4(lc$w4),
+        .mn(lc$mn),
+        .cnt(lc$cnt),
+        .lat(lc$lat),
+        .mm_sa(lc$mm_sa),
+        .mm_sb(lc$mm_sb),
+        .rd(lc$rd),
+        .sa(lc$sa),
+        .sb(lc$sb),
+        .sg(lc$sg),
+        .v2(lc$v2),
+        .wa2(lc$wa2),
+        .wn2(lc$wn2)
+    );
+    top$compute$la$0 la$0(
+        .op(la$0$op),
+        .f1(la$0$f1),
+        .f2(la$0$f2),
+        .w1(la$0$w1),
+        .w2(la$0$w2),
+        .w3(la$0$w3),
+        .w4(la$0$w4),
+        .w7(la$0$w7),
+        .sa(la$0$sa),
+        .sb(la$0$sb),
+        .sg(la$0$sg),
+        .v2(la$0$v2),
+        .wa2(la$0$wa2),
+        .wn2(la$0$wn2),
+        .asrc(la$0$asrc),
+        .aok(la$0$aok),
+        .abia(la$0$abia),
+        .bok(la$0$bok),
+        .qta(la$0$qta),
+        .qok(la$0$qok),
+        .eaa(la$0$eaa),
+        .eba(la$0$eba),
+        .eok(la$0$eok),
+        .wsb(la$0$wsb),
+        .we8(la$0$we8),
+        .wav(la$0$wav),
+        .we32(la$0$we32)
+    );
+    top$compute$la$1 la$1(
+        .op(la$1$op),
+        .f1(la$1$f1),
+        .f2(la$1$f2),
+        .w1(la$1$w1),
+        .w2(la$1$w2),
+        .w3(la$1$w3),
+        .w4(la$1$w4),
+        .w7(la$1$w7),
+        .sa(la$1$sa),
+        .sb(la$1$sb),
+        .sg(la$1$sg),
+        .v2(la$1$v2),
+        .wa2(la$1$wa2),
+        .wn2(la$1$wn2),
+        .asrc(la$1$asrc),
+        .aok(la$1$aok),
+        .abia(la$1$abia),
+        .bok(la$1$bok),
+        .qta(la$1$qta),
+        .qok(la$1$qok),
+        .eaa(la$1$eaa),
+        .eba(la$1$eba),
+        .eok(la$1$eok),
+        .wsb(la$1$wsb),
+        .we8(la$1$we8),
+        .wav(la$1$wav),
+        .we32(la$1$we32)
+    );
+    top$compute$la$2 la$2(
+        .op(la$2$op),
+        .f1(la$2$f1),
+        .f2(la$2$f2),
+        .w1(la$2$w1),
+        .w2(la$2$w2),
+        .w3(la$2$w3),
+        .w4(la$2$w4),
+        .w7(la$2$w7),
+        .sa(la$2$sa),
+        .sb(la$2$sb),
+        .sg(la$2$sg),
+        .v2(la$2$v2),
+        .wa2(la$2$wa2),
+        .wn2(la$2$wn2),
+        .asrc(la$2$asrc),
+        .aok(la$2$aok),
+        .abia(la$2$abia),
+        .bok(la$2$bok),
+        .qta(la$2$qta),
+        .qok(la$2$qok),
+        .eaa(la$2$eaa),
+        .eba(la$2$eba),
+        .eok(la$2$eok),
+        .wsb(la$2$wsb),
+        .we8(la$2$we8),
+        .wav(la$2$wav),
+        .we32(la$2$we32)
+    );
+    top$compute$la$3 la$3(
+        .op(la$3$op),
+        .f1(la$3$f1),
+        .f2(la$3$f2),
+        .w1(la$3$w1),
+        .w2(la$3$w2),
+        .w3(la$3$w3),
+        .w4(la$3$w4),
+        .w7(la$3$w7),
+        .sa(la$3$sa),
+        .sb(la$3$sb),
+        .sg(la$3$sg),
+        .v2(la$3$v2),
+        .wa2(la$3$wa2),
+        .wn2(la$3$wn2),
+        .asrc(la$3$asrc),
+        .aok(la$3$aok),
+        .abia(la$3$abia),
+        .bok(la$3$bok),
+        .qta(la$3$qta),
+        .qok(la$3$qok),
+        .eaa(la$3$eaa),
+        .eba(la$3$eba),
+        .eok(la$3$eok),
+        .wsb(la$3$wsb),
+        .we8(la$3$we8),
+        .wav(la$3$wav),
+        .we32(la$3$we32)
+    );
     
     // Update code (custom)
     // The descriptor control (`ctl`, a Ctl block).
@@ -1958,23 +2232,14 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [255:0] d_q = ctl$d;
     wire [31:0] cnt_q = ctl$cnt;
     wire [31:0] lat_q = ctl$lat;
+    // The lane pipeline control (`lc`, a LaneCtl block): the A and C pointers.
+    wire [31:0] sa_q = lc$sa;
+    wire [31:0] sb_q = lc$sb;
     // Registers (State in compute.rs).
-    reg [31:0] sa_q;
-    reg [31:0] sb_q;
-    reg [31:0] sg_q;
-    reg [31:0] wa1_q;
-    reg [31:0] wn1_q;
-    reg [31:0] wa2_q;
-    reg [31:0] wn2_q;
-    reg v1_q;
-    reg v2_q;
     reg [7:0] spad [0:16383];
     reg [7:0] accm [0:4095];
     integer i;
     initial begin
-      v1_q = 1'b0; v2_q = 1'b0;
-      sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;
-      wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;
       for (i = 0; i < 16384; i = i + 1) spad[i] = 8'd0;
       for (i = 0; i < 4096; i = i + 1) accm[i] = 8'd0;
     end
@@ -2024,77 +2289,86 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     wire [31:0] moa_3 = sb_q + 32'd12;
     wire [31:0] mov_3 = f0_w ? (dout_3 + {((((moa_3) + 32'd3) < 32'd4096) ? accm[(moa_3) + 32'd3] : 8'd0), ((((moa_3) + 32'd2) < 32'd4096) ? accm[(moa_3) + 32'd2] : 8'd0), ((((moa_3) + 32'd1) < 32'd4096) ? accm[(moa_3) + 32'd1] : 8'd0), ((((moa_3) + 32'd0) < 32'd4096) ? accm[(moa_3) + 32'd0] : 8'd0)}) : dout_3;
     // ACT / ADD / MAX pipeline.
-    wire rd_w = busy_q && ((op_w == 8'd4) || (op_w == 8'd5) || (op_w == 8'd6)) && ((cnt_q + 32'd2) <= lat_q);
-    wire [31:0] acols_w = {16'd0, w4_w[31:16]};
-    wire [31:0] aleft_w = acols_w - sg_q;
-    wire [31:0] eleft_w = w4_w - sa_q;
-    wire [31:0] ae_0 = sg_q + 32'd0;
-    wire aok_0 = ae_0 < acols_w;
-    wire [31:0] asrc_0 = w1_w + 32'd4 * (sb_q + ae_0);
-    wire [31:0] abia_0 = w3_w + 32'd4 * ae_0;
+    wire rd_w = lc$rd;
+    wire aok_0 = la$0$aok;
+    wire bok_0 = la$0$bok;
+    wire qok_0 = la$0$qok;
+    wire eok_0 = la$0$eok;
+    wire we8_0 = la$0$we8;
+    wire we32_0 = la$0$we32;
+    wire [31:0] asrc_0 = la$0$asrc;
+    wire [31:0] abia_0 = la$0$abia;
+    wire [31:0] qta_0 = la$0$qta;
+    wire [31:0] eaa_0 = la$0$eaa;
+    wire [31:0] eba_0 = la$0$eba;
+    wire [31:0] wsb_0 = la$0$wsb;
+    wire [31:0] wav_0 = la$0$wav;
     wire [31:0] aacc_0 = aok_0 ? {((((asrc_0) + 32'd3) < 32'd4096) ? accm[(asrc_0) + 32'd3] : 8'd0), ((((asrc_0) + 32'd2) < 32'd4096) ? accm[(asrc_0) + 32'd2] : 8'd0), ((((asrc_0) + 32'd1) < 32'd4096) ? accm[(asrc_0) + 32'd1] : 8'd0), ((((asrc_0) + 32'd0) < 32'd4096) ? accm[(asrc_0) + 32'd0] : 8'd0)} : 32'd0;
-    wire [31:0] abv_0 = (aok_0 && f1_w) ? {((((abia_0) + 32'd3) < 32'd4096) ? accm[(abia_0) + 32'd3] : 8'd0), ((((abia_0) + 32'd2) < 32'd4096) ? accm[(abia_0) + 32'd2] : 8'd0), ((((abia_0) + 32'd1) < 32'd4096) ? accm[(abia_0) + 32'd1] : 8'd0), ((((abia_0) + 32'd0) < 32'd4096) ? accm[(abia_0) + 32'd0] : 8'd0)} : 32'd0;
-    wire [31:0] qta_0 = w7_w + 32'd8 * ae_0;
-    wire qok_0 = aok_0 && f2_w;
+    wire [31:0] abv_0 = bok_0 ? {((((abia_0) + 32'd3) < 32'd4096) ? accm[(abia_0) + 32'd3] : 8'd0), ((((abia_0) + 32'd2) < 32'd4096) ? accm[(abia_0) + 32'd2] : 8'd0), ((((abia_0) + 32'd1) < 32'd4096) ? accm[(abia_0) + 32'd1] : 8'd0), ((((abia_0) + 32'd0) < 32'd4096) ? accm[(abia_0) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] qm_0 = qok_0 ? {((((qta_0) + 32'd3) < 32'd4096) ? accm[(qta_0) + 32'd3] : 8'd0), ((((qta_0) + 32'd2) < 32'd4096) ? accm[(qta_0) + 32'd2] : 8'd0), ((((qta_0) + 32'd1) < 32'd4096) ? accm[(qta_0) + 32'd1] : 8'd0), ((((qta_0) + 32'd0) < 32'd4096) ? accm[(qta_0) + 32'd0] : 8'd0)} : 32'd0;
     wire [7:0] qsh_0 = qok_0 ? ((((qta_0) + 32'd4) < 32'd4096) ? accm[(qta_0) + 32'd4] : 8'd0) : 8'd0;
-    wire [31:0] ee_0 = sa_q + 32'd0;
-    wire eok_0 = ee_0 < w4_w;
-    wire [7:0] ea_0 = eok_0 ? (((w1_w + ee_0) < 32'd16384) ? spad[w1_w + ee_0] : 8'd0) : 8'd0;
-    wire [7:0] eb_0 = eok_0 ? (((w2_w + ee_0) < 32'd16384) ? spad[w2_w + ee_0] : 8'd0) : 8'd0;
-    wire [31:0] wsb_0 = wa2_q + 32'd0;
-    wire [31:0] wav_0 = wa2_q + 32'd0;
+    wire [7:0] ea_0 = eok_0 ? (((eaa_0) < 32'd16384) ? spad[eaa_0] : 8'd0) : 8'd0;
+    wire [7:0] eb_0 = eok_0 ? (((eba_0) < 32'd16384) ? spad[eba_0] : 8'd0) : 8'd0;
     wire [31:0] wold_0 = {((((wav_0) + 32'd3) < 32'd4096) ? accm[(wav_0) + 32'd3] : 8'd0), ((((wav_0) + 32'd2) < 32'd4096) ? accm[(wav_0) + 32'd2] : 8'd0), ((((wav_0) + 32'd1) < 32'd4096) ? accm[(wav_0) + 32'd1] : 8'd0), ((((wav_0) + 32'd0) < 32'd4096) ? accm[(wav_0) + 32'd0] : 8'd0)};
-    wire [31:0] ae_1 = sg_q + 32'd1;
-    wire aok_1 = ae_1 < acols_w;
-    wire [31:0] asrc_1 = w1_w + 32'd4 * (sb_q + ae_1);
-    wire [31:0] abia_1 = w3_w + 32'd4 * ae_1;
+    wire aok_1 = la$1$aok;
+    wire bok_1 = la$1$bok;
+    wire qok_1 = la$1$qok;
+    wire eok_1 = la$1$eok;
+    wire we8_1 = la$1$we8;
+    wire we32_1 = la$1$we32;
+    wire [31:0] asrc_1 = la$1$asrc;
+    wire [31:0] abia_1 = la$1$abia;
+    wire [31:0] qta_1 = la$1$qta;
+    wire [31:0] eaa_1 = la$1$eaa;
+    wire [31:0] eba_1 = la$1$eba;
+    wire [31:0] wsb_1 = la$1$wsb;
+    wire [31:0] wav_1 = la$1$wav;
     wire [31:0] aacc_1 = aok_1 ? {((((asrc_1) + 32'd3) < 32'd4096) ? accm[(asrc_1) + 32'd3] : 8'd0), ((((asrc_1) + 32'd2) < 32'd4096) ? accm[(asrc_1) + 32'd2] : 8'd0), ((((asrc_1) + 32'd1) < 32'd4096) ? accm[(asrc_1) + 32'd1] : 8'd0), ((((asrc_1) + 32'd0) < 32'd4096) ? accm[(asrc_1) + 32'd0] : 8'd0)} : 32'd0;
-    wire [31:0] abv_1 = (aok_1 && f1_w) ? {((((abia_1) + 32'd3) < 32'd4096) ? accm[(abia_1) + 32'd3] : 8'd0), ((((abia_1) + 32'd2) < 32'd4096) ? accm[(abia_1) + 32'd2] : 8'd0), ((((abia_1) + 32'd1) < 32'd4096) ? accm[(abia_1) + 32'd1] : 8'd0), ((((abia_1) + 32'd0) < 32'd4096) ? accm[(abia_1) + 32'd0] : 8'd0)} : 32'd0;
-    wire [31:0] qta_1 = w7_w + 32'd8 * ae_1;
-    wire qok_1 = aok_1 && f2_w;
+    wire [31:0] abv_1 = bok_1 ? {((((abia_1) + 32'd3) < 32'd4096) ? accm[(abia_1) + 32'd3] : 8'd0), ((((abia_1) + 32'd2) < 32'd4096) ? accm[(abia_1) + 32'd2] : 8'd0), ((((abia_1) + 32'd1) < 32'd4096) ? accm[(abia_1) + 32'd1] : 8'd0), ((((abia_1) + 32'd0) < 32'd4096) ? accm[(abia_1) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] qm_1 = qok_1 ? {((((qta_1) + 32'd3) < 32'd4096) ? accm[(qta_1) + 32'd3] : 8'd0), ((((qta_1) + 32'd2) < 32'd4096) ? accm[(qta_1) + 32'd2] : 8'd0), ((((qta_1) + 32'd1) < 32'd4096) ? accm[(qta_1) + 32'd1] : 8'd0), ((((qta_1) + 32'd0) < 32'd4096) ? accm[(qta_1) + 32'd0] : 8'd0)} : 32'd0;
     wire [7:0] qsh_1 = qok_1 ? ((((qta_1) + 32'd4) < 32'd4096) ? accm[(qta_1) + 32'd4] : 8'd0) : 8'd0;
-    wire [31:0] ee_1 = sa_q + 32'd1;
-    wire eok_1 = ee_1 < w4_w;
-    wire [7:0] ea_1 = eok_1 ? (((w1_w + ee_1) < 32'd16384) ? spad[w1_w + ee_1] : 8'd0) : 8'd0;
-    wire [7:0] eb_1 = eok_1 ? (((w2_w + ee_1) < 32'd16384) ? spad[w2_w + ee_1] : 8'd0) : 8'd0;
-    wire [31:0] wsb_1 = wa2_q + 32'd1;
-    wire [31:0] wav_1 = wa2_q + 32'd4;
+    wire [7:0] ea_1 = eok_1 ? (((eaa_1) < 32'd16384) ? spad[eaa_1] : 8'd0) : 8'd0;
+    wire [7:0] eb_1 = eok_1 ? (((eba_1) < 32'd16384) ? spad[eba_1] : 8'd0) : 8'd0;
     wire [31:0] wold_1 = {((((wav_1) + 32'd3) < 32'd4096) ? accm[(wav_1) + 32'd3] : 8'd0), ((((wav_1) + 32'd2) < 32'd4096) ? accm[(wav_1) + 32'd2] : 8'd0), ((((wav_1) + 32'd1) < 32'd4096) ? accm[(wav_1) + 32'd1] : 8'd0), ((((wav_1) + 32'd0) < 32'd4096) ? accm[(wav_1) + 32'd0] : 8'd0)};
-    wire [31:0] ae_2 = sg_q + 32'd2;
-    wire aok_2 = ae_2 < acols_w;
-    wire [31:0] asrc_2 = w1_w + 32'd4 * (sb_q + ae_2);
-    wire [31:0] abia_2 = w3_w + 32'd4 * ae_2;
+    wire aok_2 = la$2$aok;
+    wire bok_2 = la$2$bok;
+    wire qok_2 = la$2$qok;
+    wire eok_2 = la$2$eok;
+    wire we8_2 = la$2$we8;
+    wire we32_2 = la$2$we32;
+    wire [31:0] asrc_2 = la$2$asrc;
+    wire [31:0] abia_2 = la$2$abia;
+    wire [31:0] qta_2 = la$2$qta;
+    wire [31:0] eaa_2 = la$2$eaa;
+    wire [31:0] eba_2 = la$2$eba;
+    wire [31:0] wsb_2 = la$2$wsb;
+    wire [31:0] wav_2 = la$2$wav;
     wire [31:0] aacc_2 = aok_2 ? {((((asrc_2) + 32'd3) < 32'd4096) ? accm[(asrc_2) + 32'd3] : 8'd0), ((((asrc_2) + 32'd2) < 32'd4096) ? accm[(asrc_2) + 32'd2] : 8'd0), ((((asrc_2) + 32'd1) < 32'd4096) ? accm[(asrc_2) + 32'd1] : 8'd0), ((((asrc_2) + 32'd0) < 32'd4096) ? accm[(asrc_2) + 32'd0] : 8'd0)} : 32'd0;
-    wire [31:0] abv_2 = (aok_2 && f1_w) ? {((((abia_2) + 32'd3) < 32'd4096) ? accm[(abia_2) + 32'd3] : 8'd0), ((((abia_2) + 32'd2) < 32'd4096) ? accm[(abia_2) + 32'd2] : 8'd0), ((((abia_2) + 32'd1) < 32'd4096) ? accm[(abia_2) + 32'd1] : 8'd0), ((((abia_2) + 32'd0) < 32'd4096) ? accm[(abia_2) + 32'd0] : 8'd0)} : 32'd0;
-    wire [31:0] qta_2 = w7_w + 32'd8 * ae_2;
-    wire qok_2 = aok_2 && f2_w;
+    wire [31:0] abv_2 = bok_2 ? {((((abia_2) + 32'd3) < 32'd4096) ? accm[(abia_2) + 32'd3] : 8'd0), ((((abia_2) + 32'd2) < 32'd4096) ? accm[(abia_2) + 32'd2] : 8'd0), ((((abia_2) + 32'd1) < 32'd4096) ? accm[(abia_2) + 32'd1] : 8'd0), ((((abia_2) + 32'd0) < 32'd4096) ? accm[(abia_2) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] qm_2 = qok_2 ? {((((qta_2) + 32'd3) < 32'd4096) ? accm[(qta_2) + 32'd3] : 8'd0), ((((qta_2) + 32'd2) < 32'd4096) ? accm[(qta_2) + 32'd2] : 8'd0), ((((qta_2) + 32'd1) < 32'd4096) ? accm[(qta_2) + 32'd1] : 8'd0), ((((qta_2) + 32'd0) < 32'd4096) ? accm[(qta_2) + 32'd0] : 8'd0)} : 32'd0;
     wire [7:0] qsh_2 = qok_2 ? ((((qta_2) + 32'd4) < 32'd4096) ? accm[(qta_2) + 32'd4] : 8'd0) : 8'd0;
-    wire [31:0] ee_2 = sa_q + 32'd2;
-    wire eok_2 = ee_2 < w4_w;
-    wire [7:0] ea_2 = eok_2 ? (((w1_w + ee_2) < 32'd16384) ? spad[w1_w + ee_2] : 8'd0) : 8'd0;
-    wire [7:0] eb_2 = eok_2 ? (((w2_w + ee_2) < 32'd16384) ? spad[w2_w + ee_2] : 8'd0) : 8'd0;
-    wire [31:0] wsb_2 = wa2_q + 32'd2;
-    wire [31:0] wav_2 = wa2_q + 32'd8;
+    wire [7:0] ea_2 = eok_2 ? (((eaa_2) < 32'd16384) ? spad[eaa_2] : 8'd0) : 8'd0;
+    wire [7:0] eb_2 = eok_2 ? (((eba_2) < 32'd16384) ? spad[eba_2] : 8'd0) : 8'd0;
     wire [31:0] wold_2 = {((((wav_2) + 32'd3) < 32'd4096) ? accm[(wav_2) + 32'd3] : 8'd0), ((((wav_2) + 32'd2) < 32'd4096) ? accm[(wav_2) + 32'd2] : 8'd0), ((((wav_2) + 32'd1) < 32'd4096) ? accm[(wav_2) + 32'd1] : 8'd0), ((((wav_2) + 32'd0) < 32'd4096) ? accm[(wav_2) + 32'd0] : 8'd0)};
-    wire [31:0] ae_3 = sg_q + 32'd3;
-    wire aok_3 = ae_3 < acols_w;
-    wire [31:0] asrc_3 = w1_w + 32'd4 * (sb_q + ae_3);
-    wire [31:0] abia_3 = w3_w + 32'd4 * ae_3;
+    wire aok_3 = la$3$aok;
+    wire bok_3 = la$3$bok;
+    wire qok_3 = la$3$qok;
+    wire eok_3 = la$3$eok;
+    wire we8_3 = la$3$we8;
+    wire we32_3 = la$3$we32;
+    wire [31:0] asrc_3 = la$3$asrc;
+    wire [31:0] abia_3 = la$3$abia;
+    wire [31:0] qta_3 = la$3$qta;
+    wire [31:0] eaa_3 = la$3$eaa;
+    wire [31:0] eba_3 = la$3$eba;
+    wire [31:0] wsb_3 = la$3$wsb;
+    wire [31:0] wav_3 = la$3$wav;
     wire [31:0] aacc_3 = aok_3 ? {((((asrc_3) + 32'd3) < 32'd4096) ? accm[(asrc_3) + 32'd3] : 8'd0), ((((asrc_3) + 32'd2) < 32'd4096) ? accm[(asrc_3) + 32'd2] : 8'd0), ((((asrc_3) + 32'd1) < 32'd4096) ? accm[(asrc_3) + 32'd1] : 8'd0), ((((asrc_3) + 32'd0) < 32'd4096) ? accm[(asrc_3) + 32'd0] : 8'd0)} : 32'd0;
-    wire [31:0] abv_3 = (aok_3 && f1_w) ? {((((abia_3) + 32'd3) < 32'd4096) ? accm[(abia_3) + 32'd3] : 8'd0), ((((abia_3) + 32'd2) < 32'd4096) ? accm[(abia_3) + 32'd2] : 8'd0), ((((abia_3) + 32'd1) < 32'd4096) ? accm[(abia_3) + 32'd1] : 8'd0), ((((abia_3) + 32'd0) < 32'd4096) ? accm[(abia_3) + 32'd0] : 8'd0)} : 32'd0;
-    wire [31:0] qta_3 = w7_w + 32'd8 * ae_3;
-    wire qok_3 = aok_3 && f2_w;
+    wire [31:0] abv_3 = bok_3 ? {((((abia_3) + 32'd3) < 32'd4096) ? accm[(abia_3) + 32'd3] : 8'd0), ((((abia_3) + 32'd2) < 32'd4096) ? accm[(abia_3) + 32'd2] : 8'd0), ((((abia_3) + 32'd1) < 32'd4096) ? accm[(abia_3) + 32'd1] : 8'd0), ((((abia_3) + 32'd0) < 32'd4096) ? accm[(abia_3) + 32'd0] : 8'd0)} : 32'd0;
     wire [31:0] qm_3 = qok_3 ? {((((qta_3) + 32'd3) < 32'd4096) ? accm[(qta_3) + 32'd3] : 8'd0), ((((qta_3) + 32'd2) < 32'd4096) ? accm[(qta_3) + 32'd2] : 8'd0), ((((qta_3) + 32'd1) < 32'd4096) ? accm[(qta_3) + 32'd1] : 8'd0), ((((qta_3) + 32'd0) < 32'd4096) ? accm[(qta_3) + 32'd0] : 8'd0)} : 32'd0;
     wire [7:0] qsh_3 = qok_3 ? ((((qta_3) + 32'd4) < 32'd4096) ? accm[(qta_3) + 32'd4] : 8'd0) : 8'd0;
-    wire [31:0] ee_3 = sa_q + 32'd3;
-    wire eok_3 = ee_3 < w4_w;
-    wire [7:0] ea_3 = eok_3 ? (((w1_w + ee_3) < 32'd16384) ? spad[w1_w + ee_3] : 8'd0) : 8'd0;
-    wire [7:0] eb_3 = eok_3 ? (((w2_w + ee_3) < 32'd16384) ? spad[w2_w + ee_3] : 8'd0) : 8'd0;
-    wire [31:0] wsb_3 = wa2_q + 32'd3;
-    wire [31:0] wav_3 = wa2_q + 32'd12;
+    wire [7:0] ea_3 = eok_3 ? (((eaa_3) < 32'd16384) ? spad[eaa_3] : 8'd0) : 8'd0;
+    wire [7:0] eb_3 = eok_3 ? (((eba_3) < 32'd16384) ? spad[eba_3] : 8'd0) : 8'd0;
     wire [31:0] wold_3 = {((((wav_3) + 32'd3) < 32'd4096) ? accm[(wav_3) + 32'd3] : 8'd0), ((((wav_3) + 32'd2) < 32'd4096) ? accm[(wav_3) + 32'd2] : 8'd0), ((((wav_3) + 32'd1) < 32'd4096) ? accm[(wav_3) + 32'd1] : 8'd0), ((((wav_3) + 32'd0) < 32'd4096) ? accm[(wav_3) + 32'd0] : 8'd0)};
     wire unused_ok = ^{d_q[11:8], d_q[31:15], head_ready, pe$0$sum, pe$1$sum, pe$2$sum, pe$3$sum, pe$3$a_out, pe$4$sum, pe$5$sum, pe$6$sum, pe$7$sum, pe$7$a_out, pe$8$sum, pe$9$sum, pe$10$sum, pe$11$sum, pe$11$a_out, pe$12$psum_out, pe$12$w_out, pe$13$psum_out, pe$13$w_out, pe$14$psum_out, pe$14$w_out, pe$15$psum_out, pe$15$w_out, pe$15$a_out};
     // Skew and deskew buffers, array, lanes.
@@ -2105,6 +2379,79 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
       ctl$issue = issue;
       ctl$desc = desc;
       ctl$iso = 32'd0;
+      lc$clock = clock;
+      lc$enable = enable;
+      lc$clear = clear;
+      lc$start = issue && free_w;
+      lc$start_mm = desc[7:0] == 8'd3;
+      lc$start_a = desc[63:32];
+      lc$start_c = desc[127:96];
+      lc$busy = busy_q;
+      lc$op = op_w;
+      lc$w2 = w2_w;
+      lc$w3 = w3_w;
+      lc$w4 = w4_w;
+      lc$mn = w5_w[15:0];
+      lc$cnt = cnt_q;
+      lc$lat = lat_q;
+      lc$mm_sa = stream_w;
+      lc$mm_sb = mmwr_w;
+      la$0$op = op_w;
+      la$0$f1 = f1_w;
+      la$0$f2 = f2_w;
+      la$0$w1 = w1_w;
+      la$0$w2 = w2_w;
+      la$0$w3 = w3_w;
+      la$0$w4 = w4_w;
+      la$0$w7 = w7_w;
+      la$0$sa = lc$sa;
+      la$0$sb = lc$sb;
+      la$0$sg = lc$sg;
+      la$0$v2 = lc$v2;
+      la$0$wa2 = lc$wa2;
+      la$0$wn2 = lc$wn2;
+      la$1$op = op_w;
+      la$1$f1 = f1_w;
+      la$1$f2 = f2_w;
+      la$1$w1 = w1_w;
+      la$1$w2 = w2_w;
+      la$1$w3 = w3_w;
+      la$1$w4 = w4_w;
+      la$1$w7 = w7_w;
+      la$1$sa = lc$sa;
+      la$1$sb = lc$sb;
+      la$1$sg = lc$sg;
+      la$1$v2 = lc$v2;
+      la$1$wa2 = lc$wa2;
+      la$1$wn2 = lc$wn2;
+      la$2$op = op_w;
+      la$2$f1 = f1_w;
+      la$2$f2 = f2_w;
+      la$2$w1 = w1_w;
+      la$2$w2 = w2_w;
+      la$2$w3 = w3_w;
+      la$2$w4 = w4_w;
+      la$2$w7 = w7_w;
+      la$2$sa = lc$sa;
+      la$2$sb = lc$sb;
+      la$2$sg = lc$sg;
+      la$2$v2 = lc$v2;
+      la$2$wa2 = lc$wa2;
+      la$2$wn2 = lc$wn2;
+      la$3$op = op_w;
+      la$3$f1 = f1_w;
+      la$3$f2 = f2_w;
+      la$3$w1 = w1_w;
+      la$3$w2 = w2_w;
+      la$3$w3 = w3_w;
+      la$3$w4 = w4_w;
+      la$3$w7 = w7_w;
+      la$3$sa = lc$sa;
+      la$3$sb = lc$sb;
+      la$3$sg = lc$sg;
+      la$3$v2 = lc$v2;
+      la$3$wa2 = lc$wa2;
+      la$3$wn2 = lc$wn2;
       sk$0$clock = clock;
       sk$0$en = enable && !clear;
       sk$0$d = (stream_w && (32'd0 < mk_w)) ? (((sa_q + 32'd0) < 32'd16384) ? spad[sa_q + 32'd0] : 8'd0) : 8'd0;
@@ -2364,12 +2711,9 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
     // State changes.
     always @(posedge clock) begin
       if (clear) begin
-        v1_q <= 1'b0;
-        v2_q <= 1'b0;
         spad <= '{default: 8'd0};
         accm <= '{default: 8'd0};
       end else if (enable) begin
-        if (stream_w) sa_q <= sa_q + mk_w;
         if (mmwr_w) begin
           if (32'd0 < mn_w) begin
             if (((moa_0) + 32'd0) < 32'd4096) accm[(moa_0) + 32'd0] <= mov_0[7:0];
@@ -2395,69 +2739,36 @@ module top$compute(clock,enable,clear,issue,desc,head_ready,busy,done,dma_wr,dma
             if (((moa_3) + 32'd2) < 32'd4096) accm[(moa_3) + 32'd2] <= mov_3[23:16];
             if (((moa_3) + 32'd3) < 32'd4096) accm[(moa_3) + 32'd3] <= mov_3[31:24];
           end
-          sb_q <= sb_q + 32'd4 * mn_w;
         end
-        v1_q <= rd_w;
-        if (rd_w) begin
-          if (op_w == 8'd4) begin
-            wa1_q <= w2_w + sb_q + sg_q;
-            wn1_q <= (aleft_w < 32'd4) ? aleft_w : 32'd4;
-            if ((sg_q + 32'd4) < acols_w) sg_q <= sg_q + 32'd4;
-            else begin
-              sg_q <= 32'd0;
-              sb_q <= sb_q + acols_w;
-            end
-          end else begin
-            wa1_q <= (op_w == 8'd5) ? (w3_w + 32'd4 * sa_q) : (w3_w + sa_q);
-            wn1_q <= (eleft_w < 32'd4) ? eleft_w : 32'd4;
-            sa_q <= sa_q + 32'd4;
-          end
+        if (we8_0) begin if ((wsb_0) < 32'd16384) spad[wsb_0] <= lane$0$q8; end
+        if (we32_0) begin
+          if (((wav_0) + 32'd0) < 32'd4096) accm[(wav_0) + 32'd0] <= lane$0$q32[7:0];
+          if (((wav_0) + 32'd1) < 32'd4096) accm[(wav_0) + 32'd1] <= lane$0$q32[15:8];
+          if (((wav_0) + 32'd2) < 32'd4096) accm[(wav_0) + 32'd2] <= lane$0$q32[23:16];
+          if (((wav_0) + 32'd3) < 32'd4096) accm[(wav_0) + 32'd3] <= lane$0$q32[31:24];
         end
-        v2_q <= v1_q;
-        wa2_q <= wa1_q;
-        wn2_q <= wn1_q;
-        if (v2_q) begin
-          if (32'd0 < wn2_q) begin
-            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_0) < 32'd16384) spad[wsb_0] <= lane$0$q8; end
-            if (op_w == 8'd5) begin
-              if (((wav_0) + 32'd0) < 32'd4096) accm[(wav_0) + 32'd0] <= lane$0$q32[7:0];
-              if (((wav_0) + 32'd1) < 32'd4096) accm[(wav_0) + 32'd1] <= lane$0$q32[15:8];
-              if (((wav_0) + 32'd2) < 32'd4096) accm[(wav_0) + 32'd2] <= lane$0$q32[23:16];
-              if (((wav_0) + 32'd3) < 32'd4096) accm[(wav_0) + 32'd3] <= lane$0$q32[31:24];
-            end
-          end
-          if (32'd1 < wn2_q) begin
-            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_1) < 32'd16384) spad[wsb_1] <= lane$1$q8; end
-            if (op_w == 8'd5) begin
-              if (((wav_1) + 32'd0) < 32'd4096) accm[(wav_1) + 32'd0] <= lane$1$q32[7:0];
-              if (((wav_1) + 32'd1) < 32'd4096) accm[(wav_1) + 32'd1] <= lane$1$q32[15:8];
-              if (((wav_1) + 32'd2) < 32'd4096) accm[(wav_1) + 32'd2] <= lane$1$q32[23:16];
-              if (((wav_1) + 32'd3) < 32'd4096) accm[(wav_1) + 32'd3] <= lane$1$q32[31:24];
-            end
-          end
-          if (32'd2 < wn2_q) begin
-            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_2) < 32'd16384) spad[wsb_2] <= lane$2$q8; end
-            if (op_w == 8'd5) begin
-              if (((wav_2) + 32'd0) < 32'd4096) accm[(wav_2) + 32'd0] <= lane$2$q32[7:0];
-              if (((wav_2) + 32'd1) < 32'd4096) accm[(wav_2) + 32'd1] <= lane$2$q32[15:8];
-              if (((wav_2) + 32'd2) < 32'd4096) accm[(wav_2) + 32'd2] <= lane$2$q32[23:16];
-              if (((wav_2) + 32'd3) < 32'd4096) accm[(wav_2) + 32'd3] <= lane$2$q32[31:24];
-            end
-          end
-          if (32'd3 < wn2_q) begin
-            if ((op_w == 8'd4) || (op_w == 8'd6)) begin if ((wsb_3) < 32'd16384) spad[wsb_3] <= lane$3$q8; end
-            if (op_w == 8'd5) begin
-              if (((wav_3) + 32'd0) < 32'd4096) accm[(wav_3) + 32'd0] <= lane$3$q32[7:0];
-              if (((wav_3) + 32'd1) < 32'd4096) accm[(wav_3) + 32'd1] <= lane$3$q32[15:8];
-              if (((wav_3) + 32'd2) < 32'd4096) accm[(wav_3) + 32'd2] <= lane$3$q32[23:16];
-              if (((wav_3) + 32'd3) < 32'd4096) accm[(wav_3) + 32'd3] <= lane$3$q32[31:24];
-            end
-          end
+        if (we8_1) begin if ((wsb_1) < 32'd16384) spad[wsb_1] <= lane$1$q8; end
+        if (we32_1) begin
+          if (((wav_1) + 32'd0) < 32'd4096) accm[(wav_1) + 32'd0] <= lane$1$q32[7:0];
+          if (((wav_1) + 32'd1) < 32'd4096) accm[(wav_1) + 32'd1] <= lane$1$q32[15:8];
+          if (((wav_1) + 32'd2) < 32'd4096) accm[(wav_1) + 32'd2] <= lane$1$q32[23:16];
+          if (((wav_1) + 32'd3) < 32'd4096) accm[(wav_1) + 32'd3] <= lane$1$q32[31:24];
+        end
+        if (we8_2) begin if ((wsb_2) < 32'd16384) spad[wsb_2] <= lane$2$q8; end
+        if (we32_2) begin
+          if (((wav_2) + 32'd0) < 32'd4096) accm[(wav_2) + 32'd0] <= lane$2$q32[7:0];
+          if (((wav_2) + 32'd1) < 32'd4096) accm[(wav_2) + 32'd1] <= lane$2$q32[15:8];
+          if (((wav_2) + 32'd2) < 32'd4096) accm[(wav_2) + 32'd2] <= lane$2$q32[23:16];
+          if (((wav_2) + 32'd3) < 32'd4096) accm[(wav_2) + 32'd3] <= lane$2$q32[31:24];
+        end
+        if (we8_3) begin if ((wsb_3) < 32'd16384) spad[wsb_3] <= lane$3$q8; end
+        if (we32_3) begin
+          if (((wav_3) + 32'd0) < 32'd4096) accm[(wav_3) + 32'd0] <= lane$3$q32[7:0];
+          if (((wav_3) + 32'd1) < 32'd4096) accm[(wav_3) + 32'd1] <= lane$3$q32[15:8];
+          if (((wav_3) + 32'd2) < 32'd4096) accm[(wav_3) + 32'd2] <= lane$3$q32[23:16];
+          if (((wav_3) + 32'd3) < 32'd4096) accm[(wav_3) + 32'd3] <= lane$3$q32[31:24];
         end
         if (issue && free_w) begin
-          sa_q <= (desc[7:0] == 8'd3) ? desc[63:32] : 32'd0;
-          sb_q <= (desc[7:0] == 8'd3) ? desc[127:96] : 32'd0;
-          sg_q <= 32'd0;
         end
         if (dma_wr) begin
           if (8'd0 < dma_wr_len) begin if (dma_wr_acc) begin if ((dma_wr_addr + 32'd0) < 32'd4096) accm[dma_wr_addr + 32'd0] <= dma_wr_data[7:0]; end else begin if ((dma_wr_addr + 32'd0) < 32'd16384) spad[dma_wr_addr + 32'd0] <= dma_wr_data[7:0]; end end
@@ -3021,6 +3332,254 @@ module top$compute$dsk$2$s$0(d,q,clock);
     end
           
 endmodule // top$compute$dsk$2$s$0
+
+
+module top$compute$la$0(op,f1,f2,w1,w2,w3,w4,w7,sa,sb,sg,v2,wa2,wn2,asrc,aok,abia,bok,qta,qok,eaa,eba,eok,wsb,we8,wav,we32);
+    
+    // Module arguments
+    input wire  [7:0] op;
+    input wire  f1;
+    input wire  f2;
+    input wire  [31:0] w1;
+    input wire  [31:0] w2;
+    input wire  [31:0] w3;
+    input wire  [31:0] w4;
+    input wire  [31:0] w7;
+    input wire  [31:0] sa;
+    input wire  [31:0] sb;
+    input wire  [31:0] sg;
+    input wire  v2;
+    input wire  [31:0] wa2;
+    input wire  [31:0] wn2;
+    output reg  [31:0] asrc;
+    output reg  aok;
+    output reg  [31:0] abia;
+    output reg  bok;
+    output reg  [31:0] qta;
+    output reg  qok;
+    output reg  [31:0] eaa;
+    output reg  [31:0] eba;
+    output reg  eok;
+    output reg  [31:0] wsb;
+    output reg  we8;
+    output reg  [31:0] wav;
+    output reg  we32;
+    
+    // Constant declarations
+    localparam  k_l = 32'h0;
+    
+    // Local signals
+    reg  [31:0] ae;
+    reg  [31:0] ee;
+    reg  wl;
+    
+    // Update code
+    always @(*) begin
+        ae = sg + k_l;
+        aok = (op == 64'h4) & (ae < ((w4[(32'h10)+:(16)]) & 32'hffffffff));
+        asrc = w1 + ((sb + ae) << 64'h2);
+        abia = w3 + (ae << 64'h2);
+        bok = aok & f1;
+        qta = w7 + (ae << 64'h3);
+        qok = aok & f2;
+        ee = sa + k_l;
+        eok = ((op == 64'h5) | (op == 64'h6)) & (ee < w4);
+        eaa = w1 + ee;
+        eba = w2 + ee;
+        wl = v2 & (k_l < wn2);
+        wsb = wa2 + k_l;
+        wav = wa2 + (k_l << 64'h2);
+        we8 = wl & ((op == 64'h4) | (op == 64'h6));
+        we32 = wl & (op == 64'h5);
+    end
+    
+endmodule // top$compute$la$0
+
+
+module top$compute$la$1(op,f1,f2,w1,w2,w3,w4,w7,sa,sb,sg,v2,wa2,wn2,asrc,aok,abia,bok,qta,qok,eaa,eba,eok,wsb,we8,wav,we32);
+    
+    // Module arguments
+    input wire  [7:0] op;
+    input wire  f1;
+    input wire  f2;
+    input wire  [31:0] w1;
+    input wire  [31:0] w2;
+    input wire  [31:0] w3;
+    input wire  [31:0] w4;
+    input wire  [31:0] w7;
+    input wire  [31:0] sa;
+    input wire  [31:0] sb;
+    input wire  [31:0] sg;
+    input wire  v2;
+    input wire  [31:0] wa2;
+    input wire  [31:0] wn2;
+    output reg  [31:0] asrc;
+    output reg  aok;
+    output reg  [31:0] abia;
+    output reg  bok;
+    output reg  [31:0] qta;
+    output reg  qok;
+    output reg  [31:0] eaa;
+    output reg  [31:0] eba;
+    output reg  eok;
+    output reg  [31:0] wsb;
+    output reg  we8;
+    output reg  [31:0] wav;
+    output reg  we32;
+    
+    // Constant declarations
+    localparam  k_l = 32'h1;
+    
+    // Local signals
+    reg  [31:0] ae;
+    reg  [31:0] ee;
+    reg  wl;
+    
+    // Update code
+    always @(*) begin
+        ae = sg + k_l;
+        aok = (op == 64'h4) & (ae < ((w4[(32'h10)+:(16)]) & 32'hffffffff));
+        asrc = w1 + ((sb + ae) << 64'h2);
+        abia = w3 + (ae << 64'h2);
+        bok = aok & f1;
+        qta = w7 + (ae << 64'h3);
+        qok = aok & f2;
+        ee = sa + k_l;
+        eok = ((op == 64'h5) | (op == 64'h6)) & (ee < w4);
+        eaa = w1 + ee;
+        eba = w2 + ee;
+        wl = v2 & (k_l < wn2);
+        wsb = wa2 + k_l;
+        wav = wa2 + (k_l << 64'h2);
+        we8 = wl & ((op == 64'h4) | (op == 64'h6));
+        we32 = wl & (op == 64'h5);
+    end
+    
+endmodule // top$compute$la$1
+
+
+module top$compute$la$2(op,f1,f2,w1,w2,w3,w4,w7,sa,sb,sg,v2,wa2,wn2,asrc,aok,abia,bok,qta,qok,eaa,eba,eok,wsb,we8,wav,we32);
+    
+    // Module arguments
+    input wire  [7:0] op;
+    input wire  f1;
+    input wire  f2;
+    input wire  [31:0] w1;
+    input wire  [31:0] w2;
+    input wire  [31:0] w3;
+    input wire  [31:0] w4;
+    input wire  [31:0] w7;
+    input wire  [31:0] sa;
+    input wire  [31:0] sb;
+    input wire  [31:0] sg;
+    input wire  v2;
+    input wire  [31:0] wa2;
+    input wire  [31:0] wn2;
+    output reg  [31:0] asrc;
+    output reg  aok;
+    output reg  [31:0] abia;
+    output reg  bok;
+    output reg  [31:0] qta;
+    output reg  qok;
+    output reg  [31:0] eaa;
+    output reg  [31:0] eba;
+    output reg  eok;
+    output reg  [31:0] wsb;
+    output reg  we8;
+    output reg  [31:0] wav;
+    output reg  we32;
+    
+    // Constant declarations
+    localparam  k_l = 32'h2;
+    
+    // Local signals
+    reg  [31:0] ae;
+    reg  [31:0] ee;
+    reg  wl;
+    
+    // Update code
+    always @(*) begin
+        ae = sg + k_l;
+        aok = (op == 64'h4) & (ae < ((w4[(32'h10)+:(16)]) & 32'hffffffff));
+        asrc = w1 + ((sb + ae) << 64'h2);
+        abia = w3 + (ae << 64'h2);
+        bok = aok & f1;
+        qta = w7 + (ae << 64'h3);
+        qok = aok & f2;
+        ee = sa + k_l;
+        eok = ((op == 64'h5) | (op == 64'h6)) & (ee < w4);
+        eaa = w1 + ee;
+        eba = w2 + ee;
+        wl = v2 & (k_l < wn2);
+        wsb = wa2 + k_l;
+        wav = wa2 + (k_l << 64'h2);
+        we8 = wl & ((op == 64'h4) | (op == 64'h6));
+        we32 = wl & (op == 64'h5);
+    end
+    
+endmodule // top$compute$la$2
+
+
+module top$compute$la$3(op,f1,f2,w1,w2,w3,w4,w7,sa,sb,sg,v2,wa2,wn2,asrc,aok,abia,bok,qta,qok,eaa,eba,eok,wsb,we8,wav,we32);
+    
+    // Module arguments
+    input wire  [7:0] op;
+    input wire  f1;
+    input wire  f2;
+    input wire  [31:0] w1;
+    input wire  [31:0] w2;
+    input wire  [31:0] w3;
+    input wire  [31:0] w4;
+    input wire  [31:0] w7;
+    input wire  [31:0] sa;
+    input wire  [31:0] sb;
+    input wire  [31:0] sg;
+    input wire  v2;
+    input wire  [31:0] wa2;
+    input wire  [31:0] wn2;
+    output reg  [31:0] asrc;
+    output reg  aok;
+    output reg  [31:0] abia;
+    output reg  bok;
+    output reg  [31:0] qta;
+    output reg  qok;
+    output reg  [31:0] eaa;
+    output reg  [31:0] eba;
+    output reg  eok;
+    output reg  [31:0] wsb;
+    output reg  we8;
+    output reg  [31:0] wav;
+    output reg  we32;
+    
+    // Constant declarations
+    localparam  k_l = 32'h3;
+    
+    // Local signals
+    reg  [31:0] ae;
+    reg  [31:0] ee;
+    reg  wl;
+    
+    // Update code
+    always @(*) begin
+        ae = sg + k_l;
+        aok = (op == 64'h4) & (ae < ((w4[(32'h10)+:(16)]) & 32'hffffffff));
+        asrc = w1 + ((sb + ae) << 64'h2);
+        abia = w3 + (ae << 64'h2);
+        bok = aok & f1;
+        qta = w7 + (ae << 64'h3);
+        qok = aok & f2;
+        ee = sa + k_l;
+        eok = ((op == 64'h5) | (op == 64'h6)) & (ee < w4);
+        eaa = w1 + ee;
+        eba = w2 + ee;
+        wl = v2 & (k_l < wn2);
+        wsb = wa2 + k_l;
+        wav = wa2 + (k_l << 64'h2);
+        we8 = wl & ((op == 64'h4) | (op == 64'h6));
+        we32 = wl & (op == 64'h5);
+    end
+    
+endmodule // top$compute$la$3
 
 
 module top$compute$lane$0(clock,en,ld,is_act,is_add,is_max,f0,f2,w5,w6,acc,bias,qm,qs,ea,eb,old,q8,q32);
@@ -4461,6 +5020,379 @@ module top$compute$lane$3$y1(d,q,clock);
     end
           
 endmodule // top$compute$lane$3$y1
+
+
+module top$compute$lc(clock,enable,clear,start,start_mm,start_a,start_c,busy,op,w2,w3,w4,mn,cnt,lat,mm_sa,mm_sb,rd,sa,sb,sg,v2,wa2,wn2);
+    
+    // Module arguments
+    input wire  clock;
+    input wire  enable;
+    input wire  clear;
+    input wire  start;
+    input wire  start_mm;
+    input wire  [31:0] start_a;
+    input wire  [31:0] start_c;
+    input wire  busy;
+    input wire  [7:0] op;
+    input wire  [31:0] w2;
+    input wire  [31:0] w3;
+    input wire  [31:0] w4;
+    input wire  [15:0] mn;
+    input wire  [31:0] cnt;
+    input wire  [31:0] lat;
+    input wire  mm_sa;
+    input wire  mm_sb;
+    output reg  rd;
+    output reg  [31:0] sa;
+    output reg  [31:0] sb;
+    output reg  [31:0] sg;
+    output reg  v2;
+    output reg  [31:0] wa2;
+    output reg  [31:0] wn2;
+    
+    // Constant declarations
+    localparam  k_c = 32'h4;
+    
+    // Stub signals
+    reg  [31:0] sa_r$d;
+    wire  [31:0] sa_r$q;
+    reg  sa_r$clock;
+    reg  [31:0] sb_r$d;
+    wire  [31:0] sb_r$q;
+    reg  sb_r$clock;
+    reg  [31:0] sg_r$d;
+    wire  [31:0] sg_r$q;
+    reg  sg_r$clock;
+    reg  v1_r$d;
+    wire  v1_r$q;
+    reg  v1_r$clock;
+    reg  [31:0] wa1_r$d;
+    wire  [31:0] wa1_r$q;
+    reg  wa1_r$clock;
+    reg  [31:0] wn1_r$d;
+    wire  [31:0] wn1_r$q;
+    reg  wn1_r$clock;
+    reg  v2_r$d;
+    wire  v2_r$q;
+    reg  v2_r$clock;
+    reg  [31:0] wa2_r$d;
+    wire  [31:0] wa2_r$q;
+    reg  wa2_r$clock;
+    reg  [31:0] wn2_r$d;
+    wire  [31:0] wn2_r$q;
+    reg  wn2_r$clock;
+    
+    // Local signals
+    reg  [31:0] acols;
+    reg  [31:0] aleft;
+    reg  [31:0] eleft;
+    
+    // Sub module instances
+    top$compute$lc$sa_r sa_r(
+        .d(sa_r$d),
+        .q(sa_r$q),
+        .clock(sa_r$clock)
+    );
+    top$compute$lc$sb_r sb_r(
+        .d(sb_r$d),
+        .q(sb_r$q),
+        .clock(sb_r$clock)
+    );
+    top$compute$lc$sg_r sg_r(
+        .d(sg_r$d),
+        .q(sg_r$q),
+        .clock(sg_r$clock)
+    );
+    top$compute$lc$v1_r v1_r(
+        .d(v1_r$d),
+        .q(v1_r$q),
+        .clock(v1_r$clock)
+    );
+    top$compute$lc$wa1_r wa1_r(
+        .d(wa1_r$d),
+        .q(wa1_r$q),
+        .clock(wa1_r$clock)
+    );
+    top$compute$lc$wn1_r wn1_r(
+        .d(wn1_r$d),
+        .q(wn1_r$q),
+        .clock(wn1_r$clock)
+    );
+    top$compute$lc$v2_r v2_r(
+        .d(v2_r$d),
+        .q(v2_r$q),
+        .clock(v2_r$clock)
+    );
+    top$compute$lc$wa2_r wa2_r(
+        .d(wa2_r$d),
+        .q(wa2_r$q),
+        .clock(wa2_r$clock)
+    );
+    top$compute$lc$wn2_r wn2_r(
+        .d(wn2_r$d),
+        .q(wn2_r$q),
+        .clock(wn2_r$clock)
+    );
+    
+    // Update code (custom)
+    always @(*) begin
+        rd = busy & ((op == 64'h4) | (op == 64'h5) | (op == 64'h6)) & ((cnt + 64'h2) <= lat);
+        sa = sa_r$q;
+        sb = sb_r$q;
+        sg = sg_r$q;
+        v2 = v2_r$q;
+        wa2 = wa2_r$q;
+        wn2 = wn2_r$q;
+    end
+    
+    always @(*) begin
+        sa_r$clock = clock;
+        sb_r$clock = clock;
+        sg_r$clock = clock;
+        v1_r$clock = clock;
+        wa1_r$clock = clock;
+        wn1_r$clock = clock;
+        v2_r$clock = clock;
+        wa2_r$clock = clock;
+        wn2_r$clock = clock;
+        sa_r$d = sa_r$q;
+        sb_r$d = sb_r$q;
+        sg_r$d = sg_r$q;
+        v1_r$d = v1_r$q;
+        wa1_r$d = wa1_r$q;
+        wn1_r$d = wn1_r$q;
+        v2_r$d = v2_r$q;
+        wa2_r$d = wa2_r$q;
+        wn2_r$d = wn2_r$q;
+        acols = ((w4[(32'h10)+:(16)]) & 32'hffffffff);
+        aleft = acols - sg_r$q;
+        eleft = w4 - sa_r$q;
+        if (clear) begin
+            v1_r$d = 1'b0;
+            v2_r$d = 1'b0;
+        end
+        else if (enable) begin
+            if (mm_sa) begin
+                sa_r$d = sa_r$q + acols;
+            end
+            if (mm_sb) begin
+                sb_r$d = sb_r$q + (((mn) & 32'hffffffff) << 64'h2);
+            end
+            v1_r$d = rd;
+            if (rd) begin
+                if (op == 64'h4) begin
+                    wa1_r$d = w2 + sb_r$q + sg_r$q;
+                    wn1_r$d = k_c;
+                    if (aleft < k_c) begin
+                        wn1_r$d = aleft;
+                    end
+                    if ((sg_r$q + k_c) < acols) begin
+                        sg_r$d = sg_r$q + k_c;
+                    end
+                    else begin
+                        sg_r$d = ((32'h0) & 32'hffffffff);
+                        sb_r$d = sb_r$q + acols;
+                    end
+                end
+                else begin
+                    wa1_r$d = w3 + sa_r$q;
+                    if (op == 64'h5) begin
+                        wa1_r$d = w3 + (sa_r$q << 64'h2);
+                    end
+                    wn1_r$d = k_c;
+                    if (eleft < k_c) begin
+                        wn1_r$d = eleft;
+                    end
+                    sa_r$d = sa_r$q + k_c;
+                end
+            end
+            v2_r$d = v1_r$q;
+            wa2_r$d = wa1_r$q;
+            wn2_r$d = wn1_r$q;
+            if (start) begin
+                sa_r$d = ((32'h0) & 32'hffffffff);
+                sb_r$d = ((32'h0) & 32'hffffffff);
+                if (start_mm) begin
+                    sa_r$d = start_a;
+                    sb_r$d = start_c;
+                end
+                sg_r$d = ((32'h0) & 32'hffffffff);
+            end
+        end
+    end
+    
+endmodule // top$compute$lc
+
+
+module top$compute$lc$sa_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lc$sa_r
+
+
+module top$compute$lc$sb_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lc$sb_r
+
+
+module top$compute$lc$sg_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lc$sg_r
+
+
+module top$compute$lc$v1_r(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lc$v1_r
+
+
+module top$compute$lc$v2_r(d,q,clock);
+    
+    // Module arguments
+    input wire  d;
+    output reg  q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 1'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lc$v2_r
+
+
+module top$compute$lc$wa1_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lc$wa1_r
+
+
+module top$compute$lc$wa2_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lc$wa2_r
+
+
+module top$compute$lc$wn1_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lc$wn1_r
+
+
+module top$compute$lc$wn2_r(d,q,clock);
+    
+    // Module arguments
+    input wire  [31:0] d;
+    output reg  [31:0] q;
+    input wire  clock;
+    
+    // Update code (custom)
+    initial begin
+       q = 32'h0;
+    end
+    
+    always @(posedge clock) begin
+       q <= d;
+    end
+          
+endmodule // top$compute$lc$wn2_r
 
 
 module top$compute$pe$0(clock,en,w_shift,w_in,a_in,psum_in,w_out,a_out,psum_out,sum);

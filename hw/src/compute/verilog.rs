@@ -194,11 +194,11 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("// The descriptor control (`ctl`, a Ctl block).");
     g.line("wire busy_q = ctl$busy;\nwire done_w = ctl$done;\nwire free_w = ctl$free;");
     g.line("wire [255:0] d_q = ctl$d;\nwire [31:0] cnt_q = ctl$cnt;\nwire [31:0] lat_q = ctl$lat;");
-    g.line("// Registers (State in compute.rs).");
-    for n in ["sa_q", "sb_q", "sg_q", "wa1_q", "wn1_q", "wa2_q", "wn2_q"] {
-        g.line(format!("reg [31:0] {n};"));
+    g.line("// The lane pipeline control (`lc`, a LaneCtl block): the A and C pointers.");
+    if !os {
+        g.line("wire [31:0] sa_q = lc$sa;\nwire [31:0] sb_q = lc$sb;");
     }
-    g.line("reg v1_q;\nreg v2_q;");
+    g.line("// Registers (State in compute.rs).");
     let db_regs = ["so_q", "lc_q", "lw_q", "lk_q", "ln_q"];
     let os_regs = ["fq_q", "fj_q", "wd_q", "wq_q", "wj_q"];
     if db {
@@ -214,9 +214,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
         p.acc_bytes - 1
     ));
     g.line("initial begin");
-    g.line("  v1_q = 1'b0; v2_q = 1'b0;");
-    g.line("  sa_q = 32'd0; sb_q = 32'd0; sg_q = 32'd0;");
-    g.line("  wa1_q = 32'd0; wn1_q = 32'd0; wa2_q = 32'd0; wn2_q = 32'd0;");
     if db {
         g.line(format!(
             "  so_q = 32'd{r}; lc_q = 32'd0; lw_q = 32'd0; lk_q = 32'd0; ln_q = 32'd0;"
@@ -265,44 +262,42 @@ pub(super) fn body(p: &ComputeParams) -> String {
 
     // Lane pipeline.
     g.line("// ACT / ADD / MAX pipeline.");
-    g.line(
-        "wire rd_w = busy_q && ((op_w == 8'd4) || (op_w == 8'd5) || (op_w == 8'd6)) \
-         && ((cnt_q + 32'd2) <= lat_q);",
-    );
-    g.line("wire [31:0] acols_w = {16'd0, w4_w[31:16]};");
-    g.line("wire [31:0] aleft_w = acols_w - sg_q;");
-    g.line("wire [31:0] eleft_w = w4_w - sa_q;");
+    g.line("wire rd_w = lc$rd;");
     for l in 0..c {
         // ACT read.
-        g.line(format!("wire [31:0] ae_{l} = sg_q + 32'd{l};"));
-        g.line(format!("wire aok_{l} = ae_{l} < acols_w;"));
-        g.line(format!(
-            "wire [31:0] asrc_{l} = w1_w + 32'd4 * (sb_q + ae_{l});"
-        ));
-        g.line(format!("wire [31:0] abia_{l} = w3_w + 32'd4 * ae_{l};"));
+        // The lane's addresses and valid bits (`la$<l>`, a LaneAddr block).
+        for (w, n) in [
+            ("", "aok"),
+            ("", "bok"),
+            ("", "qok"),
+            ("", "eok"),
+            ("", "we8"),
+            ("", "we32"),
+            ("[31:0] ", "asrc"),
+            ("[31:0] ", "abia"),
+            ("[31:0] ", "qta"),
+            ("[31:0] ", "eaa"),
+            ("[31:0] ", "eba"),
+            ("[31:0] ", "wsb"),
+            ("[31:0] ", "wav"),
+        ] {
+            g.line(format!("wire {w}{n}_{l} = la${l}${n};"));
+        }
         let a = g.ac32(&format!("asrc_{l}"));
         g.line(format!("wire [31:0] aacc_{l} = aok_{l} ? {a} : 32'd0;"));
         let b = g.ac32(&format!("abia_{l}"));
-        g.line(format!(
-            "wire [31:0] abv_{l} = (aok_{l} && f1_w) ? {b} : 32'd0;"
-        ));
+        g.line(format!("wire [31:0] abv_{l} = bok_{l} ? {b} : 32'd0;"));
         // ACT PER_CHANNEL: the lane's table entry.
-        g.line(format!("wire [31:0] qta_{l} = w7_w + 32'd8 * ae_{l};"));
-        g.line(format!("wire qok_{l} = aok_{l} && f2_w;"));
         let m = g.ac32(&format!("qta_{l}"));
         g.line(format!("wire [31:0] qm_{l} = qok_{l} ? {m} : 32'd0;"));
         let sh = g.ac8(&format!("(qta_{l}) + 32'd4"));
         g.line(format!("wire [7:0] qsh_{l} = qok_{l} ? {sh} : 8'd0;"));
         // ADD / MAX read.
-        g.line(format!("wire [31:0] ee_{l} = sa_q + 32'd{l};"));
-        g.line(format!("wire eok_{l} = ee_{l} < w4_w;"));
-        let ea = g.sp8(&format!("w1_w + ee_{l}"));
+        let ea = g.sp8(&format!("eaa_{l}"));
         g.line(format!("wire [7:0] ea_{l} = eok_{l} ? {ea} : 8'd0;"));
-        let eb = g.sp8(&format!("w2_w + ee_{l}"));
+        let eb = g.sp8(&format!("eba_{l}"));
         g.line(format!("wire [7:0] eb_{l} = eok_{l} ? {eb} : 8'd0;"));
-        // Write stage: the lane's addresses and its ADD's old accumulator.
-        g.line(format!("wire [31:0] wsb_{l} = wa2_q + 32'd{l};"));
-        g.line(format!("wire [31:0] wav_{l} = wa2_q + 32'd{};", 4 * l));
+        // Write stage: its ADD's old accumulator.
         let old = g.ac32(&format!("wav_{l}"));
         g.line(format!("wire [31:0] wold_{l} = {old};"));
     }
@@ -311,6 +306,10 @@ pub(super) fn body(p: &ComputeParams) -> String {
     let mut unused = vec!["d_q[11:8]".to_string(), "d_q[31:15]".to_string()];
     if !db {
         unused.push("head_ready".to_string());
+    }
+    if os {
+        unused.push("lc$sa".to_string());
+        unused.push("lc$sb".to_string());
     }
     for i in 0..r {
         for j in 0..c {
@@ -357,6 +356,52 @@ pub(super) fn body(p: &ComputeParams) -> String {
         ("iso", iso.as_str()),
     ] {
         g.line(format!("  ctl${port} = {v};"));
+    }
+    let (mm_sa, mm_sb) = if os {
+        ("1'b0", "1'b0")
+    } else {
+        ("stream_w", "mmwr_w")
+    };
+    for (port, v) in [
+        ("clock", "clock"),
+        ("enable", "enable"),
+        ("clear", "clear"),
+        ("start", "issue && free_w"),
+        ("start_mm", "desc[7:0] == 8'd3"),
+        ("start_a", "desc[63:32]"),
+        ("start_c", "desc[127:96]"),
+        ("busy", "busy_q"),
+        ("op", "op_w"),
+        ("w2", "w2_w"),
+        ("w3", "w3_w"),
+        ("w4", "w4_w"),
+        ("mn", "w5_w[15:0]"),
+        ("cnt", "cnt_q"),
+        ("lat", "lat_q"),
+        ("mm_sa", mm_sa),
+        ("mm_sb", mm_sb),
+    ] {
+        g.line(format!("  lc${port} = {v};"));
+    }
+    for l in 0..c {
+        for (port, v) in [
+            ("op", "op_w"),
+            ("f1", "f1_w"),
+            ("f2", "f2_w"),
+            ("w1", "w1_w"),
+            ("w2", "w2_w"),
+            ("w3", "w3_w"),
+            ("w4", "w4_w"),
+            ("w7", "w7_w"),
+            ("sa", "lc$sa"),
+            ("sb", "lc$sb"),
+            ("sg", "lc$sg"),
+            ("v2", "lc$v2"),
+            ("wa2", "lc$wa2"),
+            ("wn2", "lc$wn2"),
+        ] {
+            g.line(format!("  la${l}${port} = {v};"));
+        }
     }
     let mut lines: Vec<(String, String)> = Vec::new();
     for i in 0..r {
@@ -480,7 +525,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
     g.line("// State changes.");
     g.line("always @(posedge clock) begin");
     g.line("  if (clear) begin");
-    g.line("    v1_q <= 1'b0;\n    v2_q <= 1'b0;");
     if db {
         g.line("    lb_q <= 1'b0;\n    pf_q <= 1'b0;");
     }
@@ -491,39 +535,14 @@ pub(super) fn body(p: &ComputeParams) -> String {
     } else {
         edge_ws(&mut g, p);
     }
-    g.line("    v1_q <= rd_w;");
-    g.line("    if (rd_w) begin");
-    g.line("      if (op_w == 8'd4) begin");
-    g.line("        wa1_q <= w2_w + sb_q + sg_q;");
-    g.line(format!(
-        "        wn1_q <= (aleft_w < 32'd{c}) ? aleft_w : 32'd{c};"
-    ));
-    g.line(format!(
-        "        if ((sg_q + 32'd{c}) < acols_w) sg_q <= sg_q + 32'd{c};"
-    ));
-    g.line("        else begin\n          sg_q <= 32'd0;\n          sb_q <= sb_q + acols_w;\n        end");
-    g.line("      end else begin");
-    g.line("        wa1_q <= (op_w == 8'd5) ? (w3_w + 32'd4 * sa_q) : (w3_w + sa_q);");
-    g.line(format!(
-        "        wn1_q <= (eleft_w < 32'd{c}) ? eleft_w : 32'd{c};"
-    ));
-    g.line(format!("        sa_q <= sa_q + 32'd{c};"));
-    g.line("      end");
-    g.line("    end");
-    g.line("    v2_q <= v1_q;\n    wa2_q <= wa1_q;\n    wn2_q <= wn1_q;");
-    g.line("    if (v2_q) begin");
+    // The lanes' results at their write enables.
     for l in 0..c {
-        g.line(format!("      if (32'd{l} < wn2_q) begin"));
         let w = g.wr_sp(&format!("wsb_{l}"), &format!("lane${l}$q8"));
-        g.line(format!(
-            "        if ((op_w == 8'd4) || (op_w == 8'd6)) begin {w} end"
-        ));
-        g.line("        if (op_w == 8'd5) begin");
-        g.wr_ac32("          ", &format!("wav_{l}"), &format!("lane${l}$q32"));
-        g.line("        end");
-        g.line("      end");
+        g.line(format!("    if (we8_{l}) begin {w} end"));
+        g.line(format!("    if (we32_{l}) begin"));
+        g.wr_ac32("      ", &format!("wav_{l}"), &format!("lane${l}$q32"));
+        g.line("    end");
     }
-    g.line("    end");
     if db {
         g.line(format!(
             "    if (lb_q) begin if (lc_q == 32'd{r}) lb_q <= 1'b0; else lc_q <= lc_q + 32'd1; end"
@@ -535,9 +554,6 @@ pub(super) fn body(p: &ComputeParams) -> String {
         g.line("    end");
     }
     g.line("    if (issue && free_w) begin");
-    g.line("      sa_q <= (desc[7:0] == 8'd3) ? desc[63:32] : 32'd0;");
-    g.line("      sb_q <= (desc[7:0] == 8'd3) ? desc[127:96] : 32'd0;");
-    g.line("      sg_q <= 32'd0;");
     if db {
         g.line("      if (ismm_w) begin");
         g.line("        so_q <= iso_w;\n        bank_q <= ls_w ? !lbank_q : lbank_q;\n        pf_q <= 1'b0;");
@@ -570,14 +586,12 @@ pub(super) fn body(p: &ComputeParams) -> String {
 /// Weight-stationary MATMUL registers at an edge (`Compute::edge_ws`).
 fn edge_ws(g: &mut Gen, p: &ComputeParams) {
     let c = p.cols;
-    g.line("    if (stream_w) sa_q <= sa_q + mk_w;");
     g.line("    if (mmwr_w) begin");
     for j in 0..c {
         g.line(format!("      if (32'd{j} < mn_w) begin"));
         g.wr_ac32("        ", &format!("moa_{j}"), &format!("mov_{j}"));
         g.line("      end");
     }
-    g.line("      sb_q <= sb_q + 32'd4 * mn_w;");
     g.line("    end");
 }
 
