@@ -56,7 +56,6 @@
 //! | `index`, `seq`, `irq`, `va` | out | 32, 32, 1, 64 | the FENCE's fields |
 
 use npukit_abi::ErrorCode;
-use rust_hdl::core::verilog_gen::verilog_combinatorial;
 use rust_hdl::prelude::*;
 
 use crate::port::KIND_FENCE_WRITE;
@@ -217,20 +216,9 @@ mod half {
     use super::Fence;
     use rust_hdl::prelude::*;
 
-    /// The outputs but `done`: the offer, from the state.
-    pub(super) trait View {
-        fn update(&mut self);
-        fn connect(&mut self);
-        fn hdl(&self) -> Verilog;
-    }
+    use crate::halves::{NextState, View};
 
-    /// The next state and `done`, from this cycle's decisions.
-    pub(super) trait NextState {
-        fn update(&mut self);
-        fn connect(&mut self);
-        fn hdl(&self) -> Verilog;
-    }
-
+    // The outputs but `done`: the offer, from the state.
     impl View for Fence {
         #[hdl_gen]
         fn update(&mut self) {
@@ -294,6 +282,7 @@ mod half {
         }
     }
 
+    // The next state and `done`, from this cycle's decisions.
     impl NextState for Fence {
         #[hdl_gen]
         fn update(&mut self) {
@@ -336,24 +325,4 @@ mod half {
     }
 }
 
-impl Logic for Fence {
-    fn update(&mut self) {
-        half::View::update(self);
-        half::NextState::update(self);
-    }
-
-    fn connect(&mut self) {
-        half::View::connect(self);
-        half::NextState::connect(self);
-    }
-
-    fn hdl(&self) -> Verilog {
-        let mut code = String::new();
-        for part in [half::View::hdl(self), half::NextState::hdl(self)] {
-            if let Verilog::Combinatorial(block) = part {
-                code += &verilog_combinatorial(&block);
-            }
-        }
-        Verilog::Custom(code)
-    }
-}
+crate::halves::logic_from_halves!(Fence);

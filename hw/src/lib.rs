@@ -22,6 +22,7 @@ pub mod dma;
 pub mod faults;
 pub mod fence;
 pub mod gen;
+mod halves;
 pub mod port;
 pub mod queue;
 pub mod regs;

@@ -76,7 +76,6 @@
 //! | `ev_irq`, `ev_irq_status` | out | 1, 2 | interrupt causes raised at this edge; IRQ_STATUS after raising them |
 //! | `ev_error`, `ev_err_code`, `ev_err_desc`, `ev_err_addr` | out | 1, 8, 32, 64 | the device halts at this edge, with ERR_* (`f_*` unless an MMIO-raised BAD_RING is reported) |
 
-use rust_hdl::core::verilog_gen::verilog_combinatorial;
 use rust_hdl::prelude::*;
 
 use npukit_abi::regs as r;
@@ -408,20 +407,9 @@ mod half {
     use super::Regs;
     use rust_hdl::prelude::*;
 
-    /// The outputs: decided from the state and the inputs that do not depend on it.
-    pub(super) trait View {
-        fn update(&mut self);
-        fn connect(&mut self);
-        fn hdl(&self) -> Verilog;
-    }
+    use crate::halves::{NextState, View};
 
-    /// The next state, at a cycle edge or an MMIO write edge.
-    pub(super) trait NextState {
-        fn update(&mut self);
-        fn connect(&mut self);
-        fn hdl(&self) -> Verilog;
-    }
-
+    // The outputs: decided from the state and the inputs that do not depend on it.
     impl View for Regs {
         #[hdl_gen]
         fn update(&mut self) {
@@ -599,6 +587,7 @@ mod half {
         }
     }
 
+    // The next state, at a cycle edge or an MMIO write edge.
     impl NextState for Regs {
         #[hdl_gen]
         fn update(&mut self) {
@@ -859,24 +848,4 @@ mod half {
     }
 }
 
-impl Logic for Regs {
-    fn update(&mut self) {
-        half::View::update(self);
-        half::NextState::update(self);
-    }
-
-    fn connect(&mut self) {
-        half::View::connect(self);
-        half::NextState::connect(self);
-    }
-
-    fn hdl(&self) -> Verilog {
-        let mut code = String::new();
-        for part in [half::View::hdl(self), half::NextState::hdl(self)] {
-            if let Verilog::Combinatorial(block) = part {
-                code += &verilog_combinatorial(&block);
-            }
-        }
-        Verilog::Custom(code)
-    }
-}
+crate::halves::logic_from_halves!(Regs);

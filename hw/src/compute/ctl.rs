@@ -30,7 +30,6 @@
 //! `iso` depend (through `Compute` and the top) on `done` and `free`; in one
 //! block Verilator would see a combinational loop.
 
-use rust_hdl::core::verilog_gen::verilog_combinatorial;
 use rust_hdl::prelude::*;
 
 /// The constants of `x -> ceil(x / d)` for 32-bit `x` (see the module
@@ -216,20 +215,9 @@ mod half {
     use super::Ctl;
     use rust_hdl::prelude::*;
 
-    /// The outputs, from the registers alone.
-    pub(super) trait View {
-        fn update(&mut self);
-        fn connect(&mut self);
-        fn hdl(&self) -> Verilog;
-    }
+    use crate::halves::{NextState, View};
 
-    /// The next state, from the inputs.
-    pub(super) trait NextState {
-        fn update(&mut self);
-        fn connect(&mut self);
-        fn hdl(&self) -> Verilog;
-    }
-
+    // The outputs, from the registers alone.
     impl View for Ctl {
         #[hdl_gen]
         fn update(&mut self) {
@@ -242,6 +230,7 @@ mod half {
         }
     }
 
+    // The next state, from the inputs.
     impl NextState for Ctl {
         #[hdl_gen]
         fn update(&mut self) {
@@ -318,24 +307,4 @@ mod half {
     }
 }
 
-impl Logic for Ctl {
-    fn update(&mut self) {
-        half::View::update(self);
-        half::NextState::update(self);
-    }
-
-    fn connect(&mut self) {
-        half::View::connect(self);
-        half::NextState::connect(self);
-    }
-
-    fn hdl(&self) -> Verilog {
-        let mut code = String::new();
-        for part in [half::View::hdl(self), half::NextState::hdl(self)] {
-            if let Verilog::Combinatorial(block) = part {
-                code += &verilog_combinatorial(&block);
-            }
-        }
-        Verilog::Custom(code)
-    }
-}
+crate::halves::logic_from_halves!(Ctl);

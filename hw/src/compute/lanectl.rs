@@ -32,7 +32,6 @@
 //! ADD, whose ACCUMULATE also reads that word). All arithmetic is 32-bit
 //! wrapping.
 
-use rust_hdl::core::verilog_gen::verilog_combinatorial;
 use rust_hdl::prelude::*;
 
 /// The lane pipeline's shared control: see the module documentation.
@@ -145,20 +144,9 @@ mod half {
     use super::LaneCtl;
     use rust_hdl::prelude::*;
 
-    /// The outputs, from the registers and the held descriptor.
-    pub(super) trait View {
-        fn update(&mut self);
-        fn connect(&mut self);
-        fn hdl(&self) -> Verilog;
-    }
+    use crate::halves::{NextState, View};
 
-    /// The next state.
-    pub(super) trait NextState {
-        fn update(&mut self);
-        fn connect(&mut self);
-        fn hdl(&self) -> Verilog;
-    }
-
+    // The outputs, from the registers and the held descriptor.
     impl View for LaneCtl {
         #[hdl_gen]
         fn update(&mut self) {
@@ -174,6 +162,7 @@ mod half {
         }
     }
 
+    // The next state.
     impl NextState for LaneCtl {
         #[hdl_gen]
         fn update(&mut self) {
@@ -239,27 +228,7 @@ mod half {
     }
 }
 
-impl Logic for LaneCtl {
-    fn update(&mut self) {
-        half::View::update(self);
-        half::NextState::update(self);
-    }
-
-    fn connect(&mut self) {
-        half::View::connect(self);
-        half::NextState::connect(self);
-    }
-
-    fn hdl(&self) -> Verilog {
-        let mut code = String::new();
-        for part in [half::View::hdl(self), half::NextState::hdl(self)] {
-            if let Verilog::Combinatorial(block) = part {
-                code += &verilog_combinatorial(&block);
-            }
-        }
-        Verilog::Custom(code)
-    }
-}
+crate::halves::logic_from_halves!(LaneCtl);
 
 /// Lane `l`'s addresses, valid bits and write enables: see the module
 /// documentation.
