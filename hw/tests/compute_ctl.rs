@@ -7,7 +7,6 @@
 
 mod common;
 use common::{Clocked, Rng};
-use std::process::Command;
 
 use npukit_hw::compute::ctl::{Ctl, Recip};
 use npukit_hw::compute::{bytes_to_bits, latency_with, ComputeParams};
@@ -314,9 +313,7 @@ fn verilog_matches_simulation() {
     {
         let mut u = new_ctl(&p);
         let v = generate_verilog(&u);
-        let dir =
-            std::env::temp_dir().join(format!("npukit-compute-ctl-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::scratch("compute-ctl", &n.to_string());
         std::fs::write(dir.join("ctl.v"), &v).unwrap();
         std::fs::write(dir.join("tb.cpp"), HARNESS).unwrap();
         let mut rng = Rng(0xC7_0000 + n as u64);
@@ -356,39 +353,11 @@ fn verilog_matches_simulation() {
             common::edge(&mut u);
         }
         std::fs::write(dir.join("trace.txt"), &trace).unwrap();
-        let build = Command::new("verilator")
-            .current_dir(&dir)
-            .args([
-                "--cc",
-                "--exe",
-                "--build",
-                "-O1",
-                "-Wno-WIDTH",
-                "-Wno-fatal",
-                "--top-module",
-                "top",
-                "ctl.v",
-                "tb.cpp",
-                "-o",
-                "tb",
-            ])
-            .output()
-            .expect("verilator is installed");
-        assert!(
-            build.status.success(),
-            "verilator build failed:\n{}",
-            String::from_utf8_lossy(&build.stderr)
+        common::replay_on_verilator(
+            &dir,
+            "ctl.v",
+            cycles,
+            &format!("{p:?}: Verilog and simulation"),
         );
-        let run = Command::new(dir.join("obj_dir").join("tb"))
-            .arg(dir.join("trace.txt"))
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&run.stdout);
-        assert!(
-            run.status.success(),
-            "{p:?}: Verilog and simulation differ: {out}"
-        );
-        assert!(out.contains(&format!("ok {cycles} cycles")), "{out}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -6,10 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::Rng;
-
-use std::path::PathBuf;
-use std::process::Command;
+use common::{hex_words, scratch, Rng};
 
 use npukit_hw::compute::mem::{ByteMem, MEM_PORT_BYTES};
 use npukit_hw::compute::{bits_to_bytes, bytes_to_bits};
@@ -175,24 +172,6 @@ fn verilog_lints_clean() {
     }
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("npukit-bytemem-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn hex_words(bytes: &[u8]) -> String {
-    bytes
-        .chunks(4)
-        .map(|c| {
-            let mut w = [0u8; 4];
-            w[..c.len()].copy_from_slice(c);
-            format!("{:x}", u32::from_le_bytes(w))
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// A Verilator harness for this shape: reads one cycle per trace line
 /// (clear, read addresses, write ports, the reference's read data), checks
 /// the read ports before the edge, then clocks.
@@ -239,7 +218,7 @@ fn verilog_matches_a_byte_vector() {
     for (n, &(size, rw, ww)) in SHAPES.iter().enumerate() {
         let mut u = ByteMem::new(size, rw, ww).unwrap();
         u.connect_all();
-        let dir = scratch(&format!("v{n}"));
+        let dir = scratch("bytemem", &format!("v{n}"));
         std::fs::write(dir.join("mem.v"), generate_verilog(&u)).unwrap();
         std::fs::write(dir.join("tb.cpp"), harness(rw.len(), ww.len())).unwrap();
         let mut rng = Rng(0xB17E_1001 + n as u64);
@@ -270,39 +249,11 @@ fn verilog_matches_a_byte_vector() {
             m.edge(s.clear, &s.writes, ww);
         }
         std::fs::write(dir.join("trace.txt"), &trace).unwrap();
-        let build = Command::new("verilator")
-            .current_dir(&dir)
-            .args([
-                "--cc",
-                "--exe",
-                "--build",
-                "-O1",
-                "-Wno-WIDTH",
-                "-Wno-fatal",
-                "--top-module",
-                "top",
-                "mem.v",
-                "tb.cpp",
-                "-o",
-                "tb",
-            ])
-            .output()
-            .expect("verilator is installed");
-        assert!(
-            build.status.success(),
-            "verilator build failed:\n{}",
-            String::from_utf8_lossy(&build.stderr)
+        common::replay_on_verilator(
+            &dir,
+            "mem.v",
+            cycles,
+            &format!("size {size}: Verilog and reference"),
         );
-        let run = Command::new(dir.join("obj_dir").join("tb"))
-            .arg(dir.join("trace.txt"))
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&run.stdout);
-        assert!(
-            run.status.success(),
-            "size {size}: Verilog and reference differ: {out}"
-        );
-        assert!(out.contains(&format!("ok {cycles} cycles")), "{out}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,9 +3,7 @@
 //! stimulus.
 
 mod common;
-use common::Rng;
-use std::path::PathBuf;
-use std::process::Command;
+use common::{hex_words, Rng};
 
 use npukit_hw::compute::{Compute, ComputeParams};
 use npukit_sim::Dataflow;
@@ -21,13 +19,6 @@ fn params_4x4() -> ComputeParams {
         dataflow: Dataflow::WeightStationary,
         weight_double_buffer: false,
     }
-}
-
-#[allow(clippy::unwrap_used)]
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("npukit-compute-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[test]
@@ -98,18 +89,6 @@ fn random_desc(rng: &mut Rng) -> [u32; 8] {
         d[7] = rng.below(300) as u32;
     }
     d
-}
-
-fn hex_words(bytes: &[u8]) -> String {
-    bytes
-        .chunks(4)
-        .map(|c| {
-            let mut w = [0u8; 4];
-            w[..c.len()].copy_from_slice(c);
-            format!("{:x}", u32::from_le_bytes(w))
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 const HARNESS: &str = r#"
@@ -286,7 +265,7 @@ fn equivalence(name: &str, p: ComputeParams, seed: u64) {
     let mut u = Compute::new(p).unwrap();
     u.connect_all();
     let v = generate_verilog(&u);
-    let dir = scratch(&format!("equiv-{name}"));
+    let dir = common::scratch("compute", &format!("equiv-{name}"));
     std::fs::write(dir.join("compute.v"), &v).unwrap();
     std::fs::write(dir.join("tb.cpp"), HARNESS).unwrap();
 
@@ -357,35 +336,5 @@ fn equivalence(name: &str, p: ComputeParams, seed: u64) {
         settle(&mut u);
     }
     std::fs::write(dir.join("trace.txt"), &trace).unwrap();
-    let build = Command::new("verilator")
-        .current_dir(&dir)
-        .args([
-            "--cc",
-            "--exe",
-            "--build",
-            "-O1",
-            "-Wno-WIDTH",
-            "-Wno-fatal",
-            "--top-module",
-            "top",
-            "compute.v",
-            "tb.cpp",
-            "-o",
-            "tb",
-        ])
-        .output()
-        .expect("verilator is installed");
-    assert!(
-        build.status.success(),
-        "verilator build failed:\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let run = Command::new(dir.join("obj_dir").join("tb"))
-        .arg(dir.join("trace.txt"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "Verilog and simulation differ: {out}");
-    assert!(out.contains("ok 6000 cycles"), "{out}");
-    let _ = std::fs::remove_dir_all(&dir);
+    common::replay_on_verilator(&dir, "compute.v", 6000, "Verilog and simulation");
 }

@@ -83,3 +83,64 @@ pub fn edge<B: Clocked>(uut: &mut B) {
     uut.clock().next = false.into();
     settle(uut);
 }
+
+/// A fresh scratch directory for `test`'s case `name` (unique per process).
+pub fn scratch(test: &str, name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("npukit-{test}-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `bytes` as little-endian 32-bit words in hex, space-separated (the last
+/// word zero-padded): how the trace files of the Verilated testbenches
+/// spell wide values.
+pub fn hex_words(bytes: &[u8]) -> String {
+    bytes
+        .chunks(4)
+        .map(|c| {
+            let mut w = [0u8; 4];
+            w[..c.len()].copy_from_slice(c);
+            format!("{:x}", u32::from_le_bytes(w))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Builds the C++ testbench `tb.cpp` in `dir` with Verilator against the
+/// Verilog file `verilog` there (top module `top`), runs it on
+/// `dir/trace.txt` and checks that it replayed all `cycles` cycles without a
+/// difference (`what` names the case and the two sides in a failure); then
+/// removes `dir`.
+pub fn replay_on_verilator(dir: &Path, verilog: &str, cycles: usize, what: &str) {
+    let build = Command::new("verilator")
+        .current_dir(dir)
+        .args([
+            "--cc",
+            "--exe",
+            "--build",
+            "-O1",
+            "-Wno-WIDTH",
+            "-Wno-fatal",
+            "--top-module",
+            "top",
+            verilog,
+            "tb.cpp",
+            "-o",
+            "tb",
+        ])
+        .output()
+        .expect("verilator is installed");
+    assert!(
+        build.status.success(),
+        "verilator build failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let run = Command::new(dir.join("obj_dir").join("tb"))
+        .arg(dir.join("trace.txt"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{what} differ: {out}");
+    assert!(out.contains(&format!("ok {cycles} cycles")), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
