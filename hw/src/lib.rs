@@ -1,8 +1,9 @@
 //! npukit hardware in rust-hdl: the NPU's blocks and the Verilog generator.
 //!
 //! * [`top`]: `NpuTop`, the whole device with the harness port contract of
-//!   `docs/rtl.md` (the command processor's fetch buffer and dispatch, fault
-//!   priority, event ports as Verilog text; the children below).
+//!   `docs/rtl.md` (the command processor's fetch buffer and dispatch, the
+//!   descriptor each unit executes and the event ports as Verilog text; the
+//!   children below).
 //! * [`dma`]: `DmaUnit`, one LOAD or STORE engine.
 //! * [`decode`]: `Decode`, descriptor decode and validation.
 //! * [`faults`]: `Faults`, the fault priority (G3) and deadlock (E1).

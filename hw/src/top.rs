@@ -26,16 +26,18 @@
 //!   `sq`), their issue rule and the four token counters ([`Tokens`], `tok`), the memory-port
 //!   arbiter and the request mux ([`Port`], `port`), the translation
 //!   caches ([`Tlb`], `cptlb` and one inside each DMA unit), the LOAD and
-//!   STORE engines ([`DmaUnit`]) and the processing elements of the MAC array
-//!   (inside [`Compute`]);
+//!   STORE engines ([`DmaUnit`]) and, inside [`Compute`], the processing
+//!   elements of the MAC array, the skew and deskew lines, the activation
+//!   lanes, the descriptor control (`Ctl`) and the lane pipeline's control
+//!   (`LaneCtl`, `LaneAddr`);
 //! * Verilog text generated per configuration from Rust (one function per
 //!   concern in `top/*.rs`): the command
 //!   processor's fetch buffer with its fetch requests, dispatch, and the
 //!   command processor's port offer (the `fence` block's, else a fetch), the
 //!   descriptor each unit executes, the other event
-//!   ports, and the wiring of the children; and, inside [`Compute`], its
-//!   control, skew buffers, lane pipeline and memories (`Verilog::Custom`
-//!   mirrored by a hand-written Rust `update()`, see `compute.rs`).
+//!   ports, and the wiring of the children; and, inside [`Compute`], the
+//!   MATMUL sequencing and the two memories (`Verilog::Custom` mirrored by a
+//!   hand-written Rust `update()`, see `compute.rs`).
 //!
 //! The top's own `update()` is empty, so rust-hdl's simulator cannot run the
 //! whole NPU: it is verified against the model in lockstep under Verilator
